@@ -1,0 +1,3 @@
+module github.com/dstream/dstream
+
+go 1.26.8
