@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/client"
+	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/source"
+)
+
+// runDemo is the seed's trending topics: generated tweets go through the
+// client's code path into a socket source; every interval the top 10
+// hashtags over the sliding window are printed, with a summary line.
+func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	duration := fs.Duration("duration", 30*time.Second, "run this long, then stop gracefully (0: until Ctrl-C)")
+	batch := fs.Duration("batch", time.Second, "batch interval")
+	window := fs.Duration("window", 10*time.Second, "sliding window over which hashtags are counted")
+	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
+	master := fs.String("master", "local[2]", "where tasks run: local[N]")
+	verbose := fs.Bool("v", false, "log the engine's info messages")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if *duration < 0 || *rate < 0 {
+		return usageError{fmt.Errorf("--duration and --rate must not be negative")}
+	}
+	level := slog.LevelWarn
+	if *verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+
+	sctx, err := dstream.NewContext(dstream.Config{Master: *master, BatchInterval: *batch, Out: stdout, Logger: logger})
+	if err != nil {
+		return usageError{err}
+	}
+	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: logger})
+	tweets := dstream.ReceiverStream(sctx, sock)
+	tags := dstream.FlatMap(tweets, hashtags)
+	ones := dstream.Map(tags, func(t string) dstream.Pair[string, int64] { return dstream.KV(t, int64(1)) })
+	counts := dstream.ReduceByKeyAndWindowInv(ones, add, sub, *window, *batch, 0,
+		func(p dstream.Pair[string, int64]) bool { return p.Value > 0 })
+	dstream.ForeachRDD(counts, func(ctx context.Context, ds *rdd.Dataset[dstream.Pair[string, int64]], t time.Time) error {
+		all, err := ds.Collect(ctx)
+		if err != nil {
+			return err
+		}
+		slices.SortFunc(all, func(a, b dstream.Pair[string, int64]) int {
+			if a.Value != b.Value {
+				return int(b.Value - a.Value)
+			}
+			return strings.Compare(a.Key, b.Key)
+		})
+		var b strings.Builder
+		fmt.Fprintf(&b, "\n== %s  top hashtags over the last %v ==\n", t.Format("15:04:05"), *window)
+		for i, kv := range all[:min(10, len(all))] {
+			fmt.Fprintf(&b, "%2d. %-20s %d\n", i+1, kv.Key, kv.Value)
+		}
+		_, err = io.WriteString(stdout, b.String())
+		return err
+	})
+	sctx.AddListener(listener.Func(func(e listener.Event) {
+		if c, ok := e.(listener.BatchCompleted); ok {
+			b := c.Batch
+			status := "ok"
+			if b.Err != nil {
+				status = "FAILED: " + b.Err.Error()
+			}
+			fmt.Fprintf(stdout, "   interval %s: %d records in, processing %v, scheduling delay %v, total delay %v, %s\n",
+				b.Time.Format("15:04:05"), b.Records, b.ProcessingTime.Round(time.Millisecond),
+				b.SchedulingDelay.Round(time.Millisecond), b.TotalDelay.Round(time.Millisecond), status)
+		}
+	}))
+	if err := sctx.Start(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",
+		*window, *batch, *rate, sock.Addr())
+
+	runCtx := ctx
+	if *duration > 0 {
+		var cancel context.CancelFunc
+		runCtx, cancel = context.WithTimeout(ctx, *duration)
+		defer cancel()
+	}
+	sendDone := make(chan error, 1)
+	go func() {
+		_, err := client.Send(runCtx, client.Options{To: sock.Addr().String(), Generate: "tweets", Seed: 1, Rate: *rate, Logger: logger})
+		sendDone <- err
+	}()
+	<-runCtx.Done()
+	if err := <-sendDone; err != nil {
+		logger.Warn("generator stopped", "err", err)
+	}
+	fmt.Fprintln(stdout, "\nstopping: finishing the intervals in flight ...")
+	return sctx.Stop(true)
+}
+
+func add(a, b int64) int64 { return a + b }
+func sub(a, b int64) int64 { return a - b }
+
+// hashtags returns the words of a tweet that start with '#'.
+func hashtags(tweet string) []string {
+	var tags []string
+	for _, w := range strings.Fields(tweet) {
+		if len(w) > 1 && w[0] == '#' {
+			tags = append(tags, w)
+		}
+	}
+	return tags
+}

@@ -1,0 +1,251 @@
+// Package dstream is a Go implementation of Discretized Streams (Zaharia et
+// al., SOSP 2013), the model behind Spark Streaming: a stream is cut into
+// short intervals by arrival time; each interval's data is an immutable,
+// partitioned dataset with lineage (package rdd); each interval runs as a
+// small deterministic batch job; windows and per-key state are datasets too,
+// carried from interval to interval.
+//
+// A program builds its stream graph on a Context with the typed operators of
+// this package (Map, ReduceByKeyAndWindow, UpdateStateByKey, ...), registers
+// outputs (Print, SaveAsTextFiles, ForeachRDD) and calls Run.
+package dstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"regexp"
+	"runtime"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/sched"
+	"github.com/dstream/dstream/shuffle"
+)
+
+// Config configures a Context. The zero value of every field has a default.
+type Config struct {
+	// Master says where tasks run: "local[N]" (N task slots in this process;
+	// "local[*]" uses every CPU) or "local" (one slot). Default "local[2]".
+	Master string
+	// BatchInterval is the length of an interval (50 ms .. 10 s). Default 1 s.
+	BatchInterval time.Duration
+	// BlockInterval is how often receivers cut received records into blocks.
+	// Default 200 ms, or the batch interval if that is shorter.
+	BlockInterval time.Duration
+	// Slack delays each interval's job so blocks cut at the interval's end
+	// but still being stored make it into the interval. Default 0.
+	Slack time.Duration
+	// Clock drives intervals and block cutting. Default the wall clock;
+	// tests pass a *clock.Manual.
+	Clock clock.Clock
+	// MaxTaskAttempts bounds the attempts of a task before its interval
+	// fails. Default 4, as in Spark.
+	MaxTaskAttempts int
+	// MemoryBytes bounds the block store. Default 1 GiB.
+	MemoryBytes int64
+	// MaxPendingBatches bounds the intervals cut but not yet processed; when
+	// it is reached the generator waits, and receivers feel backpressure.
+	// Default 1000.
+	MaxPendingBatches int
+	// Out receives Print's output. Default os.Stdout.
+	Out io.Writer
+	// Logger receives the engine's logs. Default slog.Default().
+	Logger *slog.Logger
+}
+
+var masterRE = regexp.MustCompile(`^local(?:\[(\*|[0-9]+)\])?$`)
+
+// slots parses Master into a number of task slots.
+func (c Config) slots() (int, error) {
+	m := masterRE.FindStringSubmatch(c.Master)
+	if m == nil {
+		return 0, fmt.Errorf("master %q: want local, local[N] or local[*]", c.Master)
+	}
+	switch m[1] {
+	case "":
+		return 1, nil
+	case "*":
+		return runtime.NumCPU(), nil
+	}
+	n, err := strconv.Atoi(m[1])
+	if err != nil || n < 1 || n > 1024 {
+		return 0, fmt.Errorf("master %q: N must be between 1 and 1024", c.Master)
+	}
+	return n, nil
+}
+
+func (c Config) withDefaults() Config {
+	if c.Master == "" {
+		c.Master = "local[2]"
+	}
+	if c.BatchInterval == 0 {
+		c.BatchInterval = time.Second
+	}
+	if c.BlockInterval == 0 {
+		c.BlockInterval = min(200*time.Millisecond, c.BatchInterval)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.MaxTaskAttempts == 0 {
+		c.MaxTaskAttempts = 4
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = 1 << 30
+	}
+	if c.MaxPendingBatches == 0 {
+		c.MaxPendingBatches = 1000
+	}
+	if c.Out == nil {
+		c.Out = os.Stdout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
+// Validate reports the first invalid setting, after defaults are applied.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	if _, err := c.slots(); err != nil {
+		return err
+	}
+	switch {
+	case c.BatchInterval < time.Millisecond:
+		return fmt.Errorf("batch interval %v is too short (minimum 1ms; 50ms and up is sensible)", c.BatchInterval)
+	case c.BlockInterval <= 0 || c.BlockInterval > c.BatchInterval:
+		return fmt.Errorf("block interval %v must be positive and at most the batch interval %v", c.BlockInterval, c.BatchInterval)
+	case c.BatchInterval%c.BlockInterval != 0:
+		return fmt.Errorf("batch interval %v must be a multiple of the block interval %v", c.BatchInterval, c.BlockInterval)
+	case c.Slack < 0 || c.Slack >= c.BatchInterval:
+		return fmt.Errorf("slack %v must be at least 0 and less than the batch interval %v", c.Slack, c.BatchInterval)
+	case c.MaxTaskAttempts < 1:
+		return fmt.Errorf("max task attempts %d must be at least 1", c.MaxTaskAttempts)
+	case c.MemoryBytes < 1<<20:
+		return fmt.Errorf("memory %d bytes is too small (minimum 1 MiB)", c.MemoryBytes)
+	case c.MaxPendingBatches < 1:
+		return fmt.Errorf("max pending batches %d must be at least 1", c.MaxPendingBatches)
+	}
+	return nil
+}
+
+// Context is a streaming application: its stream graph, the engine that runs
+// it, and its lifecycle. Build the graph, then Start (or Run).
+type Context struct {
+	cfg      Config
+	rctx     *rdd.Context
+	blocks   *block.Store
+	shuffles *shuffle.Store
+	runner   *sched.Local
+	bus      *listener.Bus
+	log      *slog.Logger
+
+	mu       sync.Mutex
+	state    int // stateNew, stateRunning, stateStopped
+	graphErr error
+	nodes    []node
+	inputs   []input
+	outputs  []*outputOp
+	nextOp   int32
+
+	tracker *tracker
+	zero    time.Time // interval times are zero + k*BatchInterval
+	run     *running
+}
+
+const (
+	stateNew = iota
+	stateRunning
+	stateStopped
+)
+
+// NewContext returns a Context for cfg.
+func NewContext(cfg Config) (*Context, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("dstream: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	slots, _ := cfg.slots()
+	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0)}
+	c.blocks = block.New(block.Options{MaxBytes: cfg.MemoryBytes})
+	c.shuffles = shuffle.New(c.blocks)
+	c.runner = sched.NewLocal(sched.LocalConfig{Slots: slots, Outputs: c.shuffles, MaxAttempts: cfg.MaxTaskAttempts})
+	rctx, err := rdd.NewContext(rdd.Config{Runner: c.runner, Blocks: c.blocks, Shuffles: c.shuffles, Parallelism: slots, Logger: cfg.Logger})
+	if err != nil {
+		return nil, err
+	}
+	c.rctx = rctx
+	c.tracker = newTracker()
+	return c, nil
+}
+
+// Datasets returns the batch side of the context: static datasets built on it
+// (rdd.Parallelize, rdd.TextFile) run on the same engine, and streams join
+// with them through Transform.
+func (c *Context) Datasets() *rdd.Context { return c.rctx }
+
+// BatchInterval returns the configured interval.
+func (c *Context) BatchInterval() time.Duration { return c.cfg.BatchInterval }
+
+// Clock returns the context's clock.
+func (c *Context) Clock() clock.Clock { return c.cfg.Clock }
+
+// AddListener registers l for the engine's events (listener.BatchCompleted, ...).
+func (c *Context) AddListener(l listener.Listener) { c.bus.Add(l) }
+
+// BlockStats reports the block store's occupancy.
+func (c *Context) BlockStats() block.Stats { return c.blocks.Stats() }
+
+// Err returns the first error found while the graph was built (for example a
+// window that is not a multiple of the batch interval). Start returns it too.
+func (c *Context) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.graphErr
+}
+
+func (c *Context) setErr(err error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.graphErr == nil {
+		c.graphErr = err
+	}
+}
+
+// Run starts the context and blocks until it stops: on SIGINT or SIGTERM it
+// stops gracefully (every record already received is processed and output),
+// and it returns when Stop is called from elsewhere.
+func (c *Context) Run() error {
+	sig, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	return c.RunUntil(sig)
+}
+
+// RunUntil starts the context, waits until ctx is done (or the context is
+// stopped elsewhere), then stops gracefully.
+func (c *Context) RunUntil(ctx context.Context) error {
+	if err := c.Start(); err != nil {
+		return err
+	}
+	select {
+	case <-ctx.Done():
+		return c.Stop(true)
+	case <-c.run.stopped:
+		return c.run.err
+	}
+}
+
+// ErrStopped is returned when starting a context that has been stopped.
+var ErrStopped = errors.New("dstream: context already stopped")

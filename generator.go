@@ -1,0 +1,302 @@
+package dstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream/listener"
+)
+
+// batch is one interval cut by the generator and waiting to run.
+type batch struct {
+	time      time.Time
+	submitted time.Time
+	records   int64
+}
+
+// running is the state of a started context.
+type running struct {
+	ctx        context.Context // cancelled by a hard stop
+	cancel     context.CancelFunc
+	recvCancel context.CancelFunc
+	recvDone   sync.WaitGroup
+	genCancel  context.CancelFunc
+	genDone    chan struct{}
+	batches    chan batch
+	runnerDone chan struct{}
+	stopped    chan struct{}
+	stopOnce   sync.Once
+	err        error
+
+	mu          sync.Mutex
+	receiving   bool // receivers still running
+	lastQueued  time.Time
+	lastDone    time.Time
+	drainTarget time.Time // graceful stop: the last interval to generate
+	doneCond    *sync.Cond
+}
+
+// runCtx is the context jobs run under.
+func (c *Context) runCtx() context.Context {
+	if c.run == nil {
+		return context.Background()
+	}
+	return c.run.ctx
+}
+
+// Start validates the graph, opens the receivers and starts cutting
+// intervals. The first interval ends at the first multiple of the batch
+// interval after now.
+func (c *Context) Start() error {
+	c.mu.Lock()
+	switch c.state {
+	case stateRunning:
+		c.mu.Unlock()
+		return errors.New("dstream: context already started")
+	case stateStopped:
+		c.mu.Unlock()
+		return ErrStopped
+	}
+	if c.graphErr != nil {
+		err := c.graphErr
+		c.mu.Unlock()
+		return fmt.Errorf("dstream: %w", err)
+	}
+	if len(c.outputs) == 0 {
+		c.mu.Unlock()
+		return errors.New("dstream: no output operations registered: add Print, SaveAsTextFiles or ForeachRDD")
+	}
+	c.mu.Unlock()
+	for i, in := range c.inputs {
+		if err := in.open(); err != nil {
+			for _, o := range c.inputs[:i] {
+				_ = o // receivers release on Receive's return; start them with a dead context
+			}
+			c.closeOpened(i)
+			return fmt.Errorf("dstream: %w", err)
+		}
+	}
+	now := c.cfg.Clock.Now()
+	c.zero = now.Truncate(c.cfg.BatchInterval)
+	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{}), receiving: true}
+	r.doneCond = sync.NewCond(&r.mu)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.batches = make(chan batch, c.cfg.MaxPendingBatches)
+	c.run = r
+	c.mu.Lock()
+	c.state = stateRunning
+	c.mu.Unlock()
+
+	recvCtx, recvCancel := context.WithCancel(r.ctx)
+	r.recvCancel = recvCancel
+	for _, in := range c.inputs {
+		r.recvDone.Add(1)
+		go func() {
+			defer r.recvDone.Done()
+			if err := in.receive(recvCtx); err != nil && !errors.Is(err, context.Canceled) {
+				c.log.Error("receiver failed", "stream", in.opID(), "err", err)
+				c.bus.Post(listener.ReceiverError{Stream: int(in.opID()), Err: err})
+			}
+		}()
+	}
+	genCtx, genCancel := context.WithCancel(r.ctx)
+	r.genCancel = genCancel
+	go c.generate(genCtx)
+	go c.runBatches()
+	c.log.Info("dstream started", "master", c.cfg.Master, "batch", c.cfg.BatchInterval, "inputs", len(c.inputs), "outputs", len(c.outputs))
+	return nil
+}
+
+// closeOpened releases receivers 0..n-1 that were opened by a failed Start.
+func (c *Context) closeOpened(n int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, in := range c.inputs[:n] {
+		_ = in.receive(ctx)
+	}
+}
+
+// generate is the job generator: at each interval boundary (plus slack) it
+// cuts the interval, allocating the received blocks to it, and queues it.
+func (c *Context) generate(ctx context.Context) {
+	r := c.run
+	defer close(r.genDone)
+	for t := c.zero.Add(c.cfg.BatchInterval); ; t = t.Add(c.cfg.BatchInterval) {
+		if err := c.cfg.Clock.WaitUntil(ctx, t.Add(c.cfg.Slack)); err != nil {
+			return
+		}
+		n := c.tracker.allocate(t)
+		b := batch{time: t, submitted: c.cfg.Clock.Now(), records: n}
+		c.bus.Post(listener.BatchSubmitted{Batch: listener.BatchInfo{Time: t, Records: n, SubmissionTime: b.submitted}})
+		select {
+		case r.batches <- b:
+		case <-ctx.Done():
+			return
+		}
+		r.mu.Lock()
+		r.lastQueued = t
+		target := r.drainTarget
+		r.mu.Unlock()
+		if !target.IsZero() && !t.Before(target) {
+			return
+		}
+	}
+}
+
+// runBatches runs queued intervals one after another, in order.
+func (c *Context) runBatches() {
+	r := c.run
+	defer func() {
+		close(r.runnerDone)
+		r.mu.Lock()
+		r.doneCond.Broadcast()
+		r.mu.Unlock()
+	}()
+	for b := range r.batches {
+		if r.ctx.Err() != nil {
+			continue // hard stop: drain without running
+		}
+		c.runBatch(b)
+		r.mu.Lock()
+		r.lastDone = b.time
+		r.doneCond.Broadcast()
+		r.mu.Unlock()
+	}
+}
+
+func (c *Context) runBatch(b batch) {
+	info := listener.BatchInfo{Time: b.time, Records: b.records, SubmissionTime: b.submitted}
+	info.StartTime = c.cfg.Clock.Now()
+	info.SchedulingDelay = info.StartTime.Sub(b.submitted)
+	c.bus.Post(listener.BatchStarted{Batch: info})
+	for i, op := range c.outputs {
+		start := c.cfg.Clock.Now()
+		err := op.run(b.time)
+		if err != nil {
+			info.FailedOutputs++
+			if info.Err == nil {
+				info.Err = err
+			}
+			c.log.Error("interval failed", "time", b.time.UnixMilli(), "output", op.name, "err", err)
+		}
+		c.bus.Post(listener.OutputOpCompleted{Time: b.time, OutputOp: i, Name: op.name, Duration: c.cfg.Clock.Now().Sub(start), Err: err})
+	}
+	for _, n := range c.nodes {
+		if err := n.finishInterval(b.time); err != nil {
+			c.log.Error("state checkpoint failed", "time", b.time.UnixMilli(), "err", err)
+			if info.Err == nil {
+				info.Err = err
+			}
+		}
+	}
+	c.clearOld(b.time)
+	info.EndTime = c.cfg.Clock.Now()
+	info.ProcessingTime = info.EndTime.Sub(info.StartTime)
+	info.TotalDelay = info.EndTime.Sub(b.time)
+	c.bus.Post(listener.BatchCompleted{Batch: info})
+}
+
+// clearOld forgets what no window or state needs any more after interval t:
+// generated datasets, their blocks and shuffles, and input blocks.
+func (c *Context) clearOld(t time.Time) {
+	var maxRemember time.Duration
+	for _, n := range c.nodes {
+		n.forget(t)
+		if s, ok := n.(interface{ rememberDuration() time.Duration }); ok {
+			maxRemember = max(maxRemember, s.rememberDuration())
+		}
+	}
+	for _, key := range c.tracker.forget(t.Add(-maxRemember)) {
+		c.blocks.Remove(key)
+	}
+}
+
+// Stop stops the context. A graceful stop stops the receivers, waits until
+// every record they received has been cut into an interval, processed and
+// output, then returns; otherwise intervals not yet processed are abandoned.
+// Stop is idempotent; it returns the first error of the shutdown.
+func (c *Context) Stop(graceful bool) error {
+	c.mu.Lock()
+	state := c.state
+	c.state = stateStopped
+	c.mu.Unlock()
+	if state == stateNew {
+		c.bus.Stop()
+		return nil
+	}
+	r := c.run
+	r.stopOnce.Do(func() {
+		defer close(r.stopped)
+		if graceful {
+			// 1. Stop receiving; receivers flush their last blocks.
+			r.recvCancel()
+			r.recvDone.Wait()
+			// 2. Let the generator cut intervals until every block is allocated.
+			//    That is the first interval boundary at or after now: every
+			//    block was cut at or before now.
+			now := c.cfg.Clock.Now()
+			target := now.Truncate(c.cfg.BatchInterval)
+			if target.Before(now) || !target.After(c.zero) {
+				target = target.Add(c.cfg.BatchInterval)
+			}
+			r.mu.Lock()
+			r.drainTarget = target
+			drained := !r.lastQueued.Before(target)
+			r.mu.Unlock()
+			if !drained {
+				select {
+				case <-r.genDone:
+				case <-r.ctx.Done():
+				}
+			}
+		} else {
+			r.cancel()
+			r.recvCancel()
+			r.recvDone.Wait()
+		}
+		r.genCancel()
+		<-r.genDone
+		close(r.batches)
+		<-r.runnerDone
+		r.cancel()
+		c.bus.Stop()
+		c.log.Info("dstream stopped", "graceful", graceful)
+	})
+	return r.err
+}
+
+// AwaitBatch blocks until interval t has been processed, the context stops,
+// or ctx is done. Tests use it after advancing a manual clock.
+func (c *Context) AwaitBatch(ctx context.Context, t time.Time) error {
+	r := c.run
+	if r == nil {
+		return errors.New("dstream: context not started")
+	}
+	stop := context.AfterFunc(ctx, func() {
+		r.mu.Lock()
+		r.doneCond.Broadcast()
+		r.mu.Unlock()
+	})
+	defer stop()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for r.lastDone.Before(t) {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		select {
+		case <-r.runnerDone:
+			return ErrStopped
+		default:
+		}
+		r.doneCond.Wait()
+	}
+	return nil
+}
+
+// StartTime returns the time before the first interval: interval k ends at
+// StartTime() + k*BatchInterval.
+func (c *Context) StartTime() time.Time { return c.zero }

@@ -1,0 +1,192 @@
+package dstream
+
+import (
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream/rdd"
+)
+
+// node is the untyped face of a stream in the graph.
+type node interface {
+	opID() int32
+	slideDuration() time.Duration
+	// rememberAtLeast asks the stream to keep the datasets it generated for
+	// at least d before the latest interval (windows and state need history).
+	rememberAtLeast(d time.Duration)
+	// forget drops generated datasets older than the remember duration as of t.
+	forget(t time.Time)
+	// finishInterval runs after interval t's jobs: state streams checkpoint.
+	finishInterval(t time.Time) error
+}
+
+// Stream is a discretized stream of T: one dataset per interval (per slide,
+// for windowed streams). Streams are built with this package's functions and
+// computed lazily, interval by interval, once the context runs.
+type Stream[T any] struct {
+	ctx      *Context
+	id       int32
+	name     string
+	slide    time.Duration
+	compute  func(t time.Time) (*rdd.Dataset[T], error)
+	isState  bool // checkpoint each interval's dataset, truncating lineage
+	mu       sync.Mutex
+	remember time.Duration
+	datasets map[int64]*rdd.Dataset[T]
+}
+
+// newStream registers a stream in c's graph. Operator IDs are assigned in
+// creation order, so every process that builds the same graph agrees on them.
+func newStream[T any](c *Context, name string, slide time.Duration, compute func(time.Time) (*rdd.Dataset[T], error)) *Stream[T] {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateNew {
+		c.graphErr = firstErr(c.graphErr, fmt.Errorf("%s: streams must be created before the context starts", name))
+	}
+	c.nextOp++
+	s := &Stream[T]{ctx: c, id: c.nextOp, name: name, slide: slide, compute: compute, remember: slide, datasets: make(map[int64]*rdd.Dataset[T])}
+	c.nodes = append(c.nodes, s)
+	return s
+}
+
+func firstErr(a, b error) error {
+	if a != nil {
+		return a
+	}
+	return b
+}
+
+func (s *Stream[T]) opID() int32                  { return s.id }
+func (s *Stream[T]) slideDuration() time.Duration { return s.slide }
+
+// Context returns the stream's context.
+func (s *Stream[T]) Context() *Context { return s.ctx }
+
+// Slide returns how often the stream produces a dataset.
+func (s *Stream[T]) Slide() time.Duration { return s.slide }
+
+func (s *Stream[T]) String() string { return fmt.Sprintf("%s#%d", s.name, s.id) }
+
+func (s *Stream[T]) rememberAtLeast(d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.remember = max(s.remember, d)
+}
+
+// isTime reports whether t is an interval at which the stream produces a dataset.
+func (s *Stream[T]) isTime(t time.Time) bool {
+	d := t.Sub(s.ctx.zero)
+	return d > 0 && d%s.slide == 0
+}
+
+// At returns the stream's dataset for interval t, generating it (and what it
+// depends on) on first use. It returns nil when the stream produces nothing
+// at t (t is not a multiple of its slide, or precedes the start).
+func (s *Stream[T]) At(t time.Time) (*rdd.Dataset[T], error) {
+	if !s.isTime(t) {
+		return nil, nil
+	}
+	ms := t.UnixMilli()
+	s.mu.Lock()
+	ds, ok := s.datasets[ms]
+	s.mu.Unlock()
+	if ok {
+		return ds, nil
+	}
+	var err error
+	s.ctx.rctx.InScope(s.id, ms, func() {
+		ds, err = s.compute(t)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s at %d: %w", s, ms, err)
+	}
+	if ds != nil && s.isState {
+		ds.Persist()
+	}
+	s.mu.Lock()
+	s.datasets[ms] = ds
+	s.mu.Unlock()
+	return ds, nil
+}
+
+// atOrEmpty is At, with an empty dataset in place of nil.
+func (s *Stream[T]) atOrEmpty(t time.Time) (*rdd.Dataset[T], error) {
+	ds, err := s.At(t)
+	if ds == nil && err == nil {
+		ds = rdd.Empty[T](s.ctx.rctx)
+	}
+	return ds, err
+}
+
+func (s *Stream[T]) rememberDuration() time.Duration {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.remember
+}
+
+func (s *Stream[T]) forget(t time.Time) {
+	s.mu.Lock()
+	cutoff := t.Add(-s.remember).UnixMilli()
+	for ms := range s.datasets {
+		if ms <= cutoff {
+			delete(s.datasets, ms)
+		}
+	}
+	s.mu.Unlock()
+	id := s.id
+	s.ctx.rctx.Forget(func(d rdd.ID) bool { return d.Op == id && d.Time <= cutoff })
+}
+
+func (s *Stream[T]) finishInterval(t time.Time) error {
+	if !s.isState {
+		return nil
+	}
+	s.mu.Lock()
+	ds := s.datasets[t.UnixMilli()]
+	s.mu.Unlock()
+	if ds == nil {
+		return nil
+	}
+	return ds.Checkpoint(s.ctx.runCtx())
+}
+
+// checkSlide records a graph error unless d is a positive multiple of the
+// parent's slide.
+func checkMultiple(c *Context, op, what string, d, base time.Duration) bool {
+	if d <= 0 || d%base != 0 {
+		c.setErr(fmt.Errorf("%s (%s): %s %v must be a positive multiple of %v", op, caller(), what, d, base))
+		return false
+	}
+	return true
+}
+
+// checkSameSlide records a graph error unless the streams slide together.
+func checkSameSlide(c *Context, op string, a, b time.Duration) bool {
+	if a != b {
+		c.setErr(fmt.Errorf("%s (%s): streams slide by %v and %v; they must slide together", op, caller(), a, b))
+		return false
+	}
+	return true
+}
+
+// caller names the user's line that called into this package.
+func caller() string {
+	for skip := 2; skip < 12; skip++ {
+		pc, file, line, ok := runtime.Caller(skip)
+		if !ok {
+			break
+		}
+		fn := runtime.FuncForPC(pc)
+		if fn != nil && !isOwnFrame(fn.Name()) {
+			return fmt.Sprintf("%s:%d", file, line)
+		}
+	}
+	return "unknown caller"
+}
+
+func isOwnFrame(name string) bool {
+	const pkg = "github.com/dstream/dstream."
+	return len(name) > len(pkg) && name[:len(pkg)] == pkg
+}

@@ -1,0 +1,184 @@
+package dstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/source"
+)
+
+// input is a stream fed from outside the engine.
+type input interface {
+	node
+	// open acquires the receiver's resources; errors fail Start.
+	open() error
+	// receive runs the receiver until ctx is done, then flushes every record
+	// it took in into the tracker before returning.
+	receive(ctx context.Context) error
+}
+
+// ReceiverStream is a stream of the records a receiver takes in. Each
+// interval's dataset has one partition per block cut during the interval.
+func ReceiverStream(c *Context, r source.Receiver) *Stream[string] {
+	in := &receiverInput{recv: r}
+	s := newStream(c, "receiver "+r.Name(), c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[string], error) {
+		return blocksDataset(c, in.stream.id, c.tracker.blocks(in.stream.id, t)), nil
+	})
+	in.stream = s
+	c.mu.Lock()
+	c.inputs = append(c.inputs, in)
+	c.mu.Unlock()
+	return s
+}
+
+// SocketTextStream listens on addr (host:port) for TCP connections and
+// receives newline-delimited text records from each; `dstream send` is its
+// client.
+func SocketTextStream(c *Context, addr string) *Stream[string] {
+	return ReceiverStream(c, source.NewSocket(addr, source.SocketOptions{Logger: c.log}))
+}
+
+// TextFileStream receives the lines of every file that appears in dir
+// (write files elsewhere, or with a leading "." or "_", then rename them in).
+func TextFileStream(c *Context, dir string) *Stream[string] {
+	return ReceiverStream(c, source.NewDirectory(dir, source.DirectoryOptions{Poll: c.cfg.BlockInterval, Clock: c.cfg.Clock, Logger: c.log}))
+}
+
+// blocksDataset makes an interval's input dataset: partition i reads block i
+// from the block store.
+func blocksDataset(c *Context, stream int32, blocks []blockInfo) *rdd.Dataset[string] {
+	if len(blocks) == 0 {
+		return rdd.Empty[string](c.rctx)
+	}
+	keys := make([]string, len(blocks))
+	for i, b := range blocks {
+		keys[i] = b.key
+	}
+	return rdd.FromFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) iter.Seq[string] {
+		return func(yield func(string) bool) {
+			v, ok := c.blocks.Get(keys[p])
+			if !ok {
+				tc.Fail(fmt.Errorf("input block %s of stream %d is lost", keys[p], stream))
+			}
+			for _, rec := range v.([]string) {
+				if !yield(rec) {
+					return
+				}
+			}
+		}
+	})
+}
+
+type receiverInput struct {
+	stream *Stream[string]
+	recv   source.Receiver
+}
+
+func (in *receiverInput) opID() int32                      { return in.stream.id }
+func (in *receiverInput) slideDuration() time.Duration     { return in.stream.slide }
+func (in *receiverInput) rememberAtLeast(d time.Duration)  { in.stream.rememberAtLeast(d) }
+func (in *receiverInput) forget(t time.Time)               {}
+func (in *receiverInput) finishInterval(t time.Time) error { return nil }
+
+func (in *receiverInput) open() error { return in.recv.Open() }
+
+func (in *receiverInput) receive(ctx context.Context) error {
+	c := in.stream.ctx
+	gen := source.NewBlockGenerator(source.GeneratorConfig{
+		Stream:   int(in.stream.id),
+		Interval: c.cfg.BlockInterval,
+		Clock:    c.cfg.Clock,
+		Sink:     blockSink{c},
+		Logger:   c.log,
+	})
+	genCtx, stopGen := context.WithCancel(context.Background())
+	defer stopGen()
+	gen.Start(genCtx)
+	err := in.recv.Receive(ctx, gen)
+	if serr := gen.Stop(); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	return err
+}
+
+// blockSink stores received blocks, pinned, in the block store and reports
+// them to the tracker: storing is the acknowledgement. When the store is full
+// of pinned blocks it waits for processed intervals to free room
+// (backpressure reaches the receiver through the block generator).
+type blockSink struct{ c *Context }
+
+func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
+	key := fmt.Sprintf("input_%d_%d", b.Stream, b.Seq)
+	size := block.EstimateSize(b.Records)
+	wait := 10 * time.Millisecond
+	for {
+		err := s.c.blocks.Put(key, b.Records, size, true)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, block.ErrFull) {
+			return err
+		}
+		s.c.log.Warn("block store full: receiver waits for processed intervals to free memory", "block", key, "bytes", size)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Second)
+	}
+	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records)})
+	return nil
+}
+
+// Queue feeds a QueueStream: each interval takes the next pushed batch of
+// records (or none). It is the deterministic input of tests.
+type Queue[T any] struct {
+	mu      sync.Mutex
+	batches [][]T
+}
+
+// NewQueue returns an empty queue.
+func NewQueue[T any]() *Queue[T] { return &Queue[T]{} }
+
+// Push appends one interval's records.
+func (q *Queue[T]) Push(records ...T) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.batches = append(q.batches, records)
+}
+
+// Len returns the number of batches waiting.
+func (q *Queue[T]) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.batches)
+}
+
+func (q *Queue[T]) pop() ([]T, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.batches) == 0 {
+		return nil, false
+	}
+	b := q.batches[0]
+	q.batches[0] = nil
+	q.batches = q.batches[1:]
+	return b, true
+}
+
+// QueueStream is a stream whose dataset at each interval is the next batch
+// pushed to q (an empty dataset when q is empty), split into the context's
+// default number of partitions.
+func QueueStream[T any](c *Context, q *Queue[T]) *Stream[T] {
+	return newStream(c, "queue", c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[T], error) {
+		recs, _ := q.pop()
+		return rdd.Parallelize(c.rctx, recs, 0), nil
+	})
+}

@@ -1,0 +1,129 @@
+package rdd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+)
+
+// BlockStore keeps materialised partitions. Implemented by block.Store.
+type BlockStore interface {
+	// Put stores v under key; unpinned blocks may be evicted at any time.
+	Put(key string, v any, size int64, pinned bool) error
+	Get(key string) (any, bool)
+	Remove(key string) bool
+	RemoveIf(pred func(key string) bool) int
+}
+
+// ShuffleStore keeps the map outputs of shuffles. Implemented by shuffle.Store.
+type ShuffleStore interface {
+	// PutMapOutput stores the buckets (one per reduce partition) that map task
+	// mapPart of shuffle wrote; the output counts only once all are stored.
+	PutMapOutput(shuffle ID, mapPart int, buckets []any) error
+	// Bucket returns the bucket reduce of map output mapPart, if it is present.
+	Bucket(shuffle ID, mapPart, reduce int) (any, bool)
+	// Missing lists the map partitions of shuffle whose output is not complete.
+	Missing(shuffle ID, numMaps int) []int
+	// RemoveIf drops every shuffle whose ID matches.
+	RemoveIf(pred func(ID) bool)
+}
+
+// Job is one action on a dataset: run Func on the given partitions of Final.
+type Job struct {
+	Name       string
+	Final      *Node
+	Partitions []int
+	Func       func(tc *TaskContext, p int) (any, error)
+}
+
+// JobRunner runs jobs: splits them into stages, schedules tasks, retries.
+// Implemented by sched.Local (and, for clusters, by the master).
+type JobRunner interface {
+	// RunJob runs job and returns Func's results in the order of job.Partitions.
+	RunJob(ctx context.Context, job *Job) ([]any, error)
+}
+
+// Config wires a Context to the services it runs on.
+type Config struct {
+	Runner      JobRunner
+	Blocks      BlockStore
+	Shuffles    ShuffleStore
+	Parallelism int // default number of partitions of shuffles and Parallelize
+	Logger      *slog.Logger
+}
+
+// Context owns datasets: it names them, runs their jobs and stores their blocks.
+type Context struct {
+	cfg    Config
+	scopes scopes
+}
+
+// NewContext returns a Context over cfg's services.
+func NewContext(cfg Config) (*Context, error) {
+	if cfg.Runner == nil || cfg.Blocks == nil || cfg.Shuffles == nil {
+		return nil, errors.New("rdd: Config needs a Runner, a BlockStore and a ShuffleStore")
+	}
+	if cfg.Parallelism <= 0 {
+		cfg.Parallelism = 2
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	return &Context{cfg: cfg}, nil
+}
+
+// Parallelism is the default number of partitions.
+func (c *Context) Parallelism() int { return c.cfg.Parallelism }
+
+// Shuffles returns the shuffle store.
+func (c *Context) Shuffles() ShuffleStore { return c.cfg.Shuffles }
+
+// Blocks returns the block store.
+func (c *Context) Blocks() BlockStore { return c.cfg.Blocks }
+
+// RunJob runs a job through the configured runner.
+func (c *Context) RunJob(ctx context.Context, job *Job) ([]any, error) {
+	return c.cfg.Runner.RunJob(ctx, job)
+}
+
+func (c *Context) newNode(name string, parts int, deps ...Dep) *Node {
+	return &Node{ID: c.scopes.newID(), Name: name, NumPartitions: parts, ctx: c, deps: deps}
+}
+
+// BlockKey is the block store key of partition p of dataset id.
+func BlockKey(id ID, p int) string {
+	return fmt.Sprintf("rdd_%d_%d_%d_%d", id.Op, id.Time, id.Seq, p)
+}
+
+// parseBlockKey inverts BlockKey.
+func parseBlockKey(key string) (ID, bool) {
+	rest, ok := strings.CutPrefix(key, "rdd_")
+	if !ok {
+		return ID{}, false
+	}
+	f := strings.Split(rest, "_")
+	if len(f) != 4 {
+		return ID{}, false
+	}
+	op, e1 := strconv.ParseInt(f[0], 10, 32)
+	t, e2 := strconv.ParseInt(f[1], 10, 64)
+	seq, e3 := strconv.ParseInt(f[2], 10, 32)
+	if e1 != nil || e2 != nil || e3 != nil {
+		return ID{}, false
+	}
+	return ID{Op: int32(op), Time: t, Seq: int32(seq)}, true
+}
+
+// Forget drops the cached blocks and shuffle outputs of every dataset whose ID
+// matches pred. The stream layer calls it for intervals that no window or
+// state still needs, which bounds what a long-running job retains.
+func (c *Context) Forget(pred func(ID) bool) {
+	c.cfg.Blocks.RemoveIf(func(key string) bool {
+		id, ok := parseBlockKey(key)
+		return ok && pred(id)
+	})
+	c.cfg.Shuffles.RemoveIf(pred)
+}

@@ -1,0 +1,133 @@
+package rdd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"sync/atomic"
+
+	"github.com/dstream/dstream/block"
+)
+
+// Dataset is an immutable, partitioned collection of T with lineage: Spark's
+// RDD. Operators on it (Map, ReduceByKey, ...) are functions in this package;
+// actions (Count, Collect, ...) run a job.
+type Dataset[T any] struct {
+	node    *Node
+	compute func(tc *TaskContext, p int) iter.Seq[T]
+
+	persisted    atomic.Bool
+	checkpointed atomic.Bool // lineage truncated: partitions live pinned in the block store
+}
+
+func newDataset[T any](c *Context, name string, parts int, compute func(*TaskContext, int) iter.Seq[T], deps ...Dep) *Dataset[T] {
+	return &Dataset[T]{node: c.newNode(name, parts, deps...), compute: compute}
+}
+
+// Node returns the dataset's untyped lineage node.
+func (d *Dataset[T]) Node() *Node { return d.node }
+
+// ID returns the dataset's process-independent ID.
+func (d *Dataset[T]) ID() ID { return d.node.ID }
+
+// NumPartitions returns the number of partitions.
+func (d *Dataset[T]) NumPartitions() int { return d.node.NumPartitions }
+
+// Context returns the context the dataset belongs to.
+func (d *Dataset[T]) Context() *Context { return d.node.ctx }
+
+func (d *Dataset[T]) String() string { return d.node.String() }
+
+// Persist keeps the partitions in the block store once computed (evictable,
+// least recently used first; an evicted partition is recomputed from lineage).
+func (d *Dataset[T]) Persist() *Dataset[T] {
+	d.persisted.Store(true)
+	return d
+}
+
+// Iterator returns partition p's records, from the block store when the
+// dataset is persisted and the partition is there, else by computing it.
+func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
+	if d.checkpointed.Load() {
+		return func(yield func(T) bool) {
+			v, ok := d.node.ctx.cfg.Blocks.Get(BlockKey(d.node.ID, p))
+			if !ok {
+				tc.Fail(fmt.Errorf("checkpointed partition %d of %s is lost", p, d.node))
+			}
+			for _, x := range v.([]T) {
+				if !yield(x) {
+					return
+				}
+			}
+		}
+	}
+	if !d.persisted.Load() {
+		return d.compute(tc, p)
+	}
+	return func(yield func(T) bool) {
+		key := BlockKey(d.node.ID, p)
+		blocks := d.node.ctx.cfg.Blocks
+		v, ok := blocks.Get(key)
+		if !ok {
+			var xs []T
+			for x := range d.compute(tc, p) {
+				xs = append(xs, x)
+			}
+			err := blocks.Put(key, xs, block.EstimateSize(xs), false)
+			if err != nil && !errors.Is(err, block.ErrTooLarge) {
+				d.node.ctx.cfg.Logger.Warn("not caching partition", "dataset", d.node.String(), "partition", p, "err", err)
+			}
+			v = xs
+		}
+		for _, x := range v.([]T) {
+			if !yield(x) {
+				return
+			}
+		}
+	}
+}
+
+// Checkpoint materialises every partition into the block store, pinned, and
+// truncates the lineage, so later datasets that depend on this one never
+// recompute its history. State streams checkpoint each interval's state this
+// way, which keeps their lineage one interval deep. Unpinning happens when the
+// dataset is forgotten (Context.Forget).
+func (d *Dataset[T]) Checkpoint(ctx context.Context) error {
+	if d.checkpointed.Load() {
+		return nil
+	}
+	c := d.node.ctx
+	parts := make([]int, d.node.NumPartitions)
+	for i := range parts {
+		parts[i] = i
+	}
+	_, err := c.RunJob(ctx, &Job{
+		Name:       "checkpoint " + d.node.String(),
+		Final:      d.node,
+		Partitions: parts,
+		Func: func(tc *TaskContext, p int) (any, error) {
+			var xs []T
+			for x := range d.Iterator(tc, p) {
+				xs = append(xs, x)
+			}
+			// The task stores the partition where it runs, so the block
+			// lives with the worker that computed it.
+			if err := c.cfg.Blocks.Put(BlockKey(d.node.ID, p), xs, block.EstimateSize(xs), true); err != nil {
+				return nil, fmt.Errorf("checkpoint %s: %w", d.node, err)
+			}
+			return nil, nil
+		},
+	})
+	if err != nil {
+		return err
+	}
+	d.checkpointed.Store(true)
+	d.node.mu.Lock()
+	d.node.deps = nil
+	d.node.mu.Unlock()
+	return nil
+}
+
+// Checkpointed reports whether the lineage has been truncated.
+func (d *Dataset[T]) Checkpointed() bool { return d.checkpointed.Load() }

@@ -1,0 +1,84 @@
+package rdd
+
+import "iter"
+
+// Map applies f to every record.
+func Map[T, U any](d *Dataset[T], f func(T) U) *Dataset[U] {
+	const name = "map"
+	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
+		return func(yield func(U) bool) {
+			for x := range d.Iterator(tc, p) {
+				tc.enter(name)
+				if !yield(f(x)) {
+					return
+				}
+			}
+		}
+	}, NarrowDep{d.node})
+}
+
+// FlatMap applies f to every record and flattens the results.
+func FlatMap[T, U any](d *Dataset[T], f func(T) []U) *Dataset[U] {
+	const name = "flatMap"
+	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
+		return func(yield func(U) bool) {
+			for x := range d.Iterator(tc, p) {
+				tc.enter(name)
+				for _, y := range f(x) {
+					if !yield(y) {
+						return
+					}
+				}
+			}
+		}
+	}, NarrowDep{d.node})
+}
+
+// Filter keeps the records for which keep returns true.
+func Filter[T any](d *Dataset[T], keep func(T) bool) *Dataset[T] {
+	const name = "filter"
+	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[T] {
+		return func(yield func(T) bool) {
+			for x := range d.Iterator(tc, p) {
+				tc.enter(name)
+				if keep(x) && !yield(x) {
+					return
+				}
+			}
+		}
+	}, NarrowDep{d.node})
+}
+
+// MapPartitions applies f to each partition's records as a whole.
+func MapPartitions[T, U any](d *Dataset[T], f func(iter.Seq[T]) iter.Seq[U]) *Dataset[U] {
+	const name = "mapPartitions"
+	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
+		return func(yield func(U) bool) {
+			tc.enter(name)
+			for y := range f(d.Iterator(tc, p)) {
+				if !yield(y) {
+					return
+				}
+				tc.enter(name)
+			}
+		}
+	}, NarrowDep{d.node})
+}
+
+// Union concatenates datasets; its partitions are theirs, in order.
+func Union[T any](first *Dataset[T], rest ...*Dataset[T]) *Dataset[T] {
+	all := append([]*Dataset[T]{first}, rest...)
+	type loc struct{ ds, part int }
+	var locs []loc
+	deps := make([]Dep, 0, len(all))
+	for i, d := range all {
+		for p := range d.node.NumPartitions {
+			locs = append(locs, loc{i, p})
+		}
+		deps = append(deps, NarrowDep{d.node})
+	}
+	return newDataset(first.node.ctx, "union", len(locs), func(tc *TaskContext, p int) iter.Seq[T] {
+		l := locs[p]
+		return all[l.ds].Iterator(tc, l.part)
+	}, deps...)
+}

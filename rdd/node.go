@@ -1,0 +1,52 @@
+package rdd
+
+import (
+	"fmt"
+	"sync"
+)
+
+// Node is the untyped face of a dataset: what the scheduler needs to know to
+// split a job into stages and run its tasks. Typed datasets (Dataset[T]) wrap one.
+type Node struct {
+	ID            ID
+	Name          string // operator name, used in errors and the UI
+	NumPartitions int
+	ctx           *Context
+
+	mu   sync.Mutex
+	deps []Dep // nil once the lineage is truncated by a checkpoint
+}
+
+// Deps returns the node's dependencies: its lineage, one step back.
+func (n *Node) Deps() []Dep {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.deps
+}
+
+func (n *Node) String() string { return fmt.Sprintf("%s[%s]", n.Name, n.ID) }
+
+// Dep is a dependency of a node on a parent node: NarrowDep or *ShuffleDep.
+type Dep interface{ parent() *Node }
+
+// NarrowDep means each child partition reads a bounded set of parent partitions
+// in the same task (pipelined, no data movement).
+type NarrowDep struct{ Parent *Node }
+
+func (d NarrowDep) parent() *Node { return d.Parent }
+
+// ShuffleDep means every child partition reads a bucket of every parent
+// partition: a stage boundary. The shuffle's ID is the ID of the child node.
+type ShuffleDep struct {
+	ID        ID
+	Parent    *Node
+	NumReduce int
+	// Write computes parent partition mapPart and stores its buckets, one per
+	// reduce partition, in the shuffle store. It runs inside a map task.
+	Write func(tc *TaskContext, mapPart int) error
+}
+
+func (d *ShuffleDep) parent() *Node { return d.Parent }
+
+// ParentOf returns the parent a dependency points at.
+func ParentOf(d Dep) *Node { return d.parent() }

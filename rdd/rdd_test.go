@@ -1,0 +1,320 @@
+package rdd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"iter"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/sched"
+	"github.com/dstream/dstream/shuffle"
+)
+
+// newCtx returns a local context with the given slots and block store size.
+func newCtx(t testing.TB, slots int, mem int64) (*rdd.Context, *block.Store) {
+	t.Helper()
+	bs := block.New(block.Options{MaxBytes: mem})
+	sh := shuffle.New(bs)
+	c, err := rdd.NewContext(rdd.Config{
+		Runner:      sched.NewLocal(sched.LocalConfig{Slots: slots, Outputs: sh}),
+		Blocks:      bs,
+		Shuffles:    sh,
+		Parallelism: slots,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c, bs
+}
+
+var bg = context.Background()
+
+func collectSorted[T any](t *testing.T, d *rdd.Dataset[T]) string {
+	t.Helper()
+	xs, err := d.Collect(bg)
+	if err != nil {
+		t.Fatalf("collect: %v", err)
+	}
+	ss := make([]string, len(xs))
+	for i, x := range xs {
+		ss[i] = fmt.Sprint(x)
+	}
+	slices.Sort(ss)
+	return strings.Join(ss, " ")
+}
+
+func TestNarrowOperators(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	d := rdd.Parallelize(c, []int{1, 2, 3, 4, 5, 6}, 3)
+	m := rdd.Map(d, func(x int) int { return x * 10 })
+	f := rdd.Filter(m, func(x int) bool { return x > 20 })
+	fm := rdd.FlatMap(f, func(x int) []int { return []int{x, x + 1} })
+	if got := collectSorted(t, fm); got != "30 31 40 41 50 51 60 61" {
+		t.Errorf("map/filter/flatMap = %s", got)
+	}
+	u := rdd.Union(d, rdd.Parallelize(c, []int{7}, 1))
+	if u.NumPartitions() != 4 {
+		t.Errorf("union partitions = %d, want 4", u.NumPartitions())
+	}
+	if n, err := u.Count(bg); err != nil || n != 7 {
+		t.Errorf("union count = %d, %v", n, err)
+	}
+	mp := rdd.MapPartitions(d, func(xs iter.Seq[int]) iter.Seq[int] {
+		return func(yield func(int) bool) {
+			n := 0
+			for range xs {
+				n++
+			}
+			yield(n)
+		}
+	})
+	if got := collectSorted(t, mp); got != "2 2 2" {
+		t.Errorf("mapPartitions = %s", got)
+	}
+}
+
+func TestShuffleOperators(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	words := rdd.Parallelize(c, strings.Fields("a b a c b a d"), 3)
+	pairs := rdd.Map(words, func(w string) rdd.Pair[string, int] { return rdd.KV(w, 1) })
+	if got := collectSorted(t, rdd.ReduceByKey(pairs, func(a, b int) int { return a + b }, 2)); got != "(a,3) (b,2) (c,1) (d,1)" {
+		t.Errorf("reduceByKey = %s", got)
+	}
+	if got := collectSorted(t, rdd.GroupByKey(pairs, 4)); got != "(a,[1 1 1]) (b,[1 1]) (c,[1]) (d,[1])" {
+		t.Errorf("groupByKey = %s", got)
+	}
+	avg := rdd.CombineByKey(rdd.Parallelize(c, []rdd.Pair[string, float64]{{"x", 1}, {"x", 3}, {"y", 5}}, 2),
+		rdd.Aggregator[float64, [2]float64]{
+			Create:         func(v float64) [2]float64 { return [2]float64{v, 1} },
+			MergeValue:     func(c [2]float64, v float64) [2]float64 { return [2]float64{c[0] + v, c[1] + 1} },
+			MergeCombiners: func(a, b [2]float64) [2]float64 { return [2]float64{a[0] + b[0], a[1] + b[1]} },
+		}, rdd.NewHashPartitioner[string](2), true)
+	if got := collectSorted(t, rdd.MapValues(avg, func(c [2]float64) float64 { return c[0] / c[1] })); got != "(x,2) (y,5)" {
+		t.Errorf("combineByKey average = %s", got)
+	}
+	if got := collectSorted(t, rdd.Distinct(words, 2)); got != "a b c d" {
+		t.Errorf("distinct = %s", got)
+	}
+	r := rdd.Repartition(words, 5)
+	if n, _ := r.Count(bg); n != 7 || r.NumPartitions() != 5 {
+		t.Errorf("repartition count %d partitions %d", n, r.NumPartitions())
+	}
+}
+
+func TestJoins(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	a := rdd.Parallelize(c, []rdd.Pair[int, string]{{1, "a"}, {2, "b"}, {2, "bb"}, {3, "c"}}, 2)
+	b := rdd.Parallelize(c, []rdd.Pair[int, int]{{2, 20}, {3, 30}, {4, 40}}, 3)
+	if got := collectSorted(t, rdd.Join(a, b, 2)); got != "(2,(b,20)) (2,(bb,20)) (3,(c,30))" {
+		t.Errorf("join = %s", got)
+	}
+	if got := collectSorted(t, rdd.LeftOuterJoin(a, b, 2)); got != "(1,(a,None)) (2,(b,Some(20))) (2,(bb,Some(20))) (3,(c,Some(30)))" {
+		t.Errorf("leftOuterJoin = %s", got)
+	}
+	if got := collectSorted(t, rdd.Cogroup(a, b, 2)); got != "(1,{[a] []}) (2,{[b bb] [20]}) (3,{[c] [30]}) (4,{[] [40]})" {
+		t.Errorf("cogroup = %s", got)
+	}
+}
+
+func TestSortByKey(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	rng := rand.New(rand.NewPCG(1, 2))
+	var in []rdd.Pair[int, int]
+	for i := range 500 {
+		in = append(in, rdd.KV(rng.IntN(100), i))
+	}
+	for _, asc := range []bool{true, false} {
+		s, err := rdd.SortByKey(bg, rdd.Parallelize(c, in, 4), asc, 3)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Collect(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := slices.Clone(in)
+		slices.SortStableFunc(want, func(a, b rdd.Pair[int, int]) int {
+			if asc {
+				return a.Key - b.Key
+			}
+			return b.Key - a.Key
+		})
+		if len(got) != len(want) {
+			t.Fatalf("sorted %d records, want %d", len(got), len(want))
+		}
+		for i := range got {
+			if got[i].Key != want[i].Key {
+				t.Fatalf("ascending=%v: position %d has key %d, want %d", asc, i, got[i].Key, want[i].Key)
+			}
+		}
+	}
+}
+
+func TestActions(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	d := rdd.Parallelize(c, []int{5, 1, 4, 2, 3}, 3)
+	if s, err := d.Reduce(bg, func(a, b int) int { return a + b }); err != nil || s != 15 {
+		t.Errorf("reduce = %d, %v", s, err)
+	}
+	if _, err := rdd.Empty[int](c).Reduce(bg, func(a, b int) int { return a + b }); !errors.Is(err, rdd.ErrEmpty) {
+		t.Errorf("reduce of empty = %v, want ErrEmpty", err)
+	}
+	if xs, err := d.Take(bg, 2); err != nil || len(xs) != 2 || xs[0] != 5 || xs[1] != 1 {
+		t.Errorf("take(2) = %v, %v", xs, err)
+	}
+	if xs, err := d.Take(bg, 10); err != nil || len(xs) != 5 {
+		t.Errorf("take(10) = %v, %v", xs, err)
+	}
+	m, err := rdd.CountByValue(bg, rdd.Parallelize(c, []string{"x", "y", "x"}, 2))
+	if err != nil || m["x"] != 2 || m["y"] != 1 {
+		t.Errorf("countByValue = %v, %v", m, err)
+	}
+}
+
+func TestTextFile(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	var lines []string
+	for i := range 1000 {
+		lines = append(lines, strings.Repeat("x", i%37)+fmt.Sprint(i))
+	}
+	lines = append(lines, "", "last-without-newline")
+	path := filepath.Join(t.TempDir(), "in.txt")
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, parts := range []int{1, 2, 7, 64} {
+		d, err := rdd.TextFile(c, path, parts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := d.Collect(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, lines) {
+			t.Fatalf("%d partitions: read %d lines, want %d (first difference matters)", parts, len(got), len(lines))
+		}
+	}
+	if _, err := rdd.TextFile(c, filepath.Join(t.TempDir(), "missing"), 1); err == nil {
+		t.Error("TextFile of a missing file did not fail")
+	}
+}
+
+func TestPanicInUserCodeIsRetriedThenReported(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	var calls int
+	d := rdd.Map(rdd.Parallelize(c, []int{1}, 1), func(x int) int {
+		calls++
+		panic("boom")
+	})
+	_, err := d.Collect(bg)
+	var te *rdd.TaskError
+	if !errors.As(err, &te) || te.Op != "map" || !strings.Contains(err.Error(), "boom") {
+		t.Fatalf("err = %v, want a TaskError in map with the panic message", err)
+	}
+	if calls != 4 {
+		t.Errorf("user function ran %d times, want 4 attempts", calls)
+	}
+}
+
+func TestPersistServesFromBlockStoreAndRecomputesAfterEviction(t *testing.T) {
+	c, bs := newCtx(t, 1, 0)
+	var computed int
+	d := rdd.Map(rdd.Parallelize(c, []int{1, 2, 3}, 1), func(x int) int { computed++; return x }).Persist()
+	for range 3 {
+		if n, err := d.Count(bg); err != nil || n != 3 {
+			t.Fatalf("count = %d, %v", n, err)
+		}
+	}
+	if computed != 3 {
+		t.Errorf("computed %d records for 3 counts of a persisted dataset, want 3", computed)
+	}
+	bs.RemoveIf(func(string) bool { return true }) // as if evicted
+	if n, err := d.Count(bg); err != nil || n != 3 {
+		t.Fatalf("count after eviction = %d, %v", n, err)
+	}
+	if computed != 6 {
+		t.Errorf("after eviction computed = %d, want 6 (recomputed from lineage)", computed)
+	}
+}
+
+func TestLostShuffleOutputIsRecomputedFromLineage(t *testing.T) {
+	c, bs := newCtx(t, 2, 0)
+	pairs := rdd.Map(rdd.Parallelize(c, strings.Fields("a b a c"), 2), func(w string) rdd.Pair[string, int] { return rdd.KV(w, 1) })
+	red := rdd.ReduceByKey(pairs, func(a, b int) int { return a + b }, 2)
+	if got := collectSorted(t, red); got != "(a,2) (b,1) (c,1)" {
+		t.Fatal(got)
+	}
+	// Drop every shuffle bucket: the next action must rerun the map stage.
+	n := bs.RemoveIf(func(k string) bool { return strings.HasPrefix(k, "shuffle_") })
+	if n == 0 {
+		t.Fatal("no shuffle blocks to drop")
+	}
+	if got := collectSorted(t, red); got != "(a,2) (b,1) (c,1)" {
+		t.Errorf("after losing shuffle output: %s", got)
+	}
+}
+
+func TestCheckpointTruncatesLineage(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	d := rdd.Map(rdd.Parallelize(c, []int{1, 2, 3}, 2), func(x int) int { return x + 1 })
+	if err := d.Checkpoint(bg); err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Node().Deps()) != 0 || !d.Checkpointed() {
+		t.Fatalf("deps after checkpoint = %v", d.Node().Deps())
+	}
+	if got := collectSorted(t, d); got != "2 3 4" {
+		t.Errorf("checkpointed dataset = %s", got)
+	}
+}
+
+// TestPartitioningDoesNotChangeResults is metamorphic: the same word count
+// over any number of input and shuffle partitions gives the same answer.
+func TestPartitioningDoesNotChangeResults(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	var words []string
+	for range 2000 {
+		words = append(words, fmt.Sprintf("w%d", rng.IntN(50)))
+	}
+	var want string
+	for _, slots := range []int{1, 3} {
+		c, _ := newCtx(t, slots, 0)
+		for _, in := range []int{1, 4, 9} {
+			for _, out := range []int{1, 2, 7} {
+				pairs := rdd.Map(rdd.Parallelize(c, words, in), func(w string) rdd.Pair[string, int] { return rdd.KV(w, 1) })
+				got := collectSorted(t, rdd.ReduceByKey(pairs, func(a, b int) int { return a + b }, out))
+				if want == "" {
+					want = got
+				} else if got != want {
+					t.Fatalf("slots=%d in=%d out=%d gives a different result", slots, in, out)
+				}
+			}
+		}
+	}
+}
+
+func TestHashPartitionerIsStable(t *testing.T) {
+	// These values are part of the cross-process contract: a change moves
+	// keys between partitions on workers running different builds.
+	h := rdd.NewHashPartitioner[string](16)
+	got := []int{h.Partition("a"), h.Partition("hello"), h.Partition("dstream"), h.Partition("")}
+	hi := rdd.NewHashPartitioner[int](16)
+	got = append(got, hi.Partition(0), hi.Partition(42))
+	want := stablePartitions
+	if want == nil {
+		t.Logf("partitions: %#v", got)
+		return
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("partitions = %v, want %v", got, want)
+	}
+}

@@ -1,0 +1,258 @@
+package rdd
+
+import (
+	"iter"
+)
+
+// combiner is an insertion-ordered hash map from K to C. Its iteration order
+// depends only on the order of the input, so a recomputed partition comes out
+// exactly as the original did.
+type combiner[K comparable, C any] struct {
+	idx   map[K]int32
+	pairs []Pair[K, C]
+}
+
+func newCombiner[K comparable, C any](hint int) *combiner[K, C] {
+	return &combiner[K, C]{idx: make(map[K]int32, hint)}
+}
+
+// slot returns a pointer to k's value and whether k was already present.
+func (m *combiner[K, C]) slot(k K) (*C, bool) {
+	if i, ok := m.idx[k]; ok {
+		return &m.pairs[i].Value, true
+	}
+	m.idx[k] = int32(len(m.pairs))
+	m.pairs = append(m.pairs, Pair[K, C]{Key: k})
+	return &m.pairs[len(m.pairs)-1].Value, false
+}
+
+// newShuffleDep returns the dependency of a child (with ID id) on parent whose
+// map tasks write buckets produced by bucketize.
+func newShuffleDep[T, X any](id ID, parent *Dataset[T], numReduce int, bucketize func(tc *TaskContext, in iter.Seq[T]) [][]X) *ShuffleDep {
+	return &ShuffleDep{
+		ID:        id,
+		Parent:    parent.node,
+		NumReduce: numReduce,
+		Write: func(tc *TaskContext, mapPart int) error {
+			buckets := bucketize(tc, parent.Iterator(tc, mapPart))
+			out := make([]any, len(buckets))
+			for i, b := range buckets {
+				out[i] = b
+			}
+			return parent.node.ctx.cfg.Shuffles.PutMapOutput(id, mapPart, out)
+		},
+	}
+}
+
+// fetch yields the buckets for reduce partition r from every map output of dep,
+// in map order; a missing output fails the task with a FetchFailedError.
+func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
+	return func(yield func([]X) bool) {
+		store := dep.Parent.ctx.cfg.Shuffles
+		for m := range dep.Parent.NumPartitions {
+			v, ok := store.Bucket(dep.ID, m, r)
+			if !ok {
+				tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m})
+			}
+			b, _ := v.([]X)
+			if !yield(b) {
+				return
+			}
+		}
+	}
+}
+
+// bucketByKey splits records into buckets by key without combining.
+func bucketByKey[K comparable, V any](part Partitioner[K]) func(*TaskContext, iter.Seq[Pair[K, V]]) [][]Pair[K, V] {
+	return func(tc *TaskContext, in iter.Seq[Pair[K, V]]) [][]Pair[K, V] {
+		b := make([][]Pair[K, V], part.NumPartitions())
+		for kv := range in {
+			i := part.Partition(kv.Key)
+			b[i] = append(b[i], kv)
+		}
+		return b
+	}
+}
+
+// Aggregator says how CombineByKey folds values of type V into combiners of type C.
+type Aggregator[V, C any] struct {
+	Create         func(V) C
+	MergeValue     func(C, V) C
+	MergeCombiners func(C, C) C
+}
+
+// CombineByKey is the general keyed aggregation behind ReduceByKey and
+// GroupByKey: values are folded per key into combiners, on the map side
+// (when mapSide is true) and again on the reduce side.
+func CombineByKey[K comparable, V, C any](d *Dataset[Pair[K, V]], agg Aggregator[V, C], part Partitioner[K], mapSide bool) *Dataset[Pair[K, C]] {
+	return combineByKey("combineByKey", d, agg, part, mapSide)
+}
+
+func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], agg Aggregator[V, C], part Partitioner[K], mapSide bool) *Dataset[Pair[K, C]] {
+	c := d.node.ctx
+	id := c.scopes.newID()
+	n := part.NumPartitions()
+	var dep *ShuffleDep
+	var compute func(tc *TaskContext, r int) iter.Seq[Pair[K, C]]
+	if mapSide {
+		dep = newShuffleDep(id, d, n, func(tc *TaskContext, in iter.Seq[Pair[K, V]]) [][]Pair[K, C] {
+			ms := make([]*combiner[K, C], n)
+			for i := range ms {
+				ms[i] = newCombiner[K, C](64)
+			}
+			for kv := range in {
+				tc.enter(name)
+				slot, ok := ms[part.Partition(kv.Key)].slot(kv.Key)
+				if ok {
+					*slot = agg.MergeValue(*slot, kv.Value)
+				} else {
+					*slot = agg.Create(kv.Value)
+				}
+			}
+			b := make([][]Pair[K, C], n)
+			for i, m := range ms {
+				b[i] = m.pairs
+			}
+			return b
+		})
+		compute = func(tc *TaskContext, r int) iter.Seq[Pair[K, C]] {
+			return func(yield func(Pair[K, C]) bool) {
+				m := newCombiner[K, C](64)
+				for b := range fetch[Pair[K, C]](tc, dep, r) {
+					for _, kc := range b {
+						tc.enter(name)
+						slot, ok := m.slot(kc.Key)
+						if ok {
+							*slot = agg.MergeCombiners(*slot, kc.Value)
+						} else {
+							*slot = kc.Value
+						}
+					}
+				}
+				for _, kc := range m.pairs {
+					if !yield(kc) {
+						return
+					}
+				}
+			}
+		}
+	} else {
+		dep = newShuffleDep(id, d, n, bucketByKey[K, V](part))
+		compute = func(tc *TaskContext, r int) iter.Seq[Pair[K, C]] {
+			return func(yield func(Pair[K, C]) bool) {
+				m := newCombiner[K, C](64)
+				for b := range fetch[Pair[K, V]](tc, dep, r) {
+					for _, kv := range b {
+						tc.enter(name)
+						slot, ok := m.slot(kv.Key)
+						if ok {
+							*slot = agg.MergeValue(*slot, kv.Value)
+						} else {
+							*slot = agg.Create(kv.Value)
+						}
+					}
+				}
+				for _, kc := range m.pairs {
+					if !yield(kc) {
+						return
+					}
+				}
+			}
+		}
+	}
+	return &Dataset[Pair[K, C]]{node: &Node{ID: id, Name: name, NumPartitions: n, ctx: c, deps: []Dep{dep}}, compute: compute}
+}
+
+// partitionerFor returns a hash partitioner over n partitions, or the
+// context's parallelism when n <= 0.
+func partitionerFor[K comparable](c *Context, n int) Partitioner[K] {
+	if n <= 0 {
+		n = c.cfg.Parallelism
+	}
+	return NewHashPartitioner[K](n)
+}
+
+// ReduceByKey merges the values of each key with the associative and
+// commutative f, combining on the map side. n <= 0 means the default parallelism.
+func ReduceByKey[K comparable, V any](d *Dataset[Pair[K, V]], f func(V, V) V, n int) *Dataset[Pair[K, V]] {
+	return combineByKey("reduceByKey", d, Aggregator[V, V]{
+		Create:         func(v V) V { return v },
+		MergeValue:     f,
+		MergeCombiners: f,
+	}, partitionerFor[K](d.node.ctx, n), true)
+}
+
+// GroupByKey gathers each key's values, in arrival order.
+func GroupByKey[K comparable, V any](d *Dataset[Pair[K, V]], n int) *Dataset[Pair[K, []V]] {
+	return combineByKey("groupByKey", d, Aggregator[V, []V]{
+		Create:         func(v V) []V { return []V{v} },
+		MergeValue:     func(c []V, v V) []V { return append(c, v) },
+		MergeCombiners: func(a, b []V) []V { return append(a, b...) },
+	}, partitionerFor[K](d.node.ctx, n), false)
+}
+
+// PartitionBy moves every pair to the partition part assigns its key.
+func PartitionBy[K comparable, V any](d *Dataset[Pair[K, V]], part Partitioner[K]) *Dataset[Pair[K, V]] {
+	c := d.node.ctx
+	id := c.scopes.newID()
+	dep := newShuffleDep(id, d, part.NumPartitions(), bucketByKey[K, V](part))
+	return &Dataset[Pair[K, V]]{
+		node: &Node{ID: id, Name: "partitionBy", NumPartitions: part.NumPartitions(), ctx: c, deps: []Dep{dep}},
+		compute: func(tc *TaskContext, r int) iter.Seq[Pair[K, V]] {
+			return concat(fetch[Pair[K, V]](tc, dep, r))
+		},
+	}
+}
+
+// Repartition reshuffles records evenly over n partitions. Each map partition
+// deals its records round-robin starting at its own index, so the layout is
+// deterministic.
+func Repartition[T any](d *Dataset[T], n int) *Dataset[T] {
+	c := d.node.ctx
+	if n <= 0 {
+		n = c.cfg.Parallelism
+	}
+	id := c.scopes.newID()
+	dep := newShuffleDep(id, d, n, func(tc *TaskContext, in iter.Seq[T]) [][]T {
+		b := make([][]T, n)
+		i := tc.Partition % n
+		for x := range in {
+			b[i] = append(b[i], x)
+			if i++; i == n {
+				i = 0
+			}
+		}
+		return b
+	})
+	return &Dataset[T]{
+		node: &Node{ID: id, Name: "repartition", NumPartitions: n, ctx: c, deps: []Dep{dep}},
+		compute: func(tc *TaskContext, r int) iter.Seq[T] {
+			return concat(fetch[T](tc, dep, r))
+		},
+	}
+}
+
+// Distinct removes duplicate records.
+func Distinct[T comparable](d *Dataset[T], n int) *Dataset[T] {
+	pairs := Map(d, func(x T) Pair[T, struct{}] { return Pair[T, struct{}]{Key: x} })
+	red := ReduceByKey(pairs, func(a, _ struct{}) struct{} { return a }, n)
+	return renamed(Map(red, func(p Pair[T, struct{}]) T { return p.Key }), "distinct")
+}
+
+func concat[X any](bs iter.Seq[[]X]) iter.Seq[X] {
+	return func(yield func(X) bool) {
+		for b := range bs {
+			for _, x := range b {
+				if !yield(x) {
+					return
+				}
+			}
+		}
+	}
+}
+
+// renamed sets the operator name shown in errors and the UI.
+func renamed[T any](d *Dataset[T], name string) *Dataset[T] {
+	d.node.Name = name
+	return d
+}

@@ -1,0 +1,98 @@
+package rdd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+)
+
+// TaskContext is what a running task knows about itself. A task computes one
+// partition of one stage; its identity (stage, partition, attempt) is
+// meaningful in any process.
+type TaskContext struct {
+	Ctx       context.Context
+	Job       int
+	Stage     int
+	Partition int
+	Attempt   int
+
+	op string // the operator whose user code ran last, for error reports
+}
+
+// NewTaskContext returns the context of one task attempt.
+func NewTaskContext(ctx context.Context, job, stage, part, attempt int) *TaskContext {
+	return &TaskContext{Ctx: ctx, Job: job, Stage: stage, Partition: part, Attempt: attempt}
+}
+
+// enter records that user code of operator op is about to run.
+func (tc *TaskContext) enter(op string) { tc.op = op }
+
+// abort carries an error out of an iterator; RunTask turns it back into an error.
+type abort struct{ err error }
+
+// Fail stops the task with err. It does not return.
+func (tc *TaskContext) Fail(err error) { panic(abort{err}) }
+
+// TaskError is a task's failure: the operator whose code failed and why.
+type TaskError struct {
+	Op    string // operator name, empty if the failure is not in user code
+	Err   error  // the error, or a description of the panic
+	Stack string // stack of a panic, if it was one
+}
+
+func (e *TaskError) Error() string {
+	if e.Op == "" {
+		return e.Err.Error()
+	}
+	return fmt.Sprintf("in operator %s: %v", e.Op, e.Err)
+}
+
+func (e *TaskError) Unwrap() error { return e.Err }
+
+// FetchFailedError reports that a shuffle output a reduce task needed is gone
+// (evicted, or on a lost worker): the scheduler recomputes it from lineage.
+type FetchFailedError struct {
+	Shuffle ID
+	Map     int
+}
+
+func (e *FetchFailedError) Error() string {
+	return fmt.Sprintf("shuffle %s map output %d is missing", e.Shuffle, e.Map)
+}
+
+// RunTask runs fn as the body of a task, turning a panic or a Fail into a
+// *TaskError naming the operator that failed.
+func RunTask[R any](tc *TaskContext, fn func() (R, error)) (res R, err error) {
+	defer func() {
+		r := recover()
+		if r == nil {
+			return
+		}
+		if a, ok := r.(abort); ok {
+			var ff *FetchFailedError
+			if errors.As(a.err, &ff) {
+				err = a.err
+				return
+			}
+			err = &TaskError{Op: tc.op, Err: a.err}
+			return
+		}
+		var perr error
+		if e, ok := r.(error); ok {
+			perr = fmt.Errorf("panic: %w", e)
+		} else {
+			perr = fmt.Errorf("panic: %v", r)
+		}
+		err = &TaskError{Op: tc.op, Err: perr, Stack: string(debug.Stack())}
+	}()
+	res, err = fn()
+	if err != nil {
+		var te *TaskError
+		var ff *FetchFailedError
+		if !errors.As(err, &te) && !errors.As(err, &ff) {
+			err = &TaskError{Op: tc.op, Err: err}
+		}
+	}
+	return res, err
+}
