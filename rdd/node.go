@@ -50,3 +50,9 @@ func (d *ShuffleDep) parent() *Node { return d.Parent }
 
 // ParentOf returns the parent a dependency points at.
 func ParentOf(d Dep) *Node { return d.parent() }
+
+// NewNode returns a node with the given lineage. Typed datasets make their
+// own; schedulers' tests and remote plans build bare ones.
+func NewNode(id ID, name string, parts int, deps ...Dep) *Node {
+	return &Node{ID: id, Name: name, NumPartitions: parts, deps: deps}
+}

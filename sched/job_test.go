@@ -1,0 +1,177 @@
+package sched
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/cockroachdb/datadriven"
+
+	"github.com/dstream/dstream/rdd"
+)
+
+// outputs is an in-memory MapOutputs the transcript edits.
+type outputs map[rdd.ID]map[int]bool
+
+func (o outputs) Missing(s rdd.ID, n int) []int {
+	var m []int
+	for i := range n {
+		if !o[s][i] {
+			m = append(m, i)
+		}
+	}
+	return m
+}
+
+// TestJobTranscripts replays scripts of events (testdata/*.txt) against a
+// JobScheduler and compares the actions it returns, as etcd-raft's
+// interaction tests do. Commands:
+//
+//	graph            lines "name: source N" or "name: shuffle PARENT N" or
+//	                 "name: narrow PARENT..." define the lineage
+//	run NAME [parts=0,1]   submit a job on NAME
+//	ok STAGE PART     the current attempt of a task succeeded
+//	fail STAGE PART   it failed with an ordinary error
+//	fetchfail STAGE PART SHUFFLE MAP   it found map output MAP of SHUFFLE gone
+//	lose SHUFFLE MAP  a map output disappears (eviction, lost worker)
+func TestJobTranscripts(t *testing.T) {
+	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+		var (
+			nodes   map[string]*rdd.Node
+			shufIDs map[rdd.ID]string
+			outs    outputs
+			js      *JobScheduler
+			tasks   map[[2]int]Task // (stage, part) -> current task
+		)
+		seq := int32(0)
+		render := func(acts []Action) string {
+			var lines []string
+			for _, a := range acts {
+				switch a := a.(type) {
+				case Launch:
+					tk := a.Task
+					tasks[[2]int{tk.Stage, tk.Partition}] = tk
+					kind := "result"
+					if tk.Shuffle != nil {
+						kind = "map " + shufIDs[tk.Shuffle.ID]
+					}
+					lines = append(lines, fmt.Sprintf("launch stage=%d part=%d attempt=%d (%s)", tk.Stage, tk.Partition, tk.Attempt, kind))
+				case Done:
+					if a.Err != nil {
+						lines = append(lines, "done error: "+a.Err.Error())
+					} else {
+						lines = append(lines, fmt.Sprintf("done results=%v", a.Results))
+					}
+				}
+			}
+			if len(lines) == 0 {
+				return "(no actions)\n"
+			}
+			return strings.Join(lines, "\n") + "\n"
+		}
+		task := func(d *datadriven.TestData) Task {
+			st, _ := strconv.Atoi(d.CmdArgs[0].Key)
+			p, _ := strconv.Atoi(d.CmdArgs[1].Key)
+			tk, ok := tasks[[2]int{st, p}]
+			if !ok {
+				d.Fatalf(t, "no launched task for stage %d part %d", st, p)
+			}
+			return tk
+		}
+		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			switch d.Cmd {
+			case "graph":
+				nodes, shufIDs, outs, tasks = map[string]*rdd.Node{}, map[rdd.ID]string{}, outputs{}, map[[2]int]Task{}
+				for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+					name, spec, _ := strings.Cut(line, ":")
+					f := strings.Fields(spec)
+					seq++
+					id := rdd.ID{Seq: seq}
+					switch f[0] {
+					case "source":
+						n, _ := strconv.Atoi(f[1])
+						nodes[name] = rdd.NewNode(id, name, n)
+					case "shuffle":
+						n, _ := strconv.Atoi(f[2])
+						dep := &rdd.ShuffleDep{ID: id, Parent: nodes[f[1]], NumReduce: n}
+						shufIDs[id] = name
+						outs[id] = map[int]bool{}
+						nodes[name] = rdd.NewNode(id, name, n, dep)
+					case "narrow":
+						var deps []rdd.Dep
+						parts := 0
+						for _, p := range f[1:] {
+							deps = append(deps, rdd.NarrowDep{Parent: nodes[p]})
+							parts += nodes[p].NumPartitions
+						}
+						nodes[name] = rdd.NewNode(id, name, parts, deps...)
+					default:
+						d.Fatalf(t, "unknown node kind %q", f[0])
+					}
+				}
+				return "ok\n"
+			case "run":
+				n := nodes[d.CmdArgs[0].Key]
+				parts := make([]int, n.NumPartitions)
+				for i := range parts {
+					parts[i] = i
+				}
+				if d.HasArg("parts") {
+					parts = nil
+					for _, v := range d.CmdArgs[1].Vals {
+						p, _ := strconv.Atoi(v)
+						parts = append(parts, p)
+					}
+				}
+				js = NewJob(1, &rdd.Job{Final: n, Partitions: parts}, outs, 4)
+				return render(js.Start())
+			case "ok":
+				tk := task(d)
+				var res any
+				if tk.Shuffle != nil {
+					outs[tk.Shuffle.ID][tk.Partition] = true
+				} else {
+					res = fmt.Sprintf("r%d", tk.Partition)
+				}
+				return render(js.TaskEnded(tk, res, nil))
+			case "fail":
+				return render(js.TaskEnded(task(d), nil, errors.New("boom")))
+			case "fetchfail":
+				tk := task(d)
+				name := d.CmdArgs[2].Key
+				m, _ := strconv.Atoi(d.CmdArgs[3].Key)
+				id := nodes[name].ID
+				delete(outs[id], m)
+				return render(js.TaskEnded(tk, nil, &rdd.FetchFailedError{Shuffle: id, Map: m}))
+			case "lose":
+				m, _ := strconv.Atoi(d.CmdArgs[1].Key)
+				delete(outs[nodes[d.CmdArgs[0].Key].ID], m)
+				return "ok\n"
+			case "stale":
+				// An old attempt reports late: it must be ignored.
+				tk := task(d)
+				tk.Attempt--
+				return render(js.TaskEnded(tk, "late", nil))
+			}
+			d.Fatalf(t, "unknown command %q", d.Cmd)
+			return ""
+		})
+	})
+}
+
+func TestMissingResultPartitionsOnlyRunOnce(t *testing.T) {
+	n := rdd.NewNode(rdd.ID{Seq: 1}, "src", 3)
+	js := NewJob(1, &rdd.Job{Final: n, Partitions: []int{2, 0}}, outputs{}, 4)
+	acts := js.Start()
+	var ps []int
+	for _, a := range acts {
+		ps = append(ps, a.(Launch).Task.Partition)
+	}
+	slices.Sort(ps)
+	if !slices.Equal(ps, []int{0, 2}) {
+		t.Fatalf("launched %v, want [0 2]", ps)
+	}
+}
