@@ -10,28 +10,34 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/source"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil {
+	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "wordcount:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
-	listen := fs.String("listen", "127.0.0.1:9999", "address the socket source listens on")
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", "127.0.0.1:9999", "address the socket source listens on (port 0 picks a free port)")
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	out := fs.String("out", "", "output folder (required)")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
@@ -41,12 +47,13 @@ func run(args []string) error {
 	if *out == "" {
 		return fmt.Errorf("--out is required")
 	}
-	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	ctx, err := dstream.NewContext(dstream.Config{Master: *master, BatchInterval: *batch, Logger: logger})
 	if err != nil {
 		return err
 	}
-	lines := dstream.SocketTextStream(ctx, *listen)
+	sock := source.NewSocket(*listen, source.SocketOptions{Logger: logger})
+	lines := dstream.ReceiverStream(ctx, sock)
 	words := dstream.FlatMap(lines, strings.Fields)
 	pairs := dstream.Map(words, func(w string) dstream.Pair[string, int64] { return dstream.KV(w, int64(1)) })
 	counts := dstream.ReduceByKey(pairs, func(a, b int64) int64 { return a + b }, 0)
@@ -54,5 +61,14 @@ func run(args []string) error {
 		return p.Key + "\t" + strconv.FormatInt(p.Value, 10)
 	})
 	text.SaveAsTextFiles(filepath.Join(*out, "words"), "")
-	return ctx.Run()
+
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := ctx.Start(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wordcount: listening on %s, writing to %s\n", sock.Addr(), *out)
+	<-sig.Done()
+	fmt.Fprintln(stdout, "wordcount: stopping gracefully")
+	return ctx.Stop(true)
 }

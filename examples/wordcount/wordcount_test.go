@@ -1,0 +1,157 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// buildBinaries compiles wordcount and the dstream CLI once for the test.
+func buildBinaries(t *testing.T) (wordcount, dstream string) {
+	t.Helper()
+	dir := t.TempDir()
+	wordcount = filepath.Join(dir, "wordcount")
+	dstream = filepath.Join(dir, "dstream")
+	for bin, pkg := range map[string]string{wordcount: ".", dstream: "../../cmd/dstream"} {
+		cmd := exec.Command("go", "build", "-o", bin, pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+		}
+	}
+	return wordcount, dstream
+}
+
+// TestEndToEnd runs the client, the socket source and wordcount as real
+// processes over a real socket, stops wordcount with SIGTERM, and checks that
+// the counts summed over every interval equal the input's counts exactly.
+func TestEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	wcBin, dsBin := buildBinaries(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+
+	// Input: many lines, including empty lines, runs of spaces and tabs,
+	// and invalid UTF-8, which must be counted as bytes, not lost.
+	rng := rand.New(rand.NewPCG(42, 42))
+	var in bytes.Buffer
+	for i := range 30000 {
+		switch i % 997 {
+		case 0:
+			in.WriteString("\n")
+			continue
+		case 1:
+			in.WriteString("bad\xff\xfeutf8 \t  word\n")
+			continue
+		}
+		for j := range 1 + rng.IntN(8) {
+			if j > 0 {
+				in.WriteString(" ")
+			}
+			fmt.Fprintf(&in, "w%d", rng.IntN(500))
+		}
+		in.WriteString("\n")
+	}
+	input := filepath.Join(dir, "input.txt")
+	if err := os.WriteFile(input, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]int64{}
+	for _, w := range strings.Fields(in.String()) {
+		want[w]++
+	}
+
+	wc := exec.Command(wcBin, "--listen", "127.0.0.1:0", "--batch", "200ms", "--out", out)
+	stdout, err := wc.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	wc.Stderr = &stderr
+	if err := wc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	var addr string
+	if lines.Scan() {
+		if f := strings.Fields(lines.Text()); len(f) >= 4 && f[1] == "listening" {
+			addr = strings.TrimSuffix(f[3], ",")
+		}
+	}
+	if addr == "" {
+		t.Fatalf("wordcount did not report its address: %q\n%s", lines.Text(), stderr.String())
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+
+	send := exec.Command(dsBin, "send", "--to", addr, "--file", input)
+	if b, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("dstream send: %v\n%s", err, b)
+	}
+	if err := wc.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- wc.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("wordcount exited with %v after SIGTERM\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("wordcount did not stop within 60s of SIGTERM\n%s", stderr.String())
+	}
+
+	got := map[string]int64{}
+	parts, _ := filepath.Glob(filepath.Join(out, "words-*", "part-*"))
+	if len(parts) == 0 {
+		t.Fatalf("no output files\n%s", stderr.String())
+	}
+	for _, p := range parts {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if line == "" {
+				continue
+			}
+			w, c, ok := strings.Cut(line, "\t")
+			n, err := strconv.ParseInt(c, 10, 64)
+			if !ok || err != nil {
+				t.Fatalf("%s: malformed line %q", p, line)
+			}
+			got[w] += n
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d distinct words, want %d", len(got), len(want))
+	}
+	for w, n := range want {
+		if got[w] != n {
+			t.Errorf("word %q: counted %d, want %d", w, got[w], n)
+		}
+	}
+	dirs, _ := filepath.Glob(filepath.Join(out, "words-*"))
+	for _, d := range dirs {
+		if _, err := os.Stat(filepath.Join(d, "_SUCCESS")); err != nil {
+			t.Errorf("%s has no _SUCCESS marker", d)
+		}
+	}
+	if leftovers, _ := filepath.Glob(filepath.Join(out, ".words-*")); len(leftovers) > 0 {
+		t.Errorf("temporary folders left behind: %v", leftovers)
+	}
+}
