@@ -1,0 +1,37 @@
+package dstream
+
+import (
+	"testing"
+	"time"
+)
+
+func TestTrackerAllocatesByCutTimeAndNeverLosesLateBlocks(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_000)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	tr := newTracker()
+	tr.add(blockInfo{stream: 1, key: "b0", time: at(200), records: 2})
+	tr.add(blockInfo{stream: 1, key: "b1", time: at(1000), records: 3})
+	tr.add(blockInfo{stream: 1, key: "b2", time: at(1200), records: 5})
+	if n := tr.allocate(at(1000)); n != 5 {
+		t.Fatalf("interval 1000 got %d records, want 5 (blocks cut at or before its end)", n)
+	}
+	if n := tr.allocate(at(1000)); n != 0 {
+		t.Fatalf("allocating an interval twice gave %d more records", n)
+	}
+	// A block cut inside interval 1000 but stored after it was allocated
+	// goes to the next interval.
+	tr.add(blockInfo{stream: 1, key: "late", time: at(800), records: 7})
+	if n := tr.allocate(at(2000)); n != 12 {
+		t.Fatalf("interval 2000 got %d records, want 12 (b2 and the late block)", n)
+	}
+	if got := tr.blocks(1, at(2000)); len(got) != 2 || got[0].key != "b2" || got[1].key != "late" {
+		t.Errorf("interval 2000 blocks = %+v", got)
+	}
+	if tr.pending() {
+		t.Error("blocks still pending")
+	}
+	keys := tr.forget(at(1000))
+	if len(keys) != 2 || tr.records(at(1000)) != 0 || tr.records(at(2000)) != 12 {
+		t.Errorf("forget(1000) dropped %v; records left %d/%d", keys, tr.records(at(1000)), tr.records(at(2000)))
+	}
+}
