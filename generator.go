@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/rdd"
 )
 
 // batch is one interval cut by the generator and waiting to run.
@@ -212,6 +213,12 @@ func (c *Context) clearOld(t time.Time) {
 	for _, key := range c.tracker.forget(t.Add(-maxRemember)) {
 		c.blocks.Remove(key)
 	}
+	outs := make(map[int32]bool, len(c.outputs))
+	for _, op := range c.outputs {
+		outs[op.id] = true
+	}
+	ms := t.UnixMilli()
+	c.rctx.Forget(func(id rdd.ID) bool { return outs[id.Op] && id.Time <= ms })
 }
 
 // Stop stops the context. A graceful stop stops the receivers, waits until

@@ -13,13 +13,15 @@ import (
 
 // outputOp is an output operation: it runs one job per interval of its stream.
 type outputOp struct {
+	id   int32 // from the same sequence as stream operators
 	name string
 	run  func(t time.Time) error
 }
 
 func addOutput[T any](s *Stream[T], name string, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) {
 	c := s.ctx
-	op := &outputOp{name: name, run: func(t time.Time) error {
+	op := &outputOp{name: name}
+	op.run = func(t time.Time) error {
 		ds, err := s.At(t)
 		if err != nil {
 			return err
@@ -27,17 +29,22 @@ func addOutput[T any](s *Stream[T], name string, fn func(ctx context.Context, ds
 		if ds == nil {
 			return nil // the stream produces nothing at t
 		}
-		if err := fn(c.runCtx(), ds, t); err != nil {
+		// Datasets fn builds are named in the output's scope for t, so they
+		// are process-independent and forgotten after the interval.
+		c.rctx.InScope(op.id, t.UnixMilli(), func() { err = fn(c.runCtx(), ds, t) })
+		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		return nil
-	}}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != stateNew {
 		c.graphErr = firstErr(c.graphErr, fmt.Errorf("%s: outputs must be registered before the context starts", name))
 		return
 	}
+	c.nextOp++
+	op.id = c.nextOp
 	c.outputs = append(c.outputs, op)
 }
 
