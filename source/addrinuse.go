@@ -1,0 +1,5 @@
+package source
+
+import "syscall"
+
+var errAddrInUse error = syscall.EADDRINUSE

@@ -1,0 +1,44 @@
+// Package source holds receivers, which take records in from outside the
+// engine (a TCP socket, a folder), and the block generator, which cuts what a
+// receiver takes in into blocks every block interval and hands them to the
+// engine, applying backpressure when the engine falls behind.
+package source
+
+import (
+	"context"
+	"time"
+)
+
+// Block is the unit of received input: the records one receiver collected
+// during one block interval.
+type Block struct {
+	Stream  int       // input stream id (assigned by the engine)
+	Seq     int64     // per-stream sequence number, 0, 1, 2, ... with no gaps
+	Time    time.Time // when the block was cut; the engine assigns the block to the interval containing this time
+	Records []string
+}
+
+// BlockSink stores cut blocks. StoreBlock returns only once the block is
+// stored: that is the acknowledgement. The engine implements it.
+type BlockSink interface {
+	StoreBlock(ctx context.Context, b Block) error
+}
+
+// Writer accepts records from a receiver. Write may block (backpressure) and
+// returns an error once the generator is stopped or has failed.
+type Writer interface {
+	Write(rec string) error
+}
+
+// Receiver takes records in from outside.
+type Receiver interface {
+	// Name describes the receiver in logs and errors.
+	Name() string
+	// Open acquires what the receiver needs (binds its port, checks its
+	// folder); its error is returned from the engine's Start.
+	Open() error
+	// Receive writes records to w until ctx is done or the source is
+	// exhausted, then releases what Open acquired. It returns nil when ctx
+	// is cancelled.
+	Receive(ctx context.Context, w Writer) error
+}
