@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"time"
 )
 
 // SocketOptions configure a Socket receiver.
@@ -27,6 +28,12 @@ type Socket struct {
 	opts SocketOptions
 	ln   net.Listener
 }
+
+// Bounds on draining open connections when the receiver stops.
+const (
+	drainIdle = 300 * time.Millisecond
+	drainMax  = 5 * time.Second
+)
 
 // NewSocket returns a receiver that will listen on addr ("host:port"; port 0
 // picks a free port, see Addr).
@@ -77,11 +84,13 @@ func (s *Socket) Receive(ctx context.Context, w Writer) error {
 		wg    sync.WaitGroup
 		first error
 	)
+	// On stop: accept no more connections, and let open ones drain what the
+	// senders already wrote (until each is idle for drainIdle, or drainMax).
 	stop := context.AfterFunc(ctx, func() {
 		s.ln.Close()
 		mu.Lock()
 		for c := range conns {
-			c.Close()
+			_ = c.SetReadDeadline(time.Now().Add(drainIdle))
 		}
 		mu.Unlock()
 	})
@@ -129,6 +138,7 @@ func (s *Socket) Receive(ctx context.Context, w Writer) error {
 // serve reads one connection; it returns an error only when w fails.
 func (s *Socket) serve(ctx context.Context, conn net.Conn, w Writer) error {
 	peer := conn.RemoteAddr().String()
+	var drainUntil time.Time
 	lr := newLineReader(conn, s.opts.MaxRecordBytes, func(size int) {
 		s.opts.Logger.Warn("socket source dropped an over-long record", "from", peer, "bytes", size, "max", s.opts.MaxRecordBytes)
 	})
@@ -139,12 +149,28 @@ func (s *Socket) serve(ctx context.Context, conn net.Conn, w Writer) error {
 				return fmt.Errorf("source %s: %w", s.Name(), werr)
 			}
 		}
+		if err == nil && ctx.Err() != nil {
+			// Draining: keep reading while data keeps coming, within bounds.
+			now := time.Now()
+			if drainUntil.IsZero() {
+				drainUntil = now.Add(drainMax)
+			}
+			dl := now.Add(drainIdle)
+			if dl.After(drainUntil) {
+				dl = drainUntil
+			}
+			_ = conn.SetReadDeadline(dl)
+		}
+		var ne net.Error
 		switch {
 		case err == nil:
 			continue
 		case err == io.EOF:
 			return nil
-		case ctx.Err() != nil:
+		case ctx.Err() != nil && errors.As(err, &ne) && ne.Timeout():
+			if partial > 0 {
+				s.opts.Logger.Warn("socket source stopped mid-record; partial record dropped", "from", peer, "bytes", partial)
+			}
 			return nil
 		default:
 			if partial > 0 {

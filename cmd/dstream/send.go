@@ -1,0 +1,49 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream/client"
+	"github.com/dstream/dstream/generate"
+)
+
+// runSend is `dstream send`: inject records into a socket source.
+func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o client.Options
+	fs.StringVar(&o.To, "to", "", "HOST:PORT of the socket source (required)")
+	fs.StringVar(&o.File, "file", "", "send this file's lines once, then exit")
+	fs.StringVar(&o.Generate, "generate", "", "generate records of this kind: "+strings.Join(generate.Kinds(), ", "))
+	fs.Int64Var(&o.Seed, "seed", 1, "generator seed")
+	fs.IntVar(&o.Rate, "rate", 0, "records per second (0: as fast as possible)")
+	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (0: at the end of the file, or never)")
+	fs.Int64Var(&o.Count, "count", 0, "stop after this many records (0: no limit)")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if err := o.Validate(); err != nil {
+		return usageError{err}
+	}
+	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	start := time.Now()
+	st, err := client.Send(ctx, o)
+	fmt.Fprintf(stdout, "sent %d records (%d bytes) to %s in %v", st.Records, st.Bytes, o.To, time.Since(start).Round(time.Millisecond))
+	if st.Reconnects > 0 {
+		fmt.Fprintf(stdout, " with %d reconnects", st.Reconnects)
+	}
+	fmt.Fprintln(stdout)
+	return err
+}
