@@ -50,6 +50,7 @@ type BlockGenerator struct {
 	limiter limiter
 
 	queue    chan Block
+	slots    chan struct{} // one per block cut and not yet stored
 	stopCut  context.CancelFunc
 	cutDone  chan struct{}
 	pushDone chan struct{}
@@ -76,7 +77,8 @@ func NewBlockGenerator(cfg GeneratorConfig) *BlockGenerator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	g := &BlockGenerator{cfg: cfg, queue: make(chan Block, cfg.MaxPending), cutDone: make(chan struct{}), pushDone: make(chan struct{})}
+	g := &BlockGenerator{cfg: cfg, queue: make(chan Block, cfg.MaxPending), slots: make(chan struct{}, cfg.MaxPending),
+		cutDone: make(chan struct{}), pushDone: make(chan struct{})}
 	g.cond = sync.NewCond(&g.mu)
 	g.limiter = limiter{rate: cfg.RateLimit}
 	return g
@@ -86,7 +88,9 @@ func NewBlockGenerator(cfg GeneratorConfig) *BlockGenerator {
 func (g *BlockGenerator) Start(ctx context.Context) {
 	cutCtx, cancel := context.WithCancel(ctx)
 	g.stopCut = cancel
-	go g.cutLoop(cutCtx)
+	// The first cut time is fixed now, so records written after Start and
+	// before the first boundary land in the first block.
+	go g.cutLoop(cutCtx, g.cfg.Clock.Now().Truncate(g.cfg.Interval).Add(g.cfg.Interval))
 	go g.pushLoop(ctx)
 }
 
@@ -131,24 +135,29 @@ func (g *BlockGenerator) cut(at time.Time) (Block, bool) {
 	return b, true
 }
 
-func (g *BlockGenerator) cutLoop(ctx context.Context) {
+func (g *BlockGenerator) cutLoop(ctx context.Context, next time.Time) {
 	defer close(g.cutDone)
 	defer close(g.queue)
-	next := g.cfg.Clock.Now().Truncate(g.cfg.Interval).Add(g.cfg.Interval)
 	for {
 		if err := g.cfg.Clock.WaitUntil(ctx, next); err != nil {
 			// Stopping: the final, partial block is cut now.
+			g.slots <- struct{}{} // the pusher frees slots until it is done
 			if b, ok := g.cut(g.cfg.Clock.Now()); ok {
 				g.queue <- b
 			}
 			return
 		}
+		// Cut only when a slot is free: while MaxPending blocks await
+		// storing, records stay in the buffer, which fills, and Write waits.
+		select {
+		case g.slots <- struct{}{}:
+		case <-ctx.Done():
+			continue // the stop path above cuts the final block
+		}
 		if b, ok := g.cut(next); ok {
-			select {
-			case g.queue <- b:
-			case <-ctx.Done():
-				g.queue <- b // Stop waits for the pusher, which drains the queue
-			}
+			g.queue <- b // never blocks: a slot is held for it
+		} else {
+			<-g.slots
 		}
 		next = next.Add(g.cfg.Interval)
 	}
@@ -161,9 +170,12 @@ func (g *BlockGenerator) pushLoop(ctx context.Context) {
 		failed := g.err != nil
 		g.mu.Unlock()
 		if failed {
+			<-g.slots
 			continue // drain: nothing more can be acknowledged
 		}
-		if err := g.cfg.Sink.StoreBlock(ctx, b); err != nil {
+		err := g.cfg.Sink.StoreBlock(ctx, b)
+		<-g.slots
+		if err != nil {
 			err = fmt.Errorf("storing block %d of stream %d (%d records): %w", b.Seq, b.Stream, len(b.Records), err)
 			g.cfg.Logger.Error("receiver cannot store blocks", "err", err)
 			g.mu.Lock()
