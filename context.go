@@ -127,8 +127,6 @@ func (c Config) Validate() error {
 		return fmt.Errorf("batch interval %v is too short (minimum 1ms; 50ms and up is sensible)", c.BatchInterval)
 	case c.BlockInterval <= 0 || c.BlockInterval > c.BatchInterval:
 		return fmt.Errorf("block interval %v must be positive and at most the batch interval %v", c.BlockInterval, c.BatchInterval)
-	case c.BatchInterval%c.BlockInterval != 0:
-		return fmt.Errorf("batch interval %v must be a multiple of the block interval %v", c.BatchInterval, c.BlockInterval)
 	case c.Slack < 0 || c.Slack >= c.BatchInterval:
 		return fmt.Errorf("slack %v must be at least 0 and less than the batch interval %v", c.Slack, c.BatchInterval)
 	case c.MaxTaskAttempts < 1:

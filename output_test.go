@@ -187,7 +187,7 @@ func TestConfigValidation(t *testing.T) {
 	}{
 		{dstream.Config{Master: "yarn"}, "master"},
 		{dstream.Config{Master: "local[0]"}, "between 1 and"},
-		{dstream.Config{BatchInterval: time.Second, BlockInterval: 300 * time.Millisecond}, "multiple of the block interval"},
+		{dstream.Config{BatchInterval: time.Second, BlockInterval: 2 * time.Second}, "at most the batch interval"},
 		{dstream.Config{BatchInterval: time.Second, Slack: 2 * time.Second}, "slack"},
 		{dstream.Config{BatchInterval: -time.Second}, "too short"},
 	} {

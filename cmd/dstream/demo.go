@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/dstream/dstream"
@@ -30,7 +31,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
 	verbose := fs.Bool("v", false, "log the engine's info messages")
 	if err := fs.Parse(args); err != nil {
-		return err
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
@@ -38,6 +42,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *duration < 0 || *rate < 0 {
 		return usageError{fmt.Errorf("--duration and --rate must not be negative")}
 	}
+	if *batch <= 0 || *window <= 0 {
+		return usageError{fmt.Errorf("--batch and --window must be positive (batch interval too short)")}
+	}
+	// The ranking (from the job runner) and the summary (from the listener
+	// bus) are written by different goroutines.
+	stdout = &lockedWriter{w: stdout}
 	level := slog.LevelWarn
 	if *verbose {
 		level = slog.LevelInfo
@@ -122,4 +132,16 @@ func hashtags(tweet string) []string {
 		}
 	}
 	return tags
+}
+
+// lockedWriter serialises writes from several goroutines.
+type lockedWriter struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
