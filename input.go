@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"iter"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/block"
@@ -76,8 +77,9 @@ func blocksDataset(c *Context, stream int32, blocks []blockInfo) *rdd.Dataset[st
 }
 
 type receiverInput struct {
-	stream *Stream[string]
-	recv   source.Receiver
+	stream  *Stream[string]
+	recv    source.Receiver
+	written atomic.Int64
 }
 
 func (in *receiverInput) opID() int32                      { return in.stream.id }
@@ -100,11 +102,36 @@ func (in *receiverInput) receive(ctx context.Context) error {
 	genCtx, stopGen := context.WithCancel(context.Background())
 	defer stopGen()
 	gen.Start(genCtx)
-	err := in.recv.Receive(ctx, gen)
+	err := in.recv.Receive(ctx, countingWriter{gen, &in.written})
 	if serr := gen.Stop(); serr != nil {
 		err = errors.Join(err, serr)
 	}
 	return err
+}
+
+// countingWriter counts the records a receiver hands over.
+type countingWriter struct {
+	w source.Writer
+	n *atomic.Int64
+}
+
+func (c countingWriter) Write(rec string) error {
+	if err := c.w.Write(rec); err != nil {
+		return err
+	}
+	c.n.Add(1)
+	return nil
+}
+
+// ReceivedRecords returns how many records the receivers have taken in.
+func (c *Context) ReceivedRecords() int64 {
+	var n int64
+	for _, in := range c.inputs {
+		if r, ok := in.(*receiverInput); ok {
+			n += r.written.Load()
+		}
+	}
+	return n
 }
 
 // blockSink stores received blocks, pinned, in the block store and reports
