@@ -209,3 +209,24 @@ func QueueStream[T any](c *Context, q *Queue[T]) *Stream[T] {
 		return rdd.Parallelize(c.rctx, recs, 0), nil
 	})
 }
+
+// GeneratedStream is an in-memory input: its dataset at interval t holds the
+// partitions gen returns for t, called once per interval when the interval's
+// job is built. Benchmarks use it to measure the engine without ingestion.
+func GeneratedStream[T any](c *Context, name string, gen func(t time.Time) [][]T) *Stream[T] {
+	return newStream(c, name, c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[T], error) {
+		parts := gen(t)
+		if len(parts) == 0 {
+			return rdd.Empty[T](c.rctx), nil
+		}
+		return rdd.FromFunc(c.rctx, name, len(parts), func(tc *rdd.TaskContext, p int) iter.Seq[T] {
+			return func(yield func(T) bool) {
+				for _, x := range parts[p] {
+					if !yield(x) {
+						return
+					}
+				}
+			}
+		}), nil
+	})
+}

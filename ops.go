@@ -117,9 +117,19 @@ func Count[T any](s *Stream[T]) *Stream[int64] {
 
 // countDataset is a one-record dataset holding ds's count (0 when empty).
 func countDataset[T any](ds *rdd.Dataset[T]) *rdd.Dataset[int64] {
-	ones := rdd.Map(ds, func(T) Pair[struct{}, int64] { return Pair[struct{}, int64]{Value: 1} })
+	// Count each partition in its task; only one record per partition is
+	// shuffled to the single output partition.
+	counts := rdd.MapPartitions(ds, func(xs iter.Seq[T]) iter.Seq[Pair[struct{}, int64]] {
+		return func(yield func(Pair[struct{}, int64]) bool) {
+			var n int64
+			for range xs {
+				n++
+			}
+			yield(Pair[struct{}, int64]{Value: n})
+		}
+	})
 	zero := rdd.Parallelize(ds.Context(), []Pair[struct{}, int64]{{}}, 1)
-	sum := rdd.ReduceByKey(rdd.Union(ones, zero), addInt64, 1)
+	sum := rdd.ReduceByKey(rdd.Union(counts, zero), addInt64, 1)
 	return rdd.Values(sum)
 }
 
@@ -133,8 +143,24 @@ func Reduce[T any](s *Stream[T], f func(T, T) T) *Stream[T] {
 }
 
 func reduceDataset[T any](ds *rdd.Dataset[T], f func(T, T) T) *rdd.Dataset[T] {
-	keyed := rdd.Map(ds, func(x T) Pair[struct{}, T] { return Pair[struct{}, T]{Value: x} })
-	return rdd.Values(rdd.ReduceByKey(keyed, f, 1))
+	// Fold each partition in its task, then the partials in one partition.
+	partials := rdd.MapPartitions(ds, func(xs iter.Seq[T]) iter.Seq[Pair[struct{}, T]] {
+		return func(yield func(Pair[struct{}, T]) bool) {
+			var acc T
+			has := false
+			for x := range xs {
+				if has {
+					acc = f(acc, x)
+				} else {
+					acc, has = x, true
+				}
+			}
+			if has {
+				yield(Pair[struct{}, T]{Value: acc})
+			}
+		}
+	})
+	return rdd.Values(rdd.ReduceByKey(partials, f, 1))
 }
 
 // CountByValue yields, every interval, each distinct record with its count.

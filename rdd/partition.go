@@ -75,6 +75,9 @@ func HashFunc[K comparable]() func(K) uint64 {
 			return mix64(0)
 		}
 	}
+	if reflect.TypeFor[K]().Size() == 0 {
+		return func(K) uint64 { return 0 } // struct{} and the like: one key
+	}
 	if reflect.TypeFor[K]().Implements(reflect.TypeFor[Hasher]()) {
 		return func(k K) uint64 { return any(k).(Hasher).Hash64() }
 	}

@@ -3,6 +3,7 @@
 //
 //	dstream demo [--duration D] [--batch 1s] [--window 10s]
 //	dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
+//	dstream bench --workload grep|wordcount|topk [--batch 1s] [--json]
 package main
 
 import (
@@ -23,6 +24,8 @@ Usage:
       trending hashtags over a sliding window, from generated tweets
   dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
       inject newline-delimited records into a socket source
+  dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]] [--duration D] [--source memory|socket] [--json]
+      the paper's workloads: highest sustained rate, latency, and a hand-written baseline
 
 Run 'dstream COMMAND --help' for a command's flags.
 `
@@ -46,6 +49,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDemo(ctx, args[1:], stdout, stderr)
 	case "send":
 		err = runSend(ctx, args[1:], stdout, stderr)
+	case "bench":
+		err = runBench(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

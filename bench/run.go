@@ -1,0 +1,362 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"runtime"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/client"
+	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/source"
+)
+
+// Config is one benchmark run.
+type Config struct {
+	Workload string
+	Batch    time.Duration
+	Master   string        // local[N]; default local[2]
+	Duration time.Duration // bounds the whole run, search included; default 60 s
+	Source   string        // "memory" (the engine alone) or "socket" (through the client and a socket receiver)
+	Window   time.Duration // default 30 s
+	Progress io.Writer     // progress lines; nil for none
+}
+
+// Result is what a run measured. JSON names are part of the CLI's contract.
+type Result struct {
+	Workload             string  `json:"workload"`
+	Source               string  `json:"source"`
+	BatchMs              int64   `json:"batch_ms"`
+	WindowMs             int64   `json:"window_ms"`
+	Cores                int     `json:"cores"`
+	CPU                  string  `json:"cpu"`
+	RecordsPerSec        float64 `json:"records_per_sec"`
+	RecordsPerSecPerCore float64 `json:"records_per_sec_per_core"`
+	BaselineRecordsPer   float64 `json:"baseline_records_per_sec"`
+	Ratio                float64 `json:"ratio"`
+	P50LatencyMs         float64 `json:"p50_latency_ms"`
+	P99LatencyMs         float64 `json:"p99_latency_ms"`
+	MaxSchedDelayMs      float64 `json:"max_scheduling_delay_ms"`
+	CapacityRecordsPer   float64 `json:"capacity_records_per_sec"`
+	ValidatedIntervals   int     `json:"validated_intervals"`
+	WindowFilled         bool    `json:"window_filled"`
+	Probes               int     `json:"probes"`
+}
+
+func (c *Config) defaults() error {
+	if _, ok := Workloads[c.Workload]; !ok {
+		return fmt.Errorf("unknown workload %q (workloads: %v)", c.Workload, Names())
+	}
+	if c.Batch <= 0 {
+		c.Batch = time.Second
+	}
+	if c.Master == "" {
+		c.Master = "local[2]"
+	}
+	if c.Duration <= 0 {
+		c.Duration = 60 * time.Second
+	}
+	if c.Source == "" {
+		c.Source = "memory"
+	}
+	if c.Source != "memory" && c.Source != "socket" {
+		return fmt.Errorf("--source %q: want memory or socket", c.Source)
+	}
+	if c.Window <= 0 {
+		c.Window = Window
+	}
+	if c.Window%c.Batch != 0 {
+		return fmt.Errorf("window %v is not a multiple of the batch %v", c.Window, c.Batch)
+	}
+	return nil
+}
+
+func (c *Config) logf(format string, args ...any) {
+	if c.Progress != nil {
+		fmt.Fprintf(c.Progress, format+"\n", args...)
+	}
+}
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+// Run measures one workload: the baseline, the engine's capacity (a search
+// on a manual clock, intervals back to back), then a real-time run at that
+// rate for latency and steady scheduling delay, backing off if it falls behind.
+func Run(cfg Config) (Result, error) {
+	if err := cfg.defaults(); err != nil {
+		return Result{}, err
+	}
+	w := Workloads[cfg.Workload]
+	deadline := time.Now().Add(cfg.Duration)
+	probeCtx, err := dstream.NewContext(dstream.Config{Master: cfg.Master})
+	if err != nil {
+		return Result{}, err
+	}
+	cores := probeCtx.Datasets().Parallelism()
+	res := Result{Workload: w.Name, Source: cfg.Source, BatchMs: cfg.Batch.Milliseconds(), WindowMs: cfg.Window.Milliseconds(),
+		Cores: cores, CPU: cpuModel()}
+	pool := NewPool(1 << 20)
+	windowIntervals := int(cfg.Window / cfg.Batch)
+
+	// 1. Capacity: records per interval the engine processes within the
+	// interval, intervals fed back to back on a manual clock. The window
+	// is filled (up to 12 intervals, to bound the search) before measuring.
+	fill := min(windowIntervals, 12)
+	if w.Name == "grep" {
+		fill = 1
+	}
+	searchEnd := time.Now().Add(cfg.Duration * 40 / 100)
+	var lastN int
+	var lastTook time.Duration
+	// affordable reports whether a probe of n records per interval is
+	// expected to end within the search's share of the budget.
+	affordable := func(n int) bool {
+		if lastN == 0 {
+			return time.Now().Before(searchEnd)
+		}
+		return time.Now().Add(lastTook * time.Duration(n) / time.Duration(lastN)).Before(searchEnd)
+	}
+	sustains := func(n int) (bool, error) {
+		res.Probes++
+		began := time.Now()
+		worst, err := probe(w, cfg, pool, n, fill, 4)
+		lastN, lastTook = n, time.Since(began)
+		if err != nil {
+			return false, err
+		}
+		ok := worst <= cfg.Batch*9/10
+		cfg.logf("  probe %-9s %9.0f records/s: slowest interval %v of %v -> %v", w.Name, rate(n, cfg.Batch), worst.Round(time.Millisecond), cfg.Batch, map[bool]string{true: "keeps up", false: "falls behind"}[ok])
+		return ok, nil
+	}
+	lo, hi := 0, max(1000, int(100_000*cfg.Batch.Seconds()))
+	for affordable(hi) {
+		ok, err := sustains(hi)
+		if err != nil {
+			return res, err
+		}
+		if !ok {
+			break
+		}
+		lo, hi = hi, hi*2
+	}
+	for i := 0; i < 5 && hi-lo > lo/20 && affordable((lo+hi)/2); i++ {
+		mid := (lo + hi) / 2
+		ok, err := sustains(mid)
+		if err != nil {
+			return res, err
+		}
+		if ok {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+	if lo == 0 {
+		lo = hi / 4
+	}
+	res.CapacityRecordsPer = rate(lo, cfg.Batch)
+
+	// 2. The baseline on the same records and interval sizes.
+	res.BaselineRecordsPer = baseline(w, cfg, pool, lo, windowIntervals)
+
+	// 3. Real time at the capacity, backing off while it falls behind.
+	n := lo
+	for attempt := 0; ; attempt++ {
+		left := time.Until(deadline)
+		intervals := min(windowIntervals+5, int(left/cfg.Batch)-2)
+		if intervals < 3 {
+			if attempt == 0 {
+				return res, fmt.Errorf("--duration %v leaves no time to run at the found rate; give more", cfg.Duration)
+			}
+			break
+		}
+		v, err := realtime(w, cfg, pool, n, intervals)
+		if err != nil {
+			return res, err
+		}
+		res.RecordsPerSec = rate(n, cfg.Batch)
+		res.P50LatencyMs, res.P99LatencyMs = v.p50, v.p99
+		res.MaxSchedDelayMs = v.maxSched
+		res.ValidatedIntervals = intervals
+		res.WindowFilled = intervals > windowIntervals || w.Name == "grep"
+		cfg.logf("  real time %9.0f records/s for %d intervals: p50 %.0f ms, p99 %.0f ms, max scheduling delay %.0f ms",
+			res.RecordsPerSec, intervals, v.p50, v.p99, v.maxSched)
+		if v.keptUp && (cfg.Source == "memory" || v.received >= int64(n)*int64(intervals)*9/10) {
+			break
+		}
+		n = n * 8 / 10
+		res.RecordsPerSec = 0
+	}
+	res.RecordsPerSecPerCore = res.RecordsPerSec / float64(cores)
+	if res.BaselineRecordsPer > 0 {
+		res.Ratio = res.RecordsPerSec / res.BaselineRecordsPer
+	}
+	return res, nil
+}
+
+func rate(perInterval int, batch time.Duration) float64 {
+	return float64(perInterval) / batch.Seconds()
+}
+
+// probe runs fill+measure intervals of n records back to back on a manual
+// clock and returns the slowest measured interval's processing time.
+func probe(w Workload, cfg Config, pool *Pool, n, fill, measure int) (time.Duration, error) {
+	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
+	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, Clock: clk, Logger: quiet})
+	if err != nil {
+		return 0, err
+	}
+	parts := ctx.Datasets().Parallelism()
+	var k int64
+	in := dstream.GeneratedStream(ctx, "generator", func(time.Time) [][]string {
+		k++
+		return pool.Interval(k, n, parts)
+	})
+	w.Build(in, cfg.Window, func(time.Time, int64) {})
+	if err := ctx.Start(); err != nil {
+		return 0, err
+	}
+	defer ctx.Stop(false)
+	var worst time.Duration
+	for i := 1; i <= fill+measure; i++ {
+		start := time.Now()
+		clk.Advance(cfg.Batch)
+		if err := ctx.AwaitBatch(context.Background(), ctx.StartTime().Add(time.Duration(i)*cfg.Batch)); err != nil {
+			return 0, err
+		}
+		if i > fill {
+			worst = max(worst, time.Since(start))
+		}
+	}
+	return worst, nil
+}
+
+// baseline times the hand-written loop over the same interval sizes, after
+// filling its window, and returns records per second.
+func baseline(w Workload, cfg Config, pool *Pool, n, windowIntervals int) float64 {
+	n = max(n, 10_000)
+	fn := w.Baseline(cfg.Window, cfg.Batch)
+	fill := windowIntervals
+	if w.Name == "grep" {
+		fill = 0
+	}
+	var sink int64
+	for k := range fill {
+		sink += fn(pool.Interval(int64(k), n, 1))
+	}
+	const measured = 5
+	var busy time.Duration
+	for k := range measured {
+		recs := pool.Interval(int64(fill+k), n, 1)
+		start := time.Now()
+		sink += fn(recs)
+		busy += time.Since(start)
+	}
+	_ = sink
+	return float64(n*measured) / busy.Seconds()
+}
+
+type realtimeResult struct {
+	p50, p99, maxSched float64
+	keptUp             bool
+	received           int64
+}
+
+// realtime runs intervals of n records on the wall clock and measures latency
+// from arrival (spread evenly over each interval) to the interval's output.
+func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeResult, error) {
+	var r realtimeResult
+	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, Logger: quiet})
+	if err != nil {
+		return r, err
+	}
+	parts := ctx.Datasets().Parallelism()
+	var in *dstream.Stream[string]
+	var sock *source.Socket
+	if cfg.Source == "socket" {
+		sock = source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: quiet})
+		in = dstream.ReceiverStream(ctx, sock)
+	} else {
+		var k int64
+		in = dstream.GeneratedStream(ctx, "generator", func(time.Time) [][]string {
+			k++
+			return pool.Interval(k, n, parts)
+		})
+	}
+	var mu sync.Mutex
+	var batches []listener.BatchInfo
+	ctx.AddListener(listener.Func(func(e listener.Event) {
+		if c, ok := e.(listener.BatchCompleted); ok {
+			mu.Lock()
+			batches = append(batches, c.Batch)
+			mu.Unlock()
+		}
+	}))
+	w.Build(in, cfg.Window, func(time.Time, int64) {})
+	if err := ctx.Start(); err != nil {
+		return r, err
+	}
+	runFor := time.Duration(intervals) * cfg.Batch
+	var sendErr error
+	var wg sync.WaitGroup
+	if sock != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, sendErr = client.Send(context.Background(), client.Options{To: sock.Addr().String(), Generate: "records100", Seed: 1,
+				Rate: int(rate(n, cfg.Batch)), Duration: runFor, Logger: quiet})
+		}()
+	}
+	time.Sleep(runFor)
+	wg.Wait()
+	if err := ctx.Stop(true); err != nil {
+		return r, err
+	}
+	if sendErr != nil {
+		return r, sendErr
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var lat []float64
+	r.keptUp = true
+	for i, b := range batches {
+		r.maxSched = max(r.maxSched, float64(b.SchedulingDelay.Microseconds())/1000)
+		r.received += b.Records
+		// The last intervals of a graceful stop are not steady state.
+		if i >= len(batches)-1 {
+			continue
+		}
+		if b.SchedulingDelay > cfg.Batch || b.ProcessingTime > cfg.Batch {
+			r.keptUp = false
+		}
+		const samples = 100
+		for s := range samples {
+			arrival := b.Time.Add(-cfg.Batch + time.Duration(float64(cfg.Batch)*(float64(s)+0.5)/samples))
+			lat = append(lat, float64(b.EndTime.Sub(arrival).Microseconds())/1000)
+		}
+	}
+	if len(lat) == 0 {
+		return r, fmt.Errorf("no interval completed in %v", runFor)
+	}
+	slices.Sort(lat)
+	r.p50 = percentile(lat, 0.50)
+	r.p99 = percentile(lat, 0.99)
+	return r, nil
+}
+
+func percentile(sorted []float64, p float64) float64 {
+	i := int(math.Ceil(p*float64(len(sorted)))) - 1
+	return sorted[max(0, min(i, len(sorted)-1))]
+}
+
+// cpuModel names the processor, for the record.
+func cpuModel() string {
+	return fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuName())
+}

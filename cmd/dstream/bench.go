@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream/bench"
+)
+
+// runBench is `dstream bench`: the paper's workloads against a hand-written
+// single-threaded baseline.
+func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	workload := fs.String("workload", "all", "workload: "+strings.Join(bench.Names(), ", ")+" or all")
+	batch := fs.Duration("batch", time.Second, "batch interval")
+	master := fs.String("master", "local[2]", "where tasks run: local[N]")
+	duration := fs.Duration("duration", 60*time.Second, "bounds each workload's whole run, search included")
+	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
+	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
+	asJSON := fs.Bool("json", false, "print one JSON object per workload")
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	names := []string{*workload}
+	if *workload == "all" {
+		names = bench.Names()
+	}
+	for _, name := range names {
+		cfg := bench.Config{Workload: name, Batch: *batch, Master: *master, Duration: *duration, Source: *src, Window: *window}
+		if !*asJSON {
+			cfg.Progress = stdout
+			fmt.Fprintf(stdout, "== %s, batch %v, %s, source %s\n", name, *batch, *master, *src)
+		}
+		res, err := bench.Run(cfg)
+		if err != nil {
+			if strings.Contains(err.Error(), "unknown workload") || strings.Contains(err.Error(), "--source") || strings.Contains(err.Error(), "multiple") {
+				return usageError{err}
+			}
+			return err
+		}
+		if *asJSON {
+			b, _ := json.Marshal(res)
+			fmt.Fprintln(stdout, string(b))
+			continue
+		}
+		fmt.Fprintf(stdout, "%s: %.0f records/s (%.0f per core on %d cores), p50 %.0f ms, p99 %.0f ms; baseline (1 thread) %.0f records/s; engine/baseline %.2f\n\n",
+			name, res.RecordsPerSec, res.RecordsPerSecPerCore, res.Cores, res.P50LatencyMs, res.P99LatencyMs, res.BaselineRecordsPer, res.Ratio)
+	}
+	return nil
+}
