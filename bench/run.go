@@ -44,6 +44,8 @@ type Result struct {
 	P50LatencyMs         float64 `json:"p50_latency_ms"`
 	P99LatencyMs         float64 `json:"p99_latency_ms"`
 	MaxSchedDelayMs      float64 `json:"max_scheduling_delay_ms"`
+	HalfRateP50Ms        float64 `json:"half_rate_p50_latency_ms,omitempty"`
+	HalfRateP99Ms        float64 `json:"half_rate_p99_latency_ms,omitempty"`
 	CapacityRecordsPer   float64 `json:"capacity_records_per_sec"`
 	ValidatedIntervals   int     `json:"validated_intervals"`
 	WindowFilled         bool    `json:"window_filled"`
@@ -193,6 +195,14 @@ func Run(cfg Config) (Result, error) {
 		}
 		n = n * 8 / 10
 		res.RecordsPerSec = 0
+	}
+	// 4. Latency at half the sustained rate, if the budget allows.
+	if left := time.Until(deadline); res.RecordsPerSec > 0 && left > 4*cfg.Batch {
+		intervals := min(20, int(left/cfg.Batch)-2)
+		if v, err := realtime(w, cfg, pool, n/2, intervals); err == nil {
+			res.HalfRateP50Ms, res.HalfRateP99Ms = v.p50, v.p99
+			cfg.logf("  real time %9.0f records/s (half) for %d intervals: p50 %.0f ms, p99 %.0f ms", rate(n/2, cfg.Batch), intervals, v.p50, v.p99)
+		}
 	}
 	res.RecordsPerSecPerCore = res.RecordsPerSec / float64(cores)
 	if res.BaselineRecordsPer > 0 {

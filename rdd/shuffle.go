@@ -96,13 +96,12 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 	var compute func(tc *TaskContext, r int) iter.Seq[Pair[K, C]]
 	if mapSide {
 		dep = newShuffleDep(id, d, n, func(tc *TaskContext, in iter.Seq[Pair[K, V]]) [][]Pair[K, C] {
-			ms := make([]*combiner[K, C], n)
-			for i := range ms {
-				ms[i] = newCombiner[K, C](64)
-			}
+			// One combiner for the whole map partition: keys are hashed
+			// for partitioning once per distinct key, not once per record.
+			m := newCombiner[K, C](1024)
 			for kv := range in {
 				tc.enter(name)
-				slot, ok := ms[part.Partition(kv.Key)].slot(kv.Key)
+				slot, ok := m.slot(kv.Key)
 				if ok {
 					*slot = agg.MergeValue(*slot, kv.Value)
 				} else {
@@ -110,8 +109,13 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 				}
 			}
 			b := make([][]Pair[K, C], n)
-			for i, m := range ms {
-				b[i] = m.pairs
+			if n == 1 {
+				b[0] = m.pairs
+				return b
+			}
+			for _, kc := range m.pairs {
+				i := part.Partition(kc.Key)
+				b[i] = append(b[i], kc)
 			}
 			return b
 		})

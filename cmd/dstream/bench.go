@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -24,6 +26,8 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
 	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
 	asJSON := fs.Bool("json", false, "print one JSON object per workload")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
+	memProfile := fs.String("memprofile", "", "write an allocation profile (pprof) at the end of the run to this file")
 	if err := fs.Parse(args); err != nil {
 		if err == flag.ErrHelp {
 			return err
@@ -32,6 +36,25 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	if *memProfile != "" {
+		defer func() {
+			if f, err := os.Create(*memProfile); err == nil {
+				_ = pprof.Lookup("allocs").WriteTo(f, 0)
+				f.Close()
+			}
+		}()
 	}
 	names := []string{*workload}
 	if *workload == "all" {
