@@ -73,9 +73,6 @@ func (c *Context) Start() error {
 	c.mu.Unlock()
 	for i, in := range c.inputs {
 		if err := in.open(); err != nil {
-			for _, o := range c.inputs[:i] {
-				_ = o // receivers release on Receive's return; start them with a dead context
-			}
 			c.closeOpened(i)
 			return fmt.Errorf("dstream: %w", err)
 		}

@@ -37,6 +37,12 @@ func FlatMap[T, U any](s *Stream[T], f func(T) []U) *Stream[U] {
 	return derive(s, "flatMap", func(ds *rdd.Dataset[T]) *rdd.Dataset[U] { return rdd.FlatMap(ds, f) })
 }
 
+// FlatMapSeq applies f to every record and flattens the sequences it
+// returns, with no slice per record (strings.FieldsSeq, say).
+func FlatMapSeq[T, U any](s *Stream[T], f func(T) iter.Seq[U]) *Stream[U] {
+	return derive(s, "flatMap", func(ds *rdd.Dataset[T]) *rdd.Dataset[U] { return rdd.FlatMapSeq(ds, f) })
+}
+
 // Filter keeps the records for which keep returns true.
 func Filter[T any](s *Stream[T], keep func(T) bool) *Stream[T] {
 	return derive(s, "filter", func(ds *rdd.Dataset[T]) *rdd.Dataset[T] { return rdd.Filter(ds, keep) })

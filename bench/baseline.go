@@ -42,7 +42,7 @@ func (w *windowCounter) add(chunks [][]string) {
 	cur := make(map[string]int64)
 	for _, recs := range chunks {
 		for _, r := range recs {
-			for _, word := range strings.Fields(r) {
+			for word := range strings.FieldsSeq(r) {
 				cur[word]++
 			}
 		}

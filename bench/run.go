@@ -107,10 +107,16 @@ func Run(cfg Config) (Result, error) {
 	pool := NewPool(1 << 20)
 	windowIntervals := int(cfg.Window / cfg.Batch)
 
-	// 1. Capacity: records per interval the engine processes within the
-	// interval, intervals fed back to back on a manual clock. The window
-	// is filled (up to 12 intervals, to bound the search) before measuring.
-	fill := min(windowIntervals, 12)
+	// 1. The baseline on the same records, at 100k records per second.
+	res.BaselineRecordsPer = baseline(w, cfg, pool, int(100_000*cfg.Batch.Seconds()), windowIntervals)
+
+	// 2. Capacity: the records per interval the engine processes within
+	// 90% of the interval, intervals fed back to back on a manual clock.
+	// Each probe fills the window's state for up to 3 intervals (the state
+	// of 100-byte word records saturates within a few intervals) and
+	// measures 3. The search bisects between 0 and twice what the cores
+	// would do at the baseline's speed.
+	fill := min(windowIntervals, 3)
 	if w.Name == "grep" {
 		fill = 1
 	}
@@ -128,7 +134,7 @@ func Run(cfg Config) (Result, error) {
 	sustains := func(n int) (bool, error) {
 		res.Probes++
 		began := time.Now()
-		worst, err := probe(w, cfg, pool, n, fill, 4)
+		worst, err := probe(w, cfg, pool, n, fill, 3)
 		lastN, lastTook = n, time.Since(began)
 		if err != nil {
 			return false, err
@@ -137,18 +143,9 @@ func Run(cfg Config) (Result, error) {
 		cfg.logf("  probe %-9s %9.0f records/s: slowest interval %v of %v -> %v", w.Name, rate(n, cfg.Batch), worst.Round(time.Millisecond), cfg.Batch, map[bool]string{true: "keeps up", false: "falls behind"}[ok])
 		return ok, nil
 	}
-	lo, hi := 0, max(1000, int(100_000*cfg.Batch.Seconds()))
-	for affordable(hi) {
-		ok, err := sustains(hi)
-		if err != nil {
-			return res, err
-		}
-		if !ok {
-			break
-		}
-		lo, hi = hi, hi*2
-	}
-	for i := 0; i < 5 && hi-lo > lo/20 && affordable((lo+hi)/2); i++ {
+	lo := 0
+	hi := max(1000, int(2*res.BaselineRecordsPer*float64(cores)*cfg.Batch.Seconds()))
+	for i := 0; i < 8 && hi-lo > max(lo/50, 100) && affordable((lo+hi)/2); i++ {
 		mid := (lo + hi) / 2
 		ok, err := sustains(mid)
 		if err != nil {
@@ -161,18 +158,19 @@ func Run(cfg Config) (Result, error) {
 		}
 	}
 	if lo == 0 {
-		lo = hi / 4
+		lo = max(100, hi/8)
 	}
 	res.CapacityRecordsPer = rate(lo, cfg.Batch)
-
-	// 2. The baseline on the same records and interval sizes.
-	res.BaselineRecordsPer = baseline(w, cfg, pool, lo, windowIntervals)
 
 	// 3. Real time at the capacity, backing off while it falls behind.
 	n := lo
 	for attempt := 0; ; attempt++ {
 		left := time.Until(deadline)
-		intervals := min(windowIntervals+5, int(left/cfg.Batch)-2)
+		want := windowIntervals + 5
+		if w.Name == "grep" {
+			want = 10
+		}
+		intervals := min(want, int(left*8/10/cfg.Batch)-2)
 		if intervals < 3 {
 			if attempt == 0 {
 				return res, fmt.Errorf("--duration %v leaves no time to run at the found rate; give more", cfg.Duration)

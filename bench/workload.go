@@ -66,7 +66,7 @@ func buildGrep(in *dstream.Stream[string], _ time.Duration, sink func(time.Time,
 
 // windowCounts is the word count over the window, incremental with an inverse.
 func windowCounts(in *dstream.Stream[string], window time.Duration) *dstream.Stream[dstream.Pair[string, int64]] {
-	words := dstream.FlatMap(in, strings.Fields)
+	words := dstream.FlatMapSeq(in, strings.FieldsSeq)
 	ones := dstream.Map(words, func(w string) dstream.Pair[string, int64] { return dstream.KV(w, int64(1)) })
 	return dstream.ReduceByKeyAndWindowInv(ones, add, sub, window, in.Slide(), 0,
 		func(p dstream.Pair[string, int64]) bool { return p.Value > 0 })

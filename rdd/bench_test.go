@@ -50,6 +50,36 @@ func BenchmarkWordCountShuffle(b *testing.B) {
 	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
 }
 
+// BenchmarkWordCountShuffleSeq is BenchmarkWordCountShuffle splitting with
+// strings.FieldsSeq: no slice per record.
+func BenchmarkWordCountShuffleSeq(b *testing.B) {
+	c, _ := newCtx(b, 1, 0)
+	recs := records(100_000)
+	words := rdd.FlatMapSeq(rdd.Parallelize(c, recs, 1), strings.FieldsSeq)
+	pairs := rdd.Map(words, func(w string) rdd.Pair[string, int64] { return rdd.KV(w, int64(1)) })
+	for b.Loop() {
+		counts := rdd.ReduceByKey(pairs, func(a, b int64) int64 { return a + b }, 2)
+		if _, err := counts.Count(bg); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
+// BenchmarkWordCountBaselineSeq is the hand-written loop with strings.FieldsSeq.
+func BenchmarkWordCountBaselineSeq(b *testing.B) {
+	recs := records(100_000)
+	for b.Loop() {
+		m := map[string]int64{}
+		for _, r := range recs {
+			for w := range strings.FieldsSeq(r) {
+				m[w]++
+			}
+		}
+	}
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}
+
 // BenchmarkWordCountBaseline is the hand-written loop for the same work.
 func BenchmarkWordCountBaseline(b *testing.B) {
 	recs := records(100_000)

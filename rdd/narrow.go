@@ -82,3 +82,21 @@ func Union[T any](first *Dataset[T], rest ...*Dataset[T]) *Dataset[T] {
 		return all[l.ds].Iterator(tc, l.part)
 	}, deps...)
 }
+
+// FlatMapSeq applies f to every record and flattens the sequences it
+// returns: FlatMap without a slice per record (strings.FieldsSeq, say).
+func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
+	const name = "flatMap"
+	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
+		return func(yield func(U) bool) {
+			for x := range d.Iterator(tc, p) {
+				tc.enter(name)
+				for y := range f(x) {
+					if !yield(y) {
+						return
+					}
+				}
+			}
+		}
+	}, NarrowDep{d.node})
+}
