@@ -102,8 +102,14 @@ func Transform[T, U any](s *Stream[T], fn func(ds *rdd.Dataset[T], t time.Time) 
 
 // TransformWith combines two streams interval by interval with fn.
 func TransformWith[T, U, V any](a *Stream[T], b *Stream[U], fn func(x *rdd.Dataset[T], y *rdd.Dataset[U], t time.Time) (*rdd.Dataset[V], error)) *Stream[V] {
-	checkSameSlide(a.ctx, "transformWith", a.slide, b.slide)
-	return newStream(a.ctx, "transformWith", a.slide, func(t time.Time) (*rdd.Dataset[V], error) {
+	return combine2(a, b, "transformWith", fn)
+}
+
+// combine2 makes a stream whose dataset at t is fn of a's and b's datasets at
+// t (empty where a stream has none); a and b must slide together.
+func combine2[T, U, V any](a *Stream[T], b *Stream[U], name string, fn func(x *rdd.Dataset[T], y *rdd.Dataset[U], t time.Time) (*rdd.Dataset[V], error)) *Stream[V] {
+	checkSameSlide(a.ctx, name, a.slide, b.slide)
+	return newStream(a.ctx, name, a.slide, func(t time.Time) (*rdd.Dataset[V], error) {
 		x, err := a.atOrEmpty(t)
 		if err != nil {
 			return nil, err
@@ -201,16 +207,7 @@ func CombineByKey[K comparable, V, C any](s *Stream[Pair[K, V]], agg rdd.Aggrega
 
 // pairwise combines two pair streams interval by interval.
 func pairwise[K comparable, V, W, R any](name string, a *Stream[Pair[K, V]], b *Stream[Pair[K, W]], f func(x *rdd.Dataset[Pair[K, V]], y *rdd.Dataset[Pair[K, W]]) *rdd.Dataset[R]) *Stream[R] {
-	checkSameSlide(a.ctx, name, a.slide, b.slide)
-	return newStream(a.ctx, name, a.slide, func(t time.Time) (*rdd.Dataset[R], error) {
-		x, err := a.atOrEmpty(t)
-		if err != nil {
-			return nil, err
-		}
-		y, err := b.atOrEmpty(t)
-		if err != nil {
-			return nil, err
-		}
+	return combine2(a, b, name, func(x *rdd.Dataset[Pair[K, V]], y *rdd.Dataset[Pair[K, W]], _ time.Time) (*rdd.Dataset[R], error) {
 		return f(x, y), nil
 	})
 }

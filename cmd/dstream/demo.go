@@ -30,14 +30,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
 	verbose := fs.Bool("v", false, "log the engine's info messages")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if *duration < 0 || *rate < 0 {
 		return usageError{fmt.Errorf("--duration and --rate must not be negative")}

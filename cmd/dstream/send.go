@@ -25,14 +25,8 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.IntVar(&o.Rate, "rate", 0, "records per second (0: as fast as possible)")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (0: at the end of the file, or never)")
 	fs.Int64Var(&o.Count, "count", 0, "stop after this many records (0: no limit)")
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
-		return usageError{err}
-	}
-	if fs.NArg() > 0 {
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	if err := o.Validate(); err != nil {
 		return usageError{err}
