@@ -48,6 +48,7 @@ type Result struct {
 	HalfRateP99Ms        float64 `json:"half_rate_p99_latency_ms,omitempty"`
 	CapacityRecordsPer   float64 `json:"capacity_records_per_sec"`
 	ValidatedIntervals   int     `json:"validated_intervals"`
+	Sustained            bool    `json:"sustained"`
 	WindowFilled         bool    `json:"window_filled"`
 	Probes               int     `json:"probes"`
 }
@@ -168,9 +169,10 @@ func Run(cfg Config) (Result, error) {
 		left := time.Until(deadline)
 		want := windowIntervals + 5
 		if w.Name == "grep" {
-			want = 10
+			want = 8
 		}
-		intervals := min(want, int(left*8/10/cfg.Batch)-2)
+		// Leave room for a second, slower attempt and the half-rate run.
+		intervals := min(want, int(left*45/100/cfg.Batch)-2)
 		if intervals < 3 {
 			if attempt == 0 {
 				return res, fmt.Errorf("--duration %v leaves no time to run at the found rate; give more", cfg.Duration)
@@ -189,13 +191,13 @@ func Run(cfg Config) (Result, error) {
 		cfg.logf("  real time %9.0f records/s for %d intervals: p50 %.0f ms, p99 %.0f ms, max scheduling delay %.0f ms",
 			res.RecordsPerSec, intervals, v.p50, v.p99, v.maxSched)
 		if v.keptUp && (cfg.Source == "memory" || v.received >= int64(n)*int64(intervals)*9/10) {
+			res.Sustained = true
 			break
 		}
 		n = n * 8 / 10
-		res.RecordsPerSec = 0
 	}
 	// 4. Latency at half the sustained rate, if the budget allows.
-	if left := time.Until(deadline); res.RecordsPerSec > 0 && left > 4*cfg.Batch {
+	if left := time.Until(deadline); res.Sustained && left > 4*cfg.Batch {
 		intervals := min(20, int(left/cfg.Batch)-2)
 		if v, err := realtime(w, cfg, pool, n/2, intervals); err == nil {
 			res.HalfRateP50Ms, res.HalfRateP99Ms = v.p50, v.p99
