@@ -49,7 +49,7 @@ func stateStream[K comparable, V, S any](s *Stream[Pair[K, V]], name string, n i
 func UpdateStateByKey[K comparable, V, S any](s *Stream[Pair[K, V]], update func(values []V, state Opt[S]) Opt[S], n int) *Stream[Pair[K, S]] {
 	return stateStream(s, "updateStateByKey", n, func(_ time.Time, prev *rdd.Dataset[Pair[K, S]], in *rdd.Dataset[Pair[K, V]]) *rdd.Dataset[Pair[K, S]] {
 		cg := rdd.Cogroup(prev, in, n)
-		return rdd.FlatMap(cg, func(kg Pair[K, rdd.Grouped[S, V]]) []Pair[K, S] {
+		return rdd.FlatMapSameKey(cg, func(kg Pair[K, rdd.Grouped[S, V]]) []Pair[K, S] {
 			var st Opt[S]
 			if len(kg.Value.Left) > 0 {
 				st = Some(kg.Value.Left[0])
@@ -137,15 +137,17 @@ type MapWithStateStream[K comparable, S, U any] struct {
 func (m *MapWithStateStream[K, S, U]) StateSnapshots() *Stream[Pair[K, S]] { return m.snapshots }
 
 // MapWithState keeps a state per key and maps every record through
-// spec.Func with access to it; unlike UpdateStateByKey it only touches keys
-// with new records (and timed-out ones), so its cost follows the input, not
-// the state's size.
+// spec.Func with access to it; unlike UpdateStateByKey it calls the function
+// only for keys with new records (and timed-out ones). The state itself is
+// still carried through a cogroup every interval, so each interval costs
+// O(state) in copying; co-partitioning the state with the input, as Spark
+// does, would remove that shuffle.
 func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], spec StateSpec[K, V, S, U]) *MapWithStateStream[K, S, U] {
 	timeout := spec.Timeout.Milliseconds()
 	internal := stateStream(s, "mapWithState", spec.NumPartitions, func(t time.Time, prev *rdd.Dataset[Pair[K, mwsEntry[S, U]]], in *rdd.Dataset[Pair[K, V]]) *rdd.Dataset[Pair[K, mwsEntry[S, U]]] {
 		now := t.UnixMilli()
 		cg := rdd.Cogroup(prev, in, spec.NumPartitions)
-		return rdd.FlatMap(cg, func(kg Pair[K, rdd.Grouped[mwsEntry[S, U], V]]) []Pair[K, mwsEntry[S, U]] {
+		return rdd.FlatMapSameKey(cg, func(kg Pair[K, rdd.Grouped[mwsEntry[S, U], V]]) []Pair[K, mwsEntry[S, U]] {
 			var e mwsEntry[S, U]
 			if len(kg.Value.Left) > 0 {
 				e = kg.Value.Left[0]

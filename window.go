@@ -119,7 +119,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 		all := append(append([]*rdd.Dataset[Pair[K, V]]{prev}, olds...), news...)
 		nOld := len(olds)
 		grouped := rdd.CogroupAll(n, all...)
-		merged := rdd.FlatMap(grouped, func(kg Pair[K, [][]V]) []Pair[K, V] {
+		merged := rdd.FlatMapSameKey(grouped, func(kg Pair[K, [][]V]) []Pair[K, V] {
 			g := kg.Value
 			var acc V
 			has := len(g[0]) > 0

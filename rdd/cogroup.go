@@ -2,31 +2,38 @@ package rdd
 
 import "iter"
 
+// cogroupInput returns how a cogroup reads one input for reduce partition r:
+// in place (a narrow dependency) when the input is already hash partitioned
+// over the same partitions, as a state carried from the previous interval
+// is; otherwise through a shuffle with the given ID.
+func cogroupInput[K comparable, V any](id ID, d *Dataset[Pair[K, V]], part Partitioner[K]) (Dep, func(tc *TaskContext, r int) iter.Seq[Pair[K, V]]) {
+	if d.hashN != 0 && d.hashN == hashPartitions(part) {
+		return NarrowDep{d.node}, d.Iterator
+	}
+	dep := newShuffleDep(id, d, part.NumPartitions(), bucketByKey[K, V](part))
+	return dep, func(tc *TaskContext, r int) iter.Seq[Pair[K, V]] { return concat(fetch[Pair[K, V]](tc, dep, r)) }
+}
+
 // Cogroup gathers, for every key in either dataset, its values on each side.
 func Cogroup[K comparable, V, W any](a *Dataset[Pair[K, V]], b *Dataset[Pair[K, W]], n int) *Dataset[Pair[K, Grouped[V, W]]] {
 	const name = "cogroup"
 	c := a.node.ctx
 	part := partitionerFor[K](c, n)
 	id := c.scopes.newID()
-	// Each side is its own shuffle with an ID from the same scope, so both
-	// are process-independent and forgotten with the cogroup.
-	idA, idB := id, c.scopes.newID()
-	depA := newShuffleDep(idA, a, part.NumPartitions(), bucketByKey[K, V](part))
-	depB := newShuffleDep(idB, b, part.NumPartitions(), bucketByKey[K, W](part))
+	// Each shuffled side gets an ID from the same scope, so both are
+	// process-independent and forgotten with the cogroup.
+	depA, readA := cogroupInput(id, a, part)
+	depB, readB := cogroupInput(c.scopes.newID(), b, part)
 	compute := func(tc *TaskContext, r int) iter.Seq[Pair[K, Grouped[V, W]]] {
 		return func(yield func(Pair[K, Grouped[V, W]]) bool) {
 			m := newCombiner[K, Grouped[V, W]](64)
-			for bk := range fetch[Pair[K, V]](tc, depA, r) {
-				for _, kv := range bk {
-					g, _ := m.slot(kv.Key)
-					g.Left = append(g.Left, kv.Value)
-				}
+			for kv := range readA(tc, r) {
+				g, _ := m.slot(kv.Key)
+				g.Left = append(g.Left, kv.Value)
 			}
-			for bk := range fetch[Pair[K, W]](tc, depB, r) {
-				for _, kw := range bk {
-					g, _ := m.slot(kw.Key)
-					g.Right = append(g.Right, kw.Value)
-				}
+			for kw := range readB(tc, r) {
+				g, _ := m.slot(kw.Key)
+				g.Right = append(g.Right, kw.Value)
 			}
 			for _, kg := range m.pairs {
 				if !yield(kg) {
@@ -38,6 +45,7 @@ func Cogroup[K comparable, V, W any](a *Dataset[Pair[K, V]], b *Dataset[Pair[K, 
 	return &Dataset[Pair[K, Grouped[V, W]]]{
 		node:    &Node{ID: id, Name: name, NumPartitions: part.NumPartitions(), ctx: c, deps: []Dep{depA, depB}},
 		compute: compute,
+		hashN:   part.NumPartitions(),
 	}
 }
 
@@ -49,28 +57,25 @@ func CogroupAll[K comparable, V any](n int, ds ...*Dataset[Pair[K, V]]) *Dataset
 	c := ds[0].node.ctx
 	part := partitionerFor[K](c, n)
 	id := c.scopes.newID()
-	deps := make([]*ShuffleDep, len(ds))
-	anyDeps := make([]Dep, len(ds))
+	deps := make([]Dep, len(ds))
+	reads := make([]func(*TaskContext, int) iter.Seq[Pair[K, V]], len(ds))
 	for i, d := range ds {
 		sid := id
 		if i > 0 {
 			sid = c.scopes.newID()
 		}
-		deps[i] = newShuffleDep(sid, d, part.NumPartitions(), bucketByKey[K, V](part))
-		anyDeps[i] = deps[i]
+		deps[i], reads[i] = cogroupInput(sid, d, part)
 	}
 	compute := func(tc *TaskContext, r int) iter.Seq[Pair[K, [][]V]] {
 		return func(yield func(Pair[K, [][]V]) bool) {
 			m := newCombiner[K, [][]V](64)
-			for i, dep := range deps {
-				for bk := range fetch[Pair[K, V]](tc, dep, r) {
-					for _, kv := range bk {
-						g, _ := m.slot(kv.Key)
-						if *g == nil {
-							*g = make([][]V, len(deps))
-						}
-						(*g)[i] = append((*g)[i], kv.Value)
+			for i, read := range reads {
+				for kv := range read(tc, r) {
+					g, _ := m.slot(kv.Key)
+					if *g == nil {
+						*g = make([][]V, len(reads))
 					}
+					(*g)[i] = append((*g)[i], kv.Value)
 				}
 			}
 			for _, kg := range m.pairs {
@@ -81,8 +86,9 @@ func CogroupAll[K comparable, V any](n int, ds ...*Dataset[Pair[K, V]]) *Dataset
 		}
 	}
 	return &Dataset[Pair[K, [][]V]]{
-		node:    &Node{ID: id, Name: name, NumPartitions: part.NumPartitions(), ctx: c, deps: anyDeps},
+		node:    &Node{ID: id, Name: name, NumPartitions: part.NumPartitions(), ctx: c, deps: deps},
 		compute: compute,
+		hashN:   part.NumPartitions(),
 	}
 }
 

@@ -19,6 +19,11 @@ type Dataset[T any] struct {
 
 	persisted    atomic.Bool
 	checkpointed atomic.Bool // lineage truncated: partitions live pinned in the block store
+
+	// hashN is n when the records are known to be placed by a hash
+	// partitioner over n partitions (0: unknown). A cogroup reads such an
+	// input in place, without shuffling it.
+	hashN int
 }
 
 func newDataset[T any](c *Context, name string, parts int, compute func(*TaskContext, int) iter.Seq[T], deps ...Dep) *Dataset[T] {

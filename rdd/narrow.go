@@ -100,3 +100,12 @@ func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 		}
 	}, NarrowDep{d.node})
 }
+
+// FlatMapSameKey is FlatMap for pair datasets whose f keeps every record's
+// key: the result keeps d's hash partitioning, so a later cogroup reads it in
+// place. State streams use it to carry state without reshuffling it.
+func FlatMapSameKey[K, V, W any](d *Dataset[Pair[K, V]], f func(Pair[K, V]) []Pair[K, W]) *Dataset[Pair[K, W]] {
+	out := FlatMap(d, f)
+	out.hashN = d.hashN
+	return out
+}

@@ -36,6 +36,8 @@ func NewHashPartitioner[K comparable](n int) *HashPartitioner[K] {
 // NumPartitions returns n.
 func (h *HashPartitioner[K]) NumPartitions() int { return h.n }
 
+func (h *HashPartitioner[K]) isHash() {}
+
 // Partition returns hash(k) mod n.
 func (h *HashPartitioner[K]) Partition(k K) int {
 	if h.n == 1 {

@@ -318,3 +318,33 @@ func TestHashPartitionerIsStable(t *testing.T) {
 		t.Errorf("partitions = %v, want %v", got, want)
 	}
 }
+
+func TestCogroupReadsCoPartitionedInputInPlace(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	a := rdd.ReduceByKey(rdd.Parallelize(c, []rdd.Pair[string, int]{{"x", 1}, {"y", 2}, {"x", 3}}, 3), func(a, b int) int { return a + b }, 4)
+	b := rdd.Parallelize(c, []rdd.Pair[string, string]{{"x", "X"}, {"z", "Z"}}, 2)
+	cg := rdd.Cogroup(a, b, 4)
+	deps := cg.Node().Deps()
+	if _, narrow := deps[0].(rdd.NarrowDep); !narrow {
+		t.Errorf("a hash-partitioned input over the same 4 partitions is shuffled again")
+	}
+	if _, shuffled := deps[1].(*rdd.ShuffleDep); !shuffled {
+		t.Errorf("an unpartitioned input is not shuffled")
+	}
+	if got := collectSorted(t, cg); got != "(x,{[4] [X]}) (y,{[2] []}) (z,{[] [Z]})" {
+		t.Errorf("cogroup = %s", got)
+	}
+	// Over a different number of partitions, the input must be shuffled.
+	if _, narrow := rdd.Cogroup(a, b, 3).Node().Deps()[0].(rdd.NarrowDep); narrow {
+		t.Error("input partitioned over 4 read in place by a 3-partition cogroup")
+	}
+	// A FlatMapSameKey keeps the partitioning; a FlatMap does not.
+	kept := rdd.FlatMapSameKey(a, func(p rdd.Pair[string, int]) []rdd.Pair[string, int] { return []rdd.Pair[string, int]{p} })
+	if _, narrow := rdd.Cogroup(kept, b, 4).Node().Deps()[0].(rdd.NarrowDep); !narrow {
+		t.Error("FlatMapSameKey lost the partitioning")
+	}
+	lost := rdd.FlatMap(a, func(p rdd.Pair[string, int]) []rdd.Pair[string, int] { return []rdd.Pair[string, int]{p} })
+	if _, narrow := rdd.Cogroup(lost, b, 4).Node().Deps()[0].(rdd.NarrowDep); narrow {
+		t.Error("FlatMap kept a partitioning it cannot know")
+	}
+}

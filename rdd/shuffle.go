@@ -164,7 +164,16 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 			}
 		}
 	}
-	return &Dataset[Pair[K, C]]{node: &Node{ID: id, Name: name, NumPartitions: n, ctx: c, deps: []Dep{dep}}, compute: compute}
+	return &Dataset[Pair[K, C]]{node: &Node{ID: id, Name: name, NumPartitions: n, ctx: c, deps: []Dep{dep}}, compute: compute, hashN: hashPartitions(part)}
+}
+
+// hashPartitions is n for a hash partitioner over n partitions, else 0.
+func hashPartitions[K any](p Partitioner[K]) int {
+	type hashed interface{ isHash() }
+	if _, ok := p.(hashed); ok {
+		return p.NumPartitions()
+	}
+	return 0
 }
 
 // partitionerFor returns a hash partitioner over n partitions, or the
@@ -205,6 +214,7 @@ func PartitionBy[K comparable, V any](d *Dataset[Pair[K, V]], part Partitioner[K
 		compute: func(tc *TaskContext, r int) iter.Seq[Pair[K, V]] {
 			return concat(fetch[Pair[K, V]](tc, dep, r))
 		},
+		hashN: hashPartitions(part),
 	}
 }
 
