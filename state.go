@@ -138,10 +138,10 @@ func (m *MapWithStateStream[K, S, U]) StateSnapshots() *Stream[Pair[K, S]] { ret
 
 // MapWithState keeps a state per key and maps every record through
 // spec.Func with access to it; unlike UpdateStateByKey it calls the function
-// only for keys with new records (and timed-out ones). The state itself is
-// still carried through a cogroup every interval, so each interval costs
-// O(state) in copying; co-partitioning the state with the input, as Spark
-// does, would remove that shuffle.
+// only for keys with new records (and timed-out ones). The state stays hash
+// partitioned from interval to interval, so only the new records are
+// shuffled; each state partition is still rebuilt every interval (a copy
+// proportional to the state, not a shuffle).
 func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], spec StateSpec[K, V, S, U]) *MapWithStateStream[K, S, U] {
 	timeout := spec.Timeout.Milliseconds()
 	internal := stateStream(s, "mapWithState", spec.NumPartitions, func(t time.Time, prev *rdd.Dataset[Pair[K, mwsEntry[S, U]]], in *rdd.Dataset[Pair[K, V]]) *rdd.Dataset[Pair[K, mwsEntry[S, U]]] {
