@@ -7,11 +7,13 @@ import (
 	"iter"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
 )
 
@@ -257,5 +259,42 @@ func TestForeachRDDGetsIntervalTimes(t *testing.T) {
 	start := h.Ctx.StartTime().UnixMilli()
 	if want := []int64{start + 1000, start + 2000}; !reflect.DeepEqual(times, want) {
 		t.Errorf("times = %v, want %v", times, want)
+	}
+}
+
+func TestDriverSidePanicsFailTheIntervalNotTheProcess(t *testing.T) {
+	h := dstreamtest.New[int](t, dstreamtest.Options{})
+	tr := dstream.Transform(h.In, func(ds *rdd.Dataset[int], _ time.Time) (*rdd.Dataset[int], error) {
+		if n, _ := ds.Count(context.Background()); n == 13 {
+			panic("transform blew up")
+		}
+		return ds, nil
+	})
+	col := dstreamtest.Collect(tr)
+	var mu sync.Mutex
+	var errs []error
+	h.Ctx.AddListener(listener.Func(func(e listener.Event) { panic("listener blew up") }))
+	h.Ctx.AddListener(listener.Func(func(e listener.Event) {
+		if c, ok := e.(listener.BatchCompleted); ok {
+			mu.Lock()
+			errs = append(errs, c.Batch.Err)
+			mu.Unlock()
+		}
+	}))
+	h.Input.Push(make([]int, 13)...)
+	h.Input.Push(1)
+	h.Start()
+	h.Tick()
+	t2 := h.Tick()
+	if got := col.At(t2); len(got) != 1 {
+		t.Errorf("interval after a driver-side panic = %v, want [1]", got)
+	}
+	if err := h.Ctx.Stop(true); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(errs) < 2 || errs[0] == nil || !strings.Contains(errs[0].Error(), "transform blew up") || errs[1] != nil {
+		t.Errorf("interval errors = %v, want the panic in interval 1 only", errs)
 	}
 }

@@ -21,7 +21,14 @@ type outputOp struct {
 func addOutput[T any](s *Stream[T], name string, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) {
 	c := s.ctx
 	op := &outputOp{name: name}
-	op.run = func(t time.Time) error {
+	op.run = func(t time.Time) (err error) {
+		// Driver-side user code (Transform functions while the interval's
+		// datasets are built, fn itself) fails the interval, not the process.
+		defer func() {
+			if r := recover(); r != nil {
+				err = fmt.Errorf("%s: panic in driver-side code: %v", name, r)
+			}
+		}()
 		ds, err := s.At(t)
 		if err != nil {
 			return err

@@ -6,6 +6,8 @@
 package listener
 
 import (
+	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -114,9 +116,19 @@ func (b *Bus) loop() {
 		ls := b.listeners
 		b.mu.Unlock()
 		for _, l := range ls {
-			l.OnEvent(e)
+			deliver(l, e)
 		}
 	}
+}
+
+// deliver hands e to l; a panicking listener loses the event, not the process.
+func deliver(l Listener, e Event) {
+	defer func() {
+		if r := recover(); r != nil {
+			slog.Error("listener panicked", "event", fmt.Sprintf("%T", e), "panic", r)
+		}
+	}()
+	l.OnEvent(e)
 }
 
 // Stop delivers the events already queued, then stops. Post must not be
