@@ -1,12 +1,14 @@
 package sched
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 
@@ -174,4 +176,43 @@ func TestMissingResultPartitionsOnlyRunOnce(t *testing.T) {
 	if !slices.Equal(ps, []int{0, 2}) {
 		t.Fatalf("launched %v, want [0 2]", ps)
 	}
+}
+
+func TestLocalFailedJobWithManyRunningTasksReturns(t *testing.T) {
+	// One task fails for good while a hundred others are still running:
+	// RunJob must return (the others are cancelled), not deadlock.
+	n := rdd.NewNode(rdd.ID{Seq: 1}, "src", 200)
+	l := NewLocal(LocalConfig{Slots: 8, Outputs: outputs{}, MaxAttempts: 1})
+	release := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.RunJob(context.Background(), &rdd.Job{Final: n, Partitions: allParts(200), Func: func(tc *rdd.TaskContext, p int) (any, error) {
+			if p == 0 {
+				return nil, errors.New("bad partition")
+			}
+			select {
+			case <-release:
+			case <-tc.Ctx.Done():
+			}
+			return p, nil
+		}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "bad partition") {
+			t.Errorf("err = %v", err)
+		}
+	case <-time.After(20 * time.Second):
+		close(release)
+		t.Fatal("RunJob did not return after a task failed")
+	}
+}
+
+func allParts(n int) []int {
+	ps := make([]int, n)
+	for i := range ps {
+		ps[i] = i
+	}
+	return ps
 }

@@ -53,13 +53,16 @@ type ended struct {
 // a failed job still running are cancelled through their context.
 func (l *Local) RunJob(ctx context.Context, job *rdd.Job) ([]any, error) {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	id := int(l.nextJob.Add(1))
 	js := NewJob(id, job, l.outputs, l.maxAttempts)
-	// Buffered so finishing tasks never block on a job that has returned.
 	events := make(chan ended, 64)
 	var running sync.WaitGroup
-	defer running.Wait()
+	// On return, cancel first: tasks still running (of a failed job) stop
+	// waiting to report, and then they are waited for.
+	defer func() {
+		cancel()
+		running.Wait()
+	}()
 	acts := js.Start()
 	for {
 		for _, a := range acts {
