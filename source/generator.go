@@ -11,53 +11,89 @@ import (
 	"github.com/dstream/dstream/clock"
 )
 
-// GeneratorConfig configures a BlockGenerator.
+// GeneratorConfig configures a BlockGenerator. Zero fields take their defaults.
 type GeneratorConfig struct {
-	Stream     int
+	Stream     int           // copied into every Block
 	Interval   time.Duration // block interval; default 200 ms
 	Clock      clock.Clock   // default the wall clock
-	Sink       BlockSink
-	MaxPending int   // blocks cut but not yet stored; default 16
-	MaxRecords int   // records buffered in the current block before Write waits; default 1<<20
-	MaxBytes   int64 // bytes buffered in the current block before Write waits; default 64 MiB
-	RateLimit  int   // records per second; 0 means unlimited
-	Logger     *slog.Logger
+	Sink       BlockSink     // required
+	MaxPending int           // blocks cut but not yet stored before Write waits; default 16
+	MaxRecords int           // records in the current block before it is cut early; default 1<<20
+	MaxBytes   int64         // estimated bytes in the current block before it is cut early; default 64 MiB
+	RateLimit  int           // records per second, paced on Clock; 0 means unlimited
+	Logger     *slog.Logger  // default slog.Default()
 }
 
-// ErrStopped is returned by Write after Stop.
+// ErrStopped is returned by Write once the generator is stopped.
 var ErrStopped = errors.New("block generator stopped")
 
-// GeneratorStats counts what a generator has cut.
+// GeneratorStats count what a generator has stored through its sink
+// (acknowledged), and what it holds.
 type GeneratorStats struct {
-	Records, Blocks, Bytes int64
+	Records, Blocks, Bytes int64 // stored: records, blocks, record bytes (without separators)
+	Pending                int   // blocks cut and not yet stored
+	Buffered               int   // records written and not yet cut
 }
 
-// BlockGenerator buffers written records and, at every multiple of Interval
-// on the clock, cuts them into a Block that a pusher goroutine stores through
-// the sink, in order. When MaxPending blocks await storing, cutting waits;
-// when the current buffer is full, Write waits: a slow engine slows the
-// receiver, and memory stays bounded.
+// recordOverhead is what a buffered record costs beyond its bytes (its
+// string header), counted against MaxBytes.
+const recordOverhead = 16
+
+// BlockGenerator is the Writer a receiver writes to. It buffers records and
+// cuts them into Blocks, which a pusher goroutine stores through the sink, one
+// block at a time and in Seq order.
+//
+// Cutting follows the clock. A record belongs to the block interval its Write
+// happened in: written at clock time w, it goes into the block cut at the
+// boundary B, the first multiple of Interval after w (w in [B-Interval, B)),
+// and that block is stamped B. The cutting goroutine cuts at each boundary
+// (visiting each in turn if it runs late, as when a manual clock jumps several
+// intervals, like Spark's RecurringTimer); a Write that finds the clock past
+// the current block's boundary cuts it first. So under a manual clock, what a
+// test writes before advancing lands in a known block, however the goroutines
+// are scheduled. Two cuts are stamped with the clock's reading instead: an
+// early cut, when the current block reaches MaxRecords or MaxBytes, and the
+// final cut of Stop, when earlier than the boundary. Stamps never decrease
+// along Seq and never exceed the clock's reading at the cut, so a block is
+// never stamped in the future. Empty blocks are not emitted, and Seq counts
+// emitted blocks only, so it has no gaps.
+//
+// Backpressure: while MaxPending blocks are cut and not yet stored, Write
+// waits, so a slow engine slows the receiver (and the socket reader behind
+// it, and TCP flow control behind that), and memory stays within about
+// MaxPending+1 blocks of at most MaxRecords records or MaxBytes bytes each. (A
+// non-empty buffer always has a free slot to be cut into: every Write waits
+// for one, and every cut empties the buffer.)
+//
+// A BlockGenerator is safe for concurrent use by any number of writers.
 type BlockGenerator struct {
 	cfg GeneratorConfig
 
-	mu      sync.Mutex
-	cond    *sync.Cond
-	buf     []string
-	bufSize int64
-	stopped bool
-	err     error
-	stats   GeneratorStats
-	limiter limiter
-
-	queue    chan Block
-	slots    chan struct{} // one per block cut and not yet stored
-	stopCut  context.CancelFunc
-	cutDone  chan struct{}
-	pushDone chan struct{}
+	mu       sync.Mutex
+	cond     *sync.Cond // signalled when pending drops, on stop and on failure
+	buf      []string
+	bufBytes int64     // record bytes in buf
+	bufMem   int64     // bufBytes plus per-record overhead, against MaxBytes
+	bufDue   time.Time // the boundary the buffered records belong to
+	pending  int
 	seq      int64
+	last     time.Time // the latest stamp
+	started  bool
+	stopped  bool  // no more Writes; the cutter finishes
+	err      error // the first failure; Writes fail with it
+	stats    GeneratorStats
+
+	limiter *bucket
+	life    context.Context // cancelled by Stop: ends rate-limit waits
+	kill    context.CancelFunc
+
+	queue     chan cutBlock // capacity MaxPending+1: sends under mu never block
+	cancelCut context.CancelFunc
+	cutDone   chan struct{}
+	pushDone  chan struct{}
 }
 
-// NewBlockGenerator returns a generator; call Start before writing.
+// NewBlockGenerator returns a generator; call Start, then Write, then Stop.
 func NewBlockGenerator(cfg GeneratorConfig) *BlockGenerator {
 	if cfg.Interval <= 0 {
 		cfg.Interval = 200 * time.Millisecond
@@ -77,154 +113,267 @@ func NewBlockGenerator(cfg GeneratorConfig) *BlockGenerator {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	g := &BlockGenerator{cfg: cfg, queue: make(chan Block, cfg.MaxPending), slots: make(chan struct{}, cfg.MaxPending),
-		cutDone: make(chan struct{}), pushDone: make(chan struct{})}
+	g := &BlockGenerator{
+		cfg:      cfg,
+		queue:    make(chan cutBlock, cfg.MaxPending+1),
+		cutDone:  make(chan struct{}),
+		pushDone: make(chan struct{}),
+	}
 	g.cond = sync.NewCond(&g.mu)
-	g.limiter = limiter{rate: cfg.RateLimit}
+	g.life, g.kill = context.WithCancel(context.Background())
+	if cfg.RateLimit > 0 {
+		g.limiter = newBucket(cfg.RateLimit)
+	}
 	return g
 }
 
-// Start starts cutting and pushing. ctx bounds the sink's StoreBlock calls.
+// Start starts the cutting and pushing goroutines; call it once. ctx is
+// passed to the sink's StoreBlock calls; cancelling it aborts the generator
+// (Writes fail, blocks not yet stored are dropped, Stop returns the cause).
+// Stop, not a cancel, is the graceful end.
 func (g *BlockGenerator) Start(ctx context.Context) {
+	g.mu.Lock()
+	if g.started {
+		g.mu.Unlock()
+		panic("source: BlockGenerator started twice")
+	}
+	g.started = true
+	g.mu.Unlock()
 	cutCtx, cancel := context.WithCancel(ctx)
-	g.stopCut = cancel
-	// The first cut time is fixed now, so records written after Start and
-	// before the first boundary land in the first block.
-	go g.cutLoop(cutCtx, g.cfg.Clock.Now().Truncate(g.cfg.Interval).Add(g.cfg.Interval))
+	g.cancelCut = cancel
+	// The first boundary is fixed now, so records written between Start and
+	// the first boundary land in the first block.
+	first := g.boundaryAfter(g.cfg.Clock.Now())
+	go g.cutLoop(cutCtx, first)
 	go g.pushLoop(ctx)
 }
 
-// Write buffers one record for the current block, waiting while the buffer is
-// full or the rate limit is reached.
+// Write buffers rec for the current block. It waits while the rate limit is
+// reached or MaxPending blocks await storing. It returns ErrStopped after
+// Stop, and the sink's error once a block could not be stored.
 func (g *BlockGenerator) Write(rec string) error {
-	if g.cfg.RateLimit > 0 {
-		if err := g.limiter.wait(g.cfg.Clock); err != nil {
-			return err
+	if g.limiter != nil {
+		if g.limiter.take(g.life, g.cfg.Clock) != nil {
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if err := g.failure(); err != nil {
+				return err
+			}
+			return ErrStopped
 		}
 	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	for !g.stopped && g.err == nil && (len(g.buf) >= g.cfg.MaxRecords || g.bufSize >= g.cfg.MaxBytes) {
-		g.cond.Wait()
+	var now, due time.Time
+	for {
+		for g.err == nil && !g.stopped && g.pending >= g.cfg.MaxPending {
+			g.cond.Wait()
+		}
+		if err := g.failure(); err != nil {
+			return err
+		}
+		now = g.cfg.Clock.Now()
+		if len(g.buf) > 0 && now.Before(g.bufDue) {
+			break // the common case: the record joins the current block
+		}
+		due = g.boundaryAfter(now)
+		if len(g.buf) == 0 || !due.After(g.bufDue) {
+			break
+		}
+		// The clock passed the buffer's boundary before the cutter got to
+		// it: cut it now, then wait for a slot again.
+		g.cutLocked(g.bufDue)
 	}
+	if len(g.buf) == 0 {
+		g.bufDue = due
+	}
+	g.buf = append(g.buf, rec)
+	g.bufBytes += int64(len(rec))
+	g.bufMem += int64(len(rec)) + recordOverhead
+	if len(g.buf) >= g.cfg.MaxRecords || g.bufMem >= g.cfg.MaxBytes {
+		// Cut early; a slot is free: pending < MaxPending was checked under mu.
+		g.cutLocked(now)
+	}
+	return nil
+}
+
+// boundaryAfter returns the first multiple of Interval after t.
+func (g *BlockGenerator) boundaryAfter(t time.Time) time.Time {
+	return t.Truncate(g.cfg.Interval).Add(g.cfg.Interval)
+}
+
+// cutOverdueLocked cuts the buffer if its boundary is at or before now. A
+// non-empty buffer has a slot (see BlockGenerator); the check is defensive.
+// g.mu is held.
+func (g *BlockGenerator) cutOverdueLocked(now time.Time) {
+	if len(g.buf) > 0 && g.err == nil && g.pending < g.cfg.MaxPending && !g.bufDue.After(now) {
+		g.cutLocked(g.bufDue)
+	}
+}
+
+// failure returns why Writes fail now, or nil. g.mu is held.
+func (g *BlockGenerator) failure() error {
 	if g.err != nil {
 		return g.err
 	}
 	if g.stopped {
 		return ErrStopped
 	}
-	g.buf = append(g.buf, rec)
-	g.bufSize += int64(len(rec)) + 16
 	return nil
 }
 
-// cut moves the buffer into a block stamped at; it returns false if empty.
-func (g *BlockGenerator) cut(at time.Time) (Block, bool) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if len(g.buf) == 0 {
-		return Block{}, false
+// cutLocked queues the buffer as the next block, stamped at (or at the
+// previous stamp, if later). g.mu is held and the buffer is not empty; the
+// caller made sure the queue has room.
+func (g *BlockGenerator) cutLocked(at time.Time) {
+	if at.Before(g.last) {
+		at = g.last
 	}
+	g.last = at
 	b := Block{Stream: g.cfg.Stream, Seq: g.seq, Time: at, Records: g.buf}
 	g.seq++
-	g.stats.Records += int64(len(g.buf))
-	g.stats.Blocks++
-	g.stats.Bytes += g.bufSize
-	g.buf, g.bufSize = nil, 0
-	g.cond.Broadcast()
-	return b, true
+	g.pending++
+	g.queue <- cutBlock{b, g.bufBytes} // never blocks: pending <= MaxPending+1 = cap(queue)
+	g.buf, g.bufBytes, g.bufMem = nil, 0, 0
+}
+
+// cutBlock is a block on its way to the sink, with its record bytes.
+type cutBlock struct {
+	Block
+	bytes int64
 }
 
 func (g *BlockGenerator) cutLoop(ctx context.Context, next time.Time) {
 	defer close(g.cutDone)
-	defer close(g.queue)
-	for {
-		if err := g.cfg.Clock.WaitUntil(ctx, next); err != nil {
-			// Stopping: the final, partial block is cut now.
-			g.slots <- struct{}{} // the pusher frees slots until it is done
-			if b, ok := g.cut(g.cfg.Clock.Now()); ok {
-				g.queue <- b
-			}
-			return
-		}
-		// Cut only when a slot is free: while MaxPending blocks await
-		// storing, records stay in the buffer, which fills, and Write waits.
-		select {
-		case g.slots <- struct{}{}:
-		case <-ctx.Done():
-			continue // the stop path above cuts the final block
-		}
-		if b, ok := g.cut(next); ok {
-			g.queue <- b // never blocks: a slot is held for it
-		} else {
-			<-g.slots
-		}
+	for g.cfg.Clock.WaitUntil(ctx, next) == nil {
+		g.mu.Lock()
+		g.cutOverdueLocked(next)
+		g.mu.Unlock()
 		next = next.Add(g.cfg.Interval)
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if !g.stopped && g.err == nil {
+		// Start's ctx was cancelled without Stop: abort.
+		g.err = fmt.Errorf("block generator of stream %d aborted: %w", g.cfg.Stream, context.Cause(ctx))
+		g.kill()
+	}
+	g.stopped = true
+	g.cond.Broadcast()
+	if len(g.buf) > 0 && g.err == nil {
+		// The final, partial block may exceed MaxPending by one. It is
+		// stamped at its boundary, or now if that is still ahead.
+		at := g.cfg.Clock.Now()
+		if g.bufDue.Before(at) {
+			at = g.bufDue
+		}
+		g.cutLocked(at)
+	}
+	close(g.queue) // after stopped is set under mu, nothing else sends
 }
 
 func (g *BlockGenerator) pushLoop(ctx context.Context) {
 	defer close(g.pushDone)
-	for b := range g.queue {
+	for q := range g.queue {
+		b := q.Block
 		g.mu.Lock()
 		failed := g.err != nil
 		g.mu.Unlock()
+		var err error
 		if failed {
-			<-g.slots
-			continue // drain: nothing more can be acknowledged
+			g.cfg.Logger.Warn("receiver drops a block that cannot be stored after an earlier failure",
+				"stream", b.Stream, "seq", b.Seq, "records", len(b.Records))
+		} else {
+			err = g.cfg.Sink.StoreBlock(ctx, b)
 		}
-		err := g.cfg.Sink.StoreBlock(ctx, b)
-		<-g.slots
-		if err != nil {
+		g.mu.Lock()
+		g.pending--
+		switch {
+		case err != nil:
 			err = fmt.Errorf("storing block %d of stream %d (%d records): %w", b.Seq, b.Stream, len(b.Records), err)
-			g.cfg.Logger.Error("receiver cannot store blocks", "err", err)
-			g.mu.Lock()
-			g.err = err
-			g.cond.Broadcast()
-			g.mu.Unlock()
+			g.cfg.Logger.Error("receiver cannot store blocks; it stops taking records", "err", err)
+			if g.err == nil {
+				g.err = err
+			}
+		case !failed:
+			g.stats.Records += int64(len(b.Records))
+			g.stats.Blocks++
+			g.stats.Bytes += q.bytes
 		}
+		g.cond.Broadcast()
+		g.mu.Unlock()
 	}
 }
 
-// Stop cuts the final partial block, waits until every block has been stored
-// and returns the first storing error. Writes after Stop fail with ErrStopped.
+// Stop ends the generator: Writes fail with ErrStopped from now on, the
+// buffered records are cut into a final block, and Stop returns once every
+// block has been stored, with the first StoreBlock error if any. Stop is
+// idempotent. Stopping a generator that was never started drops what was
+// written, and says so.
 func (g *BlockGenerator) Stop() error {
 	g.mu.Lock()
 	g.stopped = true
 	g.cond.Broadcast()
+	started := g.started
+	dropped := len(g.buf)
 	g.mu.Unlock()
-	if g.stopCut != nil {
-		g.stopCut()
-		<-g.cutDone
-		<-g.pushDone
+	g.kill()
+	if !started {
+		if dropped > 0 {
+			return fmt.Errorf("block generator of stream %d stopped before it started: %d records dropped", g.cfg.Stream, dropped)
+		}
+		return nil
 	}
+	g.cancelCut()
+	<-g.cutDone
+	<-g.pushDone
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.err
 }
 
-// Stats returns what has been cut so far.
+// Stats returns what has been stored so far and what is held.
 func (g *BlockGenerator) Stats() GeneratorStats {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	return g.stats
+	st := g.stats
+	st.Pending = g.pending
+	st.Buffered = len(g.buf)
+	return st
 }
 
-// limiter paces records to rate per second on a clock.
-type limiter struct {
-	rate  int
-	mu    sync.Mutex
-	start time.Time
-	n     int64
+// bucket is a token bucket on a clock: it refills at rate tokens per second
+// up to burst (a tenth of a second's worth, at least one). A taker that finds
+// it empty reserves the next token and waits for it on the clock, so
+// concurrent takers are served in turn and the long-run rate is exact.
+type bucket struct {
+	mu     sync.Mutex
+	rate   float64
+	burst  float64
+	tokens float64
+	last   time.Time
+	begun  bool
 }
 
-func (l *limiter) wait(c clock.Clock) error {
-	l.mu.Lock()
-	if l.start.IsZero() {
-		l.start = c.Now()
+func newBucket(rate int) *bucket {
+	return &bucket{rate: float64(rate), burst: max(1, float64(rate)/10)}
+}
+
+func (b *bucket) take(ctx context.Context, c clock.Clock) error {
+	b.mu.Lock()
+	now := c.Now()
+	switch {
+	case !b.begun:
+		b.begun, b.tokens, b.last = true, b.burst, now
+	case now.After(b.last):
+		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
+		b.last = now
 	}
-	l.n++
-	due := l.start.Add(time.Duration(float64(l.n-1) / float64(l.rate) * float64(time.Second)))
-	l.mu.Unlock()
-	return c.WaitUntil(context.Background(), due)
+	b.tokens--
+	debt := -b.tokens
+	b.mu.Unlock()
+	if debt <= 0 {
+		return nil
+	}
+	return c.WaitUntil(ctx, now.Add(time.Duration(debt/b.rate*float64(time.Second))))
 }

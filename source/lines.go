@@ -5,81 +5,117 @@ import (
 	"io"
 )
 
-// lineReader reads newline-delimited records with bounded memory: a line
-// longer than max is skipped (reported through tooLong) and reading goes on
-// at the next line. A trailing "\r" is stripped.
+// lineReader reads newline-delimited records with bounded memory. A line is
+// everything up to "\n", without the "\n" and without one "\r" before it.
+// Bytes pass through unchanged otherwise (invalid UTF-8 included). A line
+// longer than max bytes is discarded (reported through tooLong with its size)
+// and reading goes on at the next line; memory stays within about max plus
+// the read buffer whatever the input.
 type lineReader struct {
 	r       *bufio.Reader
 	max     int
 	line    []byte
-	skip    bool // discarding an over-long line
 	tooLong func(size int)
 }
 
+// readBufferSize is the read buffer of each connection or file.
+const readBufferSize = 64 << 10
+
 func newLineReader(r io.Reader, max int, tooLong func(int)) *lineReader {
-	return &lineReader{r: bufio.NewReaderSize(r, 64<<10), max: max, tooLong: tooLong}
+	if tooLong == nil {
+		tooLong = func(int) {}
+	}
+	return &lineReader{r: bufio.NewReaderSize(r, readBufferSize), max: max, tooLong: tooLong}
 }
 
-// next returns the next complete line. At EOF it returns the unterminated
-// tail (if any) with io.EOF; on another error it returns the error and
-// partial reports the bytes of the line that was cut off.
-func (l *lineReader) next() (line string, partial int, err error) {
-	skipped := 0
+// next returns the next line. ok reports whether there is one:
+//   - err == nil: a complete (newline-terminated) line;
+//   - err == io.EOF: the end of input; ok if an unterminated last line was there;
+//   - any other err: the input broke; partial is the size of the incomplete
+//     line that was discarded.
+func (l *lineReader) next() (line string, ok bool, partial int, err error) {
+	l.line = l.line[:0]
+	skipping := false
+	size := 0 // bytes of the current line read so far, "\n" included
 	for {
 		chunk, err := l.r.ReadSlice('\n')
-		if l.skip {
-			skipped += len(chunk)
-		} else {
-			l.line = append(l.line, chunk...)
-			if len(l.line) > l.max+2 { // room for "\r\n"
-				skipped = len(l.line)
-				l.line = l.line[:0]
-				l.skip = true
+		size += len(chunk)
+		if !skipping {
+			if err == nil && len(l.line) == 0 {
+				// The common case: the whole line is in the read buffer.
+				if s := trimEOL(chunk); len(s) <= l.max {
+					return string(s), true, 0, nil
+				}
+				l.tooLong(size - 1)
+				size = 0
+				continue
+			}
+			if len(l.line)+len(chunk) > l.max+2 { // room for "\r\n"
+				skipping = true
+				l.release()
+			} else {
+				l.line = append(l.line, chunk...)
 			}
 		}
 		switch err {
 		case bufio.ErrBufferFull:
 			continue
 		case nil:
-			if l.skip {
-				l.skip = false
-				if l.tooLong != nil {
-					l.tooLong(skipped)
-				}
-				skipped = 0
+			if skipping {
+				l.tooLong(size - 1)
+				skipping, size = false, 0
 				continue
 			}
 			s := trimEOL(l.line)
-			l.line = l.line[:0]
-			return s, 0, nil
+			if len(s) > l.max {
+				l.tooLong(len(s))
+				l.line, size = l.line[:0], 0
+				continue
+			}
+			line = string(s)
+			l.release()
+			return line, true, 0, nil
 		case io.EOF:
-			if l.skip {
-				if l.tooLong != nil {
-					l.tooLong(skipped)
-				}
-				return "", 0, io.EOF
+			if size == 0 {
+				return "", false, 0, io.EOF
 			}
-			s := string(l.line)
-			l.line = l.line[:0]
-			if s == "" {
-				return "", 0, io.EOF
+			if skipping {
+				l.tooLong(size)
+				return "", false, 0, io.EOF
 			}
-			return s, 0, io.EOF
+			s := trimEOL(l.line)
+			if len(s) > l.max {
+				l.tooLong(len(s))
+				return "", false, 0, io.EOF
+			}
+			line = string(s)
+			l.release()
+			return line, true, 0, io.EOF
 		default:
-			n := len(l.line) + skipped
-			l.line = l.line[:0]
-			return "", n, err
+			l.release()
+			return "", false, size, err
 		}
 	}
 }
 
-func trimEOL(b []byte) string {
+// release empties the line buffer, dropping it if a long line grew it, so an
+// idle connection does not hold on to megabytes.
+func (l *lineReader) release() {
+	if cap(l.line) > 1<<20 {
+		l.line = nil
+	} else {
+		l.line = l.line[:0]
+	}
+}
+
+// trimEOL removes a final "\n" and then a final "\r".
+func trimEOL(b []byte) []byte {
 	n := len(b)
 	if n > 0 && b[n-1] == '\n' {
 		n--
-		if n > 0 && b[n-1] == '\r' {
-			n--
-		}
 	}
-	return string(b[:n])
+	if n > 0 && b[n-1] == '\r' {
+		n--
+	}
+	return b[:n]
 }

@@ -8,28 +8,38 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"syscall"
 	"time"
 )
 
 // SocketOptions configure a Socket receiver.
 type SocketOptions struct {
-	MaxRecordBytes int // longer lines are dropped with a warning; default 16 MiB
-	Logger         *slog.Logger
+	MaxRecordBytes int          // longer lines are dropped with a warning; default 16 MiB
+	Logger         *slog.Logger // default slog.Default()
 }
 
 // Socket listens on a TCP address and receives newline-delimited text
-// records from any number of connections (`dstream send` is its client).
-// Every line is a record, empty lines too; bytes pass through unchanged
-// (invalid UTF-8 included). At a clean end of stream an unterminated last
-// line is a record; when a connection breaks mid-line, the partial line is
-// dropped with a warning.
+// records from any number of concurrent connections (`dstream send` is its
+// client). Every line is a record, empty lines too, without its "\n" and a
+// "\r" before it; other bytes pass through unchanged (invalid UTF-8 and
+// binary included). A line longer than MaxRecordBytes is dropped with a
+// warning naming the connection and the size, and reading goes on at the next
+// line; memory per connection stays bounded. At a clean end of stream an
+// unterminated last line is a record; when a connection breaks mid-line, the
+// partial line is dropped with a warning.
+//
+// Stopping (cancelling Receive's ctx) closes the listener at once; open
+// connections are drained of what their senders already wrote until each is
+// idle for drainIdle (at most drainMax), then closed, so a graceful engine
+// stop loses nothing a sender flushed before it.
 type Socket struct {
 	addr string
 	opts SocketOptions
 	ln   net.Listener
 }
 
-// Bounds on draining open connections when the receiver stops.
+// Bounds on draining open connections when the receiver stops. These are
+// socket deadlines, on the wall clock by nature.
 const (
 	drainIdle = 300 * time.Millisecond
 	drainMax  = 5 * time.Second
@@ -47,21 +57,32 @@ func NewSocket(addr string, opts SocketOptions) *Socket {
 	return &Socket{addr: addr, opts: opts}
 }
 
-// Name describes the receiver.
+// Name returns "socket ADDR".
 func (s *Socket) Name() string { return "socket " + s.addr }
 
-// Open binds the listening socket.
+// Open binds the listening socket. A port in use gives
+// "source socket ADDR: listen: address already in use".
 func (s *Socket) Open() error {
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
-		if errors.Is(err, errAddrInUse) {
-			return fmt.Errorf("source socket %s: address already in use (another process listens there)", s.addr)
+		msg := err.Error()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			msg = "address already in use (another process listens there)"
 		}
-		return fmt.Errorf("source socket %s: %w", s.addr, err)
+		return &openError{msg: fmt.Sprintf("source %s: listen: %s", s.Name(), msg), err: err}
 	}
 	s.ln = ln
 	return nil
 }
+
+// openError is Open's error: a clear message, wrapping the system's error.
+type openError struct {
+	msg string
+	err error
+}
+
+func (e *openError) Error() string { return e.msg }
+func (e *openError) Unwrap() error { return e.err }
 
 // Addr returns the bound address after Open (nil before).
 func (s *Socket) Addr() net.Addr {
@@ -71,7 +92,11 @@ func (s *Socket) Addr() net.Addr {
 	return s.ln.Addr()
 }
 
-// Receive accepts connections and writes their lines to w until ctx is done.
+// Receive accepts connections and writes their lines to w until ctx is done,
+// then closes the listener, drains and closes the connections, and waits for
+// their goroutines. It returns nil when stopped by ctx, and an error when w
+// fails (the other connections are then stopped too) or accepting fails for
+// good.
 func (s *Socket) Receive(ctx context.Context, w Writer) error {
 	if s.ln == nil {
 		return fmt.Errorf("source %s: Receive before Open", s.Name())
@@ -84,8 +109,15 @@ func (s *Socket) Receive(ctx context.Context, w Writer) error {
 		wg    sync.WaitGroup
 		first error
 	)
-	// On stop: accept no more connections, and let open ones drain what the
-	// senders already wrote (until each is idle for drainIdle, or drainMax).
+	fail := func(err error) {
+		mu.Lock()
+		if first == nil {
+			first = err
+		}
+		mu.Unlock()
+		cancel()
+	}
+	// On stop: accept no more connections, and let the open ones drain.
 	stop := context.AfterFunc(ctx, func() {
 		s.ln.Close()
 		mu.Lock()
@@ -95,16 +127,30 @@ func (s *Socket) Receive(ctx context.Context, w Writer) error {
 		mu.Unlock()
 	})
 	defer stop()
+	var backoff time.Duration
 	for {
 		conn, err := s.ln.Accept()
 		if err != nil {
-			if ctx.Err() == nil {
-				s.opts.Logger.Error("socket source stopped accepting", "addr", s.addr, "err", err)
-				first = fmt.Errorf("source %s: accept: %w", s.Name(), err)
-				cancel()
+			if ctx.Err() != nil {
+				break
 			}
+			if isTemporaryAccept(err) {
+				// Out of file descriptors or memory: wait and retry, as net/http does.
+				backoff = min(max(2*backoff, 5*time.Millisecond), time.Second)
+				s.opts.Logger.Warn("socket source cannot accept; retrying", "addr", s.addr, "in", backoff, "err", err)
+				t := time.NewTimer(backoff)
+				select {
+				case <-t.C:
+				case <-ctx.Done():
+					t.Stop()
+				}
+				continue
+			}
+			s.opts.Logger.Error("socket source stopped accepting", "addr", s.addr, "err", err)
+			fail(fmt.Errorf("source %s: accept: %w", s.Name(), err))
 			break
 		}
+		backoff = 0
 		mu.Lock()
 		if ctx.Err() != nil {
 			mu.Unlock()
@@ -117,66 +163,77 @@ func (s *Socket) Receive(ctx context.Context, w Writer) error {
 		go func() {
 			defer wg.Done()
 			err := s.serve(ctx, conn, w)
+			conn.Close()
 			mu.Lock()
 			delete(conns, conn)
-			if err != nil && first == nil {
-				first = err
-			}
 			mu.Unlock()
-			conn.Close()
 			if err != nil {
-				cancel() // the engine cannot take more: stop receiving
+				fail(err) // the engine cannot take more: stop receiving
 			}
 		}()
 	}
+	s.ln.Close()
 	wg.Wait()
 	mu.Lock()
 	defer mu.Unlock()
 	return first
 }
 
-// serve reads one connection; it returns an error only when w fails.
+// isTemporaryAccept reports accept errors worth retrying.
+func isTemporaryAccept(err error) bool {
+	for _, e := range []error{syscall.EMFILE, syscall.ENFILE, syscall.ENOBUFS, syscall.ENOMEM, syscall.ECONNABORTED} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// serve reads one connection until its end, a break, or the end of the drain
+// after ctx is done. It returns an error only when w fails.
 func (s *Socket) serve(ctx context.Context, conn net.Conn, w Writer) error {
 	peer := conn.RemoteAddr().String()
+	log := s.opts.Logger
 	var drainUntil time.Time
 	lr := newLineReader(conn, s.opts.MaxRecordBytes, func(size int) {
-		s.opts.Logger.Warn("socket source dropped an over-long record", "from", peer, "bytes", size, "max", s.opts.MaxRecordBytes)
+		log.Warn("socket source dropped an over-long record", "addr", s.addr, "from", peer, "bytes", size, "max", s.opts.MaxRecordBytes)
 	})
 	for {
-		line, partial, err := lr.next()
-		if err == nil || (err == io.EOF && line != "") {
+		line, ok, partial, err := lr.next()
+		if ok {
 			if werr := w.Write(line); werr != nil {
 				return fmt.Errorf("source %s: %w", s.Name(), werr)
 			}
 		}
-		if err == nil && ctx.Err() != nil {
-			// Draining: keep reading while data keeps coming, within bounds.
-			now := time.Now()
-			if drainUntil.IsZero() {
-				drainUntil = now.Add(drainMax)
+		if err == nil {
+			if ctx.Err() != nil {
+				// Draining: keep reading while data keeps coming, within bounds.
+				now := time.Now()
+				if drainUntil.IsZero() {
+					drainUntil = now.Add(drainMax)
+				}
+				dl := now.Add(drainIdle)
+				if dl.After(drainUntil) {
+					dl = drainUntil
+				}
+				_ = conn.SetReadDeadline(dl)
 			}
-			dl := now.Add(drainIdle)
-			if dl.After(drainUntil) {
-				dl = drainUntil
-			}
-			_ = conn.SetReadDeadline(dl)
+			continue
+		}
+		if err == io.EOF {
+			return nil
 		}
 		var ne net.Error
 		switch {
-		case err == nil:
-			continue
-		case err == io.EOF:
-			return nil
 		case ctx.Err() != nil && errors.As(err, &ne) && ne.Timeout():
 			if partial > 0 {
-				s.opts.Logger.Warn("socket source stopped mid-record; partial record dropped", "from", peer, "bytes", partial)
+				log.Warn("socket source stopped mid-record; partial record dropped", "addr", s.addr, "from", peer, "bytes", partial)
 			}
-			return nil
-		default:
-			if partial > 0 {
-				s.opts.Logger.Warn("socket source: connection broke mid-record; partial record dropped", "from", peer, "bytes", partial, "err", err)
-			}
-			return nil
+		case partial > 0:
+			log.Warn("socket source: connection broke mid-record; partial record dropped", "addr", s.addr, "from", peer, "bytes", partial, "err", err)
+		case ctx.Err() == nil:
+			log.Info("socket source: connection broke", "addr", s.addr, "from", peer, "err", err)
 		}
+		return nil
 	}
 }

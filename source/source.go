@@ -2,6 +2,12 @@
 // engine (a TCP socket, a folder), and the block generator, which cuts what a
 // receiver takes in into blocks every block interval and hands them to the
 // engine, applying backpressure when the engine falls behind.
+//
+// The engine runs one receiver per input stream: it calls Open from Start
+// (so a port in use fails Start), then Receive with a BlockGenerator as the
+// Writer, and when Receive returns it stops the generator, which stores the
+// last partial block. A record is acknowledged once the block holding it is
+// stored (BlockSink.StoreBlock returned nil).
 package source
 
 import (
@@ -14,7 +20,7 @@ import (
 type Block struct {
 	Stream  int       // input stream id (assigned by the engine)
 	Seq     int64     // per-stream sequence number, 0, 1, 2, ... with no gaps
-	Time    time.Time // when the block was cut; the engine assigns the block to the interval containing this time
+	Time    time.Time // the cut time (see BlockGenerator), never later than the clock's reading at the cut; the engine assigns the block to the interval containing it
 	Records []string
 }
 
@@ -32,13 +38,22 @@ type Writer interface {
 
 // Receiver takes records in from outside.
 type Receiver interface {
-	// Name describes the receiver in logs and errors.
+	// Name describes the receiver in logs and errors, e.g. "socket :9999".
 	Name() string
 	// Open acquires what the receiver needs (binds its port, checks its
-	// folder); its error is returned from the engine's Start.
+	// folder); its error is returned from the engine's Start, e.g.
+	// "source socket 127.0.0.1:9999: listen: address already in use".
 	Open() error
 	// Receive writes records to w until ctx is done or the source is
-	// exhausted, then releases what Open acquired. It returns nil when ctx
-	// is cancelled.
+	// exhausted, then releases what Open acquired before returning. It is
+	// called once, after a successful Open. It returns nil when ctx is
+	// cancelled, and an error when w fails (the engine cannot take more) or
+	// the source breaks for good.
 	Receive(ctx context.Context, w Writer) error
 }
+
+var (
+	_ Receiver = (*Socket)(nil)
+	_ Receiver = (*Directory)(nil)
+	_ Writer   = (*BlockGenerator)(nil)
+)

@@ -13,18 +13,25 @@ import (
 	"github.com/dstream/dstream/generate"
 )
 
-// runSend is `dstream send`: inject records into a socket source.
+// runSend is `dstream send`: inject newline-delimited records into a socket
+// source, from a file (sent once) or a generator, optionally at a steady rate.
+// It prints a one-line summary to stdout; warnings (reconnects) go to stderr.
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "Usage: dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D] [--count N]\n\n")
+		fs.PrintDefaults()
+	}
 	var o client.Options
 	fs.StringVar(&o.To, "to", "", "HOST:PORT of the socket source (required)")
 	fs.StringVar(&o.File, "file", "", "send this file's lines once, then exit")
 	fs.StringVar(&o.Generate, "generate", "", "generate records of this kind: "+strings.Join(generate.Kinds(), ", "))
-	fs.Int64Var(&o.Seed, "seed", 1, "generator seed")
-	fs.IntVar(&o.Rate, "rate", 0, "records per second (0: as fast as possible)")
+	fs.Int64Var(&o.Seed, "seed", 1, "generator seed (the same seed gives the same records)")
+	fs.IntVar(&o.Rate, "rate", 0, "records per second (0: as fast as the receiver takes them)")
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (0: at the end of the file, or never)")
 	fs.Int64Var(&o.Count, "count", 0, "stop after this many records (0: no limit)")
+	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 30*time.Second, "give up when no connection can be made for this long")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
@@ -34,10 +41,12 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	start := time.Now()
 	st, err := client.Send(ctx, o)
-	fmt.Fprintf(stdout, "sent %d records (%d bytes) to %s in %v", st.Records, st.Bytes, o.To, time.Since(start).Round(time.Millisecond))
-	if st.Reconnects > 0 {
-		fmt.Fprintf(stdout, " with %d reconnects", st.Reconnects)
+	if err == nil || st.Records > 0 {
+		fmt.Fprintf(stdout, "sent %d records (%d bytes) to %s in %v", st.Records, st.Bytes, o.To, time.Since(start).Round(time.Millisecond))
+		if st.Reconnects > 0 {
+			fmt.Fprintf(stdout, " with %d reconnects", st.Reconnects)
+		}
+		fmt.Fprintln(stdout)
 	}
-	fmt.Fprintln(stdout)
 	return err
 }

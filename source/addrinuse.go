@@ -1,5 +1,0 @@
-package source
-
-import "syscall"
-
-var errAddrInUse error = syscall.EADDRINUSE
