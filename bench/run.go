@@ -115,8 +115,9 @@ func Run(cfg Config) (Result, error) {
 	// 90% of the interval, intervals fed back to back on a manual clock.
 	// Each probe fills the window's state for up to 3 intervals (the state
 	// of 100-byte word records saturates within a few intervals) and
-	// measures 3. The search bisects between 0 and twice what the cores
-	// would do at the baseline's speed.
+	// measures 3. The search starts where every core would run at the
+	// baseline's speed and aims each next probe by the last one's rate
+	// (searchCapacity).
 	fill := min(windowIntervals, 3)
 	if w.Name == "grep" {
 		fill = 1
@@ -132,31 +133,22 @@ func Run(cfg Config) (Result, error) {
 		}
 		return time.Now().Add(lastTook * time.Duration(n) / time.Duration(lastN)).Before(searchEnd)
 	}
-	sustains := func(n int) (bool, error) {
+	var searchErr error
+	sustains := func(n int) time.Duration {
 		res.Probes++
 		began := time.Now()
 		worst, err := probe(w, cfg, pool, n, fill, 3)
 		lastN, lastTook = n, time.Since(began)
 		if err != nil {
-			return false, err
+			searchErr = err
+			return 0
 		}
-		ok := worst <= cfg.Batch*9/10
-		cfg.logf("  probe %-9s %9.0f records/s: slowest interval %v of %v -> %v", w.Name, rate(n, cfg.Batch), worst.Round(time.Millisecond), cfg.Batch, map[bool]string{true: "keeps up", false: "falls behind"}[ok])
-		return ok, nil
+		cfg.logf("  probe %-9s %9.0f records/s: slowest interval %v of %v -> %v", w.Name, rate(n, cfg.Batch), worst.Round(time.Millisecond), cfg.Batch, map[bool]string{true: "keeps up", false: "falls behind"}[worst <= cfg.Batch*9/10])
+		return worst
 	}
-	lo := 0
-	hi := max(1000, int(2*res.BaselineRecordsPer*float64(cores)*cfg.Batch.Seconds()))
-	for i := 0; i < 8 && hi-lo > max(lo/50, 100) && affordable((lo+hi)/2); i++ {
-		mid := (lo + hi) / 2
-		ok, err := sustains(mid)
-		if err != nil {
-			return res, err
-		}
-		if ok {
-			lo = mid
-		} else {
-			hi = mid
-		}
+	lo, hi := searchCapacity(int(res.BaselineRecordsPer*float64(cores)*cfg.Batch.Seconds()), cfg.Batch*9/10, affordable, sustains)
+	if err := searchErr; err != nil {
+		return res, err
 	}
 	if lo == 0 {
 		lo = max(100, hi/8)
@@ -209,6 +201,68 @@ func Run(cfg Config) (Result, error) {
 		res.Ratio = res.RecordsPerSec / res.BaselineRecordsPer
 	}
 	return res, nil
+}
+
+// searchCapacity finds the largest n whose probe takes at most target. It
+// starts at guess. Processing time grows about linearly with n, so until a
+// probe has kept up and one has fallen behind it aims where the last probe's
+// rate would just meet the target; then it interpolates between the two ends
+// of the bracket [lo, hi) (what is known to keep up and to fall behind),
+// nudged 1% past the estimate so the next probe can close the bracket, and
+// bisects when the last probe did not halve the bracket. It stops when the
+// bracket is within 3%, after 8 probes, when the next probe is not
+// affordable, or when probe fails (returns 0). hi is 0 if no probe fell
+// behind.
+func searchCapacity(guess int, target time.Duration, affordable func(n int) bool, probe func(n int) time.Duration) (lo, hi int) {
+	var tLo, tHi time.Duration
+	n := max(guess, 1000)
+	halved := true
+	for range 8 {
+		if !affordable(n) {
+			break
+		}
+		took := probe(n)
+		if took <= 0 {
+			return lo, hi
+		}
+		bracketed, width := lo > 0 && hi > 0, hi-lo
+		if took <= target {
+			lo, tLo = max(lo, n), took
+		} else if hi == 0 || n < hi {
+			hi, tHi = n, took
+		}
+		if hi > 0 && hi-lo <= max(lo*3/100, 100) {
+			break
+		}
+		if bracketed {
+			halved = hi-lo <= width/2
+		}
+		// The estimate: where time would meet the target.
+		var est float64
+		if lo > 0 && hi > 0 && tHi > tLo {
+			est = float64(lo) + float64(hi-lo)*float64(target-tLo)/float64(tHi-tLo)
+		} else {
+			est = float64(n) * float64(target) / float64(took)
+		}
+		if took <= target {
+			est *= 1.01
+		} else {
+			est *= 0.99
+		}
+		switch {
+		case hi == 0: // nothing fell behind yet: grow by at least 10%
+			n = max(int(est), lo*11/10)
+		case lo == 0: // nothing kept up yet
+			n = min(int(est), hi*99/100)
+		case !halved || int(est) <= lo || int(est) >= hi:
+			n = lo + (hi-lo)/2
+			halved = true // give the estimate another chance next
+		default:
+			n = int(est)
+		}
+		n = max(n, 100)
+	}
+	return lo, hi
 }
 
 func rate(perInterval int, batch time.Duration) float64 {
