@@ -59,8 +59,12 @@ func (m *Manual) Now() time.Time {
 	return m.now
 }
 
-// Advance moves the clock forward by d and wakes every waiter whose time has come.
+// Advance moves the clock forward by d and wakes every waiter whose time has
+// come; like Set, it never moves the clock backwards: a negative d is ignored.
 func (m *Manual) Advance(d time.Duration) {
+	if d < 0 {
+		return
+	}
 	m.mu.Lock()
 	m.now = m.now.Add(d)
 	close(m.changed)

@@ -37,10 +37,16 @@ func key(s rdd.ID, m, r int) string {
 	return fmt.Sprintf("shuffle_%d_%d_%d_%d_%d", s.Op, s.Time, s.Seq, m, r)
 }
 
-// PutMapOutput stores every bucket of map output mapPart, then records it as complete.
+// PutMapOutput stores every bucket of map output mapPart, then records it as
+// complete. If a bucket cannot be stored, it removes the buckets it stored
+// (no recorded output accounts for them, so RemoveIf could not) and returns
+// the error.
 func (s *Store) PutMapOutput(shuffle rdd.ID, mapPart int, buckets []any) error {
 	for r, b := range buckets {
 		if err := s.blocks.Put(key(shuffle, mapPart, r), b, block.EstimateSize(b), false); err != nil {
+			for i := range r {
+				s.blocks.Remove(key(shuffle, mapPart, i))
+			}
 			return fmt.Errorf("shuffle %s map %d: %w", shuffle, mapPart, err)
 		}
 	}

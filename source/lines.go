@@ -36,17 +36,19 @@ func newLineReader(r io.Reader, max int, tooLong func(int)) *lineReader {
 func (l *lineReader) next() (line string, ok bool, partial int, err error) {
 	l.line = l.line[:0]
 	skipping := false
-	size := 0 // bytes of the current line read so far, "\n" included
+	size := 0   // bytes of the current line read so far, "\n" included
+	cr := false // whether those bytes, but for a final "\n", end in "\r"
 	for {
 		chunk, err := l.r.ReadSlice('\n')
 		size += len(chunk)
 		if !skipping {
 			if err == nil && len(l.line) == 0 {
 				// The common case: the whole line is in the read buffer.
-				if s := trimEOL(chunk); len(s) <= l.max {
+				s := trimEOL(chunk)
+				if len(s) <= l.max {
 					return string(s), true, 0, nil
 				}
-				l.tooLong(size - 1)
+				l.tooLong(len(s))
 				size = 0
 				continue
 			}
@@ -57,19 +59,22 @@ func (l *lineReader) next() (line string, ok bool, partial int, err error) {
 				l.line = append(l.line, chunk...)
 			}
 		}
+		if body := trimNL(chunk); len(body) > 0 {
+			cr = body[len(body)-1] == '\r'
+		}
 		switch err {
 		case bufio.ErrBufferFull:
 			continue
 		case nil:
 			if skipping {
-				l.tooLong(size - 1)
-				skipping, size = false, 0
+				l.tooLong(size - 1 - crLen(cr))
+				skipping, size, cr = false, 0, false
 				continue
 			}
 			s := trimEOL(l.line)
 			if len(s) > l.max {
 				l.tooLong(len(s))
-				l.line, size = l.line[:0], 0
+				l.line, size, cr = l.line[:0], 0, false
 				continue
 			}
 			line = string(s)
@@ -80,7 +85,7 @@ func (l *lineReader) next() (line string, ok bool, partial int, err error) {
 				return "", false, 0, io.EOF
 			}
 			if skipping {
-				l.tooLong(size)
+				l.tooLong(size - crLen(cr))
 				return "", false, 0, io.EOF
 			}
 			s := trimEOL(l.line)
@@ -106,6 +111,22 @@ func (l *lineReader) release() {
 	} else {
 		l.line = l.line[:0]
 	}
+}
+
+// trimNL removes a final "\n".
+func trimNL(b []byte) []byte {
+	if n := len(b); n > 0 && b[n-1] == '\n' {
+		return b[:n-1]
+	}
+	return b
+}
+
+// crLen is the size of the "\r" that ends a line, if cr; it is not part of the line.
+func crLen(cr bool) int {
+	if cr {
+		return 1
+	}
+	return 0
 }
 
 // trimEOL removes a final "\n" and then a final "\r".
