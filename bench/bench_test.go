@@ -10,7 +10,7 @@ import (
 )
 
 // benchRecords is the records per interval of the workload benchmarks.
-const benchRecords = 1_000_000
+const benchRecords = 200_000
 
 // BenchmarkWorkload runs each workload's interval (window filled) on a manual
 // clock, back to back, on local[2]: the engine's side of `dstream bench`

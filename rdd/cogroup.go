@@ -26,7 +26,8 @@ func Cogroup[K comparable, V, W any](a *Dataset[Pair[K, V]], b *Dataset[Pair[K, 
 	depB, readB := cogroupInput(c.scopes.newID(), b, part)
 	compute := func(tc *TaskContext, r int) iter.Seq[Pair[K, Grouped[V, W]]] {
 		return func(yield func(Pair[K, Grouped[V, W]]) bool) {
-			m := newCombiner[K, Grouped[V, W]](64)
+			m := newCombiner[K, Grouped[V, W]](c.hints.get(id, 0, 64))
+			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
 			for kv := range readA(tc, r) {
 				g, _ := m.slot(kv.Key)
 				g.Left = append(g.Left, kv.Value)
@@ -68,7 +69,8 @@ func CogroupAll[K comparable, V any](n int, ds ...*Dataset[Pair[K, V]]) *Dataset
 	}
 	compute := func(tc *TaskContext, r int) iter.Seq[Pair[K, [][]V]] {
 		return func(yield func(Pair[K, [][]V]) bool) {
-			m := newCombiner[K, [][]V](64)
+			m := newCombiner[K, [][]V](c.hints.get(id, 0, 64))
+			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
 			for i, read := range reads {
 				for kv := range read(tc, r) {
 					g, _ := m.slot(kv.Key)

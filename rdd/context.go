@@ -59,6 +59,7 @@ type Config struct {
 type Context struct {
 	cfg    Config
 	scopes scopes
+	hints  sizeHints
 }
 
 // NewContext returns a Context over cfg's services.

@@ -89,12 +89,20 @@ func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 	const name = "flatMap"
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
+			// One body for the whole partition: a range-over-func loop
+			// per record would allocate its body closure per record.
+			stopped := false
+			body := func(y U) bool {
+				if !yield(y) {
+					stopped = true
+				}
+				return !stopped
+			}
 			for x := range d.Iterator(tc, p) {
 				tc.enter(name)
-				for y := range f(x) {
-					if !yield(y) {
-						return
-					}
+				f(x)(body)
+				if stopped {
+					return
 				}
 			}
 		}

@@ -348,3 +348,37 @@ func TestCogroupReadsCoPartitionedInputInPlace(t *testing.T) {
 		t.Error("FlatMap kept a partitioning it cannot know")
 	}
 }
+
+// FlatMapSeq stops pulling from f's sequence and from its input as soon as
+// the consumer stops (Take), and yields in order.
+func TestFlatMapSeqStopsEarly(t *testing.T) {
+	c, _ := newCtx(t, 1, 0)
+	pulled := 0
+	d := rdd.FlatMapSeq(rdd.Parallelize(c, []int{1, 2, 3, 4}, 1), func(n int) iter.Seq[int] {
+		return func(yield func(int) bool) {
+			for i := range n {
+				pulled++
+				if !yield(10*n + i) {
+					return
+				}
+			}
+		}
+	})
+	got, err := d.Take(bg, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{10, 20, 21, 30}; !slices.Equal(got, want) {
+		t.Fatalf("Take(4) = %v, want %v", got, want)
+	}
+	if pulled != 4 {
+		t.Fatalf("pulled %d records, want 4", pulled)
+	}
+	all, err := d.Collect(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != 1+2+3+4 {
+		t.Fatalf("Collect = %v", all)
+	}
+}

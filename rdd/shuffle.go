@@ -13,7 +13,7 @@ type combiner[K comparable, C any] struct {
 }
 
 func newCombiner[K comparable, C any](hint int) *combiner[K, C] {
-	return &combiner[K, C]{idx: make(map[K]int32, hint)}
+	return &combiner[K, C]{idx: make(map[K]int32, hint), pairs: make([]Pair[K, C], 0, hint)}
 }
 
 // slot returns a pointer to k's value and whether k was already present.
@@ -98,7 +98,8 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 		dep = newShuffleDep(id, d, n, func(tc *TaskContext, in iter.Seq[Pair[K, V]]) [][]Pair[K, C] {
 			// One combiner for the whole map partition: keys are hashed
 			// for partitioning once per distinct key, not once per record.
-			m := newCombiner[K, C](1024)
+			m := newCombiner[K, C](c.hints.get(id, 0, 1024))
+			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
 			for kv := range in {
 				tc.enter(name)
 				slot, ok := m.slot(kv.Key)
@@ -113,15 +114,26 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 				b[0] = m.pairs
 				return b
 			}
-			for _, kc := range m.pairs {
+			// Partition once, count, then fill buckets of the right size.
+			where := make([]int32, len(m.pairs))
+			sizes := make([]int, n)
+			for j, kc := range m.pairs {
 				i := part.Partition(kc.Key)
-				b[i] = append(b[i], kc)
+				where[j] = int32(i)
+				sizes[i]++
+			}
+			for i := range b {
+				b[i] = make([]Pair[K, C], 0, sizes[i])
+			}
+			for j, kc := range m.pairs {
+				b[where[j]] = append(b[where[j]], kc)
 			}
 			return b
 		})
 		compute = func(tc *TaskContext, r int) iter.Seq[Pair[K, C]] {
 			return func(yield func(Pair[K, C]) bool) {
-				m := newCombiner[K, C](64)
+				m := newCombiner[K, C](c.hints.get(id, 1, 64))
+				defer func() { c.hints.put(id, 1, len(m.pairs)) }()
 				for b := range fetch[Pair[K, C]](tc, dep, r) {
 					for _, kc := range b {
 						tc.enter(name)
@@ -144,7 +156,8 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 		dep = newShuffleDep(id, d, n, bucketByKey[K, V](part))
 		compute = func(tc *TaskContext, r int) iter.Seq[Pair[K, C]] {
 			return func(yield func(Pair[K, C]) bool) {
-				m := newCombiner[K, C](64)
+				m := newCombiner[K, C](c.hints.get(id, 1, 64))
+				defer func() { c.hints.put(id, 1, len(m.pairs)) }()
 				for b := range fetch[Pair[K, V]](tc, dep, r) {
 					for _, kv := range b {
 						tc.enter(name)

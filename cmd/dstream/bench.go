@@ -56,10 +56,13 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	for _, name := range names {
 		cfg := bench.Config{Workload: name, Batch: *batch, Master: *master, Duration: *duration, Source: *src, Window: *window}
-		if !*asJSON {
-			cfg.Progress = stdout
-			fmt.Fprintf(stdout, "== %s, batch %v, %s, source %s\n", name, *batch, *master, *src)
+		// Progress goes to stdout, or to stderr when stdout is for JSON.
+		progress := stdout
+		if *asJSON {
+			progress = stderr
 		}
+		cfg.Progress = progress
+		fmt.Fprintf(progress, "== %s, batch %v, %s, source %s\n", name, *batch, *master, *src)
 		res, err := bench.Run(cfg)
 		if err != nil {
 			if strings.Contains(err.Error(), "unknown workload") || strings.Contains(err.Error(), "--source") || strings.Contains(err.Error(), "multiple") {
