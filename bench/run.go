@@ -186,7 +186,13 @@ func Run(cfg Config) (Result, error) {
 			res.Sustained = true
 			break
 		}
-		n = n * 8 / 10
+		// Back off; through a socket, to what actually came in if the
+		// client and receiver could not carry the rate.
+		if perInterval := int(v.received / int64(intervals)); cfg.Source == "socket" && perInterval < n*9/10 {
+			n = min(n*8/10, perInterval*95/100)
+		} else {
+			n = n * 8 / 10
+		}
 	}
 	// 4. Latency at half the sustained rate, if the budget allows.
 	if left := time.Until(deadline); res.Sustained && left > 4*cfg.Batch {
