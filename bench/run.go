@@ -193,6 +193,7 @@ func Run(cfg Config) (Result, error) {
 		} else {
 			n = n * 8 / 10
 		}
+		n = max(n, 100)
 	}
 	// 4. Latency at half the sustained rate, if the budget allows.
 	if left := time.Until(deadline); res.Sustained && left > 4*cfg.Batch {
