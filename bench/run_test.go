@@ -3,6 +3,8 @@ package bench
 import (
 	"testing"
 	"time"
+
+	"github.com/dstream/dstream/listener"
 )
 
 func TestSearchCapacity(t *testing.T) {
@@ -65,5 +67,63 @@ func TestSearchCapacityProbeError(t *testing.T) {
 	})
 	if probes != 1 {
 		t.Fatalf("%d probes after a failed one, want 1", probes)
+	}
+}
+
+func TestJudge(t *testing.T) {
+	const batch = time.Second
+	t0 := time.UnixMilli(1_700_000_000_000)
+	// run makes intervals with the given processing and scheduling delays
+	// (ms); each ends at its time plus both.
+	run := func(proc, sched []int) []listener.BatchInfo {
+		var bs []listener.BatchInfo
+		for i := range proc {
+			tm := t0.Add(time.Duration(i+1) * batch)
+			p, d := time.Duration(proc[i])*time.Millisecond, time.Duration(sched[i])*time.Millisecond
+			bs = append(bs, listener.BatchInfo{Time: tm, Records: 10, ProcessingTime: p, SchedulingDelay: d, EndTime: tm.Add(d + p)})
+		}
+		return bs
+	}
+	steady := func(n, proc int) ([]int, []int) {
+		p, d := make([]int, n), make([]int, n)
+		for i := range p {
+			p[i] = proc
+		}
+		return p, d
+	}
+	tests := []struct {
+		name     string
+		proc     []int
+		sched    []int
+		keptUp   bool
+		measured int
+	}{
+		{"steady", func() []int { p, _ := steady(20, 500); return p }(), make([]int, 20), true, 15},
+		{"slow warm-up that drains", []int{1500, 1200, 900, 900, 800, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500},
+			[]int{0, 500, 700, 600, 500, 300, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, true, 15},
+		{"one slow interval after the warm-up", func() []int { p, _ := steady(20, 500); p[10] = 1100; return p }(), make([]int, 20), false, 15},
+		{"backlog left at the end", func() []int { p, _ := steady(20, 990); return p }(),
+			[]int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1200, 1200}, false, 15},
+		{"the stop's last interval does not count", func() []int { p, _ := steady(20, 500); p[19] = 3000; return p }(), make([]int, 20), true, 15},
+		{"short run", []int{500, 500, 500}, []int{0, 0, 0}, true, 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := judge(run(tt.proc, tt.sched), batch)
+			if r.keptUp != tt.keptUp || r.measured != tt.measured {
+				t.Fatalf("keptUp %v over %d intervals, want %v over %d", r.keptUp, r.measured, tt.keptUp, tt.measured)
+			}
+			if r.received != int64(10*len(tt.proc)) {
+				t.Fatalf("received %d, want every interval's records", r.received)
+			}
+			if tt.name == "steady" && (r.p50 < 990 || r.p50 > 1010 || r.p99 < 1480 || r.p99 > 1500) {
+				// Arrivals spread over [t-1s, t), output at t+500ms:
+				// latencies from 500 to 1500 ms, evenly.
+				t.Fatalf("p50 %v p99 %v, want about 1000 and 1490", r.p50, r.p99)
+			}
+		})
+	}
+	if r := judge(nil, batch); r.measured != 0 {
+		t.Fatalf("no intervals: measured %d", r.measured)
 	}
 }
