@@ -116,7 +116,7 @@ func (d *Dataset[T]) Reduce(ctx context.Context, f func(T, T) T) (T, error) {
 		var acc partial
 		for x := range d.Iterator(tc, p) {
 			if acc.ok {
-				tc.enter("reduce")
+				tc.enter(opReduce)
 				acc.v = f(acc.v, x)
 			} else {
 				acc = partial{x, true}
@@ -147,7 +147,7 @@ func (d *Dataset[T]) Reduce(ctx context.Context, f func(T, T) T) (T, error) {
 func (d *Dataset[T]) Foreach(ctx context.Context, f func(T)) error {
 	_, err := runPartitions(ctx, d, "foreach", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) struct{} {
 		for x := range d.Iterator(tc, p) {
-			tc.enter("foreach")
+			tc.enter(opForeach)
 			f(x)
 		}
 		return struct{}{}
@@ -164,7 +164,7 @@ func (d *Dataset[T]) ForeachPartition(ctx context.Context, f func(p int, records
 			for x := range d.Iterator(tc, p) {
 				xs = append(xs, x)
 			}
-			tc.enter("foreachPartition")
+			tc.enter(opForeachPartition)
 			return nil, f(p, xs)
 		},
 	})
@@ -199,3 +199,10 @@ func Values[K, V any](d *Dataset[Pair[K, V]]) *Dataset[V] {
 func MapValues[K, V, W any](d *Dataset[Pair[K, V]], f func(V) W) *Dataset[Pair[K, W]] {
 	return renamed(Map(d, func(kv Pair[K, V]) Pair[K, W] { return Pair[K, W]{kv.Key, f(kv.Value)} }), "mapValues")
 }
+
+// Operators of the actions, for error reports.
+var (
+	opReduce           = opID("reduce")
+	opForeach          = opID("foreach")
+	opForeachPartition = opID("foreachPartition")
+)

@@ -5,10 +5,11 @@ import "iter"
 // Map applies f to every record.
 func Map[T, U any](d *Dataset[T], f func(T) U) *Dataset[U] {
 	const name = "map"
+	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
 			for x := range d.Iterator(tc, p) {
-				tc.enter(name)
+				tc.enter(op)
 				if !yield(f(x)) {
 					return
 				}
@@ -20,10 +21,11 @@ func Map[T, U any](d *Dataset[T], f func(T) U) *Dataset[U] {
 // FlatMap applies f to every record and flattens the results.
 func FlatMap[T, U any](d *Dataset[T], f func(T) []U) *Dataset[U] {
 	const name = "flatMap"
+	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
 			for x := range d.Iterator(tc, p) {
-				tc.enter(name)
+				tc.enter(op)
 				for _, y := range f(x) {
 					if !yield(y) {
 						return
@@ -37,10 +39,11 @@ func FlatMap[T, U any](d *Dataset[T], f func(T) []U) *Dataset[U] {
 // Filter keeps the records for which keep returns true.
 func Filter[T any](d *Dataset[T], keep func(T) bool) *Dataset[T] {
 	const name = "filter"
+	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[T] {
 		return func(yield func(T) bool) {
 			for x := range d.Iterator(tc, p) {
-				tc.enter(name)
+				tc.enter(op)
 				if keep(x) && !yield(x) {
 					return
 				}
@@ -52,14 +55,15 @@ func Filter[T any](d *Dataset[T], keep func(T) bool) *Dataset[T] {
 // MapPartitions applies f to each partition's records as a whole.
 func MapPartitions[T, U any](d *Dataset[T], f func(iter.Seq[T]) iter.Seq[U]) *Dataset[U] {
 	const name = "mapPartitions"
+	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
-			tc.enter(name)
+			tc.enter(op)
 			for y := range f(d.Iterator(tc, p)) {
 				if !yield(y) {
 					return
 				}
-				tc.enter(name)
+				tc.enter(op)
 			}
 		}
 	}, NarrowDep{d.node})
@@ -87,6 +91,7 @@ func Union[T any](first *Dataset[T], rest ...*Dataset[T]) *Dataset[T] {
 // returns: FlatMap without a slice per record (strings.FieldsSeq, say).
 func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 	const name = "flatMap"
+	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
 			// One body for the whole partition: a range-over-func loop
@@ -99,7 +104,7 @@ func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 				return !stopped
 			}
 			for x := range d.Iterator(tc, p) {
-				tc.enter(name)
+				tc.enter(op)
 				f(x)(body)
 				if stopped {
 					return

@@ -89,6 +89,7 @@ func CombineByKey[K comparable, V, C any](d *Dataset[Pair[K, V]], agg Aggregator
 }
 
 func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], agg Aggregator[V, C], part Partitioner[K], mapSide bool) *Dataset[Pair[K, C]] {
+	op := opID(name)
 	c := d.node.ctx
 	id := c.scopes.newID()
 	n := part.NumPartitions()
@@ -101,7 +102,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 			m := newCombiner[K, C](c.hints.get(id, 0, 1024))
 			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
 			for kv := range in {
-				tc.enter(name)
+				tc.enter(op)
 				slot, ok := m.slot(kv.Key)
 				if ok {
 					*slot = agg.MergeValue(*slot, kv.Value)
@@ -136,7 +137,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 				defer func() { c.hints.put(id, 1, len(m.pairs)) }()
 				for b := range fetch[Pair[K, C]](tc, dep, r) {
 					for _, kc := range b {
-						tc.enter(name)
+						tc.enter(op)
 						slot, ok := m.slot(kc.Key)
 						if ok {
 							*slot = agg.MergeCombiners(*slot, kc.Value)
@@ -160,7 +161,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 				defer func() { c.hints.put(id, 1, len(m.pairs)) }()
 				for b := range fetch[Pair[K, V]](tc, dep, r) {
 					for _, kv := range b {
-						tc.enter(name)
+						tc.enter(op)
 						slot, ok := m.slot(kv.Key)
 						if ok {
 							*slot = agg.MergeValue(*slot, kv.Value)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"runtime/debug"
+	"sync"
 )
 
 // TaskContext is what a running task knows about itself. A task computes one
@@ -17,7 +18,7 @@ type TaskContext struct {
 	Partition int
 	Attempt   int
 
-	op string // the operator whose user code ran last, for error reports
+	op uint32 // the operator whose user code ran last (opID), for error reports
 }
 
 // NewTaskContext returns the context of one task attempt.
@@ -25,8 +26,46 @@ func NewTaskContext(ctx context.Context, job, stage, part, attempt int) *TaskCon
 	return &TaskContext{Ctx: ctx, Job: job, Stage: stage, Partition: part, Attempt: attempt}
 }
 
-// enter records that user code of operator op is about to run.
-func (tc *TaskContext) enter(op string) { tc.op = op }
+// enter records that user code of operator op (an opID) is about to run. It
+// runs once per record: an integer store, with no GC write barrier.
+func (tc *TaskContext) enter(op uint32) { tc.op = op }
+
+// opNames interns operator names, so that enter stores an integer. Names
+// are the operators' own (a small fixed set); past maxOps distinct names,
+// new ones share number 1, "operator".
+var opNames = struct {
+	sync.Mutex
+	ids   map[string]uint32
+	names []string
+}{ids: map[string]uint32{"operator": 1}, names: []string{"", "operator"}}
+
+const maxOps = 1024
+
+// opID returns name's number; 0 is no operator.
+func opID(name string) uint32 {
+	opNames.Lock()
+	defer opNames.Unlock()
+	if id, ok := opNames.ids[name]; ok {
+		return id
+	}
+	if len(opNames.names) >= maxOps {
+		return 1
+	}
+	id := uint32(len(opNames.names))
+	opNames.ids[name] = id
+	opNames.names = append(opNames.names, name)
+	return id
+}
+
+// opName returns the name of operator id.
+func opName(id uint32) string {
+	opNames.Lock()
+	defer opNames.Unlock()
+	if int(id) < len(opNames.names) {
+		return opNames.names[id]
+	}
+	return ""
+}
 
 // abort carries an error out of an iterator; RunTask turns it back into an error.
 type abort struct{ err error }
@@ -75,7 +114,7 @@ func RunTask[R any](tc *TaskContext, fn func() (R, error)) (res R, err error) {
 				err = a.err
 				return
 			}
-			err = &TaskError{Op: tc.op, Err: a.err}
+			err = &TaskError{Op: opName(tc.op), Err: a.err}
 			return
 		}
 		var perr error
@@ -84,14 +123,14 @@ func RunTask[R any](tc *TaskContext, fn func() (R, error)) (res R, err error) {
 		} else {
 			perr = fmt.Errorf("panic: %v", r)
 		}
-		err = &TaskError{Op: tc.op, Err: perr, Stack: string(debug.Stack())}
+		err = &TaskError{Op: opName(tc.op), Err: perr, Stack: string(debug.Stack())}
 	}()
 	res, err = fn()
 	if err != nil {
 		var te *TaskError
 		var ff *FetchFailedError
 		if !errors.As(err, &te) && !errors.As(err, &ff) {
-			err = &TaskError{Op: tc.op, Err: err}
+			err = &TaskError{Op: opName(tc.op), Err: err}
 		}
 	}
 	return res, err
