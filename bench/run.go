@@ -373,10 +373,18 @@ func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeRes
 	}
 	var mu sync.Mutex
 	var batches []listener.BatchInfo
+	// A run that is plainly behind (a backlog of several intervals after
+	// the warm-up) is cut short: its verdict is known, and the budget is
+	// better spent on the next, slower attempt.
+	behind := make(chan struct{})
+	var once sync.Once
 	ctx.AddListener(listener.Func(func(e listener.Event) {
 		if c, ok := e.(listener.BatchCompleted); ok {
 			mu.Lock()
 			batches = append(batches, c.Batch)
+			if len(batches) > 5 && c.Batch.SchedulingDelay > 3*cfg.Batch {
+				once.Do(func() { close(behind) })
+			}
 			mu.Unlock()
 		}
 	}))
@@ -385,27 +393,47 @@ func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeRes
 		return r, err
 	}
 	runFor := time.Duration(intervals) * cfg.Batch
+	sendCtx, cancelSend := context.WithCancel(context.Background())
+	defer cancelSend()
 	var sendErr error
 	var wg sync.WaitGroup
 	if sock != nil {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			_, sendErr = client.Send(context.Background(), client.Options{To: sock.Addr().String(), Generate: "records100", Seed: 1,
+			_, sendErr = client.Send(sendCtx, client.Options{To: sock.Addr().String(), Generate: "records100", Seed: 1,
 				Rate: int(rate(n, cfg.Batch)), Duration: runFor, Logger: quiet})
 		}()
 	}
-	time.Sleep(runFor)
+	timer := time.NewTimer(runFor)
+	defer timer.Stop()
+	cut := false
+	select {
+	case <-timer.C:
+		// Still several intervals from done at the end: behind too.
+		mu.Lock()
+		cut = len(batches) < intervals-3
+		mu.Unlock()
+	case <-behind:
+		cut = true
+	}
+	if cut {
+		cancelSend()
+	}
 	wg.Wait()
-	if err := ctx.Stop(true); err != nil {
+	// A cut run stops at once rather than drain its backlog.
+	if err := ctx.Stop(!cut); err != nil {
 		return r, err
 	}
-	if sendErr != nil {
+	if sendErr != nil && !cut {
 		return r, sendErr
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	r = judge(batches, cfg.Batch)
+	if cut {
+		r.keptUp = false
+	}
 	if r.measured == 0 {
 		return r, fmt.Errorf("no interval completed in %v", runFor)
 	}

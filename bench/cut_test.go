@@ -1,0 +1,25 @@
+package bench
+
+import (
+	"testing"
+	"time"
+)
+
+// A real-time run far over capacity is cut short and judged behind.
+func TestRealtimeCutsARunThatFallsBehind(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the engine on the wall clock")
+	}
+	cfg := Config{Workload: "wordcount", Batch: 50 * time.Millisecond, Master: "local[2]", Source: "memory", Window: time.Second}
+	began := time.Now()
+	// 40 intervals of 2 s of planned run; a million records an interval
+	// takes far longer than 50 ms on any machine.
+	r, err := realtime(Workloads["wordcount"], cfg, NewPool(1<<16), 1_000_000, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.keptUp {
+		t.Fatalf("kept up at a million records every 50 ms: %+v", r)
+	}
+	t.Logf("cut after %v: %+v", time.Since(began), r)
+}
