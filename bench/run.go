@@ -431,10 +431,11 @@ func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeRes
 	mu.Lock()
 	defer mu.Unlock()
 	r = judge(batches, cfg.Batch)
-	if cut {
+	switch {
+	case cut:
+		// Behind, whatever completed (perhaps nothing): back off.
 		r.keptUp = false
-	}
-	if r.measured == 0 {
+	case r.measured == 0:
 		return r, fmt.Errorf("no interval completed in %v", runFor)
 	}
 	return r, nil
