@@ -150,6 +150,11 @@ func Run(cfg Config) (Result, error) {
 	if err := searchErr; err != nil {
 		return res, err
 	}
+	if lo == 0 && lastTook > 0 {
+		// Nothing kept up before the budget ran out: start the real-time
+		// run a little under the last probe's rate, which it then checks.
+		lo = int(float64(lastN) * float64(cfg.Batch*9/10) / float64(lastTook) * 0.9)
+	}
 	if lo == 0 {
 		lo = max(100, hi/8)
 	}
@@ -164,8 +169,13 @@ func Run(cfg Config) (Result, error) {
 		if w.Name == "grep" {
 			want = 12
 		}
-		// Leave room for a second, slower attempt and the half-rate run.
-		intervals := min(want, int(left*45/100/cfg.Batch)-2)
+		// Leave room for a second, slower attempt and the half-rate run
+		// (the first attempt may take more: it might be the only one).
+		share := time.Duration(45)
+		if attempt == 0 {
+			share = 60
+		}
+		intervals := min(want, int(left*share/100/cfg.Batch)-2)
 		if intervals < 3 {
 			if attempt == 0 {
 				return res, fmt.Errorf("--duration %v leaves no time to run at the found rate; give more", cfg.Duration)
