@@ -1,12 +1,8 @@
 package bench
 
 import (
-	"context"
 	"testing"
 	"time"
-
-	"github.com/dstream/dstream"
-	"github.com/dstream/dstream/clock"
 )
 
 // benchRecords is the records per interval of the workload benchmarks.
@@ -18,38 +14,22 @@ const benchRecords = 200_000
 func BenchmarkWorkload(b *testing.B) {
 	for _, name := range Names() {
 		b.Run(name, func(b *testing.B) {
-			w := Workloads[name]
-			pool := NewPool(1 << 20)
-			clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
-			ctx, err := dstream.NewContext(dstream.Config{Master: "local[2]", BatchInterval: time.Second, Clock: clk, Logger: quiet})
+			cfg := Config{Workload: name, Batch: time.Second, Master: "local[2]", Window: Window}
+			m, err := startManual(Workloads[name], cfg, NewPool(1<<20), benchRecords)
 			if err != nil {
 				b.Fatal(err)
 			}
-			parts := ctx.Datasets().Parallelism()
-			var k int64
-			in := dstream.GeneratedStream(ctx, "generator", func(time.Time) [][]string {
-				k++
-				return pool.Interval(k, benchRecords, parts)
-			})
-			w.Build(in, Window, func(time.Time, int64) {})
-			if err := ctx.Start(); err != nil {
-				b.Fatal(err)
-			}
-			defer ctx.Stop(false)
-			i := 0
-			tick := func() {
-				i++
-				clk.Advance(time.Second)
-				if err := ctx.AwaitBatch(context.Background(), ctx.StartTime().Add(time.Duration(i)*time.Second)); err != nil {
+			defer m.ctx.Stop(false)
+			for range 35 { // fill the window
+				if err := m.next(); err != nil {
 					b.Fatal(err)
 				}
 			}
-			for range 35 {
-				tick()
-			}
 			b.ResetTimer()
 			for b.Loop() {
-				tick()
+				if err := m.next(); err != nil {
+					b.Fatal(err)
+				}
 			}
 			b.ReportMetric(float64(b.N*benchRecords)/b.Elapsed().Seconds(), "records/s")
 		})

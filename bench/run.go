@@ -292,10 +292,39 @@ func rate(perInterval int, batch time.Duration) float64 {
 // search step, so one hiccup of the machine should not steer it; the real-
 // time run that follows holds every interval to the interval).
 func probe(w Workload, cfg Config, pool *Pool, n, fill, measure int) (time.Duration, error) {
+	m, err := startManual(w, cfg, pool, n)
+	if err != nil {
+		return 0, err
+	}
+	defer m.ctx.Stop(false)
+	var took []time.Duration
+	for range fill + measure {
+		start := time.Now()
+		if err := m.next(); err != nil {
+			return 0, err
+		}
+		if m.i > fill {
+			took = append(took, time.Since(start))
+		}
+	}
+	slices.Sort(took)
+	return took[len(took)/2], nil
+}
+
+// manualRun is a workload started on a manual clock with n records an
+// interval, run one interval at a time by next.
+type manualRun struct {
+	ctx *dstream.Context
+	clk *clock.Manual
+	cfg Config
+	i   int // intervals run
+}
+
+func startManual(w Workload, cfg Config, pool *Pool, n int) (*manualRun, error) {
 	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
 	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, Clock: clk, Logger: quiet})
 	if err != nil {
-		return 0, err
+		return nil, err
 	}
 	parts := ctx.Datasets().Parallelism()
 	var k int64
@@ -305,22 +334,16 @@ func probe(w Workload, cfg Config, pool *Pool, n, fill, measure int) (time.Durat
 	})
 	w.Build(in, cfg.Window, func(time.Time, int64) {})
 	if err := ctx.Start(); err != nil {
-		return 0, err
+		return nil, err
 	}
-	defer ctx.Stop(false)
-	var took []time.Duration
-	for i := 1; i <= fill+measure; i++ {
-		start := time.Now()
-		clk.Advance(cfg.Batch)
-		if err := ctx.AwaitBatch(context.Background(), ctx.StartTime().Add(time.Duration(i)*cfg.Batch)); err != nil {
-			return 0, err
-		}
-		if i > fill {
-			took = append(took, time.Since(start))
-		}
-	}
-	slices.Sort(took)
-	return took[len(took)/2], nil
+	return &manualRun{ctx: ctx, clk: clk, cfg: cfg}, nil
+}
+
+// next advances the clock by one interval and waits for it to be processed.
+func (m *manualRun) next() error {
+	m.i++
+	m.clk.Advance(m.cfg.Batch)
+	return m.ctx.AwaitBatch(context.Background(), m.ctx.StartTime().Add(time.Duration(m.i)*m.cfg.Batch))
 }
 
 // baseline times the hand-written loop over the same interval sizes, after
