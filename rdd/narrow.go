@@ -98,10 +98,13 @@ func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 			// per record would allocate its body closure per record.
 			stopped := false
 			body := func(y U) bool {
-				if !yield(y) {
+				if stopped || !yield(y) {
+					// Once told to stop, never yield again, even to an
+					// iterator that ignores the answer.
 					stopped = true
+					return false
 				}
-				return !stopped
+				return true
 			}
 			for x := range d.Iterator(tc, p) {
 				tc.enter(op)

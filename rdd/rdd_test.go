@@ -382,3 +382,23 @@ func TestFlatMapSeqStopsEarly(t *testing.T) {
 		t.Fatalf("Collect = %v", all)
 	}
 }
+
+// An f whose sequence ignores the consumer's stop does not make FlatMapSeq
+// yield past it.
+func TestFlatMapSeqIgnoredStop(t *testing.T) {
+	c, _ := newCtx(t, 1, 0)
+	d := rdd.FlatMapSeq(rdd.Parallelize(c, []int{5}, 1), func(n int) iter.Seq[int] {
+		return func(yield func(int) bool) {
+			for i := range n {
+				yield(i) // ignores false
+			}
+		}
+	})
+	got, err := d.Take(bg, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(got, []int{0, 1}) {
+		t.Fatalf("Take(2) = %v", got)
+	}
+}
