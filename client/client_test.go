@@ -188,25 +188,35 @@ func TestSendGeneratedCount(t *testing.T) {
 	}
 }
 
-// TestSendPacesOnTheClock checks the steady rate under a manual clock: at
-// 1000 records/s, a burst of 10 records every 10 ms, and nothing ahead of time.
-func TestSendPacesOnTheClock(t *testing.T) {
-	s := newServer(t, 0)
+// sendPaced runs Send to s with opts at 1000 records/s on a manual clock,
+// checks that each of bursts 10 ms steps delivers exactly 10 more records
+// and nothing ahead of time, and returns Send's stats.
+func sendPaced(t *testing.T, s *server, opts Options, bursts int) Stats {
+	t.Helper()
 	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
+	opts.To, opts.Clock, opts.Logger = s.addr(), clk, quiet
 	done := make(chan error, 1)
 	var st Stats
 	go func() {
 		var err error
-		st, err = Send(context.Background(), Options{To: s.addr(), Generate: "tweets", Rate: 1000, Count: 100, Clock: clk, Logger: quiet})
+		st, err = Send(context.Background(), opts)
 		done <- err
 	}()
-	for k := 1; k <= 10; k++ {
+	for k := 1; k <= bursts; k++ {
 		eventually(t, fmt.Sprintf("burst %d", k), func() bool { return len(s.lines(-1)) == 10*k })
 		clk.Advance(10 * time.Millisecond)
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	return st
+}
+
+// TestSendPacesOnTheClock checks the steady rate under a manual clock: at
+// 1000 records/s, a burst of 10 records every 10 ms, and nothing ahead of time.
+func TestSendPacesOnTheClock(t *testing.T) {
+	s := newServer(t, 0)
+	st := sendPaced(t, s, Options{Generate: "tweets", Rate: 1000, Count: 100}, 10)
 	if st.Records != 100 || !slices.Equal(s.lines(-1), generated("tweets", 0, 100)) {
 		t.Errorf("stats %+v; the server got %d lines", st, len(s.lines(-1)))
 	}
@@ -214,21 +224,7 @@ func TestSendPacesOnTheClock(t *testing.T) {
 
 func TestSendStopsAfterDuration(t *testing.T) {
 	s := newServer(t, 0)
-	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
-	done := make(chan error, 1)
-	var st Stats
-	go func() {
-		var err error
-		st, err = Send(context.Background(), Options{To: s.addr(), Generate: "logs", Rate: 1000, Duration: 50 * time.Millisecond, Clock: clk, Logger: quiet})
-		done <- err
-	}()
-	for k := 1; k <= 5; k++ {
-		eventually(t, fmt.Sprintf("burst %d", k), func() bool { return len(s.lines(-1)) == 10*k })
-		clk.Advance(10 * time.Millisecond)
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	st := sendPaced(t, s, Options{Generate: "logs", Rate: 1000, Duration: 50 * time.Millisecond}, 5)
 	if st.Records != 50 {
 		t.Errorf("sent %d records in 50ms at 1000/s", st.Records)
 	}
