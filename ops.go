@@ -131,15 +131,7 @@ func Count[T any](s *Stream[T]) *Stream[int64] {
 func countDataset[T any](ds *rdd.Dataset[T]) *rdd.Dataset[int64] {
 	// Count each partition in its task; only one record per partition is
 	// shuffled to the single output partition.
-	counts := rdd.MapPartitions(ds, func(xs iter.Seq[T]) iter.Seq[Pair[struct{}, int64]] {
-		return func(yield func(Pair[struct{}, int64]) bool) {
-			var n int64
-			for range xs {
-				n++
-			}
-			yield(Pair[struct{}, int64]{Value: n})
-		}
-	})
+	counts := rdd.Map(rdd.CountPartitions(ds), func(n int64) Pair[struct{}, int64] { return Pair[struct{}, int64]{Value: n} })
 	zero := rdd.Parallelize(ds.Context(), []Pair[struct{}, int64]{{}}, 1)
 	sum := rdd.ReduceByKey(rdd.Union(counts, zero), addInt64, 1)
 	return rdd.Values(sum)
@@ -156,22 +148,7 @@ func Reduce[T any](s *Stream[T], f func(T, T) T) *Stream[T] {
 
 func reduceDataset[T any](ds *rdd.Dataset[T], f func(T, T) T) *rdd.Dataset[T] {
 	// Fold each partition in its task, then the partials in one partition.
-	partials := rdd.MapPartitions(ds, func(xs iter.Seq[T]) iter.Seq[Pair[struct{}, T]] {
-		return func(yield func(Pair[struct{}, T]) bool) {
-			var acc T
-			has := false
-			for x := range xs {
-				if has {
-					acc = f(acc, x)
-				} else {
-					acc, has = x, true
-				}
-			}
-			if has {
-				yield(Pair[struct{}, T]{Value: acc})
-			}
-		}
-	})
+	partials := rdd.Map(rdd.FoldPartitions(ds, f), func(x T) Pair[struct{}, T] { return Pair[struct{}, T]{Value: x} })
 	return rdd.Values(rdd.ReduceByKey(partials, f, 1))
 }
 

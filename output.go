@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"github.com/dstream/dstream/rdd"
@@ -72,17 +71,16 @@ func (s *Stream[T]) Print(n int) {
 		if err != nil {
 			return err
 		}
-		var b strings.Builder
-		fmt.Fprintf(&b, "-------------------------------------------\nTime: %d ms\n-------------------------------------------\n", t.UnixMilli())
+		b := fmt.Appendf(nil, "-------------------------------------------\nTime: %d ms\n-------------------------------------------\n", t.UnixMilli())
 		for i, x := range xs {
 			if i == n {
-				b.WriteString("...\n")
+				b = append(b, "...\n"...)
 				break
 			}
-			fmt.Fprintln(&b, x)
+			b = fmt.Appendln(b, x)
 		}
-		b.WriteString("\n")
-		_, err = c.cfg.Out.Write([]byte(b.String()))
+		b = append(b, '\n')
+		_, err = c.cfg.Out.Write(b)
 		return err
 	})
 }
@@ -118,12 +116,14 @@ func saveText[T any](ctx context.Context, ds *rdd.Dataset[T], dir string) error 
 	}
 	defer os.RemoveAll(tmp)
 	err = ds.ForeachPartition(ctx, func(p int, records []T) error {
-		var b strings.Builder
+		// A local slice, not a strings.Builder: fmt would move a Builder
+		// to the heap, where another task's writes may share its cache
+		// line (rdd/loop.go).
+		var b []byte
 		for _, r := range records {
-			fmt.Fprintln(&b, r)
+			b = fmt.Appendln(b, r)
 		}
-		name := filepath.Join(tmp, fmt.Sprintf("part-%05d", p))
-		return writeFileSync(name, []byte(b.String()))
+		return writeFileSync(filepath.Join(tmp, fmt.Sprintf("part-%05d", p)), b)
 	})
 	if err != nil {
 		return err

@@ -33,11 +33,7 @@ func runPartitions[T, R any](ctx context.Context, d *Dataset[T], name string, pa
 // Count returns the number of records.
 func (d *Dataset[T]) Count(ctx context.Context) (int64, error) {
 	res, err := runPartitions(ctx, d, "count", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) int64 {
-		var n int64
-		for range d.Iterator(tc, p) {
-			n++
-		}
-		return n
+		return countOf(d.Iterator(tc, p))
 	})
 	var n int64
 	for _, r := range res {
@@ -49,11 +45,7 @@ func (d *Dataset[T]) Count(ctx context.Context) (int64, error) {
 // Collect returns every record, partition by partition.
 func (d *Dataset[T]) Collect(ctx context.Context) ([]T, error) {
 	res, err := runPartitions(ctx, d, "collect", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) []T {
-		var xs []T
-		for x := range d.Iterator(tc, p) {
-			xs = append(xs, x)
-		}
-		return xs
+		return collectOf(d.Iterator(tc, p))
 	})
 	if err != nil {
 		return nil, err
@@ -79,14 +71,12 @@ func (d *Dataset[T]) Take(ctx context.Context, n int) ([]T, error) {
 		}
 		want := n - len(out)
 		res, err := runPartitions(ctx, d, "take", parts, func(tc *TaskContext, p int) []T {
-			var xs []T
-			for x := range d.Iterator(tc, p) {
-				xs = append(xs, x)
-				if len(xs) >= want {
-					break
-				}
-			}
-			return xs
+			xs := cell[[]T]()
+			d.Iterator(tc, p)(func(x T) bool {
+				*xs = append(*xs, x)
+				return len(*xs) < want
+			})
+			return *xs
 		})
 		if err != nil {
 			return nil, err
@@ -107,27 +97,14 @@ var ErrEmpty = errors.New("empty dataset")
 
 // Reduce folds all records with the associative and commutative f.
 func (d *Dataset[T]) Reduce(ctx context.Context, f func(T, T) T) (T, error) {
-	type partial struct {
-		v  T
-		ok bool
-	}
 	var zero T
-	res, err := runPartitions(ctx, d, "reduce", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) partial {
-		var acc partial
-		for x := range d.Iterator(tc, p) {
-			if acc.ok {
-				tc.enter(opReduce)
-				acc.v = f(acc.v, x)
-			} else {
-				acc = partial{x, true}
-			}
-		}
-		return acc
+	res, err := runPartitions(ctx, d, "reduce", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) folded[T] {
+		return foldOf(tc, opReduce, d.Iterator(tc, p), f)
 	})
 	if err != nil {
 		return zero, err
 	}
-	var acc partial
+	var acc folded[T]
 	for _, r := range res {
 		switch {
 		case !r.ok:
@@ -146,10 +123,11 @@ func (d *Dataset[T]) Reduce(ctx context.Context, f func(T, T) T) (T, error) {
 // Foreach runs f on every record, inside the tasks.
 func (d *Dataset[T]) Foreach(ctx context.Context, f func(T)) error {
 	_, err := runPartitions(ctx, d, "foreach", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) struct{} {
-		for x := range d.Iterator(tc, p) {
+		d.Iterator(tc, p)(func(x T) bool {
 			tc.enter(opForeach)
 			f(x)
-		}
+			return true
+		})
 		return struct{}{}
 	})
 	return err
@@ -160,10 +138,7 @@ func (d *Dataset[T]) ForeachPartition(ctx context.Context, f func(p int, records
 	_, err := d.node.ctx.RunJob(ctx, &Job{
 		Name: "foreachPartition", Final: d.node, Partitions: allPartitions(d.node.NumPartitions),
 		Func: func(tc *TaskContext, p int) (any, error) {
-			var xs []T
-			for x := range d.Iterator(tc, p) {
-				xs = append(xs, x)
-			}
+			xs := collectOf(d.Iterator(tc, p))
 			tc.enter(opForeachPartition)
 			return nil, f(p, xs)
 		},

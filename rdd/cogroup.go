@@ -28,14 +28,16 @@ func Cogroup[K comparable, V, W any](a *Dataset[Pair[K, V]], b *Dataset[Pair[K, 
 		return func(yield func(Pair[K, Grouped[V, W]]) bool) {
 			m := newCombiner[K, Grouped[V, W]](c.hints.get(id, 0, 64))
 			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
-			for kv := range readA(tc, r) {
+			readA(tc, r)(func(kv Pair[K, V]) bool {
 				g, _ := m.slot(kv.Key)
 				g.Left = append(g.Left, kv.Value)
-			}
-			for kw := range readB(tc, r) {
+				return true
+			})
+			readB(tc, r)(func(kw Pair[K, W]) bool {
 				g, _ := m.slot(kw.Key)
 				g.Right = append(g.Right, kw.Value)
-			}
+				return true
+			})
 			for _, kg := range m.pairs {
 				if !yield(kg) {
 					return
@@ -72,13 +74,14 @@ func CogroupAll[K comparable, V any](n int, ds ...*Dataset[Pair[K, V]]) *Dataset
 			m := newCombiner[K, [][]V](c.hints.get(id, 0, 64))
 			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
 			for i, read := range reads {
-				for kv := range read(tc, r) {
+				read(tc, r)(func(kv Pair[K, V]) bool {
 					g, _ := m.slot(kv.Key)
 					if *g == nil {
 						*g = make([][]V, len(reads))
 					}
 					(*g)[i] = append((*g)[i], kv.Value)
-				}
+					return true
+				})
 			}
 			for _, kg := range m.pairs {
 				if !yield(kg) {

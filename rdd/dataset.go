@@ -75,10 +75,7 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 		blocks := d.node.ctx.cfg.Blocks
 		v, ok := blocks.Get(key)
 		if !ok {
-			var xs []T
-			for x := range d.compute(tc, p) {
-				xs = append(xs, x)
-			}
+			xs := collectOf(d.compute(tc, p))
 			err := blocks.Put(key, xs, block.EstimateSize(xs), false)
 			if err != nil && !errors.Is(err, block.ErrTooLarge) {
 				d.node.ctx.cfg.Logger.Warn("not caching partition", "dataset", d.node.String(), "partition", p, "err", err)
@@ -112,10 +109,7 @@ func (d *Dataset[T]) Checkpoint(ctx context.Context) error {
 		Final:      d.node,
 		Partitions: parts,
 		Func: func(tc *TaskContext, p int) (any, error) {
-			var xs []T
-			for x := range d.Iterator(tc, p) {
-				xs = append(xs, x)
-			}
+			xs := collectOf(d.Iterator(tc, p))
 			// The task stores the partition where it runs, so the block
 			// lives with the worker that computed it.
 			if err := c.cfg.Blocks.Put(BlockKey(d.node.ID, p), xs, block.EstimateSize(xs), true); err != nil {

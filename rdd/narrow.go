@@ -8,12 +8,10 @@ func Map[T, U any](d *Dataset[T], f func(T) U) *Dataset[U] {
 	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
-			for x := range d.Iterator(tc, p) {
+			d.Iterator(tc, p)(func(x T) bool {
 				tc.enter(op)
-				if !yield(f(x)) {
-					return
-				}
-			}
+				return yield(f(x))
+			})
 		}
 	}, NarrowDep{d.node})
 }
@@ -24,14 +22,15 @@ func FlatMap[T, U any](d *Dataset[T], f func(T) []U) *Dataset[U] {
 	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
-			for x := range d.Iterator(tc, p) {
+			d.Iterator(tc, p)(func(x T) bool {
 				tc.enter(op)
 				for _, y := range f(x) {
 					if !yield(y) {
-						return
+						return false
 					}
 				}
-			}
+				return true
+			})
 		}
 	}, NarrowDep{d.node})
 }
@@ -42,12 +41,10 @@ func Filter[T any](d *Dataset[T], keep func(T) bool) *Dataset[T] {
 	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[T] {
 		return func(yield func(T) bool) {
-			for x := range d.Iterator(tc, p) {
+			d.Iterator(tc, p)(func(x T) bool {
 				tc.enter(op)
-				if keep(x) && !yield(x) {
-					return
-				}
-			}
+				return !keep(x) || yield(x)
+			})
 		}
 	}, NarrowDep{d.node})
 }
@@ -58,13 +55,15 @@ func MapPartitions[T, U any](d *Dataset[T], f func(iter.Seq[T]) iter.Seq[U]) *Da
 	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
-			tc.enter(op)
-			for y := range f(d.Iterator(tc, p)) {
+			body, _ := guarded(func(y U) bool {
 				if !yield(y) {
-					return
+					return false
 				}
 				tc.enter(op)
-			}
+				return true
+			})
+			tc.enter(op)
+			f(d.Iterator(tc, p))(body)
 		}
 	}, NarrowDep{d.node})
 }
@@ -96,23 +95,12 @@ func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 		return func(yield func(U) bool) {
 			// One body for the whole partition: a range-over-func loop
 			// per record would allocate its body closure per record.
-			stopped := false
-			body := func(y U) bool {
-				if stopped || !yield(y) {
-					// Once told to stop, never yield again, even to an
-					// iterator that ignores the answer.
-					stopped = true
-					return false
-				}
-				return true
-			}
-			for x := range d.Iterator(tc, p) {
+			body, stopped := guarded(yield)
+			d.Iterator(tc, p)(func(x T) bool {
 				tc.enter(op)
 				f(x)(body)
-				if stopped {
-					return
-				}
-			}
+				return !stopped()
+			})
 		}
 	}, NarrowDep{d.node})
 }
@@ -124,4 +112,27 @@ func FlatMapSameKey[K, V, W any](d *Dataset[Pair[K, V]], f func(Pair[K, V]) []Pa
 	out := FlatMap(d, f)
 	out.hashN = d.hashN
 	return out
+}
+
+// CountPartitions is a dataset with one record per partition of d: the
+// number of records in that partition. Counting a stream's interval this way
+// moves one record per partition instead of every record.
+func CountPartitions[T any](d *Dataset[T]) *Dataset[int64] {
+	return newDataset(d.node.ctx, "count", d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[int64] {
+		return func(yield func(int64) bool) { yield(countOf(d.Iterator(tc, p))) }
+	}, NarrowDep{d.node})
+}
+
+// FoldPartitions is a dataset with one record per non-empty partition of d:
+// that partition's records folded by the associative f.
+func FoldPartitions[T any](d *Dataset[T], f func(T, T) T) *Dataset[T] {
+	const name = "reduce"
+	op := opID(name)
+	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[T] {
+		return func(yield func(T) bool) {
+			if acc := foldOf(tc, op, d.Iterator(tc, p), f); acc.ok {
+				yield(acc.v)
+			}
+		}
+	}, NarrowDep{d.node})
 }

@@ -402,3 +402,38 @@ func TestFlatMapSeqIgnoredStop(t *testing.T) {
 		t.Fatalf("Take(2) = %v", got)
 	}
 }
+
+func TestCountAndFoldPartitions(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	d := rdd.FromPartitions(c, "in", [][]int{{1, 2, 3}, nil, {4}})
+	counts, err := rdd.CountPartitions(d).Collect(bg)
+	if err != nil || !slices.Equal(counts, []int64{3, 0, 1}) {
+		t.Errorf("CountPartitions = %v, %v; want [3 0 1]", counts, err)
+	}
+	sums, err := rdd.FoldPartitions(d, func(a, b int) int { return a + b }).Collect(bg)
+	if err != nil || !slices.Equal(sums, []int{6, 4}) {
+		t.Errorf("FoldPartitions = %v, %v; want [6 4] (nothing for the empty partition)", sums, err)
+	}
+	_, err = rdd.FoldPartitions(d, func(a, b int) int { panic("boom") }).Collect(bg)
+	var te *rdd.TaskError
+	if !errors.As(err, &te) || te.Op != "reduce" {
+		t.Errorf("a panicking fold: %v, want a task error in operator reduce", err)
+	}
+}
+
+// A MapPartitions f whose sequence ignores the consumer's stop does not make
+// the dataset yield past it.
+func TestMapPartitionsIgnoredStop(t *testing.T) {
+	c, _ := newCtx(t, 1, 0)
+	d := rdd.MapPartitions(rdd.Parallelize(c, []int{1, 2, 3, 4, 5}, 1), func(xs iter.Seq[int]) iter.Seq[int] {
+		return func(yield func(int) bool) {
+			for x := range xs {
+				yield(x * 2) // ignores false
+			}
+		}
+	})
+	got, err := d.Take(bg, 2)
+	if err != nil || !slices.Equal(got, []int{2, 4}) {
+		t.Fatalf("Take(2) = %v, %v", got, err)
+	}
+}

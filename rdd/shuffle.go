@@ -12,8 +12,12 @@ type combiner[K comparable, C any] struct {
 	pairs []Pair[K, C]
 }
 
+// newCombiner returns an empty combiner sized for hint keys. Its header,
+// written as keys arrive, has its cache lines to itself (see loop.go).
 func newCombiner[K comparable, C any](hint int) *combiner[K, C] {
-	return &combiner[K, C]{idx: make(map[K]int32, hint), pairs: make([]Pair[K, C], 0, hint)}
+	m := cell[combiner[K, C]]()
+	*m = combiner[K, C]{idx: make(map[K]int32, hint), pairs: make([]Pair[K, C], 0, hint)}
+	return m
 }
 
 // slot returns a pointer to k's value and whether k was already present.
@@ -65,11 +69,12 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 // bucketByKey splits records into buckets by key without combining.
 func bucketByKey[K comparable, V any](part Partitioner[K]) func(*TaskContext, iter.Seq[Pair[K, V]]) [][]Pair[K, V] {
 	return func(tc *TaskContext, in iter.Seq[Pair[K, V]]) [][]Pair[K, V] {
-		b := make([][]Pair[K, V], part.NumPartitions())
-		for kv := range in {
+		b := padded[[]Pair[K, V]](part.NumPartitions())
+		in(func(kv Pair[K, V]) bool {
 			i := part.Partition(kv.Key)
 			b[i] = append(b[i], kv)
-		}
+			return true
+		})
 		return b
 	}
 }
@@ -101,7 +106,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 			// for partitioning once per distinct key, not once per record.
 			m := newCombiner[K, C](c.hints.get(id, 0, 1024))
 			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
-			for kv := range in {
+			in(func(kv Pair[K, V]) bool {
 				tc.enter(op)
 				slot, ok := m.slot(kv.Key)
 				if ok {
@@ -109,7 +114,8 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 				} else {
 					*slot = agg.Create(kv.Value)
 				}
-			}
+				return true
+			})
 			b := make([][]Pair[K, C], n)
 			if n == 1 {
 				b[0] = m.pairs
@@ -135,7 +141,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 			return func(yield func(Pair[K, C]) bool) {
 				m := newCombiner[K, C](c.hints.get(id, 1, 64))
 				defer func() { c.hints.put(id, 1, len(m.pairs)) }()
-				for b := range fetch[Pair[K, C]](tc, dep, r) {
+				fetch[Pair[K, C]](tc, dep, r)(func(b []Pair[K, C]) bool {
 					for _, kc := range b {
 						tc.enter(op)
 						slot, ok := m.slot(kc.Key)
@@ -145,7 +151,8 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 							*slot = kc.Value
 						}
 					}
-				}
+					return true
+				})
 				for _, kc := range m.pairs {
 					if !yield(kc) {
 						return
@@ -159,7 +166,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 			return func(yield func(Pair[K, C]) bool) {
 				m := newCombiner[K, C](c.hints.get(id, 1, 64))
 				defer func() { c.hints.put(id, 1, len(m.pairs)) }()
-				for b := range fetch[Pair[K, V]](tc, dep, r) {
+				fetch[Pair[K, V]](tc, dep, r)(func(b []Pair[K, V]) bool {
 					for _, kv := range b {
 						tc.enter(op)
 						slot, ok := m.slot(kv.Key)
@@ -169,7 +176,8 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 							*slot = agg.Create(kv.Value)
 						}
 					}
-				}
+					return true
+				})
 				for _, kc := range m.pairs {
 					if !yield(kc) {
 						return
@@ -242,14 +250,18 @@ func Repartition[T any](d *Dataset[T], n int) *Dataset[T] {
 	}
 	id := c.scopes.newID()
 	dep := newShuffleDep(id, d, n, func(tc *TaskContext, in iter.Seq[T]) [][]T {
-		b := make([][]T, n)
-		i := tc.Partition % n
-		for x := range in {
+		b := padded[[]T](n)
+		next := cell[int]()
+		*next = tc.Partition % n
+		in(func(x T) bool {
+			i := *next
 			b[i] = append(b[i], x)
 			if i++; i == n {
 				i = 0
 			}
-		}
+			*next = i
+			return true
+		})
 		return b
 	})
 	return &Dataset[T]{
@@ -269,13 +281,14 @@ func Distinct[T comparable](d *Dataset[T], n int) *Dataset[T] {
 
 func concat[X any](bs iter.Seq[[]X]) iter.Seq[X] {
 	return func(yield func(X) bool) {
-		for b := range bs {
+		bs(func(b []X) bool {
 			for _, x := range b {
 				if !yield(x) {
-					return
+					return false
 				}
 			}
-		}
+			return true
+		})
 	}
 }
 

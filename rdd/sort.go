@@ -30,11 +30,12 @@ func SortByKey[K cmp.Ordered, V any](ctx context.Context, d *Dataset[Pair[K, V]]
 	}
 	id := c.scopes.newID()
 	dep := newShuffleDep(id, d, n, func(tc *TaskContext, in iter.Seq[Pair[K, V]]) [][]Pair[K, V] {
-		b := make([][]Pair[K, V], n)
-		for kv := range in {
+		b := padded[[]Pair[K, V]](n)
+		in(func(kv Pair[K, V]) bool {
 			i := part(kv.Key)
 			b[i] = append(b[i], kv)
-		}
+			return true
+		})
 		return b
 	})
 	return &Dataset[Pair[K, V]]{
@@ -42,7 +43,7 @@ func SortByKey[K cmp.Ordered, V any](ctx context.Context, d *Dataset[Pair[K, V]]
 		compute: func(tc *TaskContext, r int) iter.Seq[Pair[K, V]] {
 			return func(yield func(Pair[K, V]) bool) {
 				var all []Pair[K, V]
-				for b := range fetch[Pair[K, V]](tc, dep, r) {
+				for b := range fetch[Pair[K, V]](tc, dep, r) { // per bucket, not per record
 					all = append(all, b...)
 				}
 				slices.SortStableFunc(all, func(a, b Pair[K, V]) int { return less(a.Key, b.Key) })
@@ -70,10 +71,12 @@ func sampleBounds[K cmp.Ordered, V any](ctx context.Context, d *Dataset[Pair[K, 
 	res, err := d.node.ctx.RunJob(ctx, &Job{
 		Name: "sortByKey sample", Final: d.node, Partitions: parts,
 		Func: func(tc *TaskContext, p int) (any, error) {
-			var keys []K
-			for kv := range d.Iterator(tc, p) {
-				keys = append(keys, kv.Key)
-			}
+			kp := cell[[]K]()
+			d.Iterator(tc, p)(func(kv Pair[K, V]) bool {
+				*kp = append(*kp, kv.Key)
+				return true
+			})
+			keys := *kp
 			if len(keys) <= perPart {
 				return keys, nil
 			}

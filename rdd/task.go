@@ -21,9 +21,12 @@ type TaskContext struct {
 	op uint32 // the operator whose user code ran last (opID), for error reports
 }
 
-// NewTaskContext returns the context of one task attempt.
+// NewTaskContext returns the context of one task attempt. The task writes
+// it once per record (enter), so it has its cache lines to itself (loop.go).
 func NewTaskContext(ctx context.Context, job, stage, part, attempt int) *TaskContext {
-	return &TaskContext{Ctx: ctx, Job: job, Stage: stage, Partition: part, Attempt: attempt}
+	tc := cell[TaskContext]()
+	*tc = TaskContext{Ctx: ctx, Job: job, Stage: stage, Partition: part, Attempt: attempt}
+	return tc
 }
 
 // enter records that user code of operator op (an opID) is about to run. It
