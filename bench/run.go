@@ -167,8 +167,12 @@ func Run(cfg Config) (Result, error) {
 	}
 	res.CapacityRecordsPer = rate(lo, cfg.Batch)
 
-	// 3. Real time at the capacity, backing off by 10% while it falls behind.
-	n := lo
+	// 3. Real time at the capacity, backing off by 10% while it falls
+	// behind; once a rate is sustained, halfway back up towards the lowest
+	// rate that fell behind while the budget allows (nextAttempt).
+	n, found, failedAt := lo, 0, hi
+	// What the half-rate run and the closing baseline need.
+	reserve := 22*cfg.Batch + 4*time.Second
 	for attempt := 0; ; attempt++ {
 		left := time.Until(deadline)
 		// Enough to fill the window past the warm-up (judge).
@@ -183,6 +187,14 @@ func Run(cfg Config) (Result, error) {
 			share = 60
 		}
 		intervals := min(want, int(left*share/100/cfg.Batch)-2)
+		if found > 0 {
+			// A refinement runs as long as a full attempt, so its
+			// figures compare, and only if the rest still fits.
+			if time.Duration(want+2)*cfg.Batch+reserve > left {
+				break
+			}
+			intervals = want
+		}
 		if intervals < 3 {
 			if attempt == 0 {
 				return res, fmt.Errorf("--duration %v leaves no time to run at the found rate; give more", cfg.Duration)
@@ -193,25 +205,33 @@ func Run(cfg Config) (Result, error) {
 		if err != nil {
 			return res, err
 		}
-		res.RecordsPerSec = rate(n, cfg.Batch)
-		res.P50LatencyMs, res.P99LatencyMs = v.p50, v.p99
-		res.MaxSchedDelayMs = v.maxSched
-		res.ValidatedIntervals = v.measured
-		res.WindowFilled = intervals > windowIntervals || w.Name == "grep"
-		cfg.logf("  real time %9.0f records/s for %d intervals: p50 %.0f ms, p99 %.0f ms, max scheduling delay %.0f ms",
-			res.RecordsPerSec, intervals, v.p50, v.p99, v.maxSched)
-		if v.keptUp && (cfg.Source == "memory" || v.received >= int64(n)*int64(intervals)*9/10) {
-			res.Sustained = true
+		kept := v.keptUp && (cfg.Source == "memory" || v.received >= int64(n)*int64(intervals)*9/10)
+		cfg.logf("  real time %9.0f records/s for %d intervals: p50 %.0f ms, p99 %.0f ms, max scheduling delay %.0f ms -> %s",
+			rate(n, cfg.Batch), intervals, v.p50, v.p99, v.maxSched, map[bool]string{true: "sustained", false: "behind"}[kept])
+		if kept || found == 0 {
+			// The figures of the fastest sustained run, or of the
+			// last attempt while none is.
+			res.RecordsPerSec = rate(n, cfg.Batch)
+			res.P50LatencyMs, res.P99LatencyMs = v.p50, v.p99
+			res.MaxSchedDelayMs = v.maxSched
+			res.ValidatedIntervals = v.measured
+			res.WindowFilled = intervals > windowIntervals || w.Name == "grep"
+		}
+		if kept {
+			res.Sustained, found = true, n
+		} else if failedAt == 0 || n < failedAt {
+			failedAt = n
+		}
+		cameIn := 0 // through a socket, what the client and receiver carried
+		if cfg.Source == "socket" {
+			cameIn = int(v.received / int64(intervals))
+		}
+		if n = nextAttempt(n, found, failedAt, cameIn); n == 0 {
 			break
 		}
-		// Back off; through a socket, to what actually came in if the
-		// client and receiver could not carry the rate.
-		if perInterval := int(v.received / int64(intervals)); cfg.Source == "socket" && perInterval < n*9/10 {
-			n = min(n*8/10, perInterval*95/100)
-		} else {
-			n = n * 9 / 10
-		}
-		n = max(n, 100)
+	}
+	if found > 0 {
+		n = found
 	}
 	// 4. Latency at half the sustained rate, if the budget allows.
 	if left := time.Until(deadline); res.Sustained && left > 4*cfg.Batch {
@@ -228,6 +248,29 @@ func Run(cfg Config) (Result, error) {
 		res.Ratio = res.RecordsPerSec / res.BaselineRecordsPer
 	}
 	return res, nil
+}
+
+// nextAttempt returns the rate of the real-time run after one at n, or 0 to
+// stop. Until a rate is sustained (found is 0) it backs off by 10%, or
+// through a socket that carried less than 90% of n (cameIn records an
+// interval) to a little under what came in. Once found is sustained it tries
+// halfway up to failedAt, the lowest rate known to fall behind (0: none),
+// while that is more than 2% above found.
+func nextAttempt(n, found, failedAt, cameIn int) int {
+	if found > 0 {
+		if failedAt == 0 {
+			return 0
+		}
+		mid := found + (failedAt-found)/2
+		if mid <= found*102/100 {
+			return 0
+		}
+		return mid
+	}
+	if cameIn > 0 && cameIn < n*9/10 {
+		return max(100, min(n*8/10, cameIn*95/100))
+	}
+	return max(100, n*9/10)
 }
 
 // searchCapacity finds the largest n whose probe takes at most target. It

@@ -127,3 +127,27 @@ func TestJudge(t *testing.T) {
 		t.Fatalf("no intervals: measured %d", r.measured)
 	}
 }
+
+func TestNextAttempt(t *testing.T) {
+	tests := []struct {
+		name                       string
+		n, found, failedAt, cameIn int
+		want                       int
+	}{
+		{"behind: back off 10%", 1_000_000, 0, 1_000_000, 0, 900_000},
+		{"behind through a socket that carried less: under what came in", 1_000_000, 0, 1_000_000, 500_000, 475_000},
+		{"behind through a socket that carried nearly all: 10%", 1_000_000, 0, 1_000_000, 950_000, 900_000},
+		{"never under 100 records", 100, 0, 100, 0, 100},
+		{"sustained with nothing known to fall behind: stop", 1_000_000, 1_000_000, 0, 0, 0},
+		{"sustained: halfway up to what fell behind", 900_000, 900_000, 1_000_000, 0, 950_000},
+		{"a refinement fell behind: halfway between", 950_000, 900_000, 950_000, 0, 925_000},
+		{"within 2%: stop", 925_000, 925_000, 940_000, 0, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := nextAttempt(tt.n, tt.found, tt.failedAt, tt.cameIn); got != tt.want {
+				t.Errorf("nextAttempt(%d, %d, %d, %d) = %d, want %d", tt.n, tt.found, tt.failedAt, tt.cameIn, got, tt.want)
+			}
+		})
+	}
+}
