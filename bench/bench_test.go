@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -26,12 +27,20 @@ func BenchmarkWorkload(b *testing.B) {
 				}
 			}
 			b.ResetTimer()
+			var took []time.Duration
 			for b.Loop() {
+				start := time.Now()
 				if err := m.next(); err != nil {
 					b.Fatal(err)
 				}
+				took = append(took, time.Since(start))
 			}
 			b.ReportMetric(float64(b.N*benchRecords)/b.Elapsed().Seconds(), "records/s")
+			// The tail of the interval times: a sustained rate is held to
+			// its slowest interval, not its mean.
+			slices.Sort(took)
+			b.ReportMetric(float64(took[len(took)/2].Microseconds())/1000, "p50-ms")
+			b.ReportMetric(float64(took[len(took)*99/100].Microseconds())/1000, "p99-ms")
 		})
 	}
 }
