@@ -99,7 +99,11 @@ func (in *receiverInput) receive(ctx context.Context) error {
 		Sink:     blockSink{c},
 		Logger:   c.log,
 	})
-	genCtx, stopGen := context.WithCancel(context.Background())
+	// The generator outlives ctx, to store the blocks it still holds when
+	// the receiver stops, and waits for room in a full block store while
+	// intervals run; a hard stop (the run's context) ends that wait, since
+	// no interval will run to free room.
+	genCtx, stopGen := context.WithCancel(c.runCtx())
 	defer stopGen()
 	gen.Start(genCtx)
 	err := in.recv.Receive(ctx, countingWriter{gen, &in.written})

@@ -5,11 +5,13 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/source"
 )
 
 // TestTextFileStreamWithSlack runs a real receiver (a folder source) under
@@ -54,4 +56,58 @@ func waitUntil(t *testing.T, cond func() bool) {
 		}
 	}
 	t.Fatal("condition not reached in 10s")
+}
+
+// flood writes a 4 KiB record for every token it takes, until its context ends.
+type flood chan struct{}
+
+func (flood) Name() string { return "flood" }
+func (flood) Open() error  { return nil }
+func (f flood) Receive(ctx context.Context, w source.Writer) error {
+	rec := strings.Repeat("x", 4096)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-f:
+			if err := w.Write(rec); err != nil {
+				return err
+			}
+		}
+	}
+}
+
+// A hard stop returns even when a receiver's block waits for room in a block
+// store full of input that no interval will now free (it used to wait for
+// ever: the block's store was cancelled only after the receiver stopped).
+func TestHardStopWithFullBlockStore(t *testing.T) {
+	h := dstreamtest.New[string](t, dstreamtest.Options{BatchInterval: time.Minute, Config: func(c *dstream.Config) {
+		c.MemoryBytes = 1 << 20
+		c.BlockInterval = 100 * time.Millisecond
+	}})
+	tokens := make(flood)
+	dstreamtest.Collect(dstream.ReceiverStream(h.Ctx, tokens))
+	h.Start()
+	// Blocks of 32 records (128 KiB) until the store is nearly full, then
+	// one more that cannot fit: its store waits for room.
+	waitUntil(t, func() bool {
+		for range 32 {
+			tokens <- struct{}{}
+		}
+		h.Clock.Advance(100 * time.Millisecond)
+		return h.Ctx.BlockStats().Bytes > 1<<20-(256<<10)
+	})
+	for range 2 {
+		for range 32 {
+			tokens <- struct{}{}
+		}
+		h.Clock.Advance(100 * time.Millisecond)
+	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- h.Ctx.Stop(false) }()
+	select {
+	case <-stopped:
+	case <-time.After(20 * time.Second):
+		t.Fatal("hard stop did not return in 20s")
+	}
 }
