@@ -217,14 +217,24 @@ func Run(cfg Config) (Result, error) {
 			res.ValidatedIntervals = v.measured
 			res.WindowFilled = intervals > windowIntervals || w.Name == "grep"
 		}
+		cameIn := 0 // through a socket, what the client and receiver carried an interval
+		if cfg.Source == "socket" && v.completed > 0 {
+			// Per completed interval: a run cut short completed fewer
+			// than it was given.
+			cameIn = int(v.received / int64(v.completed))
+		}
 		if kept {
 			res.Sustained, found = true, n
-		} else if failedAt == 0 || n < failedAt {
-			failedAt = n
-		}
-		cameIn := 0 // through a socket, what the client and receiver carried
-		if cfg.Source == "socket" {
-			cameIn = int(v.received / int64(intervals))
+		} else {
+			// What fell behind: n, or through a socket at most what
+			// came in, the most the path carried.
+			bad := n
+			if cameIn > 0 {
+				bad = min(bad, cameIn)
+			}
+			if failedAt == 0 || bad < failedAt {
+				failedAt = bad
+			}
 		}
 		if n = nextAttempt(n, found, failedAt, cameIn); n == 0 {
 			break
@@ -431,7 +441,8 @@ func baseline(w Workload, cfg Config, pool *Pool, n, windowIntervals int) float6
 type realtimeResult struct {
 	p50, p99, maxSched float64
 	keptUp             bool
-	received           int64 // records in every interval
+	received           int64 // records in every completed interval
+	completed          int   // intervals completed
 	measured           int   // intervals measured (warm-up and the last left out)
 }
 
@@ -539,6 +550,7 @@ func judge(batches []listener.BatchInfo, batch time.Duration) realtimeResult {
 	var r realtimeResult
 	for _, b := range batches {
 		r.received += b.Records
+		r.completed++
 	}
 	warm := min(5, len(batches)/5)
 	measured := batches[min(warm, len(batches)):max(warm, len(batches)-1)]

@@ -113,8 +113,8 @@ func TestJudge(t *testing.T) {
 			if r.keptUp != tt.keptUp || r.measured != tt.measured {
 				t.Fatalf("keptUp %v over %d intervals, want %v over %d", r.keptUp, r.measured, tt.keptUp, tt.measured)
 			}
-			if r.received != int64(10*len(tt.proc)) {
-				t.Fatalf("received %d, want every interval's records", r.received)
+			if r.received != int64(10*len(tt.proc)) || r.completed != len(tt.proc) {
+				t.Fatalf("received %d in %d intervals, want every interval's records (%d in %d)", r.received, r.completed, 10*len(tt.proc), len(tt.proc))
 			}
 			if tt.name == "steady" && (r.p50 < 990 || r.p50 > 1010 || r.p99 < 1480 || r.p99 > 1500) {
 				// Arrivals spread over [t-1s, t), output at t+500ms:
