@@ -95,8 +95,12 @@ func TestLoopHelpers(t *testing.T) {
 	}
 }
 
-// hotFiles are the files whose loops run once per record.
-var hotFiles = regexp.MustCompile(`(^|/)(rdd/[a-z]+|ops|window|state|input|output)\.go:\d+:\d+: moved to heap: [a-z]+\.(#state\d+|#next)`)
+var (
+	// loopState is range-over-func loop state the compiler moved to the heap.
+	loopState = regexp.MustCompile(`: moved to heap: ([a-z]+\.)?(#state\d+|#next)`)
+	// hotFiles are the files whose loops run once per record.
+	hotFiles = regexp.MustCompile(`(^|/)(rdd/[a-z]+|ops|window|state|input|output)\.go:\d+:\d+: moved to heap: ([a-z]+\.)?(#state\d+|#next)`)
+)
 
 // No per-record loop of the engine keeps range-over-func state on the heap,
 // where two tasks' states can share a cache line (loop.go). The compiler's
@@ -131,10 +135,19 @@ func TestPerRecordLoopsKeepNoLoopStateOnTheHeap(t *testing.T) {
 		t.Fatalf("go build: %v\n%s", err, strings.Join(why[:min(len(why), 40)], ""))
 	}
 	var bad []string
+	seen := false // any loop state on the heap, anywhere: the check still reads the compiler right
 	for line := range strings.Lines(string(out)) {
+		seen = seen || loopState.MatchString(line)
 		if hotFiles.MatchString(line) && !strings.Contains(line, "_test.go") {
 			bad = append(bad, strings.TrimSpace(line))
 		}
+	}
+	if !seen {
+		// The bench's TopKCount ranges over MapPartitions' sequence, as
+		// user code does, so its loop state is on the heap: a build
+		// without any such line means the compiler names it differently
+		// now, and hotFiles must learn the new name.
+		t.Fatal("no range-over-func state moved to heap anywhere in the module: has the compiler's -m output changed?")
 	}
 	slices.Sort(bad)
 	bad = slices.Compact(bad)
