@@ -70,6 +70,7 @@ func (c *Context) Start() error {
 		c.mu.Unlock()
 		return errors.New("dstream: no output operations registered: add Print, SaveAsTextFiles or ForeachRDD")
 	}
+	propagateRemember(c.nodes)
 	c.mu.Unlock()
 	for i, in := range c.inputs {
 		if err := in.open(); err != nil {
@@ -200,15 +201,17 @@ func (c *Context) runBatch(b batch) {
 // clearOld forgets what no window or state needs any more after interval t:
 // generated datasets, their blocks and shuffles, and input blocks.
 func (c *Context) clearOld(t time.Time) {
-	var maxRemember time.Duration
 	for _, n := range c.nodes {
 		n.forget(t)
-		if s, ok := n.(interface{ rememberDuration() time.Duration }); ok {
-			maxRemember = max(maxRemember, s.rememberDuration())
-		}
 	}
-	for _, key := range c.tracker.forget(t.Add(-maxRemember)) {
-		c.blocks.Remove(key)
+	// A receiver's blocks live as long as its stream remembers: as long as
+	// any consumer may recompute from them (propagateRemember).
+	for _, in := range c.inputs {
+		if r, ok := in.(*receiverInput); ok {
+			for _, key := range c.tracker.forget(r.stream.id, t.Add(-r.stream.rememberDuration())) {
+				c.blocks.Remove(key)
+			}
+		}
 	}
 	outs := make(map[int32]bool, len(c.outputs))
 	for _, op := range c.outputs {

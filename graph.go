@@ -20,6 +20,14 @@ type node interface {
 	forget(t time.Time)
 	// finishInterval runs after interval t's jobs: state streams checkpoint.
 	finishInterval(t time.Time) error
+	// rememberDuration is how long the stream keeps what it generated.
+	rememberDuration() time.Duration
+	// parentNodes are the streams whose datasets the stream's are computed
+	// from (not itself: a state stream's own previous state is not a parent).
+	parentNodes() []node
+	// checkpoints reports whether the stream checkpoints every interval's
+	// dataset, which cuts its lineage to its parents.
+	checkpoints() bool
 }
 
 // Stream is a discretized stream of T: one dataset per interval (per slide,
@@ -32,6 +40,7 @@ type Stream[T any] struct {
 	slide    time.Duration
 	compute  func(t time.Time) (*rdd.Dataset[T], error)
 	isState  bool // checkpoint each interval's dataset, truncating lineage
+	parents  []node
 	mu       sync.Mutex
 	remember time.Duration
 	datasets map[int64]*rdd.Dataset[T]
@@ -39,14 +48,14 @@ type Stream[T any] struct {
 
 // newStream registers a stream in c's graph. Operator IDs are assigned in
 // creation order, so every process that builds the same graph agrees on them.
-func newStream[T any](c *Context, name string, slide time.Duration, compute func(time.Time) (*rdd.Dataset[T], error)) *Stream[T] {
+func newStream[T any](c *Context, name string, slide time.Duration, compute func(time.Time) (*rdd.Dataset[T], error), parents ...node) *Stream[T] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.state != stateNew {
 		c.graphErr = firstErr(c.graphErr, fmt.Errorf("%s: streams must be created before the context starts", name))
 	}
 	c.nextOp++
-	s := &Stream[T]{ctx: c, id: c.nextOp, name: name, slide: slide, compute: compute, remember: slide, datasets: make(map[int64]*rdd.Dataset[T])}
+	s := &Stream[T]{ctx: c, id: c.nextOp, name: name, slide: slide, compute: compute, parents: parents, remember: slide, datasets: make(map[int64]*rdd.Dataset[T])}
 	c.nodes = append(c.nodes, s)
 	return s
 }
@@ -118,6 +127,28 @@ func (s *Stream[T]) atOrEmpty(t time.Time) (*rdd.Dataset[T], error) {
 		ds = rdd.Empty[T](s.ctx.rctx)
 	}
 	return ds, err
+}
+
+func (s *Stream[T]) parentNodes() []node { return s.parents }
+func (s *Stream[T]) checkpoints() bool   { return s.isState }
+
+// propagateRemember extends every stream's remember duration to what its
+// consumers need, as Spark's DStream.remember does: a stream that keeps its
+// datasets for d keeps their lineage, so its parents must be able to
+// recompute them for d too (an input stream keeps its received blocks that
+// long). A stream that checkpoints every interval cuts its lineage, and asks
+// its parents for nothing beyond their own needs. Streams are created after
+// their parents, so one pass from the newest back reaches every ancestor.
+func propagateRemember(nodes []node) {
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
+		if n.checkpoints() {
+			continue
+		}
+		for _, p := range n.parentNodes() {
+			p.rememberAtLeast(n.rememberDuration())
+		}
+	}
 }
 
 func (s *Stream[T]) rememberDuration() time.Duration {

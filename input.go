@@ -87,6 +87,9 @@ func (in *receiverInput) slideDuration() time.Duration     { return in.stream.sl
 func (in *receiverInput) rememberAtLeast(d time.Duration)  { in.stream.rememberAtLeast(d) }
 func (in *receiverInput) forget(t time.Time)               {}
 func (in *receiverInput) finishInterval(t time.Time) error { return nil }
+func (in *receiverInput) rememberDuration() time.Duration  { return in.stream.rememberDuration() }
+func (in *receiverInput) parentNodes() []node              { return nil }
+func (in *receiverInput) checkpoints() bool                { return false }
 
 func (in *receiverInput) open() error { return in.recv.Open() }
 

@@ -24,7 +24,7 @@ func derive[T, U any](s *Stream[T], name string, f func(*rdd.Dataset[T]) *rdd.Da
 			return nil, err
 		}
 		return f(ds), nil
-	})
+	}, s)
 }
 
 // Map applies f to every record.
@@ -69,6 +69,10 @@ func Union[T any](first *Stream[T], rest ...*Stream[T]) *Stream[T] {
 		checkSameSlide(first.ctx, "union", first.slide, r.slide)
 	}
 	all := append([]*Stream[T]{first}, rest...)
+	parents := make([]node, len(all))
+	for i, s := range all {
+		parents[i] = s
+	}
 	return newStream(first.ctx, "union", first.slide, func(t time.Time) (*rdd.Dataset[T], error) {
 		var dss []*rdd.Dataset[T]
 		for _, s := range all {
@@ -84,7 +88,7 @@ func Union[T any](first *Stream[T], rest ...*Stream[T]) *Stream[T] {
 			return nil, nil
 		}
 		return rdd.Union(dss[0], dss[1:]...), nil
-	})
+	}, parents...)
 }
 
 // Transform applies an arbitrary dataset-to-dataset function to every
@@ -97,7 +101,7 @@ func Transform[T, U any](s *Stream[T], fn func(ds *rdd.Dataset[T], t time.Time) 
 			return nil, err
 		}
 		return fn(ds, t)
-	})
+	}, s)
 }
 
 // TransformWith combines two streams interval by interval with fn.
@@ -119,7 +123,7 @@ func combine2[T, U, V any](a *Stream[T], b *Stream[U], name string, fn func(x *r
 			return nil, err
 		}
 		return fn(x, y, t)
-	})
+	}, a, b)
 }
 
 // Count yields, every interval, one record: the number of records in it.

@@ -36,7 +36,7 @@ func stateStream[K comparable, V, S any](s *Stream[Pair[K, V]], name string, n i
 			return nil, err
 		}
 		return step(t, prev, in), nil
-	})
+	}, s)
 	self.isState = true
 	self.rememberAtLeast(2 * s.slide)
 	return self

@@ -91,20 +91,22 @@ func (t *tracker) pending() bool {
 	return len(t.unallocated) > 0
 }
 
-// forget drops allocations of intervals at or before cutoff and returns the
-// keys of their blocks, for removal from the block store.
-func (t *tracker) forget(cutoff time.Time) []string {
+// forget drops stream's allocations of intervals at or before cutoff and
+// returns the keys of their blocks, for removal from the block store.
+func (t *tracker) forget(stream int32, cutoff time.Time) []string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var keys []string
 	c := cutoff.UnixMilli()
 	for ms, byStream := range t.allocated {
-		if ms <= c {
-			for _, bs := range byStream {
-				for _, b := range bs {
-					keys = append(keys, b.key)
-				}
-			}
+		if ms > c {
+			continue
+		}
+		for _, b := range byStream[stream] {
+			keys = append(keys, b.key)
+		}
+		delete(byStream, stream)
+		if len(byStream) == 0 {
 			delete(t.allocated, ms)
 		}
 	}

@@ -1,6 +1,7 @@
 package dstream
 
 import (
+	"slices"
 	"testing"
 	"time"
 )
@@ -30,8 +31,28 @@ func TestTrackerAllocatesByCutTimeAndNeverLosesLateBlocks(t *testing.T) {
 	if tr.pending() {
 		t.Error("blocks still pending")
 	}
-	keys := tr.forget(at(1000))
+	keys := tr.forget(1, at(1000))
 	if len(keys) != 2 || tr.records(at(1000)) != 0 || tr.records(at(2000)) != 12 {
-		t.Errorf("forget(1000) dropped %v; records left %d/%d", keys, tr.records(at(1000)), tr.records(at(2000)))
+		t.Errorf("forget(1, 1000) dropped %v; records left %d/%d", keys, tr.records(at(1000)), tr.records(at(2000)))
+	}
+}
+
+// Each stream's blocks are forgotten on its own schedule: one that a window
+// still needs keeps them while another's go.
+func TestTrackerForgetsPerStream(t *testing.T) {
+	base := time.UnixMilli(1_700_000_000_000)
+	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
+	tr := newTracker()
+	tr.add(blockInfo{stream: 1, key: "a", time: at(500), records: 1})
+	tr.add(blockInfo{stream: 2, key: "b", time: at(500), records: 2})
+	tr.allocate(at(1000))
+	if keys := tr.forget(1, at(1000)); !slices.Equal(keys, []string{"a"}) {
+		t.Fatalf("forget(1) = %v, want [a]", keys)
+	}
+	if got := tr.blocks(2, at(1000)); len(got) != 1 || tr.records(at(1000)) != 2 {
+		t.Fatalf("stream 2 lost its block: %+v", got)
+	}
+	if keys := tr.forget(2, at(1000)); !slices.Equal(keys, []string{"b"}) || tr.records(at(1000)) != 0 {
+		t.Fatalf("forget(2) = %v", keys)
 	}
 }

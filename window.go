@@ -49,7 +49,7 @@ func Window[T any](s *Stream[T], window, slide time.Duration) *Stream[T] {
 			return nil, err
 		}
 		return rdd.Union(dss[0], dss[1:]...), nil
-	})
+	}, s)
 }
 
 // CountByWindow yields, every slide, the number of records in the last window.
@@ -96,7 +96,11 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 	if !ok {
 		window, slide = s.slide, s.slide
 	}
+	// Each interval's reduced data is checkpointed, so the window reads old
+	// intervals from it without their input: the input (its received
+	// blocks) is kept for one interval, not for the window.
 	reduced := ReduceByKey(s, f, n)
+	reduced.isState = true
 	reduced.rememberAtLeast(window + slide)
 	var self *Stream[Pair[K, V]]
 	self = newStream(c, "reduceByKeyAndWindow", slide, func(t time.Time) (*rdd.Dataset[Pair[K, V]], error) {
@@ -156,7 +160,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 			return []Pair[K, V]{out}
 		})
 		return merged, nil
-	})
+	}, reduced)
 	self.isState = true
 	self.rememberAtLeast(2 * slide)
 	return self
