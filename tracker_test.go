@@ -6,9 +6,12 @@ import (
 	"time"
 )
 
+// at is ms milliseconds past a fixed instant: the tests' interval times.
+func at(ms int) time.Time {
+	return time.UnixMilli(1_700_000_000_000).Add(time.Duration(ms) * time.Millisecond)
+}
+
 func TestTrackerAllocatesByCutTimeAndNeverLosesLateBlocks(t *testing.T) {
-	base := time.UnixMilli(1_700_000_000_000)
-	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	tr := newTracker()
 	tr.add(blockInfo{stream: 1, key: "b0", time: at(200), records: 2})
 	tr.add(blockInfo{stream: 1, key: "b1", time: at(1000), records: 3})
@@ -40,8 +43,6 @@ func TestTrackerAllocatesByCutTimeAndNeverLosesLateBlocks(t *testing.T) {
 // Each stream's blocks are forgotten on its own schedule: one that a window
 // still needs keeps them while another's go.
 func TestTrackerForgetsPerStream(t *testing.T) {
-	base := time.UnixMilli(1_700_000_000_000)
-	at := func(ms int) time.Time { return base.Add(time.Duration(ms) * time.Millisecond) }
 	tr := newTracker()
 	tr.add(blockInfo{stream: 1, key: "a", time: at(500), records: 1})
 	tr.add(blockInfo{stream: 2, key: "b", time: at(500), records: 2})
