@@ -3,6 +3,7 @@ package dstream
 import (
 	"fmt"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -170,17 +171,39 @@ func (s *Stream[T]) forget(t time.Time) {
 	s.ctx.rctx.Forget(func(d rdd.ID) bool { return d.Op == id && d.Time <= cutoff })
 }
 
+// finishInterval checkpoints a state stream's datasets generated up to t:
+// the one of t, and any generated late (a window sliding by several
+// intervals generates an in-between interval's data only when it next
+// slides), since its parents no longer keep what would recompute them.
 func (s *Stream[T]) finishInterval(t time.Time) error {
 	if !s.isState {
 		return nil
 	}
 	s.mu.Lock()
-	ds := s.datasets[t.UnixMilli()]
-	s.mu.Unlock()
-	if ds == nil {
-		return nil
+	var times []int64
+	for ms, ds := range s.datasets {
+		if ds != nil && ms <= t.UnixMilli() && !ds.Checkpointed() {
+			times = append(times, ms)
+		}
 	}
-	return ds.Checkpoint(s.ctx.runCtx())
+	slices.Sort(times)
+	dss := make([]*rdd.Dataset[T], len(times))
+	for i, ms := range times {
+		dss[i] = s.datasets[ms]
+	}
+	s.mu.Unlock()
+	var err error
+	for i, ds := range dss {
+		if cerr := ds.Checkpoint(s.ctx.runCtx()); cerr != nil {
+			if times[i] == t.UnixMilli() {
+				err = cerr // interval t's own failure
+				continue
+			}
+			// An earlier interval's data: its own interval reported why.
+			s.ctx.log.Warn("checkpoint of an earlier interval failed", "stream", s.String(), "time", times[i], "err", cerr)
+		}
+	}
+	return err
 }
 
 // checkSlide records a graph error unless d is a positive multiple of the

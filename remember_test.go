@@ -2,6 +2,8 @@ package dstream
 
 import (
 	"context"
+	"io"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -63,5 +65,53 @@ func TestRememberPropagatesToInputs(t *testing.T) {
 				t.Errorf("receiver remembers %v, want %v", got, tt.want)
 			}
 		})
+	}
+}
+
+// A window sliding by two intervals generates the in-between interval's
+// reduced data only when it next slides; that data is checkpointed then too,
+// since its input is no longer kept to recompute it.
+func TestIncrementalWindowCheckpointsEveryIntervalsReducedData(t *testing.T) {
+	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
+	c, err := NewContext(Config{Master: "local[2]", BatchInterval: time.Second, Clock: clk, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := NewQueue[Pair[string, int64]]()
+	add := func(a, b int64) int64 { return a + b }
+	sub := func(a, b int64) int64 { return a - b }
+	ReduceByKeyAndWindowInv(QueueStream(c, q), add, sub, 4*time.Second, 2*time.Second, 0, nil).Print(1)
+	var reduced *Stream[Pair[string, int64]]
+	for _, n := range c.nodes {
+		if s, ok := n.(*Stream[Pair[string, int64]]); ok && s.name == "reduceByKey" {
+			reduced = s
+		}
+	}
+	if reduced == nil {
+		t.Fatal("no reduceByKey stream in the graph")
+	}
+	if err := c.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop(false)
+	for i := 1; i <= 4; i++ {
+		q.Push(KV("k", int64(i)))
+		clk.Advance(time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		err := c.AwaitBatch(ctx, c.StartTime().Add(time.Duration(i)*time.Second))
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	reduced.mu.Lock()
+	defer reduced.mu.Unlock()
+	if len(reduced.datasets) < 4 {
+		t.Fatalf("reduced data of %d intervals remembered, want 4", len(reduced.datasets))
+	}
+	for ms, ds := range reduced.datasets {
+		if ds != nil && !ds.Checkpointed() {
+			t.Errorf("reduced data of interval %d is not checkpointed", ms)
+		}
 	}
 }
