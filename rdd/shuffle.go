@@ -116,7 +116,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 				}
 				return true
 			})
-			b := make([][]Pair[K, C], n)
+			b := padded[[]Pair[K, C]](n) // headers written per key: lines of their own
 			if n == 1 {
 				b[0] = m.pairs
 				return b
