@@ -52,8 +52,24 @@ type Config struct {
 	// MaxTaskAttempts bounds the attempts of a task before its interval
 	// fails. Default 4, as in Spark.
 	MaxTaskAttempts int
-	// MemoryBytes bounds the block store. Default 1 GiB.
+	// MemoryBytes is the engine's memory budget, shared by received input,
+	// state and execution (shuffle outputs, cached partitions) as described
+	// in docs/ARCHITECTURE.md ("Memory"). Default 1 GiB.
 	MemoryBytes int64
+	// LimitProcessMemory makes Start set the Go runtime's soft memory limit
+	// (debug.SetMemoryLimit) to MemoryBytes plus a fixed overhead, unless
+	// the GOMEMLIMIT environment variable is set, so the garbage collector
+	// keeps the whole process near the budget. Applications that own their
+	// process (the demo, the examples) set it; a library embedding several
+	// contexts in one process leaves it off.
+	LimitProcessMemory bool
+	// OnBatchError is called, on the interval runner, when an interval has
+	// failed after its retries. Returning nil lets the job carry on with the
+	// next interval; returning an error stops the context with that error,
+	// which Run, RunUntil and Stop return. Nil (the default) stops the
+	// context with the interval's *BatchError: no interval runs silently
+	// without the one before it.
+	OnBatchError func(err *BatchError) error
 	// MaxPendingBatches bounds the intervals cut but not yet processed; when
 	// it is reached the generator waits, and receivers feel backpressure.
 	// Default 1000.

@@ -72,6 +72,13 @@ func (c *Context) Start() error {
 	}
 	propagateRemember(c.nodes)
 	c.mu.Unlock()
+	for _, op := range c.outputs {
+		if op.open != nil {
+			if err := op.open(); err != nil {
+				return fmt.Errorf("dstream: %s: %w", op.name, err)
+			}
+		}
+	}
 	for i, in := range c.inputs {
 		if err := in.open(); err != nil {
 			c.closeOpened(i)

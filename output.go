@@ -15,6 +15,9 @@ type outputOp struct {
 	id   int32 // from the same sequence as stream operators
 	name string
 	run  func(t time.Time) error
+	// open, when set, runs once in Start before any receiver opens; its
+	// error fails Start (an output folder that cannot be written).
+	open func() error
 }
 
 func addOutput[T any](s *Stream[T], name string, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) {
