@@ -188,7 +188,7 @@ func TestTransformWith(t *testing.T) {
 }
 
 func TestUserPanicFailsIntervalNamingOperatorAndJobContinues(t *testing.T) {
-	h := dstreamtest.New[int](t, dstreamtest.Options{})
+	h := dstreamtest.New[int](t, dstreamtest.Options{Config: carryOn})
 	m := dstream.Map(h.In, func(x int) int {
 		if x == 13 {
 			panic("unlucky record")
@@ -263,7 +263,7 @@ func TestForeachRDDGetsIntervalTimes(t *testing.T) {
 }
 
 func TestDriverSidePanicsFailTheIntervalNotTheProcess(t *testing.T) {
-	h := dstreamtest.New[int](t, dstreamtest.Options{})
+	h := dstreamtest.New[int](t, dstreamtest.Options{Config: carryOn})
 	tr := dstream.Transform(h.In, func(ds *rdd.Dataset[int], _ time.Time) (*rdd.Dataset[int], error) {
 		if n, _ := ds.Count(context.Background()); n == 13 {
 			panic("transform blew up")

@@ -20,8 +20,10 @@ import (
 	"os/signal"
 	"regexp"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -174,9 +176,10 @@ type Context struct {
 	outputs  []*outputOp
 	nextOp   int32
 
-	tracker *tracker
-	zero    time.Time // interval times are zero + k*BatchInterval
-	run     *running
+	tracker    *tracker
+	inputWaits atomic.Int64 // times a receiver waited for input memory
+	zero       time.Time    // interval times are zero + k*BatchInterval
+	run        *running
 }
 
 const (
@@ -193,7 +196,7 @@ func NewContext(cfg Config) (*Context, error) {
 	cfg = cfg.withDefaults()
 	slots, _ := cfg.slots()
 	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0)}
-	c.blocks = block.New(block.Options{MaxBytes: cfg.MemoryBytes})
+	c.blocks = block.New(block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)})
 	c.shuffles = shuffle.New(c.blocks)
 	c.runner = sched.NewLocal(sched.LocalConfig{Slots: slots, Outputs: c.shuffles, MaxAttempts: cfg.MaxTaskAttempts})
 	rctx, err := rdd.NewContext(rdd.Config{Runner: c.runner, Blocks: c.blocks, Shuffles: c.shuffles, Parallelism: slots, Logger: cfg.Logger})
@@ -203,6 +206,33 @@ func NewContext(cfg Config) (*Context, error) {
 	c.rctx = rctx
 	c.tracker = newTracker()
 	return c, nil
+}
+
+// storeFraction is the share of the memory budget the block store holds
+// (Spark's spark.memory.fraction); the rest is for what tasks hold while they
+// run (a map task's buckets before they are stored, a reduce task's
+// combiner), the receivers' blocks not yet admitted, and the runtime.
+const storeFraction = 0.6
+
+// storeBytes is the block store's capacity under a memory budget.
+func storeBytes(budget int64) int64 { return int64(float64(budget) * storeFraction) }
+
+// processOverhead is what the Go runtime and the process hold beyond the
+// heap the budget covers (goroutine stacks, the runtime's own structures,
+// the binary); the soft memory limit is the budget plus this.
+const processOverhead = 64 << 20
+
+// limitProcessMemory applies the budget as the Go runtime's soft memory limit
+// unless GOMEMLIMIT is set, and says so.
+func (c *Context) limitProcessMemory() {
+	if !c.cfg.LimitProcessMemory {
+		return
+	}
+	if v := os.Getenv("GOMEMLIMIT"); v != "" {
+		c.log.Info("memory budget: GOMEMLIMIT is set and takes precedence", "GOMEMLIMIT", v, "budget", c.cfg.MemoryBytes)
+		return
+	}
+	debug.SetMemoryLimit(c.cfg.MemoryBytes + processOverhead)
 }
 
 // Datasets returns the batch side of the context: static datasets built on it
@@ -257,7 +287,7 @@ func (c *Context) RunUntil(ctx context.Context) error {
 	case <-ctx.Done():
 		return c.Stop(true)
 	case <-c.run.stopped:
-		return c.run.err
+		return c.run.stopErr()
 	}
 }
 

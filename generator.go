@@ -30,7 +30,9 @@ type running struct {
 	runnerDone chan struct{}
 	stopped    chan struct{}
 	stopOnce   sync.Once
-	err        error
+
+	errMu sync.Mutex
+	err   error // why the context stopped on its own (a failed interval)
 
 	mu          sync.Mutex
 	receiving   bool // receivers still running
@@ -85,6 +87,7 @@ func (c *Context) Start() error {
 			return fmt.Errorf("dstream: %w", err)
 		}
 	}
+	c.limitProcessMemory()
 	now := c.cfg.Clock.Now()
 	c.zero = now.Truncate(c.cfg.BatchInterval)
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{}), receiving: true}
@@ -112,7 +115,9 @@ func (c *Context) Start() error {
 	r.genCancel = genCancel
 	go c.generate(genCtx)
 	go c.runBatches()
-	c.log.Info("dstream started", "master", c.cfg.Master, "batch", c.cfg.BatchInterval, "inputs", len(c.inputs), "outputs", len(c.outputs))
+	st := c.blocks.Stats()
+	c.log.Info("dstream started", "master", c.cfg.Master, "batch", c.cfg.BatchInterval, "inputs", len(c.inputs), "outputs", len(c.outputs),
+		"memory", c.cfg.MemoryBytes, "store", st.MaxBytes, "max_input", st.MaxInputBytes, "max_pinned", st.MaxPinnedBytes)
 	return nil
 }
 
@@ -178,13 +183,14 @@ func (c *Context) runBatch(b batch) {
 	info.StartTime = c.cfg.Clock.Now()
 	info.SchedulingDelay = info.StartTime.Sub(b.submitted)
 	c.bus.Post(listener.BatchStarted{Batch: info})
+	var failed *BatchError
 	for i, op := range c.outputs {
 		start := c.cfg.Clock.Now()
 		err := op.run(b.time)
 		if err != nil {
 			info.FailedOutputs++
-			if info.Err == nil {
-				info.Err = err
+			if failed == nil {
+				failed = &BatchError{Time: b.time, OutputOp: i, Output: op.name, Err: err}
 			}
 			c.log.Error("interval failed", "time", b.time.UnixMilli(), "output", op.name, "err", err)
 		}
@@ -193,16 +199,52 @@ func (c *Context) runBatch(b batch) {
 	for _, n := range c.nodes {
 		if err := n.finishInterval(b.time); err != nil {
 			c.log.Error("state checkpoint failed", "time", b.time.UnixMilli(), "err", err)
-			if info.Err == nil {
-				info.Err = err
+			if failed == nil {
+				failed = &BatchError{Time: b.time, OutputOp: -1, Output: "state checkpoint", Err: err}
 			}
 		}
+	}
+	if failed != nil {
+		info.Err = failed
 	}
 	c.clearOld(b.time)
 	info.EndTime = c.cfg.Clock.Now()
 	info.ProcessingTime = info.EndTime.Sub(info.StartTime)
 	info.TotalDelay = info.EndTime.Sub(b.time)
 	c.bus.Post(listener.BatchCompleted{Batch: info})
+	if failed != nil {
+		c.batchFailed(failed)
+	}
+}
+
+// batchFailed asks Config.OnBatchError what to do with a failed interval and,
+// unless it says carry on, stops the context with the error: the intervals
+// queued after it are not run.
+func (c *Context) batchFailed(failed *BatchError) {
+	var err error = failed
+	if h := c.cfg.OnBatchError; h != nil {
+		err = h(failed)
+	}
+	if err == nil {
+		c.log.Warn("interval failed; OnBatchError lets the job carry on", "time", failed.Time.UnixMilli(), "err", failed)
+		return
+	}
+	r := c.run
+	r.errMu.Lock()
+	if r.err == nil {
+		r.err = err
+	}
+	r.errMu.Unlock()
+	c.log.Error("stopping: an interval failed", "err", err)
+	r.cancel() // the runner skips what is queued; a graceful Stop in progress ends its drain
+	go c.Stop(false)
+}
+
+// stopErr is the error the context stopped with, if it stopped on its own.
+func (r *running) stopErr() error {
+	r.errMu.Lock()
+	defer r.errMu.Unlock()
+	return r.err
 }
 
 // clearOld forgets what no window or state needs any more after interval t:
@@ -279,7 +321,7 @@ func (c *Context) Stop(graceful bool) error {
 		c.bus.Stop()
 		c.log.Info("dstream stopped", "graceful", graceful)
 	})
-	return r.err
+	return r.stopErr()
 }
 
 // AwaitBatch blocks until interval t has been processed, the context stops,

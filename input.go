@@ -95,12 +95,17 @@ func (in *receiverInput) open() error { return in.recv.Open() }
 
 func (in *receiverInput) receive(ctx context.Context) error {
 	c := in.stream.ctx
+	// Blocks are cut well under the input share, so a block always fits
+	// once earlier ones are processed, and the blocks a generator holds
+	// before the store admits them (MaxPending+1) stay a fraction of it.
 	gen := source.NewBlockGenerator(source.GeneratorConfig{
-		Stream:   int(in.stream.id),
-		Interval: c.cfg.BlockInterval,
-		Clock:    c.cfg.Clock,
-		Sink:     blockSink{c},
-		Logger:   c.log,
+		Stream:     int(in.stream.id),
+		Interval:   c.cfg.BlockInterval,
+		Clock:      c.cfg.Clock,
+		Sink:       blockSink{c},
+		MaxPending: inputBlocksPending,
+		MaxBytes:   max(1, min(64<<20, c.blocks.MaxInputBytes()/int64(16*len(c.inputs)))),
+		Logger:     c.log,
 	})
 	// The generator outlives ctx, to store the blocks it still holds when
 	// the receiver stops, and waits for room in a full block store while
@@ -115,6 +120,10 @@ func (in *receiverInput) receive(ctx context.Context) error {
 	}
 	return err
 }
+
+// inputBlocksPending is how many blocks a receiver's generator holds, cut but
+// not yet admitted to the block store, before its writer waits.
+const inputBlocksPending = 4
 
 // countingWriter counts the records a receiver hands over.
 type countingWriter struct {
@@ -141,31 +150,26 @@ func (c *Context) ReceivedRecords() int64 {
 	return n
 }
 
-// blockSink stores received blocks, pinned, in the block store and reports
-// them to the tracker: storing is the acknowledgement. When the store is full
-// of pinned blocks it waits for processed intervals to free room
-// (backpressure reaches the receiver through the block generator).
+// blockSink stores received blocks in the block store's input share and
+// reports them to the tracker: storing is the acknowledgement. When the input
+// share is full it waits for processed intervals to free room (backpressure
+// reaches the receiver through the block generator, the socket reader and TCP
+// flow control behind it); it never drops a block it was handed.
 type blockSink struct{ c *Context }
 
 func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
 	key := fmt.Sprintf("input_%d_%d", b.Stream, b.Seq)
 	size := block.EstimateSize(b.Records)
-	wait := 10 * time.Millisecond
-	for {
-		err := s.c.blocks.Put(key, b.Records, size, true)
-		if err == nil {
-			break
-		}
-		if !errors.Is(err, block.ErrFull) {
-			return err
-		}
-		s.c.log.Warn("block store full: receiver waits for processed intervals to free memory", "block", key, "bytes", size)
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, time.Second)
+	err := s.c.blocks.Put(key, b.Records, size, block.Input)
+	if errors.Is(err, block.ErrFull) {
+		st := s.c.blocks.Stats()
+		s.c.log.Warn("input memory full: the receiver waits for processed intervals to free it (backpressure)",
+			"stream", b.Stream, "block", key, "bytes", size, "input_bytes", st.InputBytes, "max_input_bytes", st.MaxInputBytes)
+		s.c.inputWaits.Add(1)
+		err = s.c.blocks.PutWait(ctx, key, b.Records, size, block.Input)
+	}
+	if err != nil {
+		return err
 	}
 	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records)})
 	return nil

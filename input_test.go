@@ -88,21 +88,28 @@ func TestHardStopWithFullBlockStore(t *testing.T) {
 	tokens := make(flood)
 	dstreamtest.Collect(dstream.ReceiverStream(h.Ctx, tokens))
 	h.Start()
-	// Blocks of 32 records (128 KiB) until the store is nearly full, then
-	// one more that cannot fit: its store waits for room.
+	// 128 KiB an interval (32 records) until the input share is nearly
+	// full, then more that cannot fit: its store waits for room.
 	waitUntil(t, func() bool {
 		for range 32 {
 			tokens <- struct{}{}
 		}
 		h.Clock.Advance(100 * time.Millisecond)
-		return h.Ctx.BlockStats().Bytes > 1<<20-(256<<10)
+		st := h.Ctx.BlockStats()
+		return st.InputBytes+(128<<10) > st.MaxInputBytes
 	})
-	for range 2 {
-		for range 32 {
-			tokens <- struct{}{}
+	// 256 KiB more: past the input share and the blocks the generator may
+	// hold, so the receiver ends up blocked (a send that is not taken for
+	// 200ms means it is).
+	for range 64 {
+		select {
+		case tokens <- struct{}{}:
+			continue
+		case <-time.After(200 * time.Millisecond):
 		}
-		h.Clock.Advance(100 * time.Millisecond)
+		break
 	}
+	h.Clock.Advance(100 * time.Millisecond)
 	stopped := make(chan error, 1)
 	go func() { stopped <- h.Ctx.Stop(false) }()
 	select {

@@ -1,58 +1,118 @@
 // Package block is the block store: named, in-memory blocks (materialised
-// partitions, shuffle buckets, received input, state) accounted in bytes and
-// bounded by an LRU policy. Pinned blocks (input awaiting processing, state
-// checkpoints) are never evicted; when they alone would exceed the bound, Put
-// fails with ErrFull, which callers turn into backpressure.
+// partitions, shuffle buckets, received input, state) accounted in bytes
+// within one memory region, shared between classes of blocks the way Spark's
+// unified memory manager shares storage and execution memory:
+//
+//   - Input (received blocks awaiting their intervals) and State
+//     (checkpointed state) are pinned: never evicted. Together they may hold
+//     at most MaxBytes minus the execution reserve, and input alone at most
+//     its InputFraction. Past that, Put fails with ErrFull and the receiver
+//     waits (PutWait): backpressure, never a loss.
+//   - Shuffle (map outputs of running intervals) is execution memory:
+//     evictable, but only to make room for other shuffle outputs and for the
+//     state an interval produces (a lost map output is recomputed from
+//     lineage; lost state could not be). Input and cached blocks never take
+//     it, so newly received input cannot evict what a running interval needs.
+//   - Cache (persisted partitions) is storage memory anyone may borrow:
+//     every class evicts it, least recently used first.
 package block
 
 import (
 	"container/list"
+	"context"
 	"errors"
 	"fmt"
 	"sync"
 )
 
-// ErrTooLarge is returned by Put for an unpinned block larger than the store:
-// the caller simply does not cache it.
-var ErrTooLarge = errors.New("block larger than the store")
+// ErrTooLarge is returned by Put for a block that can never fit its class's
+// share of the store; the caller of a cache Put simply does not cache it.
+var ErrTooLarge = errors.New("block larger than the store allows")
 
-// ErrFull is returned by Put when pinned blocks leave no room even after every
-// unpinned block has been evicted: the store is overloaded.
-var ErrFull = errors.New("block store full of pinned blocks")
+// ErrFull is returned by Put when there is no room for the block now:
+// pinned blocks, or shuffle outputs the block's class may not evict, hold
+// the memory. Room comes back as intervals complete; PutWait waits for it.
+var ErrFull = errors.New("block store full")
+
+// Class says what a block is for, which decides its share of the store and
+// what it may evict.
+type Class uint8
+
+const (
+	Cache   Class = iota // a persisted partition: evictable by every class
+	Shuffle              // a shuffle map output: evictable by shuffle outputs only
+	State                // a state checkpoint: pinned
+	Input                // received input: pinned, within the input share
+)
+
+var classNames = [...]string{"cache", "shuffle", "state", "input"}
+
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return fmt.Sprintf("class(%d)", c)
+}
+
+func (c Class) pinned() bool { return c == State || c == Input }
+
+// Default shares of the store (see Options).
+const (
+	DefaultInputFraction   = 0.5
+	DefaultReserveFraction = 0.3
+)
 
 // Options configure a Store.
 type Options struct {
-	MaxBytes int64            // capacity; <= 0 means 512 MiB
-	OnEvict  func(key string) // called, outside the lock, after an unpinned block is evicted
+	MaxBytes int64 // capacity; <= 0 means 512 MiB
+	// InputFraction is the share of MaxBytes input blocks may hold; default
+	// DefaultInputFraction. A negative value means no input share (testing).
+	InputFraction float64
+	// ReserveFraction is the share of MaxBytes pinned blocks (input and
+	// state) never take: room for the shuffle outputs and cached partitions
+	// of running intervals. Default DefaultReserveFraction.
+	ReserveFraction float64
+	OnEvict         func(key string) // called, outside the lock, after a block is evicted
 }
 
 // Stats describe a store's occupancy and activity.
 type Stats struct {
 	Blocks                       int
 	Bytes, PinnedBytes, MaxBytes int64
-	Hits, Misses, Evictions      uint64
+	// Bytes by class, and the limits of the pinned classes.
+	InputBytes, StateBytes, ShuffleBytes, CacheBytes int64
+	MaxInputBytes, MaxPinnedBytes                    int64
+	// PeakBytes and PeakInputBytes are the most the store and its input
+	// ever held.
+	PeakBytes, PeakInputBytes int64
+	Hits, Misses, Evictions   uint64
 }
 
 type entry struct {
-	key    string
-	value  any
-	size   int64
-	pinned bool
-	elem   *list.Element // position in the LRU list (unpinned blocks only)
+	key   string
+	value any
+	size  int64
+	class Class
+	elem  *list.Element // position in its class's LRU list (evictable classes only)
 }
 
-// Store is a byte-bounded LRU block store, safe for concurrent use.
+// Store is a byte-bounded block store, safe for concurrent use.
 type Store struct {
-	opts Options
+	opts      Options
+	maxInput  int64
+	maxPinned int64
 
 	mu      sync.Mutex
 	blocks  map[string]*entry
-	lru     *list.List // unpinned blocks, most recently used at the front
+	lru     [Shuffle + 1]*list.List // per evictable class, most recently used at the front
 	bytes   int64
-	pinned  int64
+	byClass [Input + 1]int64
+	peak    int64
+	peakIn  int64
 	hits    uint64
 	misses  uint64
 	evicted uint64
+	freed   chan struct{} // closed (and replaced) when bytes are released
 }
 
 // New returns an empty store.
@@ -60,56 +120,136 @@ func New(opts Options) *Store {
 	if opts.MaxBytes <= 0 {
 		opts.MaxBytes = 512 << 20
 	}
-	return &Store{opts: opts, blocks: make(map[string]*entry), lru: list.New()}
+	if opts.InputFraction == 0 {
+		opts.InputFraction = DefaultInputFraction
+	}
+	if opts.ReserveFraction == 0 {
+		opts.ReserveFraction = DefaultReserveFraction
+	}
+	s := &Store{opts: opts, blocks: make(map[string]*entry), freed: make(chan struct{})}
+	s.maxPinned = int64(float64(opts.MaxBytes) * (1 - max(0, min(1, opts.ReserveFraction))))
+	s.maxInput = min(s.maxPinned, int64(float64(opts.MaxBytes)*max(0, min(1, opts.InputFraction))))
+	for i := range s.lru {
+		s.lru[i] = list.New()
+	}
+	return s
 }
 
-// Put stores v under key with the given estimated size, replacing any block
-// of that key. Unpinned blocks are evicted, least recently used first, to make
-// room. Errors: ErrTooLarge (an unpinned block larger than the store) and
-// ErrFull (no room even after evicting every unpinned block); on error the
-// store is unchanged except for evictions already made.
-func (s *Store) Put(key string, v any, size int64, pinned bool) error {
+// MaxInputBytes is the most input blocks may hold: receivers size their
+// blocks well under it.
+func (s *Store) MaxInputBytes() int64 { return s.maxInput }
+
+// Put stores v under key with the given estimated size and class, replacing
+// any block of that key. It makes room by evicting least recently used
+// blocks of the classes the block's class may evict: cached partitions
+// first, then, for a shuffle output or state, shuffle outputs. Errors:
+// ErrTooLarge (the block can never fit its class's share) and ErrFull (no
+// room now); on error the store is unchanged except for evictions already
+// made.
+func (s *Store) Put(key string, v any, size int64, class Class) error {
 	if size < 0 {
 		size = 0
 	}
 	var evictedKeys []string
 	s.mu.Lock()
-	if !pinned && size > s.opts.MaxBytes {
+	err := s.putLocked(key, v, size, class, &evictedKeys)
+	s.mu.Unlock()
+	s.notify(evictedKeys)
+	return err
+}
+
+// PutWait is Put that, while the store is full (ErrFull), waits for blocks
+// to be released and tries again, until ctx is done. Receivers store input
+// with it: a full store holds the receiver back instead of dropping input.
+func (s *Store) PutWait(ctx context.Context, key string, v any, size int64, class Class) error {
+	for {
+		s.mu.Lock()
+		freed := s.freed
 		s.mu.Unlock()
-		return fmt.Errorf("block %s (%d bytes, store %d bytes): %w", key, size, s.opts.MaxBytes, ErrTooLarge)
-	}
-	var old int64
-	if e, ok := s.blocks[key]; ok {
-		old = e.size
-	}
-	for s.bytes-old+size > s.opts.MaxBytes {
-		victim := s.lru.Back()
-		for victim != nil && victim.Value.(*entry).key == key {
-			victim = victim.Prev()
+		err := s.Put(key, v, size, class)
+		if !errors.Is(err, ErrFull) {
+			return err
 		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w (while waiting: %v)", context.Cause(ctx), err)
+		case <-freed:
+		}
+	}
+}
+
+func (s *Store) putLocked(key string, v any, size int64, class Class, evictedKeys *[]string) error {
+	limit := s.opts.MaxBytes
+	switch class {
+	case Input:
+		limit = s.maxInput
+	case State:
+		limit = s.maxPinned
+	}
+	if size > limit {
+		return fmt.Errorf("%s block %s (%d bytes, at most %d of a %d-byte store): %w", class, key, size, limit, s.opts.MaxBytes, ErrTooLarge)
+	}
+	var old *entry
+	if e, ok := s.blocks[key]; ok {
+		old = e
+	}
+	oldSize := func(cl Class) int64 {
+		if old != nil && old.class == cl {
+			return old.size
+		}
+		return 0
+	}
+	pinned := s.byClass[Input] + s.byClass[State]
+	if class.pinned() {
+		if pinned-oldSize(Input)-oldSize(State)+size > s.maxPinned ||
+			class == Input && s.byClass[Input]-oldSize(Input)+size > s.maxInput {
+			return fmt.Errorf("%s block %s (%d bytes): %d input and %d state bytes held, of %d and %d allowed: %w",
+				class, key, size, s.byClass[Input], s.byClass[State], s.maxInput, s.maxPinned, ErrFull)
+		}
+	}
+	var held int64
+	if old != nil {
+		held = old.size
+	}
+	for s.bytes-held+size > s.opts.MaxBytes {
+		victim := s.victim(class, key)
 		if victim == nil {
-			s.mu.Unlock()
-			s.notify(evictedKeys)
-			return fmt.Errorf("block %s (%d bytes; %d of %d bytes pinned): %w", key, size, s.pinned, s.opts.MaxBytes, ErrFull)
+			return fmt.Errorf("%s block %s (%d bytes; %d input, %d state, %d shuffle bytes held in a %d-byte store): %w",
+				class, key, size, s.byClass[Input], s.byClass[State], s.byClass[Shuffle], s.opts.MaxBytes, ErrFull)
 		}
-		e := victim.Value.(*entry)
-		s.removeLocked(e)
+		s.removeLocked(victim)
 		s.evicted++
-		evictedKeys = append(evictedKeys, e.key)
+		*evictedKeys = append(*evictedKeys, victim.key)
 	}
-	if e, ok := s.blocks[key]; ok {
-		s.removeLocked(e)
+	if old != nil {
+		s.removeLocked(old)
 	}
-	e := &entry{key: key, value: v, size: size, pinned: pinned}
-	if pinned {
-		s.pinned += size
-	} else {
-		e.elem = s.lru.PushFront(e)
+	e := &entry{key: key, value: v, size: size, class: class}
+	if !class.pinned() {
+		e.elem = s.lru[class].PushFront(e)
 	}
 	s.blocks[key] = e
 	s.bytes += size
-	s.mu.Unlock()
-	s.notify(evictedKeys)
+	s.byClass[class] += size
+	s.peak = max(s.peak, s.bytes)
+	s.peakIn = max(s.peakIn, s.byClass[Input])
+	return nil
+}
+
+// victim returns the block to evict to make room for a block of class,
+// other than key itself, or nil.
+func (s *Store) victim(class Class, key string) *entry {
+	classes := []Class{Cache}
+	if class == Shuffle || class == State {
+		classes = append(classes, Shuffle)
+	}
+	for _, cl := range classes {
+		for el := s.lru[cl].Back(); el != nil; el = el.Prev() {
+			if e := el.Value.(*entry); e.key != key {
+				return e
+			}
+		}
+	}
 	return nil
 }
 
@@ -126,11 +266,17 @@ func (s *Store) notify(keys []string) {
 func (s *Store) removeLocked(e *entry) {
 	delete(s.blocks, e.key)
 	s.bytes -= e.size
-	if e.pinned {
-		s.pinned -= e.size
-	} else {
-		s.lru.Remove(e.elem)
+	s.byClass[e.class] -= e.size
+	if e.elem != nil {
+		s.lru[e.class].Remove(e.elem)
+		e.elem = nil
 	}
+}
+
+// released wakes PutWait callers; s.mu must be held.
+func (s *Store) released() {
+	close(s.freed)
+	s.freed = make(chan struct{})
 }
 
 // Get returns the block under key and marks it most recently used.
@@ -143,8 +289,8 @@ func (s *Store) Get(key string) (any, bool) {
 		return nil, false
 	}
 	s.hits++
-	if !e.pinned {
-		s.lru.MoveToFront(e.elem)
+	if e.elem != nil {
+		s.lru[e.class].MoveToFront(e.elem)
 	}
 	return e.value, true
 }
@@ -164,6 +310,7 @@ func (s *Store) Remove(key string) bool {
 	e, ok := s.blocks[key]
 	if ok {
 		s.removeLocked(e)
+		s.released()
 	}
 	return ok
 }
@@ -180,20 +327,26 @@ func (s *Store) RemoveIf(pred func(key string) bool) int {
 			n++
 		}
 	}
+	if n > 0 {
+		s.released()
+	}
 	return n
 }
 
-// Unpin makes a pinned block evictable and reports whether it was pinned.
+// Unpin makes a pinned block an evictable cached block and reports whether
+// it was pinned.
 func (s *Store) Unpin(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, ok := s.blocks[key]
-	if !ok || !e.pinned {
+	if !ok || !e.class.pinned() {
 		return false
 	}
-	e.pinned = false
-	s.pinned -= e.size
-	e.elem = s.lru.PushFront(e)
+	s.byClass[e.class] -= e.size
+	e.class = Cache
+	s.byClass[Cache] += e.size
+	e.elem = s.lru[Cache].PushFront(e)
+	s.released()
 	return true
 }
 
@@ -201,7 +354,9 @@ func (s *Store) Unpin(key string) bool {
 func (s *Store) Stats() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return Stats{Blocks: len(s.blocks), Bytes: s.bytes, PinnedBytes: s.pinned, MaxBytes: s.opts.MaxBytes,
+	return Stats{Blocks: len(s.blocks), Bytes: s.bytes, PinnedBytes: s.byClass[Input] + s.byClass[State], MaxBytes: s.opts.MaxBytes,
+		InputBytes: s.byClass[Input], StateBytes: s.byClass[State], ShuffleBytes: s.byClass[Shuffle], CacheBytes: s.byClass[Cache],
+		MaxInputBytes: s.maxInput, MaxPinnedBytes: s.maxPinned, PeakBytes: s.peak, PeakInputBytes: s.peakIn,
 		Hits: s.hits, Misses: s.misses, Evictions: s.evicted}
 }
 
@@ -209,34 +364,39 @@ func (s *Store) Stats() Stats {
 func (s *Store) checkInvariants() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	var bytes, pinned int64
-	unpinned := 0
+	var bytes int64
+	var byClass [Input + 1]int64
+	var listed [Shuffle + 1]int
 	for k, e := range s.blocks {
 		if k != e.key {
 			return fmt.Errorf("key %q maps to entry %q", k, e.key)
 		}
 		bytes += e.size
-		if e.pinned {
-			pinned += e.size
-			if e.elem != nil && e.elem.Value == e {
-				for el := s.lru.Front(); el != nil; el = el.Next() {
-					if el.Value == e {
-						return fmt.Errorf("pinned block %q is in the LRU list", k)
-					}
-				}
-			}
-		} else {
-			unpinned++
+		byClass[e.class] += e.size
+		if e.class.pinned() != (e.elem == nil) {
+			return fmt.Errorf("block %q of class %s: LRU membership wrong", k, e.class)
+		}
+		if !e.class.pinned() {
+			listed[e.class]++
 		}
 	}
-	if bytes != s.bytes || pinned != s.pinned {
-		return fmt.Errorf("accounted %d bytes (%d pinned), blocks hold %d (%d pinned)", s.bytes, s.pinned, bytes, pinned)
+	if bytes != s.bytes || byClass != s.byClass {
+		return fmt.Errorf("accounted %d bytes %v, blocks hold %d %v", s.bytes, s.byClass, bytes, byClass)
 	}
-	if s.lru.Len() != unpinned {
-		return fmt.Errorf("LRU list has %d entries, %d unpinned blocks", s.lru.Len(), unpinned)
+	for cl, l := range s.lru {
+		if l.Len() != listed[cl] {
+			return fmt.Errorf("%s LRU list has %d entries, %d blocks", Class(cl), l.Len(), listed[cl])
+		}
 	}
-	if s.bytes > s.opts.MaxBytes && s.bytes != s.pinned {
-		return fmt.Errorf("%d bytes stored over a %d-byte bound with unpinned blocks present", s.bytes, s.opts.MaxBytes)
+	switch {
+	case s.bytes > s.opts.MaxBytes:
+		return fmt.Errorf("%d bytes stored over a %d-byte bound", s.bytes, s.opts.MaxBytes)
+	case byClass[Input]+byClass[State] > s.maxPinned:
+		return fmt.Errorf("%d pinned bytes over the %d-byte pinned bound", byClass[Input]+byClass[State], s.maxPinned)
+	case byClass[Input] > s.maxInput:
+		return fmt.Errorf("%d input bytes over the %d-byte input bound", byClass[Input], s.maxInput)
+	case s.peak > s.opts.MaxBytes:
+		return fmt.Errorf("peak %d bytes over the %d-byte bound", s.peak, s.opts.MaxBytes)
 	}
 	return nil
 }

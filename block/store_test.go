@@ -10,9 +10,9 @@ import (
 	"testing"
 )
 
-func mustPut(t *testing.T, s *Store, k string, size int64, pinned bool) {
+func mustPut(t *testing.T, s *Store, k string, size int64, class Class) {
 	t.Helper()
-	if err := s.Put(k, k, size, pinned); err != nil {
+	if err := s.Put(k, k, size, class); err != nil {
 		t.Fatalf("Put(%s): %v", k, err)
 	}
 	if err := s.checkInvariants(); err != nil {
@@ -23,11 +23,11 @@ func mustPut(t *testing.T, s *Store, k string, size int64, pinned bool) {
 func TestLRUEvictionFollowsUse(t *testing.T) {
 	var evicted []string
 	s := New(Options{MaxBytes: 30, OnEvict: func(k string) { evicted = append(evicted, k) }})
-	mustPut(t, s, "a", 10, false)
-	mustPut(t, s, "b", 10, false)
-	mustPut(t, s, "c", 10, false)
+	mustPut(t, s, "a", 10, Cache)
+	mustPut(t, s, "b", 10, Cache)
+	mustPut(t, s, "c", 10, Cache)
 	s.Get("a") // b is now least recently used
-	mustPut(t, s, "d", 10, false)
+	mustPut(t, s, "d", 10, Cache)
 	if !slices.Equal(evicted, []string{"b"}) || s.Contains("b") || !s.Contains("a") {
 		t.Fatalf("evicted %v; want [b]", evicted)
 	}
@@ -38,23 +38,23 @@ func TestLRUEvictionFollowsUse(t *testing.T) {
 
 func TestPinnedBlocksAreNeverEvicted(t *testing.T) {
 	s := New(Options{MaxBytes: 30})
-	mustPut(t, s, "state", 20, true)
-	mustPut(t, s, "x", 10, false)
-	mustPut(t, s, "y", 10, false) // evicts x, never state
+	mustPut(t, s, "state", 20, State)
+	mustPut(t, s, "x", 10, Cache)
+	mustPut(t, s, "y", 10, Cache) // evicts x, never state
 	if !s.Contains("state") || s.Contains("x") {
 		t.Fatal("pinned block evicted or LRU wrong")
 	}
-	err := s.Put("more", nil, 20, true)
+	err := s.Put("more", nil, 20, State)
 	if !errors.Is(err, ErrFull) || !strings.Contains(err.Error(), "more") {
 		t.Fatalf("pinned overflow = %v, want ErrFull naming the block", err)
 	}
-	if err := s.Put("huge", nil, 31, false); !errors.Is(err, ErrTooLarge) {
+	if err := s.Put("huge", nil, 31, Cache); !errors.Is(err, ErrTooLarge) {
 		t.Fatalf("oversized unpinned = %v, want ErrTooLarge", err)
 	}
 	if !s.Unpin("state") {
 		t.Fatal("Unpin failed")
 	}
-	mustPut(t, s, "z", 25, false)
+	mustPut(t, s, "z", 25, Cache)
 	if s.Contains("state") {
 		t.Error("unpinned state block survived eviction pressure")
 	}
@@ -65,13 +65,13 @@ func TestPinnedBlocksAreNeverEvicted(t *testing.T) {
 
 func TestReplaceAndRemove(t *testing.T) {
 	s := New(Options{MaxBytes: 100})
-	mustPut(t, s, "a", 10, false)
-	mustPut(t, s, "a", 40, true)
+	mustPut(t, s, "a", 10, Cache)
+	mustPut(t, s, "a", 40, State)
 	if st := s.Stats(); st.Bytes != 40 || st.PinnedBytes != 40 || st.Blocks != 1 {
 		t.Fatalf("after replace: %+v", st)
 	}
-	mustPut(t, s, "b1", 1, false)
-	mustPut(t, s, "b2", 1, false)
+	mustPut(t, s, "b1", 1, Cache)
+	mustPut(t, s, "b2", 1, Cache)
 	if n := s.RemoveIf(func(k string) bool { return strings.HasPrefix(k, "b") }); n != 2 {
 		t.Fatalf("RemoveIf removed %d", n)
 	}
@@ -114,7 +114,7 @@ func TestAgainstNaiveLRU(t *testing.T) {
 					ref = ref[1:]
 				}
 				ref = append(ref, item{k, size})
-				if err := s.Put(k, k, size, false); err != nil {
+				if err := s.Put(k, k, size, Cache); err != nil {
 					t.Fatal(err)
 				}
 			case 1:
@@ -160,7 +160,7 @@ func TestConcurrentUse(t *testing.T) {
 				k := fmt.Sprint(rng.IntN(50))
 				switch rng.IntN(4) {
 				case 0, 1:
-					_ = s.Put(k, k, int64(rng.IntN(100)), rng.IntN(10) == 0)
+					_ = s.Put(k, k, int64(rng.IntN(100)), Class(rng.IntN(int(Input)+1)))
 				case 2:
 					s.Get(k)
 				case 3:

@@ -2,8 +2,10 @@ package rdd
 
 import (
 	"context"
+
 	"errors"
 	"fmt"
+	"github.com/dstream/dstream/block"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -11,8 +13,9 @@ import (
 
 // BlockStore keeps materialised partitions. Implemented by block.Store.
 type BlockStore interface {
-	// Put stores v under key; unpinned blocks may be evicted at any time.
-	Put(key string, v any, size int64, pinned bool) error
+	// Put stores v under key in class (block.Cache blocks may be evicted at
+	// any time; block.State blocks are pinned).
+	Put(key string, v any, size int64, class block.Class) error
 	Get(key string) (any, bool)
 	Remove(key string) bool
 	RemoveIf(pred func(key string) bool) int

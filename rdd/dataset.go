@@ -76,7 +76,7 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 		v, ok := blocks.Get(key)
 		if !ok {
 			xs := collectOf(d.compute(tc, p))
-			err := blocks.Put(key, xs, block.EstimateSize(xs), false)
+			err := blocks.Put(key, xs, block.EstimateSize(xs), block.Cache)
 			if err != nil && !errors.Is(err, block.ErrTooLarge) {
 				d.node.ctx.cfg.Logger.Warn("not caching partition", "dataset", d.node.String(), "partition", p, "err", err)
 			}
@@ -112,7 +112,7 @@ func (d *Dataset[T]) Checkpoint(ctx context.Context) error {
 			xs := collectOf(d.Iterator(tc, p))
 			// The task stores the partition where it runs, so the block
 			// lives with the worker that computed it.
-			if err := c.cfg.Blocks.Put(BlockKey(d.node.ID, p), xs, block.EstimateSize(xs), true); err != nil {
+			if err := c.cfg.Blocks.Put(BlockKey(d.node.ID, p), xs, block.EstimateSize(xs), block.State); err != nil {
 				return nil, fmt.Errorf("checkpoint %s: %w", d.node, err)
 			}
 			return nil, nil

@@ -14,7 +14,7 @@ import (
 
 // Blocks is the part of the block store the shuffle store uses.
 type Blocks interface {
-	Put(key string, v any, size int64, pinned bool) error
+	Put(key string, v any, size int64, class block.Class) error
 	Get(key string) (any, bool)
 	Contains(key string) bool
 	Remove(key string) bool
@@ -43,7 +43,7 @@ func key(s rdd.ID, m, r int) string {
 // the error.
 func (s *Store) PutMapOutput(shuffle rdd.ID, mapPart int, buckets []any) error {
 	for r, b := range buckets {
-		if err := s.blocks.Put(key(shuffle, mapPart, r), b, block.EstimateSize(b), false); err != nil {
+		if err := s.blocks.Put(key(shuffle, mapPart, r), b, block.EstimateSize(b), block.Shuffle); err != nil {
 			for i := range r {
 				s.blocks.Remove(key(shuffle, mapPart, i))
 			}

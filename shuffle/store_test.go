@@ -27,14 +27,14 @@ type fakeBlocks struct {
 }
 
 type fakeBlock struct {
-	v      any
-	size   int64
-	pinned bool
+	v     any
+	size  int64
+	class block.Class
 }
 
 func newFakeBlocks() *fakeBlocks { return &fakeBlocks{blocks: make(map[string]fakeBlock)} }
 
-func (f *fakeBlocks) Put(key string, v any, size int64, pinned bool) error {
+func (f *fakeBlocks) Put(key string, v any, size int64, class block.Class) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.failOn != nil {
@@ -42,7 +42,7 @@ func (f *fakeBlocks) Put(key string, v any, size int64, pinned bool) error {
 			return err
 		}
 	}
-	f.blocks[key] = fakeBlock{v, size, pinned}
+	f.blocks[key] = fakeBlock{v, size, class}
 	return nil
 }
 
@@ -160,8 +160,8 @@ func TestStoreBuckets(t *testing.T) {
 		t.Errorf("%d blocks for %d buckets", n, maps*reduces)
 	}
 	for k, b := range blocks.blocks {
-		if b.pinned {
-			t.Errorf("bucket %s is pinned: shuffle buckets must be evictable", k)
+		if b.class != block.Shuffle {
+			t.Errorf("bucket %s is %s: shuffle buckets must be of class shuffle", k, b.class)
 		}
 		if want := block.EstimateSize(b.v); b.size != want {
 			t.Errorf("bucket %s stored with size %d, estimate %d", k, b.size, want)
