@@ -178,6 +178,7 @@ type Context struct {
 
 	tracker    *tracker
 	inputWaits atomic.Int64 // times a receiver waited for input memory
+	admission  admission    // sizes the input share; the runner's only
 	zero       time.Time    // interval times are zero + k*BatchInterval
 	run        *running
 }
@@ -197,6 +198,7 @@ func NewContext(cfg Config) (*Context, error) {
 	slots, _ := cfg.slots()
 	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0)}
 	c.blocks = block.New(block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)})
+	c.blocks.SetMaxInputBytes(c.admission.inputShare(storeBytes(cfg.MemoryBytes), 0))
 	c.shuffles = shuffle.New(c.blocks)
 	c.runner = sched.NewLocal(sched.LocalConfig{Slots: slots, Outputs: c.shuffles, MaxAttempts: cfg.MaxTaskAttempts})
 	rctx, err := rdd.NewContext(rdd.Config{Runner: c.runner, Blocks: c.blocks, Shuffles: c.shuffles, Parallelism: slots, Logger: cfg.Logger})

@@ -183,6 +183,7 @@ func (c *Context) runBatch(b batch) {
 	info.StartTime = c.cfg.Clock.Now()
 	info.SchedulingDelay = info.StartTime.Sub(b.submitted)
 	c.bus.Post(listener.BatchStarted{Batch: info})
+	c.blocks.ResetShufflePeak() // measure this interval's shuffles only (admit)
 	var failed *BatchError
 	for i, op := range c.outputs {
 		start := c.cfg.Clock.Now()
@@ -207,6 +208,7 @@ func (c *Context) runBatch(b batch) {
 	if failed != nil {
 		info.Err = failed
 	}
+	c.admit(c.tracker.bytes(b.time))
 	c.clearOld(b.time)
 	info.EndTime = c.cfg.Clock.Now()
 	info.ProcessingTime = info.EndTime.Sub(info.StartTime)

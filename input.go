@@ -139,6 +139,11 @@ func (c countingWriter) Write(rec string) error {
 	return nil
 }
 
+// ReceiverWaits returns how many times a receiver's block found the input
+// memory full and waited for processed intervals to free it: how often
+// backpressure held the receivers back.
+func (c *Context) ReceiverWaits() int64 { return c.inputWaits.Load() }
+
 // ReceivedRecords returns how many records the receivers have taken in.
 func (c *Context) ReceivedRecords() int64 {
 	var n int64
@@ -171,7 +176,7 @@ func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
 	if err != nil {
 		return err
 	}
-	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records)})
+	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records), bytes: size})
 	return nil
 }
 

@@ -3,8 +3,10 @@ package dstream
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dstream/dstream/rdd"
@@ -20,9 +22,11 @@ type outputOp struct {
 	open func() error
 }
 
-func addOutput[T any](s *Stream[T], name string, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) {
+// addOutput registers an output named name that runs fn for every interval
+// of s; open, if not nil, becomes the output's Start hook.
+func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) {
 	c := s.ctx
-	op := &outputOp{name: name}
+	op := &outputOp{name: name, open: open}
 	op.run = func(t time.Time) (err error) {
 		// Driver-side user code (Transform functions while the interval's
 		// datasets are built, fn itself) fails the interval, not the process.
@@ -62,14 +66,14 @@ func addOutput[T any](s *Stream[T], name string, fn func(ctx context.Context, ds
 // stops hard. fn typically runs actions on the dataset; its error fails the
 // interval.
 func ForeachRDD[T any](s *Stream[T], fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) {
-	addOutput(s, "foreachRDD", fn)
+	addOutput(s, "foreachRDD", nil, fn)
 }
 
 // Print writes the first n records of every interval to the context's Out,
 // under a header naming the interval, as Spark's print does.
 func (s *Stream[T]) Print(n int) {
 	c := s.ctx
-	addOutput(s, "print", func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
+	addOutput(s, "print", nil, func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
 		xs, err := ds.Take(ctx, n+1)
 		if err != nil {
 			return err
@@ -91,18 +95,104 @@ func (s *Stream[T]) Print(n int) {
 // SaveAsTextFiles writes every interval's dataset as text, one record per
 // line (fmt.Sprint), into the directory "prefix-<interval ms>[.suffix]"
 // holding one part-NNNNN file per partition and an empty _SUCCESS marker, as
-// Spark lays them out. The directory appears atomically (written under a
-// temporary name, then renamed), and an interval whose directory is already
-// complete is not written again, so re-running an interval after a failure
-// leaves exactly one copy of its output.
+// Spark lays them out; interval directories are 0755 and files 0644 (less the
+// umask). The directory appears atomically (written under a temporary name,
+// ".<name>.tmp-<random>" beside it, then renamed), and an interval whose
+// directory is already complete is not written again, so re-running an
+// interval after a failure leaves exactly one copy of its output.
+//
+// Start creates the parent folder and fails, naming it, if it cannot be
+// written; it then removes the temporary directories of this prefix and
+// suffix that a killed run left behind, and nothing else. One running job at
+// a time owns a prefix and suffix. suffix must not contain a path separator.
 func (s *Stream[T]) SaveAsTextFiles(prefix, suffix string) {
-	addOutput(s, "saveAsTextFiles", func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
-		dir := fmt.Sprintf("%s-%d", prefix, t.UnixMilli())
-		if suffix != "" {
-			dir += "." + suffix
+	c := s.ctx
+	ext := ""
+	if suffix != "" {
+		ext = "." + suffix
+	}
+	// Every interval's directory is parent/stem<ms>ext.
+	parent, stem := filepath.Dir(prefix+"-"), filepath.Base(prefix+"-")
+	open := func() error {
+		if strings.ContainsAny(suffix, `/`+string(filepath.Separator)) {
+			return fmt.Errorf("suffix %q contains a path separator; put folders in the prefix", suffix)
 		}
-		return saveText(ctx, ds, dir)
+		if err := checkOutputFolder(parent, stem+"0"+ext); err != nil {
+			return err
+		}
+		removeStaleTemps(c.log, parent, stem, ext)
+		return nil
+	}
+	addOutput(s, "saveAsTextFiles", open, func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
+		return saveText(ctx, ds, filepath.Join(parent, fmt.Sprintf("%s%d%s", stem, t.UnixMilli(), ext)))
 	})
+}
+
+// tempPattern is the os.MkdirTemp pattern of the temporary directory in
+// which the output directory named name is written.
+func tempPattern(name string) string { return "." + name + ".tmp-" }
+
+// checkOutputFolder creates parent (0755) and checks that an output
+// directory can be written in it, the way saveText writes one: a temporary
+// directory named after name, holding a file. A crash leaves at most that
+// directory, which removeStaleTemps removes.
+func checkOutputFolder(parent, name string) error {
+	fail := func(err error) error {
+		return fmt.Errorf("output folder %s: %w; make it a folder this user can write or choose another output prefix", parent, err)
+	}
+	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fail(err)
+	}
+	probe, err := os.MkdirTemp(parent, tempPattern(name))
+	if err != nil {
+		return fail(err)
+	}
+	defer os.RemoveAll(probe)
+	if err := writeFileSync(filepath.Join(probe, "_SUCCESS"), nil); err != nil {
+		return fail(err)
+	}
+	return nil
+}
+
+// removeStaleTemps removes the directories in parent named exactly like the
+// temporary directory of an interval's output, "." + stem + <digits> + ext +
+// ".tmp-" + anything, and logs what it removed. It leaves everything else
+// alone, and only logs a directory it cannot remove (a leftover, not a loss).
+func removeStaleTemps(log *slog.Logger, parent, stem, ext string) {
+	entries, err := os.ReadDir(parent)
+	if err != nil {
+		log.Warn("cannot list output folder for stale temporary output", "folder", parent, "err", err)
+		return
+	}
+	var removed []string
+	for _, e := range entries {
+		if !e.IsDir() || !isTempName(e.Name(), stem, ext) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(parent, e.Name())); err != nil {
+			log.Warn("cannot remove stale temporary output", "folder", parent, "name", e.Name(), "err", err)
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	if len(removed) > 0 {
+		const maxNames = 10
+		log.Info("removed stale temporary output of a killed run", "folder", parent, "count", len(removed), "names", removed[:min(len(removed), maxNames)])
+	}
+}
+
+// isTempName reports whether name is "." + stem + <digits> + ext + ".tmp-" +
+// anything.
+func isTempName(name, stem, ext string) bool {
+	rest, ok := strings.CutPrefix(name, "."+stem)
+	if !ok {
+		return false
+	}
+	digits := len(rest) - len(strings.TrimLeft(rest, "0123456789"))
+	if digits == 0 {
+		return false
+	}
+	return strings.HasPrefix(rest[digits:], ext+".tmp-")
 }
 
 func saveText[T any](ctx context.Context, ds *rdd.Dataset[T], dir string) error {
@@ -113,11 +203,15 @@ func saveText[T any](ctx context.Context, ds *rdd.Dataset[T], dir string) error 
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, "."+filepath.Base(dir)+".tmp-")
+	tmp, err := os.MkdirTemp(parent, tempPattern(filepath.Base(dir)))
 	if err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}
 	defer os.RemoveAll(tmp)
+	// MkdirTemp makes 0700; the output is for its readers too.
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
 	err = ds.ForeachPartition(ctx, func(p int, records []T) error {
 		// A local slice, not a strings.Builder: fmt would move a Builder
 		// to the heap, where another task's writes may share its cache
@@ -149,8 +243,10 @@ func saveText[T any](ctx context.Context, ds *rdd.Dataset[T], dir string) error 
 	return nil
 }
 
+// writeFileSync creates (or truncates) name with mode 0644 less the umask,
+// writes data and syncs it.
 func writeFileSync(name string, data []byte) error {
-	f, err := os.Create(name)
+	f, err := os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package dstream_test
 
 import (
 	"context"
+	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -52,13 +53,13 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func TestUnwritableOutputFolderFailsTheIntervalNotTheJob(t *testing.T) {
 	dir := t.TempDir()
-	blocker := filepath.Join(dir, "file")
-	if err := os.WriteFile(blocker, []byte("x"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	out := filepath.Join(dir, "out")
 	var mu sync.Mutex
 	var completed []listener.BatchInfo
-	h := dstreamtest.New[string](t, dstreamtest.Options{})
+	// The job carries on after a failed interval only if OnBatchError says so.
+	h := dstreamtest.New[string](t, dstreamtest.Options{Config: func(c *dstream.Config) {
+		c.OnBatchError = func(*dstream.BatchError) error { return nil }
+	}})
 	h.Ctx.AddListener(listener.Func(func(e listener.Event) {
 		if c, ok := e.(listener.BatchCompleted); ok {
 			mu.Lock()
@@ -66,11 +67,18 @@ func TestUnwritableOutputFolderFailsTheIntervalNotTheJob(t *testing.T) {
 			mu.Unlock()
 		}
 	}))
-	h.In.SaveAsTextFiles(filepath.Join(blocker, "sub", "words"), "")
+	h.In.SaveAsTextFiles(filepath.Join(out, "words"), "")
 	col := dstreamtest.Collect(h.In)
 	h.Input.Push("a")
 	h.Input.Push("b")
 	h.Start()
+	// The folder Start checked becomes a regular file while the job runs.
+	if err := os.RemoveAll(out); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(out, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	h.Tick()
 	t2 := h.Tick()
 	if got := col.At(t2); len(got) != 1 || got[0] != "b" {
@@ -87,6 +95,170 @@ func TestUnwritableOutputFolderFailsTheIntervalNotTheJob(t *testing.T) {
 	err := completed[0].Err
 	if err == nil || !strings.Contains(err.Error(), "output folder") || !strings.Contains(err.Error(), "not a directory") {
 		t.Errorf("interval error = %v, want a clear output folder error", err)
+	}
+}
+
+func TestSaveAsTextFilesStartFailsOnUnusableFolder(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("x"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	readOnly := filepath.Join(dir, "ro")
+	if err := os.Mkdir(readOnly, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, prefix, suffix string
+		want                 []string
+		skip                 bool
+	}{
+		{name: "under a regular file", prefix: filepath.Join(file, "sub", "words"),
+			want: []string{"dstream: saveAsTextFiles: output folder " + filepath.Join(file, "sub") + ":", "not a directory", "choose another output prefix"}},
+		{name: "parent is a regular file", prefix: filepath.Join(file, "words"),
+			want: []string{"output folder " + file + ":", "not a directory"}},
+		{name: "read-only folder", prefix: filepath.Join(readOnly, "words"),
+			want: []string{"output folder " + readOnly + ":", "permission denied", "make it a folder this user can write"},
+			skip: os.Geteuid() == 0}, // root writes anywhere
+		{name: "suffix with a separator", prefix: filepath.Join(dir, "words"), suffix: "a/b",
+			want: []string{"saveAsTextFiles: suffix \"a/b\" contains a path separator"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if tc.skip {
+				t.Skip("not checkable as this user")
+			}
+			h := dstreamtest.New[string](t, dstreamtest.Options{})
+			h.In.SaveAsTextFiles(tc.prefix, tc.suffix)
+			err := h.Ctx.Start()
+			if err == nil {
+				t.Fatal("Start succeeded")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Start error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// lockedBuffer is an io.Writer safe for the context's goroutines.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+func TestSaveAsTextFilesStartRemovesOnlyItsStaleTemps(t *testing.T) {
+	type entry struct {
+		name    string
+		file    bool // a regular file, not a folder
+		removed bool
+	}
+	for _, tc := range []struct {
+		suffix  string
+		entries []entry
+	}{
+		{"txt", []entry{
+			{name: ".words-1700000000000.txt.tmp-123456", removed: true},
+			{name: ".words-7.txt.tmp-", removed: true},
+			{name: ".words-1700000000000.tmp-1"},     // no suffix: another output
+			{name: ".words-1700000000000.csv.tmp-1"}, // another suffix
+			{name: ".words-1700000000000.txt.tmp"},   // not the temporary pattern
+			{name: ".other-1700000000000.txt.tmp-1"}, // another prefix
+			{name: ".words-2-1700000000000.txt.tmp-1"},
+			{name: ".word-1700000000000.txt.tmp-1"},
+			{name: ".words-.txt.tmp-1"},
+			{name: ".words-12a.txt.tmp-1"},
+			{name: "..words-1.txt.tmp-1"},
+			{name: "words-1.txt.tmp-1"},
+			{name: "words-1700000000000.txt"}, // a completed output
+			{name: ".words-1700000000000.txt.tmp-2", file: true},
+			{name: "mine"},
+		}},
+		{"", []entry{
+			{name: ".words-1700000000000.tmp-abc", removed: true},
+			{name: ".words-1700000000000.txt.tmp-1"},
+			{name: ".words-1700000000000"},
+			{name: "words-1700000000000"},
+			{name: ".words-1.tmp-x", file: true},
+		}},
+	} {
+		t.Run("suffix="+tc.suffix, func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			for _, e := range tc.entries {
+				p := filepath.Join(out, e.name)
+				if e.file {
+					if err := os.MkdirAll(out, 0o755); err != nil {
+						t.Fatal(err)
+					}
+					if err := os.WriteFile(p, []byte("x"), 0o644); err != nil {
+						t.Fatal(err)
+					}
+					continue
+				}
+				if err := os.MkdirAll(p, 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(filepath.Join(p, "part-00000"), []byte("x\n"), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var logs lockedBuffer
+			h := dstreamtest.New[string](t, dstreamtest.Options{Config: func(c *dstream.Config) {
+				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+			}})
+			h.In.SaveAsTextFiles(filepath.Join(out, "words"), tc.suffix)
+			h.Start()
+			nRemoved := 0
+			for _, e := range tc.entries {
+				_, err := os.Lstat(filepath.Join(out, e.name))
+				switch {
+				case e.removed && err == nil:
+					t.Errorf("stale %s was not removed", e.name)
+				case !e.removed && err != nil:
+					t.Errorf("%s was removed: %v", e.name, err)
+				}
+				if e.removed {
+					nRemoved++
+				}
+			}
+			// Start's writability probe leaves nothing behind.
+			names, err := os.ReadDir(out)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, want := len(names), len(tc.entries)-nRemoved; got != want {
+				t.Errorf("%d entries in the output folder after Start, want %d", got, want)
+			}
+			l := logs.String()
+			if !strings.Contains(l, "removed stale temporary output of a killed run") || !strings.Contains(l, "count="+itoa(int64(nRemoved))) || !strings.Contains(l, out) {
+				t.Errorf("no log of the removal, with its count and folder, in:\n%s", l)
+			}
+		})
+	}
+}
+
+func TestSaveAsTextFilesStartLogsNothingWithoutStaleTemps(t *testing.T) {
+	var logs lockedBuffer
+	h := dstreamtest.New[string](t, dstreamtest.Options{Config: func(c *dstream.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
+	}})
+	h.In.SaveAsTextFiles(filepath.Join(t.TempDir(), "words"), "")
+	h.Start()
+	if l := logs.String(); strings.Contains(l, "stale") {
+		t.Errorf("unexpected log:\n%s", l)
 	}
 }
 

@@ -11,6 +11,7 @@ type blockInfo struct {
 	key     string
 	time    time.Time
 	records int
+	bytes   int64 // estimated size in the block store
 }
 
 // tracker is Spark's ReceivedBlockTracker: it holds the blocks receivers have
@@ -79,6 +80,19 @@ func (t *tracker) records(at time.Time) int64 {
 	for _, bs := range t.allocated[at.UnixMilli()] {
 		for _, b := range bs {
 			n += int64(b.records)
+		}
+	}
+	return n
+}
+
+// bytes returns the estimated size of the blocks allocated to interval at.
+func (t *tracker) bytes(at time.Time) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int64
+	for _, bs := range t.allocated[at.UnixMilli()] {
+		for _, b := range bs {
+			n += b.bytes
 		}
 	}
 	return n

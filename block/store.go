@@ -109,6 +109,7 @@ type Store struct {
 	byClass [Input + 1]int64
 	peak    int64
 	peakIn  int64
+	peakSh  int64 // shuffle bytes high-water since ResetShufflePeak
 	hits    uint64
 	misses  uint64
 	evicted uint64
@@ -137,7 +138,33 @@ func New(opts Options) *Store {
 
 // MaxInputBytes is the most input blocks may hold: receivers size their
 // blocks well under it.
-func (s *Store) MaxInputBytes() int64 { return s.maxInput }
+func (s *Store) MaxInputBytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.maxInput
+}
+
+// SetMaxInputBytes changes the input share, within [0, the pinned share];
+// input already stored stays, and waiting receivers retry when it grows.
+func (s *Store) SetMaxInputBytes(n int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n = max(0, min(n, s.maxPinned))
+	if n > s.maxInput {
+		s.released()
+	}
+	s.maxInput = n
+}
+
+// ResetShufflePeak returns the most shuffle outputs held since the last
+// call (or since New), and starts the next measurement from what they hold now.
+func (s *Store) ResetShufflePeak() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.peakSh
+	s.peakSh = s.byClass[Shuffle]
+	return p
+}
 
 // Put stores v under key with the given estimated size and class, replacing
 // any block of that key. It makes room by evicting least recently used
@@ -233,6 +260,7 @@ func (s *Store) putLocked(key string, v any, size int64, class Class, evictedKey
 	s.byClass[class] += size
 	s.peak = max(s.peak, s.bytes)
 	s.peakIn = max(s.peakIn, s.byClass[Input])
+	s.peakSh = max(s.peakSh, s.byClass[Shuffle])
 	return nil
 }
 
@@ -393,8 +421,6 @@ func (s *Store) checkInvariants() error {
 		return fmt.Errorf("%d bytes stored over a %d-byte bound", s.bytes, s.opts.MaxBytes)
 	case byClass[Input]+byClass[State] > s.maxPinned:
 		return fmt.Errorf("%d pinned bytes over the %d-byte pinned bound", byClass[Input]+byClass[State], s.maxPinned)
-	case byClass[Input] > s.maxInput:
-		return fmt.Errorf("%d input bytes over the %d-byte input bound", byClass[Input], s.maxInput)
 	case s.peak > s.opts.MaxBytes:
 		return fmt.Errorf("peak %d bytes over the %d-byte bound", s.peak, s.opts.MaxBytes)
 	}

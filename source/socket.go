@@ -226,6 +226,10 @@ func (s *Socket) serve(ctx context.Context, conn net.Conn, w Writer) error {
 		var ne net.Error
 		switch {
 		case ctx.Err() != nil && errors.As(err, &ne) && ne.Timeout():
+			if !drainUntil.IsZero() && !time.Now().Before(drainUntil) {
+				log.Warn("socket source stopped draining a connection that kept sending; what it sends from now on is not received",
+					"addr", s.addr, "from", peer, "drained_for", drainMax)
+			}
 			if partial > 0 {
 				log.Warn("socket source stopped mid-record; partial record dropped", "addr", s.addr, "from", peer, "bytes", partial)
 			}
