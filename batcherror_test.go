@@ -48,6 +48,11 @@ func TestFailedIntervalStopsTheContext(t *testing.T) {
 	if got := col.At(t2.Add(time.Second)); got != nil {
 		t.Fatalf("interval 3 ran after a failed interval: %v", got)
 	}
+	select {
+	case <-h.Ctx.Done():
+	case <-ctx.Done():
+		t.Fatal("Done not closed after the context stopped on its own")
+	}
 	err := h.Ctx.Stop(true)
 	var be *dstream.BatchError
 	if !errors.As(err, &be) {
@@ -78,7 +83,7 @@ func TestRunUntilReturnsTheFailedInterval(t *testing.T) {
 	go func() { done <- h.Ctx.RunUntil(context.Background()) }()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	for h.Ctx.StartTime().IsZero() { // RunUntil's Start has not happened yet
+	for h.Ctx.Done() == nil { // RunUntil's Start has not happened yet
 		select {
 		case err := <-done:
 			t.Fatalf("RunUntil returned %v before any interval", err)

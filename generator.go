@@ -94,8 +94,8 @@ func (c *Context) Start() error {
 	r.doneCond = sync.NewCond(&r.mu)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.batches = make(chan batch, c.cfg.MaxPendingBatches)
-	c.run = r
 	c.mu.Lock()
+	c.run = r
 	c.state = stateRunning
 	c.mu.Unlock()
 
@@ -240,6 +240,19 @@ func (c *Context) batchFailed(failed *BatchError) {
 	c.log.Error("stopping: an interval failed", "err", err)
 	r.cancel() // the runner skips what is queued; a graceful Stop in progress ends its drain
 	go c.Stop(false)
+}
+
+// Done returns a channel that is closed once the context has stopped, by
+// Stop or on its own (a failed interval, see Config.OnBatchError); Stop then
+// returns the error it stopped with. Before Start it returns nil, a channel
+// that never closes.
+func (c *Context) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.run == nil {
+		return nil
+	}
+	return c.run.stopped
 }
 
 // stopErr is the error the context stopped with, if it stopped on its own.
