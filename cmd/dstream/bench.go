@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/bench"
 )
 
@@ -18,7 +19,6 @@ import (
 // single-threaded baseline.
 func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	workload := fs.String("workload", "all", "workload: "+strings.Join(bench.Names(), ", ")+" or all")
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
@@ -28,8 +28,28 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print one JSON object per workload")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (pprof) at the end of the run to this file")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
+	}
+	// Every flag is checked before anything is printed or created.
+	names := []string{*workload}
+	if *workload == "all" {
+		names = bench.Names()
+	} else if _, ok := bench.Workloads[*workload]; !ok {
+		return usageError{fmt.Errorf("--workload %q: want %s or all", *workload, strings.Join(bench.Names(), ", "))}
+	}
+	switch {
+	case *batch <= 0:
+		return usageError{fmt.Errorf("--batch %v must be positive", *batch)}
+	case *duration <= 0:
+		return usageError{fmt.Errorf("--duration %v must be positive", *duration)}
+	case *window <= 0 || *window%*batch != 0:
+		return usageError{fmt.Errorf("--window %v must be a positive multiple of --batch %v", *window, *batch)}
+	case *src != "memory" && *src != "socket":
+		return usageError{fmt.Errorf("--source %q: want memory or socket", *src)}
+	}
+	if err := (dstream.Config{Master: *master, BatchInterval: *batch}).Validate(); err != nil {
+		return usageError{err}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -50,10 +70,6 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}()
 	}
-	names := []string{*workload}
-	if *workload == "all" {
-		names = bench.Names()
-	}
 	for _, name := range names {
 		cfg := bench.Config{Workload: name, Batch: *batch, Master: *master, Duration: *duration, Source: *src, Window: *window}
 		// Progress goes to stdout, or to stderr when stdout is for JSON.
@@ -65,9 +81,6 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		fmt.Fprintf(progress, "== %s, batch %v, %s, source %s\n", name, *batch, *master, *src)
 		res, err := bench.Run(cfg)
 		if err != nil {
-			if strings.Contains(err.Error(), "unknown workload") || strings.Contains(err.Error(), "--source") || strings.Contains(err.Error(), "multiple") {
-				return usageError{err}
-			}
 			return err
 		}
 		if *asJSON {

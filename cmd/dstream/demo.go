@@ -23,14 +23,14 @@ import (
 // hashtags over the sliding window are printed, with a summary line.
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	duration := fs.Duration("duration", 30*time.Second, "run this long, then stop gracefully (0: until Ctrl-C)")
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	window := fs.Duration("window", 10*time.Second, "sliding window over which hashtags are counted")
 	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
+	memory := memoryFlag(fs)
 	verbose := fs.Bool("v", false, "log the engine's info messages")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
 	}
 	if *duration < 0 || *rate < 0 {
@@ -48,9 +48,15 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 
-	sctx, err := dstream.NewContext(dstream.Config{Master: *master, BatchInterval: *batch, Out: stdout, Logger: logger})
-	if err != nil {
+	// The demo owns its process: the Go runtime's memory limit follows the
+	// engine's budget.
+	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: *memory, LimitProcessMemory: true, Out: stdout, Logger: logger}
+	if err := cfg.Validate(); err != nil {
 		return usageError{err}
+	}
+	sctx, err := dstream.NewContext(cfg)
+	if err != nil {
+		return err
 	}
 	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: logger})
 	tweets := dstream.ReceiverStream(sctx, sock)
@@ -95,10 +101,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",
 		*window, *batch, *rate, sock.Addr())
 
-	runCtx := ctx
+	runCtx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	if *duration > 0 {
-		var cancel context.CancelFunc
-		runCtx, cancel = context.WithTimeout(ctx, *duration)
+		runCtx, cancel = context.WithTimeout(runCtx, *duration)
 		defer cancel()
 	}
 	sendDone := make(chan error, 1)
@@ -106,7 +112,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		_, err := client.Send(runCtx, client.Options{To: sock.Addr().String(), Generate: "tweets", Seed: 1, Rate: *rate, Logger: logger})
 		sendDone <- err
 	}()
-	<-runCtx.Done()
+	untilStopped(runCtx, sctx)
+	cancel()
 	if err := <-sendDone; err != nil {
 		logger.Warn("generator stopped", "err", err)
 	}

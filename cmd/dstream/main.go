@@ -1,7 +1,7 @@
 // Command dstream is the dstream tool: the trending-topics demo, the data
-// injector that feeds socket sources, and (later) benchmarks and workers.
+// injector that feeds socket sources, and the benchmarks (later, workers).
 //
-//	dstream demo [--duration D] [--batch 1s] [--window 10s]
+//	dstream demo [--duration D] [--batch 1s] [--window 10s] [--memory 1GiB]
 //	dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
 //	dstream bench --workload grep|wordcount|topk [--batch 1s] [--json]
 package main
@@ -15,12 +15,14 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/dstream/dstream"
 )
 
 const usage = `dstream: discretized streams in Go
 
 Usage:
-  dstream demo [--duration D] [--batch 1s] [--window 10s]
+  dstream demo [--duration D] [--batch 1s] [--window 10s] [--memory 1GiB]
       trending hashtags over a sliding window, from generated tweets
   dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
       inject newline-delimited records into a socket source
@@ -64,7 +66,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case errors.Is(err, flag.ErrHelp):
 		return 0
 	case errors.As(err, new(usageError)):
-		fmt.Fprintf(stderr, "dstream %s: %v\n", args[0], err)
+		fmt.Fprintf(stderr, "dstream %s: %v\nRun 'dstream %s --help' for its flags.\n", args[0], err, args[0])
 		return 2
 	default:
 		fmt.Fprintf(stderr, "dstream %s: %v\n", args[0], err)
@@ -77,17 +79,51 @@ type usageError struct{ error }
 
 func (e usageError) Unwrap() error { return e.error }
 
-// parseFlags parses args into fs and rejects positional arguments; a
-// malformed command line is a usageError (exit 2), -h is flag.ErrHelp.
-func parseFlags(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			return err
-		}
+// parseFlags parses args into fs and rejects positional arguments. The flag
+// package prints nothing: a malformed command line comes back as a
+// usageError, which run prints once (exit 2); -h or --help prints the
+// command's synopsis and flags to stdout and returns flag.ErrHelp (exit 0).
+func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stdout, "Usage: dstream %s %s\n\nFlags:\n", fs.Name(), synopsis)
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return flag.ErrHelp
+	case err != nil:
 		return usageError{err}
-	}
-	if fs.NArg() > 0 {
+	case fs.NArg() > 0:
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	return nil
+}
+
+// memoryFlag defines --memory on fs, the engine's memory budget parsed by
+// dstream.ParseBytes, and returns where it is stored (default 1 GiB).
+func memoryFlag(fs *flag.FlagSet) *int64 {
+	n := int64(1 << 30)
+	fs.Func("memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
+		v, err := dstream.ParseBytes(s)
+		if err != nil {
+			return err
+		}
+		if v <= 0 {
+			return fmt.Errorf("size %q must be positive", s)
+		}
+		n = v
+		return nil
+	})
+	return &n
+}
+
+// untilStopped blocks until ctx is done or sctx stops by itself (by default
+// a failed interval stops it).
+func untilStopped(ctx context.Context, sctx *dstream.Context) {
+	select {
+	case <-ctx.Done():
+	case <-sctx.Done():
+	}
 }

@@ -19,12 +19,67 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"demo", "--batch", "soon"}, 2, "invalid value"},
 		{[]string{"demo", "--batch", "0s"}, 2, "too short"},
 		{[]string{"demo", "--master", "yarn"}, 2, "master"},
+		{[]string{"demo", "--memory", "lots"}, 2, "memory"},
+		{[]string{"demo", "--memory", "0"}, 2, "positive"},
+		{[]string{"demo", "--memory", "100"}, 2, "too small"},
+		{[]string{"demo", "extra"}, 2, "unexpected"},
 		{[]string{"help"}, 0, "Usage"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(c.args, &out, &errb)
 		if code != c.code || !strings.Contains(out.String()+errb.String(), c.want) {
 			t.Errorf("dstream %v: exit %d, output %q; want exit %d mentioning %q", c.args, code, out.String()+errb.String(), c.code, c.want)
+		}
+	}
+}
+
+// TestFlagErrorsPrintOnce: the flag package's error is printed once, by
+// run, not a second time by the flag package with the flags after it.
+func TestFlagErrorsPrintOnce(t *testing.T) {
+	for _, cmd := range []string{"demo", "send", "bench"} {
+		var out, errb bytes.Buffer
+		code := run([]string{cmd, "--bogus"}, &out, &errb)
+		if code != 2 || out.Len() != 0 || strings.Count(errb.String(), "-bogus") != 1 || strings.Contains(errb.String(), "-batch") {
+			t.Errorf("dstream %s --bogus: exit %d, stdout %q, stderr %q; want exit 2 and the error once on stderr", cmd, code, out.String(), errb.String())
+		}
+	}
+}
+
+// TestHelp: --help prints the command's flags to stdout and exits 0.
+func TestHelp(t *testing.T) {
+	for cmd, flag := range map[string]string{"demo": "-memory", "send": "-generate", "bench": "-workload"} {
+		for _, h := range []string{"--help", "-h"} {
+			var out, errb bytes.Buffer
+			code := run([]string{cmd, h}, &out, &errb)
+			if code != 0 || !strings.Contains(out.String(), "Usage: dstream "+cmd) || !strings.Contains(out.String(), flag) || errb.Len() != 0 {
+				t.Errorf("dstream %s %s: exit %d, stdout %q, stderr %q; want exit 0 and the flags on stdout", cmd, h, code, out.String(), errb.String())
+			}
+		}
+	}
+}
+
+// TestBenchValidatesFirst: every bench flag is checked before anything is
+// printed (no workload header before the error).
+func TestBenchValidatesFirst(t *testing.T) {
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--workload", "nope"}, "--workload"},
+		{[]string{"--workload", "grep", "--batch", "0s"}, "--batch"},
+		{[]string{"--workload", "grep", "--batch", "-1s"}, "--batch"},
+		{[]string{"--workload", "grep", "--duration", "0s"}, "--duration"},
+		{[]string{"--workload", "grep", "--duration", "-5s"}, "--duration"},
+		{[]string{"--workload", "grep", "--master", "yarn"}, "master"},
+		{[]string{"--workload", "grep", "--source", "kafka"}, "--source"},
+		{[]string{"--workload", "grep", "--batch", "2s", "--window", "7s"}, "--window"},
+		{[]string{"--workload", "all", "--window", "-1s"}, "--window"},
+		{[]string{"--workload", "grep", "--json", "--source", "file"}, "--source"},
+	} {
+		var out, errb bytes.Buffer
+		code := run(append([]string{"bench"}, c.args...), &out, &errb)
+		if code != 2 || out.Len() != 0 || strings.Contains(errb.String(), "==") || !strings.Contains(errb.String(), c.want) {
+			t.Errorf("dstream bench %v: exit %d, stdout %q, stderr %q; want exit 2, nothing printed but an error mentioning %q", c.args, code, out.String(), errb.String(), c.want)
 		}
 	}
 }

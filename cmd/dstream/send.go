@@ -18,11 +18,6 @@ import (
 // It prints a one-line summary to stdout; warnings (reconnects) go to stderr.
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(fs.Output(), "Usage: dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D] [--count N]\n\n")
-		fs.PrintDefaults()
-	}
 	var o client.Options
 	fs.StringVar(&o.To, "to", "", "HOST:PORT of the socket source (required)")
 	fs.StringVar(&o.File, "file", "", "send this file's lines once, then exit")
@@ -32,7 +27,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (0: at the end of the file, or never)")
 	fs.Int64Var(&o.Count, "count", 0, "stop after this many records (0: no limit)")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 30*time.Second, "give up when no connection can be made for this long")
-	if err := parseFlags(fs, args); err != nil {
+	if err := parseFlags(fs, "--to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D] [--count N]", args, stdout); err != nil {
 		return err
 	}
 	if err := o.Validate(); err != nil {

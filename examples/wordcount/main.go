@@ -2,18 +2,25 @@
 // strings.Fields does) of every interval received on a socket and saves each
 // interval as lines "word<TAB>count" under DIR/words-<interval ms>/part-NNNNN.
 //
-//	go run ./examples/wordcount --listen 127.0.0.1:9999 --batch 1s --out /tmp/wc
+//	go build -o /tmp/wordcount ./examples/wordcount
+//	/tmp/wordcount --listen 127.0.0.1:9999 --batch 1s --out /tmp/wc &
 //	go run ./cmd/dstream send --to 127.0.0.1:9999 --file input.txt
 //
-// SIGTERM or Ctrl-C stops it gracefully: it stops receiving, finishes every
-// record already received, writes those intervals and exits 0.
+// It prints one line per interval: records in, processing time, scheduling
+// delay, total delay and status. SIGTERM or Ctrl-C stops it gracefully: it
+// stops receiving, finishes every record already received, writes those
+// intervals and exits 0. A failed interval stops it with exit status 1; a
+// usage error or a failure to start (the port in use, an output folder that
+// cannot be created) exits 2.
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"log"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -24,33 +31,77 @@ import (
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/source"
 )
 
 func main() {
-	if err := run(os.Args[1:], os.Stdout, os.Stderr); err != nil {
-		fmt.Fprintln(os.Stderr, "wordcount:", err)
-		os.Exit(1)
-	}
+	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(sig, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
 }
 
-func run(args []string, stdout, stderr io.Writer) error {
+// run runs wordcount until sig is done or the context stops by itself, and
+// returns the exit status: 0 after a graceful stop, 1 on an error while
+// running, 2 on a usage error or a failure to start.
+func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // errors are printed once, below
+	fs.Usage = func() {}
 	listen := fs.String("listen", "127.0.0.1:9999", "address the socket source listens on (port 0 picks a free port)")
 	batch := fs.Duration("batch", time.Second, "batch interval")
-	out := fs.String("out", "", "output folder (required)")
+	out := fs.String("out", "", "output `folder` (required)")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
-	if err := fs.Parse(args); err != nil {
-		return err
+	memory := int64(1 << 30)
+	fs.Func("memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
+		n, err := dstream.ParseBytes(s)
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return fmt.Errorf("size %q must be positive", s)
+		}
+		memory = n
+		return nil
+	})
+	usageErr := func(err error) int {
+		fmt.Fprintf(stderr, "wordcount: %v\nRun 'wordcount --help' for its flags.\n", err)
+		return 2
 	}
-	if *out == "" {
-		return fmt.Errorf("--out is required")
+	err := fs.Parse(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		fmt.Fprintf(stdout, "Usage: wordcount --out FOLDER [flags]\n\nFlags:\n")
+		fs.SetOutput(stdout)
+		fs.PrintDefaults()
+		return 0
+	case err != nil:
+		return usageErr(err)
+	case fs.NArg() > 0:
+		return usageErr(fmt.Errorf("unexpected arguments %q", fs.Args()))
+	case *out == "":
+		return usageErr(errors.New("--out is required"))
+	case *batch <= 0:
+		return usageErr(fmt.Errorf("--batch %v must be positive", *batch))
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
-	ctx, err := dstream.NewContext(dstream.Config{Master: *master, BatchInterval: *batch, Logger: logger})
+	// wordcount owns its process: the Go runtime's memory limit follows the
+	// engine's budget.
+	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: memory, LimitProcessMemory: true, Logger: logger}
+	if err := cfg.Validate(); err != nil {
+		return usageErr(err)
+	}
+	fail := func(code int, err error) int {
+		fmt.Fprintln(stderr, "wordcount:", err)
+		return code
+	}
+	if err := os.MkdirAll(*out, 0o755); err != nil {
+		return fail(2, fmt.Errorf("cannot create output folder %s: %w", *out, err))
+	}
+	ctx, err := dstream.NewContext(cfg)
 	if err != nil {
-		return err
+		return fail(2, err)
 	}
 	sock := source.NewSocket(*listen, source.SocketOptions{Logger: logger})
 	lines := dstream.ReceiverStream(ctx, sock)
@@ -62,13 +113,39 @@ func run(args []string, stdout, stderr io.Writer) error {
 	})
 	text.SaveAsTextFiles(filepath.Join(*out, "words"), "")
 
-	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	// Lines to stdout come from this goroutine and the listener bus's: a
+	// log.Logger serialises them, and the address comes first.
+	say := log.New(stdout, "wordcount: ", 0)
+	started := make(chan struct{})
+	ctx.AddListener(listener.Func(func(e listener.Event) {
+		if c, ok := e.(listener.BatchCompleted); ok {
+			<-started
+			b := c.Batch
+			status := "ok"
+			if b.Err != nil {
+				status = "FAILED: " + b.Err.Error()
+			}
+			say.Printf("interval %d: %d records in, processing %v, scheduling delay %v, total delay %v, %s",
+				b.Time.UnixMilli(), b.Records, b.ProcessingTime.Round(time.Millisecond),
+				b.SchedulingDelay.Round(time.Millisecond), b.TotalDelay.Round(time.Millisecond), status)
+		}
+	}))
 	if err := ctx.Start(); err != nil {
-		return err
+		return fail(2, err)
 	}
-	fmt.Fprintf(stdout, "wordcount: listening on %s, writing to %s\n", sock.Addr(), *out)
-	<-sig.Done()
-	fmt.Fprintln(stdout, "wordcount: stopping gracefully")
-	return ctx.Stop(true)
+	say.Printf("listening on %s, writing to %s", sock.Addr(), *out)
+	close(started)
+	// Wait for a signal, or for the context to stop by itself (by default a
+	// failed interval stops it).
+	select {
+	case <-sig.Done():
+		say.Print("stopping gracefully")
+	case <-ctx.Done():
+	}
+	err = ctx.Stop(true)
+	say.Printf("stopped: received %d records", ctx.ReceivedRecords())
+	if err != nil {
+		return fail(1, err)
+	}
+	return 0
 }

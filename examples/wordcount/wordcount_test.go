@@ -3,8 +3,10 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -153,5 +155,130 @@ func TestEndToEnd(t *testing.T) {
 	}
 	if leftovers, _ := filepath.Glob(filepath.Join(out, ".words-*")); len(leftovers) > 0 {
 		t.Errorf("temporary folders left behind: %v", leftovers)
+	}
+}
+
+// TestExitCodes runs the binary: a usage error or a failure to start exits 2
+// with one message on stderr, --help exits 0 with the flags on stdout.
+func TestExitCodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	wcBin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "file")
+	if err := os.WriteFile(file, []byte("not a folder"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	underFile := filepath.Join(file, "out")
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	out := filepath.Join(dir, "out")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string // in stderr, or in stdout for exit 0
+	}{
+		{[]string{"--listen", "127.0.0.1:0", "--out", underFile}, 2, "output folder " + underFile},
+		{[]string{"--listen", busy.Addr().String(), "--out", out}, 2, busy.Addr().String()},
+		{[]string{"--listen", "127.0.0.1:0"}, 2, "--out is required"},
+		{[]string{"--out", out, "--bogus"}, 2, "-bogus"},
+		{[]string{"--out", out, "--batch", "0s"}, 2, "--batch 0s must be positive"},
+		{[]string{"--out", out, "--batch", "-1s"}, 2, "--batch -1s must be positive"},
+		{[]string{"--out", out, "--memory", "lots"}, 2, "-memory"},
+		{[]string{"--out", out, "--memory", "0"}, 2, "positive"},
+		{[]string{"--out", out, "--master", "yarn"}, 2, "yarn"},
+		{[]string{"--out", out, "extra"}, 2, "unexpected arguments"},
+		{[]string{"--help"}, 0, "-memory size"},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		cmd := exec.CommandContext(ctx, wcBin, c.args...)
+		var stdout, stderr bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		cancel()
+		code := cmd.ProcessState.ExitCode()
+		msgs := strings.Count(stderr.String(), "wordcount: ")
+		text := stderr.String()
+		if c.code == 0 {
+			msgs, text = 1, stdout.String()
+		}
+		if code != c.code || msgs != 1 || !strings.Contains(text, c.want) {
+			t.Errorf("wordcount %v: exit %d (%v)\nstdout %q\nstderr %q\nwant exit %d and one message mentioning %q",
+				c.args, code, err, stdout.String(), stderr.String(), c.code, c.want)
+		}
+	}
+}
+
+// TestStopsOnFailedInterval: when an interval fails (its output folder has
+// become a file), wordcount stops by itself, without a signal, and exits 1
+// naming the interval.
+func TestStopsOnFailedInterval(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	wcBin, _ := buildBinaries(t)
+	dir := t.TempDir()
+	real, file, out := filepath.Join(dir, "real"), filepath.Join(dir, "file"), filepath.Join(dir, "out")
+	if err := os.Mkdir(real, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(real, out); err != nil {
+		t.Fatal(err)
+	}
+	wc := exec.Command(wcBin, "--listen", "127.0.0.1:0", "--batch", "100ms", "--out", out)
+	stdout, err := wc.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	wc.Stderr = &stderr
+	if err := wc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer wc.Process.Kill()
+	lines := bufio.NewScanner(stdout)
+	if !lines.Scan() || !strings.Contains(lines.Text(), "listening") {
+		t.Fatalf("wordcount did not start: %q\n%s", lines.Text(), stderr.String())
+	}
+	var stdoutText strings.Builder
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for lines.Scan() {
+			stdoutText.WriteString(lines.Text() + "\n")
+		}
+	}()
+	// Swap the folder for a file atomically: every interval from now on
+	// fails to save.
+	if err := os.Symlink(file, out+".new"); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(out+".new", out); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- wc.Wait() }()
+	select {
+	case err = <-done:
+	case <-time.After(60 * time.Second):
+		t.Fatalf("wordcount did not stop within 60s of a failed interval\n%s", stderr.String())
+	}
+	<-drained
+	if code := wc.ProcessState.ExitCode(); code != 1 {
+		t.Errorf("exit %d (%v), want 1", code, err)
+	}
+	errLines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if last := errLines[len(errLines)-1]; !strings.HasPrefix(last, "wordcount: ") || !strings.Contains(last, "interval") {
+		t.Errorf("stderr does not end with the failed interval:\n%s", stderr.String())
+	}
+	if !strings.Contains(stdoutText.String(), "FAILED") {
+		t.Errorf("no interval reported FAILED on stdout:\n%s", stdoutText.String())
 	}
 }

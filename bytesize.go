@@ -1,0 +1,40 @@
+package dstream
+
+import (
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+)
+
+// byteUnits maps a size suffix, in lower case, to its power of 1024.
+var byteUnits = map[string]uint{
+	"": 0, "b": 0,
+	"k": 1, "kb": 1, "kib": 1,
+	"m": 2, "mb": 2, "mib": 2,
+	"g": 3, "gb": 3, "gib": 3,
+	"t": 4, "tb": 4, "tib": 4,
+}
+
+// ParseBytes parses a size in bytes, as taken by the --memory flags: a
+// non-negative integer followed by an optional unit, B, K, M, G or T, alone
+// or followed by B or iB, in any case ("512MiB", "1GiB", "2G", "300m",
+// "1073741824"). Every unit is a power of 1024, as in Spark's and the JVM's
+// memory settings: "2G" and "2GB" are 2 GiB.
+func ParseBytes(s string) (int64, error) {
+	num := strings.TrimSpace(s)
+	end := len(num)
+	for end > 0 && (num[end-1] < '0' || num[end-1] > '9') {
+		end--
+	}
+	shift, ok := byteUnits[strings.ToLower(strings.TrimSpace(num[end:]))]
+	num = num[:end]
+	if !ok || num == "" || strings.TrimLeft(num, "0123456789") != "" {
+		return 0, fmt.Errorf("size %q: want a whole number of bytes with an optional unit (B, KiB, MiB, GiB, TiB; K, M, G, T are the same), e.g. 512MiB", s)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n > math.MaxInt64>>(10*shift) {
+		return 0, fmt.Errorf("size %q is too large", s)
+	}
+	return n << (10 * shift), nil
+}
