@@ -173,10 +173,14 @@ type Context struct {
 	graphErr error
 	nodes    []node
 	inputs   []input
-	outputs  []*outputOp
-	nextOp   int32
+	cutters  []cutter // inputs fed at each cut (queues)
+
+	materialized bool // intervals come from Materialize: never started
+	outputs      []*outputOp
+	nextOp       int32
 
 	tracker    *tracker
+	manifests  manifestLog
 	inputWaits atomic.Int64 // times a receiver waited for input memory
 	admission  admission    // sizes the input share; the runner's only
 	zero       time.Time    // interval times are zero + k*BatchInterval

@@ -63,6 +63,10 @@ func (c *Context) Start() error {
 		c.mu.Unlock()
 		return ErrStopped
 	}
+	if c.materialized {
+		c.mu.Unlock()
+		return errors.New("dstream: a context that materialized manifests does not run its own intervals")
+	}
 	if c.graphErr != nil {
 		err := c.graphErr
 		c.mu.Unlock()
@@ -139,7 +143,16 @@ func (c *Context) generate(ctx context.Context) {
 		if err := c.cfg.Clock.WaitUntil(ctx, t.Add(c.cfg.Slack)); err != nil {
 			return
 		}
-		n := c.tracker.allocate(t)
+		c.tracker.allocate(t)
+		for _, in := range c.cutters {
+			if err := in.cut(ctx, t); err != nil {
+				if ctx.Err() == nil {
+					c.log.Error("input cannot be cut", "stream", in.opID(), "time", t.UnixMilli(), "err", err)
+				}
+				return
+			}
+		}
+		n := c.tracker.records(t)
 		b := batch{time: t, submitted: c.cfg.Clock.Now(), records: n}
 		c.bus.Post(listener.BatchSubmitted{Batch: listener.BatchInfo{Time: t, Records: n, SubmissionTime: b.submitted}})
 		select {
@@ -184,6 +197,7 @@ func (c *Context) runBatch(b batch) {
 	info.SchedulingDelay = info.StartTime.Sub(b.submitted)
 	c.bus.Post(listener.BatchStarted{Batch: info})
 	c.blocks.ResetShufflePeak() // measure this interval's shuffles only (admit)
+	c.manifests.add(c.manifestOf(b.time))
 	var failed *BatchError
 	for i, op := range c.outputs {
 		start := c.cfg.Clock.Now()
@@ -214,7 +228,8 @@ func (c *Context) runBatch(b batch) {
 	info.ProcessingTime = info.EndTime.Sub(info.StartTime)
 	info.TotalDelay = info.EndTime.Sub(b.time)
 	c.bus.Post(listener.BatchCompleted{Batch: info})
-	if failed != nil {
+	if failed != nil && c.run.ctx.Err() == nil {
+		// (An interval cut short by a hard stop is abandoned, not failed.)
 		c.batchFailed(failed)
 	}
 }
@@ -268,15 +283,14 @@ func (c *Context) clearOld(t time.Time) {
 	for _, n := range c.nodes {
 		n.forget(t)
 	}
-	// A receiver's blocks live as long as its stream remembers: as long as
+	// An input's blocks live as long as its stream remembers: as long as
 	// any consumer may recompute from them (propagateRemember).
-	for _, in := range c.inputs {
-		if r, ok := in.(*receiverInput); ok {
-			for _, key := range c.tracker.forget(r.stream.id, t.Add(-r.stream.rememberDuration())) {
-				c.blocks.Remove(key)
-			}
+	for _, in := range c.blockInputs() {
+		for _, key := range c.tracker.forget(in.opID(), t.Add(-in.rememberDuration())) {
+			c.blocks.Remove(key)
 		}
 	}
+	c.manifests.forget(t.Add(-c.maxRemember()))
 	outs := make(map[int32]bool, len(c.outputs))
 	for _, op := range c.outputs {
 		outs[op.id] = true

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
 )
 
@@ -29,6 +30,11 @@ type node interface {
 	// checkpoints reports whether the stream checkpoints every interval's
 	// dataset, which cuts its lineage to its parents.
 	checkpoints() bool
+	// lastCheckpoint returns a state stream's latest checkpointed dataset
+	// generated before t (interval.go).
+	lastCheckpoint(t time.Time) (manifest.Checkpoint, bool)
+	// adopt makes a manifest's checkpoint the stream's dataset at its time.
+	adopt(cp manifest.Checkpoint)
 }
 
 // Stream is a discretized stream of T: one dataset per interval (per slide,

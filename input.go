@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/source"
 )
@@ -29,7 +30,7 @@ type input interface {
 func ReceiverStream(c *Context, r source.Receiver) *Stream[string] {
 	in := &receiverInput{recv: r}
 	s := newStream(c, "receiver "+r.Name(), c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[string], error) {
-		return blocksDataset(c, in.stream.id, c.tracker.blocks(in.stream.id, t)), nil
+		return blocksDataset[string](c, in.stream.id, c.tracker.blocks(in.stream.id, t)), nil
 	})
 	in.stream = s
 	c.mu.Lock()
@@ -53,21 +54,25 @@ func TextFileStream(c *Context, dir string) *Stream[string] {
 
 // blocksDataset makes an interval's input dataset: partition i reads block i
 // from the block store.
-func blocksDataset(c *Context, stream int32, blocks []blockInfo) *rdd.Dataset[string] {
+func blocksDataset[T any](c *Context, stream int32, blocks []blockInfo) *rdd.Dataset[T] {
 	if len(blocks) == 0 {
-		return rdd.Empty[string](c.rctx)
+		return rdd.Empty[T](c.rctx)
 	}
 	keys := make([]string, len(blocks))
 	for i, b := range blocks {
 		keys[i] = b.key
 	}
-	return rdd.FromFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) iter.Seq[string] {
-		return func(yield func(string) bool) {
+	return rdd.FromFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) iter.Seq[T] {
+		return func(yield func(T) bool) {
 			v, ok := c.blocks.Get(keys[p])
 			if !ok {
 				tc.Fail(fmt.Errorf("input block %s of stream %d is lost", keys[p], stream))
 			}
-			for _, rec := range v.([]string) {
+			recs, ok := v.([]T)
+			if !ok {
+				tc.Fail(fmt.Errorf("input block %s of stream %d holds %T, want %T", keys[p], stream, v, recs))
+			}
+			for _, rec := range recs {
 				if !yield(rec) {
 					return
 				}
@@ -90,6 +95,10 @@ func (in *receiverInput) finishInterval(t time.Time) error { return nil }
 func (in *receiverInput) rememberDuration() time.Duration  { return in.stream.rememberDuration() }
 func (in *receiverInput) parentNodes() []node              { return nil }
 func (in *receiverInput) checkpoints() bool                { return false }
+func (in *receiverInput) adopt(manifest.Checkpoint)        {}
+func (in *receiverInput) lastCheckpoint(time.Time) (manifest.Checkpoint, bool) {
+	return manifest.Checkpoint{}, false
+}
 
 func (in *receiverInput) open() error { return in.recv.Open() }
 
@@ -217,18 +226,68 @@ func (q *Queue[T]) pop() ([]T, bool) {
 }
 
 // QueueStream is a stream whose dataset at each interval is the next batch
-// pushed to q (an empty dataset when q is empty), split into the context's
-// default number of partitions.
+// pushed to q, split into the context's default number of partitions (an
+// empty dataset when q is empty). The batch is taken when the interval is
+// cut, whether or not anything computes the stream at that interval, so
+// every interval takes exactly one batch, and it is stored as input blocks,
+// named in the interval's manifest like a receiver's.
 func QueueStream[T any](c *Context, q *Queue[T]) *Stream[T] {
-	return newStream(c, "queue", c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[T], error) {
-		recs, _ := q.pop()
-		return rdd.Parallelize(c.rctx, recs, 0), nil
+	in := &queueInput[T]{q: q}
+	in.stream = newStream(c, "queue", c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[T], error) {
+		return blocksDataset[T](c, in.stream.id, c.tracker.blocks(in.stream.id, t)), nil
 	})
+	c.mu.Lock()
+	c.cutters = append(c.cutters, in)
+	c.mu.Unlock()
+	return in.stream
+}
+
+// cutter is an input the generator feeds when it cuts an interval.
+type cutter interface {
+	opID() int32
+	rememberDuration() time.Duration
+	// cut stores the input's blocks for interval t and reports them to the
+	// tracker, allocated to t.
+	cut(ctx context.Context, t time.Time) error
+}
+
+type queueInput[T any] struct {
+	stream *Stream[T]
+	q      *Queue[T]
+	seq    int64 // blocks stored so far; the generator's only
+}
+
+func (in *queueInput[T]) opID() int32                     { return in.stream.id }
+func (in *queueInput[T]) rememberDuration() time.Duration { return in.stream.rememberDuration() }
+
+func (in *queueInput[T]) cut(ctx context.Context, t time.Time) error {
+	recs, ok := in.q.pop()
+	if !ok {
+		return nil
+	}
+	c := in.stream.ctx
+	parts := c.rctx.Parallelism()
+	infos := make([]blockInfo, 0, parts)
+	for p := range parts {
+		lo, hi := p*len(recs)/parts, (p+1)*len(recs)/parts
+		part := recs[lo:hi:hi]
+		key := fmt.Sprintf("input_%d_%d", in.stream.id, in.seq)
+		in.seq++
+		size := block.EstimateSize(part)
+		if err := c.blocks.PutWait(ctx, key, part, size, block.Input); err != nil {
+			return fmt.Errorf("queue stream %d: %w", in.stream.id, err)
+		}
+		infos = append(infos, blockInfo{stream: in.stream.id, key: key, time: t, records: len(part), bytes: size})
+	}
+	c.tracker.addAllocated(t, in.stream.id, infos)
+	return nil
 }
 
 // GeneratedStream is an in-memory input: its dataset at interval t holds the
-// partitions gen returns for t, called once per interval when the interval's
-// job is built. Benchmarks use it to measure the engine without ingestion.
+// partitions gen returns for t, called when the interval's job is built.
+// gen must be a deterministic function of t: it is part of the program, and
+// every process that builds interval t calls it (no manifest names its data).
+// Benchmarks use it to measure the engine without ingestion.
 func GeneratedStream[T any](c *Context, name string, gen func(t time.Time) [][]T) *Stream[T] {
 	return newStream(c, name, c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[T], error) {
 		parts := gen(t)

@@ -65,6 +65,20 @@ func (t *tracker) allocate(at time.Time) int64 {
 	return n
 }
 
+// addAllocated allocates blocks of stream directly to interval at (queue
+// inputs, and a manifest's inputs on a process that does not cut intervals).
+func (t *tracker) addAllocated(at time.Time, stream int32, blocks []blockInfo) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ms := at.UnixMilli()
+	byStream := t.allocated[ms]
+	if byStream == nil {
+		byStream = make(map[int32][]blockInfo)
+		t.allocated[ms] = byStream
+	}
+	byStream[stream] = append(byStream[stream], blocks...)
+}
+
 // blocks returns the blocks of stream allocated to interval at.
 func (t *tracker) blocks(stream int32, at time.Time) []blockInfo {
 	t.mu.Lock()

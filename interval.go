@@ -1,0 +1,210 @@
+package dstream
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/rdd"
+)
+
+// Intervals as every process sees them: the runner records each interval's
+// manifest (package manifest) before running it, and a context that does not
+// run the loop (a worker, a test standing for one) learns intervals from
+// manifests with Materialize. Either way an interval's datasets are then the
+// streams' At(t): the same IDs, lineage and partitions in every process.
+
+// manifestLog keeps the manifests of the intervals still remembered.
+type manifestLog struct {
+	mu sync.Mutex
+	m  map[int64]*manifest.Interval
+}
+
+func (l *manifestLog) add(m *manifest.Interval) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = make(map[int64]*manifest.Interval)
+	}
+	l.m[m.Time] = m
+}
+
+func (l *manifestLog) get(t time.Time) (*manifest.Interval, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.m[t.UnixMilli()]
+	return m, ok
+}
+
+// forget drops the manifests of intervals at or before cutoff.
+func (l *manifestLog) forget(cutoff time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	c := cutoff.UnixMilli()
+	for t := range l.m {
+		if t <= c {
+			delete(l.m, t)
+		}
+	}
+}
+
+// Manifest returns the manifest of interval t, while the context remembers
+// it (as long as the longest remember duration in the graph).
+func (c *Context) Manifest(t time.Time) (*manifest.Interval, bool) { return c.manifests.get(t) }
+
+// blockInput is an input stream whose intervals read stored blocks.
+type blockInput interface {
+	opID() int32
+	rememberDuration() time.Duration
+}
+
+func (c *Context) blockInputs() []blockInput {
+	var ins []blockInput
+	for _, in := range c.inputs {
+		if r, ok := in.(*receiverInput); ok {
+			ins = append(ins, r)
+		}
+	}
+	for _, in := range c.cutters {
+		ins = append(ins, in)
+	}
+	return ins
+}
+
+// maxRemember is the longest remember duration in the graph.
+func (c *Context) maxRemember() time.Duration {
+	var d time.Duration
+	for _, n := range c.nodes {
+		d = max(d, n.rememberDuration())
+	}
+	return d
+}
+
+// manifestOf describes interval t as the runner is about to run it: its
+// input blocks, and the latest checkpoint of every state stream before t.
+func (c *Context) manifestOf(t time.Time) *manifest.Interval {
+	m := &manifest.Interval{Version: manifest.Version, Zero: c.zero.UnixMilli(), Time: t.UnixMilli()}
+	for _, in := range c.blockInputs() {
+		bs := c.tracker.blocks(in.opID(), t)
+		if len(bs) == 0 {
+			continue
+		}
+		mi := manifest.Input{Stream: in.opID(), Blocks: make([]manifest.Block, len(bs))}
+		for i, b := range bs {
+			mi.Blocks[i] = manifest.Block{Key: b.key, Records: b.records, Bytes: b.bytes}
+		}
+		m.Inputs = append(m.Inputs, mi)
+	}
+	for _, n := range c.nodes {
+		if cp, ok := n.lastCheckpoint(t); ok {
+			m.Checkpoints = append(m.Checkpoints, cp)
+		}
+	}
+	return m
+}
+
+// lastCheckpoint returns the latest checkpointed dataset the stream
+// generated before t, for a state stream.
+func (s *Stream[T]) lastCheckpoint(t time.Time) (manifest.Checkpoint, bool) {
+	if !s.isState {
+		return manifest.Checkpoint{}, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var best *rdd.Dataset[T]
+	for ms, ds := range s.datasets {
+		if ds != nil && ms < t.UnixMilli() && ds.Checkpointed() && (best == nil || ms > best.ID().Time) {
+			best = ds
+		}
+	}
+	if best == nil {
+		return manifest.Checkpoint{}, false
+	}
+	id := best.ID()
+	return manifest.Checkpoint{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq},
+		Name: best.Node().Name, Partitions: best.NumPartitions(), HashPartitions: best.HashPartitions()}, true
+}
+
+// adopt makes the checkpoint cp the stream's dataset at its time, in place
+// of one this process computed itself: the manifest decides what is
+// checkpointed, so a process's own history never changes an interval's
+// lineage.
+func (s *Stream[T]) adopt(cp manifest.Checkpoint) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ds, ok := s.datasets[cp.Dataset.Time]; ok && ds != nil && ds.Checkpointed() {
+		return
+	}
+	id := rdd.ID{Op: cp.Dataset.Op, Time: cp.Dataset.Time, Seq: cp.Dataset.Seq}
+	s.datasets[cp.Dataset.Time] = rdd.FromCheckpoint[T](s.ctx.rctx, id, cp.Name, cp.Partitions, cp.HashPartitions)
+}
+
+// Materialize makes interval m.Time known to a context that does not run its
+// own intervals: a worker, given the master's manifests. After it, every
+// stream's At(m.Time) builds the interval's datasets exactly as the context
+// that wrote m did, reading the input blocks and checkpoints m names from
+// this context's block store (where they must be, or the tasks that read
+// them fail naming the block). Materialize the intervals a window or state
+// reaches back to as well (as long as the graph remembers). The graph must be
+// complete; a context that materialized a manifest cannot be started.
+func (c *Context) Materialize(m *manifest.Interval) error {
+	if err := m.Validate(); err != nil {
+		return fmt.Errorf("dstream: %w", err)
+	}
+	c.mu.Lock()
+	switch {
+	case c.state != stateNew:
+		c.mu.Unlock()
+		return errors.New("dstream: Materialize on a started context: it cuts its own intervals")
+	case c.graphErr != nil:
+		err := c.graphErr
+		c.mu.Unlock()
+		return fmt.Errorf("dstream: %w", err)
+	}
+	if !c.materialized {
+		propagateRemember(c.nodes)
+		c.materialized = true
+		c.zero = time.UnixMilli(m.Zero)
+	}
+	zero := c.zero
+	c.mu.Unlock()
+	if zero.UnixMilli() != m.Zero {
+		return fmt.Errorf("dstream: manifest of interval %d starts at %d, this context at %d", m.Time, m.Zero, zero.UnixMilli())
+	}
+	t := time.UnixMilli(m.Time)
+	byID := make(map[int32]node, len(c.nodes))
+	for _, n := range c.nodes {
+		byID[n.opID()] = n
+	}
+	inputs := map[int32]bool{}
+	for _, in := range c.blockInputs() {
+		inputs[in.opID()] = true
+	}
+	for _, in := range m.Inputs {
+		if !inputs[in.Stream] {
+			return fmt.Errorf("dstream: manifest of interval %d names input stream %d, which this graph does not have", m.Time, in.Stream)
+		}
+	}
+	for _, cp := range m.Checkpoints {
+		if n, ok := byID[cp.Stream]; !ok || !n.checkpoints() {
+			return fmt.Errorf("dstream: manifest of interval %d names a checkpoint of stream %d, not a state stream of this graph", m.Time, cp.Stream)
+		}
+	}
+	if _, ok := c.manifests.get(t); ok {
+		return nil // already known
+	}
+	for _, in := range m.Inputs {
+		infos := make([]blockInfo, len(in.Blocks))
+		for i, b := range in.Blocks {
+			infos[i] = blockInfo{stream: in.Stream, key: b.Key, time: t, records: b.Records, bytes: b.Bytes}
+		}
+		c.tracker.addAllocated(t, in.Stream, infos)
+	}
+	for _, cp := range m.Checkpoints {
+		byID[cp.Stream].adopt(cp)
+	}
+	c.manifests.add(m)
+	return nil
+}

@@ -1,0 +1,205 @@
+// Package manifest describes an interval the way every process must see it:
+// what the master decides once and a worker cannot derive from the program
+// (Spark keeps the same facts, scattered, in its ReceivedBlockTracker, its
+// checkpoint data and its driver's memory). Given the program's graph and an
+// interval's manifest, a process names and computes that interval's datasets
+// exactly as the master does: the same IDs, the same lineage, the same
+// partitions, byte for byte.
+//
+// A manifest holds:
+//   - Zero, the time before the first interval, and Time, the interval's own;
+//   - for each input stream, the blocks allocated to the interval, in order
+//     (partition i of the interval's input dataset reads block i);
+//   - for each state stream, the checkpointed dataset the interval starts
+//     from, so a process that did not compute the state's history reads the
+//     checkpoint instead of recomputing it: lineage stays one interval deep
+//     in every process.
+//
+// Manifests are small, versioned and checksummed: the master's metadata log
+// is their sequence (Marshal frames one; Unmarshal refuses a frame that is
+// truncated, corrupt or of an unknown version, with an error saying which).
+package manifest
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"slices"
+)
+
+// Version is the format version Marshal writes and Unmarshal accepts.
+const Version = 1
+
+// Interval is one interval's manifest. Times are Unix milliseconds.
+type Interval struct {
+	Version     int          `json:"v"`
+	Zero        int64        `json:"zero"`
+	Time        int64        `json:"time"`
+	Inputs      []Input      `json:"inputs,omitempty"`
+	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
+}
+
+// Input lists the blocks of one input stream allocated to the interval.
+type Input struct {
+	Stream int32   `json:"stream"`
+	Blocks []Block `json:"blocks"`
+}
+
+// Block is one stored block of received (or queued) input.
+type Block struct {
+	Key     string `json:"key"`
+	Records int    `json:"records"`
+	Bytes   int64  `json:"bytes"` // estimated size in a block store
+	// Locations are the processes holding the block; empty means the
+	// process that wrote the manifest (one process, local[N]).
+	Locations []string `json:"locations,omitempty"`
+}
+
+// ID names a dataset as rdd.ID does (operator, interval, creation order).
+type ID struct {
+	Op   int32 `json:"op"`
+	Time int64 `json:"time"`
+	Seq  int32 `json:"seq"`
+}
+
+// Checkpoint says that a state stream's dataset Dataset (generated at
+// Dataset.Time) is checkpointed: its Partitions partitions are stored blocks,
+// and its lineage is cut.
+type Checkpoint struct {
+	Stream     int32  `json:"stream"`
+	Dataset    ID     `json:"dataset"`
+	Name       string `json:"name"` // the dataset's operator name
+	Partitions int    `json:"partitions"`
+	// HashPartitions is n when the dataset's records are placed by a hash
+	// partitioner over n partitions (0: unknown), as the original knew.
+	HashPartitions int      `json:"hash,omitempty"`
+	Locations      []string `json:"locations,omitempty"`
+}
+
+// Input returns the blocks of stream, or nil.
+func (m *Interval) Input(stream int32) []Block {
+	for _, in := range m.Inputs {
+		if in.Stream == stream {
+			return in.Blocks
+		}
+	}
+	return nil
+}
+
+// Records returns the number of input records in the interval.
+func (m *Interval) Records() int64 {
+	var n int64
+	for _, in := range m.Inputs {
+		for _, b := range in.Blocks {
+			n += int64(b.Records)
+		}
+	}
+	return n
+}
+
+// Bytes returns the estimated size of the interval's input blocks.
+func (m *Interval) Bytes() int64 {
+	var n int64
+	for _, in := range m.Inputs {
+		for _, b := range in.Blocks {
+			n += b.Bytes
+		}
+	}
+	return n
+}
+
+// Validate reports the first inconsistency: a manifest that would make two
+// processes disagree must not be used.
+func (m *Interval) Validate() error {
+	switch {
+	case m.Version != Version:
+		return fmt.Errorf("manifest version %d, this program reads version %d", m.Version, Version)
+	case m.Time <= m.Zero:
+		return fmt.Errorf("manifest of interval %d: time is not after zero %d", m.Time, m.Zero)
+	}
+	seen := map[int32]bool{}
+	for _, in := range m.Inputs {
+		if seen[in.Stream] {
+			return fmt.Errorf("manifest of interval %d: input stream %d listed twice", m.Time, in.Stream)
+		}
+		seen[in.Stream] = true
+		for _, b := range in.Blocks {
+			if b.Key == "" || b.Records < 0 || b.Bytes < 0 {
+				return fmt.Errorf("manifest of interval %d: stream %d has a malformed block %+v", m.Time, in.Stream, b)
+			}
+		}
+	}
+	for _, c := range m.Checkpoints {
+		if c.Partitions < 0 || c.Dataset.Op != c.Stream || c.Dataset.Time >= m.Time || c.Dataset.Time <= m.Zero {
+			return fmt.Errorf("manifest of interval %d: malformed checkpoint %+v", m.Time, c)
+		}
+	}
+	return nil
+}
+
+// frame layout: magic, version (uint16), payload length (uint32), payload
+// (JSON), CRC-32C of the payload (uint32); integers big-endian.
+var magic = [4]byte{'D', 'S', 'M', 'F'}
+
+const headerLen = len(magic) + 2 + 4
+
+var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+
+// ErrCorrupt is wrapped by Unmarshal's errors for frames that are truncated
+// or fail their checksum.
+var ErrCorrupt = errors.New("corrupt manifest")
+
+// Marshal validates m and frames it. Inputs and checkpoints are sorted by
+// stream so equal manifests marshal to equal bytes.
+func (m *Interval) Marshal() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	c := *m
+	c.Inputs = slices.Clone(m.Inputs)
+	c.Checkpoints = slices.Clone(m.Checkpoints)
+	slices.SortFunc(c.Inputs, func(a, b Input) int { return int(a.Stream) - int(b.Stream) })
+	slices.SortFunc(c.Checkpoints, func(a, b Checkpoint) int { return int(a.Stream) - int(b.Stream) })
+	payload, err := json.Marshal(&c)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, 0, headerLen+len(payload)+4)
+	out = append(out, magic[:]...)
+	out = binary.BigEndian.AppendUint16(out, Version)
+	out = binary.BigEndian.AppendUint32(out, uint32(len(payload)))
+	out = append(out, payload...)
+	return binary.BigEndian.AppendUint32(out, crc32.Checksum(payload, castagnoli)), nil
+}
+
+// Unmarshal reads one frame from the start of b and returns the manifest
+// and the bytes after the frame.
+func Unmarshal(b []byte) (*Interval, []byte, error) {
+	if len(b) < headerLen {
+		return nil, nil, fmt.Errorf("%w: %d bytes, shorter than a header", ErrCorrupt, len(b))
+	}
+	if [4]byte(b[:4]) != magic {
+		return nil, nil, fmt.Errorf("%w: not a manifest (magic %q)", ErrCorrupt, b[:4])
+	}
+	if v := binary.BigEndian.Uint16(b[4:]); v != Version {
+		return nil, nil, fmt.Errorf("manifest version %d, this program reads version %d", v, Version)
+	}
+	n := int(binary.BigEndian.Uint32(b[6:]))
+	if len(b) < headerLen+n+4 {
+		return nil, nil, fmt.Errorf("%w: truncated (%d of %d bytes)", ErrCorrupt, len(b), headerLen+n+4)
+	}
+	payload := b[headerLen : headerLen+n]
+	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(b[headerLen+n:]) {
+		return nil, nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
+	}
+	var m Interval
+	if err := json.Unmarshal(payload, &m); err != nil {
+		return nil, nil, fmt.Errorf("%w: %v", ErrCorrupt, err)
+	}
+	if err := m.Validate(); err != nil {
+		return nil, nil, err
+	}
+	return &m, b[headerLen+n+4:], nil
+}

@@ -1,0 +1,127 @@
+package manifest
+
+import (
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func sample() *Interval {
+	return &Interval{
+		Version: Version, Zero: 1_700_000_000_000, Time: 1_700_000_003_000,
+		Inputs: []Input{
+			{Stream: 4, Blocks: []Block{{Key: "input_4_0", Records: 3, Bytes: 120}}},
+			{Stream: 1, Blocks: []Block{{Key: "input_1_7", Records: 10, Bytes: 400}, {Key: "input_1_8", Records: 2, Bytes: 80, Locations: []string{"w1", "w2"}}}},
+		},
+		Checkpoints: []Checkpoint{{Stream: 6, Dataset: ID{Op: 6, Time: 1_700_000_002_000, Seq: 3}, Partitions: 2}},
+	}
+}
+
+func TestRoundTripAndDeterministicBytes(t *testing.T) {
+	m := sample()
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, rest, err := Unmarshal(append(b, "next"...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(rest) != "next" {
+		t.Fatalf("rest = %q", rest)
+	}
+	if got.Records() != 15 || got.Bytes() != 600 || len(got.Input(1)) != 2 || got.Input(9) != nil {
+		t.Fatalf("decoded %+v", got)
+	}
+	// The same manifest with its streams in another order marshals to the
+	// same bytes.
+	m2 := sample()
+	m2.Inputs[0], m2.Inputs[1] = m2.Inputs[1], m2.Inputs[0]
+	b2, err := m2.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(b) != string(b2) {
+		t.Fatal("equal manifests marshal differently")
+	}
+	b3, _ := got.Marshal()
+	if string(b3) != string(b) {
+		t.Fatal("a decoded manifest marshals differently")
+	}
+	if !reflect.DeepEqual(m.Input(1), got.Input(1)) {
+		t.Fatal("blocks changed in the round trip")
+	}
+}
+
+func TestUnmarshalRefusesBadFrames(t *testing.T) {
+	good, err := sample().Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	flip := func(i int) []byte {
+		b := append([]byte(nil), good...)
+		b[i] ^= 0x20
+		return b
+	}
+	tests := []struct {
+		name string
+		in   []byte
+		want string
+	}{
+		{"empty", nil, "shorter than a header"},
+		{"not a manifest", []byte("GET / HTTP/1.1\r\n\r\n"), "not a manifest"},
+		{"truncated", good[:len(good)-1], "truncated"},
+		{"payload bit flip", flip(headerLen + 5), "checksum"},
+		{"future version", func() []byte { b := append([]byte(nil), good...); b[5] = 9; return b }(), "version 9"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := Unmarshal(tt.in)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Unmarshal = %v, want an error saying %q", err, tt.want)
+			}
+		})
+	}
+	if _, _, err := Unmarshal(good[:3]); !errors.Is(err, ErrCorrupt) {
+		t.Fatalf("short frame: %v is not ErrCorrupt", err)
+	}
+}
+
+func TestValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		edit func(*Interval)
+		want string
+	}{
+		{"version", func(m *Interval) { m.Version = 2 }, "version"},
+		{"time before zero", func(m *Interval) { m.Time = m.Zero }, "not after zero"},
+		{"stream twice", func(m *Interval) { m.Inputs = append(m.Inputs, Input{Stream: 4}) }, "twice"},
+		{"block without key", func(m *Interval) { m.Inputs[0].Blocks[0].Key = "" }, "malformed block"},
+		{"checkpoint of another stream", func(m *Interval) { m.Checkpoints[0].Dataset.Op = 5 }, "malformed checkpoint"},
+		{"checkpoint not before the interval", func(m *Interval) { m.Checkpoints[0].Dataset.Time = m.Time }, "malformed checkpoint"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := sample()
+			tt.edit(m)
+			if _, err := m.Marshal(); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Marshal = %v, want %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func FuzzUnmarshal(f *testing.F) {
+	good, _ := sample().Marshal()
+	f.Add(good)
+	f.Add([]byte("DSMF"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, _, err := Unmarshal(b)
+		if err == nil {
+			if _, err := m.Marshal(); err != nil {
+				t.Fatalf("a decoded manifest does not marshal: %v", err)
+			}
+		}
+	})
+}
