@@ -45,8 +45,8 @@ func TestFailedIntervalStopsTheContext(t *testing.T) {
 	if err := h.Ctx.AwaitBatch(ctx, t2.Add(time.Second)); !errors.Is(err, dstream.ErrStopped) {
 		t.Fatalf("interval 3 after a failed interval: AwaitBatch = %v, want ErrStopped", err)
 	}
-	if got := col.At(t2.Add(time.Second)); got != nil {
-		t.Fatalf("interval 3 ran after a failed interval: %v", got)
+	if t3 := t2.Add(time.Second); col.Ran(t3) {
+		t.Fatalf("interval 3 ran after a failed interval: %v, %v", col.At(t3), col.Err(t3))
 	}
 	select {
 	case <-h.Ctx.Done():

