@@ -30,11 +30,23 @@ func runPartitions[T, R any](ctx context.Context, d *Dataset[T], name string, pa
 	return out, nil
 }
 
+// runNamed runs the named result kind on the given partitions of d; each
+// partition's result is an R.
+func runNamed[T, R any](ctx context.Context, d *Dataset[T], kind ResultKind, parts []int) ([]R, error) {
+	res, err := d.node.ctx.RunJob(ctx, &Job{Name: kind.Name, Final: d.node, Partitions: parts, Kind: kind})
+	if err != nil {
+		return nil, fmt.Errorf("%s on %s: %w", kind.Name, d.node, err)
+	}
+	out := make([]R, len(res))
+	for i, r := range res {
+		out[i] = r.(R)
+	}
+	return out, nil
+}
+
 // Count returns the number of records.
 func (d *Dataset[T]) Count(ctx context.Context) (int64, error) {
-	res, err := runPartitions(ctx, d, "count", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) int64 {
-		return countOf(d.Iterator(tc, p))
-	})
+	res, err := runNamed[T, int64](ctx, d, KindCount, allPartitions(d.node.NumPartitions))
 	var n int64
 	for _, r := range res {
 		n += r
@@ -44,9 +56,7 @@ func (d *Dataset[T]) Count(ctx context.Context) (int64, error) {
 
 // Collect returns every record, partition by partition.
 func (d *Dataset[T]) Collect(ctx context.Context) ([]T, error) {
-	res, err := runPartitions(ctx, d, "collect", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) []T {
-		return collectOf(d.Iterator(tc, p))
-	})
+	res, err := runNamed[T, []T](ctx, d, KindCollect, allPartitions(d.node.NumPartitions))
 	if err != nil {
 		return nil, err
 	}
@@ -70,14 +80,7 @@ func (d *Dataset[T]) Take(ctx context.Context, n int) ([]T, error) {
 			parts = append(parts, p)
 		}
 		want := n - len(out)
-		res, err := runPartitions(ctx, d, "take", parts, func(tc *TaskContext, p int) []T {
-			xs := cell[[]T]()
-			d.Iterator(tc, p)(func(x T) bool {
-				*xs = append(*xs, x)
-				return len(*xs) < want
-			})
-			return *xs
-		})
+		res, err := runNamed[T, []T](ctx, d, KindTake(want), parts)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,7 @@ package rdd
 // original's. hashN is the number of partitions its records are hash
 // partitioned over (HashPartitions of the original; 0 if unknown).
 func FromCheckpoint[T any](c *Context, id ID, name string, parts, hashN int) *Dataset[T] {
-	d := &Dataset[T]{node: &Node{ID: id, Name: name, NumPartitions: parts, ctx: c}, hashN: hashN}
+	d := (&Dataset[T]{node: &Node{ID: id, Name: name, NumPartitions: parts, ctx: c}, hashN: hashN}).bind()
 	d.checkpointed.Store(true)
 	return d
 }

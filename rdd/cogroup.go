@@ -45,11 +45,11 @@ func Cogroup[K comparable, V, W any](a *Dataset[Pair[K, V]], b *Dataset[Pair[K, 
 			}
 		}
 	}
-	return &Dataset[Pair[K, Grouped[V, W]]]{
+	return (&Dataset[Pair[K, Grouped[V, W]]]{
 		node:    &Node{ID: id, Name: name, NumPartitions: part.NumPartitions(), ctx: c, deps: []Dep{depA, depB}},
 		compute: compute,
 		hashN:   part.NumPartitions(),
-	}
+	}).bind()
 }
 
 // CogroupAll gathers, for every key in any of the datasets, its values from
@@ -90,11 +90,11 @@ func CogroupAll[K comparable, V any](n int, ds ...*Dataset[Pair[K, V]]) *Dataset
 			}
 		}
 	}
-	return &Dataset[Pair[K, [][]V]]{
+	return (&Dataset[Pair[K, [][]V]]{
 		node:    &Node{ID: id, Name: name, NumPartitions: part.NumPartitions(), ctx: c, deps: deps},
 		compute: compute,
 		hashN:   part.NumPartitions(),
-	}
+	}).bind()
 }
 
 // Join pairs every value of a key in a with every value of it in b (inner join).

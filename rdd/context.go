@@ -34,11 +34,15 @@ type ShuffleStore interface {
 	RemoveIf(pred func(ID) bool)
 }
 
-// Job is one action on a dataset: run Func on the given partitions of Final.
+// Job is one action on a dataset: on each of the given partitions of Final,
+// run the result kind Kind when it is named (a task any process can run
+// from its spec), else Func (a closure: the task runs where the job was
+// submitted).
 type Job struct {
 	Name       string
 	Final      *Node
 	Partitions []int
+	Kind       ResultKind
 	Func       func(tc *TaskContext, p int) (any, error)
 }
 

@@ -27,7 +27,7 @@ type Dataset[T any] struct {
 }
 
 func newDataset[T any](c *Context, name string, parts int, compute func(*TaskContext, int) iter.Seq[T], deps ...Dep) *Dataset[T] {
-	return &Dataset[T]{node: c.newNode(name, parts, deps...), compute: compute}
+	return (&Dataset[T]{node: c.newNode(name, parts, deps...), compute: compute}).bind()
 }
 
 // Node returns the dataset's untyped lineage node.

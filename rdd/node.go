@@ -15,6 +15,8 @@ type Node struct {
 
 	mu   sync.Mutex
 	deps []Dep // nil once the lineage is truncated by a checkpoint
+
+	typed partitionRunner // the Dataset[T] wrapping the node (spec.go)
 }
 
 // Deps returns the node's dependencies: its lineage, one step back.

@@ -186,7 +186,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 			}
 		}
 	}
-	return &Dataset[Pair[K, C]]{node: &Node{ID: id, Name: name, NumPartitions: n, ctx: c, deps: []Dep{dep}}, compute: compute, hashN: hashPartitions(part)}
+	return (&Dataset[Pair[K, C]]{node: &Node{ID: id, Name: name, NumPartitions: n, ctx: c, deps: []Dep{dep}}, compute: compute, hashN: hashPartitions(part)}).bind()
 }
 
 // hashPartitions is n for a hash partitioner over n partitions, else 0.
@@ -231,13 +231,13 @@ func PartitionBy[K comparable, V any](d *Dataset[Pair[K, V]], part Partitioner[K
 	c := d.node.ctx
 	id := c.scopes.newID()
 	dep := newShuffleDep(id, d, part.NumPartitions(), bucketByKey[K, V](part))
-	return &Dataset[Pair[K, V]]{
+	return (&Dataset[Pair[K, V]]{
 		node: &Node{ID: id, Name: "partitionBy", NumPartitions: part.NumPartitions(), ctx: c, deps: []Dep{dep}},
 		compute: func(tc *TaskContext, r int) iter.Seq[Pair[K, V]] {
 			return concat(fetch[Pair[K, V]](tc, dep, r))
 		},
 		hashN: hashPartitions(part),
-	}
+	}).bind()
 }
 
 // Repartition reshuffles records evenly over n partitions. Each map partition
@@ -264,12 +264,12 @@ func Repartition[T any](d *Dataset[T], n int) *Dataset[T] {
 		})
 		return b
 	})
-	return &Dataset[T]{
+	return (&Dataset[T]{
 		node: &Node{ID: id, Name: "repartition", NumPartitions: n, ctx: c, deps: []Dep{dep}},
 		compute: func(tc *TaskContext, r int) iter.Seq[T] {
 			return concat(fetch[T](tc, dep, r))
 		},
-	}
+	}).bind()
 }
 
 // Distinct removes duplicate records.

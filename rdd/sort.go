@@ -38,7 +38,7 @@ func SortByKey[K cmp.Ordered, V any](ctx context.Context, d *Dataset[Pair[K, V]]
 		})
 		return b
 	})
-	return &Dataset[Pair[K, V]]{
+	return (&Dataset[Pair[K, V]]{
 		node: &Node{ID: id, Name: "sortByKey", NumPartitions: n, ctx: c, deps: []Dep{dep}},
 		compute: func(tc *TaskContext, r int) iter.Seq[Pair[K, V]] {
 			return func(yield func(Pair[K, V]) bool) {
@@ -54,7 +54,7 @@ func SortByKey[K cmp.Ordered, V any](ctx context.Context, d *Dataset[Pair[K, V]]
 				}
 			}
 		},
-	}, nil
+	}).bind(), nil
 }
 
 // sampleBounds picks n-1 ascending keys that split d's keys evenly, from an

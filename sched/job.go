@@ -19,22 +19,31 @@ type MapOutputs interface {
 	Missing(shuffle rdd.ID, numMaps int) []int
 }
 
-// Task is one attempt at computing one partition of one stage. Shuffle is set
-// for map tasks, which write shuffle output; result tasks run the job's Func.
+// Task is one attempt at computing one partition of one stage: the job and
+// stage it belongs to, and its spec, which names what to compute (a map
+// task writes a shuffle's output; a result task runs the job's result kind,
+// or its Func when the kind is not named) with no closure in it.
 type Task struct {
-	Job       int
-	Stage     int
-	Partition int
-	Attempt   int
-	Shuffle   *rdd.ShuffleDep
+	Job   int
+	Stage int
+	Spec  rdd.TaskSpec
 }
+
+// Partition is the partition the task computes.
+func (t Task) Partition() int { return t.Spec.Partition }
+
+// Attempt is the task's attempt number.
+func (t Task) Attempt() int { return t.Spec.Attempt }
+
+// IsMap reports whether the task writes shuffle output.
+func (t Task) IsMap() bool { return t.Spec.Shuffle != nil }
 
 func (t Task) String() string {
 	kind := "result"
-	if t.Shuffle != nil {
+	if t.IsMap() {
 		kind = "map"
 	}
-	return fmt.Sprintf("task %d.%d.%d#%d (%s)", t.Job, t.Stage, t.Partition, t.Attempt, kind)
+	return fmt.Sprintf("task %d.%d.%d#%d (%s)", t.Job, t.Stage, t.Partition(), t.Attempt(), kind)
 }
 
 // Action is what the scheduler asks its shell to do: Launch or Done.
@@ -188,9 +197,21 @@ func (j *JobScheduler) submit(s *stage, acts []Action) []Action {
 	s.pending = make(map[int]bool, len(parts))
 	for _, p := range parts {
 		s.pending[p] = true
-		acts = append(acts, Launch{Task{Job: j.id, Stage: s.id, Partition: p, Attempt: s.tries[p], Shuffle: s.shuffle}})
+		acts = append(acts, Launch{j.task(s, p)})
 	}
 	return acts
+}
+
+// task names the current attempt at partition p of stage s.
+func (j *JobScheduler) task(s *stage, p int) Task {
+	spec := rdd.TaskSpec{Dataset: s.node.ID, Partition: p, Attempt: s.tries[p]}
+	if s.shuffle != nil {
+		id := s.shuffle.ID
+		spec.Shuffle = &id
+	} else {
+		spec.Result = j.job.Kind
+	}
+	return Task{Job: j.id, Stage: s.id, Spec: spec}
 }
 
 func (j *JobScheduler) stageByID(id int) *stage {
@@ -211,7 +232,7 @@ func (j *JobScheduler) TaskEnded(t Task, result any, err error) []Action {
 		return nil
 	}
 	s := j.stageByID(t.Stage)
-	if s == nil || !s.running || !s.pending[t.Partition] || t.Attempt != s.tries[t.Partition] {
+	if s == nil || !s.running || !s.pending[t.Partition()] || t.Attempt() != s.tries[t.Partition()] {
 		return nil // a stale attempt
 	}
 	if err != nil {
@@ -223,16 +244,16 @@ func (j *JobScheduler) TaskEnded(t Task, result any, err error) []Action {
 			s.pending = nil
 			return j.submit(s, nil)
 		}
-		s.tries[t.Partition]++
-		if s.tries[t.Partition] >= j.maxAttempts {
+		s.tries[t.Partition()]++
+		if s.tries[t.Partition()] >= j.maxAttempts {
 			return j.fail(fmt.Errorf("%s failed %d times, most recently: %w", t, j.maxAttempts, err), nil)
 		}
-		return []Action{Launch{Task{Job: j.id, Stage: s.id, Partition: t.Partition, Attempt: s.tries[t.Partition], Shuffle: s.shuffle}}}
+		return []Action{Launch{j.task(s, t.Partition())}}
 	}
-	delete(s.pending, t.Partition)
+	delete(s.pending, t.Partition())
 	if s.shuffle == nil {
-		j.results[j.index[t.Partition]] = result
-		j.done[t.Partition] = true
+		j.results[j.index[t.Partition()]] = result
+		j.done[t.Partition()] = true
 	}
 	if len(s.pending) > 0 {
 		return nil

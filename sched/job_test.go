@@ -55,12 +55,12 @@ func TestJobTranscripts(t *testing.T) {
 				switch a := a.(type) {
 				case Launch:
 					tk := a.Task
-					tasks[[2]int{tk.Stage, tk.Partition}] = tk
+					tasks[[2]int{tk.Stage, tk.Partition()}] = tk
 					kind := "result"
-					if tk.Shuffle != nil {
-						kind = "map " + shufIDs[tk.Shuffle.ID]
+					if tk.IsMap() {
+						kind = "map " + shufIDs[*tk.Spec.Shuffle]
 					}
-					lines = append(lines, fmt.Sprintf("launch stage=%d part=%d attempt=%d (%s)", tk.Stage, tk.Partition, tk.Attempt, kind))
+					lines = append(lines, fmt.Sprintf("launch stage=%d part=%d attempt=%d (%s)", tk.Stage, tk.Partition(), tk.Attempt(), kind))
 				case Done:
 					if a.Err != nil {
 						lines = append(lines, "done error: "+a.Err.Error())
@@ -133,10 +133,10 @@ func TestJobTranscripts(t *testing.T) {
 			case "ok":
 				tk := task(d)
 				var res any
-				if tk.Shuffle != nil {
-					outs[tk.Shuffle.ID][tk.Partition] = true
+				if tk.IsMap() {
+					outs[*tk.Spec.Shuffle][tk.Partition()] = true
 				} else {
-					res = fmt.Sprintf("r%d", tk.Partition)
+					res = fmt.Sprintf("r%d", tk.Partition())
 				}
 				return render(js.TaskEnded(tk, res, nil))
 			case "fail":
@@ -155,7 +155,7 @@ func TestJobTranscripts(t *testing.T) {
 			case "stale":
 				// An old attempt reports late: it must be ignored.
 				tk := task(d)
-				tk.Attempt--
+				tk.Spec.Attempt--
 				return render(js.TaskEnded(tk, "late", nil))
 			}
 			d.Fatalf(t, "unknown command %q", d.Cmd)
@@ -170,7 +170,7 @@ func TestMissingResultPartitionsOnlyRunOnce(t *testing.T) {
 	acts := js.Start()
 	var ps []int
 	for _, a := range acts {
-		ps = append(ps, a.(Launch).Task.Partition)
+		ps = append(ps, a.(Launch).Task.Partition())
 	}
 	slices.Sort(ps)
 	if !slices.Equal(ps, []int{0, 2}) {

@@ -63,6 +63,7 @@ func (l *Local) RunJob(ctx context.Context, job *rdd.Job) ([]any, error) {
 		cancel()
 		running.Wait()
 	}()
+	lin := rdd.IndexLineage(job.Final)
 	acts := js.Start()
 	for {
 		for _, a := range acts {
@@ -73,7 +74,7 @@ func (l *Local) RunJob(ctx context.Context, job *rdd.Job) ([]any, error) {
 				running.Add(1)
 				go func(t Task) {
 					defer running.Done()
-					r, err := l.runTask(ctx, job, t)
+					r, err := l.runTask(ctx, job, lin, t)
 					if l.onTask != nil {
 						l.onTask(TaskEvent{Task: t, Err: err})
 					}
@@ -93,16 +94,16 @@ func (l *Local) RunJob(ctx context.Context, job *rdd.Job) ([]any, error) {
 	}
 }
 
-func (l *Local) runTask(ctx context.Context, job *rdd.Job, t Task) (any, error) {
+func (l *Local) runTask(ctx context.Context, job *rdd.Job, lin *rdd.Lineage, t Task) (any, error) {
 	select {
 	case l.slots <- struct{}{}:
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
 	defer func() { <-l.slots }()
-	tc := rdd.NewTaskContext(ctx, t.Job, t.Stage, t.Partition, t.Attempt)
-	if t.Shuffle != nil {
-		return rdd.RunTask(tc, func() (any, error) { return nil, t.Shuffle.Write(tc, t.Partition) })
+	tc := rdd.NewTaskContext(ctx, t.Job, t.Stage, t.Partition(), t.Attempt())
+	if t.IsMap() || job.Kind.Named() {
+		return lin.Execute(tc, t.Spec)
 	}
-	return rdd.RunTask(tc, func() (any, error) { return job.Func(tc, t.Partition) })
+	return rdd.RunTask(tc, func() (any, error) { return job.Func(tc, t.Partition()) })
 }

@@ -1,0 +1,169 @@
+package rdd
+
+import (
+	"fmt"
+)
+
+// Named tasks. A task is a spec, never a closure: which dataset, which
+// partition, and what to do with it, in terms every process that built the
+// same graph (and materialized the same interval manifests) understands.
+// Map tasks name the shuffle they write; result tasks name a ResultKind.
+// The functions a task runs are the process's own copy of the graph's: a
+// dataset's operators, a shuffle's map side, and the built-in result kinds
+// below. Jobs whose function exists only at run time (Reduce, Foreach and
+// ForeachPartition with a closure) have no kind: they run where the job is
+// submitted.
+
+// ResultKind names what a result task computes from its partition.
+type ResultKind struct {
+	Name string `json:"name"`        // "count", "collect" or "take"; "" for a job with only a Func
+	N    int    `json:"n,omitempty"` // take: the records wanted from the partition
+}
+
+// The built-in result kinds.
+var (
+	KindCount   = ResultKind{Name: "count"}
+	KindCollect = ResultKind{Name: "collect"}
+)
+
+// KindTake asks for the first n records of the partition.
+func KindTake(n int) ResultKind { return ResultKind{Name: "take", N: n} }
+
+// Named reports whether the kind names a built-in function.
+func (k ResultKind) Named() bool { return k.Name != "" }
+
+func (k ResultKind) String() string {
+	if k.Name == "take" {
+		return fmt.Sprintf("take(%d)", k.N)
+	}
+	return k.Name
+}
+
+// TaskSpec names one task attempt. The interval is the dataset's ID.Time.
+type TaskSpec struct {
+	Dataset   ID         `json:"dataset"` // the dataset whose partition the task computes
+	Partition int        `json:"partition"`
+	Shuffle   *ID        `json:"shuffle,omitempty"` // a map task: the shuffle whose output it writes
+	Result    ResultKind `json:"result,omitzero"`   // a result task: what it returns
+	Attempt   int        `json:"attempt"`
+}
+
+func (s TaskSpec) String() string {
+	if s.Shuffle != nil {
+		return fmt.Sprintf("map %s[%d] -> shuffle %s, attempt %d", s.Dataset, s.Partition, *s.Shuffle, s.Attempt)
+	}
+	return fmt.Sprintf("%s %s[%d], attempt %d", s.Result, s.Dataset, s.Partition, s.Attempt)
+}
+
+// partitionRunner is the typed face a dataset gives its node, so a result
+// kind runs on a node found by ID.
+type partitionRunner interface {
+	runResult(tc *TaskContext, p int, k ResultKind) (any, error)
+}
+
+// bind makes d the typed face of its node; every dataset constructor calls it.
+func (d *Dataset[T]) bind() *Dataset[T] {
+	d.node.typed = d
+	return d
+}
+
+func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error) {
+	switch k.Name {
+	case KindCount.Name:
+		return countOf(d.Iterator(tc, p)), nil
+	case KindCollect.Name:
+		return collectOf(d.Iterator(tc, p)), nil
+	case "take":
+		return takeOf(d.Iterator(tc, p), k.N), nil
+	}
+	return nil, fmt.Errorf("result kind %q is not a built-in one", k.Name)
+}
+
+// takeOf returns the first n records seq yields.
+func takeOf[T any](seq func(yield func(T) bool), n int) []T {
+	xs := cell[[]T]()
+	if n <= 0 {
+		return nil
+	}
+	seq(func(x T) bool {
+		*xs = append(*xs, x)
+		return len(*xs) < n
+	})
+	return *xs
+}
+
+// Lineage indexes the datasets and shuffles of a lineage by ID, so tasks
+// named by spec find theirs without walking the graph each time.
+type Lineage struct {
+	root     *Node
+	nodes    map[ID]*Node
+	shuffles map[ID]*ShuffleDep
+}
+
+// IndexLineage indexes root and its ancestors.
+func IndexLineage(root *Node) *Lineage {
+	l := &Lineage{root: root, nodes: map[ID]*Node{}, shuffles: map[ID]*ShuffleDep{}}
+	walkLineage(root, func(n *Node) bool {
+		l.nodes[n.ID] = n
+		for _, d := range n.Deps() {
+			if sd, ok := d.(*ShuffleDep); ok {
+				l.shuffles[sd.ID] = sd
+			}
+		}
+		return true
+	})
+	return l
+}
+
+// Find returns the node of dataset id, or nil.
+func (l *Lineage) Find(id ID) *Node { return l.nodes[id] }
+
+// Shuffle returns the shuffle dependency id, or nil.
+func (l *Lineage) Shuffle(id ID) *ShuffleDep { return l.shuffles[id] }
+
+// walkLineage visits root and its ancestors once each until visit returns false.
+func walkLineage(root *Node, visit func(*Node) bool) {
+	seen := map[*Node]bool{}
+	var walk func(n *Node) bool
+	walk = func(n *Node) bool {
+		if seen[n] {
+			return true
+		}
+		seen[n] = true
+		if !visit(n) {
+			return false
+		}
+		for _, d := range n.Deps() {
+			if !walk(d.parent()) {
+				return false
+			}
+		}
+		return true
+	}
+	walk(root)
+}
+
+// Execute runs the task spec names, in this process: a map task writes its
+// shuffle output to the context's shuffle store; a result task returns its
+// kind's result. A spec naming a dataset or shuffle the lineage does not
+// hold is an error, as is a result kind the dataset cannot run. Errors and
+// panics in user code come back as *TaskError, as from RunTask.
+func (l *Lineage) Execute(tc *TaskContext, spec TaskSpec) (any, error) {
+	if spec.Shuffle != nil {
+		dep := l.shuffles[*spec.Shuffle]
+		if dep == nil || dep.Parent.ID != spec.Dataset {
+			return nil, fmt.Errorf("task %s: no such shuffle in the lineage of %s", spec, l.root)
+		}
+		return RunTask(tc, func() (any, error) { return nil, dep.Write(tc, spec.Partition) })
+	}
+	n := l.nodes[spec.Dataset]
+	switch {
+	case n == nil:
+		return nil, fmt.Errorf("task %s: no such dataset in the lineage of %s", spec, l.root)
+	case n.typed == nil:
+		return nil, fmt.Errorf("task %s: dataset %s has no typed face", spec, n)
+	case spec.Partition < 0 || spec.Partition >= n.NumPartitions:
+		return nil, fmt.Errorf("task %s: %s has %d partitions", spec, n, n.NumPartitions)
+	}
+	return RunTask(tc, func() (any, error) { return n.typed.runResult(tc, spec.Partition, spec.Result) })
+}

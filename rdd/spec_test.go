@@ -1,0 +1,78 @@
+package rdd_test
+
+import (
+	"context"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/dstream/dstream/rdd"
+)
+
+// A lineage runs tasks from their specs alone: results equal the actions',
+// and specs the lineage cannot run are errors naming the task.
+func TestExecuteSpecs(t *testing.T) {
+	c, _ := newCtx(t, 2, 1<<20)
+	words := rdd.Parallelize(c, []string{"a", "b", "a", "c", "b", "a"}, 3)
+	counts := rdd.ReduceByKey(rdd.Map(words, func(w string) rdd.Pair[string, int] { return rdd.Pair[string, int]{Key: w, Value: 1} }),
+		func(a, b int) int { return a + b }, 2)
+	lin := rdd.IndexLineage(counts.Node())
+	var shuffle *rdd.ID
+	for _, d := range counts.Node().Deps() {
+		if sd, ok := d.(*rdd.ShuffleDep); ok {
+			shuffle = &sd.ID
+		}
+	}
+	if shuffle == nil {
+		t.Fatal("no shuffle")
+	}
+	mapSide := counts.Node().Deps()[0].(*rdd.ShuffleDep).Parent.ID
+	run := func(spec rdd.TaskSpec) (any, error) {
+		return lin.Execute(rdd.NewTaskContext(context.Background(), 1, 0, spec.Partition, spec.Attempt), spec)
+	}
+	for p := range 3 {
+		if _, err := run(rdd.TaskSpec{Dataset: mapSide, Partition: p, Shuffle: shuffle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []rdd.Pair[string, int]
+	for p := range 2 {
+		r, err := run(rdd.TaskSpec{Dataset: counts.ID(), Partition: p, Result: rdd.KindCollect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.([]rdd.Pair[string, int])...)
+	}
+	want, err := counts.Collect(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("by spec %v, by action %v", got, want)
+	}
+	if n, err := run(rdd.TaskSpec{Dataset: words.ID(), Partition: 0, Result: rdd.KindCount}); err != nil || n.(int64) != 2 {
+		t.Fatalf("count = %v, %v", n, err)
+	}
+	if xs, err := run(rdd.TaskSpec{Dataset: words.ID(), Partition: 2, Result: rdd.KindTake(1)}); err != nil || !reflect.DeepEqual(xs, []string{"b"}) {
+		t.Fatalf("take(1) = %v, %v", xs, err)
+	}
+
+	bad := []struct {
+		name string
+		spec rdd.TaskSpec
+		want string
+	}{
+		{"unknown dataset", rdd.TaskSpec{Dataset: rdd.ID{Op: 9, Seq: 9}, Result: rdd.KindCount}, "no such dataset"},
+		{"unknown shuffle", rdd.TaskSpec{Dataset: mapSide, Shuffle: &rdd.ID{Op: 9}}, "no such shuffle"},
+		{"shuffle of another dataset", rdd.TaskSpec{Dataset: words.ID(), Shuffle: shuffle}, "no such shuffle"},
+		{"partition out of range", rdd.TaskSpec{Dataset: words.ID(), Partition: 3, Result: rdd.KindCount}, "has 3 partitions"},
+		{"unnamed kind", rdd.TaskSpec{Dataset: words.ID(), Result: rdd.ResultKind{Name: "reduce"}}, "not a built-in"},
+	}
+	for _, tt := range bad {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := run(tt.spec); err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Execute(%s) = %v, want an error saying %q", tt.spec, err, tt.want)
+			}
+		})
+	}
+}
