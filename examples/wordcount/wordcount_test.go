@@ -32,6 +32,34 @@ func buildBinaries(t *testing.T) (wordcount, dstream string) {
 	return wordcount, dstream
 }
 
+// startWordcount starts the wordcount binary with args and reads its first
+// line, which must say where it listens; the process is killed when the test
+// ends (a test that stops it first waits for it itself).
+func startWordcount(t *testing.T, bin string, args ...string) (wc *exec.Cmd, lines *bufio.Scanner, stderr *bytes.Buffer, addr string) {
+	t.Helper()
+	wc = exec.Command(bin, args...)
+	stdout, err := wc.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr = &bytes.Buffer{}
+	wc.Stderr = stderr
+	if err := wc.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = wc.Process.Kill() })
+	lines = bufio.NewScanner(stdout)
+	if lines.Scan() {
+		if f := strings.Fields(lines.Text()); len(f) >= 4 && f[1] == "listening" {
+			addr = strings.TrimSuffix(f[3], ",")
+		}
+	}
+	if addr == "" {
+		t.Fatalf("wordcount did not report its address: %q\n%s", lines.Text(), stderr.String())
+	}
+	return wc, lines, stderr, addr
+}
+
 // TestEndToEnd runs the client, the socket source and wordcount as real
 // processes over a real socket, stops wordcount with SIGTERM, and checks that
 // the counts summed over every interval equal the input's counts exactly.
@@ -73,27 +101,7 @@ func TestEndToEnd(t *testing.T) {
 		want[w]++
 	}
 
-	wc := exec.Command(wcBin, "--listen", "127.0.0.1:0", "--batch", "200ms", "--out", out)
-	stdout, err := wc.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	wc.Stderr = &stderr
-	if err := wc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Process.Kill()
-	lines := bufio.NewScanner(stdout)
-	var addr string
-	if lines.Scan() {
-		if f := strings.Fields(lines.Text()); len(f) >= 4 && f[1] == "listening" {
-			addr = strings.TrimSuffix(f[3], ",")
-		}
-	}
-	if addr == "" {
-		t.Fatalf("wordcount did not report its address: %q\n%s", lines.Text(), stderr.String())
-	}
+	wc, lines, stderr, addr := startWordcount(t, wcBin, "--listen", "127.0.0.1:0", "--batch", "200ms", "--out", out)
 	go func() {
 		for lines.Scan() {
 		}
@@ -232,21 +240,7 @@ func TestStopsOnFailedInterval(t *testing.T) {
 	if err := os.Symlink(real, out); err != nil {
 		t.Fatal(err)
 	}
-	wc := exec.Command(wcBin, "--listen", "127.0.0.1:0", "--batch", "100ms", "--out", out)
-	stdout, err := wc.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr bytes.Buffer
-	wc.Stderr = &stderr
-	if err := wc.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer wc.Process.Kill()
-	lines := bufio.NewScanner(stdout)
-	if !lines.Scan() || !strings.Contains(lines.Text(), "listening") {
-		t.Fatalf("wordcount did not start: %q\n%s", lines.Text(), stderr.String())
-	}
+	wc, lines, stderr, _ := startWordcount(t, wcBin, "--listen", "127.0.0.1:0", "--batch", "100ms", "--out", out)
 	var stdoutText strings.Builder
 	drained := make(chan struct{})
 	go func() {
@@ -265,6 +259,7 @@ func TestStopsOnFailedInterval(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- wc.Wait() }()
+	var err error
 	select {
 	case err = <-done:
 	case <-time.After(60 * time.Second):
