@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"time"
 	"unsafe"
 )
 
@@ -159,6 +160,8 @@ func HashFunc[K comparable]() (func(K) uint64, error) {
 		return func(k K) uint64 { return any(k).(Hasher).Hash64() }, nil
 	case reflect.PointerTo(t).Implements(hasherType):
 		return func(k K) uint64 { return any(&k).(Hasher).Hash64() }, nil
+	case t == timeType:
+		return func(k K) uint64 { return hashTime((*time.Time)(unsafe.Pointer(&k))) }, nil
 	}
 	// Basic types, named or not, read the key in place: no boxing.
 	switch t.Kind() {
@@ -219,6 +222,13 @@ const (
 	nilHash  = 0x6a09e667f3bcc908
 )
 
+// timeType is time.Time, whose location pointer would otherwise refuse it:
+// equal times (==: the same instant and location) have the same instant, so
+// hashing the instant alone is process-independent and consistent with ==.
+var timeType = reflect.TypeFor[time.Time]()
+
+func hashTime(t *time.Time) uint64 { return mix64(uint64(t.UnixNano())) }
+
 // fold mixes v into h: order-sensitive, so (a, b) and (b, a) differ.
 func fold(h, v uint64) uint64 { return mix64(h ^ v) }
 
@@ -239,6 +249,8 @@ func buildHash(root, t reflect.Type, path string) (hashFn, *KeyTypeError) {
 		return func(p unsafe.Pointer, h uint64) uint64 {
 			return fold(h, reflect.NewAt(t, p).Interface().(Hasher).Hash64())
 		}, nil
+	case t == timeType:
+		return func(p unsafe.Pointer, h uint64) uint64 { return fold(h, hashTime((*time.Time)(p))) }, nil
 	case t.Size() == 0:
 		return func(_ unsafe.Pointer, h uint64) uint64 { return h }, nil
 	}

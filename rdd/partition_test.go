@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 	"unsafe"
 
 	"github.com/dstream/dstream/rdd"
@@ -410,5 +411,29 @@ func benchPartition[K comparable](keys []K) func(*testing.B) {
 				i = 0
 			}
 		}
+	}
+}
+
+// time.Time holds a location pointer, but equal times are the same instant:
+// it is hashed by its instant, alone or inside a struct, the same in every
+// process.
+func TestTimeKeys(t *testing.T) {
+	type event struct {
+		At   time.Time
+		Name string
+	}
+	if _, err := rdd.HashFunc[time.Time](); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rdd.HashFunc[event](); err != nil {
+		t.Fatal(err)
+	}
+	a, b := time.Unix(1_700_000_000, 5).UTC(), time.Unix(1_700_000_000, 5).UTC()
+	if !samePartition(a, b) || !samePartition(event{a, "x"}, event{b, "x"}) {
+		t.Error("equal times land in different partitions")
+	}
+	h, _ := rdd.HashFunc[time.Time]()
+	if h(a) == h(a.Add(time.Nanosecond)) {
+		t.Error("times a nanosecond apart hash alike")
 	}
 }
