@@ -2,6 +2,7 @@ package rdd
 
 import (
 	"fmt"
+	"sync"
 )
 
 // Named tasks. A task is a spec, never a closure: which dataset, which
@@ -93,33 +94,48 @@ func takeOf[T any](seq func(yield func(T) bool), n int) []T {
 }
 
 // Lineage indexes the datasets and shuffles of a lineage by ID, so tasks
-// named by spec find theirs without walking the graph each time.
+// named by spec find theirs without walking the graph each time. The index
+// is built on first need: a job whose tasks all compute the final dataset
+// (no shuffle) never builds it.
 type Lineage struct {
 	root     *Node
+	once     sync.Once
 	nodes    map[ID]*Node
 	shuffles map[ID]*ShuffleDep
 }
 
-// IndexLineage indexes root and its ancestors.
-func IndexLineage(root *Node) *Lineage {
-	l := &Lineage{root: root, nodes: map[ID]*Node{}, shuffles: map[ID]*ShuffleDep{}}
-	walkLineage(root, func(n *Node) bool {
-		l.nodes[n.ID] = n
-		for _, d := range n.Deps() {
-			if sd, ok := d.(*ShuffleDep); ok {
-				l.shuffles[sd.ID] = sd
+// IndexLineage returns the index of root and its ancestors.
+func IndexLineage(root *Node) *Lineage { return &Lineage{root: root} }
+
+func (l *Lineage) index() {
+	l.once.Do(func() {
+		l.nodes, l.shuffles = map[ID]*Node{}, map[ID]*ShuffleDep{}
+		walkLineage(l.root, func(n *Node) bool {
+			l.nodes[n.ID] = n
+			for _, d := range n.Deps() {
+				if sd, ok := d.(*ShuffleDep); ok {
+					l.shuffles[sd.ID] = sd
+				}
 			}
-		}
-		return true
+			return true
+		})
 	})
-	return l
 }
 
 // Find returns the node of dataset id, or nil.
-func (l *Lineage) Find(id ID) *Node { return l.nodes[id] }
+func (l *Lineage) Find(id ID) *Node {
+	if id == l.root.ID {
+		return l.root
+	}
+	l.index()
+	return l.nodes[id]
+}
 
 // Shuffle returns the shuffle dependency id, or nil.
-func (l *Lineage) Shuffle(id ID) *ShuffleDep { return l.shuffles[id] }
+func (l *Lineage) Shuffle(id ID) *ShuffleDep {
+	l.index()
+	return l.shuffles[id]
+}
 
 // walkLineage visits root and its ancestors once each until visit returns false.
 func walkLineage(root *Node, visit func(*Node) bool) {
@@ -150,13 +166,13 @@ func walkLineage(root *Node, visit func(*Node) bool) {
 // panics in user code come back as *TaskError, as from RunTask.
 func (l *Lineage) Execute(tc *TaskContext, spec TaskSpec) (any, error) {
 	if spec.Shuffle != nil {
-		dep := l.shuffles[*spec.Shuffle]
+		dep := l.Shuffle(*spec.Shuffle)
 		if dep == nil || dep.Parent.ID != spec.Dataset {
 			return nil, fmt.Errorf("task %s: no such shuffle in the lineage of %s", spec, l.root)
 		}
 		return RunTask(tc, func() (any, error) { return nil, dep.Write(tc, spec.Partition) })
 	}
-	n := l.nodes[spec.Dataset]
+	n := l.Find(spec.Dataset)
 	switch {
 	case n == nil:
 		return nil, fmt.Errorf("task %s: no such dataset in the lineage of %s", spec, l.root)
