@@ -24,7 +24,7 @@ type outputOp struct {
 
 // addOutput registers an output named name that runs fn for every interval
 // of s; open, if not nil, becomes the output's Start hook.
-func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) {
+func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) *outputOp {
 	c := s.ctx
 	op := &outputOp{name: name, open: open}
 	op.run = func(t time.Time) (err error) {
@@ -54,11 +54,12 @@ func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx 
 	defer c.mu.Unlock()
 	if c.state != stateNew {
 		c.graphErr = firstErr(c.graphErr, fmt.Errorf("%s: outputs must be registered before the context starts", name))
-		return
+		return op
 	}
 	c.nextOp++
 	op.id = c.nextOp
 	c.outputs = append(c.outputs, op)
+	return op
 }
 
 // ForeachRDD runs fn on the driver for every interval's dataset, given the
@@ -66,14 +67,14 @@ func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx 
 // stops hard. fn typically runs actions on the dataset; its error fails the
 // interval.
 func ForeachRDD[T any](s *Stream[T], fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) {
-	addOutput(s, "foreachRDD", nil, fn)
+	_ = addOutput(s, "foreachRDD", nil, fn)
 }
 
 // Print writes the first n records of every interval to the context's Out,
 // under a header naming the interval, as Spark's print does.
 func (s *Stream[T]) Print(n int) {
 	c := s.ctx
-	addOutput(s, "print", nil, func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
+	_ = addOutput(s, "print", nil, func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
 		xs, err := ds.Take(ctx, n+1)
 		if err != nil {
 			return err
@@ -123,9 +124,43 @@ func (s *Stream[T]) SaveAsTextFiles(prefix, suffix string) {
 		removeStaleTemps(c.log, parent, stem, ext)
 		return nil
 	}
-	addOutput(s, "saveAsTextFiles", open, func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
-		return saveText(ctx, ds, filepath.Join(parent, fmt.Sprintf("%s%d%s", stem, t.UnixMilli(), ext)))
+	dirOf := func(ms int64) string { return filepath.Join(parent, fmt.Sprintf("%s%d%s", stem, ms, ext)) }
+	var op *outputOp
+	op = addOutput(s, "saveAsTextFiles", open, func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
+		return saveText(ctx, ds, op.id, dirOf(t.UnixMilli()))
 	})
+	// The per-partition write is a named output: any process that built
+	// the graph runs it from a task's spec (package rdd, RegisterOutput).
+	rdd.RegisterOutput(c.rctx, int(op.id), func(tc *rdd.TaskContext, ms int64, p int, records []T) error {
+		return writePart(tc, taskTemp(dirOf(ms)), p, records)
+	})
+}
+
+// taskTemp is the temporary directory an interval's output directory is
+// written in: named after it, so every process's tasks find it, and in the
+// pattern Start's clean-up recognises.
+func taskTemp(dir string) string {
+	return filepath.Join(filepath.Dir(dir), tempPattern(filepath.Base(dir))+"out")
+}
+
+// writePart is one task's share of an interval's output: it writes the
+// partition under its attempt's name, then renames it to part-NNNNN (the
+// task's commit). Attempts of a task write identical data (tasks are
+// deterministic), so whichever rename lands last, the part is whole.
+func writePart[T any](tc *rdd.TaskContext, tmp string, p int, records []T) error {
+	// A local slice, not a strings.Builder: fmt would move a Builder to the
+	// heap, where another task's writes may share its cache line
+	// (rdd/loop.go).
+	var b []byte
+	for _, r := range records {
+		b = fmt.Appendln(b, r)
+	}
+	name := filepath.Join(tmp, fmt.Sprintf("part-%05d", p))
+	attempt := fmt.Sprintf("%s.attempt-%d", name, tc.Attempt)
+	if err := writeFileSync(attempt, b); err != nil {
+		return err
+	}
+	return os.Rename(attempt, name)
 }
 
 // tempPattern is the os.MkdirTemp pattern of the temporary directory in
@@ -195,7 +230,7 @@ func isTempName(name, stem, ext string) bool {
 	return strings.HasPrefix(rest[digits:], ext+".tmp-")
 }
 
-func saveText[T any](ctx context.Context, ds *rdd.Dataset[T], dir string) error {
+func saveText[T any](ctx context.Context, ds *rdd.Dataset[T], op int32, dir string) error {
 	if _, err := os.Stat(filepath.Join(dir, "_SUCCESS")); err == nil {
 		return nil // already complete: exactly once
 	}
@@ -203,28 +238,24 @@ func saveText[T any](ctx context.Context, ds *rdd.Dataset[T], dir string) error 
 	if err := os.MkdirAll(parent, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}
-	tmp, err := os.MkdirTemp(parent, tempPattern(filepath.Base(dir)))
-	if err != nil {
+	// A temporary directory left by an earlier attempt at the interval (or
+	// a killed run) holds nothing complete: start afresh.
+	tmp := taskTemp(dir)
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("output folder: %w", err)
+	}
+	if err := os.Mkdir(tmp, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}
 	defer os.RemoveAll(tmp)
-	// MkdirTemp makes 0700; the output is for its readers too.
+	// Mkdir applies the umask; the output is for its readers too.
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("output folder: %w", err)
 	}
-	err = ds.ForeachPartition(ctx, func(p int, records []T) error {
-		// A local slice, not a strings.Builder: fmt would move a Builder
-		// to the heap, where another task's writes may share its cache
-		// line (rdd/loop.go).
-		var b []byte
-		for _, r := range records {
-			b = fmt.Appendln(b, r)
-		}
-		return writeFileSync(filepath.Join(tmp, fmt.Sprintf("part-%05d", p)), b)
-	})
-	if err != nil {
+	if err := ds.RunOutput(ctx, int(op)); err != nil {
 		return err
 	}
+	// The job's commit: mark the directory complete and move it in place.
 	if err := writeFileSync(filepath.Join(tmp, "_SUCCESS"), nil); err != nil {
 		return err
 	}

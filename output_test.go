@@ -369,3 +369,46 @@ func TestConfigValidation(t *testing.T) {
 		}
 	}
 }
+
+// Each task writes its part under its attempt's name and renames it (the
+// task's commit); the interval's directory appears when all parts are in
+// (the job's commit). What an earlier attempt at the interval left in the
+// temporary directory never reaches the output.
+func TestSaveAsTextFilesCommitsTasksThenTheInterval(t *testing.T) {
+	dir := t.TempDir()
+	h := dstreamtest.New[string](t, dstreamtest.Options{})
+	dstream.Repartition(h.In, 2).SaveAsTextFiles(filepath.Join(dir, "words"), "")
+	h.Input.Push("a", "b", "c")
+	h.Start()
+	t1 := h.Ctx.StartTime().Add(time.Second)
+	// An earlier attempt at interval 1, cut short: a half-written part and
+	// a part of a partition that does not exist.
+	tmp := filepath.Join(dir, ".words-"+itoa(t1.UnixMilli())+".tmp-out")
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"part-00000.attempt-0", "part-00007"} {
+		if err := os.WriteFile(filepath.Join(tmp, name), []byte("garbage\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.Tick()
+	out := filepath.Join(dir, "words-"+itoa(t1.UnixMilli()))
+	entries, err := os.ReadDir(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names, lines []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+		b, _ := os.ReadFile(filepath.Join(out, e.Name()))
+		lines = append(lines, strings.Fields(string(b))...)
+	}
+	slices.Sort(lines)
+	if strings.Join(names, ",") != "_SUCCESS,part-00000,part-00001" || strings.Join(lines, ",") != "a,b,c" {
+		t.Fatalf("interval directory holds %v with records %v", names, lines)
+	}
+	if _, err := os.Stat(tmp); !os.IsNotExist(err) {
+		t.Errorf("temporary directory left behind: %v", err)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // BlockStore keeps materialised partitions. Implemented by block.Store.
@@ -64,9 +65,10 @@ type Config struct {
 
 // Context owns datasets: it names them, runs their jobs and stores their blocks.
 type Context struct {
-	cfg    Config
-	scopes scopes
-	hints  sizeHints
+	cfg     Config
+	scopes  scopes
+	hints   sizeHints
+	outputs sync.Map // output id -> func(*TaskContext, int64, int, []T) error (RegisterOutput)
 }
 
 // NewContext returns a Context over cfg's services.

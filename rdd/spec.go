@@ -1,7 +1,9 @@
 package rdd
 
 import (
+	"context"
 	"fmt"
+	"reflect"
 	"sync"
 )
 
@@ -17,8 +19,8 @@ import (
 
 // ResultKind names what a result task computes from its partition.
 type ResultKind struct {
-	Name string `json:"name"`        // "count", "collect" or "take"; "" for a job with only a Func
-	N    int    `json:"n,omitempty"` // take: the records wanted from the partition
+	Name string `json:"name"`        // "count", "collect", "take" or "output"; "" for a job with only a Func
+	N    int    `json:"n,omitempty"` // take: the records wanted from the partition; output: its id
 }
 
 // The built-in result kinds.
@@ -26,6 +28,26 @@ var (
 	KindCount   = ResultKind{Name: "count"}
 	KindCollect = ResultKind{Name: "collect"}
 )
+
+// KindOutput runs the per-partition output registered as id (RegisterOutput).
+func KindOutput(id int) ResultKind { return ResultKind{Name: "output", N: id} }
+
+// RegisterOutput registers fn as per-partition output id of c: a result task
+// of kind KindOutput(id) calls fn with the interval time of its dataset (its
+// ID's Time, Unix ms), the partition and its records; the task's attempt is
+// in tc. Register outputs while the graph is built, so every process has the
+// same ones. fn must be idempotent per (interval, partition): attempts of a
+// task may run more than once, in any process.
+func RegisterOutput[T any](c *Context, id int, fn func(tc *TaskContext, t int64, p int, records []T) error) {
+	c.outputs.Store(id, fn)
+}
+
+// RunOutput runs output id on every partition of d and returns when all
+// have been written.
+func (d *Dataset[T]) RunOutput(ctx context.Context, id int) error {
+	_, err := runNamed[T, struct{}](ctx, d, KindOutput(id), allPartitions(d.node.NumPartitions))
+	return err
+}
 
 // KindTake asks for the first n records of the partition.
 func KindTake(n int) ResultKind { return ResultKind{Name: "take", N: n} }
@@ -76,6 +98,18 @@ func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error
 		return collectOf(d.Iterator(tc, p)), nil
 	case "take":
 		return takeOf(d.Iterator(tc, p), k.N), nil
+	case "output":
+		v, ok := d.node.ctx.outputs.Load(k.N)
+		if !ok {
+			return nil, fmt.Errorf("no output %d is registered", k.N)
+		}
+		fn, ok := v.(func(*TaskContext, int64, int, []T) error)
+		if !ok {
+			return nil, fmt.Errorf("output %d is %T; dataset %s holds %v", k.N, v, d.node, reflect.TypeFor[T]())
+		}
+		xs := collectOf(d.Iterator(tc, p))
+		tc.enter(opForeachPartition)
+		return struct{}{}, fn(tc, d.node.ID.Time, p, xs)
 	}
 	return nil, fmt.Errorf("result kind %q is not a built-in one", k.Name)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/dstream/dstream/rdd"
@@ -74,5 +75,34 @@ func TestExecuteSpecs(t *testing.T) {
 				t.Fatalf("Execute(%s) = %v, want an error saying %q", tt.spec, err, tt.want)
 			}
 		})
+	}
+}
+
+// A registered output runs from its spec: once per partition, with the
+// dataset's interval time; a dataset of another type is an error naming both.
+func TestRegisteredOutput(t *testing.T) {
+	c, _ := newCtx(t, 2, 1<<20)
+	words := rdd.Parallelize(c, []string{"a", "b", "c"}, 3)
+	var mu sync.Mutex
+	got := map[int][]string{}
+	rdd.RegisterOutput(c, 7, func(tc *rdd.TaskContext, ms int64, p int, recs []string) error {
+		mu.Lock()
+		defer mu.Unlock()
+		got[p] = recs
+		return nil
+	})
+	if err := words.RunOutput(context.Background(), 7); err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, map[int][]string{0: {"a"}, 1: {"b"}, 2: {"c"}}) {
+		t.Fatalf("output saw %v", got)
+	}
+	nums := rdd.Parallelize(c, []int{1}, 1)
+	err := nums.RunOutput(context.Background(), 7)
+	if err == nil || !strings.Contains(err.Error(), "[]string") || !strings.Contains(err.Error(), "int") {
+		t.Fatalf("output of the wrong type: %v", err)
+	}
+	if err := nums.RunOutput(context.Background(), 8); err == nil || !strings.Contains(err.Error(), "no output 8") {
+		t.Fatalf("unregistered output: %v", err)
 	}
 }
