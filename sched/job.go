@@ -72,6 +72,7 @@ type stage struct {
 	running  bool         // tasks launched and not all done
 	pending  map[int]bool // partitions still to finish in the current run
 	tries    map[int]int  // task attempts per partition
+	relaunch map[int]int  // attempts per partition that ran again on a lost worker's behalf
 }
 
 // JobScheduler runs one job. It is not safe for concurrent use: the shell
@@ -109,7 +110,7 @@ func NewJob(id int, job *rdd.Job, outputs MapOutputs, maxAttempts int) *JobSched
 }
 
 func (j *JobScheduler) newStage(n *rdd.Node, dep *rdd.ShuffleDep) *stage {
-	s := &stage{id: j.nextID, node: n, shuffle: dep, tries: make(map[int]int)}
+	s := &stage{id: j.nextID, node: n, shuffle: dep, tries: make(map[int]int), relaunch: make(map[int]int)}
 	j.nextID++
 	s.parents = j.parentStages(n)
 	return s
@@ -245,7 +246,7 @@ func (j *JobScheduler) TaskEnded(t Task, result any, err error) []Action {
 			return j.submit(s, nil)
 		}
 		s.tries[t.Partition()]++
-		if s.tries[t.Partition()] >= j.maxAttempts {
+		if s.tries[t.Partition()]-s.relaunch[t.Partition()] >= j.maxAttempts {
 			return j.fail(fmt.Errorf("%s failed %d times, most recently: %w", t, j.maxAttempts, err), nil)
 		}
 		return []Action{Launch{j.task(s, t.Partition())}}
@@ -260,6 +261,22 @@ func (j *JobScheduler) TaskEnded(t Task, result any, err error) []Action {
 	}
 	s.running = false
 	return j.stageDone(s, nil)
+}
+
+// Relaunch runs a task again under a new attempt number because the worker
+// running it was lost: the attempt does not count against the task's
+// failures. A task that is not the current attempt is stale: nothing to do.
+func (j *JobScheduler) Relaunch(t Task) []Action {
+	if j.finished {
+		return nil
+	}
+	s := j.stageByID(t.Stage)
+	if s == nil || !s.running || !s.pending[t.Partition()] || t.Attempt() != s.tries[t.Partition()] {
+		return nil
+	}
+	s.tries[t.Partition()]++
+	s.relaunch[t.Partition()]++
+	return []Action{Launch{j.task(s, t.Partition())}}
 }
 
 // stageDone moves on from a stage whose tasks all finished.

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -28,7 +29,7 @@ func (o outputs) Missing(s rdd.ID, n int) []int {
 	return m
 }
 
-// TestJobTranscripts replays scripts of events (testdata/*.txt) against a
+// TestJobTranscripts replays scripts of events (testdata/job/*) against a
 // JobScheduler and compares the actions it returns, as etcd-raft's
 // interaction tests do. Commands:
 //
@@ -40,7 +41,7 @@ func (o outputs) Missing(s rdd.ID, n int) []int {
 //	fetchfail STAGE PART SHUFFLE MAP   it found map output MAP of SHUFFLE gone
 //	lose SHUFFLE MAP  a map output disappears (eviction, lost worker)
 func TestJobTranscripts(t *testing.T) {
-	datadriven.Walk(t, "testdata", func(t *testing.T, path string) {
+	datadriven.Walk(t, "testdata/job", func(t *testing.T, path string) {
 		var (
 			nodes   map[string]*rdd.Node
 			shufIDs map[rdd.ID]string
@@ -86,33 +87,10 @@ func TestJobTranscripts(t *testing.T) {
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
 			switch d.Cmd {
 			case "graph":
-				nodes, shufIDs, outs, tasks = map[string]*rdd.Node{}, map[rdd.ID]string{}, outputs{}, map[[2]int]Task{}
-				for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
-					name, spec, _ := strings.Cut(line, ":")
-					f := strings.Fields(spec)
-					seq++
-					id := rdd.ID{Seq: seq}
-					switch f[0] {
-					case "source":
-						n, _ := strconv.Atoi(f[1])
-						nodes[name] = rdd.NewNode(id, name, n)
-					case "shuffle":
-						n, _ := strconv.Atoi(f[2])
-						dep := &rdd.ShuffleDep{ID: id, Parent: nodes[f[1]], NumReduce: n}
-						shufIDs[id] = name
-						outs[id] = map[int]bool{}
-						nodes[name] = rdd.NewNode(id, name, n, dep)
-					case "narrow":
-						var deps []rdd.Dep
-						parts := 0
-						for _, p := range f[1:] {
-							deps = append(deps, rdd.NarrowDep{Parent: nodes[p]})
-							parts += nodes[p].NumPartitions
-						}
-						nodes[name] = rdd.NewNode(id, name, parts, deps...)
-					default:
-						d.Fatalf(t, "unknown node kind %q", f[0])
-					}
+				nodes, shufIDs = parseGraph(t, d, &seq)
+				outs, tasks = outputs{}, map[[2]int]Task{}
+				for id := range shufIDs {
+					outs[id] = map[int]bool{}
 				}
 				return "ok\n"
 			case "run":
@@ -164,6 +142,39 @@ func TestJobTranscripts(t *testing.T) {
 	})
 }
 
+// parseGraph reads a transcript's lineage: lines "name: source N",
+// "name: shuffle PARENT N" or "name: narrow PARENT...". seq numbers the IDs.
+func parseGraph(t *testing.T, d *datadriven.TestData, seq *int32) (map[string]*rdd.Node, map[rdd.ID]string) {
+	nodes, shufIDs := map[string]*rdd.Node{}, map[rdd.ID]string{}
+	for _, line := range strings.Split(strings.TrimSpace(d.Input), "\n") {
+		name, spec, _ := strings.Cut(line, ":")
+		f := strings.Fields(spec)
+		*seq++
+		id := rdd.ID{Seq: *seq}
+		switch f[0] {
+		case "source":
+			n, _ := strconv.Atoi(f[1])
+			nodes[name] = rdd.NewNode(id, name, n)
+		case "shuffle":
+			n, _ := strconv.Atoi(f[2])
+			dep := &rdd.ShuffleDep{ID: id, Parent: nodes[f[1]], NumReduce: n}
+			shufIDs[id] = name
+			nodes[name] = rdd.NewNode(id, name, n, dep)
+		case "narrow":
+			var deps []rdd.Dep
+			parts := 0
+			for _, p := range f[1:] {
+				deps = append(deps, rdd.NarrowDep{Parent: nodes[p]})
+				parts += nodes[p].NumPartitions
+			}
+			nodes[name] = rdd.NewNode(id, name, parts, deps...)
+		default:
+			d.Fatalf(t, "unknown node kind %q", f[0])
+		}
+	}
+	return nodes, shufIDs
+}
+
 func TestMissingResultPartitionsOnlyRunOnce(t *testing.T) {
 	n := rdd.NewNode(rdd.ID{Seq: 1}, "src", 3)
 	js := NewJob(1, &rdd.Job{Final: n, Partitions: []int{2, 0}}, outputs{}, 4)
@@ -184,10 +195,13 @@ func TestLocalFailedJobWithManyRunningTasksReturns(t *testing.T) {
 	n := rdd.NewNode(rdd.ID{Seq: 1}, "src", 200)
 	l := NewLocal(LocalConfig{Slots: 8, Outputs: outputs{}, MaxAttempts: 1})
 	release := make(chan struct{})
+	var failed atomic.Bool
 	done := make(chan error, 1)
 	go func() {
 		_, err := l.RunJob(context.Background(), &rdd.Job{Final: n, Partitions: allParts(200), Func: func(tc *rdd.TaskContext, p int) (any, error) {
-			if p == 0 {
+			// The first task to get a slot fails (whichever partition it
+			// is: slots are taken in no set order), the rest wait.
+			if failed.CompareAndSwap(false, true) {
 				return nil, errors.New("bad partition")
 			}
 			select {
