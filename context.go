@@ -204,7 +204,7 @@ func NewContext(cfg Config) (*Context, error) {
 	c.blocks = block.New(block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)})
 	c.blocks.SetMaxInputBytes(c.admission.inputShare(storeBytes(cfg.MemoryBytes), 0))
 	c.shuffles = shuffle.New(c.blocks)
-	c.runner = sched.NewLocal(sched.LocalConfig{Slots: slots, Outputs: c.shuffles, MaxAttempts: cfg.MaxTaskAttempts})
+	c.runner = sched.NewLocal(sched.LocalConfig{Slots: slots, MaxAttempts: cfg.MaxTaskAttempts})
 	rctx, err := rdd.NewContext(rdd.Config{Runner: c.runner, Blocks: c.blocks, Shuffles: c.shuffles, Parallelism: slots, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err

@@ -127,6 +127,12 @@ func parseBlockKey(key string) (ID, bool) {
 	return ID{Op: int32(op), Time: t, Seq: int32(seq)}, true
 }
 
+// ShuffleForgetter is implemented by job runners that track where shuffle
+// outputs live (the scheduler's core): Forget tells them too.
+type ShuffleForgetter interface {
+	ForgetShuffles(pred func(ID) bool)
+}
+
 // Forget drops the cached blocks and shuffle outputs of every dataset whose ID
 // matches pred. The stream layer calls it for intervals that no window or
 // state still needs, which bounds what a long-running job retains.
@@ -136,4 +142,7 @@ func (c *Context) Forget(pred func(ID) bool) {
 		return ok && pred(id)
 	})
 	c.cfg.Shuffles.RemoveIf(pred)
+	if f, ok := c.cfg.Runner.(ShuffleForgetter); ok {
+		f.ForgetShuffles(pred)
+	}
 }

@@ -24,7 +24,7 @@ func newCtx(t testing.TB, slots int, mem int64) (*rdd.Context, *block.Store) {
 	bs := block.New(block.Options{MaxBytes: mem})
 	sh := shuffle.New(bs)
 	c, err := rdd.NewContext(rdd.Config{
-		Runner:      sched.NewLocal(sched.LocalConfig{Slots: slots, Outputs: sh}),
+		Runner:      sched.NewLocal(sched.LocalConfig{Slots: slots}),
 		Blocks:      bs,
 		Shuffles:    sh,
 		Parallelism: slots,

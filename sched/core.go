@@ -195,6 +195,15 @@ func (c *Core) TaskEnded(t Task, worker string, result any, err error) []Decisio
 	return c.place(c.feed(t, result, err, nil))
 }
 
+// Cancel ends job id without a JobDone (its submitter stopped waiting): its
+// queued tasks are dropped; its running tasks keep their slots until they
+// end, and their ends are ignored.
+func (c *Core) Cancel(id int) []Decision {
+	delete(c.jobs, id)
+	c.queue = slices.DeleteFunc(c.queue, func(t Task) bool { return t.Job == id })
+	return c.place(nil)
+}
+
 // OutputLost records that a map output is gone (evicted, or its worker's
 // disk lost); the next stage that needs it recomputes it.
 func (c *Core) OutputLost(shuffle rdd.ID, mapPart int) { c.lose(shuffle, mapPart) }

@@ -193,7 +193,7 @@ func TestLocalFailedJobWithManyRunningTasksReturns(t *testing.T) {
 	// One task fails for good while a hundred others are still running:
 	// RunJob must return (the others are cancelled), not deadlock.
 	n := rdd.NewNode(rdd.ID{Seq: 1}, "src", 200)
-	l := NewLocal(LocalConfig{Slots: 8, Outputs: outputs{}, MaxAttempts: 1})
+	l := NewLocal(LocalConfig{Slots: 8, MaxAttempts: 1})
 	release := make(chan struct{})
 	var failed atomic.Bool
 	done := make(chan error, 1)

@@ -3,7 +3,6 @@ package sched
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 
 	"github.com/dstream/dstream/rdd"
 )
@@ -14,96 +13,131 @@ type TaskEvent struct {
 	Err  error
 }
 
-// Local runs jobs' tasks on a fixed number of slots in this process:
-// the local[N] deployment.
+// Local is the local[N] deployment's shell around the scheduler's Core: one
+// worker, this process, with N slots; tasks run as goroutines and execute
+// their specs against the job's lineage (or the job's Func, for a job whose
+// result kind is not named). It has no goroutine of its own: RunJob and the
+// tasks feed the core under a lock and act on its decisions.
 type Local struct {
-	slots       chan struct{}
-	outputs     MapOutputs
-	maxAttempts int
-	onTask      func(TaskEvent)
-	nextJob     atomic.Int64
+	onTask func(TaskEvent)
+	slots  int
+
+	mu   sync.Mutex
+	core *Core
+	jobs map[int]*localJob
+	next int
+}
+
+// localJob is a job running on a Local.
+type localJob struct {
+	job     *rdd.Job
+	lin     *rdd.Lineage
+	ctx     context.Context // cancelled when the job ends: its running tasks stop
+	cancel  context.CancelFunc
+	tasks   sync.WaitGroup // its running tasks
+	done    chan JobDone   // receives the job's end, once
+	settled bool           // done has been sent
 }
 
 // LocalConfig configures a Local runner.
 type LocalConfig struct {
-	Slots       int        // concurrent tasks; default 1
-	Outputs     MapOutputs // the shuffle store
-	MaxAttempts int        // per task; default 4
+	Slots       int // concurrent tasks; default 1
+	MaxAttempts int // per task; default 4
 	OnTaskEnd   func(TaskEvent)
 }
+
+// localWorker is the one worker of a Local: this process.
+const localWorker = "local"
 
 // NewLocal returns a runner with cfg.Slots task slots.
 func NewLocal(cfg LocalConfig) *Local {
 	if cfg.Slots <= 0 {
 		cfg.Slots = 1
 	}
-	return &Local{slots: make(chan struct{}, cfg.Slots), outputs: cfg.Outputs, maxAttempts: cfg.MaxAttempts, onTask: cfg.OnTaskEnd}
+	l := &Local{onTask: cfg.OnTaskEnd, slots: cfg.Slots, core: NewCore(cfg.MaxAttempts), jobs: map[int]*localJob{}}
+	l.core.AddWorker(localWorker, cfg.Slots)
+	return l
 }
 
 // Slots returns the number of task slots.
-func (l *Local) Slots() int { return cap(l.slots) }
+func (l *Local) Slots() int { return l.slots }
 
-type ended struct {
-	task   Task
-	result any
-	err    error
+// RunJob implements rdd.JobRunner. It returns when the job has ended and
+// its tasks have stopped; the tasks of a failed or cancelled job still
+// running are cancelled through their context.
+func (l *Local) RunJob(ctx context.Context, job *rdd.Job) ([]any, error) {
+	jctx, cancel := context.WithCancel(ctx)
+	lj := &localJob{job: job, lin: rdd.IndexLineage(job.Final), ctx: jctx, cancel: cancel, done: make(chan JobDone, 1)}
+	l.mu.Lock()
+	l.next++
+	id := l.next
+	l.jobs[id] = lj
+	l.act(l.core.Submit(id, job))
+	l.mu.Unlock()
+	var d JobDone
+	select {
+	case d = <-lj.done:
+	case <-ctx.Done():
+		l.mu.Lock()
+		if !lj.settled {
+			l.act(l.core.Cancel(id))
+			l.settle(id, lj, JobDone{Job: id, Err: ctx.Err()})
+		}
+		l.mu.Unlock()
+		d = <-lj.done
+	}
+	cancel()
+	lj.tasks.Wait()
+	return d.Results, d.Err
 }
 
-// RunJob implements rdd.JobRunner. It returns when the job has ended; tasks of
-// a failed job still running are cancelled through their context.
-func (l *Local) RunJob(ctx context.Context, job *rdd.Job) ([]any, error) {
-	ctx, cancel := context.WithCancel(ctx)
-	id := int(l.nextJob.Add(1))
-	js := NewJob(id, job, l.outputs, l.maxAttempts)
-	events := make(chan ended, 64)
-	var running sync.WaitGroup
-	// On return, cancel first: tasks still running (of a failed job) stop
-	// waiting to report, and then they are waited for.
-	defer func() {
-		cancel()
-		running.Wait()
-	}()
-	lin := rdd.IndexLineage(job.Final)
-	acts := js.Start()
-	for {
-		for _, a := range acts {
-			switch a := a.(type) {
-			case Done:
-				return a.Results, a.Err
-			case Launch:
-				running.Add(1)
-				go func(t Task) {
-					defer running.Done()
-					r, err := l.runTask(ctx, job, lin, t)
-					if l.onTask != nil {
-						l.onTask(TaskEvent{Task: t, Err: err})
-					}
-					select {
-					case events <- ended{t, r, err}:
-					case <-ctx.Done():
-					}
-				}(a.Task)
+// act carries out the core's decisions; l.mu is held.
+func (l *Local) act(ds []Decision) {
+	for _, d := range ds {
+		switch d := d.(type) {
+		case Run:
+			lj := l.jobs[d.Task.Job]
+			lj.tasks.Add(1)
+			go l.run(lj, d.Task)
+		case JobDone:
+			if lj := l.jobs[d.Job]; lj != nil {
+				l.settle(d.Job, lj, d)
 			}
 		}
-		select {
-		case e := <-events:
-			acts = js.TaskEnded(e.task, e.result, e.err)
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
 	}
 }
 
-func (l *Local) runTask(ctx context.Context, job *rdd.Job, lin *rdd.Lineage, t Task) (any, error) {
-	select {
-	case l.slots <- struct{}{}:
-	case <-ctx.Done():
-		return nil, ctx.Err()
+// settle ends job id with d; l.mu is held.
+func (l *Local) settle(id int, lj *localJob, d JobDone) {
+	delete(l.jobs, id)
+	lj.settled = true
+	lj.cancel()
+	lj.done <- d
+}
+
+// run executes one task and feeds its end to the core.
+func (l *Local) run(lj *localJob, t Task) {
+	defer lj.tasks.Done()
+	tc := rdd.NewTaskContext(lj.ctx, t.Job, t.Stage, t.Partition(), t.Attempt())
+	var res any
+	var err error
+	if t.IsMap() || lj.job.Kind.Named() {
+		res, err = lj.lin.Execute(tc, t.Spec)
+	} else {
+		res, err = rdd.RunTask(tc, func() (any, error) { return lj.job.Func(tc, t.Partition()) })
 	}
-	defer func() { <-l.slots }()
-	tc := rdd.NewTaskContext(ctx, t.Job, t.Stage, t.Partition(), t.Attempt())
-	if t.IsMap() || job.Kind.Named() {
-		return lin.Execute(tc, t.Spec)
+	if l.onTask != nil {
+		l.onTask(TaskEvent{Task: t, Err: err})
 	}
-	return rdd.RunTask(tc, func() (any, error) { return job.Func(tc, t.Partition()) })
+	l.mu.Lock()
+	l.act(l.core.TaskEnded(t, localWorker, res, err))
+	l.mu.Unlock()
+}
+
+// ForgetShuffles implements rdd.ShuffleForgetter: the core drops the map
+// output locations of forgotten shuffles.
+func (l *Local) ForgetShuffles(pred func(rdd.ID) bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.core.ForgetShuffles(pred)
 }
