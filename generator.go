@@ -93,12 +93,12 @@ func (c *Context) Start() error {
 	}
 	c.limitProcessMemory()
 	now := c.cfg.Clock.Now()
-	c.zero = now.Truncate(c.cfg.BatchInterval)
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{}), receiving: true}
 	r.doneCond = sync.NewCond(&r.mu)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.batches = make(chan batch, c.cfg.MaxPendingBatches)
 	c.mu.Lock()
+	c.zero = now.Truncate(c.cfg.BatchInterval)
 	c.run = r
 	c.state = stateRunning
 	c.mu.Unlock()
@@ -383,5 +383,10 @@ func (c *Context) AwaitBatch(ctx context.Context, t time.Time) error {
 }
 
 // StartTime returns the time before the first interval: interval k ends at
-// StartTime() + k*BatchInterval.
-func (c *Context) StartTime() time.Time { return c.zero }
+// StartTime() + k*BatchInterval. It is zero until Start (or Materialize)
+// and safe to call from any goroutine.
+func (c *Context) StartTime() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.zero
+}

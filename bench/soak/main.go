@@ -73,7 +73,7 @@ func run() error {
 		}
 	}
 	out := filepath.Join(dir, "out")
-	wc := exec.Command(wcBin, "--listen", *listen, "--batch", *batch, "--memory", *memory, "--out", out)
+	wc := exec.Command(wcBin, "--listen", *listen, "--batch", *batch, "--memory", *memory, "--out", out, "--ui-listen", "")
 	wcOut, err := wc.StdoutPipe()
 	if err != nil {
 		return err

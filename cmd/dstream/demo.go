@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"strings"
 	"sync"
@@ -16,11 +17,13 @@ import (
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/source"
+	"github.com/dstream/dstream/ui"
 )
 
 // runDemo is the seed's trending topics: generated tweets go through the
 // client's code path into a socket source; every interval the top 10
-// hashtags over the sliding window are printed, with a summary line.
+// hashtags over the sliding window are printed, with a summary line. The
+// UI's JSON API (package ui) is served on --ui-listen unless it is "".
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	duration := fs.Duration("duration", 30*time.Second, "run this long, then stop gracefully (0: until Ctrl-C)")
@@ -29,6 +32,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
 	memory := memoryFlag(fs)
+	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	verbose := fs.Bool("v", false, "log the engine's info messages")
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
@@ -38,6 +42,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *batch <= 0 || *window <= 0 {
 		return usageError{fmt.Errorf("--batch and --window must be positive (batch interval too short)")}
+	}
+	if *uiListen != "" {
+		if _, _, err := net.SplitHostPort(*uiListen); err != nil {
+			return usageError{fmt.Errorf("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", *uiListen)}
+		}
 	}
 	// The ranking (from the job runner) and the summary (from the listener
 	// bus) are written by different goroutines.
@@ -83,6 +92,16 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		_, err = io.WriteString(stdout, b.String())
 		return err
 	})
+	// The UI's listener comes before the summary's, so an interval is in
+	// the API once its line is printed; it serves until the demo returns.
+	var endpoint *ui.Endpoint
+	if *uiListen != "" {
+		endpoint, err = ui.NewServer(sctx, ui.Options{Logger: logger}).Listen(context.Background(), *uiListen)
+		if err != nil {
+			return fmt.Errorf("%w (--ui-listen ADDR moves the UI, --ui-listen \"\" turns it off)", err)
+		}
+		defer endpoint.Close()
+	}
 	sctx.AddListener(listener.Func(func(e listener.Event) {
 		if c, ok := e.(listener.BatchCompleted); ok {
 			b := c.Batch
@@ -100,6 +119,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",
 		*window, *batch, *rate, sock.Addr())
+	if endpoint != nil {
+		fmt.Fprintf(stdout, "dstream demo: UI at %s (JSON API: /api/v1/batches, /api/v1/statistics)\n", endpoint.URL())
+	}
 
 	runCtx, cancel := context.WithCancel(ctx)
 	defer cancel()

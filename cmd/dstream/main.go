@@ -22,7 +22,7 @@ import (
 const usage = `dstream: discretized streams in Go
 
 Usage:
-  dstream demo [--duration D] [--batch 1s] [--window 10s] [--memory 1GiB]
+  dstream demo [--duration D] [--batch 1s] [--window 10s] [--memory 1GiB] [--ui-listen 127.0.0.1:4040]
       trending hashtags over a sliding window, from generated tweets
   dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
       inject newline-delimited records into a socket source

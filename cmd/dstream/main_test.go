@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"net"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -23,6 +25,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"demo", "--memory", "0"}, 2, "positive"},
 		{[]string{"demo", "--memory", "100"}, 2, "too small"},
 		{[]string{"demo", "extra"}, 2, "unexpected"},
+		{[]string{"demo", "--ui-listen", "4040"}, 2, `--ui-listen "4040": want HOST:PORT`},
 		{[]string{"help"}, 0, "Usage"},
 	} {
 		var out, errb bytes.Buffer
@@ -89,11 +92,28 @@ func TestDemoRunsAndStops(t *testing.T) {
 		t.Skip("runs the demo for a second")
 	}
 	var out, errb bytes.Buffer
-	code := run([]string{"demo", "--duration", "1500ms", "--batch", "250ms", "--window", "1s", "--rate", "2000"}, &out, &errb)
+	code := run([]string{"demo", "--duration", "1500ms", "--batch", "250ms", "--window", "1s", "--rate", "2000", "--ui-listen", "127.0.0.1:0"}, &out, &errb)
 	if code != 0 {
 		t.Fatalf("demo exit %d: %s", code, errb.String())
 	}
 	if !strings.Contains(out.String(), "top hashtags") || !strings.Contains(out.String(), "#") || !strings.Contains(out.String(), "records in") {
 		t.Errorf("demo output lacks hashtags or the summary:\n%s", out.String())
+	}
+	if !regexp.MustCompile(`(?m)^dstream demo: UI at http://127\.0\.0\.1:[1-9][0-9]* `).MatchString(out.String()) {
+		t.Errorf("demo did not print the UI's URL:\n%s", out.String())
+	}
+}
+
+// TestDemoUIPortInUse: a UI port in use fails the demo at once, naming it.
+func TestDemoUIPortInUse(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	var out, errb bytes.Buffer
+	code := run([]string{"demo", "--ui-listen", busy.Addr().String()}, &out, &errb)
+	if code != 1 || !strings.Contains(errb.String(), "cannot listen on "+busy.Addr().String()) || strings.Contains(out.String(), "top hashtags") {
+		t.Errorf("demo with the UI port in use: exit %d, stdout %q, stderr %q; want exit 1 naming %s", code, out.String(), errb.String(), busy.Addr())
 	}
 }

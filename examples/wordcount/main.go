@@ -7,7 +7,10 @@
 //	go run ./cmd/dstream send --to 127.0.0.1:9999 --file input.txt
 //
 // It prints one line per interval: records in, processing time, scheduling
-// delay, total delay and status. SIGTERM or Ctrl-C stops it gracefully: it
+// delay, total delay and status. --ui-listen ADDR (default 127.0.0.1:4040;
+// port 0 picks a free port, "" turns it off) serves the JSON API of package
+// ui there (/api/v1/batches, /api/v1/statistics); the URL is printed after
+// the listening line. SIGTERM or Ctrl-C stops it gracefully: it
 // stops receiving, finishes every record already received, writes those
 // intervals and exits 0. A failed interval stops it with exit status 1; a
 // usage error or a failure to start (the port in use, an output folder that
@@ -22,6 +25,7 @@ import (
 	"io"
 	"log"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -33,6 +37,7 @@ import (
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/source"
+	"github.com/dstream/dstream/ui"
 )
 
 func main() {
@@ -53,6 +58,7 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	out := fs.String("out", "", "output `folder` (required)")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
+	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	memory := int64(1 << 30)
 	fs.Func("memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
 		n, err := dstream.ParseBytes(s)
@@ -85,6 +91,11 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	case *batch <= 0:
 		return usageErr(fmt.Errorf("--batch %v must be positive", *batch))
 	}
+	if *uiListen != "" {
+		if _, _, err := net.SplitHostPort(*uiListen); err != nil {
+			return usageErr(fmt.Errorf("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", *uiListen))
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	// wordcount owns its process: the Go runtime's memory limit follows the
 	// engine's budget.
@@ -113,6 +124,18 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	})
 	text.SaveAsTextFiles(filepath.Join(*out, "words"), "")
 
+	// The UI's listener is registered before the line printer's, so an
+	// interval is in the API by the time its line is printed. It serves
+	// until run returns, through the graceful stop.
+	var endpoint *ui.Endpoint
+	if *uiListen != "" {
+		endpoint, err = ui.NewServer(ctx, ui.Options{Logger: logger}).Listen(context.Background(), *uiListen)
+		if err != nil {
+			return fail(2, fmt.Errorf("%w (--ui-listen ADDR moves the UI, --ui-listen \"\" turns it off)", err))
+		}
+		defer endpoint.Close()
+	}
+
 	// Lines to stdout come from this goroutine and the listener bus's: a
 	// log.Logger serialises them, and the address comes first.
 	say := log.New(stdout, "wordcount: ", 0)
@@ -134,6 +157,9 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 		return fail(2, err)
 	}
 	say.Printf("listening on %s, writing to %s", sock.Addr(), *out)
+	if endpoint != nil {
+		say.Printf("UI at %s (JSON API: /api/v1/batches, /api/v1/statistics)", endpoint.URL())
+	}
 	close(started)
 	// Wait for a signal, or for the context to stop by itself (by default a
 	// failed interval stops it).

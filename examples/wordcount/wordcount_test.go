@@ -4,12 +4,15 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"syscall"
@@ -34,10 +37,12 @@ func buildBinaries(t *testing.T) (wordcount, dstream string) {
 
 // startWordcount starts the wordcount binary with args and reads its first
 // line, which must say where it listens; the process is killed when the test
-// ends (a test that stops it first waits for it itself).
+// ends (a test that stops it first waits for it itself). The UI is off
+// unless args turn it on (a later flag wins), so tests running at once do
+// not compete for its default port.
 func startWordcount(t *testing.T, bin string, args ...string) (wc *exec.Cmd, lines *bufio.Scanner, stderr *bytes.Buffer, addr string) {
 	t.Helper()
-	wc = exec.Command(bin, args...)
+	wc = exec.Command(bin, append([]string{"--ui-listen", ""}, args...)...)
 	stdout, err := wc.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -191,7 +196,9 @@ func TestExitCodes(t *testing.T) {
 		want string // in stderr, or in stdout for exit 0
 	}{
 		{[]string{"--listen", "127.0.0.1:0", "--out", underFile}, 2, "output folder " + underFile},
-		{[]string{"--listen", busy.Addr().String(), "--out", out}, 2, busy.Addr().String()},
+		{[]string{"--listen", busy.Addr().String(), "--out", out, "--ui-listen", ""}, 2, busy.Addr().String()},
+		{[]string{"--listen", "127.0.0.1:0", "--out", out, "--ui-listen", busy.Addr().String()}, 2, "cannot listen on " + busy.Addr().String()},
+		{[]string{"--listen", "127.0.0.1:0", "--out", out, "--ui-listen", "4040"}, 2, `--ui-listen "4040": want HOST:PORT`},
 		{[]string{"--listen", "127.0.0.1:0"}, 2, "--out is required"},
 		{[]string{"--out", out, "--bogus"}, 2, "-bogus"},
 		{[]string{"--out", out, "--batch", "0s"}, 2, "--batch 0s must be positive"},
@@ -275,5 +282,72 @@ func TestStopsOnFailedInterval(t *testing.T) {
 	}
 	if !strings.Contains(stdoutText.String(), "FAILED") {
 		t.Errorf("no interval reported FAILED on stdout:\n%s", stdoutText.String())
+	}
+}
+
+// TestUI: with --ui-listen, wordcount prints the UI's URL after its address,
+// and GET /api/v1/batches/{batchTime} describes an interval it has printed.
+func TestUI(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	wcBin, _ := buildBinaries(t)
+	wc, lines, stderr, addr := startWordcount(t, wcBin, "--listen", "127.0.0.1:0", "--batch", "100ms", "--out", t.TempDir(), "--ui-listen", "127.0.0.1:0")
+	var url string
+	if lines.Scan() {
+		if m := regexp.MustCompile(`^wordcount: UI at (http://127\.0\.0\.1:[0-9]+) `).FindStringSubmatch(lines.Text()); m != nil {
+			url = m[1]
+		}
+	}
+	if url == "" {
+		t.Fatalf("wordcount did not print the UI's URL second: %q\n%s", lines.Text(), stderr.String())
+	}
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.Write([]byte("a b\nc\n")); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	// The first interval with records, as printed: the UI has it by then.
+	intervalRE := regexp.MustCompile(`^wordcount: interval ([0-9]+): ([1-9][0-9]*) records in, .*, ok$`)
+	var m []string
+	for m == nil && lines.Scan() {
+		m = intervalRE.FindStringSubmatch(lines.Text())
+	}
+	if m == nil {
+		t.Fatalf("no interval with records printed\n%s", stderr.String())
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+	resp, err := http.Get(url + "/api/v1/batches/" + m[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b struct {
+		BatchID   int64  `json:"batchId"`
+		Status    string `json:"status"`
+		InputSize int64  `json:"inputSize"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&b)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != 200 || strconv.FormatInt(b.BatchID, 10) != m[1] || strconv.FormatInt(b.InputSize, 10) != m[2] || b.Status != "completed" {
+		t.Errorf("GET /api/v1/batches/%s: %d %+v %v; want interval %s completed with %s records", m[1], resp.StatusCode, b, err, m[1], m[2])
+	}
+	if err := wc.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- wc.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("wordcount exited with %v after SIGTERM\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("wordcount did not stop within 60s of SIGTERM\n%s", stderr.String())
 	}
 }

@@ -1,0 +1,187 @@
+package ui
+
+import (
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream"
+)
+
+// DefaultListen is the address the commands' --ui-listen flag defaults to:
+// loopback, on Spark's UI port.
+const DefaultListen = "127.0.0.1:4040"
+
+// Options configure a Server. The zero value has a default for every field.
+type Options struct {
+	// RetainedBatches bounds the batches kept for the API; older ones are
+	// dropped and counted. Default DefaultRetainedBatches (1000).
+	RetainedBatches int
+	// Logger receives the HTTP server's errors (a client that sends a
+	// malformed request, a failed accept). Default slog.Default().
+	Logger *slog.Logger
+}
+
+// Server is the UI of one dstream.Context: an http.Handler serving the
+// endpoints the package documentation lists, fed by a Progress registered
+// on the context's listener bus. It is safe for concurrent use.
+type Server struct {
+	sctx     *dstream.Context
+	progress *Progress
+	interval time.Duration
+	log      *slog.Logger
+	mux      *http.ServeMux
+}
+
+// NewServer returns the UI of sctx and registers its Progress on sctx's
+// listener bus. Call it before sctx.Start to see every batch; it may serve
+// requests before sctx starts (statistics then have no startTime).
+func NewServer(sctx *dstream.Context, o Options) *Server {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Server{sctx: sctx, progress: NewProgress(o.RetainedBatches), interval: sctx.BatchInterval(), log: o.Logger, mux: http.NewServeMux()}
+	sctx.AddListener(s.progress)
+	// Routes have no method in their pattern so that a wrong method reaches
+	// get, which answers 405 in JSON; "/" catches every unknown path.
+	s.mux.HandleFunc("/api/v1/batches", get(s.batches))
+	s.mux.HandleFunc("/api/v1/batches/{batchTime}", get(s.batch))
+	s.mux.HandleFunc("/api/v1/batches/{batchTime}/operations", get(s.operations))
+	s.mux.HandleFunc("/api/v1/statistics", get(s.statistics))
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics)", r.URL.Path))
+	})
+	return s
+}
+
+// Progress returns the listener behind the API.
+func (s *Server) Progress() *Progress { return s.progress }
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
+
+// get wraps h so it answers GET and HEAD only.
+func get(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed on %s: use GET", r.Method, r.URL.Path))
+			return
+		}
+		h(w, r)
+	}
+}
+
+// batches serves GET /api/v1/batches[?status=...][&limit=N].
+func (s *Server) batches(w http.ResponseWriter, r *http.Request) {
+	var f Filter
+	q := r.URL.Query()
+	for _, v := range q["status"] {
+		for name := range strings.SplitSeq(v, ",") {
+			st, ok := ParseStatus(strings.TrimSpace(name))
+			if !ok {
+				writeError(w, http.StatusBadRequest, fmt.Sprintf("unknown status %q: want queued, processing, completed or failed", name))
+				return
+			}
+			f.Statuses = append(f.Statuses, st)
+		}
+	}
+	if v, ok := q["limit"]; ok {
+		n, err := strconv.Atoi(v[len(v)-1])
+		if err != nil || n < 1 {
+			writeError(w, http.StatusBadRequest, fmt.Sprintf("limit %q: want a positive integer", v[len(v)-1]))
+			return
+		}
+		f.Limit = n
+	}
+	writeJSON(w, http.StatusOK, s.progress.Batches(f, s.interval))
+}
+
+// batch serves GET /api/v1/batches/{batchTime}.
+func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
+	ms, ok := s.batchTime(w, r)
+	if !ok {
+		return
+	}
+	b, ok := s.progress.Batch(ms, s.interval)
+	if !ok {
+		s.noBatch(w, ms)
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+// operations serves GET /api/v1/batches/{batchTime}/operations.
+func (s *Server) operations(w http.ResponseWriter, r *http.Request) {
+	ms, ok := s.batchTime(w, r)
+	if !ok {
+		return
+	}
+	ops, ok := s.progress.Operations(ms)
+	if !ok {
+		s.noBatch(w, ms)
+		return
+	}
+	writeJSON(w, http.StatusOK, ops)
+}
+
+// statistics serves GET /api/v1/statistics.
+func (s *Server) statistics(w http.ResponseWriter, r *http.Request) {
+	st := s.progress.Statistics(s.interval)
+	// Done is nil until Start has run; Start sets the start time before it
+	// publishes Done under the context's lock, so reading StartTime after a
+	// non-nil Done is ordered after the write.
+	if s.sctx.Done() != nil {
+		st.StartTime = ptr(stamp(s.sctx.StartTime()))
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+// batchTime parses the {batchTime} path segment, answering 400 when it is
+// not an integer.
+func (s *Server) batchTime(w http.ResponseWriter, r *http.Request) (int64, bool) {
+	v := r.PathValue("batchTime")
+	ms, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("malformed batch time %q: want the interval time in Unix milliseconds (a batchId)", v))
+		return 0, false
+	}
+	return ms, true
+}
+
+// noBatch answers 404 for interval ms, saying whether it was dropped.
+func (s *Server) noBatch(w http.ResponseWriter, ms int64) {
+	limit, retained, oldest, dropped := s.progress.Retention()
+	msg := fmt.Sprintf("no batch at %d", ms)
+	if dropped > 0 && (retained == 0 || ms < oldest) {
+		msg = fmt.Sprintf("no batch at %d: it is older than the batches retained (the last %d; %d dropped)", ms, limit, dropped)
+	}
+	writeError(w, http.StatusNotFound, msg)
+}
+
+// apiError is the body of every error response.
+type apiError struct {
+	Error string `json:"error"`
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, apiError{Error: msg})
+}
+
+// writeJSON writes v, indented, with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil { // not with the types above
+		status, b = http.StatusInternalServerError, []byte(`{"error": "cannot encode the response"}`)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
