@@ -35,6 +35,8 @@ type node interface {
 	lastCheckpoint(t time.Time) (manifest.Checkpoint, bool)
 	// adopt makes a manifest's checkpoint the stream's dataset at its time.
 	adopt(cp manifest.Checkpoint)
+	// describe says what the stream is, for the graph's fingerprint.
+	describe() GraphNode
 }
 
 // Stream is a discretized stream of T: one dataset per interval (per slide,

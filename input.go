@@ -96,6 +96,7 @@ func (in *receiverInput) rememberDuration() time.Duration  { return in.stream.re
 func (in *receiverInput) parentNodes() []node              { return nil }
 func (in *receiverInput) checkpoints() bool                { return false }
 func (in *receiverInput) adopt(manifest.Checkpoint)        {}
+func (in *receiverInput) describe() GraphNode              { return in.stream.describe() }
 func (in *receiverInput) lastCheckpoint(time.Time) (manifest.Checkpoint, bool) {
 	return manifest.Checkpoint{}, false
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"time"
 
@@ -20,13 +21,15 @@ type outputOp struct {
 	// open, when set, runs once in Start before any receiver opens; its
 	// error fails Start (an output folder that cannot be written).
 	open func() error
+	from int32  // the stream it reads
+	elem string // that stream's element type
 }
 
 // addOutput registers an output named name that runs fn for every interval
 // of s; open, if not nil, becomes the output's Start hook.
 func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) *outputOp {
 	c := s.ctx
-	op := &outputOp{name: name, open: open}
+	op := &outputOp{name: name, open: open, from: s.id, elem: reflect.TypeFor[T]().String()}
 	op.run = func(t time.Time) (err error) {
 		// Driver-side user code (Transform functions while the interval's
 		// datasets are built, fn itself) fails the interval, not the process.
