@@ -291,12 +291,11 @@ func (c *Context) clearOld(t time.Time) {
 		}
 	}
 	c.manifests.forget(t.Add(-c.maxRemember()))
-	outs := make(map[int32]bool, len(c.outputs))
-	for _, op := range c.outputs {
-		outs[op.id] = true
+	rules := make([]rdd.ForgetRule, len(c.outputs))
+	for i, op := range c.outputs {
+		rules[i] = rdd.ForgetRule{Op: op.id, UpTo: t.UnixMilli()}
 	}
-	ms := t.UnixMilli()
-	c.rctx.Forget(func(id rdd.ID) bool { return outs[id.Op] && id.Time <= ms })
+	c.rctx.Forget(rules...)
 }
 
 // Stop stops the context. A graceful stop stops the receivers, waits until

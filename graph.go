@@ -176,7 +176,7 @@ func (s *Stream[T]) forget(t time.Time) {
 	}
 	s.mu.Unlock()
 	id := s.id
-	s.ctx.rctx.Forget(func(d rdd.ID) bool { return d.Op == id && d.Time <= cutoff })
+	s.ctx.rctx.Forget(rdd.ForgetRule{Op: id, UpTo: cutoff})
 }
 
 // finishInterval checkpoints a state stream's datasets generated up to t:

@@ -133,10 +133,32 @@ type ShuffleForgetter interface {
 	ForgetShuffles(pred func(ID) bool)
 }
 
-// Forget drops the cached blocks and shuffle outputs of every dataset whose ID
-// matches pred. The stream layer calls it for intervals that no window or
-// state still needs, which bounds what a long-running job retains.
-func (c *Context) Forget(pred func(ID) bool) {
+// ForgetRule names, by value, datasets to forget: those operator Op
+// generated for intervals up to UpTo (Unix ms, inclusive). Rules, unlike
+// predicates, can be sent to other processes.
+type ForgetRule struct {
+	Op   int32 `json:"op"`
+	UpTo int64 `json:"upTo"`
+}
+
+// Matches reports whether the rule covers dataset id.
+func (r ForgetRule) Matches(id ID) bool { return id.Op == r.Op && id.Time <= r.UpTo }
+
+// Forget drops the cached blocks and shuffle outputs of every dataset that
+// one of rules covers. The stream layer calls it for intervals that no
+// window or state still needs, which bounds what a long-running job retains.
+func (c *Context) Forget(rules ...ForgetRule) {
+	if len(rules) == 0 {
+		return
+	}
+	pred := func(id ID) bool {
+		for _, r := range rules {
+			if r.Matches(id) {
+				return true
+			}
+		}
+		return false
+	}
 	c.cfg.Blocks.RemoveIf(func(key string) bool {
 		id, ok := parseBlockKey(key)
 		return ok && pred(id)
