@@ -1,7 +1,9 @@
 package rdd
 
 import (
+	"fmt"
 	"iter"
+	"reflect"
 )
 
 // combiner is an insertion-ordered hash map from K to C. Its iteration order
@@ -58,7 +60,12 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 			if !ok {
 				tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m})
 			}
-			b, _ := v.([]X)
+			b, ok := v.([]X)
+			if !ok {
+				// Never read a bucket of another type as empty: that would
+				// lose its records without a word.
+				tc.Fail(fmt.Errorf("shuffle %s bucket %d/%d holds %T, want %v", dep.ID, m, r, v, reflect.TypeFor[[]X]()))
+			}
 			if !yield(b) {
 				return
 			}

@@ -106,3 +106,23 @@ func TestRegisteredOutput(t *testing.T) {
 		t.Fatalf("unregistered output: %v", err)
 	}
 }
+
+// A shuffle bucket of another type than the reduce side reads is an error
+// naming both types, never an empty bucket.
+func TestWrongBucketTypeIsAnError(t *testing.T) {
+	c, _ := newCtx(t, 2, 1<<20)
+	words := rdd.Parallelize(c, []string{"a", "b", "a"}, 2)
+	counts := rdd.ReduceByKey(rdd.Map(words, func(w string) rdd.Pair[string, int] { return rdd.Pair[string, int]{Key: w, Value: 1} }),
+		func(a, b int) int { return a + b }, 2)
+	if _, err := counts.Collect(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	shuffle := counts.Node().Deps()[0].(*rdd.ShuffleDep).ID
+	if err := c.Shuffles().PutMapOutput(shuffle, 0, []any{[]int{1}, []int{2}}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := counts.Collect(context.Background())
+	if err == nil || !strings.Contains(err.Error(), "holds []int") || !strings.Contains(err.Error(), "want []") {
+		t.Fatalf("Collect over a bucket of the wrong type = %v", err)
+	}
+}
