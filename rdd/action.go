@@ -151,7 +151,7 @@ func (d *Dataset[T]) ForeachPartition(ctx context.Context, f func(p int, records
 
 // CountByValue counts the occurrences of each distinct record.
 func CountByValue[T comparable](ctx context.Context, d *Dataset[T]) (map[T]int64, error) {
-	counts := ReduceByKey(Map(d, func(x T) Pair[T, int64] { return Pair[T, int64]{x, 1} }), func(a, b int64) int64 { return a + b }, 0)
+	counts := ReduceByKey(Map(d, func(x T) Pair[T, int64] { return Pair[T, int64]{Key: x, Value: 1} }), func(a, b int64) int64 { return a + b }, 0)
 	pairs, err := counts.Collect(ctx)
 	if err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func Values[K, V any](d *Dataset[Pair[K, V]]) *Dataset[V] {
 
 // MapValues applies f to every value, keeping the keys.
 func MapValues[K, V, W any](d *Dataset[Pair[K, V]], f func(V) W) *Dataset[Pair[K, W]] {
-	return renamed(Map(d, func(kv Pair[K, V]) Pair[K, W] { return Pair[K, W]{kv.Key, f(kv.Value)} }), "mapValues")
+	return renamed(Map(d, func(kv Pair[K, V]) Pair[K, W] { return Pair[K, W]{Key: kv.Key, Value: f(kv.Value)} }), "mapValues")
 }
 
 // Operators of the actions, for error reports.

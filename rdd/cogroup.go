@@ -105,7 +105,7 @@ func Join[K comparable, V, W any](a *Dataset[Pair[K, V]], b *Dataset[Pair[K, W]]
 		var out []Pair[K, Pair[V, W]]
 		for _, v := range kg.Value.Left {
 			for _, w := range kg.Value.Right {
-				out = append(out, Pair[K, Pair[V, W]]{kg.Key, Pair[V, W]{v, w}})
+				out = append(out, Pair[K, Pair[V, W]]{Key: kg.Key, Value: Pair[V, W]{Key: v, Value: w}})
 			}
 		}
 		return out
@@ -121,10 +121,10 @@ func LeftOuterJoin[K comparable, V, W any](a *Dataset[Pair[K, V]], b *Dataset[Pa
 		var out []Pair[K, Pair[V, Opt[W]]]
 		for _, v := range kg.Value.Left {
 			if len(kg.Value.Right) == 0 {
-				out = append(out, Pair[K, Pair[V, Opt[W]]]{kg.Key, Pair[V, Opt[W]]{v, Opt[W]{}}})
+				out = append(out, Pair[K, Pair[V, Opt[W]]]{Key: kg.Key, Value: Pair[V, Opt[W]]{Key: v, Value: Opt[W]{}}})
 			}
 			for _, w := range kg.Value.Right {
-				out = append(out, Pair[K, Pair[V, Opt[W]]]{kg.Key, Pair[V, Opt[W]]{v, Opt[W]{w, true}}})
+				out = append(out, Pair[K, Pair[V, Opt[W]]]{Key: kg.Key, Value: Pair[V, Opt[W]]{Key: v, Value: Opt[W]{Value: w, OK: true}}})
 			}
 		}
 		return out

@@ -1,30 +1,17 @@
 package rdd
 
-import "fmt"
+import "github.com/dstream/dstream/kv"
 
-// Pair is a key-value record, the input and output of keyed operators.
-type Pair[K, V any] struct {
-	Key   K
-	Value V
-}
+// Pair is a key-value record, the input and output of keyed operators
+// (kv.Pair: the type lives in the leaf package kv so that codecs can name it
+// without importing rdd).
+type Pair[K, V any] = kv.Pair[K, V]
 
 // KV builds a Pair.
-func KV[K, V any](k K, v V) Pair[K, V] { return Pair[K, V]{Key: k, Value: v} }
+func KV[K, V any](k K, v V) Pair[K, V] { return kv.KV(k, v) }
 
-func (p Pair[K, V]) String() string { return fmt.Sprintf("(%v,%v)", p.Key, p.Value) }
-
-// Opt is an optional value: the right side of a left outer join.
-type Opt[T any] struct {
-	Value T
-	OK    bool
-}
-
-func (o Opt[T]) String() string {
-	if !o.OK {
-		return "None"
-	}
-	return fmt.Sprintf("Some(%v)", o.Value)
-}
+// Opt is an optional value: the right side of a left outer join (kv.Opt).
+type Opt[T any] = kv.Opt[T]
 
 // Grouped is what Cogroup yields for one key: the values from each side.
 type Grouped[V, W any] struct {

@@ -205,7 +205,7 @@ func TestNaNKeys(t *testing.T) {
 		t.Error("NaN hashes differently from one call to the next")
 	}
 	c, _ := newCtx(t, 2, 0)
-	in := rdd.FromPartitions(c, "in", [][]rdd.Pair[float64, int]{{{nan, 1}, {1, 1}}, {{nan, 1}, {1, 1}}})
+	in := rdd.FromPartitions(c, "in", [][]rdd.Pair[float64, int]{{{Key: nan, Value: 1}, {Key: 1, Value: 1}}, {{Key: nan, Value: 1}, {Key: 1, Value: 1}}})
 	got, err := rdd.ReduceByKey(in, func(a, b int) int { return a + b }, 3).Collect(bg)
 	if err != nil {
 		t.Fatal(err)
@@ -229,7 +229,7 @@ func TestNaNKeys(t *testing.T) {
 func reduceZeroKeys[K interface{ ~float32 | ~float64 }](t *testing.T, n int) []rdd.Pair[K, int] {
 	t.Helper()
 	c, _ := newCtx(t, 2, 0)
-	in := rdd.FromPartitions(c, "in", [][]rdd.Pair[K, int]{{{0, 1}}, {{K(negZero), 1}}})
+	in := rdd.FromPartitions(c, "in", [][]rdd.Pair[K, int]{{{Key: 0, Value: 1}}, {{Key: K(negZero), Value: 1}}})
 	got, err := rdd.ReduceByKey(in, func(a, b int) int { return a + b }, n).Collect(bg)
 	if err != nil {
 		t.Fatal(err)
@@ -397,7 +397,7 @@ func BenchmarkHashPartitioner(b *testing.B) {
 	b.Run("float64", benchPartition([]float64{1.5, 0, -2}))
 	b.Run("word", benchPartition([]word{"alpha", "a somewhat longer key", "x"}))
 	b.Run("struct", benchPartition([]point{{1, 2, "p", true}, {3, 4, "q", false}}))
-	b.Run("pair", benchPartition([]rdd.Pair[string, int]{{"alpha", 1}, {"beta", 2}}))
+	b.Run("pair", benchPartition([]rdd.Pair[string, int]{{Key: "alpha", Value: 1}, {Key: "beta", Value: 2}}))
 	b.Run("any-string", benchPartition([]any{"alpha", "a somewhat longer key", "x"}))
 }
 

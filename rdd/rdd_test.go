@@ -91,7 +91,7 @@ func TestShuffleOperators(t *testing.T) {
 	if got := collectSorted(t, rdd.GroupByKey(pairs, 4)); got != "(a,[1 1 1]) (b,[1 1]) (c,[1]) (d,[1])" {
 		t.Errorf("groupByKey = %s", got)
 	}
-	avg := rdd.CombineByKey(rdd.Parallelize(c, []rdd.Pair[string, float64]{{"x", 1}, {"x", 3}, {"y", 5}}, 2),
+	avg := rdd.CombineByKey(rdd.Parallelize(c, []rdd.Pair[string, float64]{{Key: "x", Value: 1}, {Key: "x", Value: 3}, {Key: "y", Value: 5}}, 2),
 		rdd.Aggregator[float64, [2]float64]{
 			Create:         func(v float64) [2]float64 { return [2]float64{v, 1} },
 			MergeValue:     func(c [2]float64, v float64) [2]float64 { return [2]float64{c[0] + v, c[1] + 1} },
@@ -111,8 +111,8 @@ func TestShuffleOperators(t *testing.T) {
 
 func TestJoins(t *testing.T) {
 	c, _ := newCtx(t, 2, 0)
-	a := rdd.Parallelize(c, []rdd.Pair[int, string]{{1, "a"}, {2, "b"}, {2, "bb"}, {3, "c"}}, 2)
-	b := rdd.Parallelize(c, []rdd.Pair[int, int]{{2, 20}, {3, 30}, {4, 40}}, 3)
+	a := rdd.Parallelize(c, []rdd.Pair[int, string]{{Key: 1, Value: "a"}, {Key: 2, Value: "b"}, {Key: 2, Value: "bb"}, {Key: 3, Value: "c"}}, 2)
+	b := rdd.Parallelize(c, []rdd.Pair[int, int]{{Key: 2, Value: 20}, {Key: 3, Value: 30}, {Key: 4, Value: 40}}, 3)
 	if got := collectSorted(t, rdd.Join(a, b, 2)); got != "(2,(b,20)) (2,(bb,20)) (3,(c,30))" {
 		t.Errorf("join = %s", got)
 	}
@@ -328,8 +328,8 @@ func TestPartitioningDoesNotChangeResults(t *testing.T) {
 
 func TestCogroupReadsCoPartitionedInputInPlace(t *testing.T) {
 	c, _ := newCtx(t, 2, 0)
-	a := rdd.ReduceByKey(rdd.Parallelize(c, []rdd.Pair[string, int]{{"x", 1}, {"y", 2}, {"x", 3}}, 3), func(a, b int) int { return a + b }, 4)
-	b := rdd.Parallelize(c, []rdd.Pair[string, string]{{"x", "X"}, {"z", "Z"}}, 2)
+	a := rdd.ReduceByKey(rdd.Parallelize(c, []rdd.Pair[string, int]{{Key: "x", Value: 1}, {Key: "y", Value: 2}, {Key: "x", Value: 3}}, 3), func(a, b int) int { return a + b }, 4)
+	b := rdd.Parallelize(c, []rdd.Pair[string, string]{{Key: "x", Value: "X"}, {Key: "z", Value: "Z"}}, 2)
 	cg := rdd.Cogroup(a, b, 4)
 	deps := cg.Node().Deps()
 	if _, narrow := deps[0].(rdd.NarrowDep); !narrow {
