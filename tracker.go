@@ -88,25 +88,22 @@ func (t *tracker) blocks(stream int32, at time.Time) []blockInfo {
 
 // records returns how many records were allocated to interval at.
 func (t *tracker) records(at time.Time) int64 {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	var n int64
-	for _, bs := range t.allocated[at.UnixMilli()] {
-		for _, b := range bs {
-			n += int64(b.records)
-		}
-	}
-	return n
+	return t.sum(at, func(b blockInfo) int64 { return int64(b.records) })
 }
 
 // bytes returns the estimated size of the blocks allocated to interval at.
 func (t *tracker) bytes(at time.Time) int64 {
+	return t.sum(at, func(b blockInfo) int64 { return b.bytes })
+}
+
+// sum adds f over the blocks allocated to interval at.
+func (t *tracker) sum(at time.Time, f func(blockInfo) int64) int64 {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	var n int64
 	for _, bs := range t.allocated[at.UnixMilli()] {
 		for _, b := range bs {
-			n += b.bytes
+			n += f(b)
 		}
 	}
 	return n

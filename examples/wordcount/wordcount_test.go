@@ -65,6 +65,25 @@ func startWordcount(t *testing.T, bin string, args ...string) (wc *exec.Cmd, lin
 	return wc, lines, stderr, addr
 }
 
+// stopWordcount sends wordcount SIGTERM and waits (a minute at most) for
+// its graceful exit, which must be status 0.
+func stopWordcount(t *testing.T, wc *exec.Cmd, stderr *bytes.Buffer) {
+	t.Helper()
+	if err := wc.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- wc.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("wordcount exited with %v after SIGTERM\n%s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatalf("wordcount did not stop within 60s of SIGTERM\n%s", stderr.String())
+	}
+}
+
 // TestEndToEnd runs the client, the socket source and wordcount as real
 // processes over a real socket, stops wordcount with SIGTERM, and checks that
 // the counts summed over every interval equal the input's counts exactly.
@@ -116,19 +135,7 @@ func TestEndToEnd(t *testing.T) {
 	if b, err := send.CombinedOutput(); err != nil {
 		t.Fatalf("dstream send: %v\n%s", err, b)
 	}
-	if err := wc.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- wc.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("wordcount exited with %v after SIGTERM\n%s", err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("wordcount did not stop within 60s of SIGTERM\n%s", stderr.String())
-	}
+	stopWordcount(t, wc, stderr)
 
 	got := map[string]int64{}
 	parts, _ := filepath.Glob(filepath.Join(out, "words-*", "part-*"))
@@ -337,17 +344,5 @@ func TestUI(t *testing.T) {
 	if err != nil || resp.StatusCode != 200 || strconv.FormatInt(b.BatchID, 10) != m[1] || strconv.FormatInt(b.InputSize, 10) != m[2] || b.Status != "completed" {
 		t.Errorf("GET /api/v1/batches/%s: %d %+v %v; want interval %s completed with %s records", m[1], resp.StatusCode, b, err, m[1], m[2])
 	}
-	if err := wc.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan error, 1)
-	go func() { done <- wc.Wait() }()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("wordcount exited with %v after SIGTERM\n%s", err, stderr.String())
-		}
-	case <-time.After(60 * time.Second):
-		t.Fatalf("wordcount did not stop within 60s of SIGTERM\n%s", stderr.String())
-	}
+	stopWordcount(t, wc, stderr)
 }
