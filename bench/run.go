@@ -26,6 +26,7 @@ type Config struct {
 	Duration time.Duration // bounds the whole run, search included; default 60 s
 	Source   string        // "memory" (the engine alone) or "socket" (through the client and a socket receiver)
 	Window   time.Duration // default 30 s
+	Memory   int64         // the engine's memory budget (dstream.Config.MemoryBytes); default 1 GiB
 	Progress io.Writer     // progress lines; nil for none
 }
 
@@ -384,7 +385,7 @@ type manualRun struct {
 
 func startManual(w Workload, cfg Config, pool *Pool, n int) (*manualRun, error) {
 	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
-	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, Clock: clk, Logger: quiet})
+	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Clock: clk, Logger: quiet})
 	if err != nil {
 		return nil, err
 	}
@@ -450,7 +451,7 @@ type realtimeResult struct {
 // from arrival (spread evenly over each interval) to the interval's output.
 func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeResult, error) {
 	var r realtimeResult
-	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, Logger: quiet})
+	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet})
 	if err != nil {
 		return r, err
 	}

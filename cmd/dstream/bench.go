@@ -25,6 +25,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	duration := fs.Duration("duration", 60*time.Second, "bounds each workload's whole run, search included")
 	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
 	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
+	memory := memoryFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per workload")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (pprof) at the end of the run to this file")
@@ -71,7 +72,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		}()
 	}
 	for _, name := range names {
-		cfg := bench.Config{Workload: name, Batch: *batch, Master: *master, Duration: *duration, Source: *src, Window: *window}
+		cfg := bench.Config{Workload: name, Batch: *batch, Master: *master, Duration: *duration, Source: *src, Window: *window, Memory: *memory}
 		// Progress goes to stdout, or to stderr when stdout is for JSON.
 		progress := stdout
 		if *asJSON {

@@ -26,7 +26,7 @@ Usage:
       trending hashtags over a sliding window, from generated tweets
   dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
       inject newline-delimited records into a socket source
-  dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]] [--duration D] [--source memory|socket] [--json]
+  dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]] [--duration D] [--source memory|socket] [--memory 1GiB] [--json]
       the paper's workloads: highest sustained rate, latency, and a hand-written baseline
 
 Run 'dstream COMMAND --help' for a command's flags.
