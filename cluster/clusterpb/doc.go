@@ -1,0 +1,11 @@
+// Package clusterpb holds the Go code generated from
+// proto/dstream/cluster/v1/cluster.proto: the messages and the gRPC client
+// and server of the cluster's control plane. Everything but this file is
+// generated; do not edit it. To regenerate, from the repository root:
+//
+//	go install google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+//	go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+//	cd proto && PATH="$(go env GOPATH)/bin:$PATH" go run github.com/bufbuild/buf/cmd/buf@v1.75.0 generate
+//
+// (buf runs the local plugins; no remote plugin is used.)
+package clusterpb

@@ -1,0 +1,36 @@
+package cluster
+
+import (
+	"time"
+
+	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/cluster/clusterpb"
+	"google.golang.org/protobuf/types/known/durationpb"
+)
+
+// graphToProto converts a graph description for the wire.
+func graphToProto(g []dstream.GraphNode) []*clusterpb.GraphNode {
+	out := make([]*clusterpb.GraphNode, len(g))
+	for i, n := range g {
+		p := &clusterpb.GraphNode{Id: n.ID, Kind: n.Kind, Name: n.Name, Type: n.Type, Parents: n.Parents, State: n.State}
+		if n.Slide != 0 {
+			p.Slide = durationpb.New(n.Slide)
+		}
+		out[i] = p
+	}
+	return out
+}
+
+// graphFromProto converts a graph description from the wire; a nil node
+// becomes a zero node (which differs from any real operator).
+func graphFromProto(g []*clusterpb.GraphNode) []dstream.GraphNode {
+	out := make([]dstream.GraphNode, len(g))
+	for i, p := range g {
+		var slide time.Duration
+		if p.GetSlide() != nil {
+			slide = p.GetSlide().AsDuration()
+		}
+		out[i] = dstream.GraphNode{ID: p.GetId(), Kind: p.GetKind(), Name: p.GetName(), Type: p.GetType(), Slide: slide, Parents: p.GetParents(), State: p.GetState()}
+	}
+	return out
+}
