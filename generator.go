@@ -196,7 +196,7 @@ func (c *Context) runBatch(b batch) {
 	info.StartTime = c.cfg.Clock.Now()
 	info.SchedulingDelay = info.StartTime.Sub(b.submitted)
 	c.bus.Post(listener.BatchStarted{Batch: info})
-	c.blocks.ResetShufflePeak() // measure this interval's shuffles only (admit)
+	c.measureStart() // measure this interval's shuffles only (memory.go)
 	c.manifests.add(c.manifestOf(b.time))
 	var failed *BatchError
 	for i, op := range c.outputs {
@@ -222,8 +222,9 @@ func (c *Context) runBatch(b batch) {
 	if failed != nil {
 		info.Err = failed
 	}
-	c.admit(c.tracker.bytes(b.time))
+	c.measureEnd(c.tracker.bytes(b.time))
 	c.clearOld(b.time)
+	c.resizeInput()
 	info.EndTime = c.cfg.Clock.Now()
 	info.ProcessingTime = info.EndTime.Sub(info.StartTime)
 	info.TotalDelay = info.EndTime.Sub(b.time)

@@ -14,13 +14,17 @@ import "github.com/dstream/dstream/block"
 // E(I) bytes of shuffle outputs while it runs, and when a backlog of input
 // fills the share, the interval that runs next must still find E(I) bytes,
 // or it would evict its own map outputs until its stage gives up. E is
-// unknown but measured: after every interval the admission records (I, E).
-// Shuffles grow with their input at most linearly (map-side combining makes
-// them grow less: distinct keys), so one measurement (I_k, E_k) bounds E
-// everywhere: E(I) <= E_k for I <= I_k, and E(I) <= I*E_k/I_k beyond. The
-// share is the largest I that some recent measurement proves safe:
+// unknown but measured: after every interval the admission records (I, E),
+// E being the shuffle bytes the interval added over what it started with
+// (earlier intervals' shuffles a window or the remember duration still
+// keeps). Shuffles grow with their input at most linearly (map-side
+// combining makes them grow less: distinct keys), so one measurement
+// (I_k, E_k) bounds E everywhere: E(I) <= E_k for I <= I_k, and
+// E(I) <= I*E_k/I_k beyond. Once an interval is forgotten, the share is the
+// largest I that some recent measurement proves safe beside what the next
+// interval will start with (the state and the shuffles still kept):
 //
-//	I + state + headroom*max(E_k, I*E_k/I_k) <= store
+//	I + state + kept shuffles + headroom*max(E_k, I*E_k/I_k) <= store
 //
 // within [minInputFraction, block.DefaultInputFraction] of the store. Before
 // any measurement it assumes E = initialShuffleRatio*I.
@@ -44,7 +48,8 @@ type measurement struct{ input, shuffle int64 }
 // admission sets the block store's input share from measured intervals.
 // Only the interval runner uses it.
 type admission struct {
-	recent []measurement // oldest first, at most measurements
+	recent       []measurement // oldest first, at most measurements
+	startShuffle int64         // shuffle bytes held when the running interval started
 }
 
 // measured records an interval that held peakShuffle bytes of shuffle
@@ -60,10 +65,11 @@ func (a *admission) measured(inputBytes, peakShuffle, storeBytes int64) {
 	a.recent = append(a.recent, measurement{inputBytes, peakShuffle})
 }
 
-// inputShare is the input share for a store of storeBytes holding
-// stateBytes of state (see above).
-func (a *admission) inputShare(storeBytes, stateBytes int64) int64 {
-	room := float64(storeBytes - stateBytes)
+// inputShare is the input share for a store of storeBytes of which held
+// bytes (state, shuffles still kept) are not for the next interval (see
+// above).
+func (a *admission) inputShare(storeBytes, held int64) int64 {
+	room := float64(storeBytes - held)
 	share := room / (1 + headroom*initialShuffleRatio)
 	if len(a.recent) > 0 {
 		share = 0
@@ -76,12 +82,24 @@ func (a *admission) inputShare(storeBytes, stateBytes int64) int64 {
 	return int64(max(lo, min(hi, share)))
 }
 
-// admit records the interval's measurement and resizes the input share;
-// the runner resets the shuffle peak when an interval starts and calls admit
-// when its outputs have run, before the interval is forgotten.
-func (c *Context) admit(inputBytes int64) {
+// measureStart notes the shuffle bytes an interval starts with; the runner
+// calls it when the interval starts.
+func (c *Context) measureStart() {
+	c.blocks.ResetShufflePeak()
+	c.admission.startShuffle = c.blocks.Stats().ShuffleBytes
+}
+
+// measureEnd records the interval's measurement; the runner calls it when
+// the interval's outputs have run, before the interval is forgotten.
+func (c *Context) measureEnd(inputBytes int64) {
 	peak := c.blocks.ResetShufflePeak()
+	c.admission.measured(inputBytes, max(0, peak-c.admission.startShuffle), c.blocks.Stats().MaxBytes)
+}
+
+// resizeInput sets the input share for the next interval; the runner calls
+// it once the interval is forgotten, when what the store still holds is
+// what the next interval starts with.
+func (c *Context) resizeInput() {
 	st := c.blocks.Stats()
-	c.admission.measured(inputBytes, peak, st.MaxBytes)
-	c.blocks.SetMaxInputBytes(c.admission.inputShare(st.MaxBytes, st.StateBytes))
+	c.blocks.SetMaxInputBytes(c.admission.inputShare(st.MaxBytes, st.StateBytes+st.ShuffleBytes))
 }
