@@ -134,6 +134,13 @@ func (l *Local) run(lj *localJob, t Task) {
 	l.mu.Unlock()
 }
 
+// Workers returns the slot accounting of the one worker, this process.
+func (l *Local) Workers() []WorkerSlots {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.core.Workers()
+}
+
 // ForgetShuffles implements rdd.ShuffleForgetter: the core drops the map
 // output locations of forgotten shuffles.
 func (l *Local) ForgetShuffles(pred func(rdd.ID) bool) {

@@ -37,6 +37,7 @@
 //	GET /api/v1/batches/{batchTime}/operations the batch's completed output operations, in
 //	                                           registration order ([]OutputOperation)
 //	GET /api/v1/statistics                     counters and averages (Statistics)
+//	GET /api/v1/workers                        the processes that run tasks (Worker); in local[N], this one
 //
 // Times are RFC 3339 strings in UTC with milliseconds
 // ("2023-11-14T22:13:21.000Z"); durations are whole milliseconds (truncated);

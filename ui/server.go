@@ -52,8 +52,9 @@ func NewServer(sctx *dstream.Context, o Options) *Server {
 	s.mux.HandleFunc("/api/v1/batches/{batchTime}", get(s.batch))
 	s.mux.HandleFunc("/api/v1/batches/{batchTime}/operations", get(s.operations))
 	s.mux.HandleFunc("/api/v1/statistics", get(s.statistics))
+	s.mux.HandleFunc("/api/v1/workers", get(s.workers))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics)", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics, /api/v1/workers)", r.URL.Path))
 	})
 	return s
 }
@@ -74,6 +75,49 @@ func get(h http.HandlerFunc) http.HandlerFunc {
 		}
 		h(w, r)
 	}
+}
+
+// Worker is one process that runs tasks, in GET /api/v1/workers.
+type Worker struct {
+	// ID ("id") names the worker; "local" for the process itself in local[N].
+	ID string `json:"id"`
+	// Address ("address") is where peers reach it; null for this process.
+	Address *string `json:"address"`
+	// PID ("pid") is its process ID.
+	PID int `json:"pid"`
+	// Slots ("slots") and FreeSlots ("freeSlots") are its task slots and
+	// those not running a task now.
+	Slots     int `json:"slots"`
+	FreeSlots int `json:"freeSlots"`
+	// MemoryUsed ("memoryUsed") is what its block store holds, and
+	// MemoryLimit ("memoryLimit") its memory budget, in bytes.
+	MemoryUsed  int64 `json:"memoryUsed"`
+	MemoryLimit int64 `json:"memoryLimit"`
+	// Blocks ("blocks") counts the blocks in its store.
+	Blocks int `json:"blocks"`
+	// State ("state"): alive or lost.
+	State string `json:"state"`
+	// LastHeartbeat ("lastHeartbeat") is when it last reported, RFC 3339;
+	// null for this process.
+	LastHeartbeat *string `json:"lastHeartbeat"`
+}
+
+// workers serves GET /api/v1/workers.
+func (s *Server) workers(w http.ResponseWriter, r *http.Request) {
+	ws := s.sctx.Workers()
+	out := make([]Worker, len(ws))
+	for i, wi := range ws {
+		out[i] = Worker{ID: wi.ID, PID: wi.PID, Slots: wi.Slots, FreeSlots: wi.FreeSlots,
+			MemoryUsed: wi.MemoryUsed, MemoryLimit: wi.MemoryLimit, Blocks: wi.Blocks, State: wi.State}
+		if wi.Address != "" {
+			out[i].Address = &wi.Address
+		}
+		if !wi.LastHeartbeat.IsZero() {
+			ts := stamp(wi.LastHeartbeat)
+			out[i].LastHeartbeat = &ts
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
 }
 
 // batches serves GET /api/v1/batches[?status=...][&limit=N].

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -501,7 +502,7 @@ func TestRetention(t *testing.T) {
 func TestErrors(t *testing.T) {
 	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) { dstreamtest.Collect(in) })
 	f.tick(t)
-	api := "(the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics)"
+	api := "(the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics, /api/v1/workers)"
 	for _, c := range []struct {
 		path   string
 		status int
@@ -703,4 +704,17 @@ func TestProgressLostEvents(t *testing.T) {
 	if b.FirstFailureReason == nil || len(*b.FirstFailureReason) > ui.MaxFailureReason || !strings.HasSuffix(*b.FirstFailureReason, "é...") {
 		t.Errorf("long failure reason not cut at a rune: %d bytes", len(*b.FirstFailureReason))
 	}
+}
+
+// In local[N] the one worker is this process: its slots, its store's
+// occupancy and its budget.
+func TestWorkers(t *testing.T) {
+	f := newFixture(t, 0, func(c *dstream.Config) { c.MemoryBytes = 64 << 20 }, func(in *dstream.Stream[string]) {
+		dstreamtest.Collect(in)
+	})
+	f.h.Input.Push("a", "b")
+	f.tick(t)
+	bs := f.h.Ctx.BlockStats()
+	f.expect(t, "/api/v1/workers", 200, fmt.Sprintf(`[{"id":"local","address":null,"pid":%d,"slots":2,"freeSlots":2,
+		"memoryUsed":%d,"memoryLimit":%d,"blocks":%d,"state":"alive","lastHeartbeat":null}]`, os.Getpid(), bs.Bytes, 64<<20, bs.Blocks))
 }
