@@ -10,8 +10,8 @@ import (
 // (the task's error names the operator that failed).
 type BatchError struct {
 	Time     time.Time // the interval's time
-	OutputOp int       // index of the failed output operation, -1 for the state checkpoint
-	Output   string    // the output operation's name, e.g. "saveAsTextFiles"
+	OutputOp int       // index of the failed output operation; -1 when the interval failed elsewhere
+	Output   string    // the output operation's name, e.g. "saveAsTextFiles"; or "state checkpoint", "input"
 	Err      error
 }
 

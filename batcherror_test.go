@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/dstreamtest"
 	"github.com/dstream/dstream/rdd"
 )
@@ -140,5 +141,32 @@ func TestOnBatchErrorDecides(t *testing.T) {
 	defer mu.Unlock()
 	if len(seen) != 2 || seen[0] != 1_700_000_001_000 || seen[1] != 1_700_000_003_000 {
 		t.Fatalf("OnBatchError saw %v, want intervals 1 and 3", seen)
+	}
+}
+
+// An interval that cannot be formed (a queued batch larger than the whole
+// input share) stops the context with an error saying so, instead of
+// leaving it waiting for intervals that never come.
+func TestUncuttableIntervalStopsTheContext(t *testing.T) {
+	h := dstreamtest.New[string](t, dstreamtest.Options{Config: func(c *dstream.Config) { c.MemoryBytes = 1 << 20 }})
+	dstreamtest.Collect(h.In)
+	big := make([]string, 40_000)
+	for i := range big {
+		big[i] = "a record long enough to weigh"
+	}
+	h.Input.Push(big...)
+	h.Start()
+	h.Clock.Advance(time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	select {
+	case <-h.Ctx.Done():
+	case <-ctx.Done():
+		t.Fatal("the context kept waiting for an interval it cannot form")
+	}
+	err := h.Ctx.Stop(true)
+	var be *dstream.BatchError
+	if !errors.As(err, &be) || be.Output != "input" || !strings.Contains(err.Error(), "queue stream") || !errors.Is(err, block.ErrTooLarge) {
+		t.Fatalf("Stop = %v, want the input's BatchError wrapping ErrTooLarge", err)
 	}
 }

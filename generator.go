@@ -147,7 +147,9 @@ func (c *Context) generate(ctx context.Context) {
 		for _, in := range c.cutters {
 			if err := in.cut(ctx, t); err != nil {
 				if ctx.Err() == nil {
-					c.log.Error("input cannot be cut", "stream", in.opID(), "time", t.UnixMilli(), "err", err)
+					// The interval cannot be formed: stop, saying why,
+					// rather than wait for ever without intervals.
+					c.stopWith(&BatchError{Time: t, OutputOp: -1, Output: "input", Err: err})
 				}
 				return
 			}
@@ -247,6 +249,13 @@ func (c *Context) batchFailed(failed *BatchError) {
 		c.log.Warn("interval failed; OnBatchError lets the job carry on", "time", failed.Time.UnixMilli(), "err", failed)
 		return
 	}
+	c.stopWith(err)
+}
+
+// stopWith stops the context with err, which Run, RunUntil and Stop return:
+// the runner skips what is queued, and a graceful Stop in progress ends its
+// drain.
+func (c *Context) stopWith(err error) {
 	r := c.run
 	r.errMu.Lock()
 	if r.err == nil {
@@ -254,7 +263,7 @@ func (c *Context) batchFailed(failed *BatchError) {
 	}
 	r.errMu.Unlock()
 	c.log.Error("stopping: an interval failed", "err", err)
-	r.cancel() // the runner skips what is queued; a graceful Stop in progress ends its drain
+	r.cancel()
 	go c.Stop(false)
 }
 
