@@ -230,3 +230,36 @@ func allParts(n int) []int {
 	}
 	return ps
 }
+
+// A job whose caller gives up returns at once with the caller's error; its
+// running tasks are cancelled, and their slots serve the next job.
+func TestLocalCancelledJobFreesItsSlots(t *testing.T) {
+	n := rdd.NewNode(rdd.ID{Seq: 1}, "src", 4)
+	l := NewLocal(LocalConfig{Slots: 2})
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{}, 64) // room for any retries
+	done := make(chan error, 1)
+	go func() {
+		_, err := l.RunJob(ctx, &rdd.Job{Final: n, Partitions: allParts(4), Func: func(tc *rdd.TaskContext, p int) (any, error) {
+			started <- struct{}{}
+			<-tc.Ctx.Done()
+			return nil, tc.Ctx.Err()
+		}})
+		done <- err
+	}()
+	<-started
+	<-started // both slots busy, two tasks queued
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled job returned %v", err)
+	}
+	res, err := l.RunJob(context.Background(), &rdd.Job{Final: n, Partitions: allParts(4), Func: func(tc *rdd.TaskContext, p int) (any, error) {
+		return p, nil
+	}})
+	if err != nil || len(res) != 4 {
+		t.Fatalf("next job: %v, %v", res, err)
+	}
+	if w := l.Workers(); len(w) != 1 || w[0].Free != 2 {
+		t.Fatalf("slots after both jobs: %+v", w)
+	}
+}

@@ -130,6 +130,12 @@ func (l *Local) run(lj *localJob, t Task) {
 		l.onTask(TaskEvent{Task: t, Err: err})
 	}
 	l.mu.Lock()
+	if lj.ctx.Err() != nil && !lj.settled {
+		// The caller gave up: the job ends now, and this end (most likely
+		// the cancellation itself) is not a failure to retry.
+		l.act(l.core.Cancel(t.Job))
+		l.settle(t.Job, lj, JobDone{Job: t.Job, Err: lj.ctx.Err()})
+	}
 	l.act(l.core.TaskEnded(t, localWorker, res, err))
 	l.mu.Unlock()
 }
