@@ -255,6 +255,10 @@ func (c *Context) Clock() clock.Clock { return c.cfg.Clock }
 // AddListener registers l for the engine's events (listener.BatchCompleted, ...).
 func (c *Context) AddListener(l listener.Listener) { c.bus.Add(l) }
 
+// DroppedEvents returns how many events the listener bus dropped because a
+// listener fell behind (the bus never blocks the engine).
+func (c *Context) DroppedEvents() int64 { return c.bus.Dropped() }
+
 // BlockStats reports the block store's occupancy.
 func (c *Context) BlockStats() block.Stats { return c.blocks.Stats() }
 

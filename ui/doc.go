@@ -2,9 +2,9 @@
 // application tells the outside world about itself. Today it is a JSON REST
 // API over the listener bus, in the shape of Spark's
 // /api/v1/applications/[app-id]/streaming/ endpoints without the
-// application part (a process runs one application); a web UI, Prometheus
-// metrics and more endpoints are meant to join it as more routes on the one
-// http.Handler a Server is.
+// application part (a process runs one application), and Prometheus metrics
+// on /metrics; a web UI and more endpoints are meant to join them as more
+// routes on the one http.Handler a Server is.
 //
 // # Pieces
 //
@@ -15,6 +15,9 @@
 //     handlers read snapshots from theirs.
 //   - Server is the http.Handler: NewServer registers a Progress on a
 //     dstream.Context and routes the endpoints below.
+//   - Server.Registry is the Server's own Prometheus registry behind
+//     /metrics (never the global prometheus.DefaultRegisterer, so several
+//     contexts, and several Servers, in one process do not collide).
 //   - Server.Listen binds an address (loopback 127.0.0.1:4040 is the
 //     commands' default, as Spark's UI port; port 0 picks a free port) and
 //     serves until its context.Context is done or Endpoint.Close is called,
@@ -23,7 +26,8 @@
 //
 // # Endpoints
 //
-// Every response is JSON (Content-Type application/json), errors included:
+// Every response but /metrics' is JSON (Content-Type application/json), and
+// every error is, /metrics' included:
 // {"error": "..."} with status 400 (a malformed parameter), 404 (an unknown
 // path, or a batch that is not retained) or 405 (a method other than GET or
 // HEAD; the Allow header says "GET, HEAD").
@@ -38,6 +42,7 @@
 //	                                           registration order ([]OutputOperation)
 //	GET /api/v1/statistics                     counters and averages (Statistics)
 //	GET /api/v1/workers                        the processes that run tasks (Worker); in local[N], this one
+//	GET /metrics                               Prometheus metrics, text format (see Metrics below)
 //
 // Times are RFC 3339 strings in UTC with milliseconds
 // ("2023-11-14T22:13:21.000Z"); durations are whole milliseconds (truncated);
@@ -72,4 +77,46 @@
 // (cut to MaxFailureReason bytes). The listener bus drops events when a
 // listener falls behind; a batch whose events were dropped shows the state
 // of the last event that arrived.
+//
+// # Metrics
+//
+// GET /metrics serves the Prometheus text exposition format (promhttp,
+// which also negotiates the protobuf format and compression). Every metric
+// of the engine's is prefixed dstream_:
+//
+//	counters
+//	  dstream_batches_total{status="completed"|"failed"}   batches finished, by outcome
+//	  dstream_batch_records_total                          records of the batches submitted (inputSize)
+//	  dstream_block_store_evictions_total                  blocks the store evicted
+//	  dstream_receiver_waits_total                         receiver waits for input memory (backpressure)
+//	  dstream_listener_events_dropped_total                events the listener bus dropped (a listener fell behind)
+//	  dstream_receiver_records_total                       records the receivers have taken in
+//	histograms, one observation per finished batch, in seconds
+//	  dstream_batch_scheduling_delay_seconds               processing start - submission
+//	  dstream_batch_processing_seconds                     processing end - processing start
+//	  dstream_batch_total_delay_seconds                    processing end - batch time
+//	gauges
+//	  dstream_batches_active{status="queued"|"processing"} retained batches not finished
+//	  dstream_block_store_bytes{class="input"|"state"|"shuffle"|"cache"}
+//	                                                       bytes the store holds, by class
+//	  dstream_block_store_capacity_bytes                   the store's capacity
+//	  dstream_block_store_input_limit_bytes                the input share now
+//	  dstream_block_store_peak_bytes                       the most the store has held
+//	  dstream_block_store_blocks                           blocks in the store
+//	  dstream_worker_slots{worker="local"}                 task slots of each worker
+//	  dstream_worker_free_slots{worker="local"}            of those, the ones not running a task
+//
+// The go_* (runtime) and process_* (process) metrics of client_golang's
+// collectors follow, and promhttp_metric_handler_errors_total.
+//
+// The batch counters and the histograms come from the listener bus, counted on the bus's goroutine
+// as the events arrive: a batch counts once its BatchCompleted event is
+// delivered (completed or failed alike, in the histograms too), its records
+// once its BatchSubmitted event is. Events the bus drops are not counted (the
+// bus's own drop count is not reachable from a dstream.Context, so it is not
+// exported). Histogram buckets are DelayBuckets (5 ms .. 60 s, for batch
+// intervals of 50 ms .. 10 s). The rest are read from the context and the
+// Progress when the registry is gathered: a scrape sees their values at
+// that moment, with nothing polling between scrapes. Counters read at scrape
+// time (evictions, receiver waits and records) restart with the process.
 package ui

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/dstream/dstream"
 )
 
@@ -35,17 +37,21 @@ type Server struct {
 	interval time.Duration
 	log      *slog.Logger
 	mux      *http.ServeMux
+	registry *prometheus.Registry
 }
 
-// NewServer returns the UI of sctx and registers its Progress on sctx's
-// listener bus. Call it before sctx.Start to see every batch; it may serve
-// requests before sctx starts (statistics then have no startTime).
+// NewServer returns the UI of sctx and registers its Progress, then its
+// metrics listener, on sctx's listener bus. Call it before sctx.Start to see
+// every batch (the /metrics counters count from registration too); it may
+// serve requests before sctx starts (statistics then have no startTime).
 func NewServer(sctx *dstream.Context, o Options) *Server {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	s := &Server{sctx: sctx, progress: NewProgress(o.RetainedBatches), interval: sctx.BatchInterval(), log: o.Logger, mux: http.NewServeMux()}
 	sctx.AddListener(s.progress)
+	var metrics http.Handler
+	s.registry, metrics = newMetrics(sctx, s.progress, o.Logger)
 	// Routes have no method in their pattern so that a wrong method reaches
 	// get, which answers 405 in JSON; "/" catches every unknown path.
 	s.mux.HandleFunc("/api/v1/batches", get(s.batches))
@@ -53,6 +59,7 @@ func NewServer(sctx *dstream.Context, o Options) *Server {
 	s.mux.HandleFunc("/api/v1/batches/{batchTime}/operations", get(s.operations))
 	s.mux.HandleFunc("/api/v1/statistics", get(s.statistics))
 	s.mux.HandleFunc("/api/v1/workers", get(s.workers))
+	s.mux.HandleFunc("/metrics", get(metrics.ServeHTTP))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics, /api/v1/workers)", r.URL.Path))
 	})
@@ -61,6 +68,12 @@ func NewServer(sctx *dstream.Context, o Options) *Server {
 
 // Progress returns the listener behind the API.
 func (s *Server) Progress() *Progress { return s.progress }
+
+// Registry returns the private Prometheus registry GET /metrics serves
+// (never prometheus.DefaultRegisterer, so several Servers in one process do
+// not collide). An application may register its own collectors on it; their
+// names must not clash with the ones the package documentation lists.
+func (s *Server) Registry() *prometheus.Registry { return s.registry }
 
 // ServeHTTP serves the API.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.mux.ServeHTTP(w, r) }
