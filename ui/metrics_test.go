@@ -8,7 +8,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,7 +18,6 @@ import (
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/dstreamtest"
-	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/ui"
 )
 
@@ -251,25 +249,7 @@ dstream_batches_total{status="failed"} 1
 // batch processing and one queued; then the histograms hold the delays the
 // clock's moves make.
 func TestMetricsDelays(t *testing.T) {
-	entered, release := make(chan struct{}), make(chan struct{})
-	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) {
-		dstream.ForeachRDD(in, func(ctx context.Context, ds *rdd.Dataset[string], t time.Time) error {
-			if t.UnixMilli() == t1 {
-				close(entered)
-				<-release
-			}
-			return nil
-		})
-	})
-	t.Cleanup(unblock) // before the harness stops the context
-	f.h.Input.Push("a", "b")
-	f.h.Input.Push("c")
-
-	f.h.Clock.Advance(time.Second) // cuts interval 1, which starts and blocks
-	<-entered
-	f.seen.wait(t, "started", t1)
+	f, unblock := heldFixture(t)
 	f.h.Clock.Advance(time.Second) // cuts interval 2, queued behind 1
 	f.seen.wait(t, "submitted", t2)
 	expectMetrics(t, f.url, histogram("dstream_batch_processing_seconds")+`# TYPE dstream_batch_records_total counter

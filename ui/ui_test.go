@@ -254,12 +254,15 @@ func TestEndpoints(t *testing.T) {
 
 // TestQueuedProcessingAndDelays holds interval 1's output while the clock
 // moves: interval 1 is seen processing and interval 2 queued, then both
-// complete with the delays the clock's moves make.
-func TestQueuedProcessingAndDelays(t *testing.T) {
+// heldFixture is a fixture whose interval 1 (input "a", "b") blocks in its
+// output until unblock is called, with interval 2's input ("c") queued; it
+// returns once interval 1 has started.
+func heldFixture(t *testing.T) (f *fixture, unblock func()) {
+	t.Helper()
 	entered, release := make(chan struct{}), make(chan struct{})
 	var releaseOnce sync.Once
-	unblock := func() { releaseOnce.Do(func() { close(release) }) }
-	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) {
+	unblock = func() { releaseOnce.Do(func() { close(release) }) }
+	f = newFixture(t, 0, nil, func(in *dstream.Stream[string]) {
 		dstream.ForeachRDD(in, func(ctx context.Context, ds *rdd.Dataset[string], t time.Time) error {
 			if t.UnixMilli() == t1 {
 				close(entered)
@@ -271,10 +274,15 @@ func TestQueuedProcessingAndDelays(t *testing.T) {
 	t.Cleanup(unblock) // runs before the harness stops the context: cleanups run last first
 	f.h.Input.Push("a", "b")
 	f.h.Input.Push("c")
-
 	f.h.Clock.Advance(time.Second) // cuts interval 1, which starts and blocks
 	<-entered
 	f.seen.wait(t, "started", t1)
+	return f, unblock
+}
+
+// complete with the delays the clock's moves make.
+func TestQueuedProcessingAndDelays(t *testing.T) {
+	f, unblock := heldFixture(t)
 	processing1 := `{
 	  "batchId": 1700000001000,
 	  "batchTime": "2023-11-14T22:13:21.000Z",
