@@ -32,6 +32,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
 	memory := memoryFlag(fs)
+	newLogger := logFlag(fs)
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	verbose := fs.Bool("v", false, "log the engine's info messages")
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
@@ -55,7 +56,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *verbose {
 		level = slog.LevelInfo
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	logger := newLogger(stderr, level)
 
 	// The demo owns its process: the Go runtime's memory limit follows the
 	// engine's budget.

@@ -12,6 +12,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"syscall"
@@ -99,6 +100,19 @@ func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writ
 		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
 	}
 	return nil
+}
+
+// logFlag defines --log-json on fs and returns a function that makes the
+// command's logger: slog text lines on w by default, JSON objects with it.
+func logFlag(fs *flag.FlagSet) func(w io.Writer, level slog.Level) *slog.Logger {
+	asJSON := fs.Bool("log-json", false, "write log lines as JSON objects (slog's JSON handler) instead of text")
+	return func(w io.Writer, level slog.Level) *slog.Logger {
+		opts := &slog.HandlerOptions{Level: level}
+		if *asJSON {
+			return slog.New(slog.NewJSONHandler(w, opts))
+		}
+		return slog.New(slog.NewTextHandler(w, opts))
+	}
 }
 
 // memoryFlag defines --memory on fs, the engine's memory budget parsed by

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"net"
 	"regexp"
 	"strings"
@@ -115,5 +116,29 @@ func TestDemoUIPortInUse(t *testing.T) {
 	code := run([]string{"demo", "--ui-listen", busy.Addr().String()}, &out, &errb)
 	if code != 1 || !strings.Contains(errb.String(), "cannot listen on "+busy.Addr().String()) || strings.Contains(out.String(), "top hashtags") {
 		t.Errorf("demo with the UI port in use: exit %d, stdout %q, stderr %q; want exit 1 naming %s", code, out.String(), errb.String(), busy.Addr())
+	}
+}
+
+// --log-json writes every log line as a JSON object.
+func TestLogJSON(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens there now: the sender logs its retries
+	var out, errb bytes.Buffer
+	if code := run([]string{"send", "--log-json", "--to", addr, "--generate", "words", "--count", "1", "--connect-timeout", "250ms"}, &out, &errb); code != 1 {
+		t.Fatalf("exit %d, want 1\n%s", code, errb.String())
+	}
+	lines := strings.Split(strings.TrimSpace(errb.String()), "\n")
+	if len(lines) < 2 {
+		t.Fatalf("stderr %q: want log lines and the error", errb.String())
+	}
+	for _, l := range lines[:len(lines)-1] {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(l), &rec); err != nil || rec["level"] != "WARN" || rec["msg"] == nil {
+			t.Errorf("log line %q is not a slog JSON record: %v", l, err)
+		}
 	}
 }

@@ -18,6 +18,7 @@ import (
 // It prints a one-line summary to stdout; warnings (reconnects) go to stderr.
 func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
+	newLogger := logFlag(fs)
 	var o client.Options
 	fs.StringVar(&o.To, "to", "", "HOST:PORT of the socket source (required)")
 	fs.StringVar(&o.File, "file", "", "send this file's lines once, then exit")
@@ -33,7 +34,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err := o.Validate(); err != nil {
 		return usageError{err}
 	}
-	o.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	o.Logger = newLogger(stderr, slog.LevelWarn)
 	start := time.Now()
 	st, err := client.Send(ctx, o)
 	if err == nil || st.Records > 0 {

@@ -58,6 +58,7 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	out := fs.String("out", "", "output `folder` (required)")
 	master := fs.String("master", "local[2]", "where tasks run: local[N]")
+	logJSON := fs.Bool("log-json", false, "write log lines as JSON objects (slog's JSON handler) instead of text")
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	memory := int64(1 << 30)
 	fs.Func("memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
@@ -96,7 +97,11 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 			return usageErr(fmt.Errorf("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", *uiListen))
 		}
 	}
-	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	if *logJSON {
+		handler = slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
+	}
+	logger := slog.New(handler)
 	// wordcount owns its process: the Go runtime's memory limit follows the
 	// engine's budget.
 	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: memory, LimitProcessMemory: true, Logger: logger}
