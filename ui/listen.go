@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -32,7 +34,27 @@ type Endpoint struct {
 // in use, a malformed address) is returned as an error and nothing is
 // served.
 func (s *Server) Listen(ctx context.Context, addr string) (*Endpoint, error) {
+	return s.ListenNear(ctx, addr, 0)
+}
+
+// ListenNear is Listen that, when addr's port is in use, tries the next
+// ports, up to tries more (Spark's UI moves from 4040 to 4041 and on the
+// same way); it logs the port it settled on. Commands use it for their
+// default address, and Listen for one the user chose.
+func (s *Server) ListenNear(ctx context.Context, addr string, tries int) (*Endpoint, error) {
 	ln, err := net.Listen("tcp", addr)
+	if err != nil && errors.Is(err, syscall.EADDRINUSE) && tries > 0 {
+		host, portText, _ := net.SplitHostPort(addr)
+		if port, perr := strconv.Atoi(portText); perr == nil && port > 0 {
+			for next := port + 1; next <= port+tries && next <= 65535 && err != nil; next++ {
+				var lerr error
+				if ln, lerr = net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(next))); lerr == nil {
+					err = nil
+					s.log.Info("UI port in use; serving on the next free one", "wanted", addr, "address", ln.Addr().String())
+				}
+			}
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("ui: cannot listen on %s: %w", addr, err)
 	}

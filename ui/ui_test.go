@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -725,4 +727,30 @@ func TestWorkers(t *testing.T) {
 	bs := f.h.Ctx.BlockStats()
 	f.expect(t, "/api/v1/workers", 200, fmt.Sprintf(`[{"id":"local","address":null,"pid":%d,"slots":2,"freeSlots":2,
 		"memoryUsed":%d,"memoryLimit":%d,"blocks":%d,"state":"alive","lastHeartbeat":null}]`, os.Getpid(), bs.Bytes, 64<<20, bs.Blocks))
+}
+
+// ListenNear moves to the next free port when the one asked for is taken;
+// Listen does not.
+func TestListenNear(t *testing.T) {
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	addr := busy.Addr().String()
+	_, portText, _ := net.SplitHostPort(addr)
+	port, _ := strconv.Atoi(portText)
+	srv := ui.NewServer(dstreamtest.New[string](t, dstreamtest.Options{}).Ctx, ui.Options{})
+	if _, err := srv.Listen(context.Background(), addr); err == nil {
+		t.Fatal("Listen on a busy port succeeded")
+	}
+	e, err := srv.ListenNear(context.Background(), addr, 8)
+	if err != nil {
+		t.Skipf("the 8 ports after %d are all busy: %v", port, err)
+	}
+	defer e.Close()
+	_, gotText, _ := net.SplitHostPort(e.Addr())
+	if got, _ := strconv.Atoi(gotText); got <= port || got > port+8 {
+		t.Fatalf("ListenNear(%s, 8) bound %s", addr, e.Addr())
+	}
 }

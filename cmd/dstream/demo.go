@@ -97,7 +97,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// the API once its line is printed; it serves until the demo returns.
 	var endpoint *ui.Endpoint
 	if *uiListen != "" {
-		endpoint, err = ui.NewServer(sctx, ui.Options{Logger: logger}).Listen(context.Background(), *uiListen)
+		endpoint, err = ui.NewServer(sctx, ui.Options{Logger: logger}).ListenNear(context.Background(), *uiListen, uiPortTries(fs))
 		if err != nil {
 			return fmt.Errorf("%w (--ui-listen ADDR moves the UI, --ui-listen \"\" turns it off)", err)
 		}

@@ -115,6 +115,19 @@ func logFlag(fs *flag.FlagSet) func(w io.Writer, level slog.Level) *slog.Logger 
 	}
 }
 
+// uiPortTries is how many ports after --ui-listen's a command tries when
+// that one is taken: 16 for the default address (Spark's UI moves from 4040
+// the same way), none for an address the user chose.
+func uiPortTries(fs *flag.FlagSet) int {
+	tries := 16
+	fs.Visit(func(f *flag.Flag) {
+		if f.Name == "ui-listen" {
+			tries = 0
+		}
+	})
+	return tries
+}
+
 // memoryFlag defines --memory on fs, the engine's memory budget parsed by
 // dstream.ParseBytes, and returns where it is stored (default 1 GiB).
 func memoryFlag(fs *flag.FlagSet) *int64 {

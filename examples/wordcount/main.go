@@ -134,7 +134,15 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	// until run returns, through the graceful stop.
 	var endpoint *ui.Endpoint
 	if *uiListen != "" {
-		endpoint, err = ui.NewServer(ctx, ui.Options{Logger: logger}).Listen(context.Background(), *uiListen)
+		// The default port moves on when taken (as Spark's UI does); a
+		// port the user chose does not.
+		tries := 16
+		fs.Visit(func(f *flag.Flag) {
+			if f.Name == "ui-listen" {
+				tries = 0
+			}
+		})
+		endpoint, err = ui.NewServer(ctx, ui.Options{Logger: logger}).ListenNear(context.Background(), *uiListen, tries)
 		if err != nil {
 			return fail(2, fmt.Errorf("%w (--ui-listen ADDR moves the UI, --ui-listen \"\" turns it off)", err))
 		}
