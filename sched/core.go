@@ -12,7 +12,7 @@ import (
 // workers and their free slots, the jobs running (each a JobScheduler, which
 // decides stages and retries), the tasks queued and running, and where every
 // shuffle's map outputs live. It is fed events (a worker added or lost, a job
-// submitted, a task ended, map outputs lost or forgotten) and returns
+// submitted, a task ended, which says when a map output was found lost; shuffles forgotten) and returns
 // decisions (run this task on that worker, this job is done). It does no I/O
 // and reads no clock or mutable store, so transcripts test it
 // deterministically; Local is its goroutine shell for one process, and a
@@ -203,10 +203,6 @@ func (c *Core) Cancel(id int) []Decision {
 	c.queue = slices.DeleteFunc(c.queue, func(t Task) bool { return t.Job == id })
 	return c.place(nil)
 }
-
-// OutputLost records that a map output is gone (evicted, or its worker's
-// disk lost); the next stage that needs it recomputes it.
-func (c *Core) OutputLost(shuffle rdd.ID, mapPart int) { c.lose(shuffle, mapPart) }
 
 func (c *Core) lose(shuffle rdd.ID, mapPart int) {
 	if outs := c.outputs[shuffle]; outs != nil {
