@@ -10,7 +10,7 @@
 //
 // A worker registers with its graph description; the master refuses one
 // whose graph differs from its own with FAILED_PRECONDITION and the message
-// of dstream.DiffGraphs. An admitted worker heartbeats (every 500 ms by
+// of graphspec.Diff. An admitted worker heartbeats (every 500 ms by
 // default); the master declares it lost when no heartbeat came for the
 // timeout (2 s by default) and reports added and lost workers through
 // MasterConfig.OnEvent, for the scheduler core (sched.Core.AddWorker and

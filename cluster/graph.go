@@ -3,13 +3,13 @@ package cluster
 import (
 	"time"
 
-	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 // graphToProto converts a graph description for the wire.
-func graphToProto(g []dstream.GraphNode) []*clusterpb.GraphNode {
+func graphToProto(g []graphspec.Node) []*clusterpb.GraphNode {
 	out := make([]*clusterpb.GraphNode, len(g))
 	for i, n := range g {
 		p := &clusterpb.GraphNode{Id: n.ID, Kind: n.Kind, Name: n.Name, Type: n.Type, Parents: n.Parents, State: n.State}
@@ -23,14 +23,14 @@ func graphToProto(g []dstream.GraphNode) []*clusterpb.GraphNode {
 
 // graphFromProto converts a graph description from the wire; a nil node
 // becomes a zero node (which differs from any real operator).
-func graphFromProto(g []*clusterpb.GraphNode) []dstream.GraphNode {
-	out := make([]dstream.GraphNode, len(g))
+func graphFromProto(g []*clusterpb.GraphNode) []graphspec.Node {
+	out := make([]graphspec.Node, len(g))
 	for i, p := range g {
 		var slide time.Duration
 		if p.GetSlide() != nil {
 			slide = p.GetSlide().AsDuration()
 		}
-		out[i] = dstream.GraphNode{ID: p.GetId(), Kind: p.GetKind(), Name: p.GetName(), Type: p.GetType(), Slide: slide, Parents: p.GetParents(), State: p.GetState()}
+		out[i] = graphspec.Node{ID: p.GetId(), Kind: p.GetKind(), Name: p.GetName(), Type: p.GetType(), Slide: slide, Parents: p.GetParents(), State: p.GetState()}
 	}
 	return out
 }

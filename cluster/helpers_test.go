@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
@@ -20,8 +20,8 @@ var testSecret = []byte("s3cret-for-tests-only")
 
 // testGraph is the graph every test process builds: a socket source, a map,
 // a windowed reduce and an output.
-func testGraph() []dstream.GraphNode {
-	return []dstream.GraphNode{
+func testGraph() []graphspec.Node {
+	return []graphspec.Node{
 		{ID: 1, Kind: "stream", Name: "socketTextStream", Type: "string", Slide: time.Second},
 		{ID: 2, Kind: "stream", Name: "map", Type: "kv.Pair[string,int]", Slide: time.Second, Parents: []int32{1}},
 		{ID: 3, Kind: "stream", Name: "reduceByKeyAndWindow", Type: "kv.Pair[string,int]", Slide: 2 * time.Second, Parents: []int32{2}, State: true},
@@ -129,9 +129,9 @@ func rawClient(t *testing.T, addr, token string) clusterpb.ClusterClient {
 	return clusterpb.NewClusterClient(conn)
 }
 
-func registerRequest(id string, g []dstream.GraphNode) *clusterpb.RegisterRequest {
+func registerRequest(id string, g []graphspec.Node) *clusterpb.RegisterRequest {
 	return &clusterpb.RegisterRequest{WorkerId: id, Address: "127.0.0.1:7000", Pid: 42, Slots: 4, MemoryBytes: 1 << 30,
-		Graph: graphToProto(g), GraphFingerprint: dstream.GraphFingerprint(g)}
+		Graph: graphToProto(g), GraphFingerprint: graphspec.Fingerprint(g)}
 }
 
 // workerRun is a worker running in a goroutine until the test ends.

@@ -12,7 +12,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"google.golang.org/grpc"
@@ -42,7 +42,7 @@ type MasterConfig struct {
 	// Insecure allows an empty Secret: every call is then accepted.
 	Insecure bool
 	// Graph is the master's graph description (dstream.Context.Graph).
-	Graph []dstream.GraphNode
+	Graph []graphspec.Node
 	// HeartbeatInterval is how often workers are told to send heartbeats.
 	HeartbeatInterval time.Duration
 	// WorkerTimeout is how long a worker may go without a heartbeat before it
@@ -248,11 +248,11 @@ func (m *Master) Register(ctx context.Context, req *clusterpb.RegisterRequest) (
 		return nil, status.Error(codes.InvalidArgument, "worker id or address too long")
 	}
 	theirs := graphFromProto(req.GetGraph())
-	if err := dstream.DiffGraphs(m.cfg.Graph, theirs); err != nil {
+	if err := graphspec.Diff(m.cfg.Graph, theirs); err != nil {
 		m.log.Warn("cluster: worker refused: different graph", "worker", req.GetWorkerId(), "peer", peerAddr(ctx), "err", err)
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
-	if want := dstream.GraphFingerprint(m.cfg.Graph); req.GetGraphFingerprint() != want {
+	if want := graphspec.Fingerprint(m.cfg.Graph); req.GetGraphFingerprint() != want {
 		msg := fmt.Sprintf("graph fingerprints differ: this side has %s, the other %s", want, req.GetGraphFingerprint())
 		m.log.Warn("cluster: worker refused: "+msg, "worker", req.GetWorkerId(), "peer", peerAddr(ctx))
 		return nil, status.Error(codes.FailedPrecondition, msg)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/clock"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -96,12 +96,12 @@ func TestGraphRefused(t *testing.T) {
 	ours := testGraph()
 	changed := testGraph()
 	changed[1].Name = "filter"
-	longer := append(testGraph(), dstream.GraphNode{ID: 5, Kind: "output", Name: "saveAsTextFiles", Type: "kv.Pair[string,int]", Parents: []int32{3}})
+	longer := append(testGraph(), graphspec.Node{ID: 5, Kind: "output", Name: "saveAsTextFiles", Type: "kv.Pair[string,int]", Parents: []int32{3}})
 	retyped := testGraph()
 	retyped[2].Type = "kv.Pair[string,int64]"
 	for _, tc := range []struct {
 		name   string
-		theirs []dstream.GraphNode
+		theirs []graphspec.Node
 		want   []string // in the message
 	}{
 		{"operator", changed, []string{"operator 2", "this side has stream 2 map", "the other stream 2 filter"}},
@@ -116,7 +116,7 @@ func TestGraphRefused(t *testing.T) {
 			if st.Code() != codes.FailedPrecondition {
 				t.Fatalf("Run = %v, want FailedPrecondition", err)
 			}
-			if want := dstream.DiffGraphs(ours, tc.theirs).Error(); st.Message() != want {
+			if want := graphspec.Diff(ours, tc.theirs).Error(); st.Message() != want {
 				t.Fatalf("message %q, want DiffGraphs' %q", st.Message(), want)
 			}
 			for _, s := range tc.want {

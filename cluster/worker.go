@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"google.golang.org/grpc"
@@ -42,7 +42,7 @@ type WorkerConfig struct {
 	MemoryBytes int64
 	// Graph is the worker's graph description (dstream.Context.Graph); the
 	// master refuses the worker unless it equals the master's.
-	Graph []dstream.GraphNode
+	Graph []graphspec.Node
 	// Secret is the cluster's shared secret; empty only against an insecure
 	// master.
 	Secret []byte
@@ -155,7 +155,7 @@ func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (
 	req := &clusterpb.RegisterRequest{
 		WorkerId: w.ID(), Address: w.cfg.Address, Pid: w.cfg.PID, Slots: int32(w.cfg.Slots),
 		MemoryBytes: w.cfg.MemoryBytes, Graph: graphToProto(w.cfg.Graph),
-		GraphFingerprint: dstream.GraphFingerprint(w.cfg.Graph),
+		GraphFingerprint: graphspec.Fingerprint(w.cfg.Graph),
 	}
 	backoff := w.cfg.MinBackoff
 	for {
