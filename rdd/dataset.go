@@ -56,11 +56,8 @@ func (d *Dataset[T]) Persist() *Dataset[T] {
 func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 	if d.checkpointed.Load() {
 		return func(yield func(T) bool) {
-			v, ok := d.node.ctx.cfg.Blocks.Get(BlockKey(d.node.ID, p))
-			if !ok {
-				tc.Fail(fmt.Errorf("checkpointed partition %d of %s is lost", p, d.node))
-			}
-			for _, x := range v.([]T) {
+			xs := ReadBlock[T](tc, d.node.ctx.cfg.Blocks, BlockKey(d.node.ID, p), d.node.Locations(p), fmt.Sprintf("checkpointed partition %d of %s", p, d.node))
+			for _, x := range xs {
 				if !yield(x) {
 					return
 				}
@@ -104,22 +101,20 @@ func (d *Dataset[T]) Checkpoint(ctx context.Context) error {
 	for i := range parts {
 		parts[i] = i
 	}
-	_, err := c.RunJob(ctx, &Job{
-		Name:       "checkpoint " + d.node.String(),
-		Final:      d.node,
-		Partitions: parts,
-		Func: func(tc *TaskContext, p int) (any, error) {
-			xs := collectOf(d.Iterator(tc, p))
-			// The task stores the partition where it runs, so the block
-			// lives with the worker that computed it.
-			if err := c.cfg.Blocks.Put(BlockKey(d.node.ID, p), xs, block.EstimateSize(xs), block.State); err != nil {
-				return nil, fmt.Errorf("checkpoint %s: %w", d.node, err)
-			}
-			return nil, nil
-		},
-	})
+	// Each task stores its partition where it runs (KindCheckpoint), so the
+	// block lives with the worker that computed it, and says where that is.
+	res, err := c.RunJob(ctx, &Job{Name: "checkpoint " + d.node.String(), Final: d.node, Partitions: parts, Kind: KindCheckpoint})
 	if err != nil {
 		return err
+	}
+	locs := make([]string, len(res))
+	located := false
+	for i, r := range res {
+		locs[i], _ = r.(string)
+		located = located || locs[i] != ""
+	}
+	if located {
+		d.SetLocations(func(p int) []string { return []string{locs[p]} })
 	}
 	d.checkpointed.Store(true)
 	d.node.mu.Lock()

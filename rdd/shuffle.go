@@ -35,6 +35,7 @@ func (m *combiner[K, C]) slot(k K) (*C, bool) {
 // newShuffleDep returns the dependency of a child (with ID id) on parent whose
 // map tasks write buckets produced by bucketize.
 func newShuffleDep[T, X any](id ID, parent *Dataset[T], numReduce int, bucketize func(tc *TaskContext, in iter.Seq[T]) [][]X) *ShuffleDep {
+	registerCodec[X]()
 	return &ShuffleDep{
 		ID:        id,
 		Parent:    parent.node,
@@ -58,7 +59,10 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 		for m := range dep.Parent.NumPartitions {
 			v, ok := store.Bucket(dep.ID, m, r)
 			if !ok {
-				tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m})
+				if tc.Remote == nil {
+					tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m})
+				}
+				v = remoteBucket[X](tc, dep, m, r)
 			}
 			b, ok := v.([]X)
 			if !ok {

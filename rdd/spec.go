@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"reflect"
 	"sync"
+
+	"github.com/dstream/dstream/block"
 )
 
 // Named tasks. A task is a spec, never a closure: which dataset, which
@@ -27,6 +29,10 @@ type ResultKind struct {
 var (
 	KindCount   = ResultKind{Name: "count"}
 	KindCollect = ResultKind{Name: "collect"}
+	// KindCheckpoint stores the partition, pinned, in the block store of
+	// the process that computes it, and returns that process's location
+	// (TaskContext.Location).
+	KindCheckpoint = ResultKind{Name: "checkpoint"}
 )
 
 // KindOutput runs the per-partition output registered as id (RegisterOutput).
@@ -82,10 +88,13 @@ func (s TaskSpec) String() string {
 // kind runs on a node found by ID.
 type partitionRunner interface {
 	runResult(tc *TaskContext, p int, k ResultKind) (any, error)
+	encodeResult(k ResultKind, v any) ([]byte, error)
+	decodeResult(k ResultKind, b []byte) (any, error)
 }
 
 // bind makes d the typed face of its node; every dataset constructor calls it.
 func (d *Dataset[T]) bind() *Dataset[T] {
+	registerCodec[T]()
 	d.node.typed = d
 	return d
 }
@@ -98,6 +107,12 @@ func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error
 		return collectOf(d.Iterator(tc, p)), nil
 	case "take":
 		return takeOf(d.Iterator(tc, p), k.N), nil
+	case KindCheckpoint.Name:
+		xs := collectOf(d.Iterator(tc, p))
+		if err := d.node.ctx.cfg.Blocks.Put(BlockKey(d.node.ID, p), xs, block.EstimateSize(xs), block.State); err != nil {
+			return nil, fmt.Errorf("checkpoint %s: %w", d.node, err)
+		}
+		return tc.Location, nil
 	case "output":
 		v, ok := d.node.ctx.outputs.Load(k.N)
 		if !ok {

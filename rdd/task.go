@@ -17,6 +17,12 @@ type TaskContext struct {
 	Stage     int
 	Partition int
 	Attempt   int
+	// Remote reads what other processes hold; nil in local[N], where
+	// everything a task reads is in this process.
+	Remote Remote
+	// Location is the peer address of the process running the task (""
+	// in local[N]); a checkpoint task returns it as where its block is.
+	Location string
 
 	op uint32 // the operator whose user code ran last (opID), for error reports
 }
@@ -97,9 +103,13 @@ func (e *TaskError) Unwrap() error { return e.Err }
 type FetchFailedError struct {
 	Shuffle ID
 	Map     int
+	Cause   error // why a remote fetch failed, if it was one
 }
 
 func (e *FetchFailedError) Error() string {
+	if e.Cause != nil {
+		return fmt.Sprintf("shuffle %s map output %d is missing: %v", e.Shuffle, e.Map, e.Cause)
+	}
 	return fmt.Sprintf("shuffle %s map output %d is missing", e.Shuffle, e.Map)
 }
 

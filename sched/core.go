@@ -27,6 +27,10 @@ type Core struct {
 	// Prefer returns the workers that hold a task's input (nil: any). Set
 	// by the shell; the manifest's block locations will feed it.
 	Prefer func(t Task) []string
+	// Pin returns the only worker that may run a task ("": any). Set by a
+	// cluster's shell for tasks only the submitting process can run (a
+	// job whose function is a closure, datasets a worker cannot rebuild).
+	Pin func(t Task) string
 
 	workers map[string]*worker
 	order   []string // workers in the order they were added
@@ -250,12 +254,17 @@ func (c *Core) absorb(job int, acts []Action, ds []Decision) []Decision {
 	return ds
 }
 
-// place assigns queued tasks to free slots, in queue order.
+// place assigns queued tasks to free slots, in queue order; a pinned task
+// whose worker is busy lets the tasks after it go first.
 func (c *Core) place(ds []Decision) []Decision {
 	rest := c.queue[:0]
 	for i, t := range c.queue {
-		w := c.pick(t)
+		w, pinned := c.pick(t)
 		if w == nil {
+			if pinned {
+				rest = append(rest, t)
+				continue
+			}
 			rest = append(rest, c.queue[i:]...)
 			break
 		}
@@ -268,8 +277,22 @@ func (c *Core) place(ds []Decision) []Decision {
 	return ds
 }
 
-// pick chooses a free worker for t, or nil.
-func (c *Core) pick(t Task) *worker {
+// pick chooses a free worker for t, or nil; pinned says t may run on one
+// worker only.
+func (c *Core) pick(t Task) (w *worker, pinned bool) {
+	if c.Pin != nil {
+		if id := c.Pin(t); id != "" {
+			if w := c.workers[id]; w != nil && w.free > 0 {
+				return w, true
+			}
+			return nil, true
+		}
+	}
+	return c.pickAny(t), false
+}
+
+// pickAny chooses a free worker for t, preferring where its input is.
+func (c *Core) pickAny(t Task) *worker {
 	if c.Prefer != nil {
 		for _, id := range c.Prefer(t) {
 			if w := c.workers[id]; w != nil && w.free > 0 {

@@ -20,6 +20,7 @@ import (
 //	add-worker ID slots=N  a worker joins (or changes its slots)
 //	kill-worker ID         a worker is lost
 //	prefer NAME PART ID... tasks computing partition PART of NAME prefer workers ID...
+//	pin NAME ID            tasks computing NAME may run on worker ID only
 //	run JOB NAME [parts=(0,1)]  submit a job
 //	ok JOB STAGE PART      the running attempt of a task succeeded on its worker
 //	fail JOB STAGE PART    it failed with an ordinary error
@@ -36,6 +37,7 @@ func TestCoreTranscripts(t *testing.T) {
 			core    *Core
 			running map[[3]int]Run // (job, stage, part) -> where the current attempt runs
 			prefs   map[string][]string
+			pins    map[string]string
 		)
 		seq := int32(0)
 		render := func(ds []Decision) string {
@@ -86,10 +88,11 @@ func TestCoreTranscripts(t *testing.T) {
 				for name, n := range nodes {
 					names[n.ID] = name
 				}
-				core, running, prefs = NewCore(4), map[[3]int]Run{}, map[string][]string{}
+				core, running, prefs, pins = NewCore(4), map[[3]int]Run{}, map[string][]string{}, map[string]string{}
 				core.Prefer = func(tk Task) []string {
 					return prefs[fmt.Sprintf("%s/%d", names[tk.Spec.Dataset], tk.Partition())]
 				}
+				core.Pin = func(tk Task) string { return pins[names[tk.Spec.Dataset]] }
 				return "ok\n"
 			case "add-worker":
 				var slots int
@@ -103,6 +106,9 @@ func TestCoreTranscripts(t *testing.T) {
 					ws = append(ws, a.Key)
 				}
 				prefs[d.CmdArgs[0].Key+"/"+d.CmdArgs[1].Key] = ws
+				return "ok\n"
+			case "pin":
+				pins[d.CmdArgs[0].Key] = d.CmdArgs[1].Key
 				return "ok\n"
 			case "run":
 				n := nodes[d.CmdArgs[1].Key]

@@ -377,6 +377,102 @@ func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
 	return file_dstream_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
 }
 
+type ManifestsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	After         int64                  `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	UpTo          int64                  `protobuf:"varint,2,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManifestsRequest) Reset() {
+	*x = ManifestsRequest{}
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManifestsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManifestsRequest) ProtoMessage() {}
+
+func (x *ManifestsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManifestsRequest.ProtoReflect.Descriptor instead.
+func (*ManifestsRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_cluster_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *ManifestsRequest) GetAfter() int64 {
+	if x != nil {
+		return x.After
+	}
+	return 0
+}
+
+func (x *ManifestsRequest) GetUpTo() int64 {
+	if x != nil {
+		return x.UpTo
+	}
+	return 0
+}
+
+type ManifestsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Frames        [][]byte               `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ManifestsResponse) Reset() {
+	*x = ManifestsResponse{}
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ManifestsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ManifestsResponse) ProtoMessage() {}
+
+func (x *ManifestsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ManifestsResponse.ProtoReflect.Descriptor instead.
+func (*ManifestsResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_cluster_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ManifestsResponse) GetFrames() [][]byte {
+	if x != nil {
+		return x.Frames
+	}
+	return nil
+}
+
 var File_dstream_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
@@ -407,10 +503,16 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12*\n" +
 	"\x11memory_used_bytes\x18\x03 \x01(\x03R\x0fmemoryUsedBytes\x12\x16\n" +
 	"\x06blocks\x18\x04 \x01(\x03R\x06blocks\"\x13\n" +
-	"\x11HeartbeatResponse2\xba\x01\n" +
+	"\x11HeartbeatResponse\"=\n" +
+	"\x10ManifestsRequest\x12\x14\n" +
+	"\x05after\x18\x01 \x01(\x03R\x05after\x12\x13\n" +
+	"\x05up_to\x18\x02 \x01(\x03R\x04upTo\"+\n" +
+	"\x11ManifestsResponse\x12\x16\n" +
+	"\x06frames\x18\x01 \x03(\fR\x06frames2\x94\x02\n" +
 	"\aCluster\x12U\n" +
 	"\bRegister\x12#.dstream.cluster.v1.RegisterRequest\x1a$.dstream.cluster.v1.RegisterResponse\x12X\n" +
-	"\tHeartbeat\x12$.dstream.cluster.v1.HeartbeatRequest\x1a%.dstream.cluster.v1.HeartbeatResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
+	"\tHeartbeat\x12$.dstream.cluster.v1.HeartbeatRequest\x1a%.dstream.cluster.v1.HeartbeatResponse\x12X\n" +
+	"\tManifests\x12$.dstream.cluster.v1.ManifestsRequest\x1a%.dstream.cluster.v1.ManifestsResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
 
 var (
 	file_dstream_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -424,25 +526,29 @@ func file_dstream_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 5)
+var file_dstream_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
 var file_dstream_cluster_v1_cluster_proto_goTypes = []any{
 	(*GraphNode)(nil),           // 0: dstream.cluster.v1.GraphNode
 	(*RegisterRequest)(nil),     // 1: dstream.cluster.v1.RegisterRequest
 	(*RegisterResponse)(nil),    // 2: dstream.cluster.v1.RegisterResponse
 	(*HeartbeatRequest)(nil),    // 3: dstream.cluster.v1.HeartbeatRequest
 	(*HeartbeatResponse)(nil),   // 4: dstream.cluster.v1.HeartbeatResponse
-	(*durationpb.Duration)(nil), // 5: google.protobuf.Duration
+	(*ManifestsRequest)(nil),    // 5: dstream.cluster.v1.ManifestsRequest
+	(*ManifestsResponse)(nil),   // 6: dstream.cluster.v1.ManifestsResponse
+	(*durationpb.Duration)(nil), // 7: google.protobuf.Duration
 }
 var file_dstream_cluster_v1_cluster_proto_depIdxs = []int32{
-	5, // 0: dstream.cluster.v1.GraphNode.slide:type_name -> google.protobuf.Duration
+	7, // 0: dstream.cluster.v1.GraphNode.slide:type_name -> google.protobuf.Duration
 	0, // 1: dstream.cluster.v1.RegisterRequest.graph:type_name -> dstream.cluster.v1.GraphNode
-	5, // 2: dstream.cluster.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	7, // 2: dstream.cluster.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	1, // 3: dstream.cluster.v1.Cluster.Register:input_type -> dstream.cluster.v1.RegisterRequest
 	3, // 4: dstream.cluster.v1.Cluster.Heartbeat:input_type -> dstream.cluster.v1.HeartbeatRequest
-	2, // 5: dstream.cluster.v1.Cluster.Register:output_type -> dstream.cluster.v1.RegisterResponse
-	4, // 6: dstream.cluster.v1.Cluster.Heartbeat:output_type -> dstream.cluster.v1.HeartbeatResponse
-	5, // [5:7] is the sub-list for method output_type
-	3, // [3:5] is the sub-list for method input_type
+	5, // 5: dstream.cluster.v1.Cluster.Manifests:input_type -> dstream.cluster.v1.ManifestsRequest
+	2, // 6: dstream.cluster.v1.Cluster.Register:output_type -> dstream.cluster.v1.RegisterResponse
+	4, // 7: dstream.cluster.v1.Cluster.Heartbeat:output_type -> dstream.cluster.v1.HeartbeatResponse
+	6, // 8: dstream.cluster.v1.Cluster.Manifests:output_type -> dstream.cluster.v1.ManifestsResponse
+	6, // [6:9] is the sub-list for method output_type
+	3, // [3:6] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
 	3, // [3:3] is the sub-list for extension extendee
 	0, // [0:3] is the sub-list for field type_name
@@ -459,7 +565,7 @@ func file_dstream_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_cluster_proto_rawDesc), len(file_dstream_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   5,
+			NumMessages:   7,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Cluster_Register_FullMethodName  = "/dstream.cluster.v1.Cluster/Register"
 	Cluster_Heartbeat_FullMethodName = "/dstream.cluster.v1.Cluster/Heartbeat"
+	Cluster_Manifests_FullMethodName = "/dstream.cluster.v1.Cluster/Manifests"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -42,6 +43,12 @@ type ClusterClient interface {
 	// master does not know this registration (it declared the worker lost, or
 	// restarted): the worker must register again.
 	Heartbeat(ctx context.Context, in *HeartbeatRequest, opts ...grpc.CallOption) (*HeartbeatResponse, error)
+	// Manifests returns the interval manifests the master remembers with
+	// times in (after, up_to], in time order, each a manifest frame (package
+	// manifest): a worker learns an interval before it runs the interval's
+	// tasks. FAILED_PRECONDITION: an interval in the range is no longer
+	// remembered.
+	Manifests(ctx context.Context, in *ManifestsRequest, opts ...grpc.CallOption) (*ManifestsResponse, error)
 }
 
 type clusterClient struct {
@@ -72,6 +79,16 @@ func (c *clusterClient) Heartbeat(ctx context.Context, in *HeartbeatRequest, opt
 	return out, nil
 }
 
+func (c *clusterClient) Manifests(ctx context.Context, in *ManifestsRequest, opts ...grpc.CallOption) (*ManifestsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ManifestsResponse)
+	err := c.cc.Invoke(ctx, Cluster_Manifests_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -91,6 +108,12 @@ type ClusterServer interface {
 	// master does not know this registration (it declared the worker lost, or
 	// restarted): the worker must register again.
 	Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error)
+	// Manifests returns the interval manifests the master remembers with
+	// times in (after, up_to], in time order, each a manifest frame (package
+	// manifest): a worker learns an interval before it runs the interval's
+	// tasks. FAILED_PRECONDITION: an interval in the range is no longer
+	// remembered.
+	Manifests(context.Context, *ManifestsRequest) (*ManifestsResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -106,6 +129,9 @@ func (UnimplementedClusterServer) Register(context.Context, *RegisterRequest) (*
 }
 func (UnimplementedClusterServer) Heartbeat(context.Context, *HeartbeatRequest) (*HeartbeatResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Heartbeat not implemented")
+}
+func (UnimplementedClusterServer) Manifests(context.Context, *ManifestsRequest) (*ManifestsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Manifests not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -164,6 +190,24 @@ func _Cluster_Heartbeat_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Manifests_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ManifestsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Manifests(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Manifests_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Manifests(ctx, req.(*ManifestsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -178,6 +222,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Heartbeat",
 			Handler:    _Cluster_Heartbeat_Handler,
+		},
+		{
+			MethodName: "Manifests",
+			Handler:    _Cluster_Manifests_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,263 @@
+package rdd
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"reflect"
+	"sync"
+
+	"github.com/dstream/dstream/codec"
+)
+
+// Crossing processes. In local[N] every block and shuffle bucket a task
+// reads is a typed Go slice in this process's stores, and nothing is ever
+// encoded. In a cluster a task may need what another process holds: a map
+// output written by another worker, an input block replicated elsewhere, a
+// checkpointed partition stored by the worker that computed it. Its
+// executor then gives it a Remote (TaskContext.Remote), which fetches the
+// encoded records (package codec); the reading code, which knows the
+// record type, decodes them. Serving a fetch encodes a stored `any` through
+// EncodeBlock, which finds the codec of its dynamic type: every dataset
+// and shuffle registers the codec of its record type when it is built, so
+// every process of the same program can encode what it stores.
+
+// Remote reads records another process holds. Implementations are the
+// cluster's executors; their errors wrap ErrNotHeld when the process asked
+// does not hold what was asked for.
+type Remote interface {
+	// Bucket returns the encoded bucket reduce of map output mapPart of
+	// shuffle, from the process that wrote it.
+	Bucket(ctx context.Context, shuffle ID, mapPart, reduce int) ([]byte, error)
+	// Block returns the encoded block key from one of locations (peer
+	// addresses), trying them in order.
+	Block(ctx context.Context, key string, locations []string) ([]byte, error)
+}
+
+// ErrNotHeld is wrapped by Remote's errors when the process asked does not
+// hold the bucket or block (evicted, or never written there).
+var ErrNotHeld = errors.New("not held there")
+
+// Encoded is a block kept as it arrived from another process: its records
+// encoded by package codec. The code that reads it knows the record type
+// and decodes it (DecodeBlock); serving it again sends the bytes as they are.
+type Encoded []byte
+
+// blockCodec encodes blocks ([]T held as any) of one record type.
+type blockCodec struct {
+	encode func(v any) ([]byte, error)
+	err    error // the record type has no codec
+}
+
+// codecs maps the type of a block ([]T) to its blockCodec.
+var codecs sync.Map
+
+// registerCodec makes blocks of T encodable by EncodeBlock. Called when a
+// dataset or shuffle of T is built; a type without a codec is remembered with
+// the reason, which surfaces only if such a block must cross a process.
+func registerCodec[T any]() {
+	t := reflect.TypeFor[[]T]()
+	if _, ok := codecs.Load(t); ok {
+		return
+	}
+	c, err := codec.For[T]()
+	bc := &blockCodec{err: err}
+	if err == nil {
+		bc.encode = func(v any) ([]byte, error) { return c.Append(nil, v.([]T)) }
+	}
+	codecs.LoadOrStore(t, bc)
+}
+
+// EncodeBlock encodes a stored block (a []T, or an Encoded one) for another
+// process.
+func EncodeBlock(v any) ([]byte, error) {
+	if e, ok := v.(Encoded); ok {
+		return e, nil
+	}
+	bc, ok := codecs.Load(reflect.TypeOf(v))
+	if !ok {
+		return nil, fmt.Errorf("rdd: no codec is registered for blocks of %T", v)
+	}
+	c := bc.(*blockCodec)
+	if c.err != nil {
+		return nil, fmt.Errorf("rdd: blocks of %T cannot cross processes: %w", v, c.err)
+	}
+	return c.encode(v)
+}
+
+// DecodeBlock returns the records of a stored block: v itself when it is a
+// []T, decoded when it is Encoded. Anything else is an error naming both
+// types.
+func DecodeBlock[T any](v any) ([]T, error) {
+	switch v := v.(type) {
+	case []T:
+		return v, nil
+	case Encoded:
+		c, err := codec.For[T]()
+		if err != nil {
+			return nil, err
+		}
+		return c.Decode(v)
+	}
+	return nil, fmt.Errorf("block holds %T, want %v", v, reflect.TypeFor[[]T]())
+}
+
+// ReadBlock returns the records of block key: from this process's block
+// store when it is there, else (in a cluster) fetched from one of
+// locations. It fails the task when the block is nowhere to be had.
+func ReadBlock[T any](tc *TaskContext, blocks BlockStore, key string, locations []string, what string) []T {
+	v, ok := blocks.Get(key)
+	if !ok {
+		if tc.Remote == nil || len(locations) == 0 {
+			tc.Fail(fmt.Errorf("%s: block %s is lost", what, key))
+		}
+		b, err := tc.Remote.Block(tc.Ctx, key, locations)
+		if err != nil {
+			tc.Fail(fmt.Errorf("%s: block %s: %w", what, key, err))
+		}
+		v = Encoded(b)
+	}
+	xs, err := DecodeBlock[T](v)
+	if err != nil {
+		tc.Fail(fmt.Errorf("%s: block %s: %w", what, key, err))
+	}
+	return xs
+}
+
+// remoteBucket fetches bucket r of map output m of dep from the process
+// holding it; any failure is a fetch failure, so the scheduler recomputes
+// the map output.
+func remoteBucket[X any](tc *TaskContext, dep *ShuffleDep, m, r int) []X {
+	b, err := tc.Remote.Bucket(tc.Ctx, dep.ID, m, r)
+	if err != nil {
+		if tc.Ctx.Err() != nil {
+			tc.Fail(tc.Ctx.Err())
+		}
+		tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m, Cause: err})
+	}
+	xs, err := DecodeBlock[X](Encoded(b))
+	if err != nil {
+		tc.Fail(fmt.Errorf("shuffle %s bucket %d/%d: %w", dep.ID, m, r, err))
+	}
+	return xs
+}
+
+// Results crossing processes: a worker encodes a result task's result, the
+// master decodes it with the same dataset's typed face.
+
+// EncodeResult encodes the result of task spec for the process that
+// submitted its job.
+func (l *Lineage) EncodeResult(spec TaskSpec, v any) ([]byte, error) {
+	if spec.Shuffle != nil {
+		return nil, nil
+	}
+	n := l.Find(spec.Dataset)
+	if n == nil || n.typed == nil {
+		return nil, fmt.Errorf("task %s: no such dataset in the lineage of %s", spec, l.root)
+	}
+	return n.typed.encodeResult(spec.Result, v)
+}
+
+// DecodeResult decodes what EncodeResult encoded, in the submitting process.
+func (l *Lineage) DecodeResult(spec TaskSpec, b []byte) (any, error) {
+	if spec.Shuffle != nil {
+		return nil, nil
+	}
+	n := l.Find(spec.Dataset)
+	if n == nil || n.typed == nil {
+		return nil, fmt.Errorf("task %s: no such dataset in the lineage of %s", spec, l.root)
+	}
+	return n.typed.decodeResult(spec.Result, b)
+}
+
+func (d *Dataset[T]) encodeResult(k ResultKind, v any) ([]byte, error) {
+	switch k.Name {
+	case KindCount.Name:
+		return binary.AppendVarint(nil, v.(int64)), nil
+	case KindCollect.Name, "take":
+		c, err := codec.For[T]()
+		if err != nil {
+			return nil, fmt.Errorf("results of %s cannot cross processes: %w", d.node, err)
+		}
+		return c.Append(nil, v.([]T))
+	case "output":
+		return nil, nil
+	case KindCheckpoint.Name:
+		return []byte(v.(string)), nil
+	}
+	return nil, fmt.Errorf("result kind %q is not a built-in one", k.Name)
+}
+
+func (d *Dataset[T]) decodeResult(k ResultKind, b []byte) (any, error) {
+	switch k.Name {
+	case KindCount.Name:
+		n, w := binary.Varint(b)
+		if w <= 0 || w != len(b) {
+			return nil, fmt.Errorf("count result of %s: %d bytes of garbage", d.node, len(b))
+		}
+		return n, nil
+	case KindCollect.Name, "take":
+		c, err := codec.For[T]()
+		if err != nil {
+			return nil, err
+		}
+		return c.Decode(b)
+	case "output":
+		return struct{}{}, nil
+	case KindCheckpoint.Name:
+		return string(b), nil
+	}
+	return nil, fmt.Errorf("result kind %q is not a built-in one", k.Name)
+}
+
+// Locality. A task runs best where the blocks it reads are: input blocks
+// and checkpointed partitions. PreferredLocations walks from a dataset's
+// partition back through narrow dependencies that keep the partition
+// number, to the first nodes that know where their partition is stored.
+
+// SetLocations tells where partition p of d is stored (peer addresses), for
+// datasets that read stored blocks (inputs).
+func (d *Dataset[T]) SetLocations(f func(p int) []string) *Dataset[T] {
+	d.node.mu.Lock()
+	d.node.locate = f
+	d.node.mu.Unlock()
+	return d
+}
+
+// Locations returns where partition p of n is stored, as SetLocations or
+// a checkpoint said (nil: unknown, or this process).
+func (n *Node) Locations(p int) []string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.locate == nil {
+		return nil
+	}
+	return n.locate(p)
+}
+
+// PreferredLocations returns where partition p of n's input is stored, or
+// nil when nothing says.
+func PreferredLocations(n *Node, p int) []string {
+	for range 64 {
+		n.mu.Lock()
+		locate, deps := n.locate, n.deps
+		n.mu.Unlock()
+		if locate != nil {
+			return locate(p)
+		}
+		var next *Node
+		for _, d := range deps {
+			nd, ok := d.(NarrowDep)
+			if ok && nd.Parent.NumPartitions == n.NumPartitions {
+				next = nd.Parent
+				break
+			}
+		}
+		if next == nil {
+			return nil
+		}
+		n = next
+	}
+	return nil
+}
