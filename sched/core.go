@@ -330,3 +330,18 @@ type WorkerSlots struct {
 	ID          string
 	Slots, Free int
 }
+
+// Locations returns the worker holding each map output of shuffle ("" for
+// one not written), numMaps long: what a reduce task running elsewhere is
+// told, so it fetches each bucket from its writer.
+func (c *Core) Locations(shuffle rdd.ID, numMaps int) []string {
+	out := make([]string, numMaps)
+	if outs := c.outputs[shuffle]; outs != nil {
+		for m, w := range outs.at {
+			if m < numMaps {
+				out[m] = w
+			}
+		}
+	}
+	return out
+}
