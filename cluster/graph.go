@@ -3,8 +3,8 @@ package cluster
 import (
 	"time"
 
-	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/graphspec"
 	"google.golang.org/protobuf/types/known/durationpb"
 )
 

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/graphspec"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"

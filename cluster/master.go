@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"crypto/subtle"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -12,13 +11,11 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/graphspec"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/keepalive"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/types/known/durationpb"
@@ -31,6 +28,8 @@ const (
 	DefaultMaxWorkers        = 1024
 	DefaultHandshakeTimeout  = 5 * time.Second
 	maxRecvMsgSize           = 4 << 20
+	// maxResultSize bounds a task result or fetched chunk a client accepts.
+	maxResultSize = 1 << 30
 )
 
 // MasterConfig configures a Master. Graph is required; zero values of the
@@ -60,6 +59,12 @@ type MasterConfig struct {
 	// Logger receives refused connections and membership changes; nil means
 	// slog.Default.
 	Logger *slog.Logger
+	// Peer, if set, is served beside the Cluster service on the same
+	// listener: the master's side of the data plane.
+	Peer clusterpb.PeerServer
+	// Manifests, if set, answers the Manifests call: the frames of the
+	// interval manifests with times in (after, upTo].
+	Manifests func(after, upTo int64) ([][]byte, error)
 	// OnEvent, if set, is called for every membership change, one call at a
 	// time, in the order the changes happened. It must not block for long
 	// (the RPC or timeout check that caused the change waits for it) and
@@ -136,7 +141,7 @@ type Master struct {
 	clusterpb.UnimplementedClusterServer
 
 	cfg   MasterConfig
-	token string // expected auth token; empty when insecure without secret
+	guard guard
 	log   *slog.Logger
 	clk   clock.Clock
 
@@ -176,7 +181,7 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 	cfg.Graph = slices.Clone(cfg.Graph)
 	return &Master{
 		cfg:     cfg,
-		token:   authToken(cfg.Secret),
+		guard:   guard{token: authToken(cfg.Secret), log: cfg.Logger},
 		log:     cfg.Logger,
 		clk:     cfg.Clock,
 		workers: make(map[string]*WorkerInfo),
@@ -187,16 +192,11 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 // server (closing every connection) and returns nil; it returns an error if
 // serving fails otherwise. lis is closed on return. Serve may be called once.
 func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
-	srv := grpc.NewServer(
-		grpc.ChainUnaryInterceptor(m.recoverUnary, m.authUnary),
-		grpc.ChainStreamInterceptor(m.authStream),
-		grpc.ConnectionTimeout(m.cfg.HandshakeTimeout),
-		grpc.MaxRecvMsgSize(maxRecvMsgSize),
-		grpc.MaxConcurrentStreams(64),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: m.cfg.HeartbeatInterval / 2, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	srv := m.guard.server(m.cfg.HandshakeTimeout, m.cfg.HeartbeatInterval)
 	clusterpb.RegisterClusterServer(srv, m)
+	if m.cfg.Peer != nil {
+		clusterpb.RegisterPeerServer(srv, m.cfg.Peer)
+	}
 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -418,56 +418,21 @@ func (m *Master) deliver(events []Event) {
 	}
 }
 
-// authorize checks the call's token; it never logs the token or the secret.
-func (m *Master) authorize(ctx context.Context, method string) error {
-	if m.token == "" {
-		return nil
-	}
-	var got string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
-		if v := md.Get(authKey); len(v) == 1 {
-			got = v[0]
-		}
-	}
-	if subtle.ConstantTimeCompare([]byte(got), []byte(m.token)) == 1 {
-		return nil
-	}
-	reason := "wrong secret"
-	if got == "" {
-		reason = "missing secret"
-	}
-	m.log.Warn("cluster: connection refused: "+reason, "peer", peerAddr(ctx), "method", method)
-	return status.Error(codes.Unauthenticated, "cluster: authentication failed")
-}
-
-func (m *Master) authUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	if err := m.authorize(ctx, info.FullMethod); err != nil {
-		return nil, err
-	}
-	return handler(ctx, req)
-}
-
-func (m *Master) authStream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-	if err := m.authorize(ss.Context(), info.FullMethod); err != nil {
-		return err
-	}
-	return handler(srv, ss)
-}
-
-// recoverUnary turns a panic in a handler into an INTERNAL error.
-func (m *Master) recoverUnary(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (resp any, err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			m.log.Error("cluster: handler panicked", "method", info.FullMethod, "peer", peerAddr(ctx), "panic", r)
-			resp, err = nil, status.Error(codes.Internal, "internal error")
-		}
-	}()
-	return handler(ctx, req)
-}
-
 func peerAddr(ctx context.Context) string {
 	if p, ok := peer.FromContext(ctx); ok && p.Addr != nil {
 		return p.Addr.String()
 	}
 	return "unknown"
+}
+
+// Manifests implements clusterpb.ClusterServer.
+func (m *Master) Manifests(ctx context.Context, req *clusterpb.ManifestsRequest) (*clusterpb.ManifestsResponse, error) {
+	if m.cfg.Manifests == nil {
+		return nil, status.Error(codes.Unimplemented, "this master serves no manifests")
+	}
+	frames, err := m.cfg.Manifests(req.GetAfter(), req.GetUpTo())
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &clusterpb.ManifestsResponse{Frames: frames}, nil
 }

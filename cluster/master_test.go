@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/graphspec"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )

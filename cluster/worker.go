@@ -11,9 +11,9 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/graphspec"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"

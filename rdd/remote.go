@@ -261,3 +261,28 @@ func PreferredLocations(n *Node, p int) []string {
 	}
 	return nil
 }
+
+// InputShuffles returns the shuffles a task computing a partition of n
+// reads: those reached from n through narrow dependencies (a stage's
+// inputs), each once.
+func InputShuffles(n *Node) []*ShuffleDep {
+	var out []*ShuffleDep
+	seen := map[*Node]bool{}
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		if seen[n] {
+			return
+		}
+		seen[n] = true
+		for _, d := range n.Deps() {
+			switch d := d.(type) {
+			case *ShuffleDep:
+				out = append(out, d)
+			case NarrowDep:
+				walk(d.Parent)
+			}
+		}
+	}
+	walk(n)
+	return out
+}

@@ -72,9 +72,10 @@ type ShellConfig struct {
 	MaxAttempts int // per task; default 4
 	OnTaskEnd   func(TaskEvent)
 	Executor    Executor // default GoExecutor{}
-	// Prefer and Pin are the core's placement hooks (Core.Prefer, Core.Pin).
-	Prefer func(t Task) []string
-	Pin    func(t Task) string
+	// Prefer and Pin are the core's placement hooks (Core.Prefer,
+	// Core.Pin), given the task's job's lineage too.
+	Prefer func(t Task, lin *rdd.Lineage) []string
+	Pin    func(t Task, lin *rdd.Lineage) string
 }
 
 // NewShell returns a shell with no workers.
@@ -86,7 +87,23 @@ func NewShell(cfg ShellConfig) *Shell {
 		cfg.Executor = GoExecutor{}
 	}
 	s := &Shell{onTask: cfg.OnTaskEnd, exec: cfg.Executor, core: NewCore(cfg.MaxAttempts), jobs: map[int]*shellJob{}}
-	s.core.Prefer, s.core.Pin = cfg.Prefer, cfg.Pin
+	// The core calls its hooks under s.mu, while the job is in s.jobs.
+	if cfg.Prefer != nil {
+		s.core.Prefer = func(t Task) []string {
+			if sj := s.jobs[t.Job]; sj != nil {
+				return cfg.Prefer(t, sj.lin)
+			}
+			return nil
+		}
+	}
+	if cfg.Pin != nil {
+		s.core.Pin = func(t Task) string {
+			if sj := s.jobs[t.Job]; sj != nil {
+				return cfg.Pin(t, sj.lin)
+			}
+			return ""
+		}
+	}
 	return s
 }
 
@@ -221,6 +238,13 @@ func (s *Shell) MapOutputs(shuffle rdd.ID, numMaps int) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.core.Locations(shuffle, numMaps)
+}
+
+// MapOutput returns the worker holding map output m of shuffle, or "".
+func (s *Shell) MapOutput(shuffle rdd.ID, m int) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.core.Locations(shuffle, m+1)[m]
 }
 
 // ForgetShuffles implements rdd.ShuffleForgetter: the core drops the map

@@ -1,0 +1,176 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/graphspec"
+	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/rdd"
+)
+
+// Program is a worker's copy of the program: the same graph as the
+// master's, never run by its own clock, fed the master's interval manifests.
+type Program interface {
+	Graph() []graphspec.Node
+	Datasets() *rdd.Context
+	// Learn makes interval m known (manifests arrive in time order).
+	Learn(m *manifest.Interval) error
+	// Lineage returns the lineage holding the dataset (or, for a map task,
+	// the shuffle) spec names, built from the manifests learned.
+	Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error)
+}
+
+// HostConfig configures a worker process's runtime.
+type HostConfig struct {
+	// Master is the master's host:port.
+	Master string
+	// ID is the worker's id; empty lets the master assign one.
+	ID string
+	// Listen is where the worker serves its peers (default 127.0.0.1:0);
+	// Advertise is the address peers dial (default: the listener's).
+	Listen, Advertise string
+	Slots             int
+	MemoryBytes       int64
+	Secret            []byte
+	Program           Program
+	Logger            *slog.Logger
+}
+
+// Host is a worker process's runtime: it serves the Peer service (tasks,
+// buckets, blocks), registers with the master and heartbeats.
+type Host struct {
+	cfg   HostConfig
+	peers *Peers
+	lis   net.Listener
+	addr  string
+
+	learnMu sync.Mutex
+	known   int64 // the latest interval learned (Unix ms)
+}
+
+// NewHost listens and returns a host; Run serves.
+func NewHost(cfg HostConfig) (*Host, error) {
+	if cfg.Program == nil {
+		return nil, errors.New("cluster: a worker host needs its program")
+	}
+	if cfg.Listen == "" {
+		cfg.Listen = "127.0.0.1:0"
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	lis, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
+	}
+	addr := cfg.Advertise
+	if addr == "" {
+		addr = lis.Addr().String()
+	}
+	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret), lis: lis, addr: addr}, nil
+}
+
+// Addr returns the address peers dial.
+func (h *Host) Addr() string { return h.addr }
+
+// Run serves until ctx is done (nil) or the master refuses the worker.
+func (h *Host) Run(ctx context.Context) error {
+	defer h.peers.Close()
+	g := guard{token: authToken(h.cfg.Secret), log: h.cfg.Logger}
+	srv := g.server(DefaultHandshakeTimeout, DefaultHeartbeatInterval)
+	rc := h.cfg.Program.Datasets()
+	clusterpb.RegisterPeerServer(srv, NewPeerServer(Stores{Blocks: rc.Blocks(), Shuffles: rc.Shuffles()}, h))
+	go srv.Serve(h.lis)
+	defer srv.Stop()
+	w, err := NewWorker(WorkerConfig{
+		Master: h.cfg.Master, ID: h.cfg.ID, Address: h.addr, Slots: h.cfg.Slots,
+		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, Logger: h.cfg.Logger,
+	})
+	if err != nil {
+		return err
+	}
+	return w.Run(ctx)
+}
+
+// RunTask implements TaskRunner.
+func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clusterpb.RunTaskResponse, error) {
+	var spec rdd.TaskSpec
+	if err := json.Unmarshal(req.GetSpec(), &spec); err != nil {
+		return nil, fmt.Errorf("task spec: %w", err)
+	}
+	fail := func(err error) (*clusterpb.RunTaskResponse, error) {
+		return &clusterpb.RunTaskResponse{Failure: failureOf(err)}, nil
+	}
+	t := spec.Dataset.Time
+	if spec.Shuffle != nil {
+		t = max(t, spec.Shuffle.Time)
+	}
+	if err := h.learnUpTo(ctx, t); err != nil {
+		return fail(err)
+	}
+	lin, err := h.cfg.Program.Lineage(spec)
+	if err != nil {
+		return fail(err)
+	}
+	outs := map[rdd.ID][]string{}
+	for _, mo := range req.GetMapOutputs() {
+		outs[idFromProto(mo.GetShuffle())] = mo.GetAddresses()
+	}
+	tc := rdd.NewTaskContext(ctx, int(req.GetJob()), int(req.GetStage()), spec.Partition, spec.Attempt)
+	tc.Location = h.addr
+	tc.Remote = &remote{peers: h.peers, self: h.addr, mapOutput: func(s rdd.ID, m int) string {
+		if a := outs[s]; m < len(a) {
+			return a[m]
+		}
+		return ""
+	}}
+	res, err := lin.Execute(tc, spec)
+	if err != nil {
+		return fail(err)
+	}
+	b, err := lin.EncodeResult(spec, res)
+	if err != nil {
+		return fail(err)
+	}
+	return &clusterpb.RunTaskResponse{Result: b}, nil
+}
+
+// learnUpTo learns every interval up to t the master remembers and this
+// worker does not know yet.
+func (h *Host) learnUpTo(ctx context.Context, t int64) error {
+	h.learnMu.Lock()
+	defer h.learnMu.Unlock()
+	if t <= h.known {
+		return nil
+	}
+	conn, err := h.peers.Conn(h.cfg.Master)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	resp, err := clusterpb.NewClusterClient(conn).Manifests(cctx, &clusterpb.ManifestsRequest{After: h.known, UpTo: t})
+	if err != nil {
+		return fmt.Errorf("learning intervals up to %d from the master: %w", t, err)
+	}
+	for _, f := range resp.GetFrames() {
+		m, _, err := manifest.Unmarshal(f)
+		if err != nil {
+			return fmt.Errorf("manifest from the master: %w", err)
+		}
+		if err := h.cfg.Program.Learn(m); err != nil {
+			return err
+		}
+		h.known = max(h.known, m.Time)
+	}
+	h.known = max(h.known, t)
+	return nil
+}

@@ -1,0 +1,320 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/rdd"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/status"
+)
+
+// chunkSize is the size of the pieces a bucket or block is streamed in.
+const chunkSize = 1 << 20
+
+// Stores is what a process serves to its peers: its block store and its
+// shuffle store (package block and shuffle implement them).
+type Stores struct {
+	Blocks   rdd.BlockStore
+	Shuffles rdd.ShuffleStore
+}
+
+// TaskRunner runs a task the master sent: a worker's side of RunTask.
+type TaskRunner interface {
+	RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clusterpb.RunTaskResponse, error)
+}
+
+// PeerServer serves a process's buckets and blocks to its peers, stores
+// replicas they send, and (on a worker) runs the master's tasks.
+type PeerServer struct {
+	clusterpb.UnimplementedPeerServer
+	stores Stores
+	tasks  TaskRunner // nil on the master
+}
+
+// NewPeerServer returns the data-plane service of a process holding stores;
+// tasks is nil on the master.
+func NewPeerServer(stores Stores, tasks TaskRunner) *PeerServer {
+	return &PeerServer{stores: stores, tasks: tasks}
+}
+
+// RunTask implements clusterpb.PeerServer.
+func (p *PeerServer) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clusterpb.RunTaskResponse, error) {
+	if p.tasks == nil {
+		return nil, status.Error(codes.Unimplemented, "this process runs no tasks from peers")
+	}
+	return p.tasks.RunTask(ctx, req)
+}
+
+// FetchBucket implements clusterpb.PeerServer.
+func (p *PeerServer) FetchBucket(req *clusterpb.FetchBucketRequest, stream grpc.ServerStreamingServer[clusterpb.FetchBucketResponse]) error {
+	id := idFromProto(req.GetShuffle())
+	v, ok := p.stores.Shuffles.Bucket(id, int(req.GetMapPartition()), int(req.GetReducePartition()))
+	if !ok {
+		return status.Errorf(codes.NotFound, "shuffle %s map output %d is not held here", id, req.GetMapPartition())
+	}
+	b, err := rdd.EncodeBlock(v)
+	if err != nil {
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return sendChunks(b, func(c []byte) error { return stream.Send(&clusterpb.FetchBucketResponse{Data: c}) })
+}
+
+// FetchBlock implements clusterpb.PeerServer.
+func (p *PeerServer) FetchBlock(req *clusterpb.FetchBlockRequest, stream grpc.ServerStreamingServer[clusterpb.FetchBlockResponse]) error {
+	v, ok := p.stores.Blocks.Get(req.GetKey())
+	if !ok {
+		return status.Errorf(codes.NotFound, "block %s is not held here", req.GetKey())
+	}
+	b, err := rdd.EncodeBlock(v)
+	if err != nil {
+		return status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return sendChunks(b, func(c []byte) error { return stream.Send(&clusterpb.FetchBlockResponse{Data: c}) })
+}
+
+// sendChunks sends b in pieces of at most chunkSize (one empty piece for an
+// empty b).
+func sendChunks(b []byte, send func([]byte) error) error {
+	for first := true; first || len(b) > 0; first = false {
+		n := min(len(b), chunkSize)
+		if err := send(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+	}
+	return nil
+}
+
+// blockWaiter is a block store that can wait for room (block.Store).
+type blockWaiter interface {
+	PutWait(ctx context.Context, key string, v any, size int64, class block.Class) error
+}
+
+// PutBlock implements clusterpb.PeerServer: the replica is kept encoded
+// (rdd.Encoded) and decoded by the task that reads it.
+func (p *PeerServer) PutBlock(stream grpc.ClientStreamingServer[clusterpb.PutBlockRequest, clusterpb.PutBlockResponse]) error {
+	var key, class string
+	var data []byte
+	for {
+		m, err := stream.Recv()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if key == "" {
+			key, class = m.GetKey(), m.GetClass()
+		}
+		data = append(data, m.GetData()...)
+	}
+	var cls block.Class
+	switch class {
+	case "input":
+		cls = block.Input
+	case "state":
+		cls = block.State
+	default:
+		return status.Errorf(codes.InvalidArgument, "block class %q: want input or state", class)
+	}
+	if key == "" {
+		return status.Error(codes.InvalidArgument, "a block needs a key")
+	}
+	var err error
+	if w, ok := p.stores.Blocks.(blockWaiter); ok && cls == block.Input {
+		err = w.PutWait(stream.Context(), key, rdd.Encoded(data), int64(len(data)), cls)
+	} else {
+		err = p.stores.Blocks.Put(key, rdd.Encoded(data), int64(len(data)), cls)
+	}
+	if err != nil {
+		return status.Errorf(codes.ResourceExhausted, "block %s: %v", key, err)
+	}
+	return stream.SendAndClose(&clusterpb.PutBlockResponse{})
+}
+
+// Peers keeps one client connection per peer address.
+type Peers struct {
+	opts []grpc.DialOption
+
+	mu    sync.Mutex
+	conns map[string]*grpc.ClientConn
+}
+
+// NewPeers returns a pool whose connections present secret.
+func NewPeers(secret []byte) *Peers {
+	opts := append(dialOptions(secret), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	return &Peers{opts: opts, conns: map[string]*grpc.ClientConn{}}
+}
+
+// Conn returns the connection to addr, creating it on first use.
+func (ps *Peers) Conn(addr string) (*grpc.ClientConn, error) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if c, ok := ps.conns[addr]; ok {
+		return c, nil
+	}
+	c, err := grpc.NewClient(addr, ps.opts...)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: peer %s: %w", addr, err)
+	}
+	ps.conns[addr] = c
+	return c, nil
+}
+
+// Peer returns the data-plane client of addr.
+func (ps *Peers) Peer(addr string) (clusterpb.PeerClient, error) {
+	c, err := ps.Conn(addr)
+	if err != nil {
+		return nil, err
+	}
+	return clusterpb.NewPeerClient(c), nil
+}
+
+// Drop closes the connection to addr (a lost peer).
+func (ps *Peers) Drop(addr string) {
+	ps.mu.Lock()
+	c := ps.conns[addr]
+	delete(ps.conns, addr)
+	ps.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+}
+
+// Close closes every connection.
+func (ps *Peers) Close() {
+	ps.mu.Lock()
+	conns := ps.conns
+	ps.conns = map[string]*grpc.ClientConn{}
+	ps.mu.Unlock()
+	for _, c := range conns {
+		c.Close()
+	}
+}
+
+// Put stores an encoded replica of block key on the peer at addr.
+func (ps *Peers) Put(ctx context.Context, addr, key, class string, data []byte) error {
+	pc, err := ps.Peer(addr)
+	if err != nil {
+		return err
+	}
+	stream, err := pc.PutBlock(ctx)
+	if err != nil {
+		return fmt.Errorf("cluster: replicating block %s to %s: %w", key, addr, err)
+	}
+	first := true
+	err = sendChunks(data, func(c []byte) error {
+		m := &clusterpb.PutBlockRequest{Data: c}
+		if first {
+			m.Key, m.Class, first = key, class, false
+		}
+		return stream.Send(m)
+	})
+	if err == nil || err == io.EOF {
+		_, err = stream.CloseAndRecv()
+	}
+	if err != nil {
+		return fmt.Errorf("cluster: replicating block %s to %s: %w", key, addr, err)
+	}
+	return nil
+}
+
+// receive gathers a streamed bucket or block.
+func receive[M interface{ GetData() []byte }](recv func() (M, error)) ([]byte, error) {
+	var out []byte
+	for {
+		m, err := recv()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m.GetData()...)
+	}
+}
+
+// notHeld wraps a NOT_FOUND answer in rdd.ErrNotHeld.
+func notHeld(addr string, err error) error {
+	if status.Code(err) == codes.NotFound {
+		return fmt.Errorf("%w (%s: %s)", rdd.ErrNotHeld, addr, status.Convert(err).Message())
+	}
+	return fmt.Errorf("peer %s: %w", addr, err)
+}
+
+// remote is the rdd.Remote of a task: buckets come from where the master
+// said the map outputs live, blocks from the locations the reader names.
+type remote struct {
+	peers *Peers
+	self  string
+	// mapOutput returns the address holding map output m of shuffle.
+	mapOutput func(shuffle rdd.ID, m int) string
+}
+
+func (r *remote) Bucket(ctx context.Context, shuffle rdd.ID, m, reduce int) ([]byte, error) {
+	addr := r.mapOutput(shuffle, m)
+	switch addr {
+	case "":
+		return nil, fmt.Errorf("%w: no process is known to hold it", rdd.ErrNotHeld)
+	case r.self:
+		return nil, fmt.Errorf("%w: evicted from this process (%s)", rdd.ErrNotHeld, r.self)
+	}
+	pc, err := r.peers.Peer(addr)
+	if err != nil {
+		return nil, err
+	}
+	stream, err := pc.FetchBucket(ctx, &clusterpb.FetchBucketRequest{Shuffle: idToProto(shuffle), MapPartition: int32(m), ReducePartition: int32(reduce)})
+	if err != nil {
+		return nil, notHeld(addr, err)
+	}
+	b, err := receive(stream.Recv)
+	if err != nil {
+		return nil, notHeld(addr, err)
+	}
+	return b, nil
+}
+
+func (r *remote) Block(ctx context.Context, key string, locations []string) ([]byte, error) {
+	var errs []error
+	for _, addr := range locations {
+		if addr == r.self || addr == "" {
+			continue
+		}
+		pc, err := r.peers.Peer(addr)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		stream, err := pc.FetchBlock(ctx, &clusterpb.FetchBlockRequest{Key: key})
+		if err == nil {
+			var b []byte
+			if b, err = receive(stream.Recv); err == nil {
+				return b, nil
+			}
+		}
+		errs = append(errs, notHeld(addr, err))
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if len(errs) == 0 {
+		return nil, fmt.Errorf("%w: no other process holds it (locations %v)", rdd.ErrNotHeld, locations)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func idToProto(id rdd.ID) *clusterpb.DatasetID {
+	return &clusterpb.DatasetID{Op: id.Op, Time: id.Time, Seq: id.Seq}
+}
+
+func idFromProto(p *clusterpb.DatasetID) rdd.ID {
+	return rdd.ID{Op: p.GetOp(), Time: p.GetTime(), Seq: p.GetSeq()}
+}

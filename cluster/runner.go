@@ -1,0 +1,158 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/sched"
+)
+
+// RunnerConfig configures the master's job runner.
+type RunnerConfig struct {
+	// Self is the master's peer address (its cluster listener); in the
+	// scheduler the master is a worker of that name with LocalSlots slots,
+	// for the tasks only it can run.
+	Self       string
+	LocalSlots int
+	// MaxAttempts bounds each task's attempts (default 4).
+	MaxAttempts int
+	// Peers connects to workers; required.
+	Peers *Peers
+	// Rebuildable reports whether a worker can rebuild dataset id from its
+	// copy of the graph and the interval manifests (a stream's dataset of
+	// an interval). Tasks on other datasets, and jobs whose function is a
+	// closure, run on the master.
+	Rebuildable func(id rdd.ID) bool
+	OnTaskEnd   func(sched.TaskEvent)
+	Logger      *slog.Logger
+}
+
+// Runner is the master's rdd.JobRunner: the scheduler's shell whose workers
+// are the worker processes (named by their peer addresses) and the master
+// itself. A task runs on a worker by RunTask; what it returns comes back
+// encoded and is decoded by the job's own datasets. Tasks only the master
+// can run are pinned to it; the others prefer the workers holding their
+// input.
+type Runner struct {
+	*sched.Shell
+	cfg   RunnerConfig
+	local sched.GoExecutor
+}
+
+// NewRunner returns a runner with the master as its only worker; AddWorker
+// adds worker processes as they register.
+func NewRunner(cfg RunnerConfig) *Runner {
+	if cfg.LocalSlots <= 0 {
+		cfg.LocalSlots = 1
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.Rebuildable == nil {
+		cfg.Rebuildable = func(rdd.ID) bool { return false }
+	}
+	r := &Runner{cfg: cfg}
+	r.Shell = sched.NewShell(sched.ShellConfig{MaxAttempts: cfg.MaxAttempts, OnTaskEnd: cfg.OnTaskEnd, Executor: r, Prefer: r.prefer, Pin: r.pin})
+	r.local = sched.GoExecutor{Location: cfg.Self, Remote: &remote{peers: cfg.Peers, self: cfg.Self, mapOutput: r.MapOutput}}
+	r.Shell.AddWorker(cfg.Self, cfg.LocalSlots)
+	return r
+}
+
+// Remote returns what the master's own tasks use to read other processes'
+// blocks and buckets.
+func (r *Runner) Remote() rdd.Remote { return r.local.Remote }
+
+// pin keeps on the master the tasks a worker cannot run.
+func (r *Runner) pin(t sched.Task, _ *rdd.Lineage) string {
+	id := t.Spec.Dataset
+	if t.IsMap() {
+		id = *t.Spec.Shuffle
+	} else if !t.Spec.Result.Named() {
+		return r.cfg.Self // the job's function is a closure of this process
+	}
+	if !r.cfg.Rebuildable(id) {
+		return r.cfg.Self
+	}
+	return ""
+}
+
+// prefer sends a task where its input blocks are.
+func (r *Runner) prefer(t sched.Task, lin *rdd.Lineage) []string {
+	n := lin.Find(t.Spec.Dataset)
+	if n == nil {
+		return nil
+	}
+	locs := rdd.PreferredLocations(n, t.Partition())
+	out := make([]string, 0, len(locs))
+	for _, l := range locs {
+		if l == "" {
+			l = r.cfg.Self
+		}
+		out = append(out, l)
+	}
+	return out
+}
+
+// Execute implements sched.Executor: on the master itself, or by RunTask on
+// the worker at address worker.
+func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *rdd.Job, lin *rdd.Lineage) (any, error) {
+	if worker == r.cfg.Self {
+		return r.local.Execute(ctx, worker, t, job, lin)
+	}
+	spec, err := json.Marshal(t.Spec)
+	if err != nil {
+		return nil, err
+	}
+	req := &clusterpb.RunTaskRequest{Job: int32(t.Job), Stage: int32(t.Stage), Spec: spec}
+	if n := lin.Find(t.Spec.Dataset); n != nil {
+		for _, dep := range rdd.InputShuffles(n) {
+			req.MapOutputs = append(req.MapOutputs, &clusterpb.MapOutputs{
+				Shuffle: idToProto(dep.ID), Addresses: r.MapOutputs(dep.ID, dep.Parent.NumPartitions)})
+		}
+	}
+	pc, err := r.cfg.Peers.Peer(worker)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := pc.RunTask(ctx, req)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, fmt.Errorf("worker %s: %w", worker, err)
+	}
+	if f := resp.GetFailure(); f != nil {
+		return nil, failureError(f)
+	}
+	return lin.DecodeResult(t.Spec, resp.GetResult())
+}
+
+// failureError rebuilds a task's failure on the master.
+func failureError(f *clusterpb.TaskFailure) error {
+	if f.GetFetchFailed() {
+		return &rdd.FetchFailedError{Shuffle: idFromProto(f.GetShuffle()), Map: int(f.GetMapPartition()), Cause: errors.New(f.GetMessage())}
+	}
+	return &rdd.TaskError{Op: f.GetOp(), Err: errors.New(f.GetMessage())}
+}
+
+// failureOf describes a task's error for the master.
+func failureOf(err error) *clusterpb.TaskFailure {
+	var ff *rdd.FetchFailedError
+	if errors.As(err, &ff) {
+		msg := ""
+		if ff.Cause != nil {
+			msg = ff.Cause.Error()
+		}
+		return &clusterpb.TaskFailure{FetchFailed: true, Shuffle: idToProto(ff.Shuffle), MapPartition: int32(ff.Map), Message: msg}
+	}
+	var te *rdd.TaskError
+	if errors.As(err, &te) {
+		return &clusterpb.TaskFailure{Op: te.Op, Message: te.Err.Error()}
+	}
+	return &clusterpb.TaskFailure{Message: err.Error()}
+}

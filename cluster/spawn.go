@@ -1,0 +1,211 @@
+package cluster
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The environment that makes a process of a dstream program a worker. A
+// local-cluster master starts its workers as copies of its own executable,
+// with its own arguments (so they build the same graph) and these
+// variables; the program's Context sees them and serves tasks instead of
+// running intervals.
+const (
+	EnvWorkerOf    = "DSTREAM_WORKER_OF"    // the master's host:port
+	EnvWorkerID    = "DSTREAM_WORKER_ID"    // the worker's id
+	EnvWorkerSlots = "DSTREAM_WORKER_SLOTS" // its task slots
+	EnvParallelism = "DSTREAM_PARALLELISM"  // the master's default partitions (the graph depends on it)
+	EnvWatchStdin  = "DSTREAM_WORKER_STDIN" // "1": stop when stdin closes (the master died)
+)
+
+// WorkerEnv is what the environment tells a worker process.
+type WorkerEnv struct {
+	Master      string
+	ID          string
+	Slots       int
+	Parallelism int
+	WatchStdin  bool
+	Secret      []byte
+}
+
+// WorkerEnvFrom reads the worker environment through getenv; ok is false
+// when the process is not a worker. A malformed value is an error naming
+// the variable.
+func WorkerEnvFrom(getenv func(string) string) (env WorkerEnv, ok bool, err error) {
+	env.Master = getenv(EnvWorkerOf)
+	if env.Master == "" {
+		return env, false, nil
+	}
+	env.ID = getenv(EnvWorkerID)
+	num := func(name string, def int) (int, error) {
+		v := getenv(name)
+		if v == "" {
+			return def, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 4096 {
+			return 0, fmt.Errorf("cluster: %s=%q: want a number from 1 to 4096", name, v)
+		}
+		return n, nil
+	}
+	if env.Slots, err = num(EnvWorkerSlots, 1); err != nil {
+		return env, true, err
+	}
+	if env.Parallelism, err = num(EnvParallelism, 0); err != nil {
+		return env, true, err
+	}
+	env.WatchStdin = getenv(EnvWatchStdin) == "1"
+	if s := getenv(SecretEnv); s != "" {
+		env.Secret = []byte(s)
+	}
+	return env, true, nil
+}
+
+// Procs are worker processes a local-cluster master started.
+type Procs struct {
+	log   *slog.Logger
+	mu    sync.Mutex
+	procs []*proc
+}
+
+type proc struct {
+	id    string
+	cmd   *exec.Cmd
+	stdin io.WriteCloser
+	done  chan struct{}
+	err   error
+}
+
+// SpawnConfig says how to start local workers.
+type SpawnConfig struct {
+	N           int
+	Master      string // the master's cluster address
+	Secret      []byte
+	Slots       int // per worker
+	Parallelism int
+	// Executable and Args are the program to run (default: this process's
+	// executable and arguments).
+	Executable string
+	Args       []string
+	// Stderr receives the workers' logs (default os.Stderr); their stdout
+	// is discarded (it would repeat the program's own output).
+	Stderr io.Writer
+	Logger *slog.Logger
+}
+
+// Spawn starts cfg.N worker processes. Each stops when its stdin closes:
+// when this process exits, however it exits, its workers follow.
+func Spawn(cfg SpawnConfig) (*Procs, error) {
+	if cfg.Executable == "" {
+		exe, err := os.Executable()
+		if err != nil {
+			return nil, fmt.Errorf("cluster: cannot find this program to start workers: %w", err)
+		}
+		cfg.Executable, cfg.Args = exe, os.Args[1:]
+	}
+	if cfg.Stderr == nil {
+		cfg.Stderr = os.Stderr
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	ps := &Procs{log: cfg.Logger}
+	for i := range cfg.N {
+		id := fmt.Sprintf("local-%d", i+1)
+		cmd := exec.Command(cfg.Executable, cfg.Args...)
+		cmd.Env = append(os.Environ(),
+			EnvWorkerOf+"="+cfg.Master, EnvWorkerID+"="+id, EnvWorkerSlots+"="+strconv.Itoa(max(1, cfg.Slots)),
+			EnvParallelism+"="+strconv.Itoa(cfg.Parallelism), EnvWatchStdin+"=1", SecretEnv+"="+string(cfg.Secret),
+			"GOMAXPROCS=") // each worker sees the whole machine, as separate machines would
+		cmd.Stdout = io.Discard
+		cmd.Stderr = cfg.Stderr
+		stdin, err := cmd.StdinPipe()
+		if err == nil {
+			err = cmd.Start()
+		}
+		if err != nil {
+			ps.Stop()
+			return nil, fmt.Errorf("cluster: starting worker %s: %w", id, err)
+		}
+		p := &proc{id: id, cmd: cmd, stdin: stdin, done: make(chan struct{})}
+		go func() {
+			p.err = cmd.Wait()
+			close(p.done)
+		}()
+		ps.mu.Lock()
+		ps.procs = append(ps.procs, p)
+		ps.mu.Unlock()
+	}
+	return ps, nil
+}
+
+// PIDs returns the workers' process ids, in start order.
+func (ps *Procs) PIDs() []int {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	out := make([]int, len(ps.procs))
+	for i, p := range ps.procs {
+		out[i] = p.cmd.Process.Pid
+	}
+	return out
+}
+
+// Exited returns a channel closed when any worker has exited, and that
+// worker's error.
+func (ps *Procs) Exited() (<-chan struct{}, func() error) {
+	ch := make(chan struct{})
+	var first *proc
+	var once sync.Once
+	ps.mu.Lock()
+	procs := append([]*proc(nil), ps.procs...)
+	ps.mu.Unlock()
+	for _, p := range procs {
+		go func() {
+			<-p.done
+			once.Do(func() { first = p; close(ch) })
+		}()
+	}
+	return ch, func() error {
+		if first == nil {
+			return nil
+		}
+		if first.err != nil {
+			return fmt.Errorf("worker %s exited: %w", first.id, first.err)
+		}
+		return fmt.Errorf("worker %s exited", first.id)
+	}
+}
+
+// Stop closes every worker's stdin (they stop) and waits for them; one that
+// has not exited after its stop is killed.
+func (ps *Procs) Stop() {
+	ps.mu.Lock()
+	procs := ps.procs
+	ps.procs = nil
+	ps.mu.Unlock()
+	for _, p := range procs {
+		p.stdin.Close()
+	}
+	deadline := time.After(stopGrace)
+	for _, p := range procs {
+		select {
+		case <-p.done:
+		case <-deadline:
+			ps.log.Warn("cluster: local worker did not stop; killing it", "worker", p.id, "pid", p.cmd.Process.Pid)
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+	}
+	if len(procs) > 0 {
+		ps.log.Info("cluster: local workers stopped", "workers", len(procs))
+	}
+}
+
+// stopGrace is how long stopped workers have to exit before they are killed.
+const stopGrace = 10 * time.Second
