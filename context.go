@@ -82,25 +82,54 @@ type Config struct {
 	Logger *slog.Logger
 }
 
-var masterRE = regexp.MustCompile(`^local(?:\[(\*|[0-9]+)\])?$`)
+var (
+	masterRE  = regexp.MustCompile(`^local(?:\[(\*|[0-9]+)\])?$`)
+	clusterRE = regexp.MustCompile(`^local-cluster\[([0-9]+)(?:, *([0-9]+))?\]$`)
+)
 
-// slots parses Master into a number of task slots.
-func (c Config) slots() (int, error) {
+// deployment is where Master says tasks run.
+type deployment struct {
+	workers int // local-cluster: the worker processes; 0: this process alone
+	slots   int // task slots of this process, or of each worker
+}
+
+// deployment parses Master.
+func (c Config) deployment() (deployment, error) {
+	if m := clusterRE.FindStringSubmatch(c.Master); m != nil {
+		n, err := strconv.Atoi(m[1])
+		if err != nil || n < 1 || n > 64 {
+			return deployment{}, fmt.Errorf("master %q: the number of workers must be between 1 and 64", c.Master)
+		}
+		slots := 1
+		if m[2] != "" {
+			slots, err = strconv.Atoi(m[2])
+			if err != nil || slots < 1 || slots > 1024 {
+				return deployment{}, fmt.Errorf("master %q: slots per worker must be between 1 and 1024", c.Master)
+			}
+		}
+		return deployment{workers: n, slots: slots}, nil
+	}
 	m := masterRE.FindStringSubmatch(c.Master)
 	if m == nil {
-		return 0, fmt.Errorf("master %q: want local, local[N] or local[*]", c.Master)
+		return deployment{}, fmt.Errorf("master %q: want local, local[N], local[*], local-cluster[N] or local-cluster[N,SLOTS]", c.Master)
 	}
 	switch m[1] {
 	case "":
-		return 1, nil
+		return deployment{slots: 1}, nil
 	case "*":
-		return runtime.NumCPU(), nil
+		return deployment{slots: runtime.NumCPU()}, nil
 	}
 	n, err := strconv.Atoi(m[1])
 	if err != nil || n < 1 || n > 1024 {
-		return 0, fmt.Errorf("master %q: N must be between 1 and 1024", c.Master)
+		return deployment{}, fmt.Errorf("master %q: N must be between 1 and 1024", c.Master)
 	}
-	return n, nil
+	return deployment{slots: n}, nil
+}
+
+// slots is the number of task slots of the whole deployment.
+func (c Config) slots() (int, error) {
+	d, err := c.deployment()
+	return d.slots * max(1, d.workers), err
 }
 
 func (c Config) withDefaults() Config {
@@ -164,7 +193,10 @@ type Context struct {
 	rctx     *rdd.Context
 	blocks   *block.Store
 	shuffles *shuffle.Store
-	runner   *sched.Local
+	runner   rdd.JobRunner
+	shell    *sched.Shell  // the runner's scheduler
+	cluster  *clusterRole  // set on a local-cluster master (deploy.go)
+	worker   *workerRole   // set in a worker process (deploy.go)
 	bus      *listener.Bus
 	log      *slog.Logger
 
@@ -204,8 +236,11 @@ func NewContext(cfg Config) (*Context, error) {
 	c.blocks = block.New(block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)})
 	c.blocks.SetMaxInputBytes(c.admission.inputShare(storeBytes(cfg.MemoryBytes), 0))
 	c.shuffles = shuffle.New(c.blocks)
-	c.runner = sched.NewLocal(sched.LocalConfig{Slots: slots, MaxAttempts: cfg.MaxTaskAttempts})
-	rctx, err := rdd.NewContext(rdd.Config{Runner: c.runner, Blocks: c.blocks, Shuffles: c.shuffles, Parallelism: slots, Logger: cfg.Logger})
+	parallelism, err := c.deploy(slots)
+	if err != nil {
+		return nil, fmt.Errorf("dstream: %w", err)
+	}
+	rctx, err := rdd.NewContext(rdd.Config{Runner: c.runner, Blocks: c.blocks, Shuffles: c.shuffles, Parallelism: parallelism, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err
 	}

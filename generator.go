@@ -78,6 +78,14 @@ func (c *Context) Start() error {
 	}
 	propagateRemember(c.nodes)
 	c.mu.Unlock()
+	if c.worker != nil {
+		return c.startWorker()
+	}
+	if c.cluster != nil {
+		if err := c.startCluster(); err != nil {
+			return fmt.Errorf("dstream: %w", err)
+		}
+	}
 	for _, op := range c.outputs {
 		if op.open != nil {
 			if err := op.open(); err != nil {
@@ -318,6 +326,9 @@ func (c *Context) Stop(graceful bool) error {
 	c.state = stateStopped
 	c.mu.Unlock()
 	if state == stateNew {
+		if c.cluster != nil {
+			c.stopCluster()
+		}
 		c.bus.Stop()
 		return nil
 	}
@@ -356,6 +367,9 @@ func (c *Context) Stop(graceful bool) error {
 		close(r.batches)
 		<-r.runnerDone
 		r.cancel()
+		if c.cluster != nil {
+			c.stopCluster()
+		}
 		c.bus.Stop()
 		c.log.Info("dstream stopped", "graceful", graceful)
 	})

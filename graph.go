@@ -37,6 +37,8 @@ type node interface {
 	adopt(cp manifest.Checkpoint)
 	// describe says what the stream is, for the graph's fingerprint.
 	describe() GraphNode
+	// nodeAt is At's untyped face: a worker finds a task's dataset by it.
+	nodeAt(t time.Time) (*rdd.Node, error)
 }
 
 // Stream is a discretized stream of T: one dataset per interval (per slide,
@@ -127,6 +129,14 @@ func (s *Stream[T]) At(t time.Time) (*rdd.Dataset[T], error) {
 	s.datasets[ms] = ds
 	s.mu.Unlock()
 	return ds, nil
+}
+
+func (s *Stream[T]) nodeAt(t time.Time) (*rdd.Node, error) {
+	ds, err := s.At(t)
+	if ds == nil || err != nil {
+		return nil, err
+	}
+	return ds.Node(), nil
 }
 
 // atOrEmpty is At, with an empty dataset in place of nil.

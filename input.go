@@ -59,26 +59,24 @@ func blocksDataset[T any](c *Context, stream int32, blocks []blockInfo) *rdd.Dat
 		return rdd.Empty[T](c.rctx)
 	}
 	keys := make([]string, len(blocks))
+	locs := make([][]string, len(blocks))
 	for i, b := range blocks {
-		keys[i] = b.key
+		keys[i], locs[i] = b.key, b.locations
 	}
-	return rdd.FromFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) iter.Seq[T] {
+	what := fmt.Sprintf("input of stream %d", stream)
+	ds := rdd.FromFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) iter.Seq[T] {
 		return func(yield func(T) bool) {
-			v, ok := c.blocks.Get(keys[p])
-			if !ok {
-				tc.Fail(fmt.Errorf("input block %s of stream %d is lost", keys[p], stream))
-			}
-			recs, ok := v.([]T)
-			if !ok {
-				tc.Fail(fmt.Errorf("input block %s of stream %d holds %T, want %T", keys[p], stream, v, recs))
-			}
-			for _, rec := range recs {
+			for _, rec := range rdd.ReadBlock[T](tc, c.blocks, keys[p], locs[p], what) {
 				if !yield(rec) {
 					return
 				}
 			}
 		}
 	})
+	if c.cluster != nil || c.worker != nil {
+		ds.SetLocations(func(p int) []string { return locs[p] })
+	}
+	return ds
 }
 
 type receiverInput struct {
@@ -96,6 +94,9 @@ func (in *receiverInput) rememberDuration() time.Duration  { return in.stream.re
 func (in *receiverInput) parentNodes() []node              { return nil }
 func (in *receiverInput) checkpoints() bool                { return false }
 func (in *receiverInput) adopt(manifest.Checkpoint)        {}
+func (in *receiverInput) nodeAt(t time.Time) (*rdd.Node, error) {
+	return in.stream.nodeAt(t)
+}
 func (in *receiverInput) describe() GraphNode              { return in.stream.describe() }
 func (in *receiverInput) lastCheckpoint(time.Time) (manifest.Checkpoint, bool) {
 	return manifest.Checkpoint{}, false
@@ -186,7 +187,8 @@ func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
 	if err != nil {
 		return err
 	}
-	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records), bytes: size})
+	locs := s.c.replicate(ctx, key, b.Records)
+	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records), bytes: size, locations: locs})
 	return nil
 }
 
@@ -278,7 +280,8 @@ func (in *queueInput[T]) cut(ctx context.Context, t time.Time) error {
 		if err := c.blocks.PutWait(ctx, key, part, size, block.Input); err != nil {
 			return fmt.Errorf("queue stream %d: %w", in.stream.id, err)
 		}
-		infos = append(infos, blockInfo{stream: in.stream.id, key: key, time: t, records: len(part), bytes: size})
+		locs := c.replicate(ctx, key, part)
+		infos = append(infos, blockInfo{stream: in.stream.id, key: key, time: t, records: len(part), bytes: size, locations: locs})
 	}
 	c.tracker.addAllocated(t, in.stream.id, infos)
 	return nil

@@ -1,7 +1,9 @@
 package dstream
 
 import (
+	"cmp"
 	"errors"
+	"slices"
 	"fmt"
 	"sync"
 	"time"
@@ -36,6 +38,20 @@ func (l *manifestLog) get(t time.Time) (*manifest.Interval, bool) {
 	defer l.mu.Unlock()
 	m, ok := l.m[t.UnixMilli()]
 	return m, ok
+}
+
+// between returns the manifests of intervals in (after, upTo], in time order.
+func (l *manifestLog) between(after, upTo int64) []*manifest.Interval {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*manifest.Interval
+	for t, m := range l.m {
+		if t > after && t <= upTo {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b *manifest.Interval) int { return cmp.Compare(a.Time, b.Time) })
+	return out
 }
 
 // forget drops the manifests of intervals at or before cutoff.
@@ -93,7 +109,7 @@ func (c *Context) manifestOf(t time.Time) *manifest.Interval {
 		}
 		mi := manifest.Input{Stream: in.opID(), Blocks: make([]manifest.Block, len(bs))}
 		for i, b := range bs {
-			mi.Blocks[i] = manifest.Block{Key: b.key, Records: b.records, Bytes: b.bytes}
+			mi.Blocks[i] = manifest.Block{Key: b.key, Records: b.records, Bytes: b.bytes, Locations: b.locations}
 		}
 		m.Inputs = append(m.Inputs, mi)
 	}
@@ -123,8 +139,17 @@ func (s *Stream[T]) lastCheckpoint(t time.Time) (manifest.Checkpoint, bool) {
 		return manifest.Checkpoint{}, false
 	}
 	id := best.ID()
-	return manifest.Checkpoint{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq},
-		Name: best.Node().Name, Partitions: best.NumPartitions(), HashPartitions: best.HashPartitions()}, true
+	cp := manifest.Checkpoint{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq},
+		Name: best.Node().Name, Partitions: best.NumPartitions(), HashPartitions: best.HashPartitions()}
+	for p := range cp.Partitions {
+		if l := best.Node().Locations(p); len(l) > 0 {
+			if cp.Locations == nil {
+				cp.Locations = make([]string, cp.Partitions)
+			}
+			cp.Locations[p] = l[0]
+		}
+	}
+	return cp, true
 }
 
 // adopt makes the checkpoint cp the stream's dataset at its time, in place
@@ -138,7 +163,11 @@ func (s *Stream[T]) adopt(cp manifest.Checkpoint) {
 		return
 	}
 	id := rdd.ID{Op: cp.Dataset.Op, Time: cp.Dataset.Time, Seq: cp.Dataset.Seq}
-	s.datasets[cp.Dataset.Time] = rdd.FromCheckpoint[T](s.ctx.rctx, id, cp.Name, cp.Partitions, cp.HashPartitions)
+	ds := rdd.FromCheckpoint[T](s.ctx.rctx, id, cp.Name, cp.Partitions, cp.HashPartitions)
+	if locs := cp.Locations; len(locs) == cp.Partitions {
+		ds.SetLocations(func(p int) []string { return []string{locs[p]} })
+	}
+	s.datasets[cp.Dataset.Time] = ds
 }
 
 // Materialize makes interval m.Time known to a context that does not run its
@@ -155,7 +184,7 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 	}
 	c.mu.Lock()
 	switch {
-	case c.state != stateNew:
+	case c.state != stateNew && c.worker == nil:
 		c.mu.Unlock()
 		return errors.New("dstream: Materialize on a started context: it cuts its own intervals")
 	case c.graphErr != nil:
@@ -198,7 +227,7 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 	for _, in := range m.Inputs {
 		infos := make([]blockInfo, len(in.Blocks))
 		for i, b := range in.Blocks {
-			infos[i] = blockInfo{stream: in.Stream, key: b.Key, time: t, records: b.Records, bytes: b.Bytes}
+			infos[i] = blockInfo{stream: in.Stream, key: b.Key, time: t, records: b.Records, bytes: b.Bytes, locations: b.Locations}
 		}
 		c.tracker.addAllocated(t, in.Stream, infos)
 	}

@@ -12,6 +12,9 @@ type blockInfo struct {
 	time    time.Time
 	records int
 	bytes   int64 // estimated size in the block store
+	// locations are the processes holding the block (cluster.Peers
+	// addresses); nil means this process.
+	locations []string
 }
 
 // tracker is Spark's ReceivedBlockTracker: it holds the blocks receivers have

@@ -24,7 +24,7 @@ type WorkerInfo struct {
 func (c *Context) Workers() []WorkerInfo {
 	st := c.blocks.Stats()
 	var out []WorkerInfo
-	for _, w := range c.runner.Workers() {
+	for _, w := range c.shell.Workers() {
 		out = append(out, WorkerInfo{ID: w.ID, PID: os.Getpid(), Slots: w.Slots, FreeSlots: w.Free,
 			MemoryUsed: st.Bytes, MemoryLimit: c.cfg.MemoryBytes, Blocks: st.Blocks, State: "alive"})
 	}

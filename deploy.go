@@ -1,0 +1,355 @@
+package dstream
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream/cluster"
+	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/sched"
+)
+
+// Deployments. local[N] runs every task in this process. local-cluster[N]
+// makes this process the master of N worker processes it starts on this
+// machine: copies of its own program, told by their environment
+// (cluster.WorkerEnv) to be workers. Every process builds the same graph;
+// the master runs the intervals and sends each worker named tasks, which the
+// worker computes in its own copy of the graph from the interval manifests
+// it learns from the master. Input blocks are replicated to two workers
+// before they are acknowledged; shuffle buckets, blocks and results are
+// encoded only where they cross processes.
+
+// clusterRole is a local-cluster master's side of the deployment.
+type clusterRole struct {
+	dep    deployment
+	lis    net.Listener
+	self   string // the master's cluster address
+	secret []byte
+	peers  *cluster.Peers
+	runner *cluster.Runner
+	procs  *cluster.Procs
+	cancel context.CancelFunc
+	served chan struct{}
+
+	mu     sync.Mutex
+	alive  []string // worker addresses, in the order they joined
+	next   int      // where replica placement starts next
+	joined chan struct{}
+	ops    map[int32]bool // the graph's stream operators
+}
+
+// workerRole is a worker process's side.
+type workerRole struct {
+	env cluster.WorkerEnv
+}
+
+// startTimeout bounds how long Start waits for local workers to join.
+const startTimeout = 60 * time.Second
+
+// deploy sets up the runner Master asks for (or, in a worker process, the
+// worker's) and returns the default parallelism.
+func (c *Context) deploy(slots int) (int, error) {
+	env, isWorker, err := cluster.WorkerEnvFrom(os.Getenv)
+	if err != nil {
+		return 0, err
+	}
+	if isWorker {
+		c.worker = &workerRole{env: env}
+		c.shell = sched.NewLocal(sched.LocalConfig{Slots: env.Slots, MaxAttempts: c.cfg.MaxTaskAttempts})
+		c.runner = c.shell
+		if env.Parallelism > 0 {
+			return env.Parallelism, nil
+		}
+		return slots, nil
+	}
+	d, _ := c.cfg.deployment()
+	if d.workers == 0 {
+		c.shell = sched.NewLocal(sched.LocalConfig{Slots: slots, MaxAttempts: c.cfg.MaxTaskAttempts})
+		c.runner = c.shell
+		return slots, nil
+	}
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, fmt.Errorf("cluster listener: %w", err)
+	}
+	secret, err := cluster.GenerateSecret()
+	if err != nil {
+		lis.Close()
+		return 0, err
+	}
+	cr := &clusterRole{dep: d, lis: lis, self: lis.Addr().String(), secret: secret, peers: cluster.NewPeers(secret), joined: make(chan struct{}, 1)}
+	cr.runner = cluster.NewRunner(cluster.RunnerConfig{
+		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers,
+		Rebuildable: cr.rebuildable, Logger: c.log,
+	})
+	c.cluster, c.shell, c.runner = cr, cr.runner.Shell, cr.runner
+	return slots, nil
+}
+
+// rebuildable reports whether a worker can build dataset id: a stream's
+// dataset of an interval.
+func (cr *clusterRole) rebuildable(id rdd.ID) bool {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	return id.Time > 0 && cr.ops[id.Op]
+}
+
+// startCluster serves the cluster port, starts the local workers and waits
+// until every one has joined.
+func (c *Context) startCluster() error {
+	cr := c.cluster
+	cr.mu.Lock()
+	cr.ops = map[int32]bool{}
+	for _, n := range c.nodes {
+		cr.ops[n.opID()] = true
+	}
+	cr.mu.Unlock()
+	m, err := cluster.NewMaster(cluster.MasterConfig{
+		Secret: cr.secret, Graph: c.Graph(), Logger: c.log,
+		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles}, nil),
+		Manifests: c.manifestFrames,
+		OnEvent:   func(ev cluster.Event) { cr.onEvent(c, ev) },
+	})
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cr.cancel, cr.served = cancel, make(chan struct{})
+	go func() {
+		defer close(cr.served)
+		if err := m.Serve(ctx, cr.lis); err != nil {
+			c.log.Error("cluster port failed", "addr", cr.self, "err", err)
+		}
+	}()
+	cr.procs, err = cluster.Spawn(cluster.SpawnConfig{N: cr.dep.workers, Master: cr.self, Secret: cr.secret,
+		Slots: cr.dep.slots, Parallelism: c.rctx.Parallelism(), Logger: c.log})
+	if err != nil {
+		c.stopCluster()
+		return err
+	}
+	exited, why := cr.procs.Exited()
+	timeout := time.NewTimer(startTimeout)
+	defer timeout.Stop()
+	for {
+		cr.mu.Lock()
+		n := len(cr.alive)
+		cr.mu.Unlock()
+		if n >= cr.dep.workers {
+			c.log.Info("cluster: local workers joined", "master", cr.self, "workers", n, "pids", cr.procs.PIDs())
+			return nil
+		}
+		select {
+		case <-cr.joined:
+		case <-exited:
+			c.stopCluster()
+			return fmt.Errorf("local-cluster: %w before it joined (its log is above)", why())
+		case <-timeout.C:
+			c.stopCluster()
+			return fmt.Errorf("local-cluster: %d of %d workers joined within %v", n, cr.dep.workers, startTimeout)
+		}
+	}
+}
+
+// onEvent feeds a membership change to the scheduler.
+func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
+	addr := ev.Worker.Address
+	switch ev.Kind {
+	case cluster.WorkerAdded:
+		cr.mu.Lock()
+		cr.alive = append(cr.alive, addr)
+		cr.mu.Unlock()
+		cr.runner.AddWorker(addr, ev.Worker.Slots)
+		select {
+		case cr.joined <- struct{}{}:
+		default:
+		}
+		c.log.Info("cluster: worker joined", "worker", ev.Worker.ID, "addr", addr, "pid", ev.Worker.PID, "slots", ev.Worker.Slots)
+	case cluster.WorkerLost:
+		cr.mu.Lock()
+		for i, a := range cr.alive {
+			if a == addr {
+				cr.alive = append(cr.alive[:i], cr.alive[i+1:]...)
+				break
+			}
+		}
+		cr.mu.Unlock()
+		cr.runner.LoseWorker(addr)
+		cr.peers.Drop(addr)
+		c.log.Warn("cluster: worker lost", "worker", ev.Worker.ID, "addr", addr)
+	}
+}
+
+// stopCluster stops the local workers and the cluster port.
+func (c *Context) stopCluster() {
+	cr := c.cluster
+	if cr.procs != nil {
+		cr.procs.Stop()
+	}
+	if cr.cancel != nil {
+		cr.cancel()
+		<-cr.served
+	} else {
+		cr.lis.Close()
+	}
+	cr.peers.Close()
+}
+
+// replicaTargets returns up to n workers for a block's replicas, rotating
+// over the alive ones.
+func (cr *clusterRole) replicaTargets(n int) []string {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	n = min(n, len(cr.alive))
+	out := make([]string, n)
+	for i := range out {
+		out[i] = cr.alive[(cr.next+i)%len(cr.alive)]
+	}
+	cr.next++
+	return out
+}
+
+// inputReplicas is how many workers hold a copy of each input block.
+const inputReplicas = 2
+
+// replicate stores copies of input block key (records v) on two workers
+// (one when the cluster has one) before the block is acknowledged, and
+// returns where the block is: the workers, then the master, which keeps its
+// own copy. Nil in local[N].
+func (c *Context) replicate(ctx context.Context, key string, v any) []string {
+	cr := c.cluster
+	if cr == nil {
+		return nil
+	}
+	targets := cr.replicaTargets(inputReplicas)
+	data, err := rdd.EncodeBlock(v)
+	if err != nil {
+		c.log.Warn("input block stays on the master only", "block", key, "err", err)
+		return []string{cr.self}
+	}
+	errs := make([]error, len(targets))
+	var wg sync.WaitGroup
+	for i, addr := range targets {
+		wg.Go(func() { errs[i] = cr.peers.Put(ctx, addr, key, "input", data) })
+	}
+	wg.Wait()
+	locs := make([]string, 0, len(targets)+1)
+	for i, addr := range targets {
+		if errs[i] != nil {
+			c.log.Warn("input block not replicated", "block", key, "worker", addr, "err", errs[i])
+			continue
+		}
+		locs = append(locs, addr)
+	}
+	return append(locs, cr.self)
+}
+
+// manifestFrames serves the manifests of the intervals in (after, upTo] the
+// master remembers, in time order.
+func (c *Context) manifestFrames(after, upTo int64) ([][]byte, error) {
+	ms := c.manifests.between(after, upTo)
+	frames := make([][]byte, 0, len(ms))
+	for _, m := range ms {
+		b, err := m.Marshal()
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, b)
+	}
+	return frames, nil
+}
+
+// startWorker runs this process as a worker: it serves the master's tasks
+// until the master is gone (its stdin closes, for a local worker), the
+// master refuses it, or Stop.
+func (c *Context) startWorker() error {
+	env := c.worker.env
+	host, err := cluster.NewHost(cluster.HostConfig{Master: env.Master, ID: env.ID, Slots: env.Slots,
+		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, Program: workerProgram{c}, Logger: c.log})
+	if err != nil {
+		return err
+	}
+	c.limitProcessMemory()
+	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{})}
+	close(r.genDone)
+	close(r.runnerDone)
+	r.doneCond = sync.NewCond(&r.mu)
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.recvCancel, r.genCancel = func() {}, func() {}
+	r.batches = make(chan batch)
+	c.mu.Lock()
+	c.run = r
+	c.state = stateRunning
+	c.mu.Unlock()
+	go func() {
+		err := host.Run(r.ctx)
+		if err != nil && r.ctx.Err() == nil {
+			c.stopWith(err)
+			return
+		}
+		go c.Stop(false)
+	}()
+	if env.WatchStdin {
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			c.log.Info("worker: the master is gone; stopping", "worker", env.ID)
+			c.Stop(false)
+		}()
+	}
+	c.log.Info("dstream worker started", "master", env.Master, "worker", env.ID, "addr", host.Addr(), "slots", env.Slots)
+	return nil
+}
+
+// IsWorker reports whether this process is a worker of a cluster: its
+// Context serves the master's tasks and runs no intervals of its own (no
+// receiver listens, no output runs here but per-partition ones).
+func (c *Context) IsWorker() bool { return c.worker != nil }
+
+// workerProgram is the context as a worker host sees it.
+type workerProgram struct{ c *Context }
+
+func (p workerProgram) Graph() []GraphNode        { return p.c.Graph() }
+func (p workerProgram) Datasets() *rdd.Context    { return p.c.rctx }
+func (p workerProgram) Learn(m *manifest.Interval) error {
+	c := p.c
+	if err := c.Materialize(m); err != nil {
+		return err
+	}
+	// The master runs one interval at a time: when it sends interval t's
+	// tasks, the one before is done, and what it no longer needs may go.
+	if prev := time.UnixMilli(m.Time).Add(-c.cfg.BatchInterval); prev.After(c.zero) {
+		c.clearOld(prev)
+	}
+	return nil
+}
+
+func (p workerProgram) Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error) {
+	c := p.c
+	id := spec.Dataset
+	if spec.Shuffle != nil {
+		id = *spec.Shuffle
+	}
+	var n node
+	for _, s := range c.nodes {
+		if s.opID() == id.Op {
+			n = s
+			break
+		}
+	}
+	if n == nil || id.Time <= 0 {
+		return nil, fmt.Errorf("task %s: dataset %s is not a stream's interval dataset; a worker cannot build it", spec, id)
+	}
+	root, err := n.nodeAt(time.UnixMilli(id.Time))
+	if err != nil {
+		return nil, err
+	}
+	if root == nil {
+		return nil, fmt.Errorf("task %s: stream %d has no dataset at %d", spec, id.Op, id.Time)
+	}
+	return rdd.IndexLineage(root), nil
+}
