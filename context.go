@@ -76,6 +76,10 @@ type Config struct {
 	// it is reached the generator waits, and receivers feel backpressure.
 	// Default 1000.
 	MaxPendingBatches int
+	// WorkerArgs are the arguments local-cluster workers are started with:
+	// copies of this program, which must build the same graph. Default:
+	// this process's own arguments. (Tests set it to run the same test.)
+	WorkerArgs []string
 	// Out receives Print's output. Default os.Stdout.
 	Out io.Writer
 	// Logger receives the engine's logs. Default slog.Default().
@@ -194,9 +198,9 @@ type Context struct {
 	blocks   *block.Store
 	shuffles *shuffle.Store
 	runner   rdd.JobRunner
-	shell    *sched.Shell  // the runner's scheduler
-	cluster  *clusterRole  // set on a local-cluster master (deploy.go)
-	worker   *workerRole   // set in a worker process (deploy.go)
+	shell    *sched.Shell // the runner's scheduler
+	cluster  *clusterRole // set on a local-cluster master (deploy.go)
+	worker   *workerRole  // set in a worker process (deploy.go)
 	bus      *listener.Bus
 	log      *slog.Logger
 

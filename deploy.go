@@ -127,8 +127,17 @@ func (c *Context) startCluster() error {
 			c.log.Error("cluster port failed", "addr", cr.self, "err", err)
 		}
 	}()
-	cr.procs, err = cluster.Spawn(cluster.SpawnConfig{N: cr.dep.workers, Master: cr.self, Secret: cr.secret,
-		Slots: cr.dep.slots, Parallelism: c.rctx.Parallelism(), Logger: c.log})
+	sc := cluster.SpawnConfig{N: cr.dep.workers, Master: cr.self, Secret: cr.secret,
+		Slots: cr.dep.slots, Parallelism: c.rctx.Parallelism(), Logger: c.log}
+	if c.cfg.WorkerArgs != nil {
+		exe, err := os.Executable()
+		if err != nil {
+			c.stopCluster()
+			return err
+		}
+		sc.Executable, sc.Args = exe, c.cfg.WorkerArgs
+	}
+	cr.procs, err = cluster.Spawn(sc)
 	if err != nil {
 		c.stopCluster()
 		return err
@@ -221,13 +230,13 @@ const inputReplicas = 2
 // (one when the cluster has one) before the block is acknowledged, and
 // returns where the block is: the workers, then the master, which keeps its
 // own copy. Nil in local[N].
-func (c *Context) replicate(ctx context.Context, key string, v any) []string {
+func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []string {
 	cr := c.cluster
 	if cr == nil {
 		return nil
 	}
 	targets := cr.replicaTargets(inputReplicas)
-	data, err := rdd.EncodeBlock(v)
+	data, err := rdd.Encode(recs)
 	if err != nil {
 		c.log.Warn("input block stays on the master only", "block", key, "err", err)
 		return []string{cr.self}
@@ -313,8 +322,8 @@ func (c *Context) IsWorker() bool { return c.worker != nil }
 // workerProgram is the context as a worker host sees it.
 type workerProgram struct{ c *Context }
 
-func (p workerProgram) Graph() []GraphNode        { return p.c.Graph() }
-func (p workerProgram) Datasets() *rdd.Context    { return p.c.rctx }
+func (p workerProgram) Graph() []GraphNode     { return p.c.Graph() }
+func (p workerProgram) Datasets() *rdd.Context { return p.c.rctx }
 func (p workerProgram) Learn(m *manifest.Interval) error {
 	c := p.c
 	if err := c.Materialize(m); err != nil {

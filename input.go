@@ -97,7 +97,7 @@ func (in *receiverInput) adopt(manifest.Checkpoint)        {}
 func (in *receiverInput) nodeAt(t time.Time) (*rdd.Node, error) {
 	return in.stream.nodeAt(t)
 }
-func (in *receiverInput) describe() GraphNode              { return in.stream.describe() }
+func (in *receiverInput) describe() GraphNode { return in.stream.describe() }
 func (in *receiverInput) lastCheckpoint(time.Time) (manifest.Checkpoint, bool) {
 	return manifest.Checkpoint{}, false
 }
@@ -187,7 +187,7 @@ func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
 	if err != nil {
 		return err
 	}
-	locs := s.c.replicate(ctx, key, b.Records)
+	locs := replicate(s.c, ctx, key, b.Records)
 	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records), bytes: size, locations: locs})
 	return nil
 }
@@ -280,7 +280,7 @@ func (in *queueInput[T]) cut(ctx context.Context, t time.Time) error {
 		if err := c.blocks.PutWait(ctx, key, part, size, block.Input); err != nil {
 			return fmt.Errorf("queue stream %d: %w", in.stream.id, err)
 		}
-		locs := c.replicate(ctx, key, part)
+		locs := replicate(c, ctx, key, part)
 		infos = append(infos, blockInfo{stream: in.stream.id, key: key, time: t, records: len(part), bytes: size, locations: locs})
 	}
 	c.tracker.addAllocated(t, in.stream.id, infos)

@@ -3,8 +3,8 @@ package dstream
 import (
 	"cmp"
 	"errors"
-	"slices"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 

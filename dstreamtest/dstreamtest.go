@@ -15,13 +15,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"regexp"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/rdd"
 )
 
@@ -67,6 +71,11 @@ func New[T any](tb testing.TB, o Options) *Harness[T] {
 		Out:           io.Discard,
 		Logger:        slog.New(slog.NewTextHandler(io.Discard, nil)),
 	}
+	if strings.HasPrefix(o.Master, "local-cluster") {
+		// The workers are this test binary, running this very test: it
+		// builds the same graph, and its Start serves the master's tasks.
+		cfg.WorkerArgs = []string{"-test.run=" + RunPattern(tb.Name()), "-test.count=1"}
+	}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -80,12 +89,36 @@ func New[T any](tb testing.TB, o Options) *Harness[T] {
 	return h
 }
 
-// Start starts the context.
+// Start starts the context. In a worker process of a local-cluster test
+// (the test binary, started by the test's master) it serves the master's
+// tasks until the master is gone, then skips the rest of the test there.
 func (h *Harness[T]) Start() {
 	h.TB.Helper()
 	if err := h.Ctx.Start(); err != nil {
 		h.TB.Fatalf("Start: %v", err)
 	}
+	ServeIfWorker(h.TB, h.Ctx)
+}
+
+// ServeIfWorker returns at once in the test's own process. In a worker
+// process of a local-cluster test it waits until the worker stops, then
+// skips the rest of the test: only the master's process checks results.
+func ServeIfWorker(tb testing.TB, ctx *dstream.Context) {
+	if !ctx.IsWorker() {
+		return
+	}
+	<-ctx.Done()
+	tb.SkipNow()
+}
+
+// RunPattern is the -test.run pattern that selects exactly the test (or
+// subtest) named name.
+func RunPattern(name string) string {
+	parts := strings.Split(name, "/")
+	for i, p := range parts {
+		parts[i] = "^" + regexp.QuoteMeta(p) + "$"
+	}
+	return strings.Join(parts, "/")
 }
 
 // Tick advances the clock by one interval and waits until that interval has
@@ -192,3 +225,7 @@ func Sorted[U any](xs []U) []U {
 	slices.SortStableFunc(out, func(a, b U) int { return cmp.Compare(fmt.Sprint(a), fmt.Sprint(b)) })
 	return out
 }
+
+// InWorker reports whether this process is a worker of a local-cluster test
+// (started by the test's master): it serves tasks, and checks nothing.
+func InWorker() bool { return os.Getenv(cluster.EnvWorkerOf) != "" }

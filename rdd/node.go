@@ -16,7 +16,7 @@ type Node struct {
 	mu   sync.Mutex
 	deps []Dep // nil once the lineage is truncated by a checkpoint
 
-	typed  partitionRunner     // the Dataset[T] wrapping the node (spec.go)
+	typed  partitionRunner      // the Dataset[T] wrapping the node (spec.go)
 	locate func(p int) []string // where partition p is stored, if known (remote.go)
 }
 

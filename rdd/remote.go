@@ -86,6 +86,16 @@ func EncodeBlock(v any) ([]byte, error) {
 	return c.encode(v)
 }
 
+// Encode encodes records of T for another process.
+func Encode[T any](xs []T) ([]byte, error) {
+	registerCodec[T]()
+	c, err := codec.For[T]()
+	if err != nil {
+		return nil, err
+	}
+	return c.Append(nil, xs)
+}
+
 // DecodeBlock returns the records of a stored block: v itself when it is a
 // []T, decoded when it is Encoded. Anything else is an error naming both
 // types.

@@ -1,0 +1,202 @@
+package dstream_test
+
+import (
+	"fmt"
+	"os"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/rdd"
+)
+
+// The operator table runs under local[2] and local-cluster[3]: the second
+// deployment starts three worker processes (this test binary, running the
+// same subtest) and every interval's output must be identical.
+
+// deployedOp is one row: a graph over a keyed queue input, and its input.
+type deployedOp struct {
+	name  string
+	input [][]kv
+	ticks int
+	op    func(h *dstreamtest.Harness[kv]) []func(t time.Time) string // outputs, rendered per interval
+}
+
+func render[U any](c *dstreamtest.Collector[U]) func(t time.Time) string {
+	return func(t time.Time) string {
+		if !c.Ran(t) {
+			return "-"
+		}
+		if err := c.Err(t); err != nil {
+			return "error: " + err.Error()
+		}
+		return fmt.Sprint(dstreamtest.Sorted(c.At(t)))
+	}
+}
+
+var deployedOps = []deployedOp{
+	{name: "map-filter-window", ticks: 6, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		doubled := dstream.Map(dstream.Filter(h.In, func(x kv) bool { return x.Value > 0 }), func(x kv) kv { return p(x.Key, 2*x.Value) })
+		return []func(time.Time) string{
+			render(dstreamtest.Collect(dstream.Window(doubled, 3*sec, sec))),
+			render(dstreamtest.Collect(dstream.CountByWindow(h.In, 2*sec, sec))),
+		}
+	}},
+	{name: "reduceByKeyAndWindow", ticks: 7, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		return []func(time.Time) string{
+			render(dstreamtest.Collect(dstream.ReduceByKeyAndWindow(h.In, add, 3*sec, sec, 2))),
+			render(dstreamtest.Collect(dstream.ReduceByKeyAndWindowInv(h.In, add, sub, 3*sec, sec, 3, func(x kv) bool { return x.Value != 0 }))),
+		}
+	}},
+	{name: "countByValueAndWindow", ticks: 6, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		keys := dstream.Map(h.In, func(x kv) string { return x.Key })
+		return []func(time.Time) string{render(dstreamtest.Collect(dstream.CountByValueAndWindow(keys, 2*sec, sec, 2)))}
+	}},
+	{name: "updateStateByKey", ticks: 8, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		st := dstream.UpdateStateByKey(h.In, func(vs []int, st dstream.Opt[int]) dstream.Opt[int] {
+			sum := st.Value
+			for _, v := range vs {
+				sum += v
+			}
+			if sum <= 0 {
+				return dstream.None[int]()
+			}
+			return dstream.Some(sum)
+		}, 3)
+		return []func(time.Time) string{render(dstreamtest.Collect(st))}
+	}},
+	{name: "mapWithState", ticks: 6, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		m := dstream.MapWithState(h.In, dstream.StateSpec[string, int, int, string]{
+			Func: func(_ time.Time, key string, v dstream.Opt[int], st *dstream.State[int]) dstream.Opt[string] {
+				if st.IsTimingOut() {
+					return dstream.Some(key + " timed out")
+				}
+				_ = st.Update(st.Get() + v.Value)
+				return dstream.Some(fmt.Sprintf("%s=%d", key, st.Get()))
+			},
+			Timeout:       2 * sec,
+			NumPartitions: 2,
+		})
+		return []func(time.Time) string{render(dstreamtest.Collect(m.Stream)), render(dstreamtest.Collect(m.StateSnapshots()))}
+	}},
+	{name: "joins-and-groups", ticks: 6, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		shifted := dstream.Map(h.In, func(x kv) kv { return p(x.Key, x.Value*10) })
+		win := dstream.Window(shifted, 2*sec, sec)
+		return []func(time.Time) string{
+			render(dstreamtest.Collect(dstream.Join(h.In, win, 2))),
+			render(dstreamtest.Collect(dstream.Cogroup(h.In, win, 3))),
+			render(dstreamtest.Collect(dstream.GroupByKey(dstream.Repartition(h.In, 3), 2))),
+		}
+	}},
+	{name: "transform-with-static", ticks: 5, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		static := rdd.Parallelize(h.Ctx.Datasets(), []dstream.Pair[string, string]{{Key: "a", Value: "alpha"}, {Key: "b", Value: "beta"}}, 2)
+		joined := dstream.Transform(h.In, func(ds *rdd.Dataset[kv], _ time.Time) (*rdd.Dataset[dstream.Pair[string, dstream.Pair[int, string]]], error) {
+			return rdd.Join(ds, static, 2), nil
+		})
+		return []func(time.Time) string{render(dstreamtest.Collect(joined))}
+	}},
+}
+
+var clusterInput = [][]kv{
+	{p("a", 1), p("b", 2)},
+	{p("a", 2), p("c", 1), p("b", 1)},
+	{},
+	{p("b", 3), p("a", -1)},
+	{p("c", 2), p("c", 2), p("d", 1)},
+	{p("a", 5)},
+}
+
+// runDeployed runs row op under master and renders every output per interval.
+func runDeployed(t *testing.T, op deployedOp, master string) []string {
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: master})
+	outs := op.op(h)
+	for _, b := range clusterInput {
+		h.Input.Push(b...)
+	}
+	h.Start()
+	var lines []string
+	for range op.ticks {
+		at := h.Tick()
+		var parts []string
+		for _, r := range outs {
+			parts = append(parts, r(at))
+		}
+		lines = append(lines, strings.Join(parts, " | "))
+	}
+	return lines
+}
+
+func TestOperatorsAcrossDeployments(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	for _, op := range deployedOps {
+		t.Run(op.name, func(t *testing.T) {
+			var local, clustered []string
+			t.Run("local", func(t *testing.T) { local = runDeployed(t, op, "local[2]") })
+			t.Run("cluster", func(t *testing.T) { clustered = runDeployed(t, op, "local-cluster[3]") })
+			if dstreamtest.InWorker() || t.Failed() {
+				return
+			}
+			if !reflect.DeepEqual(local, clustered) {
+				t.Errorf("outputs differ\nlocal[2]:\n  %s\nlocal-cluster[3]:\n  %s", strings.Join(local, "\n  "), strings.Join(clustered, "\n  "))
+			}
+			for i, l := range local {
+				if strings.Contains(l, "error") || (i == 0 && strings.Count(l, "[]") == strings.Count(l, "|")+1) {
+					t.Errorf("interval %d: %s", i+1, l)
+				}
+			}
+		})
+	}
+}
+
+func TestLocalClusterRunsTasksOnWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
+	pids := dstream.Map(h.In, func(kv) dstream.Pair[int, int] { return dstream.KV(os.Getpid(), 1) })
+	col := dstreamtest.Collect(dstream.ReduceByKey(pids, add, 2))
+	var batch []kv
+	for i := range 600 {
+		batch = append(batch, p(fmt.Sprint(i), i))
+	}
+	h.Input.Push(batch...)
+	h.Start()
+	t1 := h.Tick()
+	total := 0
+	for _, c := range col.At(t1) {
+		if c.Key == os.Getpid() {
+			t.Errorf("%d records were computed on the master", c.Value)
+		}
+		total += c.Value
+	}
+	if total != len(batch) || len(col.At(t1)) < 2 {
+		t.Errorf("records per process %v: want all %d records, spread over several workers", col.At(t1), len(batch))
+	}
+	// Every input block was on two workers (and the master) before it was
+	// acknowledged, and the manifest says where.
+	m, ok := h.Ctx.Manifest(t1)
+	if !ok || len(m.Inputs) == 0 {
+		t.Fatalf("no manifest with inputs for interval 1: %+v", m)
+	}
+	for _, in := range m.Inputs {
+		for _, b := range in.Blocks {
+			if len(b.Locations) != 3 {
+				t.Errorf("block %s is at %v, want two workers and the master", b.Key, b.Locations)
+			}
+		}
+	}
+	workers := 0
+	for _, w := range h.Ctx.Workers() {
+		if w.State == "alive" {
+			workers++
+		}
+	}
+	if workers != 4 {
+		t.Errorf("Workers() = %+v, want the master and three workers", h.Ctx.Workers())
+	}
+}
