@@ -362,3 +362,12 @@ func (p workerProgram) Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error) {
 	}
 	return rdd.IndexLineage(root), nil
 }
+
+// ClusterAddr returns the address of the master's cluster port (where
+// workers register and peers fetch), or "" when the deployment is local[N].
+func (c *Context) ClusterAddr() string {
+	if c.cluster == nil {
+		return ""
+	}
+	return c.cluster.self
+}
