@@ -200,3 +200,72 @@ func TestLocalClusterRunsTasksOnWorkers(t *testing.T) {
 		t.Errorf("Workers() = %+v, want the master and three workers", h.Ctx.Workers())
 	}
 }
+
+func TestLocalClusterSurvivesKilledWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	input := [][]kv{
+		{p("a", 1), p("b", 2), p("c", 3)},
+		{p("a", 2), p("b", 1)},
+		{p("c", 5), p("a", 1)},
+		{p("b", 4)},
+	}
+	want := []string{
+		"[(a,1) (b,2) (c,3)]",
+		"[(a,3) (b,3) (c,3)]",
+		"[(a,4) (b,3) (c,8)]",
+		"[(a,3) (b,5) (c,5)]",
+	}
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
+	col := dstreamtest.Collect(dstream.ReduceByKeyAndWindow(h.In, add, 3*sec, sec, 3))
+	for _, b := range input {
+		h.Input.Push(b...)
+	}
+	h.Start()
+	check := func(i int, at time.Time) {
+		t.Helper()
+		if err := col.Err(at); err != nil {
+			t.Fatalf("interval %d failed: %v", i+1, err)
+		}
+		if got := fmt.Sprint(dstreamtest.Sorted(col.At(at))); got != want[i] {
+			t.Errorf("interval %d = %s, want %s", i+1, got, want[i])
+		}
+	}
+	check(0, h.Tick())
+	check(1, h.Tick())
+	// SIGKILL one worker: it held map outputs and input replicas the next
+	// windows need. Its work is redone on the others from lineage and the
+	// input's other copies, and it leaves the master's view.
+	var victim dstream.WorkerInfo
+	for _, w := range h.Ctx.Workers() {
+		if w.ID != "master" && w.State == "alive" {
+			victim = w
+		}
+	}
+	proc, err := os.FindProcess(victim.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	check(2, h.Tick())
+	check(3, h.Tick())
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		lost := false
+		for _, w := range h.Ctx.Workers() {
+			if w.Address == victim.Address && w.State == "lost" {
+				lost = true
+			}
+		}
+		if lost {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the killed worker %s is still in the master's view: %+v", victim.ID, h.Ctx.Workers())
+		}
+		time.Sleep(20 * time.Millisecond) // polling the real heartbeat clock
+	}
+}

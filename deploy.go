@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/cluster"
@@ -34,6 +35,7 @@ type clusterRole struct {
 	peers  *cluster.Peers
 	runner *cluster.Runner
 	procs  *cluster.Procs
+	master atomic.Pointer[cluster.Master]
 	cancel context.CancelFunc
 	served chan struct{}
 
@@ -87,6 +89,11 @@ func (c *Context) deploy(slots int) (int, error) {
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{
 		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers,
 		Rebuildable: cr.rebuildable, Logger: c.log,
+		Unreachable: func(addr string, err error) {
+			if m := cr.master.Load(); m != nil {
+				m.Drop(addr, "unreachable: "+err.Error())
+			}
+		},
 	})
 	c.cluster, c.shell, c.runner = cr, cr.runner.Shell, cr.runner
 	return slots, nil
@@ -119,6 +126,7 @@ func (c *Context) startCluster() error {
 	if err != nil {
 		return err
 	}
+	cr.master.Store(m)
 	ctx, cancel := context.WithCancel(context.Background())
 	cr.cancel, cr.served = cancel, make(chan struct{})
 	go func() {
@@ -324,6 +332,12 @@ type workerProgram struct{ c *Context }
 
 func (p workerProgram) Graph() []GraphNode     { return p.c.Graph() }
 func (p workerProgram) Datasets() *rdd.Context { return p.c.rctx }
+// BlockStats is what the worker's heartbeats report.
+func (p workerProgram) BlockStats() (used, blocks int64) {
+	st := p.c.blocks.Stats()
+	return st.Bytes, int64(st.Blocks)
+}
+
 func (p workerProgram) Learn(m *manifest.Interval) error {
 	c := p.c
 	if err := c.Materialize(m); err != nil {

@@ -16,17 +16,36 @@ type WorkerInfo struct {
 	MemoryUsed    int64     // bytes its block store holds
 	MemoryLimit   int64     // its memory budget (Config.MemoryBytes)
 	Blocks        int       // blocks in its store
-	State         string    // "alive" (a cluster adds "lost")
+	State         string    // "alive" or "lost"
 	LastHeartbeat time.Time // zero for this process
 }
 
-// Workers returns the processes that run the context's tasks.
+// Workers returns the processes that run the context's tasks: this one,
+// then (in local-cluster[N]) every worker that joined, alive or lost, as
+// its heartbeats last reported it.
 func (c *Context) Workers() []WorkerInfo {
 	st := c.blocks.Stats()
-	var out []WorkerInfo
-	for _, w := range c.shell.Workers() {
-		out = append(out, WorkerInfo{ID: w.ID, PID: os.Getpid(), Slots: w.Slots, FreeSlots: w.Free,
-			MemoryUsed: st.Bytes, MemoryLimit: c.cfg.MemoryBytes, Blocks: st.Blocks, State: "alive"})
+	self := WorkerInfo{ID: "local", PID: os.Getpid(), MemoryUsed: st.Bytes, MemoryLimit: c.cfg.MemoryBytes, Blocks: st.Blocks, State: "alive"}
+	slots := c.shell.Workers()
+	if c.cluster == nil || c.cluster.master.Load() == nil {
+		var out []WorkerInfo
+		for _, w := range slots {
+			i := self
+			i.ID, i.Slots, i.FreeSlots = w.ID, w.Slots, w.Free
+			out = append(out, i)
+		}
+		return out
+	}
+	free := map[string]int{}
+	for _, w := range slots {
+		free[w.ID] = w.Free
+	}
+	cr := c.cluster
+	self.ID, self.Address, self.Slots, self.FreeSlots = "master", cr.self, cr.dep.slots, free[cr.self]
+	out := []WorkerInfo{self}
+	for _, w := range cr.master.Load().Workers() {
+		out = append(out, WorkerInfo{ID: w.ID, Address: w.Address, PID: int(w.PID), Slots: w.Slots, FreeSlots: free[w.Address],
+			MemoryUsed: w.MemoryUsed, MemoryLimit: w.MemoryBytes, Blocks: int(w.Blocks), State: w.State.String(), LastHeartbeat: w.LastHeartbeat})
 	}
 	return out
 }

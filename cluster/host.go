@@ -90,10 +90,14 @@ func (h *Host) Run(ctx context.Context) error {
 	clusterpb.RegisterPeerServer(srv, NewPeerServer(Stores{Blocks: rc.Blocks(), Shuffles: rc.Shuffles()}, h))
 	go srv.Serve(h.lis)
 	defer srv.Stop()
-	w, err := NewWorker(WorkerConfig{
+	wc := WorkerConfig{
 		Master: h.cfg.Master, ID: h.cfg.ID, Address: h.addr, Slots: h.cfg.Slots,
 		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, Logger: h.cfg.Logger,
-	})
+	}
+	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
+		wc.Stats = s.BlockStats
+	}
+	w, err := NewWorker(wc)
 	if err != nil {
 		return err
 	}

@@ -436,3 +436,20 @@ func (m *Master) Manifests(ctx context.Context, req *clusterpb.ManifestsRequest)
 	}
 	return &clusterpb.ManifestsResponse{Frames: frames}, nil
 }
+
+// Drop declares lost the alive worker serving at address (a peer found it
+// unreachable), and reports it. If the worker is in fact alive, its next
+// heartbeat is refused and it registers again, as a new incarnation.
+func (m *Master) Drop(address, reason string) {
+	m.mu.Lock()
+	var events []Event
+	for _, id := range m.order {
+		w := m.workers[id]
+		if w.State == Alive && w.Address == address {
+			w.State = Lost
+			events = append(events, Event{WorkerLost, *w})
+			m.log.Warn("cluster: worker lost: "+reason, "worker", id, "address", address)
+		}
+	}
+	m.handOff(events)
+}

@@ -10,6 +10,8 @@ import (
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // RunnerConfig configures the master's job runner.
@@ -29,6 +31,10 @@ type RunnerConfig struct {
 	// closure, run on the master.
 	Rebuildable func(id rdd.ID) bool
 	OnTaskEnd   func(sched.TaskEvent)
+	// Unreachable, if set, is told when a worker cannot be reached (its
+	// process died, or the network failed): the membership should declare
+	// it lost (Master.Drop), which feeds LoseWorker.
+	Unreachable func(worker string, err error)
 	Logger      *slog.Logger
 }
 
@@ -123,6 +129,15 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
+		}
+		if status.Code(err) == codes.Unavailable {
+			// The worker is gone (or cut off): the task runs again
+			// elsewhere, its attempt not counted, and the worker leaves
+			// the scheduler now rather than at its heartbeat timeout.
+			if r.cfg.Unreachable != nil {
+				r.cfg.Unreachable(worker, err)
+			}
+			return nil, fmt.Errorf("%w: %s: %v", sched.ErrWorkerLost, worker, err)
 		}
 		return nil, fmt.Errorf("worker %s: %w", worker, err)
 	}

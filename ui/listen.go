@@ -41,7 +41,16 @@ func (s *Server) Listen(ctx context.Context, addr string) (*Endpoint, error) {
 // ports, up to tries more (Spark's UI moves from 4040 to 4041 and on the
 // same way); it logs the port it settled on. Commands use it for their
 // default address, and Listen for one the user chose.
+//
+// In a worker process of a cluster (the program started by its master) it
+// binds nothing and returns an endpoint already shut down: the master's UI
+// shows the whole job.
 func (s *Server) ListenNear(ctx context.Context, addr string, tries int) (*Endpoint, error) {
+	if s.sctx.IsWorker() {
+		e := &Endpoint{stop: make(chan struct{}), done: make(chan struct{})}
+		close(e.done)
+		return e, nil
+	}
 	ln, err := net.Listen("tcp", addr)
 	if err != nil && errors.Is(err, syscall.EADDRINUSE) && tries > 0 {
 		host, portText, _ := net.SplitHostPort(addr)

@@ -30,7 +30,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	window := fs.Duration("window", 10*time.Second, "sliding window over which hashtags are counted")
 	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
-	master := fs.String("master", "local[2]", "where tasks run: local[N]")
+	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots) or local-cluster[N] (N worker processes this one starts)")
 	memory := memoryFlag(fs)
 	newLogger := logFlag(fs)
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
@@ -117,6 +117,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}))
 	if err := sctx.Start(); err != nil {
 		return err
+	}
+	if sctx.IsWorker() {
+		// A worker of local-cluster[N] (this program, started by the
+		// demo's master): it serves tasks until the master stops it.
+		<-sctx.Done()
+		return sctx.Stop(false)
 	}
 	fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",
 		*window, *batch, *rate, sock.Addr())

@@ -57,7 +57,7 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	listen := fs.String("listen", "127.0.0.1:9999", "address the socket source listens on (port 0 picks a free port)")
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	out := fs.String("out", "", "output `folder` (required)")
-	master := fs.String("master", "local[2]", "where tasks run: local[N]")
+	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots) or local-cluster[N] (N worker processes this one starts)")
 	logJSON := fs.Bool("log-json", false, "write log lines as JSON objects (slog's JSON handler) instead of text")
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	memory := int64(1 << 30)

@@ -86,12 +86,19 @@ func stopWordcount(t *testing.T, wc *exec.Cmd, stderr *bytes.Buffer) {
 
 // TestEndToEnd runs the client, the socket source and wordcount as real
 // processes over a real socket, stops wordcount with SIGTERM, and checks that
-// the counts summed over every interval equal the input's counts exactly.
+// the counts summed over every interval equal the input's counts exactly:
+// in one process, and as a master with three worker processes.
 func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
 	wcBin, dsBin := buildBinaries(t)
+	for _, master := range []string{"local[2]", "local-cluster[3]"} {
+		t.Run(master, func(t *testing.T) { endToEnd(t, wcBin, dsBin, master) })
+	}
+}
+
+func endToEnd(t *testing.T, wcBin, dsBin, master string) {
 	dir := t.TempDir()
 	out := filepath.Join(dir, "out")
 
@@ -125,7 +132,7 @@ func TestEndToEnd(t *testing.T) {
 		want[w]++
 	}
 
-	wc, lines, stderr, addr := startWordcount(t, wcBin, "--listen", "127.0.0.1:0", "--batch", "200ms", "--out", out)
+	wc, lines, stderr, addr := startWordcount(t, wcBin, "--listen", "127.0.0.1:0", "--batch", "200ms", "--out", out, "--master", master)
 	go func() {
 		for lines.Scan() {
 		}
