@@ -332,6 +332,7 @@ type workerProgram struct{ c *Context }
 
 func (p workerProgram) Graph() []GraphNode     { return p.c.Graph() }
 func (p workerProgram) Datasets() *rdd.Context { return p.c.rctx }
+
 // BlockStats is what the worker's heartbeats report.
 func (p workerProgram) BlockStats() (used, blocks int64) {
 	st := p.c.blocks.Stats()
