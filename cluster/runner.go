@@ -40,7 +40,7 @@ type RunnerConfig struct {
 
 // Runner is the master's rdd.JobRunner: the scheduler's shell whose workers
 // are the worker processes (named by their peer addresses) and the master
-// itself. A task runs on a worker by RunTask; what it returns comes back
+// itself, which runs only the tasks pinned to it. A task runs on a worker by RunTask; what it returns comes back
 // encoded and is decoded by the job's own datasets. Tasks only the master
 // can run are pinned to it; the others prefer the workers holding their
 // input.
@@ -63,7 +63,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 		cfg.Rebuildable = func(rdd.ID) bool { return false }
 	}
 	r := &Runner{cfg: cfg}
-	r.Shell = sched.NewShell(sched.ShellConfig{MaxAttempts: cfg.MaxAttempts, OnTaskEnd: cfg.OnTaskEnd, Executor: r, Prefer: r.prefer, Pin: r.pin})
+	r.Shell = sched.NewShell(sched.ShellConfig{MaxAttempts: cfg.MaxAttempts, OnTaskEnd: cfg.OnTaskEnd, Executor: r, Prefer: r.prefer, Pin: r.pin, Reserved: cfg.Self})
 	r.local = sched.GoExecutor{Location: cfg.Self, Remote: &remote{peers: cfg.Peers, self: cfg.Self, mapOutput: r.MapOutput}}
 	r.Shell.AddWorker(cfg.Self, cfg.LocalSlots)
 	return r

@@ -31,6 +31,9 @@ type Core struct {
 	// cluster's shell for tasks only the submitting process can run (a
 	// job whose function is a closure, datasets a worker cannot rebuild).
 	Pin func(t Task) string
+	// Reserved names a worker that runs only the tasks pinned to it (a
+	// cluster's master), or "".
+	Reserved string
 
 	workers map[string]*worker
 	order   []string // workers in the order they were added
@@ -295,14 +298,14 @@ func (c *Core) pick(t Task) (w *worker, pinned bool) {
 func (c *Core) pickAny(t Task) *worker {
 	if c.Prefer != nil {
 		for _, id := range c.Prefer(t) {
-			if w := c.workers[id]; w != nil && w.free > 0 {
+			if w := c.workers[id]; w != nil && w.free > 0 && id != c.Reserved {
 				return w
 			}
 		}
 	}
 	var best *worker
 	for _, id := range c.order {
-		if w := c.workers[id]; w.free > 0 && (best == nil || w.free > best.free) {
+		if w := c.workers[id]; w.free > 0 && id != c.Reserved && (best == nil || w.free > best.free) {
 			best = w
 		}
 	}

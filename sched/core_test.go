@@ -21,6 +21,7 @@ import (
 //	kill-worker ID         a worker is lost
 //	prefer NAME PART ID... tasks computing partition PART of NAME prefer workers ID...
 //	pin NAME ID            tasks computing NAME may run on worker ID only
+//	reserve ID             worker ID runs pinned tasks only
 //	run JOB NAME [parts=(0,1)]  submit a job
 //	ok JOB STAGE PART      the running attempt of a task succeeded on its worker
 //	fail JOB STAGE PART    it failed with an ordinary error
@@ -106,6 +107,9 @@ func TestCoreTranscripts(t *testing.T) {
 					ws = append(ws, a.Key)
 				}
 				prefs[d.CmdArgs[0].Key+"/"+d.CmdArgs[1].Key] = ws
+				return "ok\n"
+			case "reserve":
+				core.Reserved = d.CmdArgs[0].Key
 				return "ok\n"
 			case "pin":
 				pins[d.CmdArgs[0].Key] = d.CmdArgs[1].Key

@@ -76,6 +76,8 @@ type ShellConfig struct {
 	// Core.Pin), given the task's job's lineage too.
 	Prefer func(t Task, lin *rdd.Lineage) []string
 	Pin    func(t Task, lin *rdd.Lineage) string
+	// Reserved is a worker that runs only pinned tasks (Core.Reserved).
+	Reserved string
 }
 
 // NewShell returns a shell with no workers.
@@ -87,6 +89,7 @@ func NewShell(cfg ShellConfig) *Shell {
 		cfg.Executor = GoExecutor{}
 	}
 	s := &Shell{onTask: cfg.OnTaskEnd, exec: cfg.Executor, core: NewCore(cfg.MaxAttempts), jobs: map[int]*shellJob{}}
+	s.core.Reserved = cfg.Reserved
 	// The core calls its hooks under s.mu, while the job is in s.jobs.
 	if cfg.Prefer != nil {
 		s.core.Prefer = func(t Task) []string {
