@@ -29,6 +29,7 @@ import (
 
 	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
@@ -76,6 +77,26 @@ type Config struct {
 	// it is reached the generator waits, and receivers feel backpressure.
 	// Default 1000.
 	MaxPendingBatches int
+	// ClusterListen is where a cluster's master listens for its workers
+	// (Master "cluster"). Default 127.0.0.1:7077; use an address other
+	// machines reach (and a Secret) to take workers from them.
+	ClusterListen string
+	// ClusterAdvertise is the address workers reach the master at, when
+	// not ClusterListen's (a listener on 0.0.0.0, behind a Service, ...).
+	// Default: ClusterListen, with this host's name for an unspecified host.
+	ClusterAdvertise string
+	// Secret is the shared secret of a standalone cluster (Master
+	// "cluster"): workers must present it. Required unless Insecure.
+	// (local-cluster generates one per run.)
+	Secret []byte
+	// Insecure lets a standalone master run without a secret: any process
+	// that reaches ClusterListen may join, fetch blocks and run tasks.
+	Insecure bool
+	// Parallelism is the default number of partitions of shuffles and
+	// queue inputs. Default: every task slot of the deployment (local[N]:
+	// N; local-cluster[N,S]: N*S); a standalone cluster, whose workers come
+	// and go, defaults to 8.
+	Parallelism int
 	// WorkerArgs are the arguments local-cluster workers are started with:
 	// copies of this program, which must build the same graph. Default:
 	// this process's own arguments. (Tests set it to run the same test.)
@@ -93,12 +114,19 @@ var (
 
 // deployment is where Master says tasks run.
 type deployment struct {
-	workers int // local-cluster: the worker processes; 0: this process alone
-	slots   int // task slots of this process, or of each worker
+	workers    int  // local-cluster: the worker processes; 0: this process alone
+	slots      int  // task slots of this process, or of each worker
+	standalone bool // Master "cluster": workers join by hand
 }
+
+// standaloneParallelism is a standalone cluster's default parallelism.
+const standaloneParallelism = 8
 
 // deployment parses Master.
 func (c Config) deployment() (deployment, error) {
+	if c.Master == "cluster" {
+		return deployment{standalone: true, slots: 2}, nil
+	}
 	if m := clusterRE.FindStringSubmatch(c.Master); m != nil {
 		n, err := strconv.Atoi(m[1])
 		if err != nil || n < 1 || n > 64 {
@@ -115,7 +143,7 @@ func (c Config) deployment() (deployment, error) {
 	}
 	m := masterRE.FindStringSubmatch(c.Master)
 	if m == nil {
-		return deployment{}, fmt.Errorf("master %q: want local, local[N], local[*], local-cluster[N] or local-cluster[N,SLOTS]", c.Master)
+		return deployment{}, fmt.Errorf("master %q: want local, local[N], local[*], local-cluster[N], local-cluster[N,SLOTS] or cluster", c.Master)
 	}
 	switch m[1] {
 	case "":
@@ -130,9 +158,16 @@ func (c Config) deployment() (deployment, error) {
 	return deployment{slots: n}, nil
 }
 
-// slots is the number of task slots of the whole deployment.
+// slots is the number of task slots of the whole deployment (the default
+// parallelism).
 func (c Config) slots() (int, error) {
 	d, err := c.deployment()
+	if c.Parallelism > 0 {
+		return c.Parallelism, err
+	}
+	if d.standalone {
+		return standaloneParallelism, err
+	}
 	return d.slots * max(1, d.workers), err
 }
 
@@ -184,6 +219,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max task attempts %d must be at least 1", c.MaxTaskAttempts)
 	case c.MemoryBytes < 1<<20:
 		return fmt.Errorf("memory %d bytes is too small (minimum 1 MiB)", c.MemoryBytes)
+	case c.Parallelism < 0 || c.Parallelism > 1<<16:
+		return fmt.Errorf("parallelism %d must be between 1 and 65536 (0: the default)", c.Parallelism)
 	case c.MaxPendingBatches < 1:
 		return fmt.Errorf("max pending batches %d must be at least 1", c.MaxPendingBatches)
 	}
@@ -236,6 +273,9 @@ func NewContext(cfg Config) (*Context, error) {
 	}
 	cfg = cfg.withDefaults()
 	slots, _ := cfg.slots()
+	if env, ok, _ := cluster.WorkerEnvFrom(os.Getenv); ok && env.Memory > 0 {
+		cfg.MemoryBytes = env.Memory // a worker's own budget
+	}
 	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0)}
 	c.blocks = block.New(block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)})
 	c.blocks.SetMaxInputBytes(c.admission.inputShare(storeBytes(cfg.MemoryBytes), 0))

@@ -1,6 +1,7 @@
 package dstream
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -51,6 +52,9 @@ type workerRole struct {
 	env cluster.WorkerEnv
 }
 
+// DefaultClusterListen is where a standalone master listens for workers.
+const DefaultClusterListen = "127.0.0.1:7077"
+
 // startTimeout bounds how long Start waits for local workers to join.
 const startTimeout = 60 * time.Second
 
@@ -71,21 +75,32 @@ func (c *Context) deploy(slots int) (int, error) {
 		return slots, nil
 	}
 	d, _ := c.cfg.deployment()
-	if d.workers == 0 {
+	if d.workers == 0 && !d.standalone {
 		c.shell = sched.NewLocal(sched.LocalConfig{Slots: slots, MaxAttempts: c.cfg.MaxTaskAttempts})
 		c.runner = c.shell
 		return slots, nil
 	}
-	lis, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, fmt.Errorf("cluster listener: %w", err)
+	addr, secret := "127.0.0.1:0", c.cfg.Secret
+	if d.standalone {
+		addr = cmp.Or(c.cfg.ClusterListen, DefaultClusterListen)
+		if len(secret) == 0 && !c.cfg.Insecure {
+			return 0, cluster.ErrNoSecret
+		}
+	} else {
+		var err error
+		if secret, err = cluster.GenerateSecret(); err != nil {
+			return 0, err
+		}
 	}
-	secret, err := cluster.GenerateSecret()
+	lis, err := net.Listen("tcp", addr)
 	if err != nil {
-		lis.Close()
-		return 0, err
+		return 0, fmt.Errorf("cluster port: %w", err)
 	}
-	cr := &clusterRole{dep: d, lis: lis, self: lis.Addr().String(), secret: secret, peers: cluster.NewPeers(secret), joined: make(chan struct{}, 1)}
+	self := lis.Addr().String()
+	if d.standalone {
+		self = cluster.Advertised(c.cfg.ClusterAdvertise, lis.Addr())
+	}
+	cr := &clusterRole{dep: d, lis: lis, self: self, secret: secret, peers: cluster.NewPeers(secret), joined: make(chan struct{}, 1)}
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{
 		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers,
 		Rebuildable: cr.rebuildable, Logger: c.log,
@@ -117,8 +132,13 @@ func (c *Context) startCluster() error {
 		cr.ops[n.opID()] = true
 	}
 	cr.mu.Unlock()
+	args := os.Args[1:]
+	if c.cfg.WorkerArgs != nil {
+		args = c.cfg.WorkerArgs
+	}
 	m, err := cluster.NewMaster(cluster.MasterConfig{
-		Secret: cr.secret, Graph: c.Graph(), Logger: c.log,
+		Secret: cr.secret, Insecure: len(cr.secret) == 0, Graph: c.Graph(), Logger: c.log,
+		Program:   cluster.ProgramInfo{Args: args, Parallelism: c.rctx.Parallelism()},
 		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles}, nil),
 		Manifests: c.manifestFrames,
 		OnEvent:   func(ev cluster.Event) { cr.onEvent(c, ev) },
@@ -144,6 +164,10 @@ func (c *Context) startCluster() error {
 			return err
 		}
 		sc.Executable, sc.Args = exe, c.cfg.WorkerArgs
+	}
+	if cr.dep.standalone {
+		c.log.Info("cluster: master waiting for workers", "cluster_listen", cr.self, "secret", len(cr.secret) > 0)
+		return nil
 	}
 	cr.procs, err = cluster.Spawn(sc)
 	if err != nil {
@@ -286,7 +310,7 @@ func (c *Context) manifestFrames(after, upTo int64) ([][]byte, error) {
 // master refuses it, or Stop.
 func (c *Context) startWorker() error {
 	env := c.worker.env
-	host, err := cluster.NewHost(cluster.HostConfig{Master: env.Master, ID: env.ID, Slots: env.Slots,
+	host, err := cluster.NewHost(cluster.HostConfig{Master: env.Master, ID: env.ID, Slots: env.Slots, Listen: env.Listen, Advertise: env.Advertise,
 		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, Program: workerProgram{c}, Logger: c.log})
 	if err != nil {
 		return err
@@ -386,3 +410,4 @@ func (c *Context) ClusterAddr() string {
 	}
 	return c.cluster.self
 }
+

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -28,11 +29,16 @@ type Config struct {
 	Window   time.Duration // default 30 s
 	Memory   int64         // the engine's memory budget (dstream.Config.MemoryBytes); default 1 GiB
 	Progress io.Writer     // progress lines; nil for none
+	// WorkerArgs, for a local-cluster master, returns the arguments that
+	// make this program build, as a worker, the graph of a run at n
+	// records an interval from source (see Serve).
+	WorkerArgs func(n int, source string) []string
 }
 
 // Result is what a run measured. JSON names are part of the CLI's contract.
 type Result struct {
 	Workload             string  `json:"workload"`
+	Master               string  `json:"master"`
 	Source               string  `json:"source"`
 	BatchMs              int64   `json:"batch_ms"`
 	WindowMs             int64   `json:"window_ms"`
@@ -105,8 +111,9 @@ func Run(cfg Config) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	defer probeCtx.Stop(false)
 	cores := probeCtx.Datasets().Parallelism()
-	res := Result{Workload: w.Name, Source: cfg.Source, BatchMs: cfg.Batch.Milliseconds(), WindowMs: cfg.Window.Milliseconds(),
+	res := Result{Workload: w.Name, Master: cfg.Master, Source: cfg.Source, BatchMs: cfg.Batch.Milliseconds(), WindowMs: cfg.Window.Milliseconds(),
 		Cores: cores, CPU: cpuModel()}
 	pool := NewPool(1 << 20)
 	windowIntervals := int(cfg.Window / cfg.Batch)
@@ -385,16 +392,11 @@ type manualRun struct {
 
 func startManual(w Workload, cfg Config, pool *Pool, n int) (*manualRun, error) {
 	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
-	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Clock: clk, Logger: quiet})
+	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Clock: clk, Logger: quiet, WorkerArgs: cfg.workerArgs(n, "memory")})
 	if err != nil {
 		return nil, err
 	}
-	parts := ctx.Datasets().Parallelism()
-	var k int64
-	in := dstream.GeneratedStream(ctx, "generator", func(time.Time) [][]string {
-		k++
-		return pool.Interval(k, n, parts)
-	})
+	in, _ := input(ctx, Config{Batch: cfg.Batch, Source: "memory"}, pool, n)
 	w.Build(in, cfg.Window, func(time.Time, int64) {})
 	if err := ctx.Start(); err != nil {
 		return nil, err
@@ -451,23 +453,11 @@ type realtimeResult struct {
 // from arrival (spread evenly over each interval) to the interval's output.
 func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeResult, error) {
 	var r realtimeResult
-	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet})
+	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet, WorkerArgs: cfg.workerArgs(n, cfg.Source)})
 	if err != nil {
 		return r, err
 	}
-	parts := ctx.Datasets().Parallelism()
-	var in *dstream.Stream[string]
-	var sock *source.Socket
-	if cfg.Source == "socket" {
-		sock = source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: quiet})
-		in = dstream.ReceiverStream(ctx, sock)
-	} else {
-		var k int64
-		in = dstream.GeneratedStream(ctx, "generator", func(time.Time) [][]string {
-			k++
-			return pool.Interval(k, n, parts)
-		})
-	}
+	in, sock := input(ctx, cfg, pool, n)
 	var mu sync.Mutex
 	var batches []listener.BatchInfo
 	// A run that is plainly behind (a backlog of several intervals after
@@ -586,4 +576,51 @@ func percentile(sorted []float64, p float64) float64 {
 // cpuModel names the processor, for the record.
 func cpuModel() string {
 	return fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuName())
+}
+
+func (c Config) workerArgs(n int, source string) []string {
+	if c.WorkerArgs == nil {
+		return nil
+	}
+	return c.WorkerArgs(n, source)
+}
+
+// input is a run's input stream: n generated records an interval (interval
+// k of the run takes the pool's k-th slice, k counted from the context's
+// start, so every process of a cluster generates the same records), or a
+// socket receiver fed by the client.
+func input(ctx *dstream.Context, cfg Config, pool *Pool, n int) (*dstream.Stream[string], *source.Socket) {
+	if cfg.Source == "socket" {
+		sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: quiet})
+		return dstream.ReceiverStream(ctx, sock), sock
+	}
+	parts := ctx.Datasets().Parallelism()
+	return dstream.GeneratedStream(ctx, "generator", func(t time.Time) [][]string {
+		k := int64(t.Sub(ctx.StartTime()) / cfg.Batch)
+		return pool.Interval(k, n, parts)
+	}), nil
+}
+
+// Serve runs this process as a worker of a local-cluster benchmark run (the
+// master started it with WorkerArgs(n)): it builds that run's graph and
+// serves the master's tasks until the master stops it. In a process that is
+// not a worker it is an error.
+func Serve(cfg Config, n int) error {
+	if err := cfg.defaults(); err != nil {
+		return err
+	}
+	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet})
+	if err != nil {
+		return err
+	}
+	if !ctx.IsWorker() {
+		return errors.New("bench: Serve runs only in a worker process a local-cluster master started")
+	}
+	in, _ := input(ctx, cfg, NewPool(1<<20), n)
+	Workloads[cfg.Workload].Build(in, cfg.Window, func(time.Time, int64) {})
+	if err := ctx.Start(); err != nil {
+		return err
+	}
+	<-ctx.Done()
+	return ctx.Stop(false)
 }

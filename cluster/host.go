@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -71,10 +72,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if err != nil {
 		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
 	}
-	addr := cfg.Advertise
-	if addr == "" {
-		addr = lis.Addr().String()
-	}
+	addr := Advertised(cfg.Advertise, lis.Addr())
 	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret), lis: lis, addr: addr}, nil
 }
 
@@ -177,4 +175,23 @@ func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	}
 	h.known = max(h.known, t)
 	return nil
+}
+
+// Advertised is the address peers reach a listener at: adv when given, else
+// the listener's own, with this host's name for an unspecified host
+// (0.0.0.0 or ::).
+func Advertised(adv string, a net.Addr) string {
+	if adv != "" {
+		return adv
+	}
+	host, port, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() {
+		if h, err := os.Hostname(); err == nil {
+			return net.JoinHostPort(h, port)
+		}
+	}
+	return a.String()
 }

@@ -65,6 +65,9 @@ type MasterConfig struct {
 	// Manifests, if set, answers the Manifests call: the frames of the
 	// interval manifests with times in (after, upTo].
 	Manifests func(after, upTo int64) ([][]byte, error)
+	// Program is how the master's program was started, for workers that
+	// join by hand (the Program call).
+	Program ProgramInfo
 	// OnEvent, if set, is called for every membership change, one call at a
 	// time, in the order the changes happened. It must not block for long
 	// (the RPC or timeout check that caused the change waits for it) and
@@ -452,4 +455,16 @@ func (m *Master) Drop(address, reason string) {
 		}
 	}
 	m.handOff(events)
+}
+
+// ProgramInfo is how a master's program was started.
+type ProgramInfo struct {
+	Args        []string // command-line arguments, without the program name
+	Parallelism int
+}
+
+// Program implements clusterpb.ClusterServer.
+func (m *Master) Program(ctx context.Context, _ *clusterpb.ProgramRequest) (*clusterpb.ProgramResponse, error) {
+	return &clusterpb.ProgramResponse{Args: m.cfg.Program.Args, Parallelism: int32(m.cfg.Program.Parallelism),
+		GraphFingerprint: graphspec.Fingerprint(m.cfg.Graph)}, nil
 }

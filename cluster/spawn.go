@@ -22,6 +22,9 @@ const (
 	EnvWorkerSlots = "DSTREAM_WORKER_SLOTS" // its task slots
 	EnvParallelism = "DSTREAM_PARALLELISM"  // the master's default partitions (the graph depends on it)
 	EnvWatchStdin  = "DSTREAM_WORKER_STDIN" // "1": stop when stdin closes (the master died)
+	EnvListen      = "DSTREAM_WORKER_LISTEN"    // where the worker serves its peers
+	EnvAdvertise   = "DSTREAM_WORKER_ADVERTISE" // the address peers dial
+	EnvMemory      = "DSTREAM_WORKER_MEMORY"    // its memory budget in bytes (overrides the program's)
 )
 
 // WorkerEnv is what the environment tells a worker process.
@@ -32,6 +35,9 @@ type WorkerEnv struct {
 	Parallelism int
 	WatchStdin  bool
 	Secret      []byte
+	Listen      string
+	Advertise   string
+	Memory      int64
 }
 
 // WorkerEnvFrom reads the worker environment through getenv; ok is false
@@ -61,6 +67,14 @@ func WorkerEnvFrom(getenv func(string) string) (env WorkerEnv, ok bool, err erro
 		return env, true, err
 	}
 	env.WatchStdin = getenv(EnvWatchStdin) == "1"
+	env.Listen, env.Advertise = getenv(EnvListen), getenv(EnvAdvertise)
+	if v := getenv(EnvMemory); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1<<20 {
+			return env, true, fmt.Errorf("cluster: %s=%q: want a number of bytes, at least 1 MiB", EnvMemory, v)
+		}
+		env.Memory = n
+	}
 	if s := getenv(SecretEnv); s != "" {
 		env.Secret = []byte(s)
 	}

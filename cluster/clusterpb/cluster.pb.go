@@ -473,6 +473,104 @@ func (x *ManifestsResponse) GetFrames() [][]byte {
 	return nil
 }
 
+type ProgramRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ProgramRequest) Reset() {
+	*x = ProgramRequest{}
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProgramRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProgramRequest) ProtoMessage() {}
+
+func (x *ProgramRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProgramRequest.ProtoReflect.Descriptor instead.
+func (*ProgramRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_cluster_proto_rawDescGZIP(), []int{7}
+}
+
+type ProgramResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The master's command-line arguments, without the program name.
+	Args []string `protobuf:"bytes,1,rep,name=args,proto3" json:"args,omitempty"`
+	// The master's default number of partitions (the graph depends on it).
+	Parallelism      int32  `protobuf:"varint,2,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
+	GraphFingerprint string `protobuf:"bytes,3,opt,name=graph_fingerprint,json=graphFingerprint,proto3" json:"graph_fingerprint,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *ProgramResponse) Reset() {
+	*x = ProgramResponse{}
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ProgramResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ProgramResponse) ProtoMessage() {}
+
+func (x *ProgramResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ProgramResponse.ProtoReflect.Descriptor instead.
+func (*ProgramResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_cluster_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *ProgramResponse) GetArgs() []string {
+	if x != nil {
+		return x.Args
+	}
+	return nil
+}
+
+func (x *ProgramResponse) GetParallelism() int32 {
+	if x != nil {
+		return x.Parallelism
+	}
+	return 0
+}
+
+func (x *ProgramResponse) GetGraphFingerprint() string {
+	if x != nil {
+		return x.GraphFingerprint
+	}
+	return ""
+}
+
 var File_dstream_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
@@ -508,11 +606,17 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05after\x18\x01 \x01(\x03R\x05after\x12\x13\n" +
 	"\x05up_to\x18\x02 \x01(\x03R\x04upTo\"+\n" +
 	"\x11ManifestsResponse\x12\x16\n" +
-	"\x06frames\x18\x01 \x03(\fR\x06frames2\x94\x02\n" +
+	"\x06frames\x18\x01 \x03(\fR\x06frames\"\x10\n" +
+	"\x0eProgramRequest\"t\n" +
+	"\x0fProgramResponse\x12\x12\n" +
+	"\x04args\x18\x01 \x03(\tR\x04args\x12 \n" +
+	"\vparallelism\x18\x02 \x01(\x05R\vparallelism\x12+\n" +
+	"\x11graph_fingerprint\x18\x03 \x01(\tR\x10graphFingerprint2\xe8\x02\n" +
 	"\aCluster\x12U\n" +
 	"\bRegister\x12#.dstream.cluster.v1.RegisterRequest\x1a$.dstream.cluster.v1.RegisterResponse\x12X\n" +
 	"\tHeartbeat\x12$.dstream.cluster.v1.HeartbeatRequest\x1a%.dstream.cluster.v1.HeartbeatResponse\x12X\n" +
-	"\tManifests\x12$.dstream.cluster.v1.ManifestsRequest\x1a%.dstream.cluster.v1.ManifestsResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
+	"\tManifests\x12$.dstream.cluster.v1.ManifestsRequest\x1a%.dstream.cluster.v1.ManifestsResponse\x12R\n" +
+	"\aProgram\x12\".dstream.cluster.v1.ProgramRequest\x1a#.dstream.cluster.v1.ProgramResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
 
 var (
 	file_dstream_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -526,7 +630,7 @@ func file_dstream_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 7)
+var file_dstream_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
 var file_dstream_cluster_v1_cluster_proto_goTypes = []any{
 	(*GraphNode)(nil),           // 0: dstream.cluster.v1.GraphNode
 	(*RegisterRequest)(nil),     // 1: dstream.cluster.v1.RegisterRequest
@@ -535,20 +639,24 @@ var file_dstream_cluster_v1_cluster_proto_goTypes = []any{
 	(*HeartbeatResponse)(nil),   // 4: dstream.cluster.v1.HeartbeatResponse
 	(*ManifestsRequest)(nil),    // 5: dstream.cluster.v1.ManifestsRequest
 	(*ManifestsResponse)(nil),   // 6: dstream.cluster.v1.ManifestsResponse
-	(*durationpb.Duration)(nil), // 7: google.protobuf.Duration
+	(*ProgramRequest)(nil),      // 7: dstream.cluster.v1.ProgramRequest
+	(*ProgramResponse)(nil),     // 8: dstream.cluster.v1.ProgramResponse
+	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
 }
 var file_dstream_cluster_v1_cluster_proto_depIdxs = []int32{
-	7, // 0: dstream.cluster.v1.GraphNode.slide:type_name -> google.protobuf.Duration
+	9, // 0: dstream.cluster.v1.GraphNode.slide:type_name -> google.protobuf.Duration
 	0, // 1: dstream.cluster.v1.RegisterRequest.graph:type_name -> dstream.cluster.v1.GraphNode
-	7, // 2: dstream.cluster.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	9, // 2: dstream.cluster.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
 	1, // 3: dstream.cluster.v1.Cluster.Register:input_type -> dstream.cluster.v1.RegisterRequest
 	3, // 4: dstream.cluster.v1.Cluster.Heartbeat:input_type -> dstream.cluster.v1.HeartbeatRequest
 	5, // 5: dstream.cluster.v1.Cluster.Manifests:input_type -> dstream.cluster.v1.ManifestsRequest
-	2, // 6: dstream.cluster.v1.Cluster.Register:output_type -> dstream.cluster.v1.RegisterResponse
-	4, // 7: dstream.cluster.v1.Cluster.Heartbeat:output_type -> dstream.cluster.v1.HeartbeatResponse
-	6, // 8: dstream.cluster.v1.Cluster.Manifests:output_type -> dstream.cluster.v1.ManifestsResponse
-	6, // [6:9] is the sub-list for method output_type
-	3, // [3:6] is the sub-list for method input_type
+	7, // 6: dstream.cluster.v1.Cluster.Program:input_type -> dstream.cluster.v1.ProgramRequest
+	2, // 7: dstream.cluster.v1.Cluster.Register:output_type -> dstream.cluster.v1.RegisterResponse
+	4, // 8: dstream.cluster.v1.Cluster.Heartbeat:output_type -> dstream.cluster.v1.HeartbeatResponse
+	6, // 9: dstream.cluster.v1.Cluster.Manifests:output_type -> dstream.cluster.v1.ManifestsResponse
+	8, // 10: dstream.cluster.v1.Cluster.Program:output_type -> dstream.cluster.v1.ProgramResponse
+	7, // [7:11] is the sub-list for method output_type
+	3, // [3:7] is the sub-list for method input_type
 	3, // [3:3] is the sub-list for extension type_name
 	3, // [3:3] is the sub-list for extension extendee
 	0, // [0:3] is the sub-list for field type_name
@@ -565,7 +673,7 @@ func file_dstream_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_cluster_proto_rawDesc), len(file_dstream_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   7,
+			NumMessages:   9,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

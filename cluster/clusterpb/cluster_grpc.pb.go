@@ -22,6 +22,7 @@ const (
 	Cluster_Register_FullMethodName  = "/dstream.cluster.v1.Cluster/Register"
 	Cluster_Heartbeat_FullMethodName = "/dstream.cluster.v1.Cluster/Heartbeat"
 	Cluster_Manifests_FullMethodName = "/dstream.cluster.v1.Cluster/Manifests"
+	Cluster_Program_FullMethodName   = "/dstream.cluster.v1.Cluster/Program"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -49,6 +50,10 @@ type ClusterClient interface {
 	// tasks. FAILED_PRECONDITION: an interval in the range is no longer
 	// remembered.
 	Manifests(ctx context.Context, in *ManifestsRequest, opts ...grpc.CallOption) (*ManifestsResponse, error)
+	// Program tells a worker started by hand (`APP worker --master ...`)
+	// how the master's program was started, so the worker runs the same
+	// program with the same arguments and builds the same graph.
+	Program(ctx context.Context, in *ProgramRequest, opts ...grpc.CallOption) (*ProgramResponse, error)
 }
 
 type clusterClient struct {
@@ -89,6 +94,16 @@ func (c *clusterClient) Manifests(ctx context.Context, in *ManifestsRequest, opt
 	return out, nil
 }
 
+func (c *clusterClient) Program(ctx context.Context, in *ProgramRequest, opts ...grpc.CallOption) (*ProgramResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ProgramResponse)
+	err := c.cc.Invoke(ctx, Cluster_Program_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -114,6 +129,10 @@ type ClusterServer interface {
 	// tasks. FAILED_PRECONDITION: an interval in the range is no longer
 	// remembered.
 	Manifests(context.Context, *ManifestsRequest) (*ManifestsResponse, error)
+	// Program tells a worker started by hand (`APP worker --master ...`)
+	// how the master's program was started, so the worker runs the same
+	// program with the same arguments and builds the same graph.
+	Program(context.Context, *ProgramRequest) (*ProgramResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -132,6 +151,9 @@ func (UnimplementedClusterServer) Heartbeat(context.Context, *HeartbeatRequest) 
 }
 func (UnimplementedClusterServer) Manifests(context.Context, *ManifestsRequest) (*ManifestsResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Manifests not implemented")
+}
+func (UnimplementedClusterServer) Program(context.Context, *ProgramRequest) (*ProgramResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Program not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -208,6 +230,24 @@ func _Cluster_Manifests_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_Program_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ProgramRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).Program(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_Program_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).Program(ctx, req.(*ProgramRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -226,6 +266,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Manifests",
 			Handler:    _Cluster_Manifests_Handler,
+		},
+		{
+			MethodName: "Program",
+			Handler:    _Cluster_Program_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,7 +22,14 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	workload := fs.String("workload", "all", "workload: "+strings.Join(bench.Names(), ", ")+" or all")
 	batch := fs.Duration("batch", time.Second, "batch interval")
-	master := fs.String("master", "local[2]", "where tasks run: local[N]")
+	var masters []string
+	fs.Func("master", "where tasks run: local[N] or local-cluster[N] (N worker processes); repeat it to measure each workload under each, in turn (default local[2])", func(s string) error {
+		if err := (dstream.Config{Master: s}).Validate(); err != nil {
+			return err
+		}
+		masters = append(masters, s)
+		return nil
+	})
 	duration := fs.Duration("duration", 60*time.Second, "bounds each workload's whole run, search included")
 	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
 	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
@@ -49,7 +57,10 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	case *src != "memory" && *src != "socket":
 		return usageError{fmt.Errorf("--source %q: want memory or socket", *src)}
 	}
-	if err := (dstream.Config{Master: *master, BatchInterval: *batch}).Validate(); err != nil {
+	if len(masters) == 0 {
+		masters = []string{"local[2]"}
+	}
+	if err := (dstream.Config{BatchInterval: *batch}).Validate(); err != nil {
 		return usageError{err}
 	}
 	if *cpuProfile != "" {
@@ -72,25 +83,49 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		}()
 	}
 	for _, name := range names {
-		cfg := bench.Config{Workload: name, Batch: *batch, Master: *master, Duration: *duration, Source: *src, Window: *window, Memory: *memory}
-		// Progress goes to stdout, or to stderr when stdout is for JSON.
-		progress := stdout
-		if *asJSON {
-			progress = stderr
+		for _, master := range masters {
+			cfg := bench.Config{Workload: name, Batch: *batch, Master: master, Duration: *duration, Source: *src, Window: *window, Memory: *memory}
+			cfg.WorkerArgs = func(n int, source string) []string {
+				return []string{"bench-worker", "--workload", name, "--batch", batch.String(), "--window", window.String(),
+					"--memory", strconv.FormatInt(*memory, 10), "--master", master, "--source", source, "--records", strconv.Itoa(n)}
+			}
+			// Progress goes to stdout, or to stderr when stdout is for JSON.
+			progress := stdout
+			if *asJSON {
+				progress = stderr
+			}
+			cfg.Progress = progress
+			fmt.Fprintf(progress, "== %s, batch %v, %s, source %s\n", name, *batch, master, *src)
+			res, err := bench.Run(cfg)
+			if err != nil {
+				return err
+			}
+			if *asJSON {
+				b, _ := json.Marshal(res)
+				fmt.Fprintln(stdout, string(b))
+				continue
+			}
+			fmt.Fprintf(stdout, "%s on %s: %.0f records/s (%.0f per core on %d cores), p50 %.0f ms, p99 %.0f ms; baseline (1 thread) %.0f records/s; engine/baseline %.2f\n\n",
+				name, master, res.RecordsPerSec, res.RecordsPerSecPerCore, res.Cores, res.P50LatencyMs, res.P99LatencyMs, res.BaselineRecordsPer, res.Ratio)
 		}
-		cfg.Progress = progress
-		fmt.Fprintf(progress, "== %s, batch %v, %s, source %s\n", name, *batch, *master, *src)
-		res, err := bench.Run(cfg)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			b, _ := json.Marshal(res)
-			fmt.Fprintln(stdout, string(b))
-			continue
-		}
-		fmt.Fprintf(stdout, "%s: %.0f records/s (%.0f per core on %d cores), p50 %.0f ms, p99 %.0f ms; baseline (1 thread) %.0f records/s; engine/baseline %.2f\n\n",
-			name, res.RecordsPerSec, res.RecordsPerSecPerCore, res.Cores, res.P50LatencyMs, res.P99LatencyMs, res.BaselineRecordsPer, res.Ratio)
 	}
 	return nil
+}
+
+// runBenchWorker is `dstream bench-worker`, not for people: a local-cluster
+// benchmark's master starts its workers with it, and they build the graph
+// of the run being measured (bench.Serve).
+func runBenchWorker(_ context.Context, args []string, stdout, _ io.Writer) error {
+	fs := flag.NewFlagSet("bench-worker", flag.ContinueOnError)
+	workload := fs.String("workload", "", "")
+	batch := fs.Duration("batch", time.Second, "")
+	window := fs.Duration("window", bench.Window, "")
+	master := fs.String("master", "", "")
+	src := fs.String("source", "memory", "")
+	records := fs.Int("records", 0, "")
+	memory := memoryFlag(fs)
+	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
+		return err
+	}
+	return bench.Serve(bench.Config{Workload: *workload, Batch: *batch, Window: *window, Master: *master, Source: *src, Memory: *memory}, *records)
 }

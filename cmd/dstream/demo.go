@@ -30,7 +30,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	window := fs.Duration("window", 10*time.Second, "sliding window over which hashtags are counted")
 	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
-	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots) or local-cluster[N] (N worker processes this one starts)")
+	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with `dstream worker --master ADDR`)")
+	clusterFlags := dstream.ClusterFlags(fs)
 	memory := memoryFlag(fs)
 	newLogger := logFlag(fs)
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
@@ -62,6 +63,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// engine's budget.
 	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: *memory, LimitProcessMemory: true, Out: stdout, Logger: logger}
 	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	if err := clusterFlags(&cfg); err != nil {
 		return usageError{err}
 	}
 	sctx, err := dstream.NewContext(cfg)
@@ -126,6 +130,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",
 		*window, *batch, *rate, sock.Addr())
+	if addr := sctx.ClusterAddr(); addr != "" && *master == "cluster" {
+		fmt.Fprintf(stdout, "dstream demo: cluster master at %s: join with `dstream worker --master %s`\n", addr, addr)
+	}
 	if endpoint != nil {
 		fmt.Fprintf(stdout, "dstream demo: UI at %s (JSON API: /api/v1/batches, /api/v1/statistics)\n", endpoint.URL())
 	}

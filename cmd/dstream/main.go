@@ -27,7 +27,9 @@ Usage:
       trending hashtags over a sliding window, from generated tweets
   dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
       inject newline-delimited records into a socket source
-  dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]] [--duration D] [--source memory|socket] [--memory 1GiB] [--json]
+  dstream worker --master HOST:PORT [--slots K] [--memory M] [--listen ADDR] [--advertise ADDR] [--secret-file F | --insecure]
+      join a standalone master (dstream demo --master cluster) as a worker
+  dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]|local-cluster[N] ...] [--duration D] [--source memory|socket] [--memory 1GiB] [--json]
       the paper's workloads: highest sustained rate, latency, and a hand-written baseline
 
 Run 'dstream COMMAND --help' for a command's flags.
@@ -54,6 +56,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runSend(ctx, args[1:], stdout, stderr)
 	case "bench":
 		err = runBench(ctx, args[1:], stdout, stderr)
+	case "worker":
+		return dstream.WorkerMain(args[1:], stderr)
+	case "bench-worker":
+		err = runBenchWorker(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

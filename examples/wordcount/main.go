@@ -51,13 +51,17 @@ func main() {
 // returns the exit status: 0 after a graceful stop, 1 on an error while
 // running, 2 on a usage error or a failure to start.
 func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "worker" {
+		return dstream.WorkerMain(args[1:], stderr)
+	}
 	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
 	fs.SetOutput(io.Discard) // errors are printed once, below
 	fs.Usage = func() {}
 	listen := fs.String("listen", "127.0.0.1:9999", "address the socket source listens on (port 0 picks a free port)")
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	out := fs.String("out", "", "output `folder` (required)")
-	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots) or local-cluster[N] (N worker processes this one starts)")
+	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with `wordcount worker --master ADDR`)")
+	clusterFlags := dstream.ClusterFlags(fs)
 	logJSON := fs.Bool("log-json", false, "write log lines as JSON objects (slog's JSON handler) instead of text")
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	memory := int64(1 << 30)
@@ -106,6 +110,9 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	// engine's budget.
 	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: memory, LimitProcessMemory: true, Logger: logger}
 	if err := cfg.Validate(); err != nil {
+		return usageErr(err)
+	}
+	if err := clusterFlags(&cfg); err != nil {
 		return usageErr(err)
 	}
 	fail := func(code int, err error) int {
@@ -169,7 +176,22 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := ctx.Start(); err != nil {
 		return fail(2, err)
 	}
+	if ctx.IsWorker() {
+		// A worker (started by a local-cluster master, or by `wordcount
+		// worker`): it serves the master's tasks until stopped.
+		select {
+		case <-sig.Done():
+		case <-ctx.Done():
+		}
+		if err := ctx.Stop(false); err != nil {
+			return fail(1, err)
+		}
+		return 0
+	}
 	say.Printf("listening on %s, writing to %s", sock.Addr(), *out)
+	if addr := ctx.ClusterAddr(); addr != "" && *master == "cluster" {
+		say.Printf("cluster master at %s: join with `wordcount worker --master %s`", addr, addr)
+	}
 	if endpoint != nil {
 		say.Printf("UI at %s (JSON API: /api/v1/batches, /api/v1/statistics)", endpoint.URL())
 	}

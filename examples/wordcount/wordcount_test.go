@@ -353,3 +353,105 @@ func TestUI(t *testing.T) {
 	}
 	stopWordcount(t, wc, stderr)
 }
+
+// TestStandaloneCluster runs wordcount as a standalone master
+// (--master cluster) and joins a worker started by hand (`wordcount worker
+// --master ADDR`) after the job is running: the worker receives the tasks
+// (the master runs none of them), and the totals are exact. A worker with
+// the wrong secret is refused with a clear error.
+func TestStandaloneCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	wcBin, dsBin := buildBinaries(t)
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	secret := filepath.Join(dir, "secret")
+	wrong := filepath.Join(dir, "wrong")
+	if err := os.WriteFile(secret, []byte("s3cret-for-the-test\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wrong, []byte("not-the-secret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var in bytes.Buffer
+	want := map[string]int64{}
+	for i := range 5000 {
+		w := fmt.Sprintf("w%d", i%97)
+		fmt.Fprintf(&in, "%s x%d\n", w, i%7)
+		want[w]++
+		want[fmt.Sprintf("x%d", i%7)]++
+	}
+	input := filepath.Join(dir, "input.txt")
+	if err := os.WriteFile(input, in.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	wc, lines, stderr, addr := startWordcount(t, wcBin, "--listen", "127.0.0.1:0", "--batch", "200ms", "--out", out,
+		"--master", "cluster", "--cluster-listen", "127.0.0.1:0", "--secret-file", secret)
+	var master string
+	if lines.Scan() {
+		if m := regexp.MustCompile("--master ([^`\\s]+)`").FindStringSubmatch(lines.Text()); m != nil {
+			master = m[1]
+		}
+	}
+	if master == "" {
+		t.Fatalf("wordcount did not say where its cluster port is: %q\n%s", lines.Text(), stderr.String())
+	}
+	go func() {
+		for lines.Scan() {
+		}
+	}()
+
+	// The wrong secret: refused, exit status 1, a message naming why.
+	bad := exec.Command(wcBin, "worker", "--master", master, "--secret-file", wrong)
+	if b, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(b), "refused") {
+		t.Fatalf("a worker with the wrong secret: err %v, output %q; want it refused", err, b)
+	}
+
+	// The job runs before any worker has joined: its tasks wait.
+	first := exec.Command(dsBin, "send", "--to", addr, "--file", input)
+	if b, err := first.CombinedOutput(); err != nil {
+		t.Fatalf("dstream send: %v\n%s", err, b)
+	}
+	for w := range want {
+		want[w] *= 2
+	}
+	worker := exec.Command(wcBin, "worker", "--master", master, "--secret-file", secret, "--slots", "2")
+	var workerErr bytes.Buffer
+	worker.Stderr = &workerErr
+	if err := worker.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = worker.Process.Kill(); _ = worker.Wait() })
+	second := exec.Command(dsBin, "send", "--to", addr, "--file", input)
+	if b, err := second.CombinedOutput(); err != nil {
+		t.Fatalf("dstream send: %v\n%s", err, b)
+	}
+	stopWordcount(t, wc, stderr)
+	if !strings.Contains(stderr.String(), "worker joined") {
+		t.Errorf("the master never saw the worker join\nmaster:\n%s\nworker:\n%s", stderr.String(), workerErr.String())
+	}
+	got := map[string]int64{}
+	parts, _ := filepath.Glob(filepath.Join(out, "words-*", "part-*"))
+	for _, p := range parts {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if w, c, ok := strings.Cut(line, "\t"); ok {
+				n, _ := strconv.ParseInt(c, 10, 64)
+				got[w] += n
+			}
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d distinct words, want %d\nmaster:\n%s\nworker:\n%s", len(got), len(want), stderr.String(), workerErr.String())
+	}
+	for w, n := range want {
+		if got[w] != n {
+			t.Errorf("word %q: counted %d, want %d", w, got[w], n)
+		}
+	}
+}

@@ -1,0 +1,112 @@
+package dstream
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strconv"
+	"syscall"
+
+	"github.com/dstream/dstream/cluster"
+)
+
+// Standalone clusters. A program started with Master "cluster" is a master
+// that listens on Config.ClusterListen; `APP worker --master HOST:PORT`
+// on any machine joins it. The worker asks the master how its program was
+// started and becomes that program (same binary, same arguments, so the
+// same graph) in the worker role.
+
+// WorkerMain is `APP worker [flags]`: it joins the master named by
+// --master, and does not return unless it fails (the process becomes the
+// master's program, as a worker); then it returns the exit status (2 for a
+// usage error, 1 otherwise) after printing the error to stderr.
+func WorkerMain(args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	master := fs.String("master", "", "the master's cluster `address` HOST:PORT (required)")
+	slots := fs.Int("slots", runtime.NumCPU(), "task `slots` of this worker")
+	listen := fs.String("listen", "127.0.0.1:0", "`address` this worker serves its peers on (port 0 picks a free port)")
+	advertise := fs.String("advertise", "", "`address` peers reach this worker at (default: --listen's, with this host's name for 0.0.0.0)")
+	secretFile := fs.String("secret-file", "", "`file` holding the cluster's shared secret (default: $"+cluster.SecretEnv+")")
+	insecure := fs.Bool("insecure", false, "join a master that runs without a secret")
+	memory := int64(1 << 30)
+	fs.Func("memory", "this worker's memory budget: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
+		n, err := ParseBytes(s)
+		if err == nil && n < 1<<20 {
+			err = fmt.Errorf("size %q is under 1 MiB", s)
+		}
+		memory = n
+		return err
+	})
+	usage := func(err error) int {
+		fmt.Fprintf(stderr, "worker: %v\nUsage: APP worker --master HOST:PORT [--slots K] [--memory M] [--listen ADDR] [--advertise ADDR] [--secret-file F | --insecure]\n", err)
+		return 2
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.PrintDefaults()
+			return 0
+		}
+		return usage(err)
+	}
+	switch {
+	case *master == "":
+		return usage(errors.New("--master is required"))
+	case fs.NArg() > 0:
+		return usage(fmt.Errorf("unexpected arguments %q", fs.Args()))
+	case *slots < 1 || *slots > 4096:
+		return usage(fmt.Errorf("--slots %d must be between 1 and 4096", *slots))
+	}
+	secret, err := cluster.LoadSecret(*secretFile, *insecure)
+	if err != nil {
+		return usage(err)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	info, err := cluster.AskProgram(ctx, *master, secret)
+	if err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return 1
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		fmt.Fprintln(stderr, "worker:", err)
+		return 1
+	}
+	env := append(os.Environ(),
+		cluster.EnvWorkerOf+"="+*master, cluster.EnvWorkerSlots+"="+strconv.Itoa(*slots),
+		cluster.EnvParallelism+"="+strconv.Itoa(info.Parallelism), cluster.EnvListen+"="+*listen,
+		cluster.EnvAdvertise+"="+*advertise, cluster.EnvMemory+"="+strconv.FormatInt(memory, 10),
+		cluster.SecretEnv+"="+string(secret))
+	err = syscall.Exec(exe, append([]string{exe}, info.Args...), env)
+	fmt.Fprintln(stderr, "worker: cannot start the master's program:", err)
+	return 1
+}
+
+// ClusterFlags registers the flags of a standalone master on fs
+// (--cluster-listen, --cluster-advertise, --secret-file, --insecure) and
+// returns the function that applies them to a Config (loading the secret);
+// it leaves a Config whose Master is not "cluster" unchanged.
+func ClusterFlags(fs *flag.FlagSet) func(*Config) error {
+	listen := fs.String("cluster-listen", DefaultClusterListen, "with --master cluster: `address` workers join at")
+	advertise := fs.String("cluster-advertise", "", "with --master cluster: `address` workers reach the master at (default: --cluster-listen's)")
+	secretFile := fs.String("secret-file", "", "with --master cluster: `file` holding the shared secret workers must present (default: $"+cluster.SecretEnv+")")
+	insecure := fs.Bool("insecure", false, "with --master cluster: run without a secret (anyone reaching the port may join)")
+	return func(c *Config) error {
+		if _, worker, _ := cluster.WorkerEnvFrom(os.Getenv); worker || c.Master != "cluster" {
+			return nil // a worker takes its secret from its environment
+		}
+		secret, err := cluster.LoadSecret(*secretFile, *insecure)
+		if err != nil {
+			return err
+		}
+		c.ClusterListen, c.ClusterAdvertise, c.Secret, c.Insecure = *listen, *advertise, secret, *insecure
+		return nil
+	}
+}
