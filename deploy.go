@@ -410,4 +410,3 @@ func (c *Context) ClusterAddr() string {
 	}
 	return c.cluster.self
 }
-

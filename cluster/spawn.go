@@ -17,11 +17,11 @@ import (
 // variables; the program's Context sees them and serves tasks instead of
 // running intervals.
 const (
-	EnvWorkerOf    = "DSTREAM_WORKER_OF"    // the master's host:port
-	EnvWorkerID    = "DSTREAM_WORKER_ID"    // the worker's id
-	EnvWorkerSlots = "DSTREAM_WORKER_SLOTS" // its task slots
-	EnvParallelism = "DSTREAM_PARALLELISM"  // the master's default partitions (the graph depends on it)
-	EnvWatchStdin  = "DSTREAM_WORKER_STDIN" // "1": stop when stdin closes (the master died)
+	EnvWorkerOf    = "DSTREAM_WORKER_OF"        // the master's host:port
+	EnvWorkerID    = "DSTREAM_WORKER_ID"        // the worker's id
+	EnvWorkerSlots = "DSTREAM_WORKER_SLOTS"     // its task slots
+	EnvParallelism = "DSTREAM_PARALLELISM"      // the master's default partitions (the graph depends on it)
+	EnvWatchStdin  = "DSTREAM_WORKER_STDIN"     // "1": stop when stdin closes (the master died)
 	EnvListen      = "DSTREAM_WORKER_LISTEN"    // where the worker serves its peers
 	EnvAdvertise   = "DSTREAM_WORKER_ADVERTISE" // the address peers dial
 	EnvMemory      = "DSTREAM_WORKER_MEMORY"    // its memory budget in bytes (overrides the program's)
