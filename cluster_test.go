@@ -56,16 +56,7 @@ var deployedOps = []deployedOp{
 		return []func(time.Time) string{render(dstreamtest.Collect(dstream.CountByValueAndWindow(keys, 2*sec, sec, 2)))}
 	}},
 	{name: "updateStateByKey", ticks: 8, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
-		st := dstream.UpdateStateByKey(h.In, func(vs []int, st dstream.Opt[int]) dstream.Opt[int] {
-			sum := st.Value
-			for _, v := range vs {
-				sum += v
-			}
-			if sum <= 0 {
-				return dstream.None[int]()
-			}
-			return dstream.Some(sum)
-		}, 3)
+		st := dstream.UpdateStateByKey(h.In, runningSum, 3)
 		return []func(time.Time) string{render(dstreamtest.Collect(st))}
 	}},
 	{name: "mapWithState", ticks: 6, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {

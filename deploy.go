@@ -141,6 +141,7 @@ func (c *Context) startCluster() error {
 		Program:   cluster.ProgramInfo{Args: args, Parallelism: c.rctx.Parallelism()},
 		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles}, nil),
 		Manifests: c.manifestFrames,
+		Latest:    c.manifests.latest,
 		OnEvent:   func(ev cluster.Event) { cr.onEvent(c, ev) },
 	})
 	if err != nil {

@@ -40,6 +40,17 @@ func (l *manifestLog) get(t time.Time) (*manifest.Interval, bool) {
 	return m, ok
 }
 
+// latest returns the time of the latest manifest (0: none).
+func (l *manifestLog) latest() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var t int64
+	for ms := range l.m {
+		t = max(t, ms)
+	}
+	return t
+}
+
 // between returns the manifests of intervals in (after, upTo], in time order.
 func (l *manifestLog) between(after, upTo int64) []*manifest.Interval {
 	l.mu.Lock()

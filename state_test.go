@@ -22,18 +22,8 @@ func TestUpdateStateByKey(t *testing.T) {
 		{p("a", -2)},
 		{},
 	}
-	// Running sums; a key whose sum drops to zero or below is removed.
 	got := run(t, in, func(s *dstream.Stream[kv]) *dstream.Stream[kv] {
-		return dstream.UpdateStateByKey(s, func(vs []int, st dstream.Opt[int]) dstream.Opt[int] {
-			sum := st.Value
-			for _, v := range vs {
-				sum += v
-			}
-			if sum <= 0 {
-				return dstream.None[int]()
-			}
-			return dstream.Some(sum)
-		}, 2)
+		return dstream.UpdateStateByKey(s, runningSum, 2)
 	}, 6)
 	check(t, got, [][]kv{
 		{p("a", 1)},
@@ -158,4 +148,17 @@ func TestMapWithStateUpdateWhileTimingOutFails(t *testing.T) {
 	if !st.Exists() || st.Get() != 1 {
 		t.Fatalf("state after Update = %v/%v", st.Exists(), st.Get())
 	}
+}
+
+// runningSum keeps each key's running sum; a key whose sum drops to zero or
+// below is removed.
+func runningSum(vs []int, st dstream.Opt[int]) dstream.Opt[int] {
+	sum := st.Value
+	for _, v := range vs {
+		sum += v
+	}
+	if sum <= 0 {
+		return dstream.None[int]()
+	}
+	return dstream.Some(sum)
 }

@@ -95,6 +95,22 @@ func (h *Host) Run(ctx context.Context) error {
 	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
 		wc.Stats = s.BlockStats
 	}
+	// Between tasks, heartbeats keep the worker's intervals current, so it
+	// forgets what the master's later intervals no longer need (input
+	// replicas above all) even when it runs nothing for a while.
+	learning := make(chan struct{}, 1)
+	wc.OnLatest = func(t int64) {
+		select {
+		case learning <- struct{}{}:
+			go func() {
+				defer func() { <-learning }()
+				if err := h.learnUpTo(ctx, t); err != nil && ctx.Err() == nil {
+					h.cfg.Logger.Warn("cluster: worker could not learn the latest intervals", "upTo", t, "err", err)
+				}
+			}()
+		default: // already learning
+		}
+	}
 	w, err := NewWorker(wc)
 	if err != nil {
 		return err

@@ -65,6 +65,10 @@ type MasterConfig struct {
 	// Manifests, if set, answers the Manifests call: the frames of the
 	// interval manifests with times in (after, upTo].
 	Manifests func(after, upTo int64) ([][]byte, error)
+	// Latest, if set, returns the latest interval started (Unix ms), which
+	// heartbeats tell workers. It is called with the registry locked: it
+	// must not call the Master.
+	Latest func() int64
 	// Program is how the master's program was started, for workers that
 	// join by hand (the Program call).
 	Program ProgramInfo
@@ -343,7 +347,11 @@ func (m *Master) Heartbeat(ctx context.Context, req *clusterpb.HeartbeatRequest)
 	}
 	w.MemoryUsed = req.GetMemoryUsedBytes()
 	w.Blocks = req.GetBlocks()
-	return &clusterpb.HeartbeatResponse{}, nil
+	resp := &clusterpb.HeartbeatResponse{}
+	if m.cfg.Latest != nil {
+		resp.LatestInterval = m.cfg.Latest()
+	}
+	return resp, nil
 }
 
 // watch declares workers lost when their heartbeats stop, until ctx is done.

@@ -49,6 +49,9 @@ type WorkerConfig struct {
 	// Stats, if set, is called before each heartbeat for the memory used and
 	// the number of blocks held.
 	Stats func() (memoryUsed, blocks int64)
+	// OnLatest, if set, is called with the latest interval each heartbeat
+	// answer names (when it is not 0); it must not block.
+	OnLatest func(t int64)
 	// MinBackoff and MaxBackoff bound the wait between registration
 	// attempts while the master is unreachable.
 	MinBackoff, MaxBackoff time.Duration
@@ -207,10 +210,13 @@ func (w *Worker) heartbeat(ctx context.Context, client clusterpb.ClusterClient, 
 			req.MemoryUsedBytes, req.Blocks = w.cfg.Stats()
 		}
 		cctx, cancel := context.WithTimeout(ctx, max(2*interval, time.Second))
-		_, err := client.Heartbeat(cctx, req)
+		resp, err := client.Heartbeat(cctx, req)
 		cancel()
 		switch status.Code(err) {
 		case codes.OK:
+			if t := resp.GetLatestInterval(); t > 0 && w.cfg.OnLatest != nil {
+				w.cfg.OnLatest(t)
+			}
 		case codes.NotFound, codes.Unauthenticated, codes.PermissionDenied:
 			return err
 		default:

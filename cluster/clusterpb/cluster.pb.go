@@ -342,9 +342,13 @@ func (x *HeartbeatRequest) GetBlocks() int64 {
 }
 
 type HeartbeatResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The latest interval the master has started (Unix ms; 0: none yet): a
+	// worker learns the intervals up to it, and forgets what they no longer
+	// need, even when it runs no task for a while.
+	LatestInterval int64 `protobuf:"varint,1,opt,name=latest_interval,json=latestInterval,proto3" json:"latest_interval,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *HeartbeatResponse) Reset() {
@@ -375,6 +379,13 @@ func (x *HeartbeatResponse) ProtoReflect() protoreflect.Message {
 // Deprecated: Use HeartbeatResponse.ProtoReflect.Descriptor instead.
 func (*HeartbeatResponse) Descriptor() ([]byte, []int) {
 	return file_dstream_cluster_v1_cluster_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *HeartbeatResponse) GetLatestInterval() int64 {
+	if x != nil {
+		return x.LatestInterval
+	}
+	return 0
 }
 
 type ManifestsRequest struct {
@@ -600,8 +611,9 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12*\n" +
 	"\x11memory_used_bytes\x18\x03 \x01(\x03R\x0fmemoryUsedBytes\x12\x16\n" +
-	"\x06blocks\x18\x04 \x01(\x03R\x06blocks\"\x13\n" +
-	"\x11HeartbeatResponse\"=\n" +
+	"\x06blocks\x18\x04 \x01(\x03R\x06blocks\"<\n" +
+	"\x11HeartbeatResponse\x12'\n" +
+	"\x0flatest_interval\x18\x01 \x01(\x03R\x0elatestInterval\"=\n" +
 	"\x10ManifestsRequest\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\x03R\x05after\x12\x13\n" +
 	"\x05up_to\x18\x02 \x01(\x03R\x04upTo\"+\n" +

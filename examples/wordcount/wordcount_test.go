@@ -144,27 +144,9 @@ func endToEnd(t *testing.T, wcBin, dsBin, master string) {
 	}
 	stopWordcount(t, wc, stderr)
 
-	got := map[string]int64{}
-	parts, _ := filepath.Glob(filepath.Join(out, "words-*", "part-*"))
-	if len(parts) == 0 {
-		t.Fatalf("no output files\n%s", stderr.String())
-	}
-	for _, p := range parts {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-			if line == "" {
-				continue
-			}
-			w, c, ok := strings.Cut(line, "\t")
-			n, err := strconv.ParseInt(c, 10, 64)
-			if !ok || err != nil {
-				t.Fatalf("%s: malformed line %q", p, line)
-			}
-			got[w] += n
-		}
+	got := readCounts(t, out)
+	if len(got) == 0 {
+		t.Fatalf("no output\n%s", stderr.String())
 	}
 	if len(got) != len(want) {
 		t.Errorf("got %d distinct words, want %d", len(got), len(want))
@@ -432,20 +414,7 @@ func TestStandaloneCluster(t *testing.T) {
 	if !strings.Contains(stderr.String(), "worker joined") {
 		t.Errorf("the master never saw the worker join\nmaster:\n%s\nworker:\n%s", stderr.String(), workerErr.String())
 	}
-	got := map[string]int64{}
-	parts, _ := filepath.Glob(filepath.Join(out, "words-*", "part-*"))
-	for _, p := range parts {
-		b, err := os.ReadFile(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
-			if w, c, ok := strings.Cut(line, "\t"); ok {
-				n, _ := strconv.ParseInt(c, 10, 64)
-				got[w] += n
-			}
-		}
-	}
+	got := readCounts(t, out)
 	if len(got) != len(want) {
 		t.Errorf("got %d distinct words, want %d\nmaster:\n%s\nworker:\n%s", len(got), len(want), stderr.String(), workerErr.String())
 	}
@@ -454,4 +423,29 @@ func TestStandaloneCluster(t *testing.T) {
 			t.Errorf("word %q: counted %d, want %d", w, got[w], n)
 		}
 	}
+}
+
+// readCounts sums the word counts of every interval wordcount wrote under out.
+func readCounts(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	got := map[string]int64{}
+	parts, _ := filepath.Glob(filepath.Join(out, "words-*", "part-*"))
+	for _, p := range parts {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if line == "" {
+				continue
+			}
+			w, c, ok := strings.Cut(line, "\t")
+			n, err := strconv.ParseInt(c, 10, 64)
+			if !ok || err != nil {
+				t.Fatalf("%s: malformed line %q", p, line)
+			}
+			got[w] += n
+		}
+	}
+	return got
 }
