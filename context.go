@@ -92,6 +92,11 @@ type Config struct {
 	// Insecure lets a standalone master run without a secret: any process
 	// that reaches ClusterListen may join, fetch blocks and run tasks.
 	Insecure bool
+	// TLSCert, TLSKey and TLSCA make every cluster connection mutual TLS:
+	// this process's certificate and key, and the CA that signs every
+	// process of the cluster (all three, PEM files). local-cluster workers
+	// use the same files.
+	TLSCert, TLSKey, TLSCA string
 	// Parallelism is the default number of partitions of shuffles and
 	// queue inputs. Default: every task slot of the deployment (local[N]:
 	// N; local-cluster[N,S]: N*S); a standalone cluster, whose workers come

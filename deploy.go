@@ -33,6 +33,7 @@ type clusterRole struct {
 	lis    net.Listener
 	self   string // the master's cluster address
 	secret []byte
+	tls    *cluster.TLS
 	peers  *cluster.Peers
 	runner *cluster.Runner
 	procs  *cluster.Procs
@@ -92,6 +93,13 @@ func (c *Context) deploy(slots int) (int, error) {
 			return 0, err
 		}
 	}
+	var tlsID *cluster.TLS
+	if c.cfg.TLSCert != "" || c.cfg.TLSKey != "" || c.cfg.TLSCA != "" {
+		var err error
+		if tlsID, err = cluster.LoadTLS(c.cfg.TLSCert, c.cfg.TLSKey, c.cfg.TLSCA); err != nil {
+			return 0, err
+		}
+	}
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		return 0, fmt.Errorf("cluster port: %w", err)
@@ -100,7 +108,7 @@ func (c *Context) deploy(slots int) (int, error) {
 	if d.standalone {
 		self = cluster.Advertised(c.cfg.ClusterAdvertise, lis.Addr())
 	}
-	cr := &clusterRole{dep: d, lis: lis, self: self, secret: secret, peers: cluster.NewPeers(secret), joined: make(chan struct{}, 1)}
+	cr := &clusterRole{dep: d, lis: lis, self: self, secret: secret, tls: tlsID, peers: cluster.NewPeers(secret, tlsID), joined: make(chan struct{}, 1)}
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{
 		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers,
 		Rebuildable: cr.rebuildable, Logger: c.log,
@@ -137,7 +145,7 @@ func (c *Context) startCluster() error {
 		args = c.cfg.WorkerArgs
 	}
 	m, err := cluster.NewMaster(cluster.MasterConfig{
-		Secret: cr.secret, Insecure: len(cr.secret) == 0, Graph: c.Graph(), Logger: c.log,
+		Secret: cr.secret, Insecure: len(cr.secret) == 0, TLS: cr.tls, Graph: c.Graph(), Logger: c.log,
 		Program:   cluster.ProgramInfo{Args: args, Parallelism: c.rctx.Parallelism()},
 		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles}, nil),
 		Manifests: c.manifestFrames,
@@ -158,6 +166,9 @@ func (c *Context) startCluster() error {
 	}()
 	sc := cluster.SpawnConfig{N: cr.dep.workers, Master: cr.self, Secret: cr.secret,
 		Slots: cr.dep.slots, Parallelism: c.rctx.Parallelism(), Logger: c.log}
+	if cr.tls != nil {
+		sc.TLSFiles = [3]string{c.cfg.TLSCert, c.cfg.TLSKey, c.cfg.TLSCA}
+	}
 	if c.cfg.WorkerArgs != nil {
 		exe, err := os.Executable()
 		if err != nil {
@@ -312,7 +323,7 @@ func (c *Context) manifestFrames(after, upTo int64) ([][]byte, error) {
 func (c *Context) startWorker() error {
 	env := c.worker.env
 	host, err := cluster.NewHost(cluster.HostConfig{Master: env.Master, ID: env.ID, Slots: env.Slots, Listen: env.Listen, Advertise: env.Advertise,
-		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, Program: workerProgram{c}, Logger: c.log})
+		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, TLS: env.TLS, Program: workerProgram{c}, Logger: c.log})
 	if err != nil {
 		return err
 	}

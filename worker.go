@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"syscall"
@@ -34,6 +35,9 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	advertise := fs.String("advertise", "", "`address` peers reach this worker at (default: --listen's, with this host's name for 0.0.0.0)")
 	secretFile := fs.String("secret-file", "", "`file` holding the cluster's shared secret (default: $"+cluster.SecretEnv+")")
 	insecure := fs.Bool("insecure", false, "join a master that runs without a secret")
+	tlsCert := fs.String("tls-cert", "", "mutual TLS: this worker's certificate `file` (PEM; with --tls-key and --tls-ca)")
+	tlsKey := fs.String("tls-key", "", "mutual TLS: its key `file`")
+	tlsCA := fs.String("tls-ca", "", "mutual TLS: the `file` of the CA that signs the cluster's processes")
 	memory := int64(1 << 30)
 	fs.Func("memory", "this worker's memory budget: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
 		n, err := ParseBytes(s)
@@ -67,9 +71,17 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	if err != nil {
 		return usage(err)
 	}
+	var tlsID *cluster.TLS
+	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
+		if tlsID, err = cluster.LoadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
+			return usage(err)
+		}
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	info, err := cluster.AskProgram(ctx, *master, secret)
+	info, err := cluster.AskProgram(ctx, *master, secret, tlsID, func(err error) {
+		fmt.Fprintf(stderr, "worker: master %s not reachable yet (retrying): %v\n", *master, err)
+	})
 	if err != nil {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 1
@@ -83,7 +95,8 @@ func WorkerMain(args []string, stderr io.Writer) int {
 		cluster.EnvWorkerOf+"="+*master, cluster.EnvWorkerSlots+"="+strconv.Itoa(*slots),
 		cluster.EnvParallelism+"="+strconv.Itoa(info.Parallelism), cluster.EnvListen+"="+*listen,
 		cluster.EnvAdvertise+"="+*advertise, cluster.EnvMemory+"="+strconv.FormatInt(memory, 10),
-		cluster.SecretEnv+"="+string(secret))
+		cluster.SecretEnv+"="+string(secret),
+		cluster.EnvTLSCert+"="+abs(*tlsCert), cluster.EnvTLSKey+"="+abs(*tlsKey), cluster.EnvTLSCA+"="+abs(*tlsCA))
 	err = syscall.Exec(exe, append([]string{exe}, info.Args...), env)
 	fmt.Fprintln(stderr, "worker: cannot start the master's program:", err)
 	return 1
@@ -98,7 +111,13 @@ func ClusterFlags(fs *flag.FlagSet) func(*Config) error {
 	advertise := fs.String("cluster-advertise", "", "with --master cluster: `address` workers reach the master at (default: --cluster-listen's)")
 	secretFile := fs.String("secret-file", "", "with --master cluster: `file` holding the shared secret workers must present (default: $"+cluster.SecretEnv+")")
 	insecure := fs.Bool("insecure", false, "with --master cluster: run without a secret (anyone reaching the port may join)")
+	tlsCert := fs.String("tls-cert", "", "mutual TLS on cluster connections: this process's certificate `file` (PEM; with --tls-key and --tls-ca)")
+	tlsKey := fs.String("tls-key", "", "mutual TLS: its key `file`")
+	tlsCA := fs.String("tls-ca", "", "mutual TLS: the `file` of the CA that signs the cluster's processes")
 	return func(c *Config) error {
+		if _, worker, _ := cluster.WorkerEnvFrom(os.Getenv); !worker {
+			c.TLSCert, c.TLSKey, c.TLSCA = abs(*tlsCert), abs(*tlsKey), abs(*tlsCA)
+		}
 		if _, worker, _ := cluster.WorkerEnvFrom(os.Getenv); worker || c.Master != "cluster" {
 			return nil // a worker takes its secret from its environment
 		}
@@ -109,4 +128,16 @@ func ClusterFlags(fs *flag.FlagSet) func(*Config) error {
 		c.ClusterListen, c.ClusterAdvertise, c.Secret, c.Insecure = *listen, *advertise, secret, *insecure
 		return nil
 	}
+}
+
+// abs makes a file name absolute, so a worker started elsewhere finds it
+// ("" stays "").
+func abs(name string) string {
+	if name == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(name); err == nil {
+		return a
+	}
+	return name
 }

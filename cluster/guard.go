@@ -21,9 +21,10 @@ type guard struct {
 	log   *slog.Logger
 }
 
-// server returns a gRPC server whose every call passes the guard.
-func (g guard) server(handshake, heartbeat time.Duration) *grpc.Server {
-	return grpc.NewServer(
+// server returns a gRPC server whose every call passes the guard, over
+// mutual TLS when t is set.
+func (g guard) server(handshake, heartbeat time.Duration, t *TLS) *grpc.Server {
+	return grpc.NewServer(append(t.serverOption(),
 		grpc.ChainUnaryInterceptor(g.recoverUnary, g.authUnary),
 		grpc.ChainStreamInterceptor(g.recoverStream, g.authStream),
 		grpc.ConnectionTimeout(handshake),
@@ -31,7 +32,7 @@ func (g guard) server(handshake, heartbeat time.Duration) *grpc.Server {
 		grpc.MaxConcurrentStreams(256),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: heartbeat / 2, PermitWithoutStream: true}),
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
-	)
+	)...)
 }
 
 // authorize checks the call's token; it never logs the token or the secret.
@@ -92,9 +93,9 @@ func (g guard) recoverStream(srv any, ss grpc.ServerStream, info *grpc.StreamSer
 	return handler(srv, ss)
 }
 
-// dialOptions are a client's options toward a peer: the token on every call,
-// and room for large results.
-func dialOptions(secret []byte) []grpc.DialOption {
+// dialOptions are a client's options toward a peer: the transport (mutual
+// TLS when t is set), the token on every call, and room for large results.
+func dialOptions(secret []byte, t *TLS) []grpc.DialOption {
 	token := authToken(secret)
 	withToken := func(ctx context.Context) context.Context {
 		if token != "" {
@@ -103,6 +104,7 @@ func dialOptions(secret []byte) []grpc.DialOption {
 		return ctx
 	}
 	return []grpc.DialOption{
+		t.dialOption(),
 		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			return invoker(withToken(ctx), method, req, reply, cc, opts...)
 		}),

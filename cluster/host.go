@@ -41,6 +41,7 @@ type HostConfig struct {
 	Slots             int
 	MemoryBytes       int64
 	Secret            []byte
+	TLS               *TLS // mutual TLS, if set (LoadTLS)
 	Program           Program
 	Logger            *slog.Logger
 }
@@ -73,7 +74,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
 	}
 	addr := Advertised(cfg.Advertise, lis.Addr())
-	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret), lis: lis, addr: addr}, nil
+	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS), lis: lis, addr: addr}, nil
 }
 
 // Addr returns the address peers dial.
@@ -83,14 +84,14 @@ func (h *Host) Addr() string { return h.addr }
 func (h *Host) Run(ctx context.Context) error {
 	defer h.peers.Close()
 	g := guard{token: authToken(h.cfg.Secret), log: h.cfg.Logger}
-	srv := g.server(DefaultHandshakeTimeout, DefaultHeartbeatInterval)
+	srv := g.server(DefaultHandshakeTimeout, DefaultHeartbeatInterval, h.cfg.TLS)
 	rc := h.cfg.Program.Datasets()
 	clusterpb.RegisterPeerServer(srv, NewPeerServer(Stores{Blocks: rc.Blocks(), Shuffles: rc.Shuffles()}, h))
 	go srv.Serve(h.lis)
 	defer srv.Stop()
 	wc := WorkerConfig{
 		Master: h.cfg.Master, ID: h.cfg.ID, Address: h.addr, Slots: h.cfg.Slots,
-		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, Logger: h.cfg.Logger,
+		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, TLS: h.cfg.TLS, Logger: h.cfg.Logger,
 	}
 	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
 		wc.Stats = s.BlockStats

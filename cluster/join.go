@@ -8,17 +8,15 @@ import (
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
 // AskProgram asks the master at addr how its program was started, so that a
 // worker started by hand can run the same program with the same arguments.
-// It retries while the master is unreachable, until ctx is done; a refusal
-// (wrong secret) is returned at once.
-func AskProgram(ctx context.Context, addr string, secret []byte) (ProgramInfo, error) {
-	opts := append(dialOptions(secret), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	conn, err := grpc.NewClient(addr, opts...)
+// It retries while the master is unreachable (telling onRetry, if set, why),
+// until ctx is done; a refusal (wrong secret) is returned at once.
+func AskProgram(ctx context.Context, addr string, secret []byte, t *TLS, onRetry func(error)) (ProgramInfo, error) {
+	conn, err := grpc.NewClient(addr, dialOptions(secret, t)...)
 	if err != nil {
 		return ProgramInfo{}, fmt.Errorf("cluster: master %s: %w", addr, err)
 	}
@@ -35,6 +33,9 @@ func AskProgram(ctx context.Context, addr string, secret []byte) (ProgramInfo, e
 		switch status.Code(err) {
 		case codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented:
 			return ProgramInfo{}, fmt.Errorf("cluster: master %s refused this worker: %s", addr, status.Convert(err).Message())
+		}
+		if onRetry != nil {
+			onRetry(err)
 		}
 		select {
 		case <-ctx.Done():

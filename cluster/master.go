@@ -40,6 +40,8 @@ type MasterConfig struct {
 	Secret []byte
 	// Insecure allows an empty Secret: every call is then accepted.
 	Insecure bool
+	// TLS, if set, makes every connection mutual TLS (LoadTLS).
+	TLS *TLS
 	// Graph is the master's graph description (dstream.Context.Graph).
 	Graph []graphspec.Node
 	// HeartbeatInterval is how often workers are told to send heartbeats.
@@ -147,8 +149,9 @@ type Event struct {
 type Master struct {
 	clusterpb.UnimplementedClusterServer
 
-	cfg   MasterConfig
-	guard guard
+	cfg     MasterConfig
+	session string // identifies this master process to its workers
+	guard   guard
 	log   *slog.Logger
 	clk   clock.Clock
 
@@ -186,7 +189,12 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 		cfg.Logger = slog.Default()
 	}
 	cfg.Graph = slices.Clone(cfg.Graph)
+	session, err := GenerateSecret()
+	if err != nil {
+		return nil, err
+	}
 	return &Master{
+		session: string(session[:16]),
 		cfg:     cfg,
 		guard:   guard{token: authToken(cfg.Secret), log: cfg.Logger},
 		log:     cfg.Logger,
@@ -199,7 +207,7 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 // server (closing every connection) and returns nil; it returns an error if
 // serving fails otherwise. lis is closed on return. Serve may be called once.
 func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
-	srv := m.guard.server(m.cfg.HandshakeTimeout, m.cfg.HeartbeatInterval)
+	srv := m.guard.server(m.cfg.HandshakeTimeout, m.cfg.HeartbeatInterval, m.cfg.TLS)
 	clusterpb.RegisterClusterServer(srv, m)
 	if m.cfg.Peer != nil {
 		clusterpb.RegisterPeerServer(srv, m.cfg.Peer)
@@ -314,6 +322,7 @@ func (m *Master) Register(ctx context.Context, req *clusterpb.RegisterRequest) (
 		WorkerId:          id,
 		Incarnation:       w.Incarnation,
 		HeartbeatInterval: durationpb.New(m.cfg.HeartbeatInterval),
+		Session:           m.session,
 	}, nil
 }
 

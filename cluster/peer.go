@@ -12,7 +12,6 @@ import (
 	"github.com/dstream/dstream/rdd"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
 )
 
@@ -148,10 +147,10 @@ type Peers struct {
 	conns map[string]*grpc.ClientConn
 }
 
-// NewPeers returns a pool whose connections present secret.
-func NewPeers(secret []byte) *Peers {
-	opts := append(dialOptions(secret), grpc.WithTransportCredentials(insecure.NewCredentials()))
-	return &Peers{opts: opts, conns: map[string]*grpc.ClientConn{}}
+// NewPeers returns a pool whose connections present secret, over mutual
+// TLS when t is set.
+func NewPeers(secret []byte, t *TLS) *Peers {
+	return &Peers{opts: dialOptions(secret, t), conns: map[string]*grpc.ClientConn{}}
 }
 
 // Conn returns the connection to addr, creating it on first use.

@@ -25,6 +25,9 @@ const (
 	EnvListen      = "DSTREAM_WORKER_LISTEN"    // where the worker serves its peers
 	EnvAdvertise   = "DSTREAM_WORKER_ADVERTISE" // the address peers dial
 	EnvMemory      = "DSTREAM_WORKER_MEMORY"    // its memory budget in bytes (overrides the program's)
+	EnvTLSCert     = "DSTREAM_TLS_CERT"         // mutual TLS: the process's certificate file
+	EnvTLSKey      = "DSTREAM_TLS_KEY"          // and its key
+	EnvTLSCA       = "DSTREAM_TLS_CA"           // and the cluster's CA
 )
 
 // WorkerEnv is what the environment tells a worker process.
@@ -38,6 +41,7 @@ type WorkerEnv struct {
 	Listen      string
 	Advertise   string
 	Memory      int64
+	TLS         *TLS // set when the TLS variables are
 }
 
 // WorkerEnvFrom reads the worker environment through getenv; ok is false
@@ -68,6 +72,11 @@ func WorkerEnvFrom(getenv func(string) string) (env WorkerEnv, ok bool, err erro
 	}
 	env.WatchStdin = getenv(EnvWatchStdin) == "1"
 	env.Listen, env.Advertise = getenv(EnvListen), getenv(EnvAdvertise)
+	if cert, key, ca := getenv(EnvTLSCert), getenv(EnvTLSKey), getenv(EnvTLSCA); cert != "" || key != "" || ca != "" {
+		if env.TLS, err = LoadTLS(cert, key, ca); err != nil {
+			return env, true, err
+		}
+	}
 	if v := getenv(EnvMemory); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1<<20 {
@@ -103,6 +112,9 @@ type SpawnConfig struct {
 	Secret      []byte
 	Slots       int // per worker
 	Parallelism int
+	// TLSFiles, if set, are the certificate, key and CA files the workers
+	// use for mutual TLS.
+	TLSFiles [3]string
 	// Executable and Args are the program to run (default: this process's
 	// executable and arguments).
 	Executable string
@@ -137,6 +149,9 @@ func Spawn(cfg SpawnConfig) (*Procs, error) {
 			EnvWorkerOf+"="+cfg.Master, EnvWorkerID+"="+id, EnvWorkerSlots+"="+strconv.Itoa(max(1, cfg.Slots)),
 			EnvParallelism+"="+strconv.Itoa(cfg.Parallelism), EnvWatchStdin+"=1", SecretEnv+"="+string(cfg.Secret),
 			"GOMAXPROCS=") // each worker sees the whole machine, as separate machines would
+		if cfg.TLSFiles[0] != "" {
+			cmd.Env = append(cmd.Env, EnvTLSCert+"="+cfg.TLSFiles[0], EnvTLSKey+"="+cfg.TLSFiles[1], EnvTLSCA+"="+cfg.TLSFiles[2])
+		}
 		cmd.Stdout = io.Discard
 		cmd.Stderr = cfg.Stderr
 		stdin, err := cmd.StdinPipe()

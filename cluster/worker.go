@@ -16,8 +16,6 @@ import (
 	"github.com/dstream/dstream/graphspec"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/credentials/insecure"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 )
 
@@ -46,6 +44,8 @@ type WorkerConfig struct {
 	// Secret is the cluster's shared secret; empty only against an insecure
 	// master.
 	Secret []byte
+	// TLS, if set, dials the master over mutual TLS.
+	TLS *TLS
 	// Stats, if set, is called before each heartbeat for the memory used and
 	// the number of blocks held.
 	Stats func() (memoryUsed, blocks int64)
@@ -71,7 +71,14 @@ type Worker struct {
 	mu          sync.Mutex
 	id          string
 	incarnation uint64
+	session     string // the master process it first registered with
 }
+
+// ErrMasterRestarted is Run's error when the worker registered again with
+// a master that is not the one it joined first (it restarted): what the
+// worker learned belongs to the old master's run, so its process must
+// restart too (as Kubernetes restarts an exited worker).
+var ErrMasterRestarted = errors.New("cluster: the master restarted; this worker must restart to join it")
 
 // NewWorker validates cfg and returns a worker; Run starts it.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
@@ -115,18 +122,9 @@ func (w *Worker) ID() string {
 // unreachable, then heartbeats, registering again whenever the master no
 // longer knows this worker. It returns nil when ctx is done (closing its
 // connection), and an error when the master refuses the worker for good
-// (bad secret, different graph, invalid request).
+// (bad secret, different graph, invalid request), or ErrMasterRestarted.
 func (w *Worker) Run(ctx context.Context) error {
-	token := authToken(w.cfg.Secret)
-	conn, err := grpc.NewClient(w.cfg.Master,
-		grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
-			if token != "" {
-				ctx = metadata.AppendToOutgoingContext(ctx, authKey, token)
-			}
-			return invoker(ctx, method, req, reply, cc, opts...)
-		}),
-	)
+	conn, err := grpc.NewClient(w.cfg.Master, dialOptions(w.cfg.Secret, w.cfg.TLS)...)
 	if err != nil {
 		return fmt.Errorf("cluster: worker: %w", err)
 	}
@@ -171,7 +169,11 @@ func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (
 				interval = DefaultHeartbeatInterval
 			}
 			w.mu.Lock()
-			w.id, w.incarnation = resp.GetWorkerId(), resp.GetIncarnation()
+			if w.session != "" && resp.GetSession() != w.session {
+				w.mu.Unlock()
+				return 0, ErrMasterRestarted
+			}
+			w.id, w.incarnation, w.session = resp.GetWorkerId(), resp.GetIncarnation(), resp.GetSession()
 			w.mu.Unlock()
 			w.once.Do(func() { close(w.registered) })
 			w.cfg.Logger.Info("cluster: registered with master", "worker", resp.GetWorkerId(), "master", w.cfg.Master)

@@ -217,8 +217,12 @@ type RegisterResponse struct {
 	// Identifies this registration; heartbeats must carry it.
 	Incarnation       uint64               `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Identifies the master process: a worker that finds a different one
+	// after registering again (the master restarted) must restart too, as
+	// everything it learned belongs to the old master's run.
+	Session       string `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RegisterResponse) Reset() {
@@ -270,6 +274,13 @@ func (x *RegisterResponse) GetHeartbeatInterval() *durationpb.Duration {
 		return x.HeartbeatInterval
 	}
 	return nil
+}
+
+func (x *RegisterResponse) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
 }
 
 type HeartbeatRequest struct {
@@ -602,11 +613,12 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05slots\x18\x04 \x01(\x05R\x05slots\x12!\n" +
 	"\fmemory_bytes\x18\x05 \x01(\x03R\vmemoryBytes\x123\n" +
 	"\x05graph\x18\x06 \x03(\v2\x1d.dstream.cluster.v1.GraphNodeR\x05graph\x12+\n" +
-	"\x11graph_fingerprint\x18\a \x01(\tR\x10graphFingerprint\"\x9b\x01\n" +
+	"\x11graph_fingerprint\x18\a \x01(\tR\x10graphFingerprint\"\xb5\x01\n" +
 	"\x10RegisterResponse\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12H\n" +
-	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\"\x95\x01\n" +
+	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\x18\n" +
+	"\asession\x18\x04 \x01(\tR\asession\"\x95\x01\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12*\n" +

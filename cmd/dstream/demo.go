@@ -123,9 +123,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if sctx.IsWorker() {
-		// A worker of local-cluster[N] (this program, started by the
-		// demo's master): it serves tasks until the master stops it.
-		<-sctx.Done()
+		// A worker (this program, started by a local-cluster master or
+		// by `dstream worker`): it serves tasks until the master stops
+		// it, or a signal does.
+		select {
+		case <-ctx.Done():
+		case <-sctx.Done():
+		}
 		return sctx.Stop(false)
 	}
 	fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",

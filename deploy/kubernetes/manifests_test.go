@@ -739,27 +739,34 @@ func TestResources(t *testing.T) {
 	}
 }
 
-// TestWorkerMemoryBudgetFitsLimit checks that the engine's --memory budget
-// stays below the container's memory limit: the budget counts the engine's
-// data only, so a budget at or above the limit gets the pod OOM-killed.
-func TestWorkerMemoryBudgetFitsLimit(t *testing.T) {
+// TestMemoryBudgetFitsLimit checks that the engine's memory budget (--memory,
+// 1GiB when not given) stays below the container's memory limit: the budget
+// counts the engine's data only, so a budget at or above the limit gets the
+// pod OOM-killed.
+func TestMemoryBudgetFitsLimit(t *testing.T) {
 	c := load(t)
-	d, o := c.deployment(workerName)
-	ctr := d.Spec.Template.Spec.Containers[0]
-	v, ok := flagValue(ctr.Args, "memory")
-	if !ok {
-		t.Skipf("%v: containers[%s].args has no --memory (the default budget applies)", o, ctr.Name)
-	}
-	// dstream writes binary sizes as 1GiB, Kubernetes as 1Gi.
-	budget, err := resource.ParseQuantity(strings.TrimSuffix(v, "B"))
-	if err != nil {
-		t.Fatalf("%v: containers[%s].args --memory %q: not a size this test can read: %v", o, ctr.Name, v, err)
-	}
-	lim, ok := ctr.Resources.Limits[corev1.ResourceMemory]
-	if !ok {
-		t.Fatalf("%v: containers[%s].resources.limits.memory is not set", o, ctr.Name)
-	}
-	if budget.Cmp(lim) >= 0 {
-		t.Errorf("%v: containers[%s].args --memory %s is not below resources.limits.memory %s", o, ctr.Name, v, lim.String())
+	for name, o := range c.deployments {
+		d := o.obj.(*appsv1.Deployment)
+		t.Run(name, func(t *testing.T) {
+			for _, ctr := range d.Spec.Template.Spec.Containers {
+				v, ok := flagValue(ctr.Args, "memory")
+				if !ok {
+					v = "1GiB" // the CLI's default
+				}
+				// dstream writes binary sizes as 1GiB, Kubernetes as 1Gi.
+				budget, err := resource.ParseQuantity(strings.TrimSuffix(v, "B"))
+				if err != nil {
+					t.Errorf("%v: containers[%s].args --memory %q: not a size this test can read: %v", o, ctr.Name, v, err)
+					continue
+				}
+				lim, ok := ctr.Resources.Limits[corev1.ResourceMemory]
+				if !ok {
+					continue // TestResources reports it
+				}
+				if budget.Cmp(lim) >= 0 {
+					t.Errorf("%v: containers[%s] memory budget --memory %s is not below resources.limits.memory %s", o, ctr.Name, v, lim.String())
+				}
+			}
+		})
 	}
 }

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/dstream/dstream/cluster/clustertest"
 )
 
 // buildBinaries compiles wordcount and the dstream CLI once for the test.
@@ -340,13 +342,27 @@ func TestUI(t *testing.T) {
 // (--master cluster) and joins a worker started by hand (`wordcount worker
 // --master ADDR`) after the job is running: the worker receives the tasks
 // (the master runs none of them), and the totals are exact. A worker with
-// the wrong secret is refused with a clear error.
+// the wrong secret is refused with a clear error. It runs with the shared
+// secret alone, and with mutual TLS as well.
 func TestStandaloneCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
 	wcBin, dsBin := buildBinaries(t)
+	t.Run("secret", func(t *testing.T) { standalone(t, wcBin, dsBin, false) })
+	t.Run("secret+mTLS", func(t *testing.T) { standalone(t, wcBin, dsBin, true) })
+}
+
+func standalone(t *testing.T, wcBin, dsBin string, mTLS bool) {
 	dir := t.TempDir()
+	var masterTLS, workerTLS []string
+	if mTLS {
+		ca := clustertest.NewCA(t, dir, "cluster")
+		cert, key := ca.Issue(t, dir, "master")
+		masterTLS = []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca.File}
+		cert, key = ca.Issue(t, dir, "worker")
+		workerTLS = []string{"--tls-cert", cert, "--tls-key", key, "--tls-ca", ca.File}
+	}
 	out := filepath.Join(dir, "out")
 	secret := filepath.Join(dir, "secret")
 	wrong := filepath.Join(dir, "wrong")
@@ -369,8 +385,8 @@ func TestStandaloneCluster(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wc, lines, stderr, addr := startWordcount(t, wcBin, "--listen", "127.0.0.1:0", "--batch", "200ms", "--out", out,
-		"--master", "cluster", "--cluster-listen", "127.0.0.1:0", "--secret-file", secret)
+	wc, lines, stderr, addr := startWordcount(t, wcBin, append([]string{"--listen", "127.0.0.1:0", "--batch", "200ms", "--out", out,
+		"--master", "cluster", "--cluster-listen", "127.0.0.1:0", "--secret-file", secret}, masterTLS...)...)
 	var master string
 	if lines.Scan() {
 		if m := regexp.MustCompile("--master ([^`\\s]+)`").FindStringSubmatch(lines.Text()); m != nil {
@@ -386,7 +402,7 @@ func TestStandaloneCluster(t *testing.T) {
 	}()
 
 	// The wrong secret: refused, exit status 1, a message naming why.
-	bad := exec.Command(wcBin, "worker", "--master", master, "--secret-file", wrong)
+	bad := exec.Command(wcBin, append([]string{"worker", "--master", master, "--secret-file", wrong}, workerTLS...)...)
 	if b, err := bad.CombinedOutput(); err == nil || !strings.Contains(string(b), "refused") {
 		t.Fatalf("a worker with the wrong secret: err %v, output %q; want it refused", err, b)
 	}
@@ -399,7 +415,7 @@ func TestStandaloneCluster(t *testing.T) {
 	for w := range want {
 		want[w] *= 2
 	}
-	worker := exec.Command(wcBin, "worker", "--master", master, "--secret-file", secret, "--slots", "2")
+	worker := exec.Command(wcBin, append([]string{"worker", "--master", master, "--secret-file", secret, "--slots", "2"}, workerTLS...)...)
 	var workerErr bytes.Buffer
 	worker.Stderr = &workerErr
 	if err := worker.Start(); err != nil {
