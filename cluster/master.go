@@ -152,8 +152,8 @@ type Master struct {
 	cfg     MasterConfig
 	session string // identifies this master process to its workers
 	guard   guard
-	log   *slog.Logger
-	clk   clock.Clock
+	log     *slog.Logger
+	clk     clock.Clock
 
 	mu      sync.Mutex
 	workers map[string]*WorkerInfo
