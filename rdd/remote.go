@@ -135,11 +135,83 @@ func ReadBlock[T any](tc *TaskContext, blocks BlockStore, key string, locations 
 	return xs
 }
 
-// remoteBucket fetches bucket r of map output m of dep from the process
-// holding it; any failure is a fetch failure, so the scheduler recomputes
-// the map output.
-func remoteBucket[X any](tc *TaskContext, dep *ShuffleDep, m, r int) []X {
-	b, err := tc.Remote.Bucket(tc.Ctx, dep.ID, m, r)
+// maxFetchesInFlight bounds the remote buckets a reduce task fetches ahead
+// of the one it reads: fetches overlap, and at most this many buckets wait
+// in memory.
+const maxFetchesInFlight = 4
+
+// prefetch fetches the remote buckets of one reduce partition in map order,
+// up to maxFetchesInFlight ahead of the reader.
+type prefetch struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	slots  []chan fetched // per map partition; nil for one held here
+	tokens chan struct{}
+}
+
+type fetched struct {
+	b   []byte
+	err error
+}
+
+func startPrefetch(tc *TaskContext, dep *ShuffleDep, r int) *prefetch {
+	ctx, cancel := context.WithCancel(tc.Ctx)
+	n := dep.Parent.NumPartitions
+	p := &prefetch{cancel: cancel, done: make(chan struct{}), slots: make([]chan fetched, n), tokens: make(chan struct{}, maxFetchesInFlight)}
+	store := dep.Parent.ctx.cfg.Shuffles
+	for m := range n {
+		if _, ok := store.Bucket(dep.ID, m, r); !ok {
+			p.slots[m] = make(chan fetched, 1)
+		}
+	}
+	go func() {
+		defer close(p.done)
+		var wg sync.WaitGroup
+		defer wg.Wait()
+		for m, slot := range p.slots {
+			if slot == nil {
+				continue
+			}
+			select {
+			case p.tokens <- struct{}{}: // released by get
+			case <-ctx.Done():
+				return
+			}
+			wg.Go(func() {
+				b, err := tc.Remote.Bucket(ctx, dep.ID, m, r)
+				slot <- fetched{b, err}
+			})
+		}
+	}()
+	return p
+}
+
+// get returns map output m's bucket: prefetched, or (evicted here since the
+// prefetch started) fetched now.
+func (p *prefetch) get(tc *TaskContext, m int) ([]byte, error) {
+	slot := p.slots[m]
+	if slot == nil {
+		return nil, fmt.Errorf("%w: evicted from this process", ErrNotHeld)
+	}
+	select {
+	case f := <-slot:
+		<-p.tokens
+		return f.b, f.err
+	case <-tc.Ctx.Done():
+		return nil, tc.Ctx.Err()
+	}
+}
+
+// stop cancels the fetches still in flight and waits for them.
+func (p *prefetch) stop() {
+	p.cancel()
+	<-p.done
+}
+
+// decodeBucket decodes a fetched bucket r of map output m of dep; any
+// failure to fetch is a fetch failure, so the scheduler recomputes the map
+// output.
+func decodeBucket[X any](tc *TaskContext, dep *ShuffleDep, m, r int, b []byte, err error) []X {
 	if err != nil {
 		if tc.Ctx.Err() != nil {
 			tc.Fail(tc.Ctx.Err())

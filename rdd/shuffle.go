@@ -53,16 +53,25 @@ func newShuffleDep[T, X any](id ID, parent *Dataset[T], numReduce int, bucketize
 
 // fetch yields the buckets for reduce partition r from every map output of dep,
 // in map order; a missing output fails the task with a FetchFailedError.
+// Buckets in this process are read in place; in a cluster, those held by
+// other processes are fetched ahead of the reader, several at once
+// (prefetch).
 func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 	return func(yield func([]X) bool) {
 		store := dep.Parent.ctx.cfg.Shuffles
+		var ahead *prefetch
+		if tc.Remote != nil {
+			ahead = startPrefetch(tc, dep, r)
+			defer ahead.stop()
+		}
 		for m := range dep.Parent.NumPartitions {
 			v, ok := store.Bucket(dep.ID, m, r)
 			if !ok {
-				if tc.Remote == nil {
+				if ahead == nil {
 					tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m})
 				}
-				v = remoteBucket[X](tc, dep, m, r)
+				b, err := ahead.get(tc, m)
+				v = decodeBucket[X](tc, dep, m, r, b, err)
 			}
 			b, ok := v.([]X)
 			if !ok {

@@ -1,0 +1,151 @@
+package rdd_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/dstream/dstream/rdd"
+)
+
+// peerStore serves another context's shuffle outputs as a remote process
+// would: encoded, after a delay, counting the fetches in flight.
+type peerStore struct {
+	c              *rdd.Context
+	inFlight, most atomic.Int32
+	fetches        atomic.Int32
+	delay          time.Duration
+	mu             sync.Mutex
+	order          []int
+}
+
+func (p *peerStore) Bucket(ctx context.Context, s rdd.ID, m, r int) ([]byte, error) {
+	n := p.inFlight.Add(1)
+	defer p.inFlight.Add(-1)
+	for {
+		most := p.most.Load()
+		if n <= most || p.most.CompareAndSwap(most, n) {
+			break
+		}
+	}
+	p.fetches.Add(1)
+	p.mu.Lock()
+	p.order = append(p.order, m)
+	p.mu.Unlock()
+	select {
+	case <-time.After(p.delay):
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	v, ok := p.c.Shuffles().Bucket(s, m, r)
+	if !ok {
+		return nil, fmt.Errorf("%w: map %d", rdd.ErrNotHeld, m)
+	}
+	return rdd.EncodeBlock(v)
+}
+
+func (p *peerStore) Block(context.Context, string, []string) ([]byte, error) {
+	return nil, rdd.ErrNotHeld
+}
+
+// A reduce task in one context reads the map outputs another context wrote
+// (two processes of the same program): every bucket crosses encoded,
+// several fetches are in flight but never more than the bound, and the
+// result equals the one-process result.
+func TestReduceReadsAnotherProcessesMapOutputs(t *testing.T) {
+	build := func(c *rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
+		var words []rdd.Pair[string, int]
+		for i := range 3000 {
+			words = append(words, rdd.Pair[string, int]{Key: fmt.Sprintf("w%d", i%37), Value: i})
+		}
+		return rdd.ReduceByKey(rdd.Parallelize(c, words, 12), func(a, b int) int { return a + b }, 3)
+	}
+	mapper, _ := newCtx(t, 2, 64<<20)
+	reducer, _ := newCtx(t, 2, 64<<20)
+	local, _ := newCtx(t, 2, 64<<20)
+	want, err := build(local).Collect(bg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The map stage runs in the mapper.
+	md := build(mapper)
+	shuffle := md.ID()
+	lin := rdd.IndexLineage(md.Node())
+	dep := lin.Shuffle(shuffle)
+	for m := range dep.Parent.NumPartitions {
+		tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
+		if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: m, Shuffle: &shuffle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The reduce stage runs in the reducer, which holds no map output.
+	peer := &peerStore{c: mapper, delay: 20 * time.Millisecond}
+	rd := build(reducer)
+	if rd.ID() != shuffle {
+		t.Fatalf("the same program named the dataset %s and %s", rd.ID(), shuffle)
+	}
+	rlin := rdd.IndexLineage(rd.Node())
+	var got []rdd.Pair[string, int]
+	for r := range rd.NumPartitions() {
+		tc := rdd.NewTaskContext(bg, 1, 1, r, 0)
+		tc.Remote = peer
+		res, err := rlin.Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: r, Result: rdd.KindCollect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The result crosses back too.
+		b, err := rlin.EncodeResult(rdd.TaskSpec{Dataset: rd.ID(), Partition: r, Result: rdd.KindCollect}, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		back, err := lin.DecodeResult(rdd.TaskSpec{Dataset: rd.ID(), Partition: r, Result: rdd.KindCollect}, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, back.([]rdd.Pair[string, int])...)
+	}
+	byKey := func(a, b rdd.Pair[string, int]) int {
+		if a.Key < b.Key {
+			return -1
+		}
+		if a.Key > b.Key {
+			return 1
+		}
+		return 0
+	}
+	slices.SortFunc(got, byKey)
+	slices.SortFunc(want, byKey)
+	if !slices.Equal(got, want) {
+		t.Fatalf("across processes %v\nin one %v", got, want)
+	}
+	if n := peer.fetches.Load(); n != 12*3 {
+		t.Errorf("%d fetches, want one per map output and reduce partition (36)", n)
+	}
+	if most := peer.most.Load(); most < 2 || most > 4 {
+		t.Errorf("at most %d fetches were in flight at once; want several, never over 4", most)
+	}
+}
+
+// A bucket the holder no longer has is a fetch failure naming the map
+// output, so the scheduler recomputes it.
+func TestRemoteBucketGoneIsAFetchFailure(t *testing.T) {
+	mapper, _ := newCtx(t, 2, 64<<20)
+	reducer, _ := newCtx(t, 2, 64<<20)
+	build := func(c *rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
+		return rdd.ReduceByKey(rdd.Parallelize(c, []rdd.Pair[string, int]{{Key: "a", Value: 1}, {Key: "b", Value: 2}}, 2), func(a, b int) int { return a + b }, 2)
+	}
+	_ = build(mapper) // wrote nothing: every bucket is gone
+	rd := build(reducer)
+	tc := rdd.NewTaskContext(bg, 1, 1, 0, 0)
+	tc.Remote = &peerStore{c: mapper}
+	_, err := rdd.IndexLineage(rd.Node()).Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: 0, Result: rdd.KindCollect})
+	var ff *rdd.FetchFailedError
+	if !errors.As(err, &ff) || ff.Shuffle != rd.ID() {
+		t.Fatalf("err = %v, want a fetch failure of shuffle %s", err, rd.ID())
+	}
+}
