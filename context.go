@@ -18,6 +18,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"regexp"
 	"runtime"
 	"runtime/debug"
@@ -77,6 +78,11 @@ type Config struct {
 	// it is reached the generator waits, and receivers feel backpressure.
 	// Default 1000.
 	MaxPendingBatches int
+	// WorkDir is a folder for this process's files: shuffle outputs the
+	// block store must evict are spilled there (in a subfolder of its own,
+	// deleted at Stop) instead of dropped and recomputed. Default "": no
+	// spilling.
+	WorkDir string
 	// ClusterListen is where a cluster's master listens for its workers
 	// (Master "cluster"). Default 127.0.0.1:7077; use an address other
 	// machines reach (and a Secret) to take workers from them.
@@ -278,11 +284,21 @@ func NewContext(cfg Config) (*Context, error) {
 	}
 	cfg = cfg.withDefaults()
 	slots, _ := cfg.slots()
-	if env, ok, _ := cluster.WorkerEnvFrom(os.Getenv); ok && env.Memory > 0 {
-		cfg.MemoryBytes = env.Memory // a worker's own budget
+	if env, ok, _ := cluster.WorkerEnvFrom(os.Getenv); ok {
+		if env.Memory > 0 {
+			cfg.MemoryBytes = env.Memory // a worker's own budget
+		}
+		if env.WorkDir != "" {
+			cfg.WorkDir = env.WorkDir
+		}
 	}
 	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0)}
-	c.blocks = block.New(block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)})
+	opts := block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)}
+	if cfg.WorkDir != "" {
+		opts.SpillDir = filepath.Join(cfg.WorkDir, fmt.Sprintf("dstream-%d-%d", os.Getpid(), spillDirs.Add(1)))
+		opts.Encode = rdd.EncodeBlock
+	}
+	c.blocks = block.New(opts)
 	c.blocks.SetMaxInputBytes(c.admission.inputShare(storeBytes(cfg.MemoryBytes), 0))
 	c.shuffles = shuffle.New(c.blocks)
 	parallelism, err := c.deploy(slots)
@@ -297,6 +313,9 @@ func NewContext(cfg Config) (*Context, error) {
 	c.tracker = newTracker()
 	return c, nil
 }
+
+// spillDirs numbers the contexts of this process, for their spill folders.
+var spillDirs atomic.Int64
 
 // storeFraction is the share of the memory budget the block store holds
 // (Spark's spark.memory.fraction); the rest is for what tasks hold while they

@@ -330,7 +330,7 @@ func (c *Context) Stop(graceful bool) error {
 			c.stopCluster()
 		}
 		c.bus.Stop()
-		return nil
+		return c.blocks.Close()
 	}
 	r := c.run
 	r.stopOnce.Do(func() {
@@ -371,6 +371,9 @@ func (c *Context) Stop(graceful bool) error {
 			c.stopCluster()
 		}
 		c.bus.Stop()
+		if err := c.blocks.Close(); err != nil {
+			c.log.Warn("could not delete the spill folder", "err", err)
+		}
 		c.log.Info("dstream stopped", "graceful", graceful)
 	})
 	return r.stopErr()

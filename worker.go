@@ -35,6 +35,7 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	advertise := fs.String("advertise", "", "`address` peers reach this worker at (default: --listen's, with this host's name for 0.0.0.0)")
 	secretFile := fs.String("secret-file", "", "`file` holding the cluster's shared secret (default: $"+cluster.SecretEnv+")")
 	insecure := fs.Bool("insecure", false, "join a master that runs without a secret")
+	workDir := fs.String("work-dir", "", "`folder` this worker spills shuffle outputs to when its memory is full (default: none; they are recomputed)")
 	tlsCert := fs.String("tls-cert", "", "mutual TLS: this worker's certificate `file` (PEM; with --tls-key and --tls-ca)")
 	tlsKey := fs.String("tls-key", "", "mutual TLS: its key `file`")
 	tlsCA := fs.String("tls-ca", "", "mutual TLS: the `file` of the CA that signs the cluster's processes")
@@ -48,7 +49,7 @@ func WorkerMain(args []string, stderr io.Writer) int {
 		return err
 	})
 	usage := func(err error) int {
-		fmt.Fprintf(stderr, "worker: %v\nUsage: APP worker --master HOST:PORT [--slots K] [--memory M] [--listen ADDR] [--advertise ADDR] [--secret-file F | --insecure]\n", err)
+		fmt.Fprintf(stderr, "worker: %v\nUsage: APP worker --master HOST:PORT [--slots K] [--memory M] [--work-dir D] [--listen ADDR] [--advertise ADDR] [--secret-file F | --insecure] [--tls-cert F --tls-key F --tls-ca F]\n", err)
 		return 2
 	}
 	if err := fs.Parse(args); err != nil {
@@ -95,7 +96,7 @@ func WorkerMain(args []string, stderr io.Writer) int {
 		cluster.EnvWorkerOf+"="+*master, cluster.EnvWorkerSlots+"="+strconv.Itoa(*slots),
 		cluster.EnvParallelism+"="+strconv.Itoa(info.Parallelism), cluster.EnvListen+"="+*listen,
 		cluster.EnvAdvertise+"="+*advertise, cluster.EnvMemory+"="+strconv.FormatInt(memory, 10),
-		cluster.SecretEnv+"="+string(secret),
+		cluster.SecretEnv+"="+string(secret), cluster.EnvWorkDir+"="+abs(*workDir),
 		cluster.EnvTLSCert+"="+abs(*tlsCert), cluster.EnvTLSKey+"="+abs(*tlsKey), cluster.EnvTLSCA+"="+abs(*tlsCA))
 	err = syscall.Exec(exe, append([]string{exe}, info.Args...), env)
 	fmt.Fprintln(stderr, "worker: cannot start the master's program:", err)

@@ -73,7 +73,23 @@ type Options struct {
 	// of running intervals. Default DefaultReserveFraction.
 	ReserveFraction float64
 	OnEvict         func(key string) // called, outside the lock, after a block is evicted
+	// SpillDir (the store's own folder: Close deletes it), with Encode,
+	// makes the store write a shuffle output it
+	// must evict to a file in SpillDir instead of dropping it; Get then
+	// returns it as Encoded bytes (read from the file, not re-admitted).
+	// A block that cannot be encoded or written is dropped as before.
+	SpillDir string
+	// Encode encodes a block's value for the disk (rdd.EncodeBlock).
+	Encode func(v any) ([]byte, error)
+	// MaxSpillBytes bounds the bytes on disk; past it, blocks are dropped.
+	// Default 8 times MaxBytes.
+	MaxSpillBytes int64
 }
+
+// Encoded is a block's records encoded (package codec): a replica from
+// another process, or a block read back from the disk. The code that reads
+// a block knows its record type and decodes it.
+type Encoded []byte
 
 // Stats describe a store's occupancy and activity.
 type Stats struct {
@@ -86,6 +102,11 @@ type Stats struct {
 	// ever held.
 	PeakBytes, PeakInputBytes int64
 	Hits, Misses, Evictions   uint64
+	// SpilledBytes and SpilledBlocks are on disk now; Spills counts the
+	// blocks ever written there.
+	SpilledBytes  int64
+	SpilledBlocks int
+	Spills        uint64
 }
 
 type entry struct {
@@ -114,6 +135,10 @@ type Store struct {
 	misses  uint64
 	evicted uint64
 	freed   chan struct{} // closed (and replaced) when bytes are released
+
+	spilled      map[string]int64 // key -> bytes on disk (spill.go)
+	spilledBytes int64
+	spills       uint64
 }
 
 // New returns an empty store.
@@ -127,7 +152,10 @@ func New(opts Options) *Store {
 	if opts.ReserveFraction == 0 {
 		opts.ReserveFraction = DefaultReserveFraction
 	}
-	s := &Store{opts: opts, blocks: make(map[string]*entry), freed: make(chan struct{})}
+	if opts.MaxSpillBytes <= 0 {
+		opts.MaxSpillBytes = 8 * opts.MaxBytes
+	}
+	s := &Store{opts: opts, blocks: make(map[string]*entry), freed: make(chan struct{}), spilled: map[string]int64{}}
 	s.maxPinned = int64(float64(opts.MaxBytes) * (1 - max(0, min(1, opts.ReserveFraction))))
 	s.maxInput = min(s.maxPinned, int64(float64(opts.MaxBytes)*max(0, min(1, opts.InputFraction))))
 	for i := range s.lru {
@@ -245,12 +273,15 @@ func (s *Store) putLocked(key string, v any, size int64, class Class, evictedKey
 				class, key, size, s.byClass[Input], s.byClass[State], s.byClass[Shuffle], s.opts.MaxBytes, ErrFull)
 		}
 		s.removeLocked(victim)
-		s.evicted++
-		*evictedKeys = append(*evictedKeys, victim.key)
+		if !s.spillLocked(victim) {
+			s.evicted++
+			*evictedKeys = append(*evictedKeys, victim.key)
+		}
 	}
 	if old != nil {
 		s.removeLocked(old)
 	}
+	s.unspillLocked(key)
 	e := &entry{key: key, value: v, size: size, class: class}
 	if !class.pinned() {
 		e.elem = s.lru[class].PushFront(e)
@@ -307,15 +338,22 @@ func (s *Store) released() {
 	s.freed = make(chan struct{})
 }
 
-// Get returns the block under key and marks it most recently used.
+// Get returns the block under key and marks it most recently used; a block
+// spilled to disk comes back as Encoded bytes.
 func (s *Store) Get(key string) (any, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	e, ok := s.blocks[key]
 	if !ok {
+		if _, spilled := s.spilled[key]; spilled {
+			s.hits++
+			s.mu.Unlock()
+			return s.readSpilled(key)
+		}
 		s.misses++
+		s.mu.Unlock()
 		return nil, false
 	}
+	defer s.mu.Unlock()
 	s.hits++
 	if e.elem != nil {
 		s.lru[e.class].MoveToFront(e.elem)
@@ -328,7 +366,8 @@ func (s *Store) Contains(key string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	_, ok := s.blocks[key]
-	return ok
+	_, spilled := s.spilled[key]
+	return ok || spilled
 }
 
 // Remove deletes the block under key and reports whether it was present.
@@ -340,7 +379,7 @@ func (s *Store) Remove(key string) bool {
 		s.removeLocked(e)
 		s.released()
 	}
-	return ok
+	return s.unspillLocked(key) || ok
 }
 
 // RemoveIf deletes every block whose key matches pred and returns how many.
@@ -352,6 +391,11 @@ func (s *Store) RemoveIf(pred func(key string) bool) int {
 	for k, e := range s.blocks {
 		if pred(k) {
 			s.removeLocked(e)
+			n++
+		}
+	}
+	for k := range s.spilled {
+		if pred(k) && s.unspillLocked(k) {
 			n++
 		}
 	}
@@ -385,7 +429,8 @@ func (s *Store) Stats() Stats {
 	return Stats{Blocks: len(s.blocks), Bytes: s.bytes, PinnedBytes: s.byClass[Input] + s.byClass[State], MaxBytes: s.opts.MaxBytes,
 		InputBytes: s.byClass[Input], StateBytes: s.byClass[State], ShuffleBytes: s.byClass[Shuffle], CacheBytes: s.byClass[Cache],
 		MaxInputBytes: s.maxInput, MaxPinnedBytes: s.maxPinned, PeakBytes: s.peak, PeakInputBytes: s.peakIn,
-		Hits: s.hits, Misses: s.misses, Evictions: s.evicted}
+		Hits: s.hits, Misses: s.misses, Evictions: s.evicted,
+		SpilledBytes: s.spilledBytes, SpilledBlocks: len(s.spilled), Spills: s.spills}
 }
 
 // checkInvariants verifies the accounting; tests call it after operations.

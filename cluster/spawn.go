@@ -25,6 +25,7 @@ const (
 	EnvListen      = "DSTREAM_WORKER_LISTEN"    // where the worker serves its peers
 	EnvAdvertise   = "DSTREAM_WORKER_ADVERTISE" // the address peers dial
 	EnvMemory      = "DSTREAM_WORKER_MEMORY"    // its memory budget in bytes (overrides the program's)
+	EnvWorkDir     = "DSTREAM_WORKER_WORKDIR"   // its work folder (overrides the program's)
 	EnvTLSCert     = "DSTREAM_TLS_CERT"         // mutual TLS: the process's certificate file
 	EnvTLSKey      = "DSTREAM_TLS_KEY"          // and its key
 	EnvTLSCA       = "DSTREAM_TLS_CA"           // and the cluster's CA
@@ -41,6 +42,7 @@ type WorkerEnv struct {
 	Listen      string
 	Advertise   string
 	Memory      int64
+	WorkDir     string
 	TLS         *TLS // set when the TLS variables are
 }
 
@@ -71,7 +73,7 @@ func WorkerEnvFrom(getenv func(string) string) (env WorkerEnv, ok bool, err erro
 		return env, true, err
 	}
 	env.WatchStdin = getenv(EnvWatchStdin) == "1"
-	env.Listen, env.Advertise = getenv(EnvListen), getenv(EnvAdvertise)
+	env.Listen, env.Advertise, env.WorkDir = getenv(EnvListen), getenv(EnvAdvertise), getenv(EnvWorkDir)
 	if cert, key, ca := getenv(EnvTLSCert), getenv(EnvTLSKey), getenv(EnvTLSCA); cert != "" || key != "" || ca != "" {
 		if env.TLS, err = LoadTLS(cert, key, ca); err != nil {
 			return env, true, err

@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"sync"
 
+	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/codec"
 )
 
@@ -39,10 +40,11 @@ type Remote interface {
 // hold the bucket or block (evicted, or never written there).
 var ErrNotHeld = errors.New("not held there")
 
-// Encoded is a block kept as it arrived from another process: its records
-// encoded by package codec. The code that reads it knows the record type
-// and decodes it (DecodeBlock); serving it again sends the bytes as they are.
-type Encoded []byte
+// Encoded is a block kept encoded (package codec): a replica as it arrived
+// from another process, or a block read back from the disk. The code that
+// reads it knows the record type and decodes it (DecodeBlock); serving it
+// again sends the bytes as they are.
+type Encoded = block.Encoded
 
 // blockCodec encodes blocks ([]T held as any) of one record type.
 type blockCodec struct {

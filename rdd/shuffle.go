@@ -3,7 +3,6 @@ package rdd
 import (
 	"fmt"
 	"iter"
-	"reflect"
 )
 
 // combiner is an insertion-ordered hash map from K to C. Its iteration order
@@ -75,9 +74,13 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 			}
 			b, ok := v.([]X)
 			if !ok {
-				// Never read a bucket of another type as empty: that would
-				// lose its records without a word.
-				tc.Fail(fmt.Errorf("shuffle %s bucket %d/%d holds %T, want %v", dep.ID, m, r, v, reflect.TypeFor[[]X]()))
+				// A bucket spilled to disk comes back encoded. Never read a
+				// bucket of another type as empty: that would lose its
+				// records without a word.
+				var err error
+				if b, err = DecodeBlock[X](v); err != nil {
+					tc.Fail(fmt.Errorf("shuffle %s bucket %d/%d: %w", dep.ID, m, r, err))
+				}
 			}
 			if !yield(b) {
 				return
