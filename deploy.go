@@ -5,8 +5,11 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -50,7 +53,8 @@ type clusterRole struct {
 
 // workerRole is a worker process's side.
 type workerRole struct {
-	env cluster.WorkerEnv
+	env         cluster.WorkerEnv
+	stopProfile func() // ends the CPU profile, if one is written
 }
 
 // DefaultClusterListen is where a standalone master listens for workers.
@@ -270,15 +274,22 @@ func (cr *clusterRole) replicaTargets(n int) []string {
 // inputReplicas is how many workers hold a copy of each input block.
 const inputReplicas = 2
 
-// replicate stores copies of input block key (records v) on two workers
-// (one when the cluster has one) before the block is acknowledged, and
-// returns where the block is: the workers, then the master, which keeps its
-// own copy. Nil in local[N].
+// replicate stores copies of input block key (records recs, stored in this
+// process's block store) on two workers (one when the cluster has one)
+// before the block is acknowledged, and returns where the block is. Once
+// the copies are stored the master drops its own: it relays input, and its
+// memory is not where input waits (the workers' input shares are, and
+// their backpressure reaches the receiver through the replication). With
+// fewer copies than asked (no worker yet, or one failed), the master keeps
+// its copy and is among the locations. Nil in local[N].
 func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []string {
 	cr := c.cluster
 	if cr == nil {
 		return nil
 	}
+	cr.mu.Lock()
+	want := min(inputReplicas, len(cr.alive))
+	cr.mu.Unlock()
 	targets := cr.replicaTargets(inputReplicas)
 	data, err := rdd.Encode(recs)
 	if err != nil {
@@ -298,6 +309,10 @@ func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []s
 			continue
 		}
 		locs = append(locs, addr)
+	}
+	if want > 0 && len(locs) >= want {
+		c.blocks.Remove(key)
+		return locs
 	}
 	return append(locs, cr.self)
 }
@@ -328,6 +343,7 @@ func (c *Context) startWorker() error {
 		return err
 	}
 	c.limitProcessMemory()
+	c.worker.stopProfile = profileWorker(env.ID, c.log)
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{})}
 	close(r.genDone)
 	close(r.runnerDone)
@@ -421,4 +437,30 @@ func (c *Context) ClusterAddr() string {
 		return ""
 	}
 	return c.cluster.self
+}
+
+// EnvWorkerCPUProfile names a file prefix: each worker writes a CPU profile
+// of its whole run to PREFIX-ID (pprof), to see what crossing processes
+// costs where the work is.
+const EnvWorkerCPUProfile = "DSTREAM_WORKER_CPUPROFILE"
+
+// profileWorker starts the worker's CPU profile when asked and returns what
+// stops it.
+func profileWorker(id string, log *slog.Logger) func() {
+	prefix := os.Getenv(EnvWorkerCPUProfile)
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(prefix + "-" + cmp.Or(id, strconv.Itoa(os.Getpid())))
+	if err == nil {
+		err = pprof.StartCPUProfile(f)
+	}
+	if err != nil {
+		log.Warn("worker: no CPU profile", "err", err)
+		return func() {}
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}
 }

@@ -374,6 +374,9 @@ func (c *Context) Stop(graceful bool) error {
 		if err := c.blocks.Close(); err != nil {
 			c.log.Warn("could not delete the spill folder", "err", err)
 		}
+		if c.worker != nil && c.worker.stopProfile != nil {
+			c.worker.stopProfile()
+		}
 		c.log.Info("dstream stopped", "graceful", graceful)
 	})
 	return r.stopErr()
