@@ -1,6 +1,7 @@
 package dstream_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"reflect"
@@ -259,5 +260,63 @@ func TestLocalClusterSurvivesKilledWorker(t *testing.T) {
 			t.Fatalf("the killed worker %s is still in the master's view: %+v", victim.ID, h.Ctx.Workers())
 		}
 		time.Sleep(20 * time.Millisecond) // polling the real heartbeat clock
+	}
+}
+
+// State checkpoints live on the worker that computed them until durable
+// checkpoints exist (the next issue): losing that worker fails the next
+// interval with an error that says what was lost, and the job stops; it
+// never hangs and never outputs a wrong state.
+func TestLocalClusterLosingStateFailsClearly(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[2]"})
+	col := dstreamtest.Collect(dstream.UpdateStateByKey(h.In, runningSum, 4))
+	var batch []kv
+	for i := range 400 {
+		batch = append(batch, p(fmt.Sprint("k", i), 1))
+	}
+	h.Input.Push(batch...)
+	h.Input.Push(batch...)
+	h.Start()
+	t1 := h.Tick()
+	if len(col.At(t1)) != 400 {
+		t.Fatalf("interval 1: %d keys, want 400", len(col.At(t1)))
+	}
+	for _, w := range h.Ctx.Workers() {
+		if w.ID != "master" {
+			proc, err := os.FindProcess(w.PID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = proc.Kill()
+			break
+		}
+	}
+	h.Clock.Advance(h.Ctx.BatchInterval())
+	t2 := t1.Add(h.Ctx.BatchInterval())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	_ = h.Ctx.AwaitBatch(ctx, t2)
+	select {
+	case <-h.Ctx.Done():
+	case <-ctx.Done():
+		t.Fatal("the job neither completed nor stopped after losing a worker's state")
+	}
+	err := h.Ctx.Stop(false)
+	t.Logf("after losing a worker: %v", err)
+	if col.Ran(t2) && col.Err(t2) == nil {
+		// The lost partitions happened to be on the survivor: then the
+		// state must be exact.
+		for _, g := range col.At(t2) {
+			if g.Value != 2 {
+				t.Fatalf("interval 2: %v after a worker was lost", g)
+			}
+		}
+		return
+	}
+	if err == nil || !strings.Contains(err.Error(), "checkpointed partition") {
+		t.Fatalf("Stop = %v; want the interval's error naming the lost checkpoint", err)
 	}
 }
