@@ -15,9 +15,10 @@ import (
 	"github.com/dstream/dstream/rdd"
 )
 
-// The operator table runs under local[2] and local-cluster[3]: the second
-// deployment starts three worker processes (this test binary, running the
-// same subtest) and every interval's output must be identical.
+// The operator table runs under local[2], local-cluster[3] and
+// local-cluster[2,2]: the cluster deployments start worker processes (this
+// test binary, running the same subtest) and every interval's output must
+// be identical.
 
 // deployedOp is one row: a graph over a keyed queue input, and its input.
 type deployedOp struct {
@@ -128,14 +129,19 @@ func TestOperatorsAcrossDeployments(t *testing.T) {
 	}
 	for _, op := range deployedOps {
 		t.Run(op.name, func(t *testing.T) {
-			var local, clustered []string
+			var local, clustered, slotted []string
 			t.Run("local", func(t *testing.T) { local = runDeployed(t, op, "local[2]") })
 			t.Run("cluster", func(t *testing.T) { clustered = runDeployed(t, op, "local-cluster[3]") })
+			// Two slots a worker: a worker builds several intervals'
+			// datasets at once.
+			t.Run("cluster-2-slots", func(t *testing.T) { slotted = runDeployed(t, op, "local-cluster[2,2]") })
 			if dstreamtest.InWorker() || t.Failed() {
 				return
 			}
-			if !reflect.DeepEqual(local, clustered) {
-				t.Errorf("outputs differ\nlocal[2]:\n  %s\nlocal-cluster[3]:\n  %s", strings.Join(local, "\n  "), strings.Join(clustered, "\n  "))
+			for name, got := range map[string][]string{"local-cluster[3]": clustered, "local-cluster[2,2]": slotted} {
+				if !reflect.DeepEqual(local, got) {
+					t.Errorf("outputs differ\nlocal[2]:\n  %s\n%s:\n  %s", strings.Join(local, "\n  "), name, strings.Join(got, "\n  "))
+				}
 			}
 			for i, l := range local {
 				if strings.Contains(l, "error") || (i == 0 && strings.Count(l, "[]") == strings.Count(l, "|")+1) {

@@ -55,6 +55,11 @@ type clusterRole struct {
 type workerRole struct {
 	env         cluster.WorkerEnv
 	stopProfile func() // ends the CPU profile, if one is written
+	// gen serialises building datasets: generation names datasets in a
+	// scope that is the context's one current scope (rdd.Context.InScope),
+	// and a worker's tasks arrive concurrently. Learning intervals (adopting
+	// checkpoints, forgetting) changes the streams too, under it.
+	gen sync.Mutex
 }
 
 // DefaultClusterListen is where a standalone master listens for workers.
@@ -393,6 +398,8 @@ func (p workerProgram) BlockStats() (used, blocks int64) {
 
 func (p workerProgram) Learn(m *manifest.Interval) error {
 	c := p.c
+	c.worker.gen.Lock()
+	defer c.worker.gen.Unlock()
 	if err := c.Materialize(m); err != nil {
 		return err
 	}
@@ -420,7 +427,9 @@ func (p workerProgram) Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error) {
 	if n == nil || id.Time <= 0 {
 		return nil, fmt.Errorf("task %s: dataset %s is not a stream's interval dataset; a worker cannot build it", spec, id)
 	}
+	c.worker.gen.Lock()
 	root, err := n.nodeAt(time.UnixMilli(id.Time))
+	c.worker.gen.Unlock()
 	if err != nil {
 		return nil, err
 	}
