@@ -3,6 +3,7 @@ package dstream_test
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"reflect"
 	"slices"
@@ -11,8 +12,10 @@ import (
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/client"
 	"github.com/dstream/dstream/dstreamtest"
 	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/source"
 )
 
 // The operator table runs under local[2], local-cluster[3] and
@@ -324,5 +327,51 @@ func TestLocalClusterLosingStateFailsClearly(t *testing.T) {
 	}
 	if err == nil || !strings.Contains(err.Error(), "checkpointed partition") {
 		t.Fatalf("Stop = %v; want the interval's error naming the lost checkpoint", err)
+	}
+}
+
+// In local-cluster the master runs each receiver on a worker: the socket
+// listens there, and every block is stored on that worker and one other
+// before it is acknowledged (the master holds none), as the manifest says.
+func TestLocalClusterReceiversRunOnWorkers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
+	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: slog.New(slog.DiscardHandler)})
+	lines := dstream.ReceiverStream(h.Ctx, sock)
+	words := dstream.Map(dstream.FlatMap(lines, strings.Fields), func(w string) kv { return p(w, 1) })
+	col := dstreamtest.Collect(dstream.ReduceByKey(words, add, 2))
+	h.Start()
+	if sock.Addr() == nil {
+		t.Fatal("the master does not know where the receiver listens")
+	}
+	const n = 5000
+	if _, err := client.Send(context.Background(), client.Options{To: sock.Addr().String(), Generate: "words", Seed: 7, Count: n, Logger: slog.New(slog.DiscardHandler)}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for h.Ctx.ReceivedRecords() < n { // the worker's receiver runs on the wall clock
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d of %d records", h.Ctx.ReceivedRecords(), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t1 := h.Tick()
+	total := 0
+	for _, c := range col.At(t1) {
+		total += c.Value
+	}
+	m, _ := h.Ctx.Manifest(t1)
+	if total == 0 || m == nil || len(m.Inputs) == 0 {
+		t.Fatalf("interval 1 counted %d words; manifest %+v", total, m)
+	}
+	for _, b := range m.Inputs[0].Blocks {
+		if len(b.Locations) != 2 || b.Locations[0] == b.Locations[1] || slices.Contains(b.Locations, h.Ctx.ClusterAddr()) {
+			t.Errorf("block %s is at %v; want two workers, not the master", b.Key, b.Locations)
+		}
+	}
+	if got := h.Ctx.ReceivedRecords(); got != n {
+		t.Errorf("received %d records, want %d", got, n)
 	}
 }

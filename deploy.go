@@ -60,6 +60,9 @@ type workerRole struct {
 	// and a worker's tasks arrive concurrently. Learning intervals (adopting
 	// checkpoints, forgetting) changes the streams too, under it.
 	gen sync.Mutex
+
+	recvMu    sync.Mutex
+	receivers map[int32]*runningReceiver // what it runs for its master (receivers.go)
 }
 
 // DefaultClusterListen is where a standalone master listens for workers.
@@ -158,6 +161,7 @@ func (c *Context) startCluster() error {
 		Program:   cluster.ProgramInfo{Args: args, Parallelism: c.rctx.Parallelism()},
 		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles}, nil),
 		Manifests: c.manifestFrames,
+		AddBlock:  c.addRemoteBlock,
 		Latest:    c.manifests.latest,
 		OnEvent:   func(ev cluster.Event) { cr.onEvent(c, ev) },
 	})

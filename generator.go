@@ -93,10 +93,17 @@ func (c *Context) Start() error {
 			}
 		}
 	}
-	for i, in := range c.inputs {
-		if err := in.open(); err != nil {
-			c.closeOpened(i)
+	if c.cluster != nil && !c.cluster.dep.standalone {
+		if err := c.placeReceivers(); err != nil {
+			c.stopCluster()
 			return fmt.Errorf("dstream: %w", err)
+		}
+	} else {
+		for i, in := range c.inputs {
+			if err := in.open(); err != nil {
+				c.closeOpened(i)
+				return fmt.Errorf("dstream: %w", err)
+			}
 		}
 	}
 	c.limitProcessMemory()
@@ -374,8 +381,11 @@ func (c *Context) Stop(graceful bool) error {
 		if err := c.blocks.Close(); err != nil {
 			c.log.Warn("could not delete the spill folder", "err", err)
 		}
-		if c.worker != nil && c.worker.stopProfile != nil {
-			c.worker.stopProfile()
+		if c.worker != nil {
+			c.worker.stopReceivers()
+			if c.worker.stopProfile != nil {
+				c.worker.stopProfile()
+			}
 		}
 		c.log.Info("dstream stopped", "graceful", graceful)
 	})

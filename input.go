@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/source"
@@ -83,6 +84,9 @@ type receiverInput struct {
 	stream  *Stream[string]
 	recv    source.Receiver
 	written atomic.Int64
+	// at is the worker running the receiver, when the master placed it
+	// on one (receivers.go); "" when it runs in this process.
+	at string
 }
 
 func (in *receiverInput) opID() int32                      { return in.stream.id }
@@ -105,15 +109,31 @@ func (in *receiverInput) lastCheckpoint(time.Time) (manifest.Checkpoint, bool) {
 func (in *receiverInput) open() error { return in.recv.Open() }
 
 func (in *receiverInput) receive(ctx context.Context) error {
+	if in.at != "" {
+		return in.stream.ctx.receiveRemote(ctx, in)
+	}
+	return in.receiveWith(ctx, blockSink{in.stream.ctx})
+}
+
+// receiveWith runs the receiver in this process, storing its blocks through
+// sink.
+func (in *receiverInput) receiveWith(ctx context.Context, sink source.BlockSink) error {
 	c := in.stream.ctx
+	// A receiver on a worker cuts blocks on the wall clock: the master
+	// allocates them by when they reach it, on its own clock (which a test
+	// may drive by hand; a worker's copy of that clock never moves).
+	clk := c.cfg.Clock
+	if c.worker != nil {
+		clk = clock.Real{}
+	}
 	// Blocks are cut well under the input share, so a block always fits
 	// once earlier ones are processed, and the blocks a generator holds
 	// before the store admits them (MaxPending+1) stay a fraction of it.
 	gen := source.NewBlockGenerator(source.GeneratorConfig{
 		Stream:     int(in.stream.id),
 		Interval:   c.cfg.BlockInterval,
-		Clock:      c.cfg.Clock,
-		Sink:       blockSink{c},
+		Clock:      clk,
+		Sink:       sink,
 		MaxPending: inputBlocksPending,
 		MaxBytes:   max(1, min(64<<20, c.blocks.MaxInputBytes()/int64(16*len(c.inputs)))),
 		Logger:     c.log,
@@ -175,21 +195,28 @@ type blockSink struct{ c *Context }
 
 func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
 	key := fmt.Sprintf("input_%d_%d", b.Stream, b.Seq)
-	size := block.EstimateSize(b.Records)
-	err := s.c.blocks.Put(key, b.Records, size, block.Input)
-	if errors.Is(err, block.ErrFull) {
-		st := s.c.blocks.Stats()
-		s.c.log.Warn("input memory full: the receiver waits for processed intervals to free it (backpressure)",
-			"stream", b.Stream, "block", key, "bytes", size, "input_bytes", st.InputBytes, "max_input_bytes", st.MaxInputBytes)
-		s.c.inputWaits.Add(1)
-		err = s.c.blocks.PutWait(ctx, key, b.Records, size, block.Input)
-	}
+	size, err := s.c.storeInput(ctx, key, b)
 	if err != nil {
 		return err
 	}
 	locs := replicate(s.c, ctx, key, b.Records)
 	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records), bytes: size, locations: locs})
 	return nil
+}
+
+// storeInput stores a received block in the input share, waiting for room
+// when it is full (and saying so), and returns its estimated size.
+func (c *Context) storeInput(ctx context.Context, key string, b source.Block) (int64, error) {
+	size := block.EstimateSize(b.Records)
+	err := c.blocks.Put(key, b.Records, size, block.Input)
+	if errors.Is(err, block.ErrFull) {
+		st := c.blocks.Stats()
+		c.log.Warn("input memory full: the receiver waits for processed intervals to free it (backpressure)",
+			"stream", b.Stream, "block", key, "bytes", size, "input_bytes", st.InputBytes, "max_input_bytes", st.MaxInputBytes)
+		c.inputWaits.Add(1)
+		err = c.blocks.PutWait(ctx, key, b.Records, size, block.Input)
+	}
+	return size, err
 }
 
 // Queue feeds a QueueStream: each interval takes the next pushed batch of

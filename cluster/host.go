@@ -15,6 +15,8 @@ import (
 	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Program is a worker's copy of the program: the same graph as the
@@ -27,6 +29,38 @@ type Program interface {
 	// Lineage returns the lineage holding the dataset (or, for a map task,
 	// the shuffle) spec names, built from the manifests learned.
 	Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error)
+}
+
+// Receivers is what a Program that can run receivers for its master
+// implements (an optional capability of Program).
+type Receivers interface {
+	// StartReceiver opens the receiver of input stream and runs it until
+	// StopReceiver; it returns where the receiver takes records in (a
+	// socket's address; "" if nowhere in particular). Each block goes
+	// through env: stored here, replicated, reported.
+	StartReceiver(stream int32, env ReceiverEnv) (addr string, err error)
+	// StopReceiver stops it and returns once every block it took in is
+	// stored and reported, with the records it took in.
+	StopReceiver(stream int32) (records int64, err error)
+}
+
+// ReceiverEnv is what a receiver running in a worker needs from the cluster.
+type ReceiverEnv struct {
+	// Self is this worker's address; Peers are the other workers.
+	Self  string
+	Peers []string
+	// Put stores an encoded replica of an input block on the peer at addr.
+	Put func(ctx context.Context, addr, key string, data []byte) error
+	// Report tells the master about a stored block.
+	Report func(ctx context.Context, b BlockReport) error
+}
+
+// BlockReport is a block a receiver on a worker stored.
+type BlockReport struct {
+	Stream         int32
+	Key            string
+	Records, Bytes int64
+	Locations      []string
 }
 
 // HostConfig configures a worker process's runtime.
@@ -211,4 +245,53 @@ func Advertised(adv string, a net.Addr) string {
 		}
 	}
 	return a.String()
+}
+
+// StartReceiver implements ReceiverRunner.
+func (h *Host) StartReceiver(ctx context.Context, req *clusterpb.StartReceiverRequest) (*clusterpb.StartReceiverResponse, error) {
+	rs, ok := h.cfg.Program.(Receivers)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this worker's program runs no receivers")
+	}
+	var peers []string
+	for _, p := range req.GetPeers() {
+		if p != h.addr {
+			peers = append(peers, p)
+		}
+	}
+	addr, err := rs.StartReceiver(req.GetStream(), ReceiverEnv{
+		Self: h.addr, Peers: peers,
+		Put: func(ctx context.Context, addr, key string, data []byte) error {
+			return h.peers.Put(ctx, addr, key, "input", data)
+		},
+		Report: h.report,
+	})
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &clusterpb.StartReceiverResponse{Address: addr}, nil
+}
+
+// StopReceiver implements ReceiverRunner.
+func (h *Host) StopReceiver(ctx context.Context, req *clusterpb.StopReceiverRequest) (*clusterpb.StopReceiverResponse, error) {
+	rs, ok := h.cfg.Program.(Receivers)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this worker's program runs no receivers")
+	}
+	n, err := rs.StopReceiver(req.GetStream())
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	return &clusterpb.StopReceiverResponse{Records: n}, nil
+}
+
+// report tells the master about a block a receiver here stored.
+func (h *Host) report(ctx context.Context, b BlockReport) error {
+	conn, err := h.peers.Conn(h.cfg.Master)
+	if err != nil {
+		return err
+	}
+	_, err = clusterpb.NewClusterClient(conn).AddBlock(ctx, &clusterpb.AddBlockRequest{
+		Stream: b.Stream, Key: b.Key, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations})
+	return err
 }

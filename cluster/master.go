@@ -71,6 +71,8 @@ type MasterConfig struct {
 	// heartbeats tell workers. It is called with the registry locked: it
 	// must not call the Master.
 	Latest func() int64
+	// AddBlock, if set, takes the blocks receivers on workers report.
+	AddBlock func(b BlockReport) error
 	// Program is how the master's program was started, for workers that
 	// join by hand (the Program call).
 	Program ProgramInfo
@@ -484,4 +486,19 @@ type ProgramInfo struct {
 func (m *Master) Program(ctx context.Context, _ *clusterpb.ProgramRequest) (*clusterpb.ProgramResponse, error) {
 	return &clusterpb.ProgramResponse{Args: m.cfg.Program.Args, Parallelism: int32(m.cfg.Program.Parallelism),
 		GraphFingerprint: graphspec.Fingerprint(m.cfg.Graph)}, nil
+}
+
+// AddBlock implements clusterpb.ClusterServer.
+func (m *Master) AddBlock(ctx context.Context, req *clusterpb.AddBlockRequest) (*clusterpb.AddBlockResponse, error) {
+	if m.cfg.AddBlock == nil {
+		return nil, status.Error(codes.Unimplemented, "this master takes no blocks")
+	}
+	if req.GetKey() == "" || req.GetRecords() < 0 || req.GetBytes() < 0 {
+		return nil, status.Error(codes.InvalidArgument, "a block needs a key and non-negative sizes")
+	}
+	err := m.cfg.AddBlock(BlockReport{Stream: req.GetStream(), Key: req.GetKey(), Records: req.GetRecords(), Bytes: req.GetBytes(), Locations: req.GetLocations()})
+	if err != nil {
+		return nil, status.Error(codes.FailedPrecondition, err.Error())
+	}
+	return &clusterpb.AddBlockResponse{}, nil
 }

@@ -34,14 +34,42 @@ type TaskRunner interface {
 // replicas they send, and (on a worker) runs the master's tasks.
 type PeerServer struct {
 	clusterpb.UnimplementedPeerServer
-	stores Stores
-	tasks  TaskRunner // nil on the master
+	stores    Stores
+	tasks     TaskRunner     // nil on the master
+	receivers ReceiverRunner // nil on the master
+}
+
+// ReceiverRunner runs receivers the master places: a worker's side of
+// StartReceiver and StopReceiver.
+type ReceiverRunner interface {
+	StartReceiver(ctx context.Context, req *clusterpb.StartReceiverRequest) (*clusterpb.StartReceiverResponse, error)
+	StopReceiver(ctx context.Context, req *clusterpb.StopReceiverRequest) (*clusterpb.StopReceiverResponse, error)
 }
 
 // NewPeerServer returns the data-plane service of a process holding stores;
 // tasks is nil on the master.
 func NewPeerServer(stores Stores, tasks TaskRunner) *PeerServer {
-	return &PeerServer{stores: stores, tasks: tasks}
+	ps := &PeerServer{stores: stores, tasks: tasks}
+	if r, ok := tasks.(ReceiverRunner); ok {
+		ps.receivers = r
+	}
+	return ps
+}
+
+// StartReceiver implements clusterpb.PeerServer.
+func (p *PeerServer) StartReceiver(ctx context.Context, req *clusterpb.StartReceiverRequest) (*clusterpb.StartReceiverResponse, error) {
+	if p.receivers == nil {
+		return nil, status.Error(codes.Unimplemented, "this process runs no receivers for peers")
+	}
+	return p.receivers.StartReceiver(ctx, req)
+}
+
+// StopReceiver implements clusterpb.PeerServer.
+func (p *PeerServer) StopReceiver(ctx context.Context, req *clusterpb.StopReceiverRequest) (*clusterpb.StopReceiverResponse, error) {
+	if p.receivers == nil {
+		return nil, status.Error(codes.Unimplemented, "this process runs no receivers for peers")
+	}
+	return p.receivers.StopReceiver(ctx, req)
 }
 
 // RunTask implements clusterpb.PeerServer.

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -33,9 +34,10 @@ type SocketOptions struct {
 // idle for drainIdle (at most drainMax), then closed, so a graceful engine
 // stop loses nothing a sender flushed before it.
 type Socket struct {
-	addr string
-	opts SocketOptions
-	ln   net.Listener
+	addr   string
+	opts   SocketOptions
+	ln     net.Listener
+	remote atomic.Pointer[net.TCPAddr] // where another process runs this receiver
 }
 
 // Bounds on draining open connections when the receiver stops. These are
@@ -84,12 +86,27 @@ type openError struct {
 func (e *openError) Error() string { return e.msg }
 func (e *openError) Unwrap() error { return e.err }
 
-// Addr returns the bound address after Open (nil before).
+// Addr returns the bound address after Open (nil before), or, when the
+// receiver runs in another process of a cluster, where that one listens.
 func (s *Socket) Addr() net.Addr {
 	if s.ln == nil {
+		if r := s.remote.Load(); r != nil {
+			return r
+		}
 		return nil
 	}
 	return s.ln.Addr()
+}
+
+// RunsAt records that this receiver runs in another process (a worker of
+// the cluster), listening at addr, so Addr reports it.
+func (s *Socket) RunsAt(addr string) error {
+	a, err := net.ResolveTCPAddr("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("source %s: runs at %q: %w", s.Name(), addr, err)
+	}
+	s.remote.Store(a)
+	return nil
 }
 
 // Receive accepts connections and writes their lines to w until ctx is done,

@@ -593,6 +593,120 @@ func (x *ProgramResponse) GetGraphFingerprint() string {
 	return ""
 }
 
+type AddBlockRequest struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Stream  int32                  `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	Key     string                 `protobuf:"bytes,2,opt,name=key,proto3" json:"key,omitempty"`
+	Records int64                  `protobuf:"varint,3,opt,name=records,proto3" json:"records,omitempty"`
+	// Its estimated size in a block store.
+	Bytes int64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
+	// The workers holding it.
+	Locations     []string `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddBlockRequest) Reset() {
+	*x = AddBlockRequest{}
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddBlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddBlockRequest) ProtoMessage() {}
+
+func (x *AddBlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddBlockRequest.ProtoReflect.Descriptor instead.
+func (*AddBlockRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_cluster_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *AddBlockRequest) GetStream() int32 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+func (x *AddBlockRequest) GetKey() string {
+	if x != nil {
+		return x.Key
+	}
+	return ""
+}
+
+func (x *AddBlockRequest) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
+func (x *AddBlockRequest) GetBytes() int64 {
+	if x != nil {
+		return x.Bytes
+	}
+	return 0
+}
+
+func (x *AddBlockRequest) GetLocations() []string {
+	if x != nil {
+		return x.Locations
+	}
+	return nil
+}
+
+type AddBlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AddBlockResponse) Reset() {
+	*x = AddBlockResponse{}
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AddBlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AddBlockResponse) ProtoMessage() {}
+
+func (x *AddBlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_cluster_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AddBlockResponse.ProtoReflect.Descriptor instead.
+func (*AddBlockResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_cluster_proto_rawDescGZIP(), []int{10}
+}
+
 var File_dstream_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
@@ -635,12 +749,20 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x0fProgramResponse\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12 \n" +
 	"\vparallelism\x18\x02 \x01(\x05R\vparallelism\x12+\n" +
-	"\x11graph_fingerprint\x18\x03 \x01(\tR\x10graphFingerprint2\xe8\x02\n" +
+	"\x11graph_fingerprint\x18\x03 \x01(\tR\x10graphFingerprint\"\x89\x01\n" +
+	"\x0fAddBlockRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x10\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
+	"\arecords\x18\x03 \x01(\x03R\arecords\x12\x14\n" +
+	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x1c\n" +
+	"\tlocations\x18\x05 \x03(\tR\tlocations\"\x12\n" +
+	"\x10AddBlockResponse2\xbf\x03\n" +
 	"\aCluster\x12U\n" +
 	"\bRegister\x12#.dstream.cluster.v1.RegisterRequest\x1a$.dstream.cluster.v1.RegisterResponse\x12X\n" +
 	"\tHeartbeat\x12$.dstream.cluster.v1.HeartbeatRequest\x1a%.dstream.cluster.v1.HeartbeatResponse\x12X\n" +
 	"\tManifests\x12$.dstream.cluster.v1.ManifestsRequest\x1a%.dstream.cluster.v1.ManifestsResponse\x12R\n" +
-	"\aProgram\x12\".dstream.cluster.v1.ProgramRequest\x1a#.dstream.cluster.v1.ProgramResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
+	"\aProgram\x12\".dstream.cluster.v1.ProgramRequest\x1a#.dstream.cluster.v1.ProgramResponse\x12U\n" +
+	"\bAddBlock\x12#.dstream.cluster.v1.AddBlockRequest\x1a$.dstream.cluster.v1.AddBlockResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
 
 var (
 	file_dstream_cluster_v1_cluster_proto_rawDescOnce sync.Once
@@ -654,7 +776,7 @@ func file_dstream_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_dstream_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_dstream_cluster_v1_cluster_proto_goTypes = []any{
 	(*GraphNode)(nil),           // 0: dstream.cluster.v1.GraphNode
 	(*RegisterRequest)(nil),     // 1: dstream.cluster.v1.RegisterRequest
@@ -665,25 +787,29 @@ var file_dstream_cluster_v1_cluster_proto_goTypes = []any{
 	(*ManifestsResponse)(nil),   // 6: dstream.cluster.v1.ManifestsResponse
 	(*ProgramRequest)(nil),      // 7: dstream.cluster.v1.ProgramRequest
 	(*ProgramResponse)(nil),     // 8: dstream.cluster.v1.ProgramResponse
-	(*durationpb.Duration)(nil), // 9: google.protobuf.Duration
+	(*AddBlockRequest)(nil),     // 9: dstream.cluster.v1.AddBlockRequest
+	(*AddBlockResponse)(nil),    // 10: dstream.cluster.v1.AddBlockResponse
+	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
 }
 var file_dstream_cluster_v1_cluster_proto_depIdxs = []int32{
-	9, // 0: dstream.cluster.v1.GraphNode.slide:type_name -> google.protobuf.Duration
-	0, // 1: dstream.cluster.v1.RegisterRequest.graph:type_name -> dstream.cluster.v1.GraphNode
-	9, // 2: dstream.cluster.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	1, // 3: dstream.cluster.v1.Cluster.Register:input_type -> dstream.cluster.v1.RegisterRequest
-	3, // 4: dstream.cluster.v1.Cluster.Heartbeat:input_type -> dstream.cluster.v1.HeartbeatRequest
-	5, // 5: dstream.cluster.v1.Cluster.Manifests:input_type -> dstream.cluster.v1.ManifestsRequest
-	7, // 6: dstream.cluster.v1.Cluster.Program:input_type -> dstream.cluster.v1.ProgramRequest
-	2, // 7: dstream.cluster.v1.Cluster.Register:output_type -> dstream.cluster.v1.RegisterResponse
-	4, // 8: dstream.cluster.v1.Cluster.Heartbeat:output_type -> dstream.cluster.v1.HeartbeatResponse
-	6, // 9: dstream.cluster.v1.Cluster.Manifests:output_type -> dstream.cluster.v1.ManifestsResponse
-	8, // 10: dstream.cluster.v1.Cluster.Program:output_type -> dstream.cluster.v1.ProgramResponse
-	7, // [7:11] is the sub-list for method output_type
-	3, // [3:7] is the sub-list for method input_type
-	3, // [3:3] is the sub-list for extension type_name
-	3, // [3:3] is the sub-list for extension extendee
-	0, // [0:3] is the sub-list for field type_name
+	11, // 0: dstream.cluster.v1.GraphNode.slide:type_name -> google.protobuf.Duration
+	0,  // 1: dstream.cluster.v1.RegisterRequest.graph:type_name -> dstream.cluster.v1.GraphNode
+	11, // 2: dstream.cluster.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	1,  // 3: dstream.cluster.v1.Cluster.Register:input_type -> dstream.cluster.v1.RegisterRequest
+	3,  // 4: dstream.cluster.v1.Cluster.Heartbeat:input_type -> dstream.cluster.v1.HeartbeatRequest
+	5,  // 5: dstream.cluster.v1.Cluster.Manifests:input_type -> dstream.cluster.v1.ManifestsRequest
+	7,  // 6: dstream.cluster.v1.Cluster.Program:input_type -> dstream.cluster.v1.ProgramRequest
+	9,  // 7: dstream.cluster.v1.Cluster.AddBlock:input_type -> dstream.cluster.v1.AddBlockRequest
+	2,  // 8: dstream.cluster.v1.Cluster.Register:output_type -> dstream.cluster.v1.RegisterResponse
+	4,  // 9: dstream.cluster.v1.Cluster.Heartbeat:output_type -> dstream.cluster.v1.HeartbeatResponse
+	6,  // 10: dstream.cluster.v1.Cluster.Manifests:output_type -> dstream.cluster.v1.ManifestsResponse
+	8,  // 11: dstream.cluster.v1.Cluster.Program:output_type -> dstream.cluster.v1.ProgramResponse
+	10, // 12: dstream.cluster.v1.Cluster.AddBlock:output_type -> dstream.cluster.v1.AddBlockResponse
+	8,  // [8:13] is the sub-list for method output_type
+	3,  // [3:8] is the sub-list for method input_type
+	3,  // [3:3] is the sub-list for extension type_name
+	3,  // [3:3] is the sub-list for extension extendee
+	0,  // [0:3] is the sub-list for field type_name
 }
 
 func init() { file_dstream_cluster_v1_cluster_proto_init() }
@@ -697,7 +823,7 @@ func file_dstream_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_cluster_proto_rawDesc), len(file_dstream_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

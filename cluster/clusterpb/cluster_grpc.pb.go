@@ -23,6 +23,7 @@ const (
 	Cluster_Heartbeat_FullMethodName = "/dstream.cluster.v1.Cluster/Heartbeat"
 	Cluster_Manifests_FullMethodName = "/dstream.cluster.v1.Cluster/Manifests"
 	Cluster_Program_FullMethodName   = "/dstream.cluster.v1.Cluster/Program"
+	Cluster_AddBlock_FullMethodName  = "/dstream.cluster.v1.Cluster/AddBlock"
 )
 
 // ClusterClient is the client API for Cluster service.
@@ -54,6 +55,9 @@ type ClusterClient interface {
 	// how the master's program was started, so the worker runs the same
 	// program with the same arguments and builds the same graph.
 	Program(ctx context.Context, in *ProgramRequest, opts ...grpc.CallOption) (*ProgramResponse, error)
+	// AddBlock reports a block a receiver on the calling worker stored (and
+	// replicated): the master allocates it to an interval.
+	AddBlock(ctx context.Context, in *AddBlockRequest, opts ...grpc.CallOption) (*AddBlockResponse, error)
 }
 
 type clusterClient struct {
@@ -104,6 +108,16 @@ func (c *clusterClient) Program(ctx context.Context, in *ProgramRequest, opts ..
 	return out, nil
 }
 
+func (c *clusterClient) AddBlock(ctx context.Context, in *AddBlockRequest, opts ...grpc.CallOption) (*AddBlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AddBlockResponse)
+	err := c.cc.Invoke(ctx, Cluster_AddBlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ClusterServer is the server API for Cluster service.
 // All implementations must embed UnimplementedClusterServer
 // for forward compatibility.
@@ -133,6 +147,9 @@ type ClusterServer interface {
 	// how the master's program was started, so the worker runs the same
 	// program with the same arguments and builds the same graph.
 	Program(context.Context, *ProgramRequest) (*ProgramResponse, error)
+	// AddBlock reports a block a receiver on the calling worker stored (and
+	// replicated): the master allocates it to an interval.
+	AddBlock(context.Context, *AddBlockRequest) (*AddBlockResponse, error)
 	mustEmbedUnimplementedClusterServer()
 }
 
@@ -154,6 +171,9 @@ func (UnimplementedClusterServer) Manifests(context.Context, *ManifestsRequest) 
 }
 func (UnimplementedClusterServer) Program(context.Context, *ProgramRequest) (*ProgramResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Program not implemented")
+}
+func (UnimplementedClusterServer) AddBlock(context.Context, *AddBlockRequest) (*AddBlockResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method AddBlock not implemented")
 }
 func (UnimplementedClusterServer) mustEmbedUnimplementedClusterServer() {}
 func (UnimplementedClusterServer) testEmbeddedByValue()                 {}
@@ -248,6 +268,24 @@ func _Cluster_Program_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Cluster_AddBlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(AddBlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ClusterServer).AddBlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Cluster_AddBlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ClusterServer).AddBlock(ctx, req.(*AddBlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Cluster_ServiceDesc is the grpc.ServiceDesc for Cluster service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -270,6 +308,10 @@ var Cluster_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Program",
 			Handler:    _Cluster_Program_Handler,
+		},
+		{
+			MethodName: "AddBlock",
+			Handler:    _Cluster_AddBlock_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

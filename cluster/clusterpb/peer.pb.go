@@ -637,6 +637,193 @@ func (*PutBlockResponse) Descriptor() ([]byte, []int) {
 	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
+type StartReceiverRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream int32                  `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// The other workers, where the receiver may put replicas.
+	Peers         []string `protobuf:"bytes,2,rep,name=peers,proto3" json:"peers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartReceiverRequest) Reset() {
+	*x = StartReceiverRequest{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartReceiverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartReceiverRequest) ProtoMessage() {}
+
+func (x *StartReceiverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartReceiverRequest.ProtoReflect.Descriptor instead.
+func (*StartReceiverRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *StartReceiverRequest) GetStream() int32 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+func (x *StartReceiverRequest) GetPeers() []string {
+	if x != nil {
+		return x.Peers
+	}
+	return nil
+}
+
+type StartReceiverResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Where the receiver takes records in (a socket's address), if anywhere.
+	Address       string `protobuf:"bytes,1,opt,name=address,proto3" json:"address,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StartReceiverResponse) Reset() {
+	*x = StartReceiverResponse{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StartReceiverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StartReceiverResponse) ProtoMessage() {}
+
+func (x *StartReceiverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StartReceiverResponse.ProtoReflect.Descriptor instead.
+func (*StartReceiverResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *StartReceiverResponse) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+type StopReceiverRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Stream        int32                  `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopReceiverRequest) Reset() {
+	*x = StopReceiverRequest{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopReceiverRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopReceiverRequest) ProtoMessage() {}
+
+func (x *StopReceiverRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopReceiverRequest.ProtoReflect.Descriptor instead.
+func (*StopReceiverRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *StopReceiverRequest) GetStream() int32 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+type StopReceiverResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Records the receiver took in, all stored and reported.
+	Records       int64 `protobuf:"varint,1,opt,name=records,proto3" json:"records,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StopReceiverResponse) Reset() {
+	*x = StopReceiverResponse{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StopReceiverResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StopReceiverResponse) ProtoMessage() {}
+
+func (x *StopReceiverResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StopReceiverResponse.ProtoReflect.Descriptor instead.
+func (*StopReceiverResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *StopReceiverResponse) GetRecords() int64 {
+	if x != nil {
+		return x.Records
+	}
+	return 0
+}
+
 var File_dstream_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
@@ -680,13 +867,24 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x05class\x18\x02 \x01(\tR\x05class\x12\x18\n" +
 	"\arecords\x18\x03 \x01(\x03R\arecords\x12\x12\n" +
 	"\x04data\x18\x04 \x01(\fR\x04data\"\x12\n" +
-	"\x10PutBlockResponse2\xf4\x02\n" +
+	"\x10PutBlockResponse\"D\n" +
+	"\x14StartReceiverRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x14\n" +
+	"\x05peers\x18\x02 \x03(\tR\x05peers\"1\n" +
+	"\x15StartReceiverResponse\x12\x18\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"-\n" +
+	"\x13StopReceiverRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\x05R\x06stream\"0\n" +
+	"\x14StopReceiverResponse\x12\x18\n" +
+	"\arecords\x18\x01 \x01(\x03R\arecords2\xbd\x04\n" +
 	"\x04Peer\x12R\n" +
 	"\aRunTask\x12\".dstream.cluster.v1.RunTaskRequest\x1a#.dstream.cluster.v1.RunTaskResponse\x12`\n" +
 	"\vFetchBucket\x12&.dstream.cluster.v1.FetchBucketRequest\x1a'.dstream.cluster.v1.FetchBucketResponse0\x01\x12]\n" +
 	"\n" +
 	"FetchBlock\x12%.dstream.cluster.v1.FetchBlockRequest\x1a&.dstream.cluster.v1.FetchBlockResponse0\x01\x12W\n" +
-	"\bPutBlock\x12#.dstream.cluster.v1.PutBlockRequest\x1a$.dstream.cluster.v1.PutBlockResponse(\x01B8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
+	"\bPutBlock\x12#.dstream.cluster.v1.PutBlockRequest\x1a$.dstream.cluster.v1.PutBlockResponse(\x01\x12d\n" +
+	"\rStartReceiver\x12(.dstream.cluster.v1.StartReceiverRequest\x1a).dstream.cluster.v1.StartReceiverResponse\x12a\n" +
+	"\fStopReceiver\x12'.dstream.cluster.v1.StopReceiverRequest\x1a(.dstream.cluster.v1.StopReceiverResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
 
 var (
 	file_dstream_cluster_v1_peer_proto_rawDescOnce sync.Once
@@ -700,19 +898,23 @@ func file_dstream_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_peer_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_dstream_cluster_v1_peer_proto_goTypes = []any{
-	(*DatasetID)(nil),           // 0: dstream.cluster.v1.DatasetID
-	(*MapOutputs)(nil),          // 1: dstream.cluster.v1.MapOutputs
-	(*RunTaskRequest)(nil),      // 2: dstream.cluster.v1.RunTaskRequest
-	(*TaskFailure)(nil),         // 3: dstream.cluster.v1.TaskFailure
-	(*RunTaskResponse)(nil),     // 4: dstream.cluster.v1.RunTaskResponse
-	(*FetchBucketRequest)(nil),  // 5: dstream.cluster.v1.FetchBucketRequest
-	(*FetchBlockRequest)(nil),   // 6: dstream.cluster.v1.FetchBlockRequest
-	(*FetchBucketResponse)(nil), // 7: dstream.cluster.v1.FetchBucketResponse
-	(*FetchBlockResponse)(nil),  // 8: dstream.cluster.v1.FetchBlockResponse
-	(*PutBlockRequest)(nil),     // 9: dstream.cluster.v1.PutBlockRequest
-	(*PutBlockResponse)(nil),    // 10: dstream.cluster.v1.PutBlockResponse
+	(*DatasetID)(nil),             // 0: dstream.cluster.v1.DatasetID
+	(*MapOutputs)(nil),            // 1: dstream.cluster.v1.MapOutputs
+	(*RunTaskRequest)(nil),        // 2: dstream.cluster.v1.RunTaskRequest
+	(*TaskFailure)(nil),           // 3: dstream.cluster.v1.TaskFailure
+	(*RunTaskResponse)(nil),       // 4: dstream.cluster.v1.RunTaskResponse
+	(*FetchBucketRequest)(nil),    // 5: dstream.cluster.v1.FetchBucketRequest
+	(*FetchBlockRequest)(nil),     // 6: dstream.cluster.v1.FetchBlockRequest
+	(*FetchBucketResponse)(nil),   // 7: dstream.cluster.v1.FetchBucketResponse
+	(*FetchBlockResponse)(nil),    // 8: dstream.cluster.v1.FetchBlockResponse
+	(*PutBlockRequest)(nil),       // 9: dstream.cluster.v1.PutBlockRequest
+	(*PutBlockResponse)(nil),      // 10: dstream.cluster.v1.PutBlockResponse
+	(*StartReceiverRequest)(nil),  // 11: dstream.cluster.v1.StartReceiverRequest
+	(*StartReceiverResponse)(nil), // 12: dstream.cluster.v1.StartReceiverResponse
+	(*StopReceiverRequest)(nil),   // 13: dstream.cluster.v1.StopReceiverRequest
+	(*StopReceiverResponse)(nil),  // 14: dstream.cluster.v1.StopReceiverResponse
 }
 var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	0,  // 0: dstream.cluster.v1.MapOutputs.shuffle:type_name -> dstream.cluster.v1.DatasetID
@@ -724,12 +926,16 @@ var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	5,  // 6: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
 	6,  // 7: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
 	9,  // 8: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
-	4,  // 9: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
-	7,  // 10: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
-	8,  // 11: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
-	10, // 12: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
-	9,  // [9:13] is the sub-list for method output_type
-	5,  // [5:9] is the sub-list for method input_type
+	11, // 9: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
+	13, // 10: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
+	4,  // 11: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
+	7,  // 12: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
+	8,  // 13: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
+	10, // 14: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
+	12, // 15: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
+	14, // 16: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
+	11, // [11:17] is the sub-list for method output_type
+	5,  // [5:11] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -746,7 +952,7 @@ func file_dstream_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_peer_proto_rawDesc), len(file_dstream_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -19,10 +19,12 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_RunTask_FullMethodName     = "/dstream.cluster.v1.Peer/RunTask"
-	Peer_FetchBucket_FullMethodName = "/dstream.cluster.v1.Peer/FetchBucket"
-	Peer_FetchBlock_FullMethodName  = "/dstream.cluster.v1.Peer/FetchBlock"
-	Peer_PutBlock_FullMethodName    = "/dstream.cluster.v1.Peer/PutBlock"
+	Peer_RunTask_FullMethodName       = "/dstream.cluster.v1.Peer/RunTask"
+	Peer_FetchBucket_FullMethodName   = "/dstream.cluster.v1.Peer/FetchBucket"
+	Peer_FetchBlock_FullMethodName    = "/dstream.cluster.v1.Peer/FetchBlock"
+	Peer_PutBlock_FullMethodName      = "/dstream.cluster.v1.Peer/PutBlock"
+	Peer_StartReceiver_FullMethodName = "/dstream.cluster.v1.Peer/StartReceiver"
+	Peer_StopReceiver_FullMethodName  = "/dstream.cluster.v1.Peer/StopReceiver"
 )
 
 // PeerClient is the client API for Peer service.
@@ -48,6 +50,14 @@ type PeerClient interface {
 	// rest (and the first) carry its encoded records. It returns once the
 	// block is stored; RESOURCE_EXHAUSTED: no room for it.
 	PutBlock(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutBlockRequest, PutBlockResponse], error)
+	// StartReceiver runs the receiver of an input stream in the receiving
+	// worker: it opens it (binds its port) and answers where it listens; the
+	// worker then stores each block it cuts, replicates it to a peer, and
+	// reports it to the master (Cluster.AddBlock) before acknowledging it.
+	StartReceiver(ctx context.Context, in *StartReceiverRequest, opts ...grpc.CallOption) (*StartReceiverResponse, error)
+	// StopReceiver stops it and returns once every block it took in is
+	// stored and reported.
+	StopReceiver(ctx context.Context, in *StopReceiverRequest, opts ...grpc.CallOption) (*StopReceiverResponse, error)
 }
 
 type peerClient struct {
@@ -119,6 +129,26 @@ func (c *peerClient) PutBlock(ctx context.Context, opts ...grpc.CallOption) (grp
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_PutBlockClient = grpc.ClientStreamingClient[PutBlockRequest, PutBlockResponse]
 
+func (c *peerClient) StartReceiver(ctx context.Context, in *StartReceiverRequest, opts ...grpc.CallOption) (*StartReceiverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StartReceiverResponse)
+	err := c.cc.Invoke(ctx, Peer_StartReceiver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) StopReceiver(ctx context.Context, in *StopReceiverRequest, opts ...grpc.CallOption) (*StopReceiverResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(StopReceiverResponse)
+	err := c.cc.Invoke(ctx, Peer_StopReceiver_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -142,6 +172,14 @@ type PeerServer interface {
 	// rest (and the first) carry its encoded records. It returns once the
 	// block is stored; RESOURCE_EXHAUSTED: no room for it.
 	PutBlock(grpc.ClientStreamingServer[PutBlockRequest, PutBlockResponse]) error
+	// StartReceiver runs the receiver of an input stream in the receiving
+	// worker: it opens it (binds its port) and answers where it listens; the
+	// worker then stores each block it cuts, replicates it to a peer, and
+	// reports it to the master (Cluster.AddBlock) before acknowledging it.
+	StartReceiver(context.Context, *StartReceiverRequest) (*StartReceiverResponse, error)
+	// StopReceiver stops it and returns once every block it took in is
+	// stored and reported.
+	StopReceiver(context.Context, *StopReceiverRequest) (*StopReceiverResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -163,6 +201,12 @@ func (UnimplementedPeerServer) FetchBlock(*FetchBlockRequest, grpc.ServerStreami
 }
 func (UnimplementedPeerServer) PutBlock(grpc.ClientStreamingServer[PutBlockRequest, PutBlockResponse]) error {
 	return status.Error(codes.Unimplemented, "method PutBlock not implemented")
+}
+func (UnimplementedPeerServer) StartReceiver(context.Context, *StartReceiverRequest) (*StartReceiverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StartReceiver not implemented")
+}
+func (UnimplementedPeerServer) StopReceiver(context.Context, *StopReceiverRequest) (*StopReceiverResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method StopReceiver not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -232,6 +276,42 @@ func _Peer_PutBlock_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_PutBlockServer = grpc.ClientStreamingServer[PutBlockRequest, PutBlockResponse]
 
+func _Peer_StartReceiver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StartReceiverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).StartReceiver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_StartReceiver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).StartReceiver(ctx, req.(*StartReceiverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_StopReceiver_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(StopReceiverRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).StopReceiver(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_StopReceiver_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).StopReceiver(ctx, req.(*StopReceiverRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -242,6 +322,14 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RunTask",
 			Handler:    _Peer_RunTask_Handler,
+		},
+		{
+			MethodName: "StartReceiver",
+			Handler:    _Peer_StartReceiver_Handler,
+		},
+		{
+			MethodName: "StopReceiver",
+			Handler:    _Peer_StopReceiver_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -1,0 +1,240 @@
+package dstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/dstream/dstream/cluster"
+	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/source"
+)
+
+// Receivers on workers. In local-cluster[N] the master places each
+// receiver on a worker (round robin), which opens it (binds its port), cuts
+// what it takes in into blocks, stores each block, replicates it to one
+// other worker and reports it to the master before acknowledging it. The
+// master allocates reported blocks to intervals by when they reach it (its
+// clock, so the workers' clocks do not matter). A graceful stop stops the
+// receivers on their workers, which return once every block is stored and
+// reported. A standalone master keeps its receivers: its workers join at
+// any time, and a receiver must take records in from the start.
+
+// placeReceivers starts every receiver on a worker of the local cluster.
+func (c *Context) placeReceivers() error {
+	cr := c.cluster
+	cr.mu.Lock()
+	workers := append([]string(nil), cr.alive...)
+	cr.mu.Unlock()
+	if len(workers) == 0 {
+		return errors.New("no worker to run the receivers on")
+	}
+	i := 0
+	for _, in := range c.inputs {
+		r, ok := in.(*receiverInput)
+		if !ok {
+			continue
+		}
+		at := workers[i%len(workers)]
+		i++
+		pc, err := cr.peers.Peer(at)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		resp, err := pc.StartReceiver(ctx, &clusterpb.StartReceiverRequest{Stream: r.opID(), Peers: workers})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("receiver %s on worker %s: %w", r.recv.Name(), at, err)
+		}
+		r.at = at
+		if addr := resp.GetAddress(); addr != "" {
+			if s, ok := r.recv.(interface{ RunsAt(string) error }); ok {
+				if err := s.RunsAt(addr); err != nil {
+					return err
+				}
+			}
+		}
+		c.log.Info("receiver placed", "stream", r.opID(), "receiver", r.recv.Name(), "worker", at, "address", resp.GetAddress())
+	}
+	return nil
+}
+
+// receiveRemote stands for a receiver running on a worker: when ctx is done
+// it stops it there, and returns once the worker has stored and reported
+// every block it took in.
+func (c *Context) receiveRemote(ctx context.Context, in *receiverInput) error {
+	<-ctx.Done()
+	pc, err := c.cluster.peers.Peer(in.at)
+	if err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := pc.StopReceiver(sctx, &clusterpb.StopReceiverRequest{Stream: in.opID()}); err != nil {
+		return fmt.Errorf("stopping receiver %s on worker %s: %w", in.recv.Name(), in.at, err)
+	}
+	return nil
+}
+
+// addRemoteBlock takes a block a receiver on a worker reports.
+func (c *Context) addRemoteBlock(b cluster.BlockReport) error {
+	in := c.receiverOf(b.Stream)
+	if in == nil {
+		return fmt.Errorf("stream %d has no receiver", b.Stream)
+	}
+	c.tracker.add(blockInfo{stream: b.Stream, key: b.Key, time: c.cfg.Clock.Now(), records: int(b.Records), bytes: b.Bytes, locations: b.Locations})
+	in.written.Add(b.Records)
+	return nil
+}
+
+// receiverOf returns the receiver input of stream, or nil.
+func (c *Context) receiverOf(stream int32) *receiverInput {
+	for _, in := range c.inputs {
+		if r, ok := in.(*receiverInput); ok && r.opID() == stream {
+			return r
+		}
+	}
+	return nil
+}
+
+// runningReceiver is a receiver a worker runs for its master.
+type runningReceiver struct {
+	cancel context.CancelFunc
+	done   chan struct{}
+	err    error
+	addr   string
+}
+
+// StartReceiver implements cluster.Receivers.
+func (p workerProgram) StartReceiver(stream int32, env cluster.ReceiverEnv) (string, error) {
+	c := p.c
+	in := c.receiverOf(stream)
+	if in == nil {
+		return "", fmt.Errorf("stream %d has no receiver in this program", stream)
+	}
+	w := c.worker
+	w.recvMu.Lock()
+	defer w.recvMu.Unlock()
+	if rr, ok := w.receivers[stream]; ok {
+		return rr.addr, nil // asked again: it runs
+	}
+	if err := in.open(); err != nil {
+		return "", err
+	}
+	var addr string
+	if a, ok := in.recv.(interface{ Addr() net.Addr }); ok && a.Addr() != nil {
+		addr = a.Addr().String()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	rr := &runningReceiver{cancel: cancel, done: make(chan struct{}), addr: addr}
+	sink := &workerSink{c: c, env: env, tag: strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(env.Self)}
+	go func() {
+		defer close(rr.done)
+		rr.err = in.receiveWith(ctx, sink)
+		if rr.err != nil && !errors.Is(rr.err, context.Canceled) {
+			c.log.Error("receiver failed", "stream", stream, "err", rr.err)
+		}
+	}()
+	if w.receivers == nil {
+		w.receivers = map[int32]*runningReceiver{}
+	}
+	w.receivers[stream] = rr
+	c.log.Info("worker: receiver started", "stream", stream, "receiver", in.recv.Name(), "address", addr)
+	return addr, nil
+}
+
+// StopReceiver implements cluster.Receivers.
+func (p workerProgram) StopReceiver(stream int32) (int64, error) {
+	c := p.c
+	w := c.worker
+	w.recvMu.Lock()
+	rr, ok := w.receivers[stream]
+	delete(w.receivers, stream)
+	w.recvMu.Unlock()
+	if !ok {
+		return 0, fmt.Errorf("stream %d has no receiver running here", stream)
+	}
+	rr.cancel()
+	<-rr.done
+	var n int64
+	if in := c.receiverOf(stream); in != nil {
+		n = in.written.Load()
+	}
+	if rr.err != nil && !errors.Is(rr.err, context.Canceled) {
+		return n, rr.err
+	}
+	return n, nil
+}
+
+// stopReceivers stops what a worker runs for its master (the worker is
+// stopping).
+func (w *workerRole) stopReceivers() {
+	w.recvMu.Lock()
+	rrs := w.receivers
+	w.receivers = nil
+	w.recvMu.Unlock()
+	for _, rr := range rrs {
+		rr.cancel()
+		<-rr.done
+	}
+}
+
+// workerSink stores the blocks of a receiver running on a worker: here,
+// in the input share; on one other worker; then reported to the master.
+// Only then is the block acknowledged.
+type workerSink struct {
+	c   *Context
+	env cluster.ReceiverEnv
+	tag string // this worker, in block keys: keys from different workers never collide
+
+	mu   sync.Mutex
+	next int // where replica placement starts next
+}
+
+func (s *workerSink) StoreBlock(ctx context.Context, b source.Block) error {
+	c := s.c
+	key := fmt.Sprintf("input_%d_%s_%d", b.Stream, s.tag, b.Seq)
+	size, err := c.storeInput(ctx, key, b)
+	if err != nil {
+		return err
+	}
+	locs := []string{s.env.Self}
+	if len(s.env.Peers) > 0 {
+		data, err := rdd.Encode(b.Records)
+		if err != nil {
+			return fmt.Errorf("input block %s: %w", key, err)
+		}
+		s.mu.Lock()
+		start := s.next
+		s.next++
+		s.mu.Unlock()
+		for i := range s.env.Peers {
+			peer := s.env.Peers[(start+i)%len(s.env.Peers)]
+			if err := s.env.Put(ctx, peer, key, data); err != nil {
+				c.log.Warn("input block not replicated; trying another worker", "block", key, "worker", peer, "err", err)
+				continue
+			}
+			locs = append(locs, peer)
+			break
+		}
+	}
+	report := cluster.BlockReport{Stream: int32(b.Stream), Key: key, Records: int64(len(b.Records)), Bytes: size, Locations: locs}
+	var rerr error
+	for attempt := range 5 {
+		if rerr = s.env.Report(ctx, report); rerr == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return rerr
+		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("reporting input block %s to the master: %w", key, rerr)
+}
