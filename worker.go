@@ -36,9 +36,7 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	secretFile := fs.String("secret-file", "", "`file` holding the cluster's shared secret (default: $"+cluster.SecretEnv+")")
 	insecure := fs.Bool("insecure", false, "join a master that runs without a secret")
 	workDir := fs.String("work-dir", "", "`folder` this worker spills shuffle outputs to when its memory is full (default: none; they are recomputed)")
-	tlsCert := fs.String("tls-cert", "", "mutual TLS: this worker's certificate `file` (PEM; with --tls-key and --tls-ca)")
-	tlsKey := fs.String("tls-key", "", "mutual TLS: its key `file`")
-	tlsCA := fs.String("tls-ca", "", "mutual TLS: the `file` of the CA that signs the cluster's processes")
+	tlsFiles := tlsFlags(fs)
 	memory := int64(1 << 30)
 	fs.Func("memory", "this worker's memory budget: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
 		n, err := ParseBytes(s)
@@ -73,8 +71,9 @@ func WorkerMain(args []string, stderr io.Writer) int {
 		return usage(err)
 	}
 	var tlsID *cluster.TLS
-	if *tlsCert != "" || *tlsKey != "" || *tlsCA != "" {
-		if tlsID, err = cluster.LoadTLS(*tlsCert, *tlsKey, *tlsCA); err != nil {
+	tlsCert, tlsKey, tlsCA := tlsFiles()
+	if tlsCert != "" || tlsKey != "" || tlsCA != "" {
+		if tlsID, err = cluster.LoadTLS(tlsCert, tlsKey, tlsCA); err != nil {
 			return usage(err)
 		}
 	}
@@ -97,7 +96,7 @@ func WorkerMain(args []string, stderr io.Writer) int {
 		cluster.EnvParallelism+"="+strconv.Itoa(info.Parallelism), cluster.EnvListen+"="+*listen,
 		cluster.EnvAdvertise+"="+*advertise, cluster.EnvMemory+"="+strconv.FormatInt(memory, 10),
 		cluster.SecretEnv+"="+string(secret), cluster.EnvWorkDir+"="+abs(*workDir),
-		cluster.EnvTLSCert+"="+abs(*tlsCert), cluster.EnvTLSKey+"="+abs(*tlsKey), cluster.EnvTLSCA+"="+abs(*tlsCA))
+		cluster.EnvTLSCert+"="+tlsCert, cluster.EnvTLSKey+"="+tlsKey, cluster.EnvTLSCA+"="+tlsCA)
 	err = syscall.Exec(exe, append([]string{exe}, info.Args...), env)
 	fmt.Fprintln(stderr, "worker: cannot start the master's program:", err)
 	return 1
@@ -112,15 +111,14 @@ func ClusterFlags(fs *flag.FlagSet) func(*Config) error {
 	advertise := fs.String("cluster-advertise", "", "with --master cluster: `address` workers reach the master at (default: --cluster-listen's)")
 	secretFile := fs.String("secret-file", "", "with --master cluster: `file` holding the shared secret workers must present (default: $"+cluster.SecretEnv+")")
 	insecure := fs.Bool("insecure", false, "with --master cluster: run without a secret (anyone reaching the port may join)")
-	tlsCert := fs.String("tls-cert", "", "mutual TLS on cluster connections: this process's certificate `file` (PEM; with --tls-key and --tls-ca)")
-	tlsKey := fs.String("tls-key", "", "mutual TLS: its key `file`")
-	tlsCA := fs.String("tls-ca", "", "mutual TLS: the `file` of the CA that signs the cluster's processes")
+	tlsFiles := tlsFlags(fs)
 	return func(c *Config) error {
-		if _, worker, _ := cluster.WorkerEnvFrom(os.Getenv); !worker {
-			c.TLSCert, c.TLSKey, c.TLSCA = abs(*tlsCert), abs(*tlsKey), abs(*tlsCA)
+		if _, worker, _ := cluster.WorkerEnvFrom(os.Getenv); worker {
+			return nil // a worker takes its secret and TLS files from its environment
 		}
-		if _, worker, _ := cluster.WorkerEnvFrom(os.Getenv); worker || c.Master != "cluster" {
-			return nil // a worker takes its secret from its environment
+		c.TLSCert, c.TLSKey, c.TLSCA = tlsFiles()
+		if c.Master != "cluster" {
+			return nil
 		}
 		secret, err := cluster.LoadSecret(*secretFile, *insecure)
 		if err != nil {
@@ -129,6 +127,16 @@ func ClusterFlags(fs *flag.FlagSet) func(*Config) error {
 		c.ClusterListen, c.ClusterAdvertise, c.Secret, c.Insecure = *listen, *advertise, secret, *insecure
 		return nil
 	}
+}
+
+// tlsFlags registers --tls-cert, --tls-key and --tls-ca on fs and returns
+// what reads them, as absolute file names (a worker started elsewhere finds
+// them).
+func tlsFlags(fs *flag.FlagSet) func() (cert, key, ca string) {
+	cert := fs.String("tls-cert", "", "mutual TLS on cluster connections: this process's certificate `file` (PEM; with --tls-key and --tls-ca)")
+	key := fs.String("tls-key", "", "mutual TLS: its key `file`")
+	ca := fs.String("tls-ca", "", "mutual TLS: the `file` of the CA that signs the cluster's processes")
+	return func() (string, string, string) { return abs(*cert), abs(*key), abs(*ca) }
 }
 
 // abs makes a file name absolute, so a worker started elsewhere finds it

@@ -30,23 +30,9 @@ var serial atomic.Int64
 // NewCA makes a CA named name, its certificate written under dir.
 func NewCA(tb testing.TB, dir, name string) *CA {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ca := &CA{cert: cert, key: key, File: filepath.Join(dir, name+"-ca.pem")}
-	writePEM(tb, ca.File, "CERTIFICATE", der)
+	ca := &CA{File: filepath.Join(dir, name+"-ca.pem")}
+	tmpl := &x509.Certificate{IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	ca.cert, ca.key = certify(tb, name, tmpl, nil, ca.File)
 	return ca
 }
 
@@ -55,25 +41,41 @@ func NewCA(tb testing.TB, dir, name string) *CA {
 // files (what --tls-cert and --tls-key name).
 func (ca *CA) Issue(tb testing.TB, dir, name string) (certFile, keyFile string) {
 	tb.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial.Add(1)), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
-	if err != nil {
-		tb.Fatal(err)
-	}
 	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-	writePEM(tb, certFile, "CERTIFICATE", der)
+	tmpl := &x509.Certificate{KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth}}
+	_, key := certify(tb, name, tmpl, ca, certFile)
 	kb, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	writePEM(tb, keyFile, "EC PRIVATE KEY", kb)
 	return certFile, keyFile
+}
+
+// certify makes a key and a certificate of tmpl for name, valid for an hour
+// around now, signed by parent (nil: self-signed), written to file.
+func certify(tb testing.TB, name string, tmpl *x509.Certificate, parent *CA, file string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	tb.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tmpl.SerialNumber, tmpl.Subject = big.NewInt(serial.Add(1)), pkix.Name{CommonName: name}
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	signer, signerKey := tmpl, key
+	if parent != nil {
+		signer, signerKey = parent.cert, parent.key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, signer, &key.PublicKey, signerKey)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	writePEM(tb, file, "CERTIFICATE", der)
+	return cert, key
 }
 
 func writePEM(tb testing.TB, file, kind string, der []byte) {
