@@ -8,6 +8,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -87,6 +88,29 @@ var deployedOps = []deployedOp{
 			render(dstreamtest.Collect(dstream.Cogroup(h.In, win, 3))),
 			render(dstreamtest.Collect(dstream.GroupByKey(dstream.Repartition(h.In, 3), 2))),
 		}
+	}},
+	{name: "sortByKey-in-transform", ticks: 6, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		// The sort samples its input to choose range bounds while the
+		// interval's datasets are built: in every process, from the same
+		// data, so the bounds agree.
+		sorted := dstream.Transform(h.In, func(ds *rdd.Dataset[kv], _ time.Time) (*rdd.Dataset[kv], error) {
+			return rdd.SortByKey(context.Background(), ds, true, 3)
+		})
+		ordered := []func(time.Time) string{render(dstreamtest.Collect(sorted))}
+		// Collected in partition order: the global order must hold.
+		var mu sync.Mutex
+		got := map[int64]string{}
+		dstream.ForeachRDD(sorted, func(ctx context.Context, ds *rdd.Dataset[kv], t time.Time) error {
+			xs, err := ds.Collect(ctx)
+			mu.Lock()
+			defer mu.Unlock()
+			got[t.UnixMilli()] = fmt.Sprint(xs)
+			if !slices.IsSortedFunc(xs, func(a, b kv) int { return strings.Compare(a.Key, b.Key) }) {
+				got[t.UnixMilli()] = "out of order: " + fmt.Sprint(xs)
+			}
+			return err
+		})
+		return append(ordered, func(t time.Time) string { mu.Lock(); defer mu.Unlock(); return got[t.UnixMilli()] })
 	}},
 	{name: "transform-with-static", ticks: 5, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
 		static := rdd.Parallelize(h.Ctx.Datasets(), []dstream.Pair[string, string]{{Key: "a", Value: "alpha"}, {Key: "b", Value: "beta"}}, 2)

@@ -63,6 +63,34 @@ type workerRole struct {
 
 	recvMu    sync.Mutex
 	receivers map[int32]*runningReceiver // what it runs for its master (receivers.go)
+
+	remote lateRemote // the host's, for the worker's own jobs
+}
+
+// lateRemote is an rdd.Remote set once the worker's host exists.
+type lateRemote struct{ r atomic.Pointer[rdd.Remote] }
+
+func (l *lateRemote) get() (rdd.Remote, error) {
+	if r := l.r.Load(); r != nil {
+		return *r, nil
+	}
+	return nil, fmt.Errorf("%w: the worker is not serving yet", rdd.ErrNotHeld)
+}
+
+func (l *lateRemote) Bucket(ctx context.Context, s rdd.ID, m, r int) ([]byte, error) {
+	rem, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return rem.Bucket(ctx, s, m, r)
+}
+
+func (l *lateRemote) Block(ctx context.Context, key string, locations []string) ([]byte, error) {
+	rem, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return rem.Block(ctx, key, locations)
 }
 
 // DefaultClusterListen is where a standalone master listens for workers.
@@ -80,7 +108,11 @@ func (c *Context) deploy(slots int) (int, error) {
 	}
 	if isWorker {
 		c.worker = &workerRole{env: env}
-		c.shell = sched.NewLocal(sched.LocalConfig{Slots: env.Slots, MaxAttempts: c.cfg.MaxTaskAttempts})
+		// Jobs a worker runs by itself (a sort samples its input while the
+		// worker builds an interval's datasets) read the blocks they need
+		// from their holders, once the host is up.
+		c.shell = sched.NewShell(sched.ShellConfig{MaxAttempts: c.cfg.MaxTaskAttempts, Executor: sched.GoExecutor{Remote: &c.worker.remote}})
+		c.shell.AddWorker(sched.LocalWorker, env.Slots)
 		c.runner = c.shell
 		if env.Parallelism > 0 {
 			return env.Parallelism, nil
@@ -352,6 +384,8 @@ func (c *Context) startWorker() error {
 		return err
 	}
 	c.limitProcessMemory()
+	rem := host.Remote()
+	c.worker.remote.r.Store(&rem)
 	c.worker.stopProfile = profileWorker(env.ID, c.log)
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{})}
 	close(r.genDone)

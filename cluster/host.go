@@ -114,6 +114,13 @@ func NewHost(cfg HostConfig) (*Host, error) {
 // Addr returns the address peers dial.
 func (h *Host) Addr() string { return h.addr }
 
+// Remote is what jobs the worker's program runs by itself (a sort's
+// sampling job, while it builds an interval's datasets) read other
+// processes' blocks with; they compute any shuffle they need themselves.
+func (h *Host) Remote() rdd.Remote {
+	return &remote{peers: h.peers, self: h.addr, mapOutput: func(rdd.ID, int) string { return "" }}
+}
+
 // Run serves until ctx is done (nil) or the master refuses the worker.
 func (h *Host) Run(ctx context.Context) error {
 	defer h.peers.Close()
