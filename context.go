@@ -32,7 +32,9 @@ import (
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/received"
 	"github.com/dstream/dstream/sched"
 	"github.com/dstream/dstream/shuffle"
 )
@@ -263,8 +265,8 @@ type Context struct {
 	outputs      []*outputOp
 	nextOp       int32
 
-	tracker    *tracker
-	manifests  manifestLog
+	tracker    *received.Tracker
+	manifests  manifest.Log
 	inputWaits atomic.Int64 // times a receiver waited for input memory
 	admission  admission    // sizes the input share; the runner's only
 	zero       time.Time    // interval times are zero + k*BatchInterval
@@ -310,7 +312,7 @@ func NewContext(cfg Config) (*Context, error) {
 		return nil, err
 	}
 	c.rctx = rctx
-	c.tracker = newTracker()
+	c.tracker = received.NewTracker()
 	return c, nil
 }
 

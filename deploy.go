@@ -194,7 +194,7 @@ func (c *Context) startCluster() error {
 		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles}, nil),
 		Manifests: c.manifestFrames,
 		AddBlock:  c.addRemoteBlock,
-		Latest:    c.manifests.latest,
+		Latest:    c.manifests.Latest,
 		OnEvent:   func(ev cluster.Event) { cr.onEvent(c, ev) },
 	})
 	if err != nil {
@@ -361,7 +361,7 @@ func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []s
 // manifestFrames serves the manifests of the intervals in (after, upTo] the
 // master remembers, in time order.
 func (c *Context) manifestFrames(after, upTo int64) ([][]byte, error) {
-	ms := c.manifests.between(after, upTo)
+	ms := c.manifests.Between(after, upTo)
 	frames := make([][]byte, 0, len(ms))
 	for _, m := range ms {
 		b, err := m.Marshal()

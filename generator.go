@@ -158,7 +158,7 @@ func (c *Context) generate(ctx context.Context) {
 		if err := c.cfg.Clock.WaitUntil(ctx, t.Add(c.cfg.Slack)); err != nil {
 			return
 		}
-		c.tracker.allocate(t)
+		c.tracker.Allocate(t)
 		for _, in := range c.cutters {
 			if err := in.cut(ctx, t); err != nil {
 				if ctx.Err() == nil {
@@ -169,7 +169,7 @@ func (c *Context) generate(ctx context.Context) {
 				return
 			}
 		}
-		n := c.tracker.records(t)
+		n := c.tracker.Records(t)
 		b := batch{time: t, submitted: c.cfg.Clock.Now(), records: n}
 		c.bus.Post(listener.BatchSubmitted{Batch: listener.BatchInfo{Time: t, Records: n, SubmissionTime: b.submitted}})
 		select {
@@ -214,7 +214,7 @@ func (c *Context) runBatch(b batch) {
 	info.SchedulingDelay = info.StartTime.Sub(b.submitted)
 	c.bus.Post(listener.BatchStarted{Batch: info})
 	c.measureStart() // measure this interval's shuffles only (memory.go)
-	c.manifests.add(c.manifestOf(b.time))
+	c.manifests.Add(c.manifestOf(b.time))
 	var failed *BatchError
 	for i, op := range c.outputs {
 		start := c.cfg.Clock.Now()
@@ -239,7 +239,7 @@ func (c *Context) runBatch(b batch) {
 	if failed != nil {
 		info.Err = failed
 	}
-	c.measureEnd(c.tracker.bytes(b.time))
+	c.measureEnd(c.tracker.Bytes(b.time))
 	c.clearOld(b.time)
 	c.resizeInput()
 	info.EndTime = c.cfg.Clock.Now()
@@ -311,11 +311,11 @@ func (c *Context) clearOld(t time.Time) {
 	// An input's blocks live as long as its stream remembers: as long as
 	// any consumer may recompute from them (propagateRemember).
 	for _, in := range c.blockInputs() {
-		for _, key := range c.tracker.forget(in.opID(), t.Add(-in.rememberDuration())) {
+		for _, key := range c.tracker.Forget(in.opID(), t.Add(-in.rememberDuration())) {
 			c.blocks.Remove(key)
 		}
 	}
-	c.manifests.forget(t.Add(-c.maxRemember()))
+	c.manifests.Forget(t.Add(-c.maxRemember()).UnixMilli())
 	rules := make([]rdd.ForgetRule, len(c.outputs))
 	for i, op := range c.outputs {
 		rules[i] = rdd.ForgetRule{Op: op.id, UpTo: t.UnixMilli()}

@@ -13,6 +13,7 @@ import (
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/received"
 	"github.com/dstream/dstream/source"
 )
 
@@ -31,7 +32,7 @@ type input interface {
 func ReceiverStream(c *Context, r source.Receiver) *Stream[string] {
 	in := &receiverInput{recv: r}
 	s := newStream(c, "receiver "+r.Name(), c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[string], error) {
-		return blocksDataset[string](c, in.stream.id, c.tracker.blocks(in.stream.id, t)), nil
+		return blocksDataset[string](c, in.stream.id, c.tracker.Blocks(in.stream.id, t)), nil
 	})
 	in.stream = s
 	c.mu.Lock()
@@ -55,14 +56,14 @@ func TextFileStream(c *Context, dir string) *Stream[string] {
 
 // blocksDataset makes an interval's input dataset: partition i reads block i
 // from the block store.
-func blocksDataset[T any](c *Context, stream int32, blocks []blockInfo) *rdd.Dataset[T] {
+func blocksDataset[T any](c *Context, stream int32, blocks []received.Block) *rdd.Dataset[T] {
 	if len(blocks) == 0 {
 		return rdd.Empty[T](c.rctx)
 	}
 	keys := make([]string, len(blocks))
 	locs := make([][]string, len(blocks))
 	for i, b := range blocks {
-		keys[i], locs[i] = b.key, b.locations
+		keys[i], locs[i] = b.Key, b.Locations
 	}
 	what := fmt.Sprintf("input of stream %d", stream)
 	ds := rdd.FromFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) iter.Seq[T] {
@@ -200,7 +201,7 @@ func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
 		return err
 	}
 	locs := replicate(s.c, ctx, key, b.Records)
-	s.c.tracker.add(blockInfo{stream: int32(b.Stream), key: key, time: b.Time, records: len(b.Records), bytes: size, locations: locs})
+	s.c.tracker.Add(received.Block{Stream: int32(b.Stream), Key: key, Time: b.Time, Records: len(b.Records), Bytes: size, Locations: locs})
 	return nil
 }
 
@@ -264,7 +265,7 @@ func (q *Queue[T]) pop() ([]T, bool) {
 func QueueStream[T any](c *Context, q *Queue[T]) *Stream[T] {
 	in := &queueInput[T]{q: q}
 	in.stream = newStream(c, "queue", c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[T], error) {
-		return blocksDataset[T](c, in.stream.id, c.tracker.blocks(in.stream.id, t)), nil
+		return blocksDataset[T](c, in.stream.id, c.tracker.Blocks(in.stream.id, t)), nil
 	})
 	c.mu.Lock()
 	c.cutters = append(c.cutters, in)
@@ -297,7 +298,7 @@ func (in *queueInput[T]) cut(ctx context.Context, t time.Time) error {
 	}
 	c := in.stream.ctx
 	parts := c.rctx.Parallelism()
-	infos := make([]blockInfo, 0, parts)
+	infos := make([]received.Block, 0, parts)
 	for p := range parts {
 		lo, hi := p*len(recs)/parts, (p+1)*len(recs)/parts
 		part := recs[lo:hi:hi]
@@ -308,9 +309,9 @@ func (in *queueInput[T]) cut(ctx context.Context, t time.Time) error {
 			return fmt.Errorf("queue stream %d: %w", in.stream.id, err)
 		}
 		locs := replicate(c, ctx, key, part)
-		infos = append(infos, blockInfo{stream: in.stream.id, key: key, time: t, records: len(part), bytes: size, locations: locs})
+		infos = append(infos, received.Block{Stream: in.stream.id, Key: key, Time: t, Records: len(part), Bytes: size, Locations: locs})
 	}
-	c.tracker.addAllocated(t, in.stream.id, infos)
+	c.tracker.AddAllocated(t, in.stream.id, infos)
 	return nil
 }
 

@@ -1,15 +1,13 @@
 package dstream
 
 import (
-	"cmp"
 	"errors"
 	"fmt"
-	"slices"
-	"sync"
 	"time"
 
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/received"
 )
 
 // Intervals as every process sees them: the runner records each interval's
@@ -18,68 +16,11 @@ import (
 // manifests with Materialize. Either way an interval's datasets are then the
 // streams' At(t): the same IDs, lineage and partitions in every process.
 
-// manifestLog keeps the manifests of the intervals still remembered.
-type manifestLog struct {
-	mu sync.Mutex
-	m  map[int64]*manifest.Interval
-}
-
-func (l *manifestLog) add(m *manifest.Interval) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.m == nil {
-		l.m = make(map[int64]*manifest.Interval)
-	}
-	l.m[m.Time] = m
-}
-
-func (l *manifestLog) get(t time.Time) (*manifest.Interval, bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	m, ok := l.m[t.UnixMilli()]
-	return m, ok
-}
-
-// latest returns the time of the latest manifest (0: none).
-func (l *manifestLog) latest() int64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var t int64
-	for ms := range l.m {
-		t = max(t, ms)
-	}
-	return t
-}
-
-// between returns the manifests of intervals in (after, upTo], in time order.
-func (l *manifestLog) between(after, upTo int64) []*manifest.Interval {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []*manifest.Interval
-	for t, m := range l.m {
-		if t > after && t <= upTo {
-			out = append(out, m)
-		}
-	}
-	slices.SortFunc(out, func(a, b *manifest.Interval) int { return cmp.Compare(a.Time, b.Time) })
-	return out
-}
-
-// forget drops the manifests of intervals at or before cutoff.
-func (l *manifestLog) forget(cutoff time.Time) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c := cutoff.UnixMilli()
-	for t := range l.m {
-		if t <= c {
-			delete(l.m, t)
-		}
-	}
-}
-
 // Manifest returns the manifest of interval t, while the context remembers
 // it (as long as the longest remember duration in the graph).
-func (c *Context) Manifest(t time.Time) (*manifest.Interval, bool) { return c.manifests.get(t) }
+func (c *Context) Manifest(t time.Time) (*manifest.Interval, bool) {
+	return c.manifests.Get(t.UnixMilli())
+}
 
 // blockInput is an input stream whose intervals read stored blocks.
 type blockInput interface {
@@ -114,13 +55,13 @@ func (c *Context) maxRemember() time.Duration {
 func (c *Context) manifestOf(t time.Time) *manifest.Interval {
 	m := &manifest.Interval{Version: manifest.Version, Zero: c.zero.UnixMilli(), Time: t.UnixMilli()}
 	for _, in := range c.blockInputs() {
-		bs := c.tracker.blocks(in.opID(), t)
+		bs := c.tracker.Blocks(in.opID(), t)
 		if len(bs) == 0 {
 			continue
 		}
 		mi := manifest.Input{Stream: in.opID(), Blocks: make([]manifest.Block, len(bs))}
 		for i, b := range bs {
-			mi.Blocks[i] = manifest.Block{Key: b.key, Records: b.records, Bytes: b.bytes, Locations: b.locations}
+			mi.Blocks[i] = manifest.Block{Key: b.Key, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations}
 		}
 		m.Inputs = append(m.Inputs, mi)
 	}
@@ -232,19 +173,19 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 			return fmt.Errorf("dstream: manifest of interval %d names a checkpoint of stream %d, not a state stream of this graph", m.Time, cp.Stream)
 		}
 	}
-	if _, ok := c.manifests.get(t); ok {
+	if _, ok := c.manifests.Get(t.UnixMilli()); ok {
 		return nil // already known
 	}
 	for _, in := range m.Inputs {
-		infos := make([]blockInfo, len(in.Blocks))
+		infos := make([]received.Block, len(in.Blocks))
 		for i, b := range in.Blocks {
-			infos[i] = blockInfo{stream: in.Stream, key: b.Key, time: t, records: b.Records, bytes: b.Bytes, locations: b.Locations}
+			infos[i] = received.Block{Stream: in.Stream, Key: b.Key, Time: t, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations}
 		}
-		c.tracker.addAllocated(t, in.Stream, infos)
+		c.tracker.AddAllocated(t, in.Stream, infos)
 	}
 	for _, cp := range m.Checkpoints {
 		byID[cp.Stream].adopt(cp)
 	}
-	c.manifests.add(m)
+	c.manifests.Add(m)
 	return nil
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/received"
 	"github.com/dstream/dstream/source"
 )
 
@@ -88,7 +89,7 @@ func (c *Context) addRemoteBlock(b cluster.BlockReport) error {
 	if in == nil {
 		return fmt.Errorf("stream %d has no receiver", b.Stream)
 	}
-	c.tracker.add(blockInfo{stream: b.Stream, key: b.Key, time: c.cfg.Clock.Now(), records: int(b.Records), bytes: b.Bytes, locations: b.Locations})
+	c.tracker.Add(received.Block{Stream: b.Stream, Key: b.Key, Time: c.cfg.Clock.Now(), Records: int(b.Records), Bytes: b.Bytes, Locations: b.Locations})
 	in.written.Add(b.Records)
 	return nil
 }

@@ -21,12 +21,14 @@
 package manifest
 
 import (
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/crc32"
 	"slices"
+	"sync"
 )
 
 // Version is the format version Marshal writes and Unmarshal accepts.
@@ -202,4 +204,65 @@ func Unmarshal(b []byte) (*Interval, []byte, error) {
 		return nil, nil, err
 	}
 	return &m, b[headerLen+n+4:], nil
+}
+
+// Log keeps the manifests of the intervals a process still remembers, by
+// interval time. It is safe for concurrent use; the zero value is empty.
+type Log struct {
+	mu sync.Mutex
+	m  map[int64]*Interval
+}
+
+// Add records m, replacing a manifest of the same interval.
+func (l *Log) Add(m *Interval) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.m == nil {
+		l.m = make(map[int64]*Interval)
+	}
+	l.m[m.Time] = m
+}
+
+// Get returns the manifest of interval t (Unix ms).
+func (l *Log) Get(t int64) (*Interval, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	m, ok := l.m[t]
+	return m, ok
+}
+
+// Latest returns the time of the latest manifest (0: none).
+func (l *Log) Latest() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var t int64
+	for ms := range l.m {
+		t = max(t, ms)
+	}
+	return t
+}
+
+// Between returns the manifests of intervals in (after, upTo], in time order.
+func (l *Log) Between(after, upTo int64) []*Interval {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []*Interval
+	for t, m := range l.m {
+		if t > after && t <= upTo {
+			out = append(out, m)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Interval) int { return cmp.Compare(a.Time, b.Time) })
+	return out
+}
+
+// Forget drops the manifests of intervals at or before cutoff (Unix ms).
+func (l *Log) Forget(cutoff int64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for t := range l.m {
+		if t <= cutoff {
+			delete(l.m, t)
+		}
+	}
 }

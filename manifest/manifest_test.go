@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -124,4 +125,31 @@ func FuzzUnmarshal(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestLog(t *testing.T) {
+	var l Log
+	if l.Latest() != 0 || len(l.Between(0, 100)) != 0 {
+		t.Fatal("an empty log holds something")
+	}
+	for _, ms := range []int64{3000, 1000, 2000, 4000} {
+		l.Add(&Interval{Version: Version, Zero: 0, Time: ms})
+	}
+	var got []int64
+	for _, m := range l.Between(1000, 3000) {
+		got = append(got, m.Time)
+	}
+	if fmt.Sprint(got) != "[2000 3000]" {
+		t.Errorf("Between(1000, 3000) = %v, want [2000 3000] in time order", got)
+	}
+	if l.Latest() != 4000 {
+		t.Errorf("Latest = %d", l.Latest())
+	}
+	l.Forget(2000)
+	if _, ok := l.Get(2000); ok {
+		t.Error("Forget(2000) kept 2000")
+	}
+	if m, ok := l.Get(3000); !ok || m.Time != 3000 {
+		t.Error("Forget(2000) dropped 3000")
+	}
 }

@@ -1,0 +1,148 @@
+// Package received tracks the blocks receivers stored and allocates them to
+// intervals: Spark's ReceivedBlockTracker. Interval t gets every unallocated
+// block stamped at or before t; a block that arrives after its interval was
+// cut goes to the next one, so nothing is lost. The runner allocates at each
+// cut; a process that does not cut intervals (a worker) records the
+// allocations the master's manifests name.
+package received
+
+import (
+	"sync"
+	"time"
+)
+
+// Block describes one received block stored in a block store.
+type Block struct {
+	Stream  int32
+	Key     string
+	Time    time.Time // when it was cut (or reached the master)
+	Records int
+	Bytes   int64 // estimated size in the block store
+	// Locations are the processes holding the block (cluster.Peers
+	// addresses); nil means this process.
+	Locations []string
+}
+
+// Tracker holds the blocks receivers have stored and allocates them to
+// intervals by their time. It is safe for concurrent use.
+type Tracker struct {
+	mu          sync.Mutex
+	unallocated []Block
+	allocated   map[int64]map[int32][]Block // interval ms -> stream -> blocks
+	lastCut     int64                       // latest interval allocated
+}
+
+// NewTracker returns an empty tracker.
+func NewTracker() *Tracker {
+	return &Tracker{allocated: make(map[int64]map[int32][]Block)}
+}
+
+// Add records a stored block, to be allocated.
+func (t *Tracker) Add(b Block) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.unallocated = append(t.unallocated, b)
+}
+
+// Allocate assigns to interval at every unallocated block cut at or before at.
+// Allocating the same interval twice is a no-op. It returns the number of
+// Records allocated.
+func (t *Tracker) Allocate(at time.Time) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ms := at.UnixMilli()
+	if _, ok := t.allocated[ms]; ok {
+		return 0
+	}
+	byStream := make(map[int32][]Block)
+	var n int64
+	rest := t.unallocated[:0]
+	for _, b := range t.unallocated {
+		if !b.Time.After(at) {
+			byStream[b.Stream] = append(byStream[b.Stream], b)
+			n += int64(b.Records)
+		} else {
+			rest = append(rest, b)
+		}
+	}
+	for i := len(rest); i < len(t.unallocated); i++ {
+		t.unallocated[i] = Block{}
+	}
+	t.unallocated = rest
+	t.allocated[ms] = byStream
+	t.lastCut = max(t.lastCut, ms)
+	return n
+}
+
+// AddAllocated allocates blocks of stream directly to interval at (queue
+// inputs, and a manifest's inputs on a process that does not cut intervals).
+func (t *Tracker) AddAllocated(at time.Time, stream int32, blocks []Block) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ms := at.UnixMilli()
+	byStream := t.allocated[ms]
+	if byStream == nil {
+		byStream = make(map[int32][]Block)
+		t.allocated[ms] = byStream
+	}
+	byStream[stream] = append(byStream[stream], blocks...)
+}
+
+// Blocks returns the blocks of stream allocated to interval at.
+func (t *Tracker) Blocks(stream int32, at time.Time) []Block {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.allocated[at.UnixMilli()][stream]
+}
+
+// Records returns how many records were allocated to interval at.
+func (t *Tracker) Records(at time.Time) int64 {
+	return t.sum(at, func(b Block) int64 { return int64(b.Records) })
+}
+
+// Bytes returns the estimated size of the blocks allocated to interval at.
+func (t *Tracker) Bytes(at time.Time) int64 {
+	return t.sum(at, func(b Block) int64 { return b.Bytes })
+}
+
+// sum adds f over the blocks allocated to interval at.
+func (t *Tracker) sum(at time.Time, f func(Block) int64) int64 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var n int64
+	for _, bs := range t.allocated[at.UnixMilli()] {
+		for _, b := range bs {
+			n += f(b)
+		}
+	}
+	return n
+}
+
+// Pending reports whether blocks await allocation.
+func (t *Tracker) Pending() bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.unallocated) > 0
+}
+
+// Forget drops stream's allocations of intervals at or before cutoff and
+// returns the keys of their blocks, for removal from the block store.
+func (t *Tracker) Forget(stream int32, cutoff time.Time) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var keys []string
+	c := cutoff.UnixMilli()
+	for ms, byStream := range t.allocated {
+		if ms > c {
+			continue
+		}
+		for _, b := range byStream[stream] {
+			keys = append(keys, b.Key)
+		}
+		delete(byStream, stream)
+		if len(byStream) == 0 {
+			delete(t.allocated, ms)
+		}
+	}
+	return keys
+}

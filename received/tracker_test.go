@@ -1,0 +1,59 @@
+package received
+
+import (
+	"slices"
+	"testing"
+	"time"
+)
+
+// at is ms milliseconds past a fixed instant: the tests' interval times.
+func at(ms int) time.Time {
+	return time.UnixMilli(1_700_000_000_000).Add(time.Duration(ms) * time.Millisecond)
+}
+
+func TestTrackerAllocatesByCutTimeAndNeverLosesLateBlocks(t *testing.T) {
+	tr := NewTracker()
+	tr.Add(Block{Stream: 1, Key: "b0", Time: at(200), Records: 2})
+	tr.Add(Block{Stream: 1, Key: "b1", Time: at(1000), Records: 3})
+	tr.Add(Block{Stream: 1, Key: "b2", Time: at(1200), Records: 5})
+	if n := tr.Allocate(at(1000)); n != 5 {
+		t.Fatalf("interval 1000 got %d records, want 5 (blocks cut at or before its end)", n)
+	}
+	if n := tr.Allocate(at(1000)); n != 0 {
+		t.Fatalf("allocating an interval twice gave %d more records", n)
+	}
+	// A block cut inside interval 1000 but stored after it was allocated
+	// goes to the next interval.
+	tr.Add(Block{Stream: 1, Key: "late", Time: at(800), Records: 7})
+	if n := tr.Allocate(at(2000)); n != 12 {
+		t.Fatalf("interval 2000 got %d records, want 12 (b2 and the late block)", n)
+	}
+	if got := tr.Blocks(1, at(2000)); len(got) != 2 || got[0].Key != "b2" || got[1].Key != "late" {
+		t.Errorf("interval 2000 blocks = %+v", got)
+	}
+	if tr.Pending() {
+		t.Error("blocks still pending")
+	}
+	keys := tr.Forget(1, at(1000))
+	if len(keys) != 2 || tr.Records(at(1000)) != 0 || tr.Records(at(2000)) != 12 {
+		t.Errorf("forget(1, 1000) dropped %v; records left %d/%d", keys, tr.Records(at(1000)), tr.Records(at(2000)))
+	}
+}
+
+// Each stream's blocks are forgotten on its own schedule: one that a window
+// still needs keeps them while another's go.
+func TestTrackerForgetsPerStream(t *testing.T) {
+	tr := NewTracker()
+	tr.Add(Block{Stream: 1, Key: "a", Time: at(500), Records: 1})
+	tr.Add(Block{Stream: 2, Key: "b", Time: at(500), Records: 2})
+	tr.Allocate(at(1000))
+	if keys := tr.Forget(1, at(1000)); !slices.Equal(keys, []string{"a"}) {
+		t.Fatalf("forget(1) = %v, want [a]", keys)
+	}
+	if got := tr.Blocks(2, at(1000)); len(got) != 1 || tr.Records(at(1000)) != 2 {
+		t.Fatalf("stream 2 lost its block: %+v", got)
+	}
+	if keys := tr.Forget(2, at(1000)); !slices.Equal(keys, []string{"b"}) || tr.Records(at(1000)) != 0 {
+		t.Fatalf("forget(2) = %v", keys)
+	}
+}
