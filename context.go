@@ -110,6 +110,9 @@ type Config struct {
 	// N; local-cluster[N,S]: N*S); a standalone cluster, whose workers come
 	// and go, defaults to 8.
 	Parallelism int
+	// QueryTimeout bounds a named query's run (RunQuery). Default
+	// DefaultQueryTimeout (10 s).
+	QueryTimeout time.Duration
 	// WorkerArgs are the arguments local-cluster workers are started with:
 	// copies of this program, which must build the same graph. Default:
 	// this process's own arguments. (Tests set it to run the same test.)
@@ -206,6 +209,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxPendingBatches == 0 {
 		c.MaxPendingBatches = 1000
 	}
+	if c.QueryTimeout == 0 {
+		c.QueryTimeout = DefaultQueryTimeout
+	}
 	if c.Out == nil {
 		c.Out = os.Stdout
 	}
@@ -234,6 +240,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("memory %d bytes is too small (minimum 1 MiB)", c.MemoryBytes)
 	case c.Parallelism < 0 || c.Parallelism > 1<<16:
 		return fmt.Errorf("parallelism %d must be between 1 and 65536 (0: the default)", c.Parallelism)
+	case c.QueryTimeout < 0:
+		return fmt.Errorf("query timeout %v must not be negative", c.QueryTimeout)
 	case c.MaxPendingBatches < 1:
 		return fmt.Errorf("max pending batches %d must be at least 1", c.MaxPendingBatches)
 	}
@@ -264,6 +272,10 @@ type Context struct {
 	materialized bool // intervals come from Materialize: never started
 	outputs      []*outputOp
 	nextOp       int32
+	nextFunc     int               // partition functions registered (query_builtin.go)
+	queries      map[string]*query // named queries (query.go)
+	querySlots   chan struct{}     // queries running
+	queryWaiting atomic.Int64      // queries running or waiting
 
 	tracker    *received.Tracker
 	manifests  manifest.Log
@@ -294,7 +306,7 @@ func NewContext(cfg Config) (*Context, error) {
 			cfg.WorkDir = env.WorkDir
 		}
 	}
-	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0)}
+	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0), querySlots: make(chan struct{}, maxRunningQueries)}
 	opts := block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)}
 	if cfg.WorkDir != "" {
 		opts.SpillDir = filepath.Join(cfg.WorkDir, fmt.Sprintf("dstream-%d-%d", os.Getpid(), spillDirs.Add(1)))

@@ -69,6 +69,7 @@ type Context struct {
 	scopes  scopes
 	hints   sizeHints
 	outputs sync.Map // output id -> func(*TaskContext, int64, int, []T) error (RegisterOutput)
+	funcs   sync.Map // partition function id -> *partitionFunc (RegisterPartitionFunc)
 }
 
 // NewContext returns a Context over cfg's services.

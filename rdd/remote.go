@@ -269,6 +269,12 @@ func (d *Dataset[T]) encodeResult(k ResultKind, v any) ([]byte, error) {
 		return nil, nil
 	case KindCheckpoint.Name:
 		return []byte(v.(string)), nil
+	case partitionFuncKind:
+		pf, err := d.node.ctx.partitionFunc(k.N)
+		if err != nil {
+			return nil, err
+		}
+		return pf.encode(v)
 	}
 	return nil, fmt.Errorf("result kind %q is not a built-in one", k.Name)
 }
@@ -291,6 +297,12 @@ func (d *Dataset[T]) decodeResult(k ResultKind, b []byte) (any, error) {
 		return struct{}{}, nil
 	case KindCheckpoint.Name:
 		return string(b), nil
+	case partitionFuncKind:
+		pf, err := d.node.ctx.partitionFunc(k.N)
+		if err != nil {
+			return nil, err
+		}
+		return pf.decode(b)
 	}
 	return nil, fmt.Errorf("result kind %q is not a built-in one", k.Name)
 }

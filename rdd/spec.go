@@ -22,7 +22,9 @@ import (
 // ResultKind names what a result task computes from its partition.
 type ResultKind struct {
 	Name string `json:"name"`        // "count", "collect", "take" or "output"; "" for a job with only a Func
-	N    int    `json:"n,omitempty"` // take: the records wanted from the partition; output: its id
+	N    int    `json:"n,omitempty"` // take: the records wanted from the partition; output, partition function: its id
+	// Arg is a partition function's run-time argument (RunPartitionFunc).
+	Arg string `json:"arg,omitempty"`
 }
 
 // The built-in result kinds.
@@ -113,6 +115,12 @@ func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error
 			return nil, fmt.Errorf("checkpoint %s: %w", d.node, err)
 		}
 		return tc.Location, nil
+	case partitionFuncKind:
+		pf, err := d.node.ctx.partitionFunc(k.N)
+		if err != nil {
+			return nil, err
+		}
+		return pf.run(tc, d, p, k.Arg)
 	case "output":
 		v, ok := d.node.ctx.outputs.Load(k.N)
 		if !ok {
