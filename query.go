@@ -232,3 +232,9 @@ func (c *Context) queryTurn(ctx context.Context) (func(), error) {
 		return nil, ctx.Err()
 	}
 }
+
+// QueryLoad returns how many queries run now and how many wait for a turn.
+func (c *Context) QueryLoad() (running, waiting int) {
+	running = len(c.querySlots)
+	return running, max(0, int(c.queryWaiting.Load())-running)
+}
