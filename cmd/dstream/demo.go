@@ -78,6 +78,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	ones := dstream.Map(tags, func(t string) dstream.Pair[string, int64] { return dstream.KV(t, int64(1)) })
 	counts := dstream.ReduceByKeyAndWindowInv(ones, add, sub, *window, *batch, 0,
 		func(p dstream.Pair[string, int64]) bool { return p.Value > 0 })
+	// Ask it while the demo runs: dstream query 127.0.0.1:4040 top k=5
+	dstream.TopQuery(counts, "top", func(a, b dstream.Pair[string, int64]) bool {
+		return a.Value > b.Value || a.Value == b.Value && a.Key < b.Key
+	})
 	dstream.ForeachRDD(counts, func(ctx context.Context, ds *rdd.Dataset[dstream.Pair[string, int64]], t time.Time) error {
 		all, err := ds.Collect(ctx)
 		if err != nil {
@@ -138,7 +142,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "dstream demo: cluster master at %s: join with `dstream worker --master %s`\n", addr, addr)
 	}
 	if endpoint != nil {
-		fmt.Fprintf(stdout, "dstream demo: UI at %s (JSON API: /api/v1/batches, /api/v1/statistics)\n", endpoint.URL())
+		fmt.Fprintf(stdout, "dstream demo: UI at %s (JSON API: /api/v1/batches, /api/v1/statistics); ask the hashtag window: dstream query %s top k=5\n", endpoint.URL(), endpoint.Addr())
 	}
 
 	runCtx, cancel := context.WithCancel(ctx)

@@ -27,6 +27,8 @@ Usage:
       trending hashtags over a sliding window, from generated tweets
   dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
       inject newline-delimited records into a socket source
+  dstream query [--interval latest|MS] ADDR [NAME [param=value ...]]
+      ask a running job's named query (its UI's address; no NAME lists them)
   dstream worker --master HOST:PORT [--slots K] [--memory M] [--listen ADDR] [--advertise ADDR] [--secret-file F | --insecure]
       join a standalone master (dstream demo --master cluster) as a worker
   dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]|local-cluster[N] ...] [--duration D] [--source memory|socket] [--memory 1GiB] [--json]
@@ -58,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runBench(ctx, args[1:], stdout, stderr)
 	case "worker":
 		return dstream.WorkerMain(args[1:], stderr)
+	case "query":
+		err = runQuery(ctx, args[1:], stdout, stderr)
 	case "bench-worker":
 		err = runBenchWorker(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
