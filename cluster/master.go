@@ -79,7 +79,8 @@ type MasterConfig struct {
 	// OnEvent, if set, is called for every membership change, one call at a
 	// time, in the order the changes happened. It must not block for long
 	// (the RPC or timeout check that caused the change waits for it) and
-	// must not call Master.Serve; it may call Master.Workers.
+	// must not call the Master (Workers, Drop, Serve): the registry's lock
+	// waits for it.
 	OnEvent func(Event)
 }
 

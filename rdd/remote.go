@@ -188,8 +188,33 @@ func startPrefetch(tc *TaskContext, dep *ShuffleDep, r int) *prefetch {
 	return p
 }
 
-// get returns map output m's bucket: prefetched, or (evicted here since the
-// prefetch started) fetched now.
+// skip says the reader found map output m in this process after all (it
+// was recomputed here since the prefetch started): a fetch of it, launched
+// or not yet, gives its token back when it ends, and nothing waits for it.
+func (p *prefetch) skip(m int) {
+	slot := p.slots[m]
+	if slot == nil {
+		return
+	}
+	go func() {
+		select {
+		case <-slot:
+			<-p.tokens
+		case <-p.done:
+			// The prefetcher has ended and waited for its fetches: m was
+			// fetched (its slot is full) or never launched (no token).
+			select {
+			case <-slot:
+				<-p.tokens
+			default:
+			}
+		}
+	}()
+}
+
+// get returns map output m's prefetched bucket. A bucket that was here when
+// the prefetch started and is gone now was evicted: that is a fetch failure
+// (it was written here, so no other process has it).
 func (p *prefetch) get(tc *TaskContext, m int) ([]byte, error) {
 	slot := p.slots[m]
 	if slot == nil {

@@ -149,3 +149,90 @@ func TestRemoteBucketGoneIsAFetchFailure(t *testing.T) {
 		t.Fatalf("err = %v, want a fetch failure of shuffle %s", err, rd.ID())
 	}
 }
+
+// gatedPeer serves another context's map outputs, holding map output 0
+// until released.
+type gatedPeer struct {
+	peerStore
+	gate    chan struct{}
+	waiting chan struct{} // closed when map output 0 is asked for
+	once    sync.Once
+}
+
+func (g *gatedPeer) Bucket(ctx context.Context, s rdd.ID, m, r int) ([]byte, error) {
+	if m == 0 {
+		g.once.Do(func() { close(g.waiting) })
+		select {
+		case <-g.gate:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	return g.peerStore.Bucket(ctx, s, m, r)
+}
+
+// Map outputs recomputed in the reducer's own process while it fetches
+// (their first writer was lost) are read in place, and the fetches launched
+// for them give their turns back: the task never waits for a fetch that
+// cannot start.
+func TestPrefetchSurvivesOutputsBecomingLocal(t *testing.T) {
+	build := func(c *rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
+		var words []rdd.Pair[string, int]
+		for i := range 1200 {
+			words = append(words, rdd.Pair[string, int]{Key: fmt.Sprintf("w%d", i%37), Value: 1})
+		}
+		return rdd.ReduceByKey(rdd.Parallelize(c, words, 12), func(a, b int) int { return a + b }, 2)
+	}
+	mapper, _ := newCtx(t, 2, 64<<20)
+	reducer, _ := newCtx(t, 2, 64<<20)
+	md, rd := build(mapper), build(reducer)
+	shuffle := md.ID()
+	lin := rdd.IndexLineage(md.Node())
+	dep := lin.Shuffle(shuffle)
+	for m := range dep.Parent.NumPartitions {
+		tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
+		if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: m, Shuffle: &shuffle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peer := &gatedPeer{peerStore: peerStore{c: mapper}, gate: make(chan struct{}), waiting: make(chan struct{})}
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	tc := rdd.NewTaskContext(ctx, 1, 1, 0, 0)
+	tc.Remote = peer
+	done := make(chan error, 1)
+	var n int
+	go func() {
+		res, err := rdd.IndexLineage(rd.Node()).Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: 0, Result: rdd.KindCollect})
+		if err == nil {
+			for _, p := range res.([]rdd.Pair[string, int]) {
+				n += p.Value
+			}
+		}
+		done <- err
+	}()
+	// Once the task fetches (map output 0 is held, 1..3 fetched ahead:
+	// counted once they are served),
+	// outputs 1..4 are recomputed here; the others are still fetched.
+	<-peer.waiting
+	for peer.fetches.Load() < 3 {
+		time.Sleep(time.Millisecond) // the fetches ahead are being launched
+	}
+	for m := 1; m <= 4; m++ {
+		buckets := make([]any, dep.NumReduce)
+		for r := range buckets {
+			v, _ := mapper.Shuffles().Bucket(shuffle, m, r)
+			buckets[r] = v
+		}
+		if err := reducer.Shuffles().PutMapOutput(shuffle, m, buckets); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(peer.gate)
+	if err := <-done; err != nil {
+		t.Fatalf("the reduce task: %v", err)
+	}
+	if n == 0 {
+		t.Fatal("the reduce task read nothing")
+	}
+}

@@ -65,10 +65,12 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 		}
 		for m := range dep.Parent.NumPartitions {
 			v, ok := store.Bucket(dep.ID, m, r)
-			if !ok {
-				if ahead == nil {
-					tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m})
-				}
+			switch {
+			case ok && ahead != nil:
+				ahead.skip(m)
+			case !ok && ahead == nil:
+				tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m})
+			case !ok:
 				b, err := ahead.get(tc, m)
 				v = decodeBucket[X](tc, dep, m, r, b, err)
 			}
