@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -45,8 +46,9 @@ type clusterRole struct {
 	served chan struct{}
 
 	mu     sync.Mutex
-	alive  []string // worker addresses, in the order they joined
-	next   int      // where replica placement starts next
+	alive  []string                // worker addresses, in the order they joined, each once
+	at     map[string]registration // the registration holding each address
+	next   int                     // where replica placement starts next
 	joined chan struct{}
 	ops    map[int32]bool // the graph's stream operators
 }
@@ -198,6 +200,7 @@ func (c *Context) startCluster() error {
 		OnEvent:   func(ev cluster.Event) { cr.onEvent(c, ev) },
 	})
 	if err != nil {
+		c.stopCluster()
 		return err
 	}
 	cr.master.Store(m)
@@ -256,12 +259,28 @@ func (c *Context) startCluster() error {
 
 // onEvent feeds a membership change to the scheduler.
 func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
-	addr := ev.Worker.Address
+	// The scheduler knows workers by address; the registry by id and
+	// incarnation. A process that restarts at the same address registers
+	// anew before its old registration expires: the new one replaces the
+	// old in the scheduler (what the old one held is gone), and the old
+	// one's expiry later changes nothing.
+	addr, id := ev.Worker.Address, registration{ev.Worker.ID, ev.Worker.Incarnation}
 	switch ev.Kind {
 	case cluster.WorkerAdded:
 		cr.mu.Lock()
-		cr.alive = append(cr.alive, addr)
+		_, restarted := cr.at[addr]
+		if cr.at == nil {
+			cr.at = map[string]registration{}
+		}
+		cr.at[addr] = id
+		if !restarted {
+			cr.alive = append(cr.alive, addr)
+		}
 		cr.mu.Unlock()
+		if restarted {
+			cr.runner.LoseWorker(addr)
+			cr.peers.Drop(addr)
+		}
 		cr.runner.AddWorker(addr, ev.Worker.Slots)
 		select {
 		case cr.joined <- struct{}{}:
@@ -270,17 +289,23 @@ func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
 		c.log.Info("cluster: worker joined", "worker", ev.Worker.ID, "addr", addr, "pid", ev.Worker.PID, "slots", ev.Worker.Slots)
 	case cluster.WorkerLost:
 		cr.mu.Lock()
-		for i, a := range cr.alive {
-			if a == addr {
-				cr.alive = append(cr.alive[:i], cr.alive[i+1:]...)
-				break
-			}
+		if cr.at[addr] != id {
+			cr.mu.Unlock()
+			return // an earlier registration at an address a newer one holds
 		}
+		delete(cr.at, addr)
+		cr.alive = slices.DeleteFunc(cr.alive, func(a string) bool { return a == addr })
 		cr.mu.Unlock()
 		cr.runner.LoseWorker(addr)
 		cr.peers.Drop(addr)
 		c.log.Warn("cluster: worker lost", "worker", ev.Worker.ID, "addr", addr)
 	}
+}
+
+// registration names one registration of a worker.
+type registration struct {
+	id          string
+	incarnation uint64
 }
 
 // stopCluster stops the local workers and the cluster port.
@@ -500,7 +525,9 @@ func profileWorker(id string, log *slog.Logger) func() {
 	}
 	f, err := os.Create(prefix + "-" + cmp.Or(id, strconv.Itoa(os.Getpid())))
 	if err == nil {
-		err = pprof.StartCPUProfile(f)
+		if err = pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+		}
 	}
 	if err != nil {
 		log.Warn("worker: no CPU profile", "err", err)

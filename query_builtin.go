@@ -145,7 +145,9 @@ type scanArg struct {
 // ScanQuery registers query name on a stream keyed by strings: the pairs
 // whose key starts with parameter prefix, in key order, a page of at most
 // limit (default 100) at a time after the key given as parameter after
-// (the previous page's next).
+// (the previous page's next). Pages are cut between keys, so the stream's
+// keys must be unique in an interval (a reduced or state stream): a key
+// with several pairs across a page's end loses the rest of them.
 func ScanQuery[V any](s *Stream[Pair[string, V]], name string) {
 	page := func(xs []Pair[string, V], a scanArg) ([]Pair[string, V], bool) {
 		var out []Pair[string, V]

@@ -89,8 +89,10 @@ func (c *Context) addRemoteBlock(b cluster.BlockReport) error {
 	if in == nil {
 		return fmt.Errorf("stream %d has no receiver", b.Stream)
 	}
-	c.tracker.Add(received.Block{Stream: b.Stream, Key: b.Key, Time: c.cfg.Clock.Now(), Records: int(b.Records), Bytes: b.Bytes, Locations: b.Locations})
-	in.written.Add(b.Records)
+	// A report resent after its answer was lost is taken once.
+	if c.tracker.Add(received.Block{Stream: b.Stream, Key: b.Key, Time: c.cfg.Clock.Now(), Records: int(b.Records), Bytes: b.Bytes, Locations: b.Locations}) {
+		in.written.Add(b.Records)
+	}
 	return nil
 }
 
@@ -237,5 +239,8 @@ func (s *workerSink) StoreBlock(ctx context.Context, b source.Block) error {
 		case <-time.After(time.Duration(100<<attempt) * time.Millisecond):
 		}
 	}
+	// Not acknowledged: the receiver stops taking records (its generator
+	// fails), and the block's copy here goes, as nothing will allocate it.
+	c.blocks.Remove(key)
 	return fmt.Errorf("reporting input block %s to the master: %w", key, rerr)
 }

@@ -10,7 +10,9 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 
 	"github.com/dstream/dstream/cluster"
@@ -91,7 +93,12 @@ func WorkerMain(args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "worker:", err)
 		return 1
 	}
-	env := append(os.Environ(),
+	// The flags win over the environment this command was started with:
+	// the program reads the first occurrence of a variable.
+	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
+		return strings.HasPrefix(kv, "DSTREAM_")
+	})
+	env = append(env,
 		cluster.EnvWorkerOf+"="+*master, cluster.EnvWorkerSlots+"="+strconv.Itoa(*slots),
 		cluster.EnvParallelism+"="+strconv.Itoa(info.Parallelism), cluster.EnvListen+"="+*listen,
 		cluster.EnvAdvertise+"="+*advertise, cluster.EnvMemory+"="+strconv.FormatInt(memory, 10),

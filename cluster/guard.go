@@ -112,5 +112,9 @@ func dialOptions(secret []byte, t *TLS) []grpc.DialOption {
 			return streamer(withToken(ctx), desc, cc, method, opts...)
 		}),
 		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(maxResultSize)),
+		// A peer that stops answering (frozen, or cut off without a reset)
+		// fails the calls waiting on it within about 15 s, so a fetch from
+		// it becomes a fetch failure instead of a hang.
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: 5 * time.Second, PermitWithoutStream: true}),
 	}
 }

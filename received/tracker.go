@@ -37,11 +37,37 @@ func NewTracker() *Tracker {
 	return &Tracker{allocated: make(map[int64]map[int32][]Block)}
 }
 
-// Add records a stored block, to be allocated.
-func (t *Tracker) Add(b Block) {
+// Add records a stored block, to be allocated, and reports whether it was
+// new: a block whose key the tracker holds already (reported twice, as when
+// an acknowledgement was lost and the report resent) is not added again.
+func (t *Tracker) Add(b Block) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if t.holdsLocked(b.Key) {
+		return false
+	}
 	t.unallocated = append(t.unallocated, b)
+	return true
+}
+
+// holdsLocked reports whether a block of key is unallocated or allocated;
+// t.mu is held.
+func (t *Tracker) holdsLocked(key string) bool {
+	for _, b := range t.unallocated {
+		if b.Key == key {
+			return true
+		}
+	}
+	for _, byStream := range t.allocated {
+		for _, bs := range byStream {
+			for _, b := range bs {
+				if b.Key == key {
+					return true
+				}
+			}
+		}
+	}
+	return false
 }
 
 // Allocate assigns to interval at every unallocated block cut at or before at.

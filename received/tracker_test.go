@@ -57,3 +57,21 @@ func TestTrackerForgetsPerStream(t *testing.T) {
 		t.Fatalf("forget(2) = %v", keys)
 	}
 }
+
+// A block reported twice (its acknowledgement lost, the report resent) is
+// taken once, before and after its allocation.
+func TestTrackerTakesABlockOnce(t *testing.T) {
+	tr := NewTracker()
+	if !tr.Add(Block{Stream: 1, Key: "b0", Time: at(200), Records: 2}) {
+		t.Fatal("the first report was not taken")
+	}
+	if tr.Add(Block{Stream: 1, Key: "b0", Time: at(300), Records: 2}) {
+		t.Error("a resent report was taken again before allocation")
+	}
+	if n := tr.Allocate(at(1000)); n != 2 {
+		t.Fatalf("allocated %d records, want 2", n)
+	}
+	if tr.Add(Block{Stream: 1, Key: "b0", Time: at(1100), Records: 2}) || tr.Pending() {
+		t.Error("a resent report was taken again after allocation")
+	}
+}
