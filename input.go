@@ -113,12 +113,13 @@ func (in *receiverInput) receive(ctx context.Context) error {
 	if in.at != "" {
 		return in.stream.ctx.receiveRemote(ctx, in)
 	}
-	return in.receiveWith(ctx, blockSink{in.stream.ctx})
+	return in.receiveWith(ctx, in.stream.ctx.runCtx(), blockSink{in.stream.ctx})
 }
 
-// receiveWith runs the receiver in this process, storing its blocks through
-// sink.
-func (in *receiverInput) receiveWith(ctx context.Context, sink source.BlockSink) error {
+// receiveWith runs the receiver in this process until ctx is done, storing
+// its blocks through sink; genParent ends the generator's waits for room
+// (a hard stop).
+func (in *receiverInput) receiveWith(ctx, genParent context.Context, sink source.BlockSink) error {
 	c := in.stream.ctx
 	// A receiver on a worker cuts blocks on the wall clock: the master
 	// allocates them by when they reach it, on its own clock (which a test
@@ -143,7 +144,7 @@ func (in *receiverInput) receiveWith(ctx context.Context, sink source.BlockSink)
 	// the receiver stops, and waits for room in a full block store while
 	// intervals run; a hard stop (the run's context) ends that wait, since
 	// no interval will run to free room.
-	genCtx, stopGen := context.WithCancel(c.runCtx())
+	genCtx, stopGen := context.WithCancel(genParent)
 	defer stopGen()
 	gen.Start(genCtx)
 	err := in.recv.Receive(ctx, countingWriter{gen, &in.written})

@@ -77,7 +77,10 @@ func (c *Context) receiveRemote(ctx context.Context, in *receiverInput) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	if _, err := pc.StopReceiver(sctx, &clusterpb.StopReceiverRequest{Stream: in.opID()}); err != nil {
+	// A hard stop has cancelled the run already: the worker drops what
+	// still waits for room rather than wait for intervals that will not run.
+	now := c.runCtx().Err() != nil
+	if _, err := pc.StopReceiver(sctx, &clusterpb.StopReceiverRequest{Stream: in.opID(), Now: now}); err != nil {
 		return fmt.Errorf("stopping receiver %s on worker %s: %w", in.recv.Name(), in.at, err)
 	}
 	return nil
@@ -108,10 +111,11 @@ func (c *Context) receiverOf(stream int32) *receiverInput {
 
 // runningReceiver is a receiver a worker runs for its master.
 type runningReceiver struct {
-	cancel context.CancelFunc
-	done   chan struct{}
-	err    error
-	addr   string
+	cancel    context.CancelFunc
+	cancelGen context.CancelFunc // ends the generator's waits: a hard stop
+	done      chan struct{}
+	err       error
+	addr      string
 }
 
 // StartReceiver implements cluster.Receivers.
@@ -135,11 +139,13 @@ func (p workerProgram) StartReceiver(stream int32, env cluster.ReceiverEnv) (str
 		addr = a.Addr().String()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	rr := &runningReceiver{cancel: cancel, done: make(chan struct{}), addr: addr}
+	genCtx, cancelGen := context.WithCancel(c.runCtx())
+	rr := &runningReceiver{cancel: cancel, cancelGen: cancelGen, done: make(chan struct{}), addr: addr}
 	sink := &workerSink{c: c, env: env, tag: strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(env.Self)}
 	go func() {
 		defer close(rr.done)
-		rr.err = in.receiveWith(ctx, sink)
+		defer cancelGen()
+		rr.err = in.receiveWith(ctx, genCtx, sink)
 		if rr.err != nil && !errors.Is(rr.err, context.Canceled) {
 			c.log.Error("receiver failed", "stream", stream, "err", rr.err)
 		}
@@ -153,7 +159,7 @@ func (p workerProgram) StartReceiver(stream int32, env cluster.ReceiverEnv) (str
 }
 
 // StopReceiver implements cluster.Receivers.
-func (p workerProgram) StopReceiver(stream int32) (int64, error) {
+func (p workerProgram) StopReceiver(stream int32, now bool) (int64, error) {
 	c := p.c
 	w := c.worker
 	w.recvMu.Lock()
@@ -162,6 +168,9 @@ func (p workerProgram) StopReceiver(stream int32) (int64, error) {
 	w.recvMu.Unlock()
 	if !ok {
 		return 0, fmt.Errorf("stream %d has no receiver running here", stream)
+	}
+	if now {
+		rr.cancelGen()
 	}
 	rr.cancel()
 	<-rr.done
@@ -183,6 +192,7 @@ func (w *workerRole) stopReceivers() {
 	w.receivers = nil
 	w.recvMu.Unlock()
 	for _, rr := range rrs {
+		rr.cancelGen()
 		rr.cancel()
 		<-rr.done
 	}

@@ -40,8 +40,9 @@ type Receivers interface {
 	// through env: stored here, replicated, reported.
 	StartReceiver(stream int32, env ReceiverEnv) (addr string, err error)
 	// StopReceiver stops it and returns once every block it took in is
-	// stored and reported, with the records it took in.
-	StopReceiver(stream int32) (records int64, err error)
+	// stored and reported, with the records it took in; with now (a hard
+	// stop) blocks waiting for room are dropped instead.
+	StopReceiver(stream int32, now bool) (records int64, err error)
 }
 
 // ReceiverEnv is what a receiver running in a worker needs from the cluster.
@@ -285,7 +286,7 @@ func (h *Host) StopReceiver(ctx context.Context, req *clusterpb.StopReceiverRequ
 	if !ok {
 		return nil, status.Error(codes.Unimplemented, "this worker's program runs no receivers")
 	}
-	n, err := rs.StopReceiver(req.GetStream())
+	n, err := rs.StopReceiver(req.GetStream(), req.GetNow())
 	if err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	}

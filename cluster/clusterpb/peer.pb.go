@@ -736,8 +736,11 @@ func (x *StartReceiverResponse) GetAddress() string {
 }
 
 type StopReceiverRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Stream        int32                  `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream int32                  `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// A hard stop: blocks still waiting for room in the worker's input share
+	// are dropped rather than waited for (no interval will run to free it).
+	Now           bool `protobuf:"varint,2,opt,name=now,proto3" json:"now,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -777,6 +780,13 @@ func (x *StopReceiverRequest) GetStream() int32 {
 		return x.Stream
 	}
 	return 0
+}
+
+func (x *StopReceiverRequest) GetNow() bool {
+	if x != nil {
+		return x.Now
+	}
+	return false
 }
 
 type StopReceiverResponse struct {
@@ -872,9 +882,10 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x14\n" +
 	"\x05peers\x18\x02 \x03(\tR\x05peers\"1\n" +
 	"\x15StartReceiverResponse\x12\x18\n" +
-	"\aaddress\x18\x01 \x01(\tR\aaddress\"-\n" +
+	"\aaddress\x18\x01 \x01(\tR\aaddress\"?\n" +
 	"\x13StopReceiverRequest\x12\x16\n" +
-	"\x06stream\x18\x01 \x01(\x05R\x06stream\"0\n" +
+	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x10\n" +
+	"\x03now\x18\x02 \x01(\bR\x03now\"0\n" +
 	"\x14StopReceiverResponse\x12\x18\n" +
 	"\arecords\x18\x01 \x01(\x03R\arecords2\xbd\x04\n" +
 	"\x04Peer\x12R\n" +
