@@ -26,8 +26,11 @@ func (s *Store) spillLocked(victim *entry) bool {
 	if err := os.MkdirAll(s.opts.SpillDir, 0o700); err != nil {
 		return false
 	}
-	if err := os.WriteFile(s.spillFile(victim.key), b, 0o600); err != nil {
-		_ = os.Remove(s.spillFile(victim.key))
+	// Written aside and renamed into place: a reader (which does not hold
+	// the lock) sees the old file or the new one, never half of one.
+	file := s.spillFile(victim.key)
+	if err := os.WriteFile(file+".tmp", b, 0o600); err != nil || os.Rename(file+".tmp", file) != nil {
+		_ = os.Remove(file + ".tmp")
 		return false
 	}
 	s.spilled[victim.key] = int64(len(b))
