@@ -67,6 +67,8 @@ type workerRole struct {
 	receivers map[int32]*runningReceiver // what it runs for its master (receivers.go)
 
 	remote lateRemote // the host's, for the worker's own jobs
+
+	hostDone chan struct{} // closed when the host has stopped serving
 }
 
 // lateRemote is an rdd.Remote set once the worker's host exists.
@@ -423,8 +425,10 @@ func (c *Context) startWorker() error {
 	c.run = r
 	c.state = stateRunning
 	c.mu.Unlock()
+	c.worker.hostDone = make(chan struct{})
 	go func() {
 		err := host.Run(r.ctx)
+		close(c.worker.hostDone)
 		if err != nil && r.ctx.Err() == nil {
 			c.stopWith(err)
 			return

@@ -378,14 +378,17 @@ func (c *Context) Stop(graceful bool) error {
 			c.stopCluster()
 		}
 		c.bus.Stop()
-		if err := c.blocks.Close(); err != nil {
-			c.log.Warn("could not delete the spill folder", "err", err)
-		}
 		if c.worker != nil {
+			// The host stops serving (the run's context is done): no task
+			// or fetch still runs when the store's files go.
 			c.worker.stopReceivers()
+			<-c.worker.hostDone
 			if c.worker.stopProfile != nil {
 				c.worker.stopProfile()
 			}
+		}
+		if err := c.blocks.Close(); err != nil {
+			c.log.Warn("could not delete the spill folder", "err", err)
 		}
 		c.log.Info("dstream stopped", "graceful", graceful)
 	})
