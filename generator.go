@@ -124,9 +124,17 @@ func (c *Context) Start() error {
 		r.recvDone.Add(1)
 		go func() {
 			defer r.recvDone.Done()
+			ri, _ := in.(*receiverInput)
+			if ri != nil {
+				ri.active.Store(true)
+				defer ri.active.Store(false)
+			}
 			if err := in.receive(recvCtx); err != nil && !errors.Is(err, context.Canceled) {
 				c.log.Error("receiver failed", "stream", in.opID(), "err", err)
 				c.bus.Post(listener.ReceiverError{Stream: int(in.opID()), Err: err})
+				if ri != nil {
+					ri.failed(err, c.cfg.Clock.Now())
+				}
 			}
 		}()
 	}

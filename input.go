@@ -87,7 +87,19 @@ type receiverInput struct {
 	written atomic.Int64
 	// at is the worker running the receiver, when the master placed it
 	// on one (receivers.go); "" when it runs in this process.
-	at string
+	at     string
+	active atomic.Bool
+
+	errMu   sync.Mutex
+	lastErr error
+	errTime time.Time
+}
+
+// failed records the receiver's latest error.
+func (in *receiverInput) failed(err error, at time.Time) {
+	in.errMu.Lock()
+	defer in.errMu.Unlock()
+	in.lastErr, in.errTime = err, at
 }
 
 func (in *receiverInput) opID() int32                      { return in.stream.id }

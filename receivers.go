@@ -254,3 +254,38 @@ func (s *workerSink) StoreBlock(ctx context.Context, b source.Block) error {
 	c.blocks.Remove(key)
 	return fmt.Errorf("reporting input block %s to the master: %w", key, rerr)
 }
+
+// ReceiverInfo describes a receiver, for the UI.
+type ReceiverInfo struct {
+	Stream  int32
+	Name    string // the receiver's, e.g. "socket 127.0.0.1:9999"
+	Address string // where it takes records in (a socket's address), if known
+	Worker  string // the worker running it; "" for this process
+	Active  bool   // receiving now
+	Records int64  // records it has taken in (on a worker: stored, replicated and reported)
+	// LastError and LastErrorTime are its latest failure, if any.
+	LastError     string
+	LastErrorTime time.Time
+}
+
+// Receivers describes the context's receivers, in stream order.
+func (c *Context) Receivers() []ReceiverInfo {
+	var out []ReceiverInfo
+	for _, in := range c.inputs {
+		r, ok := in.(*receiverInput)
+		if !ok {
+			continue
+		}
+		ri := ReceiverInfo{Stream: r.opID(), Name: r.recv.Name(), Worker: r.at, Active: r.active.Load(), Records: r.written.Load()}
+		if a, ok := r.recv.(interface{ Addr() net.Addr }); ok && a.Addr() != nil {
+			ri.Address = a.Addr().String()
+		}
+		r.errMu.Lock()
+		if r.lastErr != nil {
+			ri.LastError, ri.LastErrorTime = r.lastErr.Error(), r.errTime
+		}
+		r.errMu.Unlock()
+		out = append(out, ri)
+	}
+	return out
+}

@@ -59,11 +59,12 @@ func NewServer(sctx *dstream.Context, o Options) *Server {
 	s.mux.HandleFunc("/api/v1/batches/{batchTime}/operations", get(s.operations))
 	s.mux.HandleFunc("/api/v1/statistics", get(s.statistics))
 	s.mux.HandleFunc("/api/v1/workers", get(s.workers))
+	s.mux.HandleFunc("/api/v1/receivers", get(s.receivers))
 	s.mux.HandleFunc("/api/v1/queries", get(s.queries))
 	s.mux.HandleFunc("/api/v1/queries/{name}", get(s.query))
 	s.mux.HandleFunc("/metrics", get(metrics.ServeHTTP))
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics, /api/v1/workers, /api/v1/queries, /api/v1/queries/{name})", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/queries, /api/v1/queries/{name})", r.URL.Path))
 	})
 	return s
 }

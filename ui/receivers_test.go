@@ -1,0 +1,38 @@
+package ui_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/client"
+	"github.com/dstream/dstream/source"
+)
+
+func TestReceiversEndpoint(t *testing.T) {
+	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: slog.New(slog.DiscardHandler)})
+	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) {
+		dstream.ReceiverStream(in.Context(), sock).Print(1)
+	})
+	addr := sock.Addr().String()
+	if _, err := client.Send(context.Background(), client.Options{To: addr, Generate: "words", Count: 3, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for f.h.Ctx.ReceivedRecords() < 3 { // the socket is read on the wall clock
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d of 3 records", f.h.Ctx.ReceivedRecords())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	f.expect(t, "/api/v1/receivers", 200, fmt.Sprintf(`[{"streamId": 2, "streamName": "socket 127.0.0.1:0", "address": %q, "worker": null,
+		"isActive": true, "records": 3, "lastError": null, "lastErrorTime": null}]`, addr))
+	if code, _, _ := request(t, http.MethodDelete, f.url+"/api/v1/receivers"); code != 405 {
+		t.Errorf("DELETE: %d, want 405", code)
+	}
+}
