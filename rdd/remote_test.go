@@ -76,13 +76,7 @@ func TestReduceReadsAnotherProcessesMapOutputs(t *testing.T) {
 	md := build(mapper)
 	shuffle := md.ID()
 	lin := rdd.IndexLineage(md.Node())
-	dep := lin.Shuffle(shuffle)
-	for m := range dep.Parent.NumPartitions {
-		tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
-		if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: m, Shuffle: &shuffle}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	runMaps(t, lin, shuffle)
 	// The reduce stage runs in the reducer, which holds no map output.
 	peer := &peerStore{c: mapper, delay: 20 * time.Millisecond}
 	rd := build(reducer)
@@ -188,13 +182,7 @@ func TestPrefetchSurvivesOutputsBecomingLocal(t *testing.T) {
 	md, rd := build(mapper), build(reducer)
 	shuffle := md.ID()
 	lin := rdd.IndexLineage(md.Node())
-	dep := lin.Shuffle(shuffle)
-	for m := range dep.Parent.NumPartitions {
-		tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
-		if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: m, Shuffle: &shuffle}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	dep := runMaps(t, lin, shuffle)
 	peer := &gatedPeer{peerStore: peerStore{c: mapper}, gate: make(chan struct{}), waiting: make(chan struct{})}
 	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
 	defer cancel()
@@ -235,4 +223,18 @@ func TestPrefetchSurvivesOutputsBecomingLocal(t *testing.T) {
 	if n == 0 {
 		t.Fatal("the reduce task read nothing")
 	}
+}
+
+// runMaps runs every map task of shuffle in lin's context, by spec, and
+// returns the shuffle.
+func runMaps(t *testing.T, lin *rdd.Lineage, shuffle rdd.ID) *rdd.ShuffleDep {
+	t.Helper()
+	dep := lin.Shuffle(shuffle)
+	for m := range dep.Parent.NumPartitions {
+		tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
+		if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: m, Shuffle: &shuffle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dep
 }
