@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/dstream/dstream/rdd"
@@ -158,18 +159,8 @@ func (c *Context) Queries() []QueryInfo {
 	for _, q := range c.queries {
 		out = append(out, q.info)
 	}
-	slices.SortFunc(out, func(a, b QueryInfo) int { return cmpStrings(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b QueryInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
-}
-
-func cmpStrings(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // RunQuery runs query name on interval ("latest" or "": the last completed

@@ -69,10 +69,6 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	return r
 }
 
-// Remote returns what the master's own tasks use to read other processes'
-// blocks and buckets.
-func (r *Runner) Remote() rdd.Remote { return r.local.Remote }
-
 // pin keeps on the master the tasks a worker cannot run.
 func (r *Runner) pin(t sched.Task, _ *rdd.Lineage) string {
 	id := t.Spec.Dataset

@@ -148,15 +148,6 @@ func (s *Shell) LoseWorker(id string) {
 	s.act(s.core.LoseWorker(id))
 }
 
-// Slots returns the number of task slots of every worker together.
-func (s *Shell) Slots() int {
-	n := 0
-	for _, w := range s.Workers() {
-		n += w.Slots
-	}
-	return n
-}
-
 // RunJob implements rdd.JobRunner. It returns when the job has ended and
 // its tasks have stopped; the tasks of a failed or cancelled job still
 // running are cancelled through their context.
