@@ -29,6 +29,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/listener"
@@ -80,6 +81,31 @@ type Config struct {
 	// it is reached the generator waits, and receivers feel backpressure.
 	// Default 1000.
 	MaxPendingBatches int
+	// CheckpointDir is where state streams write their durable checkpoints
+	// and the master its metadata log (docs/ARCHITECTURE.md, "Recovery"):
+	// a folder every process of the job reaches at the same path (on one
+	// machine, any folder; across machines, a shared file system). Starting
+	// again with the same folder resumes the job where it stopped. Default
+	// "": in local[N] state is checkpointed in memory only; local-cluster
+	// uses a temporary folder, deleted at Stop.
+	CheckpointDir string
+	// CheckpointInterval is how often state streams write a durable
+	// checkpoint, unless Stream.Checkpoint says otherwise. Default: the
+	// larger of DefaultCheckpointInterval (10 s) and five slides.
+	CheckpointInterval time.Duration
+	// Backpressure adapts every receiver's rate to what the job processes
+	// (Spark's spark.streaming.backpressure.enabled): a PID controller fed
+	// by each completed interval's processing time and scheduling delay
+	// sets the rate, so the delay stays bounded under any offered load.
+	// Default off.
+	Backpressure bool
+	// MaxRate caps the records per second each receiver takes in (0: no
+	// cap), with or without Backpressure.
+	MaxRate int
+	// InitialRate is the rate receivers start at under Backpressure, until
+	// the first estimate (two completed intervals). Default 0: no limit
+	// until then (MaxRate, if set).
+	InitialRate int
 	// WorkDir is a folder for this process's files: shuffle outputs the
 	// block store must evict are spilled there (in a subfolder of its own,
 	// deleted at Stop) instead of dropped and recomputed. Default "": no
@@ -282,7 +308,16 @@ type Context struct {
 	inputWaits atomic.Int64 // times a receiver waited for input memory
 	admission  admission    // sizes the input share; the runner's only
 	zero       time.Time    // interval times are zero + k*BatchInterval
-	run        *running
+	first      time.Time    // the first interval the generator cuts
+
+	ckOnce   sync.Once
+	ckStore  checkpoint.Store // opened on first use (checkpointStore)
+	ckErr    error
+	ckTemp   string         // a local-cluster master's temporary checkpoint folder
+	ckWG     sync.WaitGroup // durable checkpoints in flight
+	ckFailed atomic.Int64   // durable checkpoints that failed
+	meta     *metaLog       // the master's metadata log (metalog.go)
+	run      *running
 }
 
 const (
@@ -304,6 +339,9 @@ func NewContext(cfg Config) (*Context, error) {
 		}
 		if env.WorkDir != "" {
 			cfg.WorkDir = env.WorkDir
+		}
+		if env.Checkpoint != "" {
+			cfg.CheckpointDir = env.Checkpoint
 		}
 	}
 	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0), querySlots: make(chan struct{}, maxRunningQueries)}

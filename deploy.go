@@ -216,6 +216,15 @@ func (c *Context) startCluster() error {
 	}()
 	sc := cluster.SpawnConfig{N: cr.dep.workers, Master: cr.self, Secret: cr.secret,
 		Slots: cr.dep.slots, Parallelism: c.rctx.Parallelism(), Logger: c.log}
+	if c.cfg.CheckpointDir == "" && !cr.dep.standalone && c.hasState() {
+		// Local workers share this machine's file system: their state
+		// checkpoints go to a temporary folder, deleted at Stop.
+		if c.ckTemp, err = os.MkdirTemp(c.cfg.WorkDir, "dstream-checkpoint-"); err != nil {
+			c.stopCluster()
+			return fmt.Errorf("checkpoint folder: %w", err)
+		}
+		sc.Checkpoint = c.ckTemp
+	}
 	if cr.tls != nil {
 		sc.TLSFiles = [3]string{c.cfg.TLSCert, c.cfg.TLSKey, c.cfg.TLSCA}
 	}
@@ -282,6 +291,7 @@ func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
 		if restarted {
 			cr.runner.LoseWorker(addr)
 			cr.peers.Drop(addr)
+			c.loseHolder(addr)
 		}
 		cr.runner.AddWorker(addr, ev.Worker.Slots)
 		select {
@@ -298,6 +308,7 @@ func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
 		delete(cr.at, addr)
 		cr.alive = slices.DeleteFunc(cr.alive, func(a string) bool { return a == addr })
 		cr.mu.Unlock()
+		c.loseHolder(addr)
 		cr.runner.LoseWorker(addr)
 		cr.peers.Drop(addr)
 		c.log.Warn("cluster: worker lost", "worker", ev.Worker.ID, "addr", addr)

@@ -76,7 +76,7 @@ func (c *Context) Start() error {
 		c.mu.Unlock()
 		return errors.New("dstream: no output operations registered: add Print, SaveAsTextFiles or ForeachRDD")
 	}
-	propagateRemember(c.nodes)
+	propagateRemember(c.nodes, c.keepsLineage())
 	c.mu.Unlock()
 	if c.worker != nil {
 		return c.startWorker()
@@ -108,16 +108,30 @@ func (c *Context) Start() error {
 	}
 	c.limitProcessMemory()
 	now := c.cfg.Clock.Now()
+	zero, first := now.Truncate(c.cfg.BatchInterval), now.Truncate(c.cfg.BatchInterval).Add(c.cfg.BatchInterval)
+	if c.cfg.CheckpointDir != "" {
+		var err error
+		if zero, first, err = c.resume(context.Background(), now); err != nil {
+			if c.cluster != nil {
+				c.stopCluster()
+			}
+			c.closeOpened(len(c.inputs))
+			return fmt.Errorf("dstream: %w", err)
+		}
+	}
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{}), receiving: true}
 	r.doneCond = sync.NewCond(&r.mu)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.batches = make(chan batch, c.cfg.MaxPendingBatches)
 	c.mu.Lock()
-	c.zero = now.Truncate(c.cfg.BatchInterval)
+	c.zero, c.first = zero, first
 	c.run = r
 	c.state = stateRunning
 	c.mu.Unlock()
 
+	if err := c.startRateControl(); err != nil {
+		return fmt.Errorf("dstream: %w", err)
+	}
 	recvCtx, recvCancel := context.WithCancel(r.ctx)
 	r.recvCancel = recvCancel
 	for _, in := range c.inputs {
@@ -162,7 +176,7 @@ func (c *Context) closeOpened(n int) {
 func (c *Context) generate(ctx context.Context) {
 	r := c.run
 	defer close(r.genDone)
-	for t := c.zero.Add(c.cfg.BatchInterval); ; t = t.Add(c.cfg.BatchInterval) {
+	for t := c.first; ; t = t.Add(c.cfg.BatchInterval) {
 		if err := c.cfg.Clock.WaitUntil(ctx, t.Add(c.cfg.Slack)); err != nil {
 			return
 		}
@@ -178,6 +192,7 @@ func (c *Context) generate(ctx context.Context) {
 			}
 		}
 		n := c.tracker.Records(t)
+		c.noteRecords(t)
 		b := batch{time: t, submitted: c.cfg.Clock.Now(), records: n}
 		c.bus.Post(listener.BatchSubmitted{Batch: listener.BatchInfo{Time: t, Records: n, SubmissionTime: b.submitted}})
 		select {
@@ -222,7 +237,9 @@ func (c *Context) runBatch(b batch) {
 	info.SchedulingDelay = info.StartTime.Sub(b.submitted)
 	c.bus.Post(listener.BatchStarted{Batch: info})
 	c.measureStart() // measure this interval's shuffles only (memory.go)
-	c.manifests.Add(c.manifestOf(b.time))
+	m := c.manifestOf(b.time)
+	c.manifests.Add(m)
+	c.metaStarted(m)
 	var failed *BatchError
 	for i, op := range c.outputs {
 		start := c.cfg.Clock.Now()
@@ -247,6 +264,7 @@ func (c *Context) runBatch(b batch) {
 	if failed != nil {
 		info.Err = failed
 	}
+	c.metaCompleted(b.time, failed != nil)
 	c.measureEnd(c.tracker.Bytes(b.time))
 	c.clearOld(b.time)
 	c.resizeInput()
@@ -381,10 +399,15 @@ func (c *Context) Stop(graceful bool) error {
 		<-r.genDone
 		close(r.batches)
 		<-r.runnerDone
+		if graceful {
+			c.ckWG.Wait() // state checkpoints in flight are committed
+		}
 		r.cancel()
+		c.ckWG.Wait()
 		if c.cluster != nil {
 			c.stopCluster()
 		}
+		c.closeCheckpoints()
 		c.bus.Stop()
 		if c.worker != nil {
 			// The host stops serving (the run's context is done): no task

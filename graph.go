@@ -30,11 +30,17 @@ type node interface {
 	// checkpoints reports whether the stream checkpoints every interval's
 	// dataset, which cuts its lineage to its parents.
 	checkpoints() bool
-	// lastCheckpoint returns a state stream's latest checkpointed dataset
-	// generated before t (interval.go).
-	lastCheckpoint(t time.Time) (manifest.Checkpoint, bool)
-	// adopt makes a manifest's checkpoint the stream's dataset at its time.
-	adopt(cp manifest.Checkpoint)
+	// checkpointInterval is how often a state stream writes a durable
+	// checkpoint (checkpointing.go); 0 for other streams.
+	checkpointInterval() time.Duration
+	// loseHolder forgets that process addr holds any partition of the
+	// stream's kept datasets: it is gone (checkpointing.go).
+	loseHolder(addr string)
+	// lastCheckpoints returns what a state stream's interval t starts from
+	// (checkpointing.go).
+	lastCheckpoints(t time.Time) []manifest.Checkpoint
+	// adopt applies a manifest's checkpoint entry (checkpointing.go).
+	adopt(cp manifest.Checkpoint) error
 	// describe says what the stream is, for the graph's fingerprint.
 	describe() GraphNode
 	// nodeAt is At's untyped face: a worker finds a task's dataset by it.
@@ -50,11 +56,18 @@ type Stream[T any] struct {
 	name     string
 	slide    time.Duration
 	compute  func(t time.Time) (*rdd.Dataset[T], error)
-	isState  bool // checkpoint each interval's dataset, truncating lineage
+	isState  bool // materialize each interval's dataset and checkpoint it (checkpointing.go)
 	parents  []node
 	mu       sync.Mutex
 	remember time.Duration
 	datasets map[int64]*rdd.Dataset[T]
+
+	// State streams only (checkpointing.go).
+	ckEvery     time.Duration      // Checkpoint's interval; 0: the default
+	durableFunc int                // the partition function writing a checkpoint's part
+	durable     map[int64]string   // committed checkpoints: interval time -> store folder
+	keptAt      map[int64][]string // kept datasets' locations, from manifests
+	ckRunning   chan struct{}      // closed when the durable checkpoint in flight ends
 }
 
 // newStream registers a stream in c's graph. Operator IDs are assigned in
@@ -66,7 +79,8 @@ func newStream[T any](c *Context, name string, slide time.Duration, compute func
 		c.graphErr = firstErr(c.graphErr, fmt.Errorf("%s: streams must be created before the context starts", name))
 	}
 	c.nextOp++
-	s := &Stream[T]{ctx: c, id: c.nextOp, name: name, slide: slide, compute: compute, parents: parents, remember: slide, datasets: make(map[int64]*rdd.Dataset[T])}
+	s := &Stream[T]{ctx: c, id: c.nextOp, name: name, slide: slide, compute: compute, parents: parents, remember: slide, datasets: make(map[int64]*rdd.Dataset[T]),
+		durable: make(map[int64]string), keptAt: make(map[int64][]string)}
 	c.nodes = append(c.nodes, s)
 	return s
 }
@@ -122,10 +136,13 @@ func (s *Stream[T]) At(t time.Time) (*rdd.Dataset[T], error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s at %d: %w", s, ms, err)
 	}
+	s.mu.Lock()
 	if ds != nil && s.isState {
 		ds.Persist()
+		if locs, ok := s.keptAt[ms]; ok {
+			ds.MarkKept(locs)
+		}
 	}
-	s.mu.Lock()
 	s.datasets[ms] = ds
 	s.mu.Unlock()
 	return ds, nil
@@ -151,21 +168,35 @@ func (s *Stream[T]) atOrEmpty(t time.Time) (*rdd.Dataset[T], error) {
 func (s *Stream[T]) parentNodes() []node { return s.parents }
 func (s *Stream[T]) checkpoints() bool   { return s.isState }
 
+func (s *Stream[T]) checkpointInterval() time.Duration {
+	if !s.isState {
+		return 0
+	}
+	return s.checkpointEvery()
+}
+
 // propagateRemember extends every stream's remember duration to what its
 // consumers need, as Spark's DStream.remember does: a stream that keeps its
 // datasets for d keeps their lineage, so its parents must be able to
 // recompute them for d too (an input stream keeps its received blocks that
-// long). A stream that checkpoints every interval cuts its lineage, and asks
-// its parents for nothing beyond their own needs. Streams are created after
-// their parents, so one pass from the newest back reaches every ancestor.
-func propagateRemember(nodes []node) {
+// long). A state stream whose lineage is cut every interval (one process)
+// asks its parents for nothing beyond their own needs; one that keeps its
+// lineage between checkpoints (a cluster) asks for two checkpoint intervals,
+// and keeps its own datasets as long. Streams are created after their
+// parents, so one pass from the newest back reaches every ancestor.
+func propagateRemember(nodes []node, keepsLineage bool) {
 	for i := len(nodes) - 1; i >= 0; i-- {
 		n := nodes[i]
+		need := n.rememberDuration()
 		if n.checkpoints() {
-			continue
+			if !keepsLineage {
+				continue
+			}
+			need = 2 * n.checkpointInterval()
+			n.rememberAtLeast(need)
 		}
 		for _, p := range n.parentNodes() {
-			p.rememberAtLeast(n.rememberDuration())
+			p.rememberAtLeast(need)
 		}
 	}
 }
@@ -179,6 +210,31 @@ func (s *Stream[T]) rememberDuration() time.Duration {
 func (s *Stream[T]) forget(t time.Time) {
 	s.mu.Lock()
 	cutoff := t.Add(-s.remember).UnixMilli()
+	if s.isState {
+		// Keep the chain back to the latest cut: a lost partition is
+		// recomputed from it.
+		cut := int64(-1)
+		for ms, ds := range s.datasets {
+			if ds != nil && ms <= t.UnixMilli() && ds.Checkpointed() && ms > cut {
+				cut = ms
+			}
+		}
+		if cut >= 0 {
+			cutoff = min(cutoff, cut-1)
+		} else {
+			cutoff = -1
+		}
+		for ms := range s.keptAt {
+			if ms <= cutoff {
+				delete(s.keptAt, ms)
+			}
+		}
+		for ms := range s.durable {
+			if ms <= cutoff {
+				delete(s.durable, ms)
+			}
+		}
+	}
 	for ms := range s.datasets {
 		if ms <= cutoff {
 			delete(s.datasets, ms)
@@ -189,18 +245,23 @@ func (s *Stream[T]) forget(t time.Time) {
 	s.ctx.rctx.Forget(rdd.ForgetRule{Op: id, UpTo: cutoff})
 }
 
-// finishInterval checkpoints a state stream's datasets generated up to t:
+// finishInterval materializes a state stream's datasets generated up to t:
 // the one of t, and any generated late (a window sliding by several
 // intervals generates an in-between interval's data only when it next
-// slides), since its parents no longer keep what would recompute them.
+// slides). In one process their lineage is cut at once; in a cluster it is
+// kept (a lost partition is recomputed) until a checkpoint interval's
+// dataset is written durably, beside the intervals that follow
+// (checkpointing.go). Without a checkpoint store the lineage is cut in
+// memory at each checkpoint interval instead.
 func (s *Stream[T]) finishInterval(t time.Time) error {
 	if !s.isState {
 		return nil
 	}
+	c := s.ctx
 	s.mu.Lock()
 	var times []int64
 	for ms, ds := range s.datasets {
-		if ds != nil && ms <= t.UnixMilli() && !ds.Checkpointed() {
+		if ds != nil && ms <= t.UnixMilli() && !ds.Kept() {
 			times = append(times, ms)
 		}
 	}
@@ -210,18 +271,56 @@ func (s *Stream[T]) finishInterval(t time.Time) error {
 		dss[i] = s.datasets[ms]
 	}
 	s.mu.Unlock()
+	keep := c.keepsLineage()
+	every := s.checkpointEvery()
 	var err error
 	for i, ds := range dss {
-		if cerr := ds.Checkpoint(s.ctx.runCtx()); cerr != nil {
+		due := time.UnixMilli(times[i]).Sub(c.zero)%every == 0
+		var cerr error
+		if keep && !(due && !c.hasCheckpointStore()) {
+			cerr = ds.Keep(c.runCtx())
+		} else {
+			cerr = ds.Checkpoint(c.runCtx())
+		}
+		if cerr != nil {
 			if times[i] == t.UnixMilli() {
 				err = cerr // interval t's own failure
 				continue
 			}
 			// An earlier interval's data: its own interval reported why.
-			s.ctx.log.Warn("checkpoint of an earlier interval failed", "stream", s.String(), "time", times[i], "err", cerr)
+			c.log.Warn("state of an earlier interval not kept", "stream", s.String(), "time", times[i], "err", cerr)
+			continue
+		}
+		if due && c.hasCheckpointStore() {
+			s.startDurable(time.UnixMilli(times[i]), ds)
 		}
 	}
 	return err
+}
+
+// startDurable starts writing ds, the dataset of t, to the checkpoint store
+// beside the intervals that follow. One checkpoint per stream is in flight
+// at a time: the next waits for the one before, which bounds the lineage to
+// about two checkpoint intervals.
+func (s *Stream[T]) startDurable(t time.Time, ds *rdd.Dataset[T]) {
+	s.mu.Lock()
+	prev := s.ckRunning
+	done := make(chan struct{})
+	s.ckRunning = done
+	s.mu.Unlock()
+	if prev != nil {
+		select {
+		case <-prev:
+		case <-s.ctx.runCtx().Done():
+		}
+	}
+	c := s.ctx
+	c.ckWG.Add(1)
+	go func() {
+		defer c.ckWG.Done()
+		defer close(done)
+		s.checkpointDurably(t, ds)
+	}()
 }
 
 // checkSlide records a graph error unless d is a positive multiple of the

@@ -12,6 +12,7 @@ import (
 	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/rate"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/received"
 	"github.com/dstream/dstream/source"
@@ -93,6 +94,11 @@ type receiverInput struct {
 	errMu   sync.Mutex
 	lastErr error
 	errTime time.Time
+
+	// Backpressure (backpressure.go): the controller setting the rate of
+	// the receiver's generator, and the records of recent intervals.
+	rate    *rate.Controller
+	records perStreamRecords
 }
 
 // failed records the receiver's latest error.
@@ -102,22 +108,22 @@ func (in *receiverInput) failed(err error, at time.Time) {
 	in.lastErr, in.errTime = err, at
 }
 
-func (in *receiverInput) opID() int32                      { return in.stream.id }
-func (in *receiverInput) slideDuration() time.Duration     { return in.stream.slide }
-func (in *receiverInput) rememberAtLeast(d time.Duration)  { in.stream.rememberAtLeast(d) }
-func (in *receiverInput) forget(t time.Time)               {}
-func (in *receiverInput) finishInterval(t time.Time) error { return nil }
-func (in *receiverInput) rememberDuration() time.Duration  { return in.stream.rememberDuration() }
-func (in *receiverInput) parentNodes() []node              { return nil }
-func (in *receiverInput) checkpoints() bool                { return false }
-func (in *receiverInput) adopt(manifest.Checkpoint)        {}
+func (in *receiverInput) opID() int32                       { return in.stream.id }
+func (in *receiverInput) slideDuration() time.Duration      { return in.stream.slide }
+func (in *receiverInput) rememberAtLeast(d time.Duration)   { in.stream.rememberAtLeast(d) }
+func (in *receiverInput) forget(t time.Time)                {}
+func (in *receiverInput) finishInterval(t time.Time) error  { return nil }
+func (in *receiverInput) rememberDuration() time.Duration   { return in.stream.rememberDuration() }
+func (in *receiverInput) parentNodes() []node               { return nil }
+func (in *receiverInput) checkpoints() bool                 { return false }
+func (in *receiverInput) checkpointInterval() time.Duration { return 0 }
+func (in *receiverInput) loseHolder(string)                 {}
+func (in *receiverInput) adopt(manifest.Checkpoint) error   { return nil }
 func (in *receiverInput) nodeAt(t time.Time) (*rdd.Node, error) {
 	return in.stream.nodeAt(t)
 }
-func (in *receiverInput) describe() GraphNode { return in.stream.describe() }
-func (in *receiverInput) lastCheckpoint(time.Time) (manifest.Checkpoint, bool) {
-	return manifest.Checkpoint{}, false
-}
+func (in *receiverInput) describe() GraphNode                             { return in.stream.describe() }
+func (in *receiverInput) lastCheckpoints(time.Time) []manifest.Checkpoint { return nil }
 
 func (in *receiverInput) open() error { return in.recv.Open() }
 
@@ -150,6 +156,7 @@ func (in *receiverInput) receiveWith(ctx, genParent context.Context, sink source
 		Sink:       sink,
 		MaxPending: inputBlocksPending,
 		MaxBytes:   max(1, min(64<<20, c.blocks.MaxInputBytes()/int64(16*len(c.inputs)))),
+		RateLimit:  c.cfg.MaxRate,
 		Logger:     c.log,
 	})
 	// The generator outlives ctx, to store the blocks it still holds when
@@ -159,6 +166,9 @@ func (in *receiverInput) receiveWith(ctx, genParent context.Context, sink source
 	genCtx, stopGen := context.WithCancel(genParent)
 	defer stopGen()
 	gen.Start(genCtx)
+	if in.rate != nil {
+		defer in.rate.Register(gen)()
+	}
 	err := in.recv.Receive(ctx, countingWriter{gen, &in.written})
 	if serr := gen.Stop(); serr != nil {
 		err = errors.Join(err, serr)

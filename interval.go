@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/manifest"
-	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/received"
 )
 
@@ -66,60 +65,9 @@ func (c *Context) manifestOf(t time.Time) *manifest.Interval {
 		m.Inputs = append(m.Inputs, mi)
 	}
 	for _, n := range c.nodes {
-		if cp, ok := n.lastCheckpoint(t); ok {
-			m.Checkpoints = append(m.Checkpoints, cp)
-		}
+		m.Checkpoints = append(m.Checkpoints, n.lastCheckpoints(t)...)
 	}
 	return m
-}
-
-// lastCheckpoint returns the latest checkpointed dataset the stream
-// generated before t, for a state stream.
-func (s *Stream[T]) lastCheckpoint(t time.Time) (manifest.Checkpoint, bool) {
-	if !s.isState {
-		return manifest.Checkpoint{}, false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var best *rdd.Dataset[T]
-	for ms, ds := range s.datasets {
-		if ds != nil && ms < t.UnixMilli() && ds.Checkpointed() && (best == nil || ms > best.ID().Time) {
-			best = ds
-		}
-	}
-	if best == nil {
-		return manifest.Checkpoint{}, false
-	}
-	id := best.ID()
-	cp := manifest.Checkpoint{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq},
-		Name: best.Node().Name, Partitions: best.NumPartitions(), HashPartitions: best.HashPartitions()}
-	for p := range cp.Partitions {
-		if l := best.Node().Locations(p); len(l) > 0 {
-			if cp.Locations == nil {
-				cp.Locations = make([]string, cp.Partitions)
-			}
-			cp.Locations[p] = l[0]
-		}
-	}
-	return cp, true
-}
-
-// adopt makes the checkpoint cp the stream's dataset at its time, in place
-// of one this process computed itself: the manifest decides what is
-// checkpointed, so a process's own history never changes an interval's
-// lineage.
-func (s *Stream[T]) adopt(cp manifest.Checkpoint) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ds, ok := s.datasets[cp.Dataset.Time]; ok && ds != nil && ds.Checkpointed() {
-		return
-	}
-	id := rdd.ID{Op: cp.Dataset.Op, Time: cp.Dataset.Time, Seq: cp.Dataset.Seq}
-	ds := rdd.FromCheckpoint[T](s.ctx.rctx, id, cp.Name, cp.Partitions, cp.HashPartitions)
-	if locs := cp.Locations; len(locs) == cp.Partitions {
-		ds.SetLocations(func(p int) []string { return []string{locs[p]} })
-	}
-	s.datasets[cp.Dataset.Time] = ds
 }
 
 // Materialize makes interval m.Time known to a context that does not run its
@@ -145,7 +93,7 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 		return fmt.Errorf("dstream: %w", err)
 	}
 	if !c.materialized {
-		propagateRemember(c.nodes)
+		propagateRemember(c.nodes, c.keepsLineage())
 		c.materialized = true
 		c.zero = time.UnixMilli(m.Zero)
 	}
@@ -184,7 +132,9 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 		c.tracker.AddAllocated(t, in.Stream, infos)
 	}
 	for _, cp := range m.Checkpoints {
-		byID[cp.Stream].adopt(cp)
+		if err := byID[cp.Stream].adopt(cp); err != nil {
+			return fmt.Errorf("dstream: manifest of interval %d: %w", m.Time, err)
+		}
 	}
 	c.manifests.Add(m)
 	return nil

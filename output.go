@@ -47,7 +47,11 @@ func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx 
 		}
 		// Datasets fn builds are named in the output's scope for t, so they
 		// are process-independent and forgotten after the interval.
-		c.rctx.InScope(op.id, t.UnixMilli(), func() { err = fn(c.runCtx(), ds, t) })
+		ctx := c.runCtx()
+		if m := c.meta; m != nil && t.UnixMilli() <= m.rerunUpTo {
+			ctx = context.WithValue(ctx, rerunKey{}, true)
+		}
+		c.rctx.InScope(op.id, t.UnixMilli(), func() { err = fn(ctx, ds, t) })
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}

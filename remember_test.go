@@ -60,7 +60,7 @@ func TestRememberPropagatesToInputs(t *testing.T) {
 			}
 			in := ReceiverStream(c, idle{})
 			tt.build(in)
-			propagateRemember(c.nodes)
+			propagateRemember(c.nodes, false)
 			if got := in.rememberDuration(); got != tt.want {
 				t.Errorf("receiver remembers %v, want %v", got, tt.want)
 			}

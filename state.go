@@ -37,7 +37,7 @@ func stateStream[K comparable, V, S any](s *Stream[Pair[K, V]], name string, n i
 		}
 		return step(t, prev, in), nil
 	}, s)
-	self.isState = true
+	self.markState()
 	self.rememberAtLeast(2 * s.slide)
 	return self
 }

@@ -100,7 +100,10 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 	// intervals from it without their input: the input (its received
 	// blocks) is kept for one interval, not for the window.
 	reduced := ReduceByKey(s, f, n)
-	reduced.isState = true
+	// In a cluster its lineage is kept for one checkpoint interval, so it
+	// is written durably every slide: its parents then remember two slides.
+	reduced.markState()
+	reduced.ckEvery = reduced.slide
 	reduced.rememberAtLeast(window + slide)
 	var self *Stream[Pair[K, V]]
 	self = newStream(c, "reduceByKeyAndWindow", slide, func(t time.Time) (*rdd.Dataset[Pair[K, V]], error) {
@@ -161,7 +164,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 		})
 		return merged, nil
 	}, reduced)
-	self.isState = true
+	self.markState()
 	self.rememberAtLeast(2 * slide)
 	return self
 }

@@ -26,6 +26,7 @@ const (
 	EnvAdvertise   = "DSTREAM_WORKER_ADVERTISE" // the address peers dial
 	EnvMemory      = "DSTREAM_WORKER_MEMORY"    // its memory budget in bytes (overrides the program's)
 	EnvWorkDir     = "DSTREAM_WORKER_WORKDIR"   // its work folder (overrides the program's)
+	EnvCheckpoint  = "DSTREAM_CHECKPOINT_DIR"   // the checkpoint folder the master chose (when the program names none)
 	EnvTLSCert     = "DSTREAM_TLS_CERT"         // mutual TLS: the process's certificate file
 	EnvTLSKey      = "DSTREAM_TLS_KEY"          // and its key
 	EnvTLSCA       = "DSTREAM_TLS_CA"           // and the cluster's CA
@@ -43,7 +44,8 @@ type WorkerEnv struct {
 	Advertise   string
 	Memory      int64
 	WorkDir     string
-	TLS         *TLS // set when the TLS variables are
+	Checkpoint  string // the checkpoint folder, when the master chose it
+	TLS         *TLS   // set when the TLS variables are
 }
 
 // WorkerEnvFrom reads the worker environment through getenv; ok is false
@@ -74,6 +76,7 @@ func WorkerEnvFrom(getenv func(string) string) (env WorkerEnv, ok bool, err erro
 	}
 	env.WatchStdin = getenv(EnvWatchStdin) == "1"
 	env.Listen, env.Advertise, env.WorkDir = getenv(EnvListen), getenv(EnvAdvertise), getenv(EnvWorkDir)
+	env.Checkpoint = getenv(EnvCheckpoint)
 	if cert, key, ca := getenv(EnvTLSCert), getenv(EnvTLSKey), getenv(EnvTLSCA); cert != "" || key != "" || ca != "" {
 		if env.TLS, err = LoadTLS(cert, key, ca); err != nil {
 			return env, true, err
@@ -114,6 +117,9 @@ type SpawnConfig struct {
 	Secret      []byte
 	Slots       int // per worker
 	Parallelism int
+	// Checkpoint is the checkpoint folder the workers use, when the
+	// program's arguments name none (the master chose it).
+	Checkpoint string
 	// TLSFiles, if set, are the certificate, key and CA files the workers
 	// use for mutual TLS.
 	TLSFiles [3]string
@@ -151,6 +157,9 @@ func Spawn(cfg SpawnConfig) (*Procs, error) {
 			EnvWorkerOf+"="+cfg.Master, EnvWorkerID+"="+id, EnvWorkerSlots+"="+strconv.Itoa(max(1, cfg.Slots)),
 			EnvParallelism+"="+strconv.Itoa(cfg.Parallelism), EnvWatchStdin+"=1", SecretEnv+"="+string(cfg.Secret),
 			"GOMAXPROCS=") // each worker sees the whole machine, as separate machines would
+		if cfg.Checkpoint != "" {
+			cmd.Env = append(cmd.Env, EnvCheckpoint+"="+cfg.Checkpoint)
+		}
 		if cfg.TLSFiles[0] != "" {
 			cmd.Env = append(cmd.Env, EnvTLSCert+"="+cfg.TLSFiles[0], EnvTLSKey+"="+cfg.TLSFiles[1], EnvTLSCA+"="+cfg.TLSFiles[2])
 		}

@@ -1,8 +1,13 @@
 // Package listener carries the engine's events (batches submitted, started
-// and completed, output operations, receiver errors) to whoever listens: the
-// demo's summary line, the web UI, metrics. Posting never blocks the engine:
-// the queue is bounded and, when a listener falls behind, events are dropped
-// and counted, as Spark's LiveListenerBus does.
+// and completed, output operations, jobs and tasks, receiver errors) to
+// whoever listens: the demo's summary line, the web UI, metrics. Posting
+// never blocks the engine: the queue is bounded and, when a listener falls
+// behind, events are dropped and counted, as Spark's LiveListenerBus does.
+//
+// Task events are many (one per task attempt) and matter least, so they may
+// use only the first three quarters of the queue (TaskQueueShare): past
+// that they are dropped while the batch, output and job events still find
+// room, and a flood of tasks cannot make the UI lose a batch.
 package listener
 
 import (
@@ -48,6 +53,53 @@ type OutputOpCompleted struct {
 	Err      error
 }
 
+// JobStarted is posted when a job (one action: a count, a collect, an
+// output's write) is submitted to the scheduler.
+type JobStarted struct {
+	Time     time.Time // the interval (batch) the job computes; zero for a job outside the intervals (a query's)
+	OutputOp int       // the output operation that ran it, in registration order; -1 when unknown
+	Job      int       // the job's ID, unique in the process's scheduler
+	Name     string    // what the job does, e.g. "count", "saveAsTextFiles" (rdd.Job.Name)
+	Start    time.Time // when it was submitted
+}
+
+// JobEnded is posted when a job has ended, its results in or its error
+// final (after the retries).
+type JobEnded struct {
+	Time     time.Time // as in JobStarted
+	OutputOp int
+	Job      int
+	Name     string
+	Start    time.Time
+	End      time.Time
+	Err      error // nil when it succeeded
+}
+
+// TaskEnded is posted when one task attempt ends, whatever its outcome.
+// Tasks are many: a listener must be cheap per TaskEnded, and the bus drops
+// them first (see the package documentation). The key of a task is its
+// interval, job, stage, partition and attempt.
+type TaskEnded struct {
+	Time        time.Time // the interval (batch) of its job; zero for a job outside the intervals
+	Job         int       // the job's ID, as in JobStarted
+	Stage       int       // the stage's ID within the job (0 is the result stage)
+	Partition   int       // the partition it computes
+	Attempt     int       // 0 for the first attempt
+	Map         bool      // a map task (writes a shuffle's output); false for a result task
+	Speculative bool      // a speculative copy of a task still running elsewhere
+	Worker      string    // the worker that ran it ("local" in local[N])
+	Start       time.Time // when it began running on the worker
+	End         time.Time // when it ended
+	// Records is how many records the task produced (a map task: wrote to
+	// the shuffle; a result task: handed to the job), ShuffleReadBytes and
+	// ShuffleWriteBytes the shuffle bytes it fetched and wrote; each is -1
+	// when not measured.
+	Records           int64
+	ShuffleReadBytes  int64
+	ShuffleWriteBytes int64
+	Err               error // nil when it succeeded
+}
+
 // ReceiverError is posted when a receiver fails.
 type ReceiverError struct {
 	Stream int
@@ -60,6 +112,9 @@ func (BatchStarted) isEvent()      {}
 func (BatchCompleted) isEvent()    {}
 func (OutputOpCompleted) isEvent() {}
 func (ReceiverError) isEvent()     {}
+func (JobStarted) isEvent()        {}
+func (JobEnded) isEvent()          {}
+func (TaskEnded) isEvent()         {}
 
 // Listener receives events on the bus's goroutine, one at a time, in order.
 type Listener interface{ OnEvent(Event) }
@@ -70,14 +125,21 @@ type Func func(Event)
 // OnEvent calls f.
 func (f Func) OnEvent(e Event) { f(e) }
 
+// TaskQueueShare is the share of a bus's queue that TaskEnded events may
+// fill: a TaskEnded that finds the queue holding this share of its capacity
+// or more is dropped (and counted), so the rest stays for the other events.
+const TaskQueueShare = 0.75
+
 // Bus delivers events to listeners asynchronously through a bounded queue.
 type Bus struct {
-	mu        sync.Mutex
-	listeners []Listener
-	queue     chan Event
-	dropped   atomic.Int64
-	done      chan struct{}
-	stopOnce  sync.Once
+	mu           sync.Mutex
+	listeners    []Listener
+	queue        chan Event
+	taskLimit    int // TaskEnded events are dropped when the queue holds this many
+	dropped      atomic.Int64
+	droppedTasks atomic.Int64
+	done         chan struct{}
+	stopOnce     sync.Once
 }
 
 // NewBus returns a running bus whose queue holds capacity events (default 10000).
@@ -85,7 +147,7 @@ func NewBus(capacity int) *Bus {
 	if capacity <= 0 {
 		capacity = 10000
 	}
-	b := &Bus{queue: make(chan Event, capacity), done: make(chan struct{})}
+	b := &Bus{queue: make(chan Event, capacity), taskLimit: max(1, int(float64(capacity)*TaskQueueShare)), done: make(chan struct{})}
 	go b.loop()
 	return b
 }
@@ -97,17 +159,32 @@ func (b *Bus) Add(l Listener) {
 	b.listeners = append(b.listeners, l)
 }
 
-// Post queues e; if the queue is full the event is dropped and counted.
+// Post queues e; if the queue is full the event is dropped and counted. A
+// TaskEnded is dropped already when the queue holds TaskQueueShare of its
+// capacity. Post never blocks.
 func (b *Bus) Post(e Event) {
+	if _, ok := e.(TaskEnded); ok && len(b.queue) >= b.taskLimit {
+		b.dropped.Add(1)
+		b.droppedTasks.Add(1)
+		return
+	}
 	select {
 	case b.queue <- e:
 	default:
 		b.dropped.Add(1)
+		if _, ok := e.(TaskEnded); ok {
+			b.droppedTasks.Add(1)
+		}
 	}
 }
 
-// Dropped returns how many events were dropped because the queue was full.
+// Dropped returns how many events were dropped because the queue was full
+// (for a TaskEnded: held TaskQueueShare of its capacity), task events
+// included.
 func (b *Bus) Dropped() int64 { return b.dropped.Load() }
+
+// DroppedTasks returns how many of the dropped events were TaskEnded.
+func (b *Bus) DroppedTasks() int64 { return b.droppedTasks.Load() }
 
 func (b *Bus) loop() {
 	defer close(b.done)

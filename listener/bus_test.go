@@ -2,6 +2,7 @@ package listener_test
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -279,4 +280,106 @@ func TestBusStop(t *testing.T) {
 	if len(r.seen) != 0 || b.Dropped() != 0 {
 		t.Fatalf("idle bus: seen %v, dropped %d", r.seen, b.Dropped())
 	}
+}
+
+// task returns a TaskEnded numbered i (its partition).
+func task(i int) listener.Event {
+	return listener.TaskEnded{Time: time.UnixMilli(1000), Job: 1, Partition: i, Worker: "local", Records: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1}
+}
+
+// TestBusTaskEventsLeaveRoom: with a listener lagging, task events fill only
+// TaskQueueShare of the queue; the batch events posted after a flood of
+// tasks still find room, and everything dropped is counted (the tasks also
+// on their own). Post never blocks.
+func TestBusTaskEventsLeaveRoom(t *testing.T) {
+	const capacity = 8 // tasks may fill 6
+	b := listener.NewBus(capacity)
+	got := make(chan listener.Event, 2*capacity)
+	release := make(chan struct{})
+	b.Add(listener.Func(func(e listener.Event) {
+		got <- e
+		<-release
+	}))
+	b.Post(ev(0))
+	<-got // the bus is inside OnEvent(0): the queue is empty until release
+	for i := range 100 {
+		b.Post(task(i))
+	}
+	if d, dt := b.Dropped(), b.DroppedTasks(); d != 94 || dt != 94 {
+		t.Fatalf("after 100 tasks: Dropped %d, DroppedTasks %d; want 94, 94 (6 queued)", d, dt)
+	}
+	b.Post(ev(1))
+	b.Post(ev(2))
+	b.Post(task(100)) // the queue is full past the task share
+	b.Post(ev(3))     // the queue is full
+	if d, dt := b.Dropped(), b.DroppedTasks(); d != 96 || dt != 95 {
+		t.Fatalf("Dropped %d, DroppedTasks %d; want 96, 95", d, dt)
+	}
+	close(release)
+	b.Stop()
+	close(got)
+	var seen []string
+	for e := range got {
+		switch e := e.(type) {
+		case listener.TaskEnded:
+			seen = append(seen, fmt.Sprint("task ", e.Partition))
+		default:
+			seen = append(seen, fmt.Sprint("batch ", num(e)))
+		}
+	}
+	want := []string{"task 0", "task 1", "task 2", "task 3", "task 4", "task 5", "batch 1", "batch 2"}
+	if !slices.Equal(seen, want) {
+		t.Errorf("delivered %v, want %v", seen, want)
+	}
+}
+
+// TestBusTaskFlood: goroutines post tasks as fast as they can to a bus whose
+// listener is slow, while one posts a batch event now and then: no Post
+// blocks, every event is delivered or counted, and the batch events are
+// delivered (the tasks never take their room).
+func TestBusTaskFlood(t *testing.T) {
+	b := listener.NewBus(64)
+	var tasks, batches int
+	b.Add(listener.Func(func(e listener.Event) {
+		if _, ok := e.(listener.TaskEnded); ok {
+			tasks++
+			time.Sleep(10 * time.Microsecond) // a slow listener
+			return
+		}
+		batches++
+	}))
+	const posters, perPoster, batchEvents = 4, 5000, 10
+	var wg sync.WaitGroup
+	for range posters {
+		wg.Go(func() {
+			for i := range perPoster {
+				b.Post(task(i))
+			}
+		})
+	}
+	for i := range batchEvents {
+		b.Post(ev(i))
+		time.Sleep(time.Millisecond)
+	}
+	wg.Wait()
+	b.Stop()
+	if batches != batchEvents {
+		t.Errorf("%d of %d batch events delivered (%d dropped, %d of them tasks)", batches, batchEvents, b.Dropped(), b.DroppedTasks())
+	}
+	if int64(tasks)+b.DroppedTasks() != posters*perPoster || b.Dropped() != b.DroppedTasks() {
+		t.Errorf("tasks: %d delivered + %d dropped != %d posted; Dropped %d", tasks, b.DroppedTasks(), posters*perPoster, b.Dropped())
+	}
+}
+
+// BenchmarkPostTask is the engine's cost per task event, with the listener
+// keeping up or not.
+func BenchmarkPostTask(b *testing.B) {
+	bus := listener.NewBus(0)
+	bus.Add(listener.Func(func(listener.Event) {}))
+	e := task(1)
+	b.ReportAllocs()
+	for b.Loop() {
+		bus.Post(e)
+	}
+	bus.Stop()
 }

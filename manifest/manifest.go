@@ -16,19 +16,20 @@
 //     in every process.
 //
 // Manifests are small, versioned and checksummed: the master's metadata log
-// is their sequence (Marshal frames one; Unmarshal refuses a frame that is
-// truncated, corrupt or of an unknown version, with an error saying which).
+// is their sequence (Marshal frames one, as a checkpoint.Frame of kind Kind;
+// Unmarshal refuses a frame that is truncated, corrupt, not a manifest or of
+// an unknown version, with an error saying which).
 package manifest
 
 import (
 	"cmp"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/crc32"
 	"slices"
 	"sync"
+
+	"github.com/dstream/dstream/checkpoint"
 )
 
 // Version is the format version Marshal writes and Unmarshal accepts.
@@ -78,6 +79,14 @@ type Checkpoint struct {
 	// partitioner over n partitions (0: unknown), as the original knew.
 	HashPartitions int      `json:"hash,omitempty"`
 	Locations      []string `json:"locations,omitempty"`
+	// Kept says the dataset keeps its lineage (a cluster, between durable
+	// checkpoints): a process builds it from its own graph and reads its
+	// partitions at Locations, recomputing one whose holder is gone.
+	// Otherwise its lineage is cut and it is adopted as it stands.
+	Kept bool `json:"kept,omitempty"`
+	// Durable names the committed checkpoint in the checkpoint store that
+	// holds the dataset ("" if none).
+	Durable string `json:"durable,omitempty"`
 }
 
 // Input returns the blocks of stream, or nil.
@@ -141,16 +150,13 @@ func (m *Interval) Validate() error {
 	return nil
 }
 
-// frame layout: magic, version (uint16), payload length (uint32), payload
-// (JSON), CRC-32C of the payload (uint32); integers big-endian.
-var magic = [4]byte{'D', 'S', 'M', 'F'}
+// Kind is the checkpoint.Frame kind of a marshaled manifest.
+const Kind = "dstream.manifest"
 
-const headerLen = len(magic) + 2 + 4
-
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
-
-// ErrCorrupt is wrapped by Unmarshal's errors for frames that are truncated
-// or fail their checksum.
+// ErrCorrupt is wrapped by Unmarshal's errors for frames that are truncated,
+// fail their checksum or are not manifests. Those errors also wrap the
+// checkpoint package's error (checkpoint.ErrCorrupt, a *checkpoint.FrameError)
+// when it found the fault.
 var ErrCorrupt = errors.New("corrupt manifest")
 
 // Marshal validates m and frames it. Inputs and checkpoints are sorted by
@@ -163,38 +169,32 @@ func (m *Interval) Marshal() ([]byte, error) {
 	c.Inputs = slices.Clone(m.Inputs)
 	c.Checkpoints = slices.Clone(m.Checkpoints)
 	slices.SortFunc(c.Inputs, func(a, b Input) int { return int(a.Stream) - int(b.Stream) })
-	slices.SortFunc(c.Checkpoints, func(a, b Checkpoint) int { return int(a.Stream) - int(b.Stream) })
+	slices.SortFunc(c.Checkpoints, func(a, b Checkpoint) int {
+		return cmp.Or(cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Dataset.Time, b.Dataset.Time))
+	})
 	payload, err := json.Marshal(&c)
 	if err != nil {
 		return nil, err
 	}
-	out := make([]byte, 0, headerLen+len(payload)+4)
-	out = append(out, magic[:]...)
-	out = binary.BigEndian.AppendUint16(out, Version)
-	out = binary.BigEndian.AppendUint32(out, uint32(len(payload)))
-	out = append(out, payload...)
-	return binary.BigEndian.AppendUint32(out, crc32.Checksum(payload, castagnoli)), nil
+	return checkpoint.Frame(Kind, Version, payload), nil
 }
 
 // Unmarshal reads one frame from the start of b and returns the manifest
 // and the bytes after the frame.
 func Unmarshal(b []byte) (*Interval, []byte, error) {
-	if len(b) < headerLen {
-		return nil, nil, fmt.Errorf("%w: %d bytes, shorter than a header", ErrCorrupt, len(b))
-	}
-	if [4]byte(b[:4]) != magic {
-		return nil, nil, fmt.Errorf("%w: not a manifest (magic %q)", ErrCorrupt, b[:4])
-	}
-	if v := binary.BigEndian.Uint16(b[4:]); v != Version {
+	kind, v, payload, rest, err := checkpoint.UnframePrefix(b)
+	var fe *checkpoint.FrameError
+	switch {
+	case errors.As(err, &fe) && fe.Problem == checkpoint.FrameBadMagic:
+		return nil, nil, fmt.Errorf("%w: not a manifest: %w", ErrCorrupt, err)
+	case errors.Is(err, checkpoint.ErrCorrupt):
+		return nil, nil, fmt.Errorf("%w: %w", ErrCorrupt, err)
+	case err != nil:
+		return nil, nil, fmt.Errorf("manifest: %w", err) // a newer frame format
+	case kind != Kind:
+		return nil, nil, fmt.Errorf("%w: not a manifest but a %q frame", ErrCorrupt, kind)
+	case v != Version:
 		return nil, nil, fmt.Errorf("manifest version %d, this program reads version %d", v, Version)
-	}
-	n := int(binary.BigEndian.Uint32(b[6:]))
-	if len(b) < headerLen+n+4 {
-		return nil, nil, fmt.Errorf("%w: truncated (%d of %d bytes)", ErrCorrupt, len(b), headerLen+n+4)
-	}
-	payload := b[headerLen : headerLen+n]
-	if crc32.Checksum(payload, castagnoli) != binary.BigEndian.Uint32(b[headerLen+n:]) {
-		return nil, nil, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
 	var m Interval
 	if err := json.Unmarshal(payload, &m); err != nil {
@@ -203,7 +203,7 @@ func Unmarshal(b []byte) (*Interval, []byte, error) {
 	if err := m.Validate(); err != nil {
 		return nil, nil, err
 	}
-	return &m, b[headerLen+n+4:], nil
+	return &m, rest, nil
 }
 
 // Log keeps the manifests of the intervals a process still remembers, by

@@ -1,11 +1,14 @@
 package manifest
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/dstream/dstream/checkpoint"
 )
 
 func sample() *Interval {
@@ -65,6 +68,10 @@ func TestUnmarshalRefusesBadFrames(t *testing.T) {
 		b[i] ^= 0x20
 		return b
 	}
+	payload, err := json.Marshal(sample())
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		name string
 		in   []byte
@@ -72,9 +79,10 @@ func TestUnmarshalRefusesBadFrames(t *testing.T) {
 	}{
 		{"empty", nil, "shorter than a header"},
 		{"not a manifest", []byte("GET / HTTP/1.1\r\n\r\n"), "not a manifest"},
+		{"another kind of frame", checkpoint.Frame("dstream.commit", Version, payload), "not a manifest"},
 		{"truncated", good[:len(good)-1], "truncated"},
-		{"payload bit flip", flip(headerLen + 5), "checksum"},
-		{"future version", func() []byte { b := append([]byte(nil), good...); b[5] = 9; return b }(), "version 9"},
+		{"payload bit flip", flip(len(good) - 10), "checksum"},
+		{"future version", checkpoint.Frame(Kind, 9, payload), "version 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -84,8 +92,13 @@ func TestUnmarshalRefusesBadFrames(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := Unmarshal(good[:3]); !errors.Is(err, ErrCorrupt) {
+	if _, _, err := Unmarshal(good[:3]); !errors.Is(err, ErrCorrupt) || !errors.Is(err, checkpoint.ErrCorrupt) {
 		t.Fatalf("short frame: %v is not ErrCorrupt", err)
+	}
+	for i := range good {
+		if _, _, err := Unmarshal(flip(i)); err == nil {
+			t.Fatalf("a frame with byte %d flipped was accepted", i)
+		}
 	}
 }
 
@@ -116,7 +129,7 @@ func TestValidate(t *testing.T) {
 func FuzzUnmarshal(f *testing.F) {
 	good, _ := sample().Marshal()
 	f.Add(good)
-	f.Add([]byte("DSMF"))
+	f.Add([]byte("DSFR"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, _, err := Unmarshal(b)
 		if err == nil {

@@ -3,7 +3,6 @@ package rdd
 import (
 	"context"
 	"errors"
-	"fmt"
 	"iter"
 	"sync/atomic"
 
@@ -54,15 +53,11 @@ func (d *Dataset[T]) Persist() *Dataset[T] {
 // Iterator returns partition p's records, from the block store when the
 // dataset is persisted and the partition is there, else by computing it.
 func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
-	if d.checkpointed.Load() {
-		return func(yield func(T) bool) {
-			xs := ReadBlock[T](tc, d.node.ctx.cfg.Blocks, BlockKey(d.node.ID, p), d.node.Locations(p), fmt.Sprintf("checkpointed partition %d of %s", p, d.node))
-			for _, x := range xs {
-				if !yield(x) {
-					return
-				}
-			}
-		}
+	d.node.mu.Lock()
+	kept := d.node.kept
+	d.node.mu.Unlock()
+	if kept || d.checkpointed.Load() {
+		return d.keptIterator(tc, p)
 	}
 	if !d.persisted.Load() {
 		return d.compute(tc, p)
@@ -89,37 +84,20 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 
 // Checkpoint materialises every partition into the block store, pinned, and
 // truncates the lineage, so later datasets that depend on this one never
-// recompute its history. State streams checkpoint each interval's state this
-// way, which keeps their lineage one interval deep. Unpinning happens when the
+// recompute its history (Keep, then cut the lineage with no durable copy: a
+// partition whose holder is lost is lost). Unpinning happens when the
 // dataset is forgotten (Context.Forget).
 func (d *Dataset[T]) Checkpoint(ctx context.Context) error {
 	if d.checkpointed.Load() {
 		return nil
 	}
-	c := d.node.ctx
-	parts := make([]int, d.node.NumPartitions)
-	for i := range parts {
-		parts[i] = i
-	}
-	// Each task stores its partition where it runs (KindCheckpoint), so the
-	// block lives with the worker that computed it, and says where that is.
-	res, err := c.RunJob(ctx, &Job{Name: "checkpoint " + d.node.String(), Final: d.node, Partitions: parts, Kind: KindCheckpoint})
-	if err != nil {
+	if err := d.Keep(ctx); err != nil {
 		return err
 	}
-	locs := make([]string, len(res))
-	located := false
-	for i, r := range res {
-		locs[i], _ = r.(string)
-		located = located || locs[i] != ""
-	}
-	if located {
-		d.SetLocations(func(p int) []string { return []string{locs[p]} })
-	}
-	d.checkpointed.Store(true)
 	d.node.mu.Lock()
 	d.node.deps = nil
 	d.node.mu.Unlock()
+	d.checkpointed.Store(true)
 	return nil
 }
 

@@ -1,6 +1,7 @@
 package rdd
 
 import (
+	"context"
 	"fmt"
 	"sync"
 )
@@ -16,11 +17,20 @@ type Node struct {
 	mu   sync.Mutex
 	deps []Dep // nil once the lineage is truncated by a checkpoint
 
+	// Kept partitions (kept.go): stored where they were computed, with
+	// the lineage kept to recompute any that is lost.
+	kept    bool                                             // every partition is stored somewhere
+	durable func(ctx context.Context, p int) ([]byte, error) // reads partition p from durable storage
+
 	typed  partitionRunner      // the Dataset[T] wrapping the node (spec.go)
 	locate func(p int) []string // where partition p is stored, if known (remote.go)
 }
 
-// Deps returns the node's dependencies: its lineage, one step back.
+// Deps returns the node's dependencies: its lineage, one step back (none
+// once a checkpoint truncated it). A kept node (Keep) shows its lineage
+// too: a scheduler plans its shuffles, whose outputs are kept as long as
+// the lineage and so cost nothing while they are there, and are recomputed
+// (in parallel, by the scheduler) when a lost worker held them.
 func (n *Node) Deps() []Dep {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/clock"
@@ -20,7 +22,7 @@ type GeneratorConfig struct {
 	MaxPending int           // blocks cut but not yet stored before Write waits; default 16
 	MaxRecords int           // records in the current block before it is cut early; default 1<<20
 	MaxBytes   int64         // estimated bytes in the current block before it is cut early; default 64 MiB
-	RateLimit  int           // records per second, paced on Clock; 0 means unlimited
+	RateLimit  int           // records per second, paced on Clock; 0 means unlimited; SetRate changes it
 	Logger     *slog.Logger  // default slog.Default()
 }
 
@@ -64,6 +66,12 @@ const recordOverhead = 16
 // MaxPending+1 blocks of at most MaxRecords records or MaxBytes bytes each. (A
 // non-empty buffer always has a free slot to be cut into: every Write waits
 // for one, and every cut empties the buffer.)
+//
+// Rate limit: with a rate limit (RateLimit, or SetRate at run time, as
+// backpressure's rate controller does), Write paces records on the clock with
+// a token bucket holding a tenth of a second's worth. A rate change takes
+// effect at once, Writes waiting included: they are woken and wait only for
+// what their turn costs at the new rate.
 //
 // A BlockGenerator is safe for concurrent use by any number of writers.
 type BlockGenerator struct {
@@ -121,9 +129,7 @@ func NewBlockGenerator(cfg GeneratorConfig) *BlockGenerator {
 	}
 	g.cond = sync.NewCond(&g.mu)
 	g.life, g.kill = context.WithCancel(context.Background())
-	if cfg.RateLimit > 0 {
-		g.limiter = newBucket(cfg.RateLimit)
-	}
+	g.limiter = newBucket(g.life, cfg.Clock, cfg.RateLimit)
 	return g
 }
 
@@ -149,11 +155,12 @@ func (g *BlockGenerator) Start(ctx context.Context) {
 }
 
 // Write buffers rec for the current block. It waits while the rate limit is
-// reached or MaxPending blocks await storing. It returns ErrStopped after
-// Stop, and the sink's error once a block could not be stored.
+// reached (see SetRate) or MaxPending blocks await storing. It returns
+// ErrStopped after Stop, and the sink's error once a block could not be
+// stored.
 func (g *BlockGenerator) Write(rec string) error {
-	if g.limiter != nil {
-		if g.limiter.take(g.life, g.cfg.Clock) != nil {
+	if g.limiter.limited.Load() {
+		if g.limiter.take() != nil {
 			g.mu.Lock()
 			defer g.mu.Unlock()
 			if err := g.failure(); err != nil {
@@ -196,6 +203,20 @@ func (g *BlockGenerator) Write(rec string) error {
 	}
 	return nil
 }
+
+// SetRate sets the rate limit to n records per second; n <= 0 means
+// unlimited. It is cheap, never waits, and may be called at any time, before
+// Start, concurrently with Writes and after Stop. Writes waiting on the old
+// rate are woken and wait only for what their turn costs at the new rate (a
+// debt run up at a low rate is repaid at the new one, and is forgiven when
+// the limit is lifted). Setting the rate it has changes nothing.
+//
+// It implements rate.Limiter: the caller (backpressure's rate controller)
+// applies any maximum rate itself.
+func (g *BlockGenerator) SetRate(n int) { g.limiter.setRate(n) }
+
+// Rate returns the rate limit in records per second; 0 means unlimited.
+func (g *BlockGenerator) Rate() int { return g.limiter.currentRate() }
 
 // boundaryAfter returns the first multiple of Interval after t.
 func (g *BlockGenerator) boundaryAfter(t time.Time) time.Time {
@@ -344,36 +365,135 @@ func (g *BlockGenerator) Stats() GeneratorStats {
 
 // bucket is a token bucket on a clock: it refills at rate tokens per second
 // up to burst (a tenth of a second's worth, at least one). A taker that finds
-// it empty reserves the next token and waits for it on the clock, so
+// it empty reserves the next token (a ticket: tokens go negative, a debt) and
+// waits on the clock until the bucket has refilled up to its ticket, so
 // concurrent takers are served in turn and the long-run rate is exact.
+//
+// The rate can change at any time (setRate). A debt is counted in tokens, so
+// it is repaid at the new rate: every waiter is woken, recomputes when its
+// ticket is due at the new rate, and waits again (or returns). Rate 0 means
+// unlimited: takers pass at once, waiters are released and the debt is
+// forgiven; a later limit starts afresh with a full bucket.
 type bucket struct {
+	clk     clock.Clock
+	life    context.Context // ends every wait: the generator's stop
+	limited atomic.Bool     // rate > 0, read without mu on the unlimited path
+
 	mu     sync.Mutex
-	rate   float64
+	rate   float64 // tokens per second; 0: unlimited
 	burst  float64
-	tokens float64
+	tokens float64 // negative: the tickets issued and not yet covered
+	issued int64   // tickets issued so far; a ticket's number is issued after its take
 	last   time.Time
 	begun  bool
+	// forgiven counts the switches to unlimited, which release every
+	// waiter whatever its ticket.
+	forgiven int64
+	// changed is cancelled, and replaced, by every rate change: it wakes the
+	// waiters so they recompute their due time.
+	changed context.Context
+	wake    context.CancelFunc
 }
 
-func newBucket(rate int) *bucket {
-	return &bucket{rate: float64(rate), burst: max(1, float64(rate)/10)}
+// newBucket returns a bucket taking rate tokens per second (0: unlimited) on
+// clk; cancelling life ends every wait, with life's error.
+func newBucket(life context.Context, clk clock.Clock, rate int) *bucket {
+	b := &bucket{clk: clk, life: life}
+	b.changed, b.wake = context.WithCancel(life)
+	b.setRateLocked(rate)
+	return b
 }
 
-func (b *bucket) take(ctx context.Context, c clock.Clock) error {
+// setRate changes the rate (n <= 0: unlimited) and wakes the waiters.
+func (b *bucket) setRate(n int) {
 	b.mu.Lock()
-	now := c.Now()
-	switch {
-	case !b.begun:
-		b.begun, b.tokens, b.last = true, b.burst, now
-	case now.After(b.last):
+	defer b.mu.Unlock()
+	if max(n, 0) == int(b.rate) {
+		return
+	}
+	if b.begun && b.rate > 0 {
+		b.refillLocked(b.clk.Now()) // what accrued so far, at the old rate
+	}
+	b.setRateLocked(n)
+	b.wake()
+	b.changed, b.wake = context.WithCancel(b.life)
+}
+
+// setRateLocked sets the rate; b.mu is held (or b is new).
+func (b *bucket) setRateLocked(n int) {
+	if n <= 0 {
+		// Unlimited: waiters pass, their debt is forgiven, and a later
+		// limit starts with a full bucket.
+		b.rate, b.begun = 0, false
+		b.forgiven++
+		b.limited.Store(false)
+		return
+	}
+	if b.rate == 0 {
+		b.begun = false
+	}
+	b.rate = float64(n)
+	b.burst = max(1, b.rate/10)
+	b.tokens = min(b.tokens, b.burst)
+	b.limited.Store(true)
+}
+
+// currentRate returns the rate, 0 when unlimited.
+func (b *bucket) currentRate() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return int(b.rate)
+}
+
+// refillLocked adds what accrued since last, up to burst. b.mu is held.
+func (b *bucket) refillLocked(now time.Time) {
+	if now.After(b.last) {
 		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
 		b.last = now
 	}
-	b.tokens--
-	debt := -b.tokens
-	b.mu.Unlock()
-	if debt <= 0 {
+}
+
+// take takes a token, waiting for it on the clock; it fails with life's
+// error once life is done.
+func (b *bucket) take() error {
+	if !b.limited.Load() {
 		return nil
 	}
-	return c.WaitUntil(ctx, now.Add(time.Duration(debt/b.rate*float64(time.Second))))
+	b.mu.Lock()
+	if b.rate == 0 {
+		b.mu.Unlock()
+		return nil
+	}
+	now := b.clk.Now()
+	if !b.begun {
+		b.begun, b.tokens, b.last = true, b.burst, now
+	}
+	b.refillLocked(now)
+	b.tokens--
+	b.issued++
+	ticket, epoch := b.issued, b.forgiven
+	for {
+		// The ticket is covered once what accrued (tokens + issued) reaches it.
+		debt := float64(ticket-b.issued) - b.tokens
+		if debt <= 0 || b.rate == 0 || b.forgiven != epoch {
+			b.mu.Unlock()
+			return nil
+		}
+		due := now.Add(time.Duration(math.Round(debt / b.rate * float64(time.Second))))
+		changed := b.changed
+		b.mu.Unlock()
+		err := b.clk.WaitUntil(changed, due)
+		if err == nil && changed.Err() == nil {
+			return nil // due, at the rate it was computed at
+		}
+		if err := b.life.Err(); err != nil {
+			return err
+		}
+		// The rate changed: recompute when the ticket is due.
+		b.mu.Lock()
+		now = b.clk.Now()
+		if b.rate > 0 {
+			b.refillLocked(now)
+		}
+	}
 }

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dstream/dstream/clock"
@@ -324,9 +325,9 @@ func (c *jumpClock) WaitUntil(_ context.Context, t time.Time) error {
 
 func TestBucketLongRunRate(t *testing.T) {
 	clk := &jumpClock{now: epoch}
-	b := newBucket(1000) // burst 100
+	b := newBucket(context.Background(), clk, 1000) // burst 100
 	for range 1100 {
-		if err := b.take(context.Background(), clk); err != nil {
+		if err := b.take(); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -337,7 +338,7 @@ func TestBucketLongRunRate(t *testing.T) {
 	clk.now = clk.now.Add(time.Second)
 	start := clk.now
 	for range 150 {
-		b.take(context.Background(), clk)
+		b.take()
 	}
 	if d := clk.now.Sub(start); d < 49*time.Millisecond || d > 50*time.Millisecond {
 		t.Errorf("150 records after idling took %v, want 50ms (100 from the bucket)", d)
@@ -408,4 +409,322 @@ func TestBlockGeneratorStopWithoutStart(t *testing.T) {
 	if err := g.Stop(); err == nil {
 		t.Error("Stop before Start dropped a record silently")
 	}
+}
+
+// takers runs n takes of b, each in its own goroutine, and returns a
+// channel that receives each one's result as it returns.
+func takers(b *bucket, n int) <-chan error {
+	done := make(chan error, n)
+	for range n {
+		go func() { done <- b.take() }()
+	}
+	return done
+}
+
+// returned counts what done holds now, after every goroutine of the bubble
+// has run as far as it can; each must be nil.
+func returned(t *testing.T, done <-chan error) int {
+	t.Helper()
+	synctest.Wait()
+	n := 0
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("take = %v", err)
+			}
+			n++
+		default:
+			return n
+		}
+	}
+}
+
+// TestBucketSetRate changes the rate under waiting takers, on a manual
+// clock: after each step exactly the takers due have returned. Every case
+// starts with a bucket drained of its burst, and waiters queued behind.
+func TestBucketSetRate(t *testing.T) {
+	type step struct {
+		setRate int           // applied first, when not -1
+		advance time.Duration // then the clock moves
+		want    int           // total takers returned after the step
+	}
+	tests := []struct {
+		name   string
+		rate   int // initial; its burst is drained before the takers start
+		takers int
+		steps  []step
+	}{
+		{
+			// 1/s: the waiter owes a second. At 1000/s it owes a millisecond.
+			name: "speed-up: no waiting out the old rate", rate: 1, takers: 1,
+			steps: []step{
+				{-1, 0, 0},
+				{-1, 500 * time.Millisecond, 0}, // half a token accrued at 1/s
+				{1000, 0, 0},                    // owes half a token: 0.5 ms
+				{-1, 499 * time.Microsecond, 0},
+				{-1, time.Microsecond, 1},
+			},
+		},
+		{
+			name: "lifting the limit releases every waiter at once", rate: 2, takers: 5,
+			steps: []step{
+				{-1, 0, 0},
+				{0, 0, 5},
+			},
+		},
+		{
+			// 1000/s (burst 100): the waiter owes 1 ms. At 10/s (burst 1) the
+			// same token costs 100 ms.
+			name: "slow-down: the debt is repaid at the new rate", rate: 1000, takers: 1,
+			steps: []step{
+				{-1, 0, 0},
+				{10, time.Millisecond, 0},
+				{-1, 98 * time.Millisecond, 0},
+				{-1, time.Millisecond, 1},
+			},
+		},
+		{
+			// Three waiters owe 1, 2 and 3 tokens at 1/s; at 10/s they are
+			// served in turn, 100 ms apart.
+			name: "queued waiters are served in turn at the new rate", rate: 1, takers: 3,
+			steps: []step{
+				{-1, 999 * time.Millisecond, 0},
+				{10, 0, 0}, // 0.999 accrued: owe 0.001, 1.001, 2.001 tokens
+				{-1, 100 * time.Microsecond, 1},
+				{-1, 99 * time.Millisecond, 1},
+				{-1, 100 * time.Millisecond, 2},
+				{-1, 100 * time.Millisecond, 3},
+			},
+		},
+		{
+			name: "setting the same rate changes nothing", rate: 4, takers: 1,
+			steps: []step{
+				{4, 200 * time.Millisecond, 0},
+				{4, 50 * time.Millisecond, 1},
+			},
+		},
+		{
+			name: "several changes while waiting", rate: 1, takers: 1,
+			steps: []step{
+				{-1, 250 * time.Millisecond, 0}, // 0.25 accrued
+				{2, 250 * time.Millisecond, 0},  // 0.75 accrued
+				{1, 125 * time.Millisecond, 0},  // 0.875
+				{8, 15 * time.Millisecond, 0},   // owes 0.125 at 8/s: 15.625 ms
+				{-1, 625 * time.Microsecond, 1},
+			},
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				clk := clock.NewManual(epoch)
+				life, end := context.WithCancel(context.Background())
+				defer end() // on failure, release the takers still waiting
+				b := newBucket(life, clk, tc.rate)
+				for range max(1, tc.rate/10) {
+					if err := b.take(); err != nil {
+						t.Fatal(err)
+					}
+				}
+				done := takers(b, tc.takers)
+				got := 0
+				for i, s := range tc.steps {
+					if s.setRate != -1 {
+						b.setRate(s.setRate)
+						synctest.Wait() // the waiters recompute before the clock moves
+					}
+					clk.Advance(s.advance)
+					got += returned(t, done)
+					if got != s.want {
+						t.Fatalf("after step %d (rate %d, clock +%v): %d takers returned, want %d",
+							i, b.currentRate(), clk.Now().Sub(epoch), got, s.want)
+					}
+				}
+			})
+		})
+	}
+}
+
+// TestBucketLimitAfterUnlimited lifts a limit and sets one again: the new
+// limit starts with a full bucket (a tenth of a second's worth), and a
+// waiter's debt was forgiven.
+func TestBucketLimitAfterUnlimited(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(epoch)
+		b := newBucket(context.Background(), clk, 0)
+		for range 1000 { // unlimited: no wait at all
+			if err := b.take(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		b.setRate(10) // burst 1
+		done := takers(b, 2)
+		if n := returned(t, done); n != 1 {
+			t.Fatalf("%d of 2 takers passed at 10/s from a full bucket of 1, want 1", n)
+		}
+		b.setRate(0)
+		if n := returned(t, done); n != 1 {
+			t.Fatalf("lifting the limit released %d waiters, want 1", n)
+		}
+		b.setRate(20) // burst 2
+		done = takers(b, 3)
+		if n := returned(t, done); n != 2 {
+			t.Fatalf("%d of 3 takers passed at 20/s from a full bucket of 2, want 2", n)
+		}
+		clk.Advance(50 * time.Millisecond)
+		if n := returned(t, done); n != 1 {
+			t.Fatalf("the third taker did not pass after 50 ms at 20/s")
+		}
+		if r := b.currentRate(); r != 20 {
+			t.Errorf("rate %d, want 20", r)
+		}
+	})
+}
+
+// TestBucketStopEndsWaits: the generator's end (life) ends a wait, whatever
+// the rate does.
+func TestBucketStopEndsWaits(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(epoch)
+		life, end := context.WithCancel(context.Background())
+		b := newBucket(life, clk, 1)
+		b.take()
+		done := takers(b, 1)
+		b.setRate(2)
+		synctest.Wait()
+		end()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("take after the end = %v, want context.Canceled", err)
+		}
+		b.setRate(5) // after the end: harmless
+	})
+}
+
+// TestBlockGeneratorSetRate changes a generator's rate while a Write waits
+// on it, on a manual clock.
+func TestBlockGeneratorSetRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(epoch)
+		sink := &memSink{}
+		g := NewBlockGenerator(GeneratorConfig{Interval: time.Second, Clock: clk, Sink: sink, RateLimit: 1, Logger: quiet})
+		if r := g.Rate(); r != 1 {
+			t.Fatalf("Rate() = %d, want RateLimit 1", r)
+		}
+		g.Start(context.Background())
+		write(t, g, "a") // the bucket's one token
+		wrote := make(chan error, 1)
+		go func() { wrote <- g.Write("b") }()
+		synctest.Wait()
+		select {
+		case err := <-wrote:
+			t.Fatalf("Write over 1/s returned %v at once", err)
+		default:
+		}
+		g.SetRate(100) // owes one token: 10 ms at 100/s, not 1 s at 1/s
+		synctest.Wait()
+		clk.Advance(9 * time.Millisecond)
+		synctest.Wait()
+		select {
+		case err := <-wrote:
+			t.Fatalf("Write returned (%v) before its token at the new rate", err)
+		default:
+		}
+		clk.Advance(time.Millisecond)
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
+		g.SetRate(0) // unlimited
+		for i := range 1000 {
+			write(t, g, fmt.Sprint(i))
+		}
+		if r := g.Rate(); r != 0 {
+			t.Errorf("Rate() = %d after SetRate(0)", r)
+		}
+		g.SetRate(-5) // negative: unlimited too
+		if r := g.Rate(); r != 0 {
+			t.Errorf("Rate() = %d after SetRate(-5)", r)
+		}
+		if err := g.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		g.SetRate(10) // after Stop: harmless
+		if got := len(sink.records()); got != 1002 {
+			t.Errorf("stored %d records, want 1002", got)
+		}
+	})
+}
+
+// TestBlockGeneratorSetRateBeforeStart limits a generator configured
+// without a limit.
+func TestBlockGeneratorSetRateBeforeStart(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(epoch)
+		g := NewBlockGenerator(GeneratorConfig{Interval: time.Second, Clock: clk, Sink: &memSink{}, Logger: quiet})
+		g.SetRate(20) // burst 2
+		g.Start(context.Background())
+		write(t, g, "a", "b")
+		wrote := make(chan error, 1)
+		go func() { wrote <- g.Write("c") }()
+		synctest.Wait()
+		select {
+		case err := <-wrote:
+			t.Fatalf("third Write at 20/s returned %v at once", err)
+		default:
+		}
+		clk.Advance(50 * time.Millisecond)
+		if err := <-wrote; err != nil {
+			t.Fatal(err)
+		}
+		if err := g.Stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestBlockGeneratorSetRateUnderWriters changes the rate all the time while
+// writers write, on a manual clock moved step by step: nothing is lost, no
+// writer is stuck, and (under -race) nothing races.
+func TestBlockGeneratorSetRateUnderWriters(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		clk := clock.NewManual(epoch)
+		sink := &memSink{}
+		g := NewBlockGenerator(GeneratorConfig{Interval: 100 * time.Millisecond, Clock: clk, Sink: sink, RateLimit: 50, Logger: quiet})
+		g.Start(context.Background())
+		const writers, each = 4, 300
+		var wg sync.WaitGroup
+		for w := range writers {
+			wg.Go(func() {
+				for i := range each {
+					if err := g.Write(fmt.Sprintf("w%d-%d", w, i)); err != nil {
+						t.Error(err)
+						return
+					}
+				}
+			})
+		}
+		finished := make(chan struct{})
+		go func() { wg.Wait(); close(finished) }()
+		rates := []int{50, 1000, 0, 7, 3000, 1}
+		for step := 0; ; step++ {
+			synctest.Wait()
+			select {
+			case <-finished:
+			default:
+				if step > 100_000 {
+					t.Fatal("writers stuck")
+				}
+				g.SetRate(rates[step%len(rates)])
+				clk.Advance(10 * time.Millisecond)
+				continue
+			}
+			break
+		}
+		if err := g.Stop(); err != nil {
+			t.Fatal(err)
+		}
+		if got := len(sink.records()); got != writers*each {
+			t.Errorf("stored %d records, want %d", got, writers*each)
+		}
+	})
 }

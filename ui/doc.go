@@ -1,18 +1,43 @@
 // Package ui is the engine's operability layer: what a running dstream
-// application tells the outside world about itself. Today it is a JSON REST
-// API over the listener bus, in the shape of Spark's
+// application tells the outside world about itself. It is a web UI, a JSON
+// REST API over the listener bus, in the shape of Spark's
 // /api/v1/applications/[app-id]/streaming/ endpoints without the
 // application part (a process runs one application), and Prometheus metrics
-// on /metrics; a web UI and more endpoints are meant to join them as more
-// routes on the one http.Handler a Server is.
+// on /metrics, all routes of the one http.Handler a Server is.
+//
+// # The web UI
+//
+// GET / serves one page (web/index.html, web/app.js, web/style.css,
+// embedded in the binary: no build step, and nothing is fetched from
+// anywhere but the Server, which its Content-Security-Policy enforces). Its
+// script polls the API below every second and draws, without reloading:
+//
+//   - #/ the streaming page: counters, then timelines and histograms of
+//     the input rate, scheduling delay, processing time and total delay over
+//     the last 300 retained batches (SVG drawn by the script), and the tables
+//     of the active, completed (newest first, 50 at a time) and failed
+//     batches, with their errors;
+//   - #/batch/{batchTime} a batch: its times, output operations, and the
+//     jobs its output operations ran, their stages (records, shuffle bytes,
+//     task durations, workers) and task attempts (a timeline per stage, by
+//     worker, and a table);
+//   - #/receivers (rate, records, errors), #/workers (slots, memory,
+//     blocks, state) and #/graph (the stream graph, drawn top to bottom).
 //
 // # Pieces
 //
 //   - Progress is a listener.Listener that keeps the last N batches
 //     (default 1000, like Spark's spark.streaming.ui.retainedBatches; older
-//     ones are dropped and counted) and counters since start. It is safe for
-//     concurrent use: the bus calls OnEvent from its goroutine while HTTP
-//     handlers read snapshots from theirs.
+//     ones are dropped and counted) and counters since start, and for each
+//     retained batch the job and task events of its jobs
+//     (listener.JobStarted, JobEnded, TaskEnded; at most
+//     Options.MaxTasksPerBatch task attempts per batch, default 10 000, and
+//     Options.RetainedTasks over all batches, default 100 000; past them
+//     attempts are counted, not kept). It is safe for concurrent use: the bus
+//     calls OnEvent from its goroutine while HTTP handlers read snapshots
+//     from theirs. OnEvent does little per task event (a binary search and
+//     an append), so the UI keeps up with the bus; and the bus drops task
+//     events first when a listener falls behind (package listener).
 //   - Server is the http.Handler: NewServer registers a Progress on a
 //     dstream.Context and routes the endpoints below.
 //   - Server.Registry is the Server's own Prometheus registry behind
@@ -26,8 +51,8 @@
 //
 // # Endpoints
 //
-// Every response but /metrics' is JSON (Content-Type application/json), and
-// every error is, /metrics' included:
+// Every response but /metrics' and the web UI's is JSON (Content-Type
+// application/json), and every error is, /metrics' included:
 // {"error": "..."} with status 400 (a malformed parameter), 404 (an unknown
 // path, or a batch that is not retained) or 405 (a method other than GET or
 // HEAD; the Allow header says "GET, HEAD").
@@ -40,9 +65,17 @@
 //	                                           time in Unix milliseconds (the batchId)
 //	GET /api/v1/batches/{batchTime}/operations the batch's completed output operations, in
 //	                                           registration order ([]OutputOperation)
+//	GET /api/v1/batches/{batchTime}/tasks      the jobs of the batch, each with its stages and
+//	                                           their task attempts (BatchTasks)
 //	GET /api/v1/statistics                     counters and averages (Statistics)
 //	GET /api/v1/workers                        the processes that run tasks (Worker); in local[N], this one
+//	GET /api/v1/receivers                      the receivers (Receiver)
+//	GET /api/v1/graph                          the stream graph, operators in creation order ([]GraphNode):
+//	                                           the context's own, or what Server.SetGraph set
+//	GET /api/v1/queries[/{name}]               the named queries, and one's answer (QueryAnswer)
 //	GET /metrics                               Prometheus metrics, text format (see Metrics below)
+//	GET /                                      the web UI (HTML; its script and style sheet
+//	                                           under /static/)
 //
 // Times are RFC 3339 strings in UTC with milliseconds
 // ("2023-11-14T22:13:21.000Z"); durations are whole milliseconds (truncated);
@@ -73,8 +106,10 @@
 //	]
 //
 // Bounds: the batches retained (Options.RetainedBatches), each batch's
-// output operations (as many as the graph has) and every failure message
-// (cut to MaxFailureReason bytes). The listener bus drops events when a
+// output operations (as many as the graph has), its task attempts
+// (Options.MaxTasksPerBatch, and Options.RetainedTasks over all batches:
+// BatchTasks counts those not kept) and jobs (MaxJobsPerBatch), and every
+// failure message (cut to MaxFailureReason bytes). The listener bus drops events when a
 // listener falls behind; a batch whose events were dropped shows the state
 // of the last event that arrived.
 //

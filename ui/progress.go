@@ -178,6 +178,11 @@ type Progress struct {
 	failed    int64
 	received  int64
 	processed int64
+
+	taskLimit  int   // task attempts kept per batch
+	taskBudget int   // task attempts kept over all batches
+	taskCount  int   // task attempts kept now
+	strayTasks int64 // task events for no retained batch
 }
 
 type batchRecord struct {
@@ -192,6 +197,12 @@ type batchRecord struct {
 	totalDelay time.Duration
 	failure    string // a failed batch's error
 	ops        []opRecord
+
+	tasks        []taskRecord // at most the Progress's taskLimit
+	tasksDropped int64        // task attempts not kept
+	tasksEvicted bool         // its tasks were dropped for the total bound: keep none
+	jobs         []jobRecord  // at most MaxJobsPerBatch
+	jobsDropped  int64
 }
 
 type opRecord struct {
@@ -208,15 +219,23 @@ func NewProgress(retained int) *Progress {
 	if retained <= 0 {
 		retained = DefaultRetainedBatches
 	}
-	return &Progress{limit: retained, gone: -1 << 63}
+	return &Progress{limit: retained, gone: -1 << 63, taskLimit: DefaultMaxTasksPerBatch, taskBudget: DefaultRetainedTasks}
 }
 
 // OnEvent records e. It is called by the listener bus, one event at a time;
-// events other than the batch events are ignored.
+// events other than the batch, output operation, job and task events are
+// ignored. Job and task events are kept for a retained batch only (one
+// already dropped, or a job outside the intervals, is not recorded).
 func (p *Progress) OnEvent(e listener.Event) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	switch e := e.(type) {
+	case listener.TaskEnded:
+		p.onTask(&e)
+	case listener.JobStarted:
+		p.onJob(e.Time, e.Job, e.OutputOp, e.Name, e.Start, time.Time{}, nil, false)
+	case listener.JobEnded:
+		p.onJob(e.Time, e.Job, e.OutputOp, e.Name, e.Start, e.End, e.Err, true)
 	case listener.BatchSubmitted:
 		p.find(e.Batch)
 	case listener.BatchStarted:
@@ -272,6 +291,7 @@ func (p *Progress) find(info listener.BatchInfo) *batchRecord {
 	p.batches = slices.Insert(p.batches, i, b)
 	for len(p.batches) > p.limit {
 		p.gone = max(p.gone, p.batches[0].time.UnixMilli())
+		p.taskCount -= len(p.batches[0].tasks)
 		p.batches[0] = nil
 		p.batches = p.batches[1:]
 		p.dropped++

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,6 +24,14 @@ type Options struct {
 	// RetainedBatches bounds the batches kept for the API; older ones are
 	// dropped and counted. Default DefaultRetainedBatches (1000).
 	RetainedBatches int
+	// MaxTasksPerBatch bounds the task attempts kept for one batch, for
+	// GET /api/v1/batches/{batchTime}/tasks; later ones are counted, not
+	// kept. Default DefaultMaxTasksPerBatch (10 000).
+	MaxTasksPerBatch int
+	// RetainedTasks bounds the task attempts kept over all retained
+	// batches; past it the oldest batches' tasks are dropped and counted.
+	// Default DefaultRetainedTasks (100 000).
+	RetainedTasks int
 	// Logger receives the HTTP server's errors (a client that sends a
 	// malformed request, a failed accept). Default slog.Default().
 	Logger *slog.Logger
@@ -38,6 +47,7 @@ type Server struct {
 	log      *slog.Logger
 	mux      *http.ServeMux
 	registry *prometheus.Registry
+	graph    atomic.Pointer[[]GraphNode] // set by SetGraph
 }
 
 // NewServer returns the UI of sctx and registers its Progress, then its
@@ -49,6 +59,7 @@ func NewServer(sctx *dstream.Context, o Options) *Server {
 		o.Logger = slog.Default()
 	}
 	s := &Server{sctx: sctx, progress: NewProgress(o.RetainedBatches), interval: sctx.BatchInterval(), log: o.Logger, mux: http.NewServeMux()}
+	s.progress.LimitTasks(o.MaxTasksPerBatch, o.RetainedTasks)
 	sctx.AddListener(s.progress)
 	var metrics http.Handler
 	s.registry, metrics = newMetrics(sctx, s.progress, o.Logger)
@@ -57,14 +68,20 @@ func NewServer(sctx *dstream.Context, o Options) *Server {
 	s.mux.HandleFunc("/api/v1/batches", get(s.batches))
 	s.mux.HandleFunc("/api/v1/batches/{batchTime}", get(s.batch))
 	s.mux.HandleFunc("/api/v1/batches/{batchTime}/operations", get(s.operations))
+	s.mux.HandleFunc("/api/v1/batches/{batchTime}/tasks", get(s.tasks))
+	s.mux.HandleFunc("/api/v1/graph", get(s.graphDoc))
 	s.mux.HandleFunc("/api/v1/statistics", get(s.statistics))
 	s.mux.HandleFunc("/api/v1/workers", get(s.workers))
 	s.mux.HandleFunc("/api/v1/receivers", get(s.receivers))
 	s.mux.HandleFunc("/api/v1/queries", get(s.queries))
 	s.mux.HandleFunc("/api/v1/queries/{name}", get(s.query))
 	s.mux.HandleFunc("/metrics", get(metrics.ServeHTTP))
+	s.mux.HandleFunc("/{$}", get(serveStatic("index.html")))
+	for _, name := range webFiles {
+		s.mux.HandleFunc("/static/"+name, get(serveStatic(name)))
+	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/queries, /api/v1/queries/{name})", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the web UI: /; the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/batches/{batchTime}/tasks, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/graph, /api/v1/queries, /api/v1/queries/{name})", r.URL.Path))
 	})
 	return s
 }

@@ -512,13 +512,13 @@ func TestRetention(t *testing.T) {
 func TestErrors(t *testing.T) {
 	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) { dstreamtest.Collect(in) })
 	f.tick(t)
-	api := "(the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/queries, /api/v1/queries/{name})"
+	api := "(the web UI: /; the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/batches/{batchTime}/tasks, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/graph, /api/v1/queries, /api/v1/queries/{name})"
 	for _, c := range []struct {
 		path   string
 		status int
 		err    string
 	}{
-		{"/", 404, "no such endpoint: / " + api},
+		{"/index.html", 404, "no such endpoint: /index.html " + api},
 		{"/api/v1", 404, "no such endpoint: /api/v1 " + api},
 		{"/api/v1/batches/", 404, "no such endpoint: /api/v1/batches/ " + api},
 		{"/api/v1/applications", 404, "no such endpoint: /api/v1/applications " + api},

@@ -32,6 +32,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
 	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with `dstream worker --master ADDR`)")
 	clusterFlags := dstream.ClusterFlags(fs)
+	jobFlags := dstream.JobFlags(fs)
 	memory := memoryFlag(fs)
 	newLogger := logFlag(fs)
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
@@ -66,6 +67,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return usageError{err}
 	}
 	if err := clusterFlags(&cfg); err != nil {
+		return usageError{err}
+	}
+	if err := jobFlags(&cfg); err != nil {
 		return usageError{err}
 	}
 	sctx, err := dstream.NewContext(cfg)

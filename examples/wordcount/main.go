@@ -62,6 +62,7 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	out := fs.String("out", "", "output `folder` (required)")
 	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with `wordcount worker --master ADDR`)")
 	clusterFlags := dstream.ClusterFlags(fs)
+	jobFlags := dstream.JobFlags(fs)
 	logJSON := fs.Bool("log-json", false, "write log lines as JSON objects (slog's JSON handler) instead of text")
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	memory := int64(1 << 30)
@@ -113,6 +114,9 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 		return usageErr(err)
 	}
 	if err := clusterFlags(&cfg); err != nil {
+		return usageErr(err)
+	}
+	if err := jobFlags(&cfg); err != nil {
 		return usageErr(err)
 	}
 	fail := func(code int, err error) int {

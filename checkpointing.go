@@ -1,0 +1,339 @@
+package dstream
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/rdd"
+)
+
+// State checkpoints (the D-Stream paper, section 4.3). A state stream's
+// dataset of every interval is materialized where it is computed. In one
+// process (local[N]) nothing can lose it, so its lineage is cut at once. In
+// a cluster its lineage is kept (rdd.Dataset.Keep): a partition whose
+// holder dies is recomputed, in parallel with the others, from the last
+// checkpoint and the inputs since, which the parents remember. Every
+// checkpoint interval (Stream.Checkpoint; default max(10 s, 5 slides)) the
+// dataset is written to the checkpoint store (Config.CheckpointDir) by the
+// processes that hold its partitions, asynchronously, beside the intervals
+// that follow; once committed, the lineage is cut there.
+
+// DefaultCheckpointInterval is the least default interval between a state
+// stream's durable checkpoints; the default is the larger of it and five
+// slides (Spark's rule).
+const DefaultCheckpointInterval = 10 * time.Second
+
+// CheckpointsKept is how many committed checkpoints of each state stream
+// the store keeps at least: the newest, and older ones to fall back to (a
+// stream that reads older ones, as a window's reductions, keeps those too).
+const CheckpointsKept = 3
+
+// Checkpoint sets how often the state stream s writes its state to the
+// checkpoint store (a positive multiple of its slide), overriding
+// Config.CheckpointInterval. On a stream that keeps no state it is a graph
+// error. It returns s.
+func (s *Stream[T]) Checkpoint(every time.Duration) *Stream[T] {
+	if !s.isState {
+		s.ctx.setErr(fmt.Errorf("Checkpoint (%s): %s keeps no state to checkpoint", caller(), s))
+		return s
+	}
+	if checkMultiple(s.ctx, "Checkpoint", "interval", every, s.slide) {
+		s.mu.Lock()
+		s.ckEvery = every
+		s.mu.Unlock()
+	}
+	return s
+}
+
+// checkpointEvery is how often s writes a durable checkpoint.
+func (s *Stream[T]) checkpointEvery() time.Duration {
+	s.mu.Lock()
+	every := s.ckEvery
+	s.mu.Unlock()
+	if every == 0 {
+		every = s.ctx.cfg.CheckpointInterval
+	}
+	if every == 0 {
+		every = max(DefaultCheckpointInterval, 5*s.slide)
+	}
+	// Round up to a multiple of the slide.
+	return (every + s.slide - 1) / s.slide * s.slide
+}
+
+// markState makes s a state stream: its datasets are materialized each
+// interval and checkpointed (see above). Call it while the graph is built:
+// it registers the partition function that writes a durable checkpoint.
+func (s *Stream[T]) markState() {
+	s.isState = true
+	s.durableFunc = partitionFunc(s.ctx, func(tc *rdd.TaskContext, records []T, dir string) (string, error) {
+		return s.ctx.writePart(tc, records, dir)
+	})
+}
+
+// loseHolder forgets that addr holds partitions of s's kept datasets: a
+// task that needs one recomputes it from lineage, or reads it from the
+// checkpoint store.
+func (s *Stream[T]) loseHolder(addr string) {
+	if !s.isState {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for _, ds := range s.datasets {
+		if ds != nil && ds.LoseLocation(addr) {
+			n++
+		}
+	}
+	for ms, locs := range s.keptAt {
+		for p, l := range locs {
+			if l == addr {
+				s.keptAt[ms][p] = ""
+			}
+		}
+	}
+	if n > 0 {
+		s.ctx.log.Info("state partitions on a lost worker will be recomputed from lineage", "stream", s.String(), "worker", addr, "datasets", n)
+	}
+}
+
+// hasState reports whether the graph has a state stream.
+func (c *Context) hasState() bool {
+	for _, n := range c.nodes {
+		if n.checkpoints() {
+			return true
+		}
+	}
+	return false
+}
+
+// loseHolder tells every state stream that process addr is gone.
+func (c *Context) loseHolder(addr string) {
+	for _, n := range c.nodes {
+		n.loseHolder(addr)
+	}
+}
+
+// keepsLineage reports whether state datasets keep their lineage between
+// checkpoints: in a cluster, where a holder can be lost.
+func (c *Context) keepsLineage() bool { return c.cluster != nil || c.worker != nil }
+
+// writePart writes one partition of a checkpoint to the store, framed, and
+// returns the object's name.
+func (c *Context) writePart(tc *rdd.TaskContext, records any, dir string) (string, error) {
+	store, err := c.checkpointStore()
+	if err != nil {
+		return "", err
+	}
+	data, err := rdd.EncodeBlock(records)
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("%s/part-%05d", dir, tc.Partition)
+	if err := store.Put(tc.Ctx, name, checkpoint.Frame("state-part", 1, data)); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// commitMeta is what a committed state checkpoint says about itself.
+type commitMeta struct {
+	Stream         int32         `json:"stream"`
+	Dataset        manifest.ID   `json:"dataset"`
+	Name           string        `json:"name"`
+	Partitions     int           `json:"partitions"`
+	HashPartitions int           `json:"hash,omitempty"`
+	Parts          []string      `json:"parts"`
+	Zero           int64         `json:"zero"`
+	Slide          time.Duration `json:"slide"`
+}
+
+// checkpointDir names the store folder of stream's checkpoint at t: interval
+// times are zero-padded so names sort as times do.
+func checkpointDir(stream int32, t int64) string {
+	return fmt.Sprintf("state/%06d/%020d", stream, t)
+}
+
+// durableReader reads partition p of a committed checkpoint.
+func (c *Context) durableReader(parts []string) func(ctx context.Context, p int) ([]byte, error) {
+	return func(ctx context.Context, p int) ([]byte, error) {
+		if p < 0 || p >= len(parts) {
+			return nil, fmt.Errorf("checkpoint has %d partitions, not %d", len(parts), p+1)
+		}
+		store, err := c.checkpointStore()
+		if err != nil {
+			return nil, err
+		}
+		b, err := store.Get(ctx, parts[p])
+		if err != nil {
+			return nil, err
+		}
+		kind, _, payload, err := checkpoint.Unframe(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", parts[p], err)
+		}
+		if kind != "state-part" {
+			return nil, fmt.Errorf("%s holds a %q, not a partition of a state checkpoint", parts[p], kind)
+		}
+		return payload, nil
+	}
+}
+
+// checkpointDurably writes ds, s's dataset of interval t, to the checkpoint
+// store and, once every partition is there, commits it and cuts its lineage.
+// It runs beside the intervals that follow; a failure is logged and the
+// lineage stays (the next checkpoint tries again).
+func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
+	c := s.ctx
+	ctx := c.runCtx()
+	dir := checkpointDir(s.id, t.UnixMilli())
+	start := c.cfg.Clock.Now()
+	err := func() error {
+		store, err := c.checkpointStore()
+		if err != nil {
+			return err
+		}
+		parts, err := rdd.RunPartitionFunc[T, string](ctx, ds, s.durableFunc, dir, nil)
+		if err != nil {
+			return err
+		}
+		id := ds.ID()
+		meta, err := json.Marshal(commitMeta{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq}, Name: ds.Node().Name,
+			Partitions: ds.NumPartitions(), HashPartitions: ds.HashPartitions(), Parts: parts, Zero: c.zero.UnixMilli(), Slide: s.slide})
+		if err != nil {
+			return err
+		}
+		if err := checkpoint.Commit(ctx, store, dir, meta); err != nil {
+			return err
+		}
+		ds.Truncate(c.durableReader(parts))
+		s.mu.Lock()
+		s.durable[t.UnixMilli()] = dir
+		s.mu.Unlock()
+		c.metaCheckpointed(s.id, t.UnixMilli(), dir)
+		// Keep every checkpoint the stream still reads (a window reads its
+		// reductions a window back), and CheckpointsKept at least.
+		keep := max(CheckpointsKept, int(s.rememberDuration()/s.checkpointEvery())+2)
+		if err := checkpoint.Retain(ctx, store, fmt.Sprintf("state/%06d/", s.id), keep); err != nil && ctx.Err() == nil {
+			c.log.Warn("old state checkpoints not deleted", "stream", s.String(), "err", err)
+		}
+		return nil
+	}()
+	if err != nil {
+		c.ckFailed.Add(1)
+		if ctx.Err() == nil {
+			c.log.Warn("state checkpoint not written; the lineage stays until the next one", "stream", s.String(), "time", t.UnixMilli(), "err", err)
+		}
+		return
+	}
+	c.log.Debug("state checkpoint committed", "stream", s.String(), "time", t.UnixMilli(), "dir", dir, "took", c.cfg.Clock.Now().Sub(start))
+}
+
+// lastCheckpoints returns what interval t of a state stream starts from:
+// the latest dataset before t with its lineage cut (checkpointed in memory,
+// or durable), and every kept dataset after it, with where its partitions
+// are.
+func (s *Stream[T]) lastCheckpoints(t time.Time) []manifest.Checkpoint {
+	if !s.isState {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var times []int64
+	cut := int64(-1)
+	for ms, ds := range s.datasets {
+		if ds == nil || ms >= t.UnixMilli() || !ds.Kept() {
+			continue
+		}
+		times = append(times, ms)
+		if ds.Checkpointed() && ms > cut {
+			cut = ms
+		}
+	}
+	slices.Sort(times)
+	var cps []manifest.Checkpoint
+	for _, ms := range times {
+		if ms < cut {
+			continue
+		}
+		ds := s.datasets[ms]
+		id := ds.ID()
+		cp := manifest.Checkpoint{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq},
+			Name: ds.Node().Name, Partitions: ds.NumPartitions(), HashPartitions: ds.HashPartitions(),
+			Kept: !ds.Checkpointed(), Durable: s.durable[ms]}
+		for p := range cp.Partitions {
+			if l := ds.Node().Locations(p); len(l) > 0 {
+				if cp.Locations == nil {
+					cp.Locations = make([]string, cp.Partitions)
+				}
+				cp.Locations[p] = l[0]
+			}
+		}
+		cps = append(cps, cp)
+	}
+	return cps
+}
+
+// adopt applies a manifest's checkpoint entry to the stream. A checkpoint
+// (lineage cut) becomes the stream's dataset at its time, in place of one
+// this process computed itself: the manifest decides what is checkpointed,
+// so a process's own history never changes an interval's lineage. A kept
+// dataset keeps this process's lineage, and learns where its partitions are.
+func (s *Stream[T]) adopt(cp manifest.Checkpoint) error {
+	var read func(ctx context.Context, p int) ([]byte, error)
+	if cp.Durable != "" {
+		meta, err := s.ctx.readCommit(cp.Durable)
+		if err != nil {
+			return err
+		}
+		read = s.ctx.durableReader(meta.Parts)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ms := cp.Dataset.Time
+	if cp.Durable != "" {
+		s.durable[ms] = cp.Durable
+	}
+	ds, ok := s.datasets[ms]
+	if cp.Kept {
+		s.keptAt[ms] = slices.Clone(cp.Locations)
+		if ok && ds != nil {
+			ds.MarkKept(cp.Locations)
+		}
+		return nil
+	}
+	if !ok || ds == nil || !ds.Checkpointed() {
+		id := rdd.ID{Op: cp.Dataset.Op, Time: cp.Dataset.Time, Seq: cp.Dataset.Seq}
+		ds = rdd.FromCheckpoint[T](s.ctx.rctx, id, cp.Name, cp.Partitions, cp.HashPartitions)
+		s.datasets[ms] = ds
+	}
+	if locs := cp.Locations; len(locs) == cp.Partitions {
+		ds.MarkKept(locs)
+	}
+	if read != nil && !ds.Durable() {
+		ds.Truncate(read)
+	}
+	return nil
+}
+
+// readCommit reads the commit of a state checkpoint.
+func (c *Context) readCommit(dir string) (*commitMeta, error) {
+	store, err := c.checkpointStore()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := checkpoint.ReadCommit(c.runCtx(), store, dir)
+	if err != nil {
+		return nil, fmt.Errorf("state checkpoint %s: %w", dir, err)
+	}
+	var m commitMeta
+	if err := json.Unmarshal(rec.Meta, &m); err != nil {
+		return nil, fmt.Errorf("state checkpoint %s: its commit: %w", dir, err)
+	}
+	return &m, nil
+}

@@ -1,0 +1,320 @@
+package dstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/graphspec"
+	"github.com/dstream/dstream/manifest"
+)
+
+// The master's metadata log (the D-Stream paper's "master fault
+// tolerance"): with Config.CheckpointDir, the master writes what it needs to
+// resume into the checkpoint store. "meta/start" holds the job's identity
+// (its graph, the time before its first interval, the batch interval); the
+// log under "meta/log/" holds each interval's manifest before it runs and
+// its completion after. A master started again with the same folder checks
+// that its graph is the one that wrote it (refusing, with the first
+// difference, if not), takes the same zero, restores every state stream
+// from its newest usable committed checkpoint, and runs every interval
+// after the last completed one: those pending when it stopped and those
+// missed while it was down, in order, before it catches up with the clock.
+// Outputs of intervals re-run are written once (SaveAsTextFiles commits an
+// interval's folder once; a ForeachRDD function sees Rerun(ctx)).
+
+const (
+	metaStartName = "meta/start"
+	metaLogPrefix = "meta/log"
+	// metaKept is how many log records the master keeps: resuming needs
+	// the latest completion only; the rest is for whoever reads the log.
+	metaKept = 256
+)
+
+// metaStart is the job's identity.
+type metaStart struct {
+	Graph []GraphNode   `json:"graph"`
+	Zero  int64         `json:"zero"`
+	Batch time.Duration `json:"batch"`
+	Note  string        `json:"note,omitempty"`
+}
+
+// metaDone records an interval's completion.
+type metaDone struct {
+	Time   int64 `json:"time"`
+	Failed bool  `json:"failed,omitempty"`
+}
+
+// metaCheckpoint records a committed state checkpoint.
+type metaCheckpoint struct {
+	Stream int32  `json:"stream"`
+	Time   int64  `json:"time"`
+	Dir    string `json:"dir"`
+}
+
+// metaLog is the master's side of the log.
+type metaLog struct {
+	log *checkpoint.Log
+	// rerunUpTo is the last interval logged as started but not completed
+	// when the master resumed: intervals up to it are re-runs.
+	rerunUpTo int64
+}
+
+// resume opens the metadata log in the checkpoint folder and returns the
+// zero to start from and the first interval to run: a fresh job starts at
+// now, a resumed one after its last completed interval. It restores the
+// state streams' checkpoints.
+func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.Time, err error) {
+	zero = now.Truncate(c.cfg.BatchInterval)
+	first = zero.Add(c.cfg.BatchInterval)
+	store, err := c.checkpointStore()
+	if err != nil {
+		return zero, first, err
+	}
+	graph := c.Graph()
+	b, err := store.Get(ctx, metaStartName)
+	switch {
+	case errors.Is(err, checkpoint.ErrNotFound):
+		st, err := json.Marshal(metaStart{Graph: graph, Zero: zero.UnixMilli(), Batch: c.cfg.BatchInterval})
+		if err != nil {
+			return zero, first, err
+		}
+		if err := store.Put(ctx, metaStartName, checkpoint.Frame("dstream.start", 1, st)); err != nil {
+			return zero, first, fmt.Errorf("checkpoint folder: %w", err)
+		}
+		log, err := checkpoint.OpenLog(ctx, store, metaLogPrefix)
+		if err != nil {
+			return zero, first, fmt.Errorf("checkpoint folder: %w", err)
+		}
+		c.meta = &metaLog{log: log}
+		return zero, first, nil
+	case err != nil:
+		return zero, first, fmt.Errorf("checkpoint folder: %w", err)
+	}
+	kind, _, payload, err := checkpoint.Unframe(b)
+	if err == nil && kind != "dstream.start" {
+		err = fmt.Errorf("holds a %q record", kind)
+	}
+	var st metaStart
+	if err == nil {
+		err = json.Unmarshal(payload, &st)
+	}
+	if err != nil {
+		return zero, first, fmt.Errorf("checkpoint folder %s: %s is unreadable (%w); move the folder aside to start afresh", c.cfg.CheckpointDir, metaStartName, err)
+	}
+	if st.Batch != c.cfg.BatchInterval {
+		return zero, first, fmt.Errorf("checkpoint folder %s was written with batch interval %v; this program's is %v", c.cfg.CheckpointDir, st.Batch, c.cfg.BatchInterval)
+	}
+	if err := graphspec.Diff(graph, st.Graph); err != nil {
+		return zero, first, fmt.Errorf("checkpoint folder %s was written by another graph: %w", c.cfg.CheckpointDir, err)
+	}
+	zero = time.UnixMilli(st.Zero)
+	log, err := checkpoint.OpenLog(ctx, store, metaLogPrefix)
+	if err != nil {
+		return zero, first, fmt.Errorf("checkpoint folder: %w", err)
+	}
+	var lastDone, lastStarted int64
+	err = log.Replay(ctx, func(_ uint64, kind string, payload []byte) error {
+		switch kind {
+		case "interval":
+			m, _, err := manifest.Unmarshal(payload)
+			if err != nil {
+				return err
+			}
+			lastStarted = max(lastStarted, m.Time)
+		case "done":
+			var d metaDone
+			if err := json.Unmarshal(payload, &d); err != nil {
+				return err
+			}
+			lastDone = max(lastDone, d.Time)
+		}
+		return nil
+	})
+	var torn *checkpoint.TornTailError
+	if errors.As(err, &torn) {
+		c.log.Warn("metadata log: its last record was torn by a crash; resuming from the one before", "seq", torn.Seq, "err", torn.Err)
+	} else if err != nil {
+		return zero, first, fmt.Errorf("checkpoint folder %s: metadata log: %w", c.cfg.CheckpointDir, err)
+	}
+	c.meta = &metaLog{log: log, rerunUpTo: lastStarted}
+	if lastDone > 0 {
+		first = time.UnixMilli(lastDone).Add(c.cfg.BatchInterval)
+	}
+	restored := 0
+	for _, n := range c.nodes {
+		if !n.checkpoints() {
+			continue
+		}
+		ok, err := c.restoreState(ctx, n)
+		if err != nil {
+			return zero, first, err
+		}
+		if ok {
+			restored++
+		}
+	}
+	c.log.Info("resuming from the checkpoint folder", "folder", c.cfg.CheckpointDir, "zero", st.Zero,
+		"last_completed", lastDone, "first", first.UnixMilli(), "reruns_up_to", lastStarted, "states_restored", restored)
+	if len(c.inputs) > 0 && lastDone > 0 {
+		c.log.Warn("records received but not processed before the restart are not replayed: receivers have no write-ahead log yet")
+	}
+	return zero, first, nil
+}
+
+// restoreState adopts the newest usable committed checkpoint of state
+// stream n, falling back to older ones (said in the log).
+func (c *Context) restoreState(ctx context.Context, n node) (bool, error) {
+	store, err := c.checkpointStore()
+	if err != nil {
+		return false, err
+	}
+	// Every part is read and its frame checked: a corrupt checkpoint is
+	// passed over for the one before, said in the log.
+	verify := func(ctx context.Context, rec *checkpoint.CommitRecord) error {
+		for _, part := range rec.Parts {
+			b, err := store.Get(ctx, rec.Dir+"/"+part)
+			if err != nil {
+				return err
+			}
+			if _, _, _, err := checkpoint.Unframe(b); err != nil {
+				return fmt.Errorf("%s/%s: %w", rec.Dir, part, err)
+			}
+		}
+		return nil
+	}
+	rec, skipped, err := checkpoint.Latest(ctx, store, fmt.Sprintf("state/%06d/", n.opID()), verify)
+	for _, s := range skipped {
+		c.log.Warn("state checkpoint unusable; falling back to an older one", "stream", n.opID(), "checkpoint", s.Dir, "err", s.Err)
+	}
+	if errors.Is(err, checkpoint.ErrNotFound) {
+		c.log.Warn("no state checkpoint to restore: the state is rebuilt from the intervals' inputs", "stream", n.opID())
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("state checkpoint of stream %d: %w", n.opID(), err)
+	}
+	var m commitMeta
+	if err := json.Unmarshal(rec.Meta, &m); err != nil {
+		return false, fmt.Errorf("state checkpoint %s: its commit: %w", rec.Dir, err)
+	}
+	if m.Stream != n.opID() || m.Dataset.Op != n.opID() {
+		return false, fmt.Errorf("state checkpoint %s belongs to stream %d, not %d", rec.Dir, m.Stream, n.opID())
+	}
+	cp := manifest.Checkpoint{Stream: m.Stream, Dataset: m.Dataset, Name: m.Name, Partitions: m.Partitions,
+		HashPartitions: m.HashPartitions, Durable: rec.Dir}
+	if err := n.adopt(cp); err != nil {
+		return false, err
+	}
+	c.log.Info("state restored from its checkpoint", "stream", n.opID(), "time", m.Dataset.Time, "checkpoint", rec.Dir)
+	return true, nil
+}
+
+// metaAppend appends one record to the metadata log, if there is one. A
+// failure is logged: the job goes on, and a restart resumes from an earlier
+// record.
+func (c *Context) metaAppend(kind string, payload []byte) {
+	if c.meta == nil {
+		return
+	}
+	seq, err := c.meta.log.Append(c.runCtx(), kind, payload)
+	if err != nil {
+		c.log.Warn("metadata log: record not written", "kind", kind, "err", err)
+		return
+	}
+	if seq%metaKept == 0 && seq > metaKept {
+		if err := c.meta.log.Truncate(c.runCtx(), seq-metaKept); err != nil {
+			c.log.Warn("metadata log: old records not deleted", "err", err)
+		}
+	}
+}
+
+// metaStarted logs interval m before it runs.
+func (c *Context) metaStarted(m *manifest.Interval) {
+	if c.meta == nil {
+		return
+	}
+	b, err := m.Marshal()
+	if err != nil {
+		c.log.Warn("metadata log: manifest not written", "time", m.Time, "err", err)
+		return
+	}
+	c.metaAppend("interval", b)
+}
+
+// metaDone logs interval t's completion.
+func (c *Context) metaCompleted(t time.Time, failed bool) {
+	if c.meta == nil {
+		return
+	}
+	b, _ := json.Marshal(metaDone{Time: t.UnixMilli(), Failed: failed})
+	c.metaAppend("done", b)
+}
+
+// metaCheckpointed logs a committed state checkpoint.
+func (c *Context) metaCheckpointed(stream int32, t int64, dir string) {
+	if c.meta == nil {
+		return
+	}
+	b, _ := json.Marshal(metaCheckpoint{Stream: stream, Time: t, Dir: dir})
+	c.metaAppend("checkpoint", b)
+}
+
+// rerunKey carries whether an interval is a re-run in a ForeachRDD
+// function's context.
+type rerunKey struct{}
+
+// Rerun reports whether ctx, a ForeachRDD function's context, belongs to an
+// interval that was started before a restart of the master and is run
+// again: its output may already have been written, in part or whole, so an
+// external write should be idempotent (keyed by the interval time).
+func Rerun(ctx context.Context) bool {
+	v, _ := ctx.Value(rerunKey{}).(bool)
+	return v
+}
+
+// checkpointFolder is the checkpoint folder in use: Config.CheckpointDir,
+// or a local-cluster master's temporary one.
+func (c *Context) checkpointFolder() string {
+	if c.cfg.CheckpointDir != "" {
+		return c.cfg.CheckpointDir
+	}
+	return c.ckTemp
+}
+
+func (c *Context) hasCheckpointStore() bool { return c.checkpointFolder() != "" }
+
+// closeCheckpoints closes the checkpoint store, and deletes a temporary
+// checkpoint folder.
+func (c *Context) closeCheckpoints() {
+	if cl, ok := c.ckStore.(interface{ Close() error }); ok {
+		_ = cl.Close()
+	}
+	if c.ckTemp != "" {
+		if err := os.RemoveAll(c.ckTemp); err != nil {
+			c.log.Warn("could not delete the temporary checkpoint folder", "folder", c.ckTemp, "err", err)
+		}
+	}
+}
+
+// checkpointStore opens the checkpoint folder on first use.
+func (c *Context) checkpointStore() (checkpoint.Store, error) {
+	c.ckOnce.Do(func() {
+		dir := c.checkpointFolder()
+		if dir == "" {
+			c.ckErr = errors.New("no checkpoint folder (Config.CheckpointDir, --checkpoint)")
+			return
+		}
+		d, err := checkpoint.OpenDir(dir)
+		if err != nil {
+			c.ckErr = fmt.Errorf("checkpoint folder: %w", err)
+			return
+		}
+		c.ckStore = d
+	})
+	return c.ckStore, c.ckErr
+}
