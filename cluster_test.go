@@ -441,3 +441,72 @@ func TestLocalClusterReceiversRunOnWorkers(t *testing.T) {
 		t.Errorf("received %d records, want %d", got, n)
 	}
 }
+
+// When the worker running a receiver is SIGKILLed, the master places the
+// receiver on another worker: records sent there afterwards are received
+// and counted, and every interval's totals are exact.
+func TestLocalClusterPlacesReceiverAgain(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
+	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: slog.New(slog.DiscardHandler)})
+	lines := dstream.ReceiverStream(h.Ctx, sock)
+	words := dstream.Map(dstream.FlatMap(lines, strings.Fields), func(w string) kv { return p(w, 1) })
+	col := dstreamtest.Collect(dstream.ReduceByKey(words, add, 2))
+	h.Start()
+	quiet := slog.New(slog.DiscardHandler)
+	send := func(n int64, want int64) {
+		t.Helper()
+		if _, err := client.Send(context.Background(), client.Options{To: h.Ctx.Receivers()[0].Address, Generate: "words", Seed: 7, Count: n, Logger: quiet}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(30 * time.Second)
+		for h.Ctx.ReceivedRecords() < want { // the worker's receiver runs on the wall clock
+			if time.Now().After(deadline) {
+				t.Fatalf("received %d of %d records", h.Ctx.ReceivedRecords(), want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	words1 := func(at time.Time) (total int) {
+		for _, c := range col.At(at) {
+			total += c.Value
+		}
+		return total
+	}
+	const n = 3000
+	send(n, n)
+	first := h.Ctx.Receivers()[0]
+	w1 := words1(h.Tick())
+	var victim dstream.WorkerInfo
+	for _, w := range h.Ctx.Workers() {
+		if w.Address == first.Worker {
+			victim = w
+		}
+	}
+	proc, err := os.FindProcess(victim.PID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := proc.Kill(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := h.Ctx.Receivers()[0]
+		if r.Worker != first.Worker && r.Worker != "" && r.Address != "" {
+			t.Logf("receiver moved from %s (%s) to %s (%s)", first.Worker, first.Address, r.Worker, r.Address)
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the receiver still runs on the killed worker: %+v", r)
+		}
+		time.Sleep(20 * time.Millisecond) // the real heartbeat clock notices the loss
+	}
+	send(n, 2*n)
+	w2 := words1(h.Tick())
+	if w1 == 0 || w2 != w1 {
+		t.Fatalf("interval 1 counted %d words, interval 2 %d; want the same, non-zero (the same %d lines)", w1, w2, n)
+	}
+}

@@ -312,6 +312,9 @@ func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
 		cr.runner.LoseWorker(addr)
 		cr.peers.Drop(addr)
 		c.log.Warn("cluster: worker lost", "worker", ev.Worker.ID, "addr", addr)
+		if !cr.dep.standalone {
+			go c.replaceReceivers(addr)
+		}
 	}
 }
 

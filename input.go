@@ -87,7 +87,9 @@ type receiverInput struct {
 	recv    source.Receiver
 	written atomic.Int64
 	// at is the worker running the receiver, when the master placed it
-	// on one (receivers.go); "" when it runs in this process.
+	// on one (receivers.go); "" when it runs in this process. It changes
+	// when the master places it again after that worker is lost.
+	atMu   sync.Mutex
 	at     string
 	active atomic.Bool
 
@@ -99,6 +101,19 @@ type receiverInput struct {
 	// the receiver's generator, and the records of recent intervals.
 	rate    *rate.Controller
 	records perStreamRecords
+}
+
+// worker returns the worker running the receiver ("" for this process).
+func (in *receiverInput) worker() string {
+	in.atMu.Lock()
+	defer in.atMu.Unlock()
+	return in.at
+}
+
+func (in *receiverInput) setWorker(addr string) {
+	in.atMu.Lock()
+	in.at = addr
+	in.atMu.Unlock()
 }
 
 // failed records the receiver's latest error.
@@ -128,7 +143,7 @@ func (in *receiverInput) lastCheckpoints(time.Time) []manifest.Checkpoint { retu
 func (in *receiverInput) open() error { return in.recv.Open() }
 
 func (in *receiverInput) receive(ctx context.Context) error {
-	if in.at != "" {
+	if in.worker() != "" {
 		return in.stream.ctx.receiveRemote(ctx, in)
 	}
 	return in.receiveWith(ctx, in.stream.ctx.runCtx(), blockSink{in.stream.ctx})

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/cluster/clusterpb"
+	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/received"
 	"github.com/dstream/dstream/source"
@@ -28,50 +30,94 @@ import (
 
 // placeReceivers starts every receiver on a worker of the local cluster.
 func (c *Context) placeReceivers() error {
-	cr := c.cluster
-	cr.mu.Lock()
-	workers := append([]string(nil), cr.alive...)
-	cr.mu.Unlock()
-	if len(workers) == 0 {
-		return errors.New("no worker to run the receivers on")
-	}
 	i := 0
 	for _, in := range c.inputs {
 		r, ok := in.(*receiverInput)
 		if !ok {
 			continue
 		}
-		at := workers[i%len(workers)]
-		i++
-		pc, err := cr.peers.Peer(at)
-		if err != nil {
+		if err := c.placeReceiver(r, i, ""); err != nil {
 			return err
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		resp, err := pc.StartReceiver(ctx, &clusterpb.StartReceiverRequest{Stream: r.opID(), Peers: workers})
-		cancel()
-		if err != nil {
-			return fmt.Errorf("receiver %s on worker %s: %w", r.recv.Name(), at, err)
-		}
-		r.at = at
-		if addr := resp.GetAddress(); addr != "" {
-			if s, ok := r.recv.(interface{ RunsAt(string) error }); ok {
-				if err := s.RunsAt(addr); err != nil {
-					return err
-				}
-			}
-		}
-		c.log.Info("receiver placed", "stream", r.opID(), "receiver", r.recv.Name(), "worker", at, "address", resp.GetAddress())
+		i++
 	}
 	return nil
 }
 
+// placeReceiver starts receiver r on the alive worker i (round robin),
+// never on avoid (a worker just lost), and records where it runs.
+func (c *Context) placeReceiver(r *receiverInput, i int, avoid string) error {
+	cr := c.cluster
+	cr.mu.Lock()
+	workers := slices.DeleteFunc(append([]string(nil), cr.alive...), func(w string) bool { return w == avoid })
+	cr.mu.Unlock()
+	if len(workers) == 0 {
+		return errors.New("no worker to run the receivers on")
+	}
+	at := workers[i%len(workers)]
+	pc, err := cr.peers.Peer(at)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	resp, err := pc.StartReceiver(ctx, &clusterpb.StartReceiverRequest{Stream: r.opID(), Peers: workers})
+	cancel()
+	if err != nil {
+		return fmt.Errorf("receiver %s on worker %s: %w", r.recv.Name(), at, err)
+	}
+	r.setWorker(at)
+	if addr := resp.GetAddress(); addr != "" {
+		if s, ok := r.recv.(interface{ RunsAt(string) error }); ok {
+			if err := s.RunsAt(addr); err != nil {
+				return err
+			}
+		}
+	}
+	c.log.Info("receiver placed", "stream", r.opID(), "receiver", r.recv.Name(), "worker", at, "address", resp.GetAddress())
+	return nil
+}
+
+// replaceReceivers starts the receivers that ran on addr, a worker just
+// lost, on the workers left. A socket receiver listens at the address the
+// program gives it, which its lost worker freed: senders that reconnect
+// (dstream send does) carry on. Blocks the lost worker stored and reported
+// are safe on their other copy; records it took in but had not yet stored,
+// replicated and reported were never acknowledged.
+func (c *Context) replaceReceivers(addr string) {
+	if c.runCtx().Err() != nil {
+		return
+	}
+	for i, in := range c.inputs {
+		r, ok := in.(*receiverInput)
+		if !ok || r.worker() != addr {
+			continue
+		}
+		var err error
+		for attempt := range 5 {
+			if err = c.placeReceiver(r, i+attempt, addr); err == nil {
+				break
+			}
+			if c.runCtx().Err() != nil {
+				return
+			}
+			time.Sleep(time.Duration(200<<attempt) * time.Millisecond) // the freed port may linger a moment
+		}
+		if err != nil {
+			err = fmt.Errorf("receiver %s lost with worker %s, and not placed again: %w", r.recv.Name(), addr, err)
+			c.log.Error("receiver not placed again", "stream", r.opID(), "err", err)
+			r.failed(err, c.cfg.Clock.Now())
+			c.bus.Post(listener.ReceiverError{Stream: int(r.opID()), Err: err})
+		}
+	}
+}
+
 // receiveRemote stands for a receiver running on a worker: when ctx is done
-// it stops it there, and returns once the worker has stored and reported
-// every block it took in.
+// it stops it there (wherever it runs then), and returns once the worker
+// has stored and reported every block it took in.
 func (c *Context) receiveRemote(ctx context.Context, in *receiverInput) error {
 	<-ctx.Done()
-	pc, err := c.cluster.peers.Peer(in.at)
+	at := in.worker()
+	pc, err := c.cluster.peers.Peer(at)
 	if err != nil {
 		return err
 	}
@@ -81,7 +127,7 @@ func (c *Context) receiveRemote(ctx context.Context, in *receiverInput) error {
 	// still waits for room rather than wait for intervals that will not run.
 	now := c.runCtx().Err() != nil
 	if _, err := pc.StopReceiver(sctx, &clusterpb.StopReceiverRequest{Stream: in.opID(), Now: now}); err != nil {
-		return fmt.Errorf("stopping receiver %s on worker %s: %w", in.recv.Name(), in.at, err)
+		return fmt.Errorf("stopping receiver %s on worker %s: %w", in.recv.Name(), at, err)
 	}
 	return nil
 }
@@ -276,7 +322,7 @@ func (c *Context) Receivers() []ReceiverInfo {
 		if !ok {
 			continue
 		}
-		ri := ReceiverInfo{Stream: r.opID(), Name: r.recv.Name(), Worker: r.at, Active: r.active.Load(), Records: r.written.Load()}
+		ri := ReceiverInfo{Stream: r.opID(), Name: r.recv.Name(), Worker: r.worker(), Active: r.active.Load(), Records: r.written.Load()}
 		if a, ok := r.recv.(interface{ Addr() net.Addr }); ok && a.Addr() != nil {
 			ri.Address = a.Addr().String()
 		}
