@@ -1,9 +1,11 @@
 package dstream
 
 import (
+	"context"
 	"sync"
 	"time"
 
+	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rate"
 )
@@ -73,8 +75,48 @@ func (c *Context) startRateControl() error {
 		}
 		ri.rate = ctl
 		c.bus.Add(ctl)
+		if at := ri.worker(); at != "" {
+			c.rateRemote(ri, at)
+		}
 	}
 	return nil
+}
+
+// rateRemote makes the rate controller of ri, a receiver running on worker
+// at, set its rate there (by RPC, off the listener bus: rate.Async sends
+// only the latest rate), in place of wherever it ran before.
+func (c *Context) rateRemote(ri *receiverInput, at string) {
+	if ri.rate == nil {
+		return
+	}
+	a := rate.NewAsync(remoteLimiter{c: c, stream: ri.opID(), at: at})
+	unregister := ri.rate.Register(a)
+	ri.atMu.Lock()
+	prev := ri.unrate
+	ri.unrate = func() { unregister(); a.Close() }
+	ri.atMu.Unlock()
+	if prev != nil {
+		prev()
+	}
+}
+
+// remoteLimiter sets the rate of a receiver on a worker.
+type remoteLimiter struct {
+	c      *Context
+	stream int32
+	at     string
+}
+
+func (l remoteLimiter) SetRate(n int) {
+	pc, err := l.c.cluster.peers.Peer(l.at)
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(l.c.runCtx(), 5*time.Second)
+	defer cancel()
+	if _, err := pc.SetReceiverRate(ctx, &clusterpb.SetReceiverRateRequest{Stream: l.stream, Rate: int64(n)}); err != nil && ctx.Err() == nil {
+		l.c.log.Warn("receiver rate not set", "stream", l.stream, "worker", l.at, "rate", n, "err", err)
+	}
 }
 
 // noteRecords tells the rate controllers how many records each input

@@ -50,6 +50,10 @@ func (s *Stream[T]) Checkpoint(every time.Duration) *Stream[T] {
 	return s
 }
 
+// CheckpointFailures returns how many durable state checkpoints have failed
+// (the state then keeps its lineage until the next one commits).
+func (c *Context) CheckpointFailures() int64 { return c.ckFailed.Load() }
+
 // checkpointEvery is how often s writes a durable checkpoint.
 func (s *Stream[T]) checkpointEvery() time.Duration {
 	s.mu.Lock()
@@ -235,9 +239,10 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 }
 
 // lastCheckpoints returns what interval t of a state stream starts from:
-// the latest dataset before t with its lineage cut (checkpointed in memory,
-// or durable), and every kept dataset after it, with where its partitions
-// are.
+// every dataset before t it remembers that is materialized, with where its
+// partitions are, whether its lineage is cut, and its durable checkpoint.
+// All of them, not only the latest: a window reads older ones, and one kept
+// when an earlier manifest named it may have become durable since.
 func (s *Stream[T]) lastCheckpoints(t time.Time) []manifest.Checkpoint {
 	if !s.isState {
 		return nil
@@ -245,22 +250,14 @@ func (s *Stream[T]) lastCheckpoints(t time.Time) []manifest.Checkpoint {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var times []int64
-	cut := int64(-1)
 	for ms, ds := range s.datasets {
-		if ds == nil || ms >= t.UnixMilli() || !ds.Kept() {
-			continue
-		}
-		times = append(times, ms)
-		if ds.Checkpointed() && ms > cut {
-			cut = ms
+		if ds != nil && ms < t.UnixMilli() && ds.Kept() {
+			times = append(times, ms)
 		}
 	}
 	slices.Sort(times)
 	var cps []manifest.Checkpoint
 	for _, ms := range times {
-		if ms < cut {
-			continue
-		}
 		ds := s.datasets[ms]
 		id := ds.ID()
 		cp := manifest.Checkpoint{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq},
@@ -285,6 +282,14 @@ func (s *Stream[T]) lastCheckpoints(t time.Time) []manifest.Checkpoint {
 // so a process's own history never changes an interval's lineage. A kept
 // dataset keeps this process's lineage, and learns where its partitions are.
 func (s *Stream[T]) adopt(cp manifest.Checkpoint) error {
+	ms := cp.Dataset.Time
+	s.mu.Lock()
+	ds, ok := s.datasets[ms]
+	known := ok && ds != nil && s.durable[ms] == cp.Durable && (cp.Kept || ds.Checkpointed()) && (cp.Durable == "" || ds.Durable())
+	s.mu.Unlock()
+	if known && (!cp.Kept || slices.Equal(s.keptLocations(ms), cp.Locations)) {
+		return nil // as an earlier manifest said
+	}
 	var read func(ctx context.Context, p int) ([]byte, error)
 	if cp.Durable != "" {
 		meta, err := s.ctx.readCommit(cp.Durable)
@@ -295,11 +300,10 @@ func (s *Stream[T]) adopt(cp manifest.Checkpoint) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ms := cp.Dataset.Time
 	if cp.Durable != "" {
 		s.durable[ms] = cp.Durable
 	}
-	ds, ok := s.datasets[ms]
+	ds, ok = s.datasets[ms]
 	if cp.Kept {
 		s.keptAt[ms] = slices.Clone(cp.Locations)
 		if ok && ds != nil {
@@ -307,18 +311,27 @@ func (s *Stream[T]) adopt(cp manifest.Checkpoint) error {
 		}
 		return nil
 	}
-	if !ok || ds == nil || !ds.Checkpointed() {
+	if !ok || ds == nil || ds.ID() != (rdd.ID{Op: cp.Dataset.Op, Time: cp.Dataset.Time, Seq: cp.Dataset.Seq}) {
 		id := rdd.ID{Op: cp.Dataset.Op, Time: cp.Dataset.Time, Seq: cp.Dataset.Seq}
 		ds = rdd.FromCheckpoint[T](s.ctx.rctx, id, cp.Name, cp.Partitions, cp.HashPartitions)
 		s.datasets[ms] = ds
 	}
+	// The dataset this process built is cut in place: later datasets'
+	// lineage points at it.
 	if locs := cp.Locations; len(locs) == cp.Partitions {
 		ds.MarkKept(locs)
 	}
-	if read != nil && !ds.Durable() {
+	if !ds.Checkpointed() || (read != nil && !ds.Durable()) {
 		ds.Truncate(read)
 	}
 	return nil
+}
+
+// keptLocations returns the locations a manifest gave kept dataset ms.
+func (s *Stream[T]) keptLocations(ms int64) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keptAt[ms]
 }
 
 // readCommit reads the commit of a state checkpoint.

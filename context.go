@@ -93,6 +93,13 @@ type Config struct {
 	// checkpoint, unless Stream.Checkpoint says otherwise. Default: the
 	// larger of DefaultCheckpointInterval (10 s) and five slides.
 	CheckpointInterval time.Duration
+	// Speculation configures speculative copies of straggling tasks in a
+	// cluster (local[N] never speculates: there is no other worker): once
+	// Quantile of a stage's tasks have finished, a task running Multiplier
+	// times their median (and at least MinRuntime) gets a copy on another
+	// worker; the first to finish wins. Nil: on, with Spark's defaults
+	// (0.75, 1.5, 100 ms); &sched.Speculation{} turns it off.
+	Speculation *sched.Speculation
 	// Backpressure adapts every receiver's rate to what the job processes
 	// (Spark's spark.streaming.backpressure.enabled): a PID controller fed
 	// by each completed interval's processing time and scheduling delay
@@ -305,10 +312,11 @@ type Context struct {
 
 	tracker    *received.Tracker
 	manifests  manifest.Log
-	inputWaits atomic.Int64 // times a receiver waited for input memory
-	admission  admission    // sizes the input share; the runner's only
-	zero       time.Time    // interval times are zero + k*BatchInterval
-	first      time.Time    // the first interval the generator cuts
+	inputWaits atomic.Int64                  // times a receiver waited for input memory
+	admission  admission                     // sizes the input share; the runner's only
+	zero       time.Time                     // interval times are zero + k*BatchInterval
+	first      time.Time                     // the first interval the generator cuts
+	curOutput  atomic.Pointer[runningOutput] // the output the runner runs (observe.go)
 
 	ckOnce   sync.Once
 	ckStore  checkpoint.Store // opened on first use (checkpointStore)
@@ -357,6 +365,7 @@ func NewContext(cfg Config) (*Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dstream: %w", err)
 	}
+	c.observeScheduler()
 	rctx, err := rdd.NewContext(rdd.Config{Runner: c.runner, Blocks: c.blocks, Shuffles: c.shuffles, Parallelism: parallelism, Logger: cfg.Logger})
 	if err != nil {
 		return nil, err

@@ -158,7 +158,7 @@ func (c *Context) deploy(slots int) (int, error) {
 	}
 	cr := &clusterRole{dep: d, lis: lis, self: self, secret: secret, tls: tlsID, peers: cluster.NewPeers(secret, tlsID), joined: make(chan struct{}, 1)}
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{
-		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers,
+		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers, Speculation: c.cfg.Speculation,
 		Rebuildable: cr.rebuildable, Logger: c.log,
 		Unreachable: func(addr string, err error) {
 			if m := cr.master.Load(); m != nil {
@@ -420,7 +420,10 @@ func (c *Context) manifestFrames(after, upTo int64) ([][]byte, error) {
 func (c *Context) startWorker() error {
 	env := c.worker.env
 	host, err := cluster.NewHost(cluster.HostConfig{Master: env.Master, ID: env.ID, Slots: env.Slots, Listen: env.Listen, Advertise: env.Advertise,
-		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, TLS: env.TLS, Program: workerProgram{c}, Logger: c.log})
+		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, TLS: env.TLS, Program: workerProgram{c}, Logger: c.log, TaskDelay: env.TaskDelay})
+	if env.TaskDelay > 0 {
+		c.log.Warn("worker: every task waits first (an injected fault)", "worker", env.ID, "delay", env.TaskDelay)
+	}
 	if err != nil {
 		return err
 	}

@@ -243,7 +243,9 @@ func (c *Context) runBatch(b batch) {
 	var failed *BatchError
 	for i, op := range c.outputs {
 		start := c.cfg.Clock.Now()
+		c.curOutput.Store(&runningOutput{t: b.time, op: i})
 		err := op.run(b.time)
+		c.curOutput.Store(nil)
 		if err != nil {
 			info.FailedOutputs++
 			if failed == nil {

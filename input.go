@@ -101,6 +101,8 @@ type receiverInput struct {
 	// the receiver's generator, and the records of recent intervals.
 	rate    *rate.Controller
 	records perStreamRecords
+	gen     atomic.Pointer[source.BlockGenerator] // the generator running here, if any
+	unrate  func()                                // unregisters a remote receiver's limiter
 }
 
 // worker returns the worker running the receiver ("" for this process).
@@ -181,6 +183,8 @@ func (in *receiverInput) receiveWith(ctx, genParent context.Context, sink source
 	genCtx, stopGen := context.WithCancel(genParent)
 	defer stopGen()
 	gen.Start(genCtx)
+	in.gen.Store(gen)
+	defer in.gen.CompareAndSwap(gen, nil)
 	if in.rate != nil {
 		defer in.rate.Register(gen)()
 	}

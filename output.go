@@ -153,7 +153,11 @@ func taskTemp(dir string) string {
 // writePart is one task's share of an interval's output: it writes the
 // partition under its attempt's name, then renames it to part-NNNNN (the
 // task's commit). Attempts of a task write identical data (tasks are
-// deterministic), so whichever rename lands last, the part is whole.
+// deterministic), so whichever rename lands last, the part is whole. The
+// attempt's name is hidden (a leading dot, which readers of such folders
+// skip), and the job's commit deletes those left by attempts that lost (a
+// speculative copy, an attempt on a worker declared lost): one still
+// writing when the folder is committed fails, as its folder is gone.
 func writePart[T any](tc *rdd.TaskContext, tmp string, p int, records []T) error {
 	// A local slice, not a strings.Builder: fmt would move a Builder to the
 	// heap, where another task's writes may share its cache line
@@ -163,7 +167,7 @@ func writePart[T any](tc *rdd.TaskContext, tmp string, p int, records []T) error
 		b = fmt.Appendln(b, r)
 	}
 	name := filepath.Join(tmp, fmt.Sprintf("part-%05d", p))
-	attempt := fmt.Sprintf("%s.attempt-%d", name, tc.Attempt)
+	attempt := filepath.Join(tmp, fmt.Sprintf(".part-%05d.attempt-%d", p, tc.Attempt))
 	if err := writeFileSync(attempt, b); err != nil {
 		return err
 	}
@@ -262,7 +266,12 @@ func saveText[T any](ctx context.Context, ds *rdd.Dataset[T], op int32, dir stri
 	if err := ds.RunOutput(ctx, int(op)); err != nil {
 		return err
 	}
-	// The job's commit: mark the directory complete and move it in place.
+	// The job's commit: drop what attempts that lost left, mark the
+	// directory complete and move it in place.
+	strays, _ := filepath.Glob(filepath.Join(tmp, ".part-*.attempt-*"))
+	for _, s := range strays {
+		_ = os.Remove(s)
+	}
 	if err := writeFileSync(filepath.Join(tmp, "_SUCCESS"), nil); err != nil {
 		return err
 	}

@@ -66,6 +66,7 @@ func (c *Context) placeReceiver(r *receiverInput, i int, avoid string) error {
 		return fmt.Errorf("receiver %s on worker %s: %w", r.recv.Name(), at, err)
 	}
 	r.setWorker(at)
+	c.rateRemote(r, at)
 	if addr := resp.GetAddress(); addr != "" {
 		if s, ok := r.recv.(interface{ RunsAt(string) error }); ok {
 			if err := s.RunsAt(addr); err != nil {
@@ -202,6 +203,21 @@ func (p workerProgram) StartReceiver(stream int32, env cluster.ReceiverEnv) (str
 	w.receivers[stream] = rr
 	c.log.Info("worker: receiver started", "stream", stream, "receiver", in.recv.Name(), "address", addr)
 	return addr, nil
+}
+
+// SetReceiverRate implements cluster.RateSetter: the master's rate
+// controller sets the rate of a receiver running here.
+func (p workerProgram) SetReceiverRate(stream int32, n int) error {
+	in := p.c.receiverOf(stream)
+	if in == nil {
+		return fmt.Errorf("stream %d has no receiver in this program", stream)
+	}
+	g := in.gen.Load()
+	if g == nil {
+		return fmt.Errorf("the receiver of stream %d does not run here", stream)
+	}
+	g.SetRate(n)
+	return nil
 }
 
 // StopReceiver implements cluster.Receivers.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"sync"
@@ -79,6 +80,10 @@ type HostConfig struct {
 	TLS               *TLS // mutual TLS, if set (LoadTLS)
 	Program           Program
 	Logger            *slog.Logger
+	// TaskDelay makes every task wait this long before it runs: a fault
+	// injected to make this worker a straggler (drills, speculation
+	// figures). Zero in production.
+	TaskDelay time.Duration
 }
 
 // Host is a worker process's runtime: it serves the Peer service (tasks,
@@ -193,6 +198,13 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 		}
 		return ""
 	}}
+	if d := h.cfg.TaskDelay; d > 0 {
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
 	res, err := lin.Execute(tc, spec)
 	if err != nil {
 		return fail(err)
@@ -278,6 +290,29 @@ func (h *Host) StartReceiver(ctx context.Context, req *clusterpb.StartReceiverRe
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
 	return &clusterpb.StartReceiverResponse{Address: addr}, nil
+}
+
+// RateSetter is a Program whose receivers' rates the master may change (an
+// optional capability of Receivers).
+type RateSetter interface {
+	// SetReceiverRate sets the records per second the receiver of stream
+	// takes in (0: no limit).
+	SetReceiverRate(stream int32, rate int) error
+}
+
+// SetReceiverRate implements ReceiverRates.
+func (h *Host) SetReceiverRate(ctx context.Context, req *clusterpb.SetReceiverRateRequest) (*clusterpb.SetReceiverRateResponse, error) {
+	rs, ok := h.cfg.Program.(RateSetter)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this worker's program sets no receiver rates")
+	}
+	if req.GetRate() < 0 || req.GetRate() > math.MaxInt32 {
+		return nil, status.Errorf(codes.InvalidArgument, "rate %d: want 0 (no limit) to %d records per second", req.GetRate(), math.MaxInt32)
+	}
+	if err := rs.SetReceiverRate(req.GetStream(), int(req.GetRate())); err != nil {
+		return nil, status.Error(codes.NotFound, err.Error())
+	}
+	return &clusterpb.SetReceiverRateResponse{}, nil
 }
 
 // StopReceiver implements ReceiverRunner.

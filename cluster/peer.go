@@ -72,6 +72,21 @@ func (p *PeerServer) StopReceiver(ctx context.Context, req *clusterpb.StopReceiv
 	return p.receivers.StopReceiver(ctx, req)
 }
 
+// ReceiverRates is a ReceiverRunner that can also change a receiver's rate
+// (an optional capability).
+type ReceiverRates interface {
+	SetReceiverRate(ctx context.Context, req *clusterpb.SetReceiverRateRequest) (*clusterpb.SetReceiverRateResponse, error)
+}
+
+// SetReceiverRate implements clusterpb.PeerServer.
+func (p *PeerServer) SetReceiverRate(ctx context.Context, req *clusterpb.SetReceiverRateRequest) (*clusterpb.SetReceiverRateResponse, error) {
+	r, ok := p.receivers.(ReceiverRates)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this process sets no receiver rates for peers")
+	}
+	return r.SetReceiverRate(ctx, req)
+}
+
 // RunTask implements clusterpb.PeerServer.
 func (p *PeerServer) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clusterpb.RunTaskResponse, error) {
 	if p.tasks == nil {
@@ -274,7 +289,7 @@ func notHeld(addr string, err error) error {
 	if status.Code(err) == codes.NotFound {
 		return fmt.Errorf("%w (%s: %s)", rdd.ErrNotHeld, addr, status.Convert(err).Message())
 	}
-	return fmt.Errorf("peer %s: %w", addr, err)
+	return &rdd.PeerError{Addr: addr, Err: err}
 }
 
 // remote is the rdd.Remote of a task: buckets come from where the master

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 
+	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
@@ -30,7 +31,18 @@ type RunnerConfig struct {
 	// an interval). Tasks on other datasets, and jobs whose function is a
 	// closure, run on the master.
 	Rebuildable func(id rdd.ID) bool
-	OnTaskEnd   func(sched.TaskEvent)
+	// OnTask, if set, is told of every task attempt that ended
+	// (sched.ShellConfig.OnTask: it must not block).
+	OnTask func(sched.TaskEvent)
+	// Speculation configures speculative copies of straggling tasks on
+	// the worker processes (sched.Speculation); nil: on, with Spark's
+	// defaults (sched.DefaultSpeculation). &sched.Speculation{} turns it
+	// off. Tasks pinned to the master are never copied. (An output task's
+	// copy is safe: attempts write hidden files, and the commit drops those
+	// of attempts that lost.)
+	Speculation *sched.Speculation
+	// Clock times tasks and ticks the scheduler; default the wall clock.
+	Clock clock.Clock
 	// Unreachable, if set, is told when a worker cannot be reached (its
 	// process died, or the network failed): the membership should declare
 	// it lost (Master.Drop), which feeds LoseWorker.
@@ -44,6 +56,16 @@ type RunnerConfig struct {
 // encoded and is decoded by the job's own datasets. Tasks only the master
 // can run are pinned to it; the others prefer the workers holding their
 // input.
+//
+// Speculation: a straggling task may get a copy on another worker; the
+// scheduler kills the loser by cancelling its context, which cancels its
+// RunTask call, and the worker's task context with it. A killed remote
+// attempt is abandoned, not awaited (its worker may still be writing when
+// the call returns): an output attempt writes a hidden .part-NNNNN.attempt-K
+// that it renames to part-NNNNN, and the job's commit deletes such files
+// before it moves the interval's folder in place, so an abandoned copy
+// never leaves a visible file in the committed output (see saveText in
+// the root package).
 type Runner struct {
 	*sched.Shell
 	cfg   RunnerConfig
@@ -62,8 +84,13 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	if cfg.Rebuildable == nil {
 		cfg.Rebuildable = func(rdd.ID) bool { return false }
 	}
+	spec := sched.DefaultSpeculation()
+	if cfg.Speculation != nil {
+		spec = *cfg.Speculation
+	}
 	r := &Runner{cfg: cfg}
-	r.Shell = sched.NewShell(sched.ShellConfig{MaxAttempts: cfg.MaxAttempts, OnTaskEnd: cfg.OnTaskEnd, Executor: r, Prefer: r.prefer, Pin: r.pin, Reserved: cfg.Self})
+	r.Shell = sched.NewShell(sched.ShellConfig{MaxAttempts: cfg.MaxAttempts, OnTask: cfg.OnTask, Executor: r,
+		Prefer: r.prefer, Pin: r.pin, Reserved: cfg.Self, Speculation: spec, Clock: cfg.Clock})
 	r.local = sched.GoExecutor{Location: cfg.Self, Remote: &remote{peers: cfg.Peers, self: cfg.Self, mapOutput: r.MapOutput}}
 	r.Shell.AddWorker(cfg.Self, cfg.LocalSlots)
 	return r
@@ -121,10 +148,12 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 	if err != nil {
 		return nil, err
 	}
+	// Cancelling ctx (the job ended, or the scheduler killed this attempt
+	// because another won) cancels the call and the worker's task.
 	resp, err := pc.RunTask(ctx, req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, context.Cause(ctx)
 		}
 		if status.Code(err) == codes.Unavailable {
 			// The worker is gone (or cut off): the task runs again
@@ -146,7 +175,8 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 // failureError rebuilds a task's failure on the master.
 func failureError(f *clusterpb.TaskFailure) error {
 	if f.GetFetchFailed() {
-		return &rdd.FetchFailedError{Shuffle: idFromProto(f.GetShuffle()), Map: int(f.GetMapPartition()), Cause: errors.New(f.GetMessage())}
+		return &rdd.FetchFailedError{Shuffle: idFromProto(f.GetShuffle()), Map: int(f.GetMapPartition()), Cause: errors.New(f.GetMessage()),
+			From: f.GetFetchFrom(), Unreachable: f.GetUnreachable()}
 	}
 	return &rdd.TaskError{Op: f.GetOp(), Err: errors.New(f.GetMessage())}
 }
@@ -159,7 +189,8 @@ func failureOf(err error) *clusterpb.TaskFailure {
 		if ff.Cause != nil {
 			msg = ff.Cause.Error()
 		}
-		return &clusterpb.TaskFailure{FetchFailed: true, Shuffle: idToProto(ff.Shuffle), MapPartition: int32(ff.Map), Message: msg}
+		return &clusterpb.TaskFailure{FetchFailed: true, Shuffle: idToProto(ff.Shuffle), MapPartition: int32(ff.Map), Message: msg,
+			FetchFrom: ff.From, Unreachable: ff.Unreachable}
 	}
 	var te *rdd.TaskError
 	if errors.As(err, &te) {

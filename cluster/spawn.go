@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 )
@@ -27,9 +28,13 @@ const (
 	EnvMemory      = "DSTREAM_WORKER_MEMORY"    // its memory budget in bytes (overrides the program's)
 	EnvWorkDir     = "DSTREAM_WORKER_WORKDIR"   // its work folder (overrides the program's)
 	EnvCheckpoint  = "DSTREAM_CHECKPOINT_DIR"   // the checkpoint folder the master chose (when the program names none)
-	EnvTLSCert     = "DSTREAM_TLS_CERT"         // mutual TLS: the process's certificate file
-	EnvTLSKey      = "DSTREAM_TLS_KEY"          // and its key
-	EnvTLSCA       = "DSTREAM_TLS_CA"           // and the cluster's CA
+	// EnvSlowWorker injects a fault for drills: "ID=DURATION" makes worker
+	// ID wait DURATION before every task (a straggler). Local workers
+	// inherit it from their master's environment.
+	EnvSlowWorker = "DSTREAM_SLOW_WORKER"
+	EnvTLSCert    = "DSTREAM_TLS_CERT" // mutual TLS: the process's certificate file
+	EnvTLSKey     = "DSTREAM_TLS_KEY"  // and its key
+	EnvTLSCA      = "DSTREAM_TLS_CA"   // and the cluster's CA
 )
 
 // WorkerEnv is what the environment tells a worker process.
@@ -44,8 +49,9 @@ type WorkerEnv struct {
 	Advertise   string
 	Memory      int64
 	WorkDir     string
-	Checkpoint  string // the checkpoint folder, when the master chose it
-	TLS         *TLS   // set when the TLS variables are
+	Checkpoint  string        // the checkpoint folder, when the master chose it
+	TaskDelay   time.Duration // an injected fault: wait before every task (EnvSlowWorker)
+	TLS         *TLS          // set when the TLS variables are
 }
 
 // WorkerEnvFrom reads the worker environment through getenv; ok is false
@@ -77,6 +83,16 @@ func WorkerEnvFrom(getenv func(string) string) (env WorkerEnv, ok bool, err erro
 	env.WatchStdin = getenv(EnvWatchStdin) == "1"
 	env.Listen, env.Advertise, env.WorkDir = getenv(EnvListen), getenv(EnvAdvertise), getenv(EnvWorkDir)
 	env.Checkpoint = getenv(EnvCheckpoint)
+	if v := getenv(EnvSlowWorker); v != "" {
+		id, d, ok := strings.Cut(v, "=")
+		delay, err := time.ParseDuration(d)
+		if !ok || err != nil || delay < 0 {
+			return env, true, fmt.Errorf("cluster: %s=%q: want WORKER_ID=DURATION", EnvSlowWorker, v)
+		}
+		if id == env.ID {
+			env.TaskDelay = delay
+		}
+	}
 	if cert, key, ca := getenv(EnvTLSCert), getenv(EnvTLSKey), getenv(EnvTLSCA); cert != "" || key != "" || ca != "" {
 		if env.TLS, err = LoadTLS(cert, key, ca); err != nil {
 			return env, true, err

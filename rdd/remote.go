@@ -243,7 +243,11 @@ func decodeBucket[X any](tc *TaskContext, dep *ShuffleDep, m, r int, b []byte, e
 		if tc.Ctx.Err() != nil {
 			tc.Fail(tc.Ctx.Err())
 		}
-		tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m, Cause: err})
+		ff := &FetchFailedError{Shuffle: dep.ID, Map: m, Cause: err}
+		if pe := (*PeerError)(nil); errors.As(err, &pe) && tc.Ctx.Err() == nil {
+			ff.From, ff.Unreachable = pe.Addr, true
+		}
+		tc.Fail(ff)
 	}
 	xs, err := DecodeBlock[X](Encoded(b))
 	if err != nil {

@@ -104,7 +104,22 @@ type FetchFailedError struct {
 	Shuffle ID
 	Map     int
 	Cause   error // why a remote fetch failed, if it was one
+	// From is the peer the fetch went to, and Unreachable says it could
+	// not be reached (rather than answered it does not hold the output):
+	// the scheduler then takes every map output it holds for lost.
+	From        string
+	Unreachable bool
 }
+
+// PeerError is a Remote's error from a peer it could not reach (as opposed
+// to one that answered it does not hold what was asked: ErrNotHeld).
+type PeerError struct {
+	Addr string
+	Err  error
+}
+
+func (e *PeerError) Error() string { return fmt.Sprintf("peer %s: %v", e.Addr, e.Err) }
+func (e *PeerError) Unwrap() error { return e.Err }
 
 func (e *FetchFailedError) Error() string {
 	if e.Cause != nil {

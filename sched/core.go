@@ -3,7 +3,9 @@ package sched
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
+	"time"
 
 	"github.com/dstream/dstream/rdd"
 )
@@ -12,16 +14,40 @@ import (
 // workers and their free slots, the jobs running (each a JobScheduler, which
 // decides stages and retries), the tasks queued and running, and where every
 // shuffle's map outputs live. It is fed events (a worker added or lost, a job
-// submitted, a task ended, which says when a map output was found lost; shuffles forgotten) and returns
-// decisions (run this task on that worker, this job is done). It does no I/O
+// submitted, a task ended, which says when a map output was found lost; a
+// tick of the clock; shuffles forgotten) and returns decisions (run this task
+// on that worker, kill that one, this job is done). It does no I/O
 // and reads no clock or mutable store, so transcripts test it
-// deterministically; Local is its goroutine shell for one process, and a
-// cluster master will be another.
+// deterministically; Shell is its goroutine shell: local[N] is one with one
+// worker, a cluster master's another.
+//
+// Time. The core reads no clock: every event carries now, the shell's
+// clock reading when it fed the event, and the core keeps the latest one
+// (a reading earlier than one it has seen is taken as the latest: its clock
+// never runs backwards). A Run is stamped with it (Run.Start): the time the
+// shell starts the task, since it carries out the decision at once. A task's
+// runtime is the latest now less its start, and a success's duration its
+// end event's now less its start. Stamping each event rather than keeping
+// the last Tick's time makes durations exact, not rounded to the tick
+// period, and keeps replays deterministic: the same events and times give
+// the same decisions. A shell with speculation off may pass the zero time.
 //
 // Placement: a task goes to the first free worker among its preferred ones
 // (the process that holds its input, as Prefer says), else to the free
 // worker with the most free slots (ties: the earliest added); tasks wait in
 // submission order when no slot is free.
+//
+// Speculation (when Speculation.Enabled), as Spark's: on Tick, in each
+// running stage run (task set) where at least Quantile of the tasks have
+// succeeded, a task running longer than max(Multiplier × the median duration
+// of those successes, MinRuntime) gets one speculative copy: a new attempt
+// of its partition, on another worker with a free slot (preferred ones
+// first; never the reserved one), if one is free now; a task pinned to a
+// worker is never copied. The first success of either attempt is the
+// partition's; the core kills the other (Kill) and ignores its end, which
+// only frees its slot. A copy's failure while the other attempt runs is not
+// counted against maxAttempts; losing the worker of one leaves the other
+// running. A partition gets at most one copy until it is launched afresh.
 type Core struct {
 	maxAttempts int
 	// Prefer returns the workers that hold a task's input (nil: any). Set
@@ -30,17 +56,66 @@ type Core struct {
 	// Pin returns the only worker that may run a task ("": any). Set by a
 	// cluster's shell for tasks only the submitting process can run (a
 	// job whose function is a closure, datasets a worker cannot rebuild).
+	// A pinned task is never speculated.
 	Pin func(t Task) string
 	// Reserved names a worker that runs only the tasks pinned to it (a
 	// cluster's master), or "".
 	Reserved string
+	// Speculation configures speculative copies of stragglers; off unless
+	// Enabled.
+	Speculation Speculation
+	// Speculate, if set, reports whether t may be speculated at all (nil:
+	// every task not pinned may).
+	Speculate func(t Task) bool
 
+	now     time.Time // the latest time an event carried
 	workers map[string]*worker
 	order   []string // workers in the order they were added
 	jobs    map[int]*coreJob
-	queue   []Task              // launchable, waiting for a slot, in order
-	running map[taskKey]string  // task -> worker
+	queue   []Task // launchable, waiting for a slot, in order
+	running map[taskKey]taskRun
 	outputs map[rdd.ID]*mapOuts // shuffle -> where its map outputs live
+}
+
+// Speculation configures speculative execution, as Spark's
+// spark.speculation settings; zero fields take Spark's defaults.
+type Speculation struct {
+	Enabled bool
+	// Quantile is the share of a stage run's tasks that must have
+	// succeeded before its stragglers are copied (default 0.75).
+	Quantile float64
+	// Multiplier: a task straggles once it has run Multiplier times the
+	// median duration of its stage run's successes (default 1.5) ...
+	Multiplier float64
+	// MinRuntime ... and at least MinRuntime (default 100 ms).
+	MinRuntime time.Duration
+	// Interval is how often a shell ticks its core while tasks run
+	// (default 100 ms); the core itself does not use it.
+	Interval time.Duration
+}
+
+// DefaultSpeculation is speculation on, with Spark's defaults.
+func DefaultSpeculation() Speculation {
+	return Speculation{Enabled: true}.WithDefaults()
+}
+
+// WithDefaults returns s with its zero (or negative) fields set to Spark's
+// defaults: quantile 0.75, multiplier 1.5, minimum runtime and interval
+// 100 ms.
+func (s Speculation) WithDefaults() Speculation {
+	if s.Quantile <= 0 {
+		s.Quantile = 0.75
+	}
+	if s.Multiplier <= 0 {
+		s.Multiplier = 1.5
+	}
+	if s.MinRuntime <= 0 {
+		s.MinRuntime = 100 * time.Millisecond
+	}
+	if s.Interval <= 0 {
+		s.Interval = 100 * time.Millisecond
+	}
+	return s
 }
 
 type worker struct {
@@ -49,7 +124,21 @@ type worker struct {
 }
 
 type coreJob struct {
-	js *JobScheduler
+	js   *JobScheduler
+	durs map[int]*runTimes // stage -> durations of its current run's successes
+}
+
+// runTimes are the durations of a stage run's accepted successes, sorted.
+type runTimes struct {
+	run    int
+	sorted []time.Duration
+}
+
+// taskRun is a running task attempt.
+type taskRun struct {
+	worker string
+	start  time.Time
+	killed bool // another attempt won: its end only frees the slot
 }
 
 type taskKey struct{ job, stage, part, attempt int }
@@ -59,11 +148,23 @@ func keyOf(t Task) taskKey { return taskKey{t.Job, t.Stage, t.Partition(), t.Att
 // mapOuts records the worker holding each map partition's output.
 type mapOuts struct{ at map[int]string }
 
-// Decision is what the core asks its shell to do: Run or JobDone.
+// Decision is what the core asks its shell to do: Run, Kill or JobDone.
 type Decision interface{ isDecision() }
 
-// Run asks the shell to run a task on a worker.
+// Run asks the shell to run a task on a worker, from Start (the now of the
+// event that decided it). Speculative marks a copy of a task still running
+// elsewhere.
 type Run struct {
+	Task        Task
+	Worker      string
+	Start       time.Time
+	Speculative bool
+}
+
+// Kill asks the shell to stop a running task attempt whose partition another
+// attempt has computed. Its end, whenever it comes, is ignored (Core.TaskEnded
+// must still be fed it, which frees its slot).
+type Kill struct {
 	Task   Task
 	Worker string
 }
@@ -77,6 +178,7 @@ type JobDone struct {
 }
 
 func (Run) isDecision()     {}
+func (Kill) isDecision()    {}
 func (JobDone) isDecision() {}
 
 // ErrWorkerLost is the error of a task whose worker was lost; such a task is
@@ -87,7 +189,14 @@ var ErrWorkerLost = errors.New("worker lost")
 // attempts and each stage's resubmissions (Spark uses 4).
 func NewCore(maxAttempts int) *Core {
 	return &Core{maxAttempts: maxAttempts, workers: map[string]*worker{}, jobs: map[int]*coreJob{},
-		running: map[taskKey]string{}, outputs: map[rdd.ID]*mapOuts{}}
+		running: map[taskKey]taskRun{}, outputs: map[rdd.ID]*mapOuts{}}
+}
+
+// advance moves the core's time to now, unless it has seen a later time.
+func (c *Core) advance(now time.Time) {
+	if now.After(c.now) {
+		c.now = now
+	}
 }
 
 // Missing implements MapOutputs from the core's own table.
@@ -108,7 +217,8 @@ func (c *Core) Missing(shuffle rdd.ID, numMaps int) []int {
 
 // AddWorker adds a worker with slots task slots (or sets the slots of a
 // known one) and places queued tasks on it.
-func (c *Core) AddWorker(id string, slots int) []Decision {
+func (c *Core) AddWorker(now time.Time, id string, slots int) []Decision {
+	c.advance(now)
 	if w, ok := c.workers[id]; ok {
 		w.free += slots - w.slots
 		w.slots = slots
@@ -121,8 +231,10 @@ func (c *Core) AddWorker(id string, slots int) []Decision {
 
 // LoseWorker removes a worker: the map outputs it held are gone (the stages
 // that need them recompute them from lineage), and its running tasks run
-// again elsewhere, their attempts not counted.
-func (c *Core) LoseWorker(id string) []Decision {
+// again elsewhere, their attempts not counted (but a task with a speculative
+// copy on another worker, or the copy of one, lets the other run on).
+func (c *Core) LoseWorker(now time.Time, id string) []Decision {
+	c.advance(now)
 	if _, ok := c.workers[id]; !ok {
 		return nil
 	}
@@ -135,17 +247,21 @@ func (c *Core) LoseWorker(id string) []Decision {
 			}
 		}
 	}
-	var lost []Task
-	for k, w := range c.running {
-		if w == id {
-			lost = append(lost, c.taskOf(k))
+	var lost []taskKey
+	for k, r := range c.running {
+		if r.worker == id {
+			lost = append(lost, k)
 		}
 	}
-	slices.SortFunc(lost, func(a, b Task) int { return compareKeys(keyOf(a), keyOf(b)) })
+	slices.SortFunc(lost, compareKeys)
 	var ds []Decision
-	for _, t := range lost {
-		delete(c.running, keyOf(t))
-		ds = c.feed(t, nil, fmt.Errorf("%w: %s", ErrWorkerLost, id), ds)
+	for _, k := range lost {
+		r := c.running[k]
+		delete(c.running, k)
+		if r.killed || c.jobs[k.job] == nil {
+			continue // its job no longer needs it
+		}
+		ds = c.feed(c.taskOf(k), nil, fmt.Errorf("%w: %s", ErrWorkerLost, id), ds)
 	}
 	return c.place(ds)
 }
@@ -154,9 +270,7 @@ func (c *Core) LoseWorker(id string) []Decision {
 func (c *Core) taskOf(k taskKey) Task {
 	j := c.jobs[k.job]
 	s := j.js.stageByID(k.stage)
-	t := j.js.task(s, k.part)
-	t.Spec.Attempt = k.attempt
-	return t
+	return j.js.task(s, k.part, k.attempt)
 }
 
 func compareKeys(a, b taskKey) int {
@@ -169,23 +283,36 @@ func compareKeys(a, b taskKey) int {
 }
 
 // Submit starts job under id (unique among the core's jobs).
-func (c *Core) Submit(id int, job *rdd.Job) []Decision {
+func (c *Core) Submit(now time.Time, id int, job *rdd.Job) []Decision {
+	c.advance(now)
 	js := NewJob(id, job, c, c.maxAttempts)
 	c.jobs[id] = &coreJob{js: js}
 	return c.place(c.absorb(id, js.Start(), nil))
 }
 
-// TaskEnded feeds the end of a task on worker: its result (result tasks) or
-// its error. A map task's success records its output on the worker.
-func (c *Core) TaskEnded(t Task, worker string, result any, err error) []Decision {
+// TaskEnded feeds the end of a task on worker at now: its result (result
+// tasks) or its error. A map task's success records its output on the
+// worker. The first success of a partition's attempts kills the others
+// (Kill); the end of a killed attempt only frees its slot.
+func (c *Core) TaskEnded(now time.Time, t Task, worker string, result any, err error) []Decision {
+	c.advance(now)
 	k := keyOf(t)
-	w, ok := c.running[k]
-	if !ok || w != worker {
+	r, ok := c.running[k]
+	if !ok || r.worker != worker {
 		return nil // not running there (its worker was lost meanwhile): stale
 	}
 	delete(c.running, k)
 	if wk := c.workers[worker]; wk != nil {
 		wk.free++
+	}
+	if r.killed {
+		// Another attempt won. Whatever this one says (a success, the
+		// cancellation, a fetch failure it may have met while being
+		// cancelled) is not news.
+		return c.place(nil)
+	}
+	if err == nil && c.Speculation.Enabled {
+		c.timeSuccess(t, r.start)
 	}
 	if err == nil && t.IsMap() {
 		outs := c.outputs[*t.Spec.Shuffle]
@@ -198,17 +325,194 @@ func (c *Core) TaskEnded(t Task, worker string, result any, err error) []Decisio
 	var ff *rdd.FetchFailedError
 	if errors.As(err, &ff) {
 		c.lose(ff.Shuffle, ff.Map)
+		if ff.Unreachable && ff.From != "" {
+			// The holder could not be reached: every output it holds is
+			// as good as lost (Spark unregisters them all), so a stage
+			// resubmitted recomputes them at once rather than one fetch
+			// failure at a time.
+			c.loseOutputsAt(ff.From)
+		}
 	}
 	return c.place(c.feed(t, result, err, nil))
+}
+
+// timeSuccess records the duration of t's success, which started at
+// start, for speculation, if it is its partition's result (a live attempt).
+func (c *Core) timeSuccess(t Task, start time.Time) {
+	j := c.jobs[t.Job]
+	if j == nil {
+		return
+	}
+	if _, n := j.js.Live(t); n == 0 {
+		return // stale: not its partition's result
+	}
+	if ts, ok := j.js.TaskSet(t.Stage); ok {
+		j.record(ts, c.now.Sub(start))
+	}
+}
+
+// kill marks a superseded attempt killed and asks the shell to stop it. (It
+// runs: a copy is made only of a running attempt, and placed at once.) Not
+// inlined: absorb's frame is on every task's path, and task goroutines
+// start with small stacks.
+//
+//go:noinline
+func (c *Core) kill(t Task, ds []Decision) []Decision {
+	k := keyOf(t)
+	if r, ok := c.running[k]; ok && !r.killed {
+		r.killed = true
+		c.running[k] = r
+		ds = append(ds, Kill{Task: t, Worker: r.worker})
+	}
+	return ds
+}
+
+// record adds a success's duration to its stage run's.
+func (j *coreJob) record(ts TaskSet, d time.Duration) {
+	if j.durs == nil {
+		j.durs = map[int]*runTimes{}
+	}
+	rt := j.durs[ts.Stage]
+	if rt == nil || rt.run != ts.Run {
+		rt = &runTimes{run: ts.Run}
+		j.durs[ts.Stage] = rt
+	}
+	i, _ := slices.BinarySearch(rt.sorted, d)
+	rt.sorted = slices.Insert(rt.sorted, i, d)
+}
+
+// median returns the median of the durations of stage run ts's successes
+// (the mean of the middle two of an even count, as Spark's MedianHeap), or
+// false if none is known.
+func (j *coreJob) median(ts TaskSet) (time.Duration, bool) {
+	rt := j.durs[ts.Stage]
+	if rt == nil || rt.run != ts.Run || len(rt.sorted) == 0 {
+		return 0, false
+	}
+	n := len(rt.sorted)
+	if n%2 == 1 {
+		return rt.sorted[n/2], true
+	}
+	return (rt.sorted[n/2-1] + rt.sorted[n/2]) / 2, true
+}
+
+// Tick tells the core the time is now and, with speculation on, copies the
+// stragglers it finds onto free slots (see Core).
+func (c *Core) Tick(now time.Time) []Decision {
+	c.advance(now)
+	if !c.Speculation.Enabled {
+		return nil
+	}
+	return c.speculate(nil)
+}
+
+// WantsTicks reports whether a Tick could decide anything: speculation is
+// on, tasks run, and at least two workers (besides the reserved one) could
+// run a task and its copy. A shell ticks its core only while it does.
+func (c *Core) WantsTicks() bool {
+	if !c.Speculation.Enabled || len(c.running) == 0 {
+		return false
+	}
+	n := 0
+	for _, id := range c.order {
+		if id != c.Reserved {
+			if n++; n == 2 {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// speculate launches speculative copies of the stragglers (see Core).
+func (c *Core) speculate(ds []Decision) []Decision {
+	free := false
+	for _, w := range c.workers {
+		free = free || (w.free > 0 && w.id != c.Reserved)
+	}
+	if !free {
+		return ds
+	}
+	cfg := c.Speculation.WithDefaults()
+	type setKey struct{ job, stage int }
+	thresholds := map[setKey]time.Duration{}
+	for id, j := range c.jobs {
+		for _, ts := range j.js.TaskSets() {
+			if ts.Succeeded < max(int(math.Floor(cfg.Quantile*float64(ts.Tasks))), 1) {
+				continue
+			}
+			if m, ok := j.median(ts); ok {
+				thresholds[setKey{id, ts.Stage}] = max(time.Duration(cfg.Multiplier*float64(m)), cfg.MinRuntime)
+			}
+		}
+	}
+	if len(thresholds) == 0 {
+		return ds
+	}
+	var stragglers []taskKey
+	for k, r := range c.running {
+		if thr, ok := thresholds[setKey{k.job, k.stage}]; ok && !r.killed && c.now.Sub(r.start) > thr {
+			stragglers = append(stragglers, k)
+		}
+	}
+	slices.SortFunc(stragglers, compareKeys)
+	for _, k := range stragglers {
+		j, r := c.jobs[k.job], c.running[k]
+		t := c.taskOf(k)
+		if !j.js.CanSpeculate(t) || (c.Pin != nil && c.Pin(t) != "") || (c.Speculate != nil && !c.Speculate(t)) {
+			continue
+		}
+		w := c.pickOther(t, r.worker)
+		if w == nil {
+			continue
+		}
+		cp, _ := j.js.Speculate(t)
+		w.free--
+		c.running[keyOf(cp)] = taskRun{worker: w.id, start: c.now}
+		ds = append(ds, Run{Task: cp, Worker: w.id, Start: c.now, Speculative: true})
+	}
+	return ds
+}
+
+// pickOther chooses a free worker for a copy of t other than busy (where t
+// runs), preferring where its input is; never the reserved worker.
+func (c *Core) pickOther(t Task, busy string) *worker {
+	ok := func(w *worker) bool { return w != nil && w.free > 0 && w.id != c.Reserved && w.id != busy }
+	if c.Prefer != nil {
+		for _, id := range c.Prefer(t) {
+			if w := c.workers[id]; ok(w) {
+				return w
+			}
+		}
+	}
+	var best *worker
+	for _, id := range c.order {
+		if w := c.workers[id]; ok(w) && (best == nil || w.free > best.free) {
+			best = w
+		}
+	}
+	return best
 }
 
 // Cancel ends job id without a JobDone (its submitter stopped waiting): its
 // queued tasks are dropped; its running tasks keep their slots until they
 // end, and their ends are ignored.
-func (c *Core) Cancel(id int) []Decision {
+func (c *Core) Cancel(now time.Time, id int) []Decision {
+	c.advance(now)
 	delete(c.jobs, id)
 	c.queue = slices.DeleteFunc(c.queue, func(t Task) bool { return t.Job == id })
 	return c.place(nil)
+}
+
+// loseOutputsAt forgets every map output worker holds.
+func (c *Core) loseOutputsAt(worker string) {
+	for _, outs := range c.outputs {
+		for m, at := range outs.at {
+			if at == worker {
+				delete(outs.at, m)
+			}
+		}
+	}
 }
 
 func (c *Core) lose(shuffle rdd.ID, mapPart int) {
@@ -242,12 +546,15 @@ func (c *Core) feed(t Task, result any, err error, ds []Decision) []Decision {
 	return c.absorb(t.Job, acts, ds)
 }
 
-// absorb queues a job's launches and reports its end.
+// absorb queues a job's launches, kills its superseded attempts and
+// reports its end.
 func (c *Core) absorb(job int, acts []Action, ds []Decision) []Decision {
 	for _, a := range acts {
 		switch a := a.(type) {
 		case Launch:
 			c.queue = append(c.queue, a.Task)
+		case Supersede:
+			ds = c.kill(a.Task, ds)
 		case Done:
 			delete(c.jobs, job)
 			c.queue = slices.DeleteFunc(c.queue, func(t Task) bool { return t.Job == job })
@@ -272,8 +579,8 @@ func (c *Core) place(ds []Decision) []Decision {
 			break
 		}
 		w.free--
-		c.running[keyOf(t)] = w.id
-		ds = append(ds, Run{Task: t, Worker: w.id})
+		c.running[keyOf(t)] = taskRun{worker: w.id, start: c.now}
+		ds = append(ds, Run{Task: t, Worker: w.id, Start: c.now})
 	}
 	clear(c.queue[len(rest):])
 	c.queue = rest

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cockroachdb/datadriven"
 
@@ -26,20 +27,39 @@ import (
 //	ok JOB STAGE PART      the running attempt of a task succeeded on its worker
 //	fail JOB STAGE PART    it failed with an ordinary error
 //	fetchfail JOB STAGE PART SHUFFLE MAP   it found a map output gone
+//	killed JOB STAGE PART  it ended cancelled (the shell carried out a Kill)
 //	forget SHUFFLE         the stream layer forgot a shuffle
 //	late JOB STAGE PART WORKER  a task reports from a worker it no longer runs on
 //	workers                print the slot accounting and the map-output table
+//
+// Time and speculation:
+//
+//	speculation [quantile=Q] [multiplier=M] [min=MS]  turn speculation on
+//	                       (Spark's defaults otherwise); from then on runs
+//	                       show their start (at=MS), speculative copies are
+//	                       marked, and results name their attempt (r3#1)
+//	tick MS                the clock reads MS (ms since the transcript's
+//	                       start, never backwards); the core is ticked
+//
+// Every event takes an optional at=MS: the clock moves to MS first (without
+// a Tick). The time is 0 until moved. Task commands (ok, fail, fetchfail,
+// killed, late) take the latest attempt of the partition launched, or the
+// one named by attempt=N.
 func TestCoreTranscripts(t *testing.T) {
+	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	datadriven.Walk(t, "testdata/core", func(t *testing.T, path string) {
 		var (
 			nodes   map[string]*rdd.Node
 			shufIDs map[rdd.ID]string
 			names   map[rdd.ID]string
 			core    *Core
-			running map[[3]int]Run // (job, stage, part) -> where the current attempt runs
+			running map[[3]int][]Run // (job, stage, part) -> the attempts launched, in order
 			prefs   map[string][]string
 			pins    map[string]string
+			now     = t0
+			timed   bool
 		)
+		ms := func(at time.Time) int64 { return at.Sub(t0).Milliseconds() }
 		seq := int32(0)
 		render := func(ds []Decision) string {
 			var lines []string
@@ -47,12 +67,23 @@ func TestCoreTranscripts(t *testing.T) {
 				switch d := d.(type) {
 				case Run:
 					tk := d.Task
-					running[[3]int{tk.Job, tk.Stage, tk.Partition()}] = d
+					k := [3]int{tk.Job, tk.Stage, tk.Partition()}
+					running[k] = append(running[k], d)
 					kind := "result"
 					if tk.IsMap() {
 						kind = "map " + shufIDs[*tk.Spec.Shuffle]
 					}
-					lines = append(lines, fmt.Sprintf("run job=%d stage=%d part=%d attempt=%d (%s) on %s", tk.Job, tk.Stage, tk.Partition(), tk.Attempt(), kind, d.Worker))
+					line := fmt.Sprintf("run job=%d stage=%d part=%d attempt=%d (%s) on %s", tk.Job, tk.Stage, tk.Partition(), tk.Attempt(), kind, d.Worker)
+					if timed {
+						line += fmt.Sprintf(" at=%d", ms(d.Start))
+						if d.Speculative {
+							line += " speculative"
+						}
+					}
+					lines = append(lines, line)
+				case Kill:
+					tk := d.Task
+					lines = append(lines, fmt.Sprintf("kill job=%d stage=%d part=%d attempt=%d on %s", tk.Job, tk.Stage, tk.Partition(), tk.Attempt(), d.Worker))
 				case JobDone:
 					if d.Err != nil {
 						lines = append(lines, fmt.Sprintf("job %d done error: %v", d.Job, d.Err))
@@ -73,15 +104,45 @@ func TestCoreTranscripts(t *testing.T) {
 			}
 			return n
 		}
+		setTime := func(d *datadriven.TestData, v string) {
+			n, err := strconv.Atoi(v)
+			if err != nil {
+				d.Fatalf(t, "time %q: %v", v, err)
+			}
+			at := t0.Add(time.Duration(n) * time.Millisecond)
+			if at.Before(now) {
+				d.Fatalf(t, "time %d ms is before the clock's %d ms", n, ms(now))
+			}
+			now = at
+		}
+		advance := func(d *datadriven.TestData) {
+			if d.HasArg("at") {
+				var v string
+				d.ScanArgs(t, "at", &v)
+				setTime(d, v)
+			}
+		}
 		current := func(d *datadriven.TestData) Run {
 			k := [3]int{arg(d, 0), arg(d, 1), arg(d, 2)}
-			r, ok := running[k]
-			if !ok {
-				d.Fatalf(t, "no task running for job %d stage %d part %d", k[0], k[1], k[2])
+			rs := running[k]
+			if len(rs) == 0 {
+				d.Fatalf(t, "no task launched for job %d stage %d part %d", k[0], k[1], k[2])
 			}
-			return r
+			if !d.HasArg("attempt") {
+				return rs[len(rs)-1]
+			}
+			var a int
+			d.ScanArgs(t, "attempt", &a)
+			for _, r := range rs {
+				if r.Task.Attempt() == a {
+					return r
+				}
+			}
+			d.Fatalf(t, "no attempt %d launched for job %d stage %d part %d", a, k[0], k[1], k[2])
+			return Run{}
 		}
 		datadriven.RunTest(t, path, func(t *testing.T, d *datadriven.TestData) string {
+			advance(d)
 			switch d.Cmd {
 			case "graph":
 				nodes, shufIDs = parseGraph(t, d, &seq)
@@ -89,18 +150,37 @@ func TestCoreTranscripts(t *testing.T) {
 				for name, n := range nodes {
 					names[n.ID] = name
 				}
-				core, running, prefs, pins = NewCore(4), map[[3]int]Run{}, map[string][]string{}, map[string]string{}
+				core, running, prefs, pins = NewCore(4), map[[3]int][]Run{}, map[string][]string{}, map[string]string{}
 				core.Prefer = func(tk Task) []string {
 					return prefs[fmt.Sprintf("%s/%d", names[tk.Spec.Dataset], tk.Partition())]
 				}
 				core.Pin = func(tk Task) string { return pins[names[tk.Spec.Dataset]] }
 				return "ok\n"
+			case "speculation":
+				sp := Speculation{Enabled: true}
+				if d.HasArg("quantile") {
+					d.ScanArgs(t, "quantile", &sp.Quantile)
+				}
+				if d.HasArg("multiplier") {
+					d.ScanArgs(t, "multiplier", &sp.Multiplier)
+				}
+				if d.HasArg("min") {
+					var n int
+					d.ScanArgs(t, "min", &n)
+					sp.MinRuntime = time.Duration(n) * time.Millisecond
+				}
+				core.Speculation = sp
+				timed = true
+				return "ok\n"
+			case "tick":
+				setTime(d, d.CmdArgs[0].Key)
+				return render(core.Tick(now))
 			case "add-worker":
 				var slots int
 				d.ScanArgs(t, "slots", &slots)
-				return render(core.AddWorker(d.CmdArgs[0].Key, slots))
+				return render(core.AddWorker(now, d.CmdArgs[0].Key, slots))
 			case "kill-worker":
-				return render(core.LoseWorker(d.CmdArgs[0].Key))
+				return render(core.LoseWorker(now, d.CmdArgs[0].Key))
 			case "prefer":
 				var ws []string
 				for _, a := range d.CmdArgs[2:] {
@@ -124,24 +204,30 @@ func TestCoreTranscripts(t *testing.T) {
 						parts = append(parts, p)
 					}
 				}
-				return render(core.Submit(arg(d, 0), &rdd.Job{Final: n, Partitions: parts}))
+				return render(core.Submit(now, arg(d, 0), &rdd.Job{Final: n, Partitions: parts}))
 			case "ok":
 				r := current(d)
 				var res any
 				if !r.Task.IsMap() {
 					res = fmt.Sprintf("r%d", r.Task.Partition())
+					if timed {
+						res = fmt.Sprintf("r%d#%d", r.Task.Partition(), r.Task.Attempt())
+					}
 				}
-				return render(core.TaskEnded(r.Task, r.Worker, res, nil))
+				return render(core.TaskEnded(now, r.Task, r.Worker, res, nil))
 			case "fail":
 				r := current(d)
-				return render(core.TaskEnded(r.Task, r.Worker, nil, errors.New("boom")))
+				return render(core.TaskEnded(now, r.Task, r.Worker, nil, errors.New("boom")))
+			case "killed":
+				r := current(d)
+				return render(core.TaskEnded(now, r.Task, r.Worker, nil, ErrKilled))
 			case "fetchfail":
 				r := current(d)
 				m, _ := strconv.Atoi(d.CmdArgs[4].Key)
-				return render(core.TaskEnded(r.Task, r.Worker, nil, &rdd.FetchFailedError{Shuffle: nodes[d.CmdArgs[3].Key].ID, Map: m}))
+				return render(core.TaskEnded(now, r.Task, r.Worker, nil, &rdd.FetchFailedError{Shuffle: nodes[d.CmdArgs[3].Key].ID, Map: m}))
 			case "late":
 				r := current(d)
-				return render(core.TaskEnded(r.Task, d.CmdArgs[3].Key, "late", nil))
+				return render(core.TaskEnded(now, r.Task, d.CmdArgs[3].Key, "late", nil))
 			case "forget":
 				id := nodes[d.CmdArgs[0].Key].ID
 				core.ForgetShuffles(func(s rdd.ID) bool { return s == id })

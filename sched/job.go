@@ -46,11 +46,17 @@ func (t Task) String() string {
 	return fmt.Sprintf("task %d.%d.%d#%d (%s)", t.Job, t.Stage, t.Partition(), t.Attempt(), kind)
 }
 
-// Action is what the scheduler asks its shell to do: Launch or Done.
+// Action is what the scheduler asks its shell to do: Launch, Supersede or
+// Done.
 type Action interface{ isAction() }
 
 // Launch asks the shell to run a task.
 type Launch struct{ Task Task }
+
+// Supersede says a task attempt still running is no longer needed: another
+// attempt of its partition (its speculative copy, or the original it
+// copied) succeeded. Its end will be ignored; the shell may stop it.
+type Supersede struct{ Task Task }
 
 // Done reports that the job ended: Results in the order of the job's
 // partitions, or Err.
@@ -59,8 +65,9 @@ type Done struct {
 	Err     error
 }
 
-func (Launch) isAction() {}
-func (Done) isAction()   {}
+func (Launch) isAction()    {}
+func (Supersede) isAction() {}
+func (Done) isAction()      {}
 
 type stage struct {
 	id      int
@@ -71,8 +78,60 @@ type stage struct {
 	attempts int          // how many times the stage was submitted
 	running  bool         // tasks launched and not all done
 	pending  map[int]bool // partitions still to finish in the current run
-	tries    map[int]int  // task attempts per partition
-	relaunch map[int]int  // attempts per partition that ran again on a lost worker's behalf
+	tasks    int          // how many tasks the current run launched (Spark's task set)
+
+	parts map[int]attempts // by partition; none for a partition in the state firstAttempt
+}
+
+// attempts is the attempt bookkeeping of one partition of a stage. Every
+// attempt in flight has its own number, so per-attempt names (an output's
+// part file) never collide: cur is the number a plain (re)launch uses, next
+// the lowest number never used. A launch after a failure or a lost worker
+// takes next, and so does a launch after a stop or a success that left an
+// attempt in flight (they move cur to next); a stage run again after its
+// attempts all ended reuses cur.
+type attempts struct {
+	cur, next int
+	failures  int    // counted failures (maxAttempts bounds them)
+	live      [2]int // while pending: the attempts whose end is awaited, the original and its copy
+	nlive     int    // how many of live are
+	copied    bool   // a speculative copy ran since the last launch
+}
+
+// firstAttempt is a partition's state before its first launch and after it
+// (attempt 0 live): stages keep none of these, so a run without failures
+// or copies writes no bookkeeping.
+var firstAttempt = attempts{next: 1, nlive: 1}
+
+// end removes attempt n from the live ones.
+func (a *attempts) end(n int) {
+	for i := range a.nlive {
+		if a.live[i] == n {
+			copy(a.live[i:a.nlive], a.live[i+1:a.nlive])
+			a.nlive--
+			return
+		}
+	}
+}
+
+// part returns the bookkeeping of partition p of s.
+func (s *stage) part(p int) attempts {
+	if a, ok := s.parts[p]; ok {
+		return a
+	}
+	return firstAttempt
+}
+
+// setPart stores the bookkeeping of partition p of s.
+func (s *stage) setPart(p int, a attempts) {
+	switch {
+	case a == firstAttempt:
+		delete(s.parts, p)
+	case s.parts == nil:
+		s.parts = map[int]attempts{p: a}
+	default:
+		s.parts[p] = a
+	}
 }
 
 // JobScheduler runs one job. It is not safe for concurrent use: the shell
@@ -110,7 +169,7 @@ func NewJob(id int, job *rdd.Job, outputs MapOutputs, maxAttempts int) *JobSched
 }
 
 func (j *JobScheduler) newStage(n *rdd.Node, dep *rdd.ShuffleDep) *stage {
-	s := &stage{id: j.nextID, node: n, shuffle: dep, tries: make(map[int]int), relaunch: make(map[int]int)}
+	s := &stage{id: j.nextID, node: n, shuffle: dep}
 	j.nextID++
 	s.parents = j.parentStages(n)
 	return s
@@ -196,16 +255,53 @@ func (j *JobScheduler) submit(s *stage, acts []Action) []Action {
 	}
 	s.running = true
 	s.pending = make(map[int]bool, len(parts))
+	s.tasks = len(parts)
 	for _, p := range parts {
 		s.pending[p] = true
-		acts = append(acts, Launch{j.task(s, p)})
+		acts = append(acts, j.launch(s, p))
 	}
 	return acts
 }
 
-// task names the current attempt at partition p of stage s.
-func (j *JobScheduler) task(s *stage, p int) Task {
-	spec := rdd.TaskSpec{Dataset: s.node.ID, Partition: p, Attempt: s.tries[p]}
+// launch starts a new round of partition p of s: attempt cur, the only one
+// live, with no speculative copy yet.
+func (j *JobScheduler) launch(s *stage, p int) Action {
+	return j.launchAs(s, p, s.part(p))
+}
+
+// launchAs launches p from bookkeeping ps: attempt ps.cur.
+func (j *JobScheduler) launchAs(s *stage, p int, ps attempts) Action {
+	ps.live[0], ps.nlive = ps.cur, 1
+	ps.next = max(ps.next, ps.cur+1)
+	ps.copied = false
+	if ps != firstAttempt || s.parts != nil {
+		s.setPart(p, ps)
+	}
+	return Launch{j.task(s, p, ps.cur)}
+}
+
+// relaunch starts p again under a fresh attempt number.
+func (j *JobScheduler) relaunch(s *stage, p int, ps attempts) Action {
+	ps.cur = ps.next
+	return j.launchAs(s, p, ps)
+}
+
+// stop ends s's current run early: the attempts still in flight become
+// stale, and a later run gives their partitions fresh numbers.
+func (j *JobScheduler) stop(s *stage) {
+	for p := range s.pending {
+		if ps := s.part(p); ps.nlive > 0 {
+			ps.cur, ps.nlive = ps.next, 0
+			s.setPart(p, ps)
+		}
+	}
+	s.running = false
+	s.pending = nil
+}
+
+// task names attempt a at partition p of stage s.
+func (j *JobScheduler) task(s *stage, p, a int) Task {
+	spec := rdd.TaskSpec{Dataset: s.node.ID, Partition: p, Attempt: a}
 	if s.shuffle != nil {
 		id := s.shuffle.ID
 		spec.Shuffle = &id
@@ -227,56 +323,187 @@ func (j *JobScheduler) stageByID(id int) *stage {
 	return nil
 }
 
+// current reports whether attempt a of partition p is live in s's current
+// run: one whose end the scheduler awaits.
+func (s *stage) current(p, a int) bool {
+	if s == nil || !s.running || !s.pending[p] {
+		return false
+	}
+	ps := s.part(p)
+	return ps.live[0] == a && ps.nlive > 0 || ps.live[1] == a && ps.nlive > 1
+}
+
 // TaskEnded feeds the outcome of a task: its result (result tasks) or err.
+// The first success among a partition's live attempts is its result; the
+// other attempts (a speculative copy, or the original it copied) become
+// stale. A failure while another attempt of the partition still runs is
+// not counted; a failure that leaves none running is, once.
 func (j *JobScheduler) TaskEnded(t Task, result any, err error) []Action {
 	if j.finished {
 		return nil
 	}
 	s := j.stageByID(t.Stage)
-	if s == nil || !s.running || !s.pending[t.Partition()] || t.Attempt() != s.tries[t.Partition()] {
+	if !s.current(t.Partition(), t.Attempt()) {
 		return nil // a stale attempt
 	}
 	if err != nil {
-		var ff *rdd.FetchFailedError
-		if errors.As(err, &ff) {
-			// A parent's output vanished: stop this stage and recompute
-			// the missing outputs from lineage, then run it again.
-			s.running = false
-			s.pending = nil
-			return j.submit(s, nil)
-		}
-		s.tries[t.Partition()]++
-		if s.tries[t.Partition()]-s.relaunch[t.Partition()] >= j.maxAttempts {
-			return j.fail(fmt.Errorf("%s failed %d times, most recently: %w", t, j.maxAttempts, err), nil)
-		}
-		return []Action{Launch{j.task(s, t.Partition())}}
+		return j.failed(s, t, err)
 	}
-	delete(s.pending, t.Partition())
+	p := t.Partition()
+	ps := s.part(p)
+	ps.end(t.Attempt())
+	delete(s.pending, p)
+	var acts []Action
+	if ps.nlive > 0 {
+		acts = j.supersede(s, p, ps)
+	}
 	if s.shuffle == nil {
-		j.results[j.index[t.Partition()]] = result
-		j.done[t.Partition()] = true
+		j.results[j.index[p]] = result
+		j.done[p] = true
 	}
 	if len(s.pending) > 0 {
-		return nil
+		return acts
 	}
 	s.running = false
-	return j.stageDone(s, nil)
+	return j.stageDone(s, acts)
+}
+
+// failed handles the failure of t, a live attempt of s.
+func (j *JobScheduler) failed(s *stage, t Task, err error) []Action {
+	p := t.Partition()
+	ps := s.part(p)
+	ps.end(t.Attempt())
+	var ff *rdd.FetchFailedError
+	if errors.As(err, &ff) {
+		// A parent's output vanished: stop this stage and recompute the
+		// missing outputs from lineage, then run it again.
+		s.setPart(p, ps)
+		j.stop(s)
+		return j.submit(s, nil)
+	}
+	if ps.nlive > 0 {
+		s.setPart(p, ps)
+		return nil // its other copy runs on
+	}
+	ps.failures++
+	if ps.failures >= j.maxAttempts {
+		return j.fail(fmt.Errorf("%s failed %d times, most recently: %w", t, j.maxAttempts, err), nil)
+	}
+	return []Action{j.relaunch(s, p, ps)}
+}
+
+// supersede retires the attempts of p still live after one succeeded: they
+// run on until stopped, so they keep their numbers (cur moves past them).
+func (j *JobScheduler) supersede(s *stage, p int, ps attempts) []Action {
+	acts := make([]Action, 0, ps.nlive)
+	for _, a := range ps.live[:ps.nlive] {
+		acts = append(acts, Supersede{j.task(s, p, a)})
+	}
+	ps.cur, ps.nlive = ps.next, 0
+	s.setPart(p, ps)
+	return acts
 }
 
 // Relaunch runs a task again under a new attempt number because the worker
 // running it was lost: the attempt does not count against the task's
-// failures. A task that is not the current attempt is stale: nothing to do.
+// failures. A task that is not a live attempt is stale, and one whose
+// partition has another live attempt (a speculative copy, or the original
+// of one) needs none: nothing to do.
 func (j *JobScheduler) Relaunch(t Task) []Action {
 	if j.finished {
 		return nil
 	}
 	s := j.stageByID(t.Stage)
-	if s == nil || !s.running || !s.pending[t.Partition()] || t.Attempt() != s.tries[t.Partition()] {
+	if !s.current(t.Partition(), t.Attempt()) {
 		return nil
 	}
-	s.tries[t.Partition()]++
-	s.relaunch[t.Partition()]++
-	return []Action{Launch{j.task(s, t.Partition())}}
+	ps := s.part(t.Partition())
+	ps.end(t.Attempt())
+	if ps.nlive > 0 {
+		s.setPart(t.Partition(), ps)
+		return nil
+	}
+	return []Action{j.relaunch(s, t.Partition(), ps)}
+}
+
+// Live returns the live attempts of t's partition, live[:n] in launch
+// order (t's among them: the original and its speculative copy), or n = 0
+// when t is not live: its end would be ignored.
+func (j *JobScheduler) Live(t Task) (live [2]int, n int) {
+	if j.finished {
+		return live, 0
+	}
+	s := j.stageByID(t.Stage)
+	if !s.current(t.Partition(), t.Attempt()) {
+		return live, 0
+	}
+	ps := s.part(t.Partition())
+	return ps.live, ps.nlive
+}
+
+// CanSpeculate reports whether t may get a speculative copy: it is the only
+// live attempt of its partition, and the partition has had no copy since
+// it was last launched (one copy per round; a round ends when every
+// attempt of the partition has failed or been lost).
+func (j *JobScheduler) CanSpeculate(t Task) bool {
+	if j.finished {
+		return false
+	}
+	s := j.stageByID(t.Stage)
+	if !s.current(t.Partition(), t.Attempt()) {
+		return false
+	}
+	ps := s.part(t.Partition())
+	return ps.nlive == 1 && !ps.copied
+}
+
+// Speculate returns a speculative copy of t: a new attempt of its
+// partition, live beside t; false if t may not be copied (CanSpeculate).
+func (j *JobScheduler) Speculate(t Task) (Task, bool) {
+	if !j.CanSpeculate(t) {
+		return Task{}, false
+	}
+	s := j.stageByID(t.Stage)
+	p := t.Partition()
+	ps := s.part(p)
+	a := ps.next
+	ps.next++
+	ps.live[1], ps.nlive = a, 2
+	ps.copied = true
+	s.setPart(p, ps)
+	return j.task(s, p, a), true
+}
+
+// TaskSet describes the current run of a running stage (Spark's task set):
+// its run number (1 for the stage's first), how many tasks it launched and
+// how many of those have succeeded.
+type TaskSet struct {
+	Stage, Run       int
+	Tasks, Succeeded int
+}
+
+// TaskSets returns the current runs of the running stages, by stage ID.
+func (j *JobScheduler) TaskSets() []TaskSet {
+	if j.finished {
+		return nil
+	}
+	var out []TaskSet
+	for _, s := range append(j.stages(), j.result) {
+		if s.running {
+			out = append(out, TaskSet{Stage: s.id, Run: s.attempts, Tasks: s.tasks, Succeeded: s.tasks - len(s.pending)})
+		}
+	}
+	slices.SortFunc(out, func(a, b TaskSet) int { return a.Stage - b.Stage })
+	return out
+}
+
+// TaskSet returns the current run of stage id, if it is running.
+func (j *JobScheduler) TaskSet(id int) (TaskSet, bool) {
+	s := j.stageByID(id)
+	if j.finished || s == nil || !s.running {
+		return TaskSet{}, false
+	}
+	return TaskSet{Stage: s.id, Run: s.attempts, Tasks: s.tasks, Succeeded: s.tasks - len(s.pending)}, true
 }
 
 // stageDone moves on from a stage whose tasks all finished.

@@ -62,6 +62,9 @@ func TestJobTranscripts(t *testing.T) {
 						kind = "map " + shufIDs[*tk.Spec.Shuffle]
 					}
 					lines = append(lines, fmt.Sprintf("launch stage=%d part=%d attempt=%d (%s)", tk.Stage, tk.Partition(), tk.Attempt(), kind))
+				case Supersede:
+					tk := a.Task
+					lines = append(lines, fmt.Sprintf("supersede stage=%d part=%d attempt=%d", tk.Stage, tk.Partition(), tk.Attempt()))
 				case Done:
 					if a.Err != nil {
 						lines = append(lines, "done error: "+a.Err.Error())

@@ -116,7 +116,7 @@ func TestBrowser(t *testing.T) {
 	sctx.AddListener(listener.Func(func(e listener.Event) {
 		// After the UI's listener: it has seen the batch start.
 		if s, ok := e.(listener.BatchStarted); ok {
-			for _, ev := range fakeJob(s.Batch, int(jobs.Add(1))) {
+			for _, ev := range fakeJob(s.Batch, 1_000_000+int(jobs.Add(1))) { // beside the engine's own jobs
 				srv.Progress().OnEvent(ev)
 			}
 		}
@@ -246,7 +246,7 @@ func TestBrowser(t *testing.T) {
 	waitFor("the batch's page shows its tasks", fmt.Sprintf(`(function () {
 		var b = document.getElementById('batch');
 		return b && b.dataset.batch === %q && document.querySelectorAll('#output-ops tbody tr').length >= 2 &&
-			document.querySelectorAll('tr.task').length === 7;
+			document.querySelectorAll('tr.task').length >= 7;
 	})()`, batchID))
 	ops := text("#output-ops")
 	for _, want := range []string{"foreachRDD", "print", "succeeded"} {
@@ -260,8 +260,8 @@ func TestBrowser(t *testing.T) {
 			t.Errorf("jobs section %q: no %q", jobsText, want)
 		}
 	}
-	if n := count("#jobs svg.taskchart rect.span"); n != 7 {
-		t.Errorf("task charts draw %d tasks, want 7", n)
+	if n := count("#jobs svg.taskchart rect.span"); n < 7 {
+		t.Errorf("task charts draw %d tasks, want the 7 posted here and the engine's own", n)
 	}
 	batchShot, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
 	if err != nil {
@@ -330,7 +330,8 @@ func TestBrowser(t *testing.T) {
 	}
 }
 
-// fakeJob is what the engine will post for a batch's count: a job of two
+// fakeJob is what the engine posts for a batch's count, with a failed and a
+// retried attempt the engine's own jobs do not have: a job of two
 // stages, the map stage's four tasks (one of them failed once and retried)
 // and the result stage's two, on the worker "local", 12 ms long.
 func fakeJob(b listener.BatchInfo, job int) []listener.Event {

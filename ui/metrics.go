@@ -1,6 +1,8 @@
 package ui
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/sched"
 )
 
 // MetricsNamespace prefixes every metric the engine exports on /metrics
@@ -37,6 +40,8 @@ type batchMetrics struct {
 	schedDelay prometheus.Histogram
 	procTime   prometheus.Histogram
 	totalDelay prometheus.Histogram
+	tasks      *prometheus.CounterVec // outcome: succeeded, failed (retried or final), killed
+	specTasks  prometheus.Counter
 }
 
 func newBatchMetrics() *batchMetrics {
@@ -52,6 +57,14 @@ func newBatchMetrics() *batchMetrics {
 		schedDelay: hist("batch_scheduling_delay_seconds", "Per finished batch: processing start - submission time."),
 		procTime:   hist("batch_processing_seconds", "Per finished batch: processing end - processing start."),
 		totalDelay: hist("batch_total_delay_seconds", "Per finished batch: processing end - batch (interval) time."),
+		tasks: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: MetricsNamespace, Name: "task_attempts_total",
+			Help: "Task attempts that ended, by outcome: succeeded, failed (then retried, or the job failed), killed (a speculative copy or its original that lost). Dropped task events are not counted (dstream_listener_events_dropped_total)."},
+			[]string{"outcome"}),
+		specTasks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: MetricsNamespace, Name: "speculative_task_attempts_total",
+			Help: "Speculative copies of straggling tasks that ended, whatever their outcome."}),
+	}
+	for _, o := range []string{"succeeded", "failed", "killed"} {
+		m.tasks.WithLabelValues(o)
 	}
 	// Both series exist from the start, at 0, so a rate over them is defined
 	// before the first failure.
@@ -76,11 +89,23 @@ func (m *batchMetrics) OnEvent(e listener.Event) {
 		m.schedDelay.Observe(info.SchedulingDelay.Seconds())
 		m.procTime.Observe(info.ProcessingTime.Seconds())
 		m.totalDelay.Observe(info.TotalDelay.Seconds())
+	case listener.TaskEnded:
+		outcome := "succeeded"
+		switch {
+		case errors.Is(e.Err, context.Canceled) || errors.Is(e.Err, sched.ErrKilled):
+			outcome = "killed"
+		case e.Err != nil:
+			outcome = "failed"
+		}
+		m.tasks.WithLabelValues(outcome).Inc()
+		if e.Speculative {
+			m.specTasks.Inc()
+		}
 	}
 }
 
 func (m *batchMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.batches, m.records, m.schedDelay, m.procTime, m.totalDelay}
+	return []prometheus.Collector{m.batches, m.records, m.schedDelay, m.procTime, m.totalDelay, m.tasks, m.specTasks}
 }
 
 // contextCollector is the scrape-time half of /metrics: a
@@ -92,6 +117,7 @@ type contextCollector struct {
 
 	active, storeBytes, storeCapacity, storeInputLimit, storePeak, storeBlocks *prometheus.Desc
 	evictions, receiverWaits, receiverRecords, slots, freeSlots, dropped       *prometheus.Desc
+	checkpointFailures                                                         *prometheus.Desc
 }
 
 func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
@@ -100,25 +126,26 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 	}
 	return &contextCollector{
 		sctx: sctx, progress: p,
-		active:          d("batches_active", "Retained batches not finished yet, by status: queued (cut, waiting for the runner) or processing.", "status"),
-		storeBytes:      d("block_store_bytes", "Bytes the block store holds, by class: input (received blocks), state, shuffle (map outputs), cache.", "class"),
-		storeCapacity:   d("block_store_capacity_bytes", "The block store's capacity: its share of the memory budget (Config.MemoryBytes)."),
-		storeInputLimit: d("block_store_input_limit_bytes", "The most received input the store admits now (the input share, resized after every batch); a receiver whose block does not fit waits."),
-		storePeak:       d("block_store_peak_bytes", "The most bytes the block store has held."),
-		storeBlocks:     d("block_store_blocks", "Blocks in the block store."),
-		evictions:       d("block_store_evictions_total", "Blocks the block store evicted to make room."),
-		receiverWaits:   d("receiver_waits_total", "Times a receiver's block found the input share full and waited (backpressure)."),
-		receiverRecords: d("receiver_records_total", "Records the receivers have taken in (queue inputs are not receivers and are not counted)."),
-		slots:           d("worker_slots", "Task slots of a worker.", "worker"),
-		freeSlots:       d("worker_free_slots", "Task slots of a worker not running a task now.", "worker"),
-		dropped:         d("listener_events_dropped_total", "Events the listener bus dropped because a listener fell behind (the UI's counts then miss them)."),
+		active:             d("batches_active", "Retained batches not finished yet, by status: queued (cut, waiting for the runner) or processing.", "status"),
+		storeBytes:         d("block_store_bytes", "Bytes the block store holds, by class: input (received blocks), state, shuffle (map outputs), cache.", "class"),
+		storeCapacity:      d("block_store_capacity_bytes", "The block store's capacity: its share of the memory budget (Config.MemoryBytes)."),
+		storeInputLimit:    d("block_store_input_limit_bytes", "The most received input the store admits now (the input share, resized after every batch); a receiver whose block does not fit waits."),
+		storePeak:          d("block_store_peak_bytes", "The most bytes the block store has held."),
+		storeBlocks:        d("block_store_blocks", "Blocks in the block store."),
+		evictions:          d("block_store_evictions_total", "Blocks the block store evicted to make room."),
+		receiverWaits:      d("receiver_waits_total", "Times a receiver's block found the input share full and waited (backpressure)."),
+		receiverRecords:    d("receiver_records_total", "Records the receivers have taken in (queue inputs are not receivers and are not counted)."),
+		slots:              d("worker_slots", "Task slots of a worker.", "worker"),
+		freeSlots:          d("worker_free_slots", "Task slots of a worker not running a task now.", "worker"),
+		dropped:            d("listener_events_dropped_total", "Events the listener bus dropped because a listener fell behind (the UI's counts then miss them)."),
+		checkpointFailures: d("state_checkpoint_failures_total", "Durable state checkpoints that failed (the state keeps its lineage until the next one)."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *contextCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.active, c.storeBytes, c.storeCapacity, c.storeInputLimit, c.storePeak, c.storeBlocks,
-		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped} {
+		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures} {
 		ch <- d
 	}
 }
@@ -150,6 +177,7 @@ func (c *contextCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.receiverWaits, float64(c.sctx.ReceiverWaits()))
 	counter(c.receiverRecords, float64(c.sctx.ReceivedRecords()))
 	counter(c.dropped, float64(c.sctx.DroppedEvents()))
+	counter(c.checkpointFailures, float64(c.sctx.CheckpointFailures()))
 
 	for _, w := range c.sctx.Workers() {
 		gauge(c.slots, float64(w.Slots), w.ID)

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/ui"
 )
 
@@ -125,6 +127,10 @@ var batchFamilies = []string{
 
 // The families the context collector reads at scrape time from the store,
 // the receivers and the workers.
+// taskFamilies count the scheduler's task attempts (TestMetricsTasks) and
+// failed state checkpoints.
+var taskFamilies = []string{"dstream_speculative_task_attempts_total", "dstream_state_checkpoint_failures_total", "dstream_task_attempts_total"}
+
 var contextFamilies = []string{
 	"dstream_block_store_blocks",
 	"dstream_block_store_bytes",
@@ -235,7 +241,7 @@ dstream_batches_total{status="failed"} 1
 		}
 	}
 	slices.Sort(ours)
-	if want := slices.Sorted(slices.Values(append(slices.Clone(batchFamilies), contextFamilies...))); !slices.Equal(ours, want) {
+	if want := slices.Sorted(slices.Values(slices.Concat(batchFamilies, taskFamilies, contextFamilies))); !slices.Equal(ours, want) {
 		t.Errorf("dstream_ families %v\nwant %v", ours, want)
 	}
 	problems, err := testutil.GatherAndLint(f.srv.Registry(), ours...)
@@ -383,5 +389,45 @@ dstream_batch_scheduling_delay_seconds_count 0
 	}
 	if code, _, _ := request(t, http.MethodHead, hs+"/metrics"); code != http.StatusOK {
 		t.Errorf("HEAD /metrics: %d", code)
+	}
+}
+
+// TestMetricsTasks: the task attempt counters match the TaskEnded events a
+// listener saw, by outcome.
+func TestMetricsTasks(t *testing.T) {
+	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) { dstream.Count(in).Print(1) })
+	var mu sync.Mutex
+	seen := map[string]int{}
+	f.h.Ctx.AddListener(listener.Func(func(e listener.Event) {
+		if te, ok := e.(listener.TaskEnded); ok {
+			mu.Lock()
+			if te.Err == nil {
+				seen["succeeded"]++
+			} else {
+				seen["failed"]++
+			}
+			mu.Unlock()
+		}
+	}))
+	f.h.Input.Push("a", "b", "c")
+	f.tick(t)
+	f.seen.wait(t, "completed", t1)
+	// The bus delivers to listeners in order: once a later event reached
+	// the fixture's listener, the counters have every task of interval 1.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		mu.Lock()
+		n := seen["succeeded"]
+		mu.Unlock()
+		fams := scrape(t, f.url)
+		got := render(fams, "dstream_task_attempts_total")
+		want := fmt.Sprintf("# TYPE dstream_task_attempts_total counter\ndstream_task_attempts_total{outcome=\"failed\"} 0\ndstream_task_attempts_total{outcome=\"killed\"} 0\ndstream_task_attempts_total{outcome=\"succeeded\"} %d\n", n)
+		if n > 0 && got == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("task counters:\n%s\nwant\n%s", got, want)
+		}
+		time.Sleep(10 * time.Millisecond) // the bus delivers on its own goroutine
 	}
 }

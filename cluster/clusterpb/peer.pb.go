@@ -212,9 +212,13 @@ type TaskFailure struct {
 	Op      string `protobuf:"bytes,1,opt,name=op,proto3" json:"op,omitempty"`
 	Message string `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
 	// A fetch failure: map output map_partition of shuffle is gone.
-	Shuffle       *DatasetID `protobuf:"bytes,3,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
-	MapPartition  int32      `protobuf:"varint,4,opt,name=map_partition,json=mapPartition,proto3" json:"map_partition,omitempty"`
-	FetchFailed   bool       `protobuf:"varint,5,opt,name=fetch_failed,json=fetchFailed,proto3" json:"fetch_failed,omitempty"`
+	Shuffle      *DatasetID `protobuf:"bytes,3,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
+	MapPartition int32      `protobuf:"varint,4,opt,name=map_partition,json=mapPartition,proto3" json:"map_partition,omitempty"`
+	FetchFailed  bool       `protobuf:"varint,5,opt,name=fetch_failed,json=fetchFailed,proto3" json:"fetch_failed,omitempty"`
+	// The fetch went to this peer, which could not be reached: the master
+	// takes every map output it holds for lost, as Spark does.
+	FetchFrom     string `protobuf:"bytes,6,opt,name=fetch_from,json=fetchFrom,proto3" json:"fetch_from,omitempty"`
+	Unreachable   bool   `protobuf:"varint,7,opt,name=unreachable,proto3" json:"unreachable,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -280,6 +284,20 @@ func (x *TaskFailure) GetMapPartition() int32 {
 func (x *TaskFailure) GetFetchFailed() bool {
 	if x != nil {
 		return x.FetchFailed
+	}
+	return false
+}
+
+func (x *TaskFailure) GetFetchFrom() string {
+	if x != nil {
+		return x.FetchFrom
+	}
+	return ""
+}
+
+func (x *TaskFailure) GetUnreachable() bool {
+	if x != nil {
+		return x.Unreachable
 	}
 	return false
 }
@@ -834,6 +852,95 @@ func (x *StopReceiverResponse) GetRecords() int64 {
 	return 0
 }
 
+type SetReceiverRateRequest struct {
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Stream int32                  `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
+	// Records per second; 0 lifts the limit.
+	Rate          int64 `protobuf:"varint,2,opt,name=rate,proto3" json:"rate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetReceiverRateRequest) Reset() {
+	*x = SetReceiverRateRequest{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetReceiverRateRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetReceiverRateRequest) ProtoMessage() {}
+
+func (x *SetReceiverRateRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetReceiverRateRequest.ProtoReflect.Descriptor instead.
+func (*SetReceiverRateRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *SetReceiverRateRequest) GetStream() int32 {
+	if x != nil {
+		return x.Stream
+	}
+	return 0
+}
+
+func (x *SetReceiverRateRequest) GetRate() int64 {
+	if x != nil {
+		return x.Rate
+	}
+	return 0
+}
+
+type SetReceiverRateResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetReceiverRateResponse) Reset() {
+	*x = SetReceiverRateResponse{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetReceiverRateResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetReceiverRateResponse) ProtoMessage() {}
+
+func (x *SetReceiverRateResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetReceiverRateResponse.ProtoReflect.Descriptor instead.
+func (*SetReceiverRateResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
+}
+
 var File_dstream_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
@@ -852,13 +959,16 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x05stage\x18\x02 \x01(\x05R\x05stage\x12\x12\n" +
 	"\x04spec\x18\x03 \x01(\fR\x04spec\x12?\n" +
 	"\vmap_outputs\x18\x04 \x03(\v2\x1e.dstream.cluster.v1.MapOutputsR\n" +
-	"mapOutputs\"\xb8\x01\n" +
+	"mapOutputs\"\xf9\x01\n" +
 	"\vTaskFailure\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x127\n" +
 	"\ashuffle\x18\x03 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\ashuffle\x12#\n" +
 	"\rmap_partition\x18\x04 \x01(\x05R\fmapPartition\x12!\n" +
-	"\ffetch_failed\x18\x05 \x01(\bR\vfetchFailed\"d\n" +
+	"\ffetch_failed\x18\x05 \x01(\bR\vfetchFailed\x12\x1d\n" +
+	"\n" +
+	"fetch_from\x18\x06 \x01(\tR\tfetchFrom\x12 \n" +
+	"\vunreachable\x18\a \x01(\bR\vunreachable\"d\n" +
 	"\x0fRunTaskResponse\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\fR\x06result\x129\n" +
 	"\afailure\x18\x02 \x01(\v2\x1f.dstream.cluster.v1.TaskFailureR\afailure\"\x9d\x01\n" +
@@ -887,7 +997,11 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x10\n" +
 	"\x03now\x18\x02 \x01(\bR\x03now\"0\n" +
 	"\x14StopReceiverResponse\x12\x18\n" +
-	"\arecords\x18\x01 \x01(\x03R\arecords2\xbd\x04\n" +
+	"\arecords\x18\x01 \x01(\x03R\arecords\"D\n" +
+	"\x16SetReceiverRateRequest\x12\x16\n" +
+	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x12\n" +
+	"\x04rate\x18\x02 \x01(\x03R\x04rate\"\x19\n" +
+	"\x17SetReceiverRateResponse2\xa9\x05\n" +
 	"\x04Peer\x12R\n" +
 	"\aRunTask\x12\".dstream.cluster.v1.RunTaskRequest\x1a#.dstream.cluster.v1.RunTaskResponse\x12`\n" +
 	"\vFetchBucket\x12&.dstream.cluster.v1.FetchBucketRequest\x1a'.dstream.cluster.v1.FetchBucketResponse0\x01\x12]\n" +
@@ -895,7 +1009,8 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"FetchBlock\x12%.dstream.cluster.v1.FetchBlockRequest\x1a&.dstream.cluster.v1.FetchBlockResponse0\x01\x12W\n" +
 	"\bPutBlock\x12#.dstream.cluster.v1.PutBlockRequest\x1a$.dstream.cluster.v1.PutBlockResponse(\x01\x12d\n" +
 	"\rStartReceiver\x12(.dstream.cluster.v1.StartReceiverRequest\x1a).dstream.cluster.v1.StartReceiverResponse\x12a\n" +
-	"\fStopReceiver\x12'.dstream.cluster.v1.StopReceiverRequest\x1a(.dstream.cluster.v1.StopReceiverResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
+	"\fStopReceiver\x12'.dstream.cluster.v1.StopReceiverRequest\x1a(.dstream.cluster.v1.StopReceiverResponse\x12j\n" +
+	"\x0fSetReceiverRate\x12*.dstream.cluster.v1.SetReceiverRateRequest\x1a+.dstream.cluster.v1.SetReceiverRateResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
 
 var (
 	file_dstream_cluster_v1_peer_proto_rawDescOnce sync.Once
@@ -909,23 +1024,25 @@ func file_dstream_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_peer_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
+var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_dstream_cluster_v1_peer_proto_goTypes = []any{
-	(*DatasetID)(nil),             // 0: dstream.cluster.v1.DatasetID
-	(*MapOutputs)(nil),            // 1: dstream.cluster.v1.MapOutputs
-	(*RunTaskRequest)(nil),        // 2: dstream.cluster.v1.RunTaskRequest
-	(*TaskFailure)(nil),           // 3: dstream.cluster.v1.TaskFailure
-	(*RunTaskResponse)(nil),       // 4: dstream.cluster.v1.RunTaskResponse
-	(*FetchBucketRequest)(nil),    // 5: dstream.cluster.v1.FetchBucketRequest
-	(*FetchBlockRequest)(nil),     // 6: dstream.cluster.v1.FetchBlockRequest
-	(*FetchBucketResponse)(nil),   // 7: dstream.cluster.v1.FetchBucketResponse
-	(*FetchBlockResponse)(nil),    // 8: dstream.cluster.v1.FetchBlockResponse
-	(*PutBlockRequest)(nil),       // 9: dstream.cluster.v1.PutBlockRequest
-	(*PutBlockResponse)(nil),      // 10: dstream.cluster.v1.PutBlockResponse
-	(*StartReceiverRequest)(nil),  // 11: dstream.cluster.v1.StartReceiverRequest
-	(*StartReceiverResponse)(nil), // 12: dstream.cluster.v1.StartReceiverResponse
-	(*StopReceiverRequest)(nil),   // 13: dstream.cluster.v1.StopReceiverRequest
-	(*StopReceiverResponse)(nil),  // 14: dstream.cluster.v1.StopReceiverResponse
+	(*DatasetID)(nil),               // 0: dstream.cluster.v1.DatasetID
+	(*MapOutputs)(nil),              // 1: dstream.cluster.v1.MapOutputs
+	(*RunTaskRequest)(nil),          // 2: dstream.cluster.v1.RunTaskRequest
+	(*TaskFailure)(nil),             // 3: dstream.cluster.v1.TaskFailure
+	(*RunTaskResponse)(nil),         // 4: dstream.cluster.v1.RunTaskResponse
+	(*FetchBucketRequest)(nil),      // 5: dstream.cluster.v1.FetchBucketRequest
+	(*FetchBlockRequest)(nil),       // 6: dstream.cluster.v1.FetchBlockRequest
+	(*FetchBucketResponse)(nil),     // 7: dstream.cluster.v1.FetchBucketResponse
+	(*FetchBlockResponse)(nil),      // 8: dstream.cluster.v1.FetchBlockResponse
+	(*PutBlockRequest)(nil),         // 9: dstream.cluster.v1.PutBlockRequest
+	(*PutBlockResponse)(nil),        // 10: dstream.cluster.v1.PutBlockResponse
+	(*StartReceiverRequest)(nil),    // 11: dstream.cluster.v1.StartReceiverRequest
+	(*StartReceiverResponse)(nil),   // 12: dstream.cluster.v1.StartReceiverResponse
+	(*StopReceiverRequest)(nil),     // 13: dstream.cluster.v1.StopReceiverRequest
+	(*StopReceiverResponse)(nil),    // 14: dstream.cluster.v1.StopReceiverResponse
+	(*SetReceiverRateRequest)(nil),  // 15: dstream.cluster.v1.SetReceiverRateRequest
+	(*SetReceiverRateResponse)(nil), // 16: dstream.cluster.v1.SetReceiverRateResponse
 }
 var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	0,  // 0: dstream.cluster.v1.MapOutputs.shuffle:type_name -> dstream.cluster.v1.DatasetID
@@ -939,14 +1056,16 @@ var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	9,  // 8: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
 	11, // 9: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
 	13, // 10: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
-	4,  // 11: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
-	7,  // 12: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
-	8,  // 13: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
-	10, // 14: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
-	12, // 15: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
-	14, // 16: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
-	11, // [11:17] is the sub-list for method output_type
-	5,  // [5:11] is the sub-list for method input_type
+	15, // 11: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
+	4,  // 12: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
+	7,  // 13: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
+	8,  // 14: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
+	10, // 15: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
+	12, // 16: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
+	14, // 17: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
+	16, // 18: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
+	12, // [12:19] is the sub-list for method output_type
+	5,  // [5:12] is the sub-list for method input_type
 	5,  // [5:5] is the sub-list for extension type_name
 	5,  // [5:5] is the sub-list for extension extendee
 	0,  // [0:5] is the sub-list for field type_name
@@ -963,7 +1082,7 @@ func file_dstream_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_peer_proto_rawDesc), len(file_dstream_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   15,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

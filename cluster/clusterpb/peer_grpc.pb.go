@@ -19,12 +19,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Peer_RunTask_FullMethodName       = "/dstream.cluster.v1.Peer/RunTask"
-	Peer_FetchBucket_FullMethodName   = "/dstream.cluster.v1.Peer/FetchBucket"
-	Peer_FetchBlock_FullMethodName    = "/dstream.cluster.v1.Peer/FetchBlock"
-	Peer_PutBlock_FullMethodName      = "/dstream.cluster.v1.Peer/PutBlock"
-	Peer_StartReceiver_FullMethodName = "/dstream.cluster.v1.Peer/StartReceiver"
-	Peer_StopReceiver_FullMethodName  = "/dstream.cluster.v1.Peer/StopReceiver"
+	Peer_RunTask_FullMethodName         = "/dstream.cluster.v1.Peer/RunTask"
+	Peer_FetchBucket_FullMethodName     = "/dstream.cluster.v1.Peer/FetchBucket"
+	Peer_FetchBlock_FullMethodName      = "/dstream.cluster.v1.Peer/FetchBlock"
+	Peer_PutBlock_FullMethodName        = "/dstream.cluster.v1.Peer/PutBlock"
+	Peer_StartReceiver_FullMethodName   = "/dstream.cluster.v1.Peer/StartReceiver"
+	Peer_StopReceiver_FullMethodName    = "/dstream.cluster.v1.Peer/StopReceiver"
+	Peer_SetReceiverRate_FullMethodName = "/dstream.cluster.v1.Peer/SetReceiverRate"
 )
 
 // PeerClient is the client API for Peer service.
@@ -58,6 +59,10 @@ type PeerClient interface {
 	// StopReceiver stops it and returns once every block it took in is
 	// stored and reported.
 	StopReceiver(ctx context.Context, in *StopReceiverRequest, opts ...grpc.CallOption) (*StopReceiverResponse, error)
+	// SetReceiverRate sets the records per second the receiver of an input
+	// stream takes in (0: no limit): the master's backpressure controller
+	// sends it after each interval. NOT_FOUND: no such receiver runs here.
+	SetReceiverRate(ctx context.Context, in *SetReceiverRateRequest, opts ...grpc.CallOption) (*SetReceiverRateResponse, error)
 }
 
 type peerClient struct {
@@ -149,6 +154,16 @@ func (c *peerClient) StopReceiver(ctx context.Context, in *StopReceiverRequest, 
 	return out, nil
 }
 
+func (c *peerClient) SetReceiverRate(ctx context.Context, in *SetReceiverRateRequest, opts ...grpc.CallOption) (*SetReceiverRateResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(SetReceiverRateResponse)
+	err := c.cc.Invoke(ctx, Peer_SetReceiverRate_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -180,6 +195,10 @@ type PeerServer interface {
 	// StopReceiver stops it and returns once every block it took in is
 	// stored and reported.
 	StopReceiver(context.Context, *StopReceiverRequest) (*StopReceiverResponse, error)
+	// SetReceiverRate sets the records per second the receiver of an input
+	// stream takes in (0: no limit): the master's backpressure controller
+	// sends it after each interval. NOT_FOUND: no such receiver runs here.
+	SetReceiverRate(context.Context, *SetReceiverRateRequest) (*SetReceiverRateResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -207,6 +226,9 @@ func (UnimplementedPeerServer) StartReceiver(context.Context, *StartReceiverRequ
 }
 func (UnimplementedPeerServer) StopReceiver(context.Context, *StopReceiverRequest) (*StopReceiverResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method StopReceiver not implemented")
+}
+func (UnimplementedPeerServer) SetReceiverRate(context.Context, *SetReceiverRateRequest) (*SetReceiverRateResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method SetReceiverRate not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -312,6 +334,24 @@ func _Peer_StopReceiver_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_SetReceiverRate_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(SetReceiverRateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).SetReceiverRate(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_SetReceiverRate_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).SetReceiverRate(ctx, req.(*SetReceiverRateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -330,6 +370,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "StopReceiver",
 			Handler:    _Peer_StopReceiver_Handler,
+		},
+		{
+			MethodName: "SetReceiverRate",
+			Handler:    _Peer_SetReceiverRate_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
