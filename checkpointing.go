@@ -215,8 +215,12 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		if err := checkpoint.Commit(ctx, store, dir, meta); err != nil {
 			return err
 		}
-		ds.Truncate(c.durableReader(parts))
+		// The lineage is cut when the next interval's manifest is written,
+		// not now: a job of this interval may still plan the lineage, and
+		// the workers learn of the checkpoint from that manifest, so every
+		// process switches at the same interval (lastCheckpoints).
 		s.mu.Lock()
+		s.pendingCut[t.UnixMilli()] = c.durableReader(parts)
 		s.durable[t.UnixMilli()] = dir
 		s.mu.Unlock()
 		c.metaCheckpointed(s.id, t.UnixMilli(), dir)
@@ -249,6 +253,12 @@ func (s *Stream[T]) lastCheckpoints(t time.Time) []manifest.Checkpoint {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	for ms, read := range s.pendingCut {
+		if ds := s.datasets[ms]; ds != nil {
+			ds.Truncate(read)
+		}
+		delete(s.pendingCut, ms)
+	}
 	var times []int64
 	for ms, ds := range s.datasets {
 		if ds != nil && ms < t.UnixMilli() && ds.Kept() {

@@ -64,7 +64,7 @@ func TestFigureStraggler(t *testing.T) {
 					cfg.Speculation = &sched.Speculation{}
 				}
 			}})
-			words := dstream.GeneratedStream(h.Ctx, "words", figureWords(60000))
+			words := dstream.GeneratedStream(h.Ctx, "words", figureWords(figureWordsPerInterval()))
 			counts := dstream.ReduceByKey(dstream.Map(words, func(w string) kv { return p(w, 1) }), add, 6)
 			col := dstreamtest.Collect(dstream.Count(counts))
 			h.Start()
@@ -81,5 +81,84 @@ func TestFigureStraggler(t *testing.T) {
 			slices.Sort(steady)
 			t.Logf("FIGURE straggler %-28s median %4d ms, max %4d ms per interval (%d intervals)", c.name, steady[len(steady)/2].Milliseconds(), steady[len(steady)-1].Milliseconds(), len(steady))
 		})
+	}
+}
+
+// figureWordsPerInterval is DSTREAM_FIGURE_WORDS, default 60 000.
+func figureWordsPerInterval() int {
+	n := 60000
+	if v := os.Getenv("DSTREAM_FIGURE_WORDS"); v != "" {
+		fmt.Sscan(v, &n)
+	}
+	return n
+}
+
+// TestFigureRecovery: a running word count (UpdateStateByKey over 200 000
+// possible keys) in local-cluster[N]; halfway between two checkpoints one
+// worker is SIGKILLed. It prints the wall time of the intervals before the
+// kill (median), of the first interval after it (the one that recomputes
+// the lost state from lineage: the checkpoint and the inputs since), and of
+// the next ones, for checkpoint intervals of 2, 10 and 30 s (1 s batches)
+// and 2 or 3 workers.
+func TestFigureRecovery(t *testing.T) {
+	figures(t)
+	for _, workers := range []int{2, 3} {
+		for _, ck := range []int{2, 10, 30} {
+			t.Run(fmt.Sprintf("workers=%d/checkpoint=%ds", workers, ck), func(t *testing.T) {
+				h := dstreamtest.New[string](t, dstreamtest.Options{Master: fmt.Sprintf("local-cluster[%d]", workers), Config: func(cfg *dstream.Config) {
+					cfg.CheckpointInterval = time.Duration(ck) * time.Second
+				}})
+				n := figureWordsPerInterval()
+				words := dstream.GeneratedStream(h.Ctx, "words", func(at time.Time) [][]string {
+					parts := make([][]string, 6)
+					for i := range n {
+						parts[i%6] = append(parts[i%6], fmt.Sprintf("w%d", (i*7919+int(at.Unix())*104729)%200000))
+					}
+					return parts
+				})
+				totals := dstream.UpdateStateByKey(dstream.Map(words, func(w string) kv { return p(w, 1) }), runningSum, 6)
+				col := dstreamtest.Collect(dstream.Count(totals))
+				h.Start()
+				tick := func() time.Duration {
+					start := time.Now()
+					at := h.Tick()
+					if err := col.Err(at); err != nil {
+						t.Fatal(err)
+					}
+					return time.Since(start)
+				}
+				var before []time.Duration
+				for range ck + ck/2 + 1 {
+					before = append(before, tick())
+				}
+				var victim dstream.WorkerInfo
+				for _, w := range h.Ctx.Workers() {
+					if w.ID != "master" && w.State == "alive" {
+						victim = w
+					}
+				}
+				proc, err := os.FindProcess(victim.PID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if err := proc.Kill(); err != nil {
+					t.Fatal(err)
+				}
+				var after []time.Duration
+				for range 4 {
+					after = append(after, tick())
+				}
+				steady := slices.Clone(before[2:])
+				slices.Sort(steady)
+				ms := func(ds []time.Duration) []int64 {
+					out := make([]int64, len(ds))
+					for i, d := range ds {
+						out[i] = d.Milliseconds()
+					}
+					return out
+				}
+				t.Logf("FIGURE recovery workers=%d checkpoint=%2ds: before median %4d ms; after the kill %v ms", workers, ck, steady[len(steady)/2].Milliseconds(), ms(after))
+			})
+		}
 	}
 }

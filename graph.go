@@ -1,6 +1,7 @@
 package dstream
 
 import (
+	"context"
 	"fmt"
 	"runtime"
 	"slices"
@@ -63,11 +64,12 @@ type Stream[T any] struct {
 	datasets map[int64]*rdd.Dataset[T]
 
 	// State streams only (checkpointing.go).
-	ckEvery     time.Duration      // Checkpoint's interval; 0: the default
-	durableFunc int                // the partition function writing a checkpoint's part
-	durable     map[int64]string   // committed checkpoints: interval time -> store folder
-	keptAt      map[int64][]string // kept datasets' locations, from manifests
-	ckRunning   chan struct{}      // closed when the durable checkpoint in flight ends
+	ckEvery     time.Duration                                        // Checkpoint's interval; 0: the default
+	durableFunc int                                                  // the partition function writing a checkpoint's part
+	durable     map[int64]string                                     // committed checkpoints: interval time -> store folder
+	pendingCut  map[int64]func(context.Context, int) ([]byte, error) // committed, cut at the next manifest
+	keptAt      map[int64][]string                                   // kept datasets' locations, from manifests
+	ckRunning   chan struct{}                                        // closed when the durable checkpoint in flight ends
 }
 
 // newStream registers a stream in c's graph. Operator IDs are assigned in
@@ -80,7 +82,7 @@ func newStream[T any](c *Context, name string, slide time.Duration, compute func
 	}
 	c.nextOp++
 	s := &Stream[T]{ctx: c, id: c.nextOp, name: name, slide: slide, compute: compute, parents: parents, remember: slide, datasets: make(map[int64]*rdd.Dataset[T]),
-		durable: make(map[int64]string), keptAt: make(map[int64][]string)}
+		durable: make(map[int64]string), keptAt: make(map[int64][]string), pendingCut: make(map[int64]func(context.Context, int) ([]byte, error))}
 	c.nodes = append(c.nodes, s)
 	return s
 }

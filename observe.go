@@ -16,6 +16,9 @@ func (c *Context) observeScheduler() {
 		return
 	}
 	c.shell.SetOnTask(func(e sched.TaskEvent) {
+		if e.Err != nil && !e.Killed {
+			c.log.Info("task attempt failed", "task", e.Task.String(), "worker", e.Worker, "err", e.Err)
+		}
 		c.bus.Post(listener.TaskEnded{
 			Time: intervalOf(e.Task.Spec.Dataset.Time), Job: e.Task.Job, Stage: e.Task.Stage,
 			Partition: e.Task.Partition(), Attempt: e.Task.Attempt(), Map: e.Task.IsMap(),
