@@ -162,3 +162,57 @@ func TestFigureRecovery(t *testing.T) {
 		}
 	}
 }
+
+// TestFigureCheckpointCost: the same stateful job (a running count over
+// 200 000 possible keys) in local[2] for 40 intervals, with its state
+// written to a checkpoint folder every 2 s or every 10 s, and without a
+// folder (the state is cut in memory every interval, as always in one
+// process). It prints the wall time per interval: what durable
+// checkpoints cost the steady state.
+func TestFigureCheckpointCost(t *testing.T) {
+	figures(t)
+	for _, c := range []struct {
+		name  string
+		every time.Duration
+		dir   bool
+	}{{"no checkpoint folder", 0, false}, {"checkpoint every 10 s", 10 * time.Second, true}, {"checkpoint every 2 s", 2 * time.Second, true}} {
+		t.Run(strings.ReplaceAll(c.name, " ", "_"), func(t *testing.T) {
+			dir := t.TempDir()
+			h := dstreamtest.New[string](t, dstreamtest.Options{Config: func(cfg *dstream.Config) {
+				if c.dir {
+					cfg.CheckpointDir, cfg.CheckpointInterval = dir, c.every
+				}
+			}})
+			n := figureWordsPerInterval()
+			words := dstream.GeneratedStream(h.Ctx, "words", func(at time.Time) [][]string {
+				parts := make([][]string, 6)
+				for i := range n {
+					parts[i%6] = append(parts[i%6], fmt.Sprintf("w%d", (i*7919+int(at.Unix())*104729)%200000))
+				}
+				return parts
+			})
+			totals := dstream.UpdateStateByKey(dstream.Map(words, func(w string) kv { return p(w, 1) }), runningSum, 6)
+			col := dstreamtest.Collect(dstream.Count(totals))
+			h.Start()
+			var took []time.Duration
+			for range 40 {
+				start := time.Now()
+				at := h.Tick()
+				took = append(took, time.Since(start))
+				if err := col.Err(at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := h.Ctx.Stop(true); err != nil { // waits for the checkpoints in flight
+				t.Fatal(err)
+			}
+			var sum time.Duration
+			for _, d := range took[5:] {
+				sum += d
+			}
+			steady := slices.Clone(took[5:])
+			slices.Sort(steady)
+			t.Logf("FIGURE checkpoint cost %-22s mean %4d ms, median %4d ms, max %4d ms per interval", c.name, (sum / time.Duration(len(steady))).Milliseconds(), steady[len(steady)/2].Milliseconds(), steady[len(steady)-1].Milliseconds())
+		})
+	}
+}
