@@ -264,19 +264,7 @@ func TestLocalClusterSurvivesKilledWorker(t *testing.T) {
 	// SIGKILL one worker: it held map outputs and input replicas the next
 	// windows need. Its work is redone on the others from lineage and the
 	// input's other copies, and it leaves the master's view.
-	var victim dstream.WorkerInfo
-	for _, w := range h.Ctx.Workers() {
-		if w.ID != "master" && w.State == "alive" {
-			victim = w
-		}
-	}
-	proc, err := os.FindProcess(victim.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	victim := dstreamtest.KillWorker(t, h.Ctx, nil)
 	check(2, h.Tick())
 	check(3, h.Tick())
 	deadline := time.Now().Add(10 * time.Second)
@@ -364,19 +352,7 @@ func TestLocalClusterRecoversLostState(t *testing.T) {
 	for i := range 4 {
 		check(i, h.Tick())
 	}
-	var victim dstream.WorkerInfo
-	for _, w := range h.Ctx.Workers() {
-		if w.ID != "master" && w.State == "alive" {
-			victim = w
-		}
-	}
-	proc, err := os.FindProcess(victim.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	dstreamtest.KillWorker(t, h.Ctx, nil)
 	for i := 4; i < intervals; i++ {
 		check(i, h.Tick())
 	}
@@ -479,19 +455,7 @@ func TestLocalClusterPlacesReceiverAgain(t *testing.T) {
 	send(n, n)
 	first := h.Ctx.Receivers()[0]
 	w1 := words1(h.Tick())
-	var victim dstream.WorkerInfo
-	for _, w := range h.Ctx.Workers() {
-		if w.Address == first.Worker {
-			victim = w
-		}
-	}
-	proc, err := os.FindProcess(victim.PID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := proc.Kill(); err != nil {
-		t.Fatal(err)
-	}
+	dstreamtest.KillWorker(t, h.Ctx, func(w dstream.WorkerInfo) bool { return w.Address == first.Worker })
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		r := h.Ctx.Receivers()[0]

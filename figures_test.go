@@ -1,16 +1,26 @@
 package dstream_test
 
 import (
+	"context"
 	"fmt"
+	"iter"
+	"log/slog"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/client"
 	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/plot"
+	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
+	"github.com/dstream/dstream/source"
 )
 
 // Figures for BENCHMARKS.md that need worker processes and faults, so they
@@ -108,16 +118,7 @@ func TestFigureRecovery(t *testing.T) {
 				h := dstreamtest.New[string](t, dstreamtest.Options{Master: fmt.Sprintf("local-cluster[%d]", workers), Config: func(cfg *dstream.Config) {
 					cfg.CheckpointInterval = time.Duration(ck) * time.Second
 				}})
-				n := figureWordsPerInterval()
-				words := dstream.GeneratedStream(h.Ctx, "words", func(at time.Time) [][]string {
-					parts := make([][]string, 6)
-					for i := range n {
-						parts[i%6] = append(parts[i%6], fmt.Sprintf("w%d", (i*7919+int(at.Unix())*104729)%200000))
-					}
-					return parts
-				})
-				totals := dstream.UpdateStateByKey(dstream.Map(words, func(w string) kv { return p(w, 1) }), runningSum, 6)
-				col := dstreamtest.Collect(dstream.Count(totals))
+				col := figureStateJob(h)
 				h.Start()
 				tick := func() time.Duration {
 					start := time.Now()
@@ -131,19 +132,7 @@ func TestFigureRecovery(t *testing.T) {
 				for range ck + ck/2 + 1 {
 					before = append(before, tick())
 				}
-				var victim dstream.WorkerInfo
-				for _, w := range h.Ctx.Workers() {
-					if w.ID != "master" && w.State == "alive" {
-						victim = w
-					}
-				}
-				proc, err := os.FindProcess(victim.PID)
-				if err != nil {
-					t.Fatal(err)
-				}
-				if err := proc.Kill(); err != nil {
-					t.Fatal(err)
-				}
+				dstreamtest.KillWorker(t, h.Ctx, nil)
 				var after []time.Duration
 				for range 4 {
 					after = append(after, tick())
@@ -183,16 +172,7 @@ func TestFigureCheckpointCost(t *testing.T) {
 					cfg.CheckpointDir, cfg.CheckpointInterval = dir, c.every
 				}
 			}})
-			n := figureWordsPerInterval()
-			words := dstream.GeneratedStream(h.Ctx, "words", func(at time.Time) [][]string {
-				parts := make([][]string, 6)
-				for i := range n {
-					parts[i%6] = append(parts[i%6], fmt.Sprintf("w%d", (i*7919+int(at.Unix())*104729)%200000))
-				}
-				return parts
-			})
-			totals := dstream.UpdateStateByKey(dstream.Map(words, func(w string) kv { return p(w, 1) }), runningSum, 6)
-			col := dstreamtest.Collect(dstream.Count(totals))
+			col := figureStateJob(h)
 			h.Start()
 			var took []time.Duration
 			for range 40 {
@@ -215,4 +195,90 @@ func TestFigureCheckpointCost(t *testing.T) {
 			t.Logf("FIGURE checkpoint cost %-22s mean %4d ms, median %4d ms, max %4d ms per interval", c.name, (sum / time.Duration(len(steady))).Milliseconds(), steady[len(steady)/2].Milliseconds(), steady[len(steady)-1].Milliseconds())
 		})
 	}
+}
+
+// TestFigureBackpressure: a flood (the sender as fast as it can, for 30 s)
+// into a job that processes 20 000 records a second, with backpressure; it
+// writes the input rate and the delays per interval to docs/backpressure.svg
+// and prints them: the settling of issue #11's plot.
+func TestFigureBackpressure(t *testing.T) {
+	figures(t)
+	const (
+		batch    = 500 * time.Millisecond
+		capacity = 20000
+	)
+	quiet := slog.New(slog.DiscardHandler)
+	ctx, err := dstream.NewContext(dstream.Config{Master: "local[2]", BatchInterval: batch, Backpressure: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: quiet})
+	slow := dstream.MapPartitions(dstream.ReceiverStream(ctx, sock), func(rs iter.Seq[string]) iter.Seq[string] {
+		all := slices.Collect(rs)
+		time.Sleep(time.Duration(len(all)) * time.Second / capacity)
+		return slices.Values(all)
+	})
+	dstream.ForeachRDD(dstream.Count(slow), func(c context.Context, ds *rdd.Dataset[int64], _ time.Time) error {
+		_, err := ds.Collect(c)
+		return err
+	})
+	var mu sync.Mutex
+	var infos []listener.BatchInfo
+	ctx.AddListener(listener.Func(func(e listener.Event) {
+		if c, ok := e.(listener.BatchCompleted); ok {
+			mu.Lock()
+			infos = append(infos, c.Batch)
+			mu.Unlock()
+		}
+	}))
+	if err := ctx.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Send(context.Background(), client.Options{To: sock.Addr().String(), Generate: "words", Seed: 3, Duration: 30 * time.Second, Logger: quiet}); err != nil {
+		t.Fatal(err)
+	}
+	if err := ctx.Stop(true); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	rate := plot.Series{Name: "input rate (records/s)"}
+	schedDelay := plot.Series{Name: "scheduling delay (ms)", Right: true}
+	total := plot.Series{Name: "total delay (ms)", Right: true}
+	start := infos[0].Time
+	for _, b := range infos {
+		x := b.Time.Sub(start).Seconds()
+		rate.X, rate.Y = append(rate.X, x), append(rate.Y, float64(b.Records)/batch.Seconds())
+		schedDelay.X, schedDelay.Y = append(schedDelay.X, x), append(schedDelay.Y, float64(b.SchedulingDelay.Milliseconds()))
+		total.X, total.Y = append(total.X, x), append(total.Y, float64(b.TotalDelay.Milliseconds()))
+		t.Logf("FIGURE backpressure t=%5.1fs rate %6.0f records/s, scheduling delay %4d ms, total delay %5d ms", x, float64(b.Records)/batch.Seconds(), b.SchedulingDelay.Milliseconds(), b.TotalDelay.Milliseconds())
+	}
+	f, err := os.Create(filepath.Join("docs", "backpressure.svg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	chart := plot.Chart{Title: "A flood into a job that processes 20 000 records/s, with --backpressure (500 ms batches)",
+		XLabel: "seconds since the first interval", YLabel: "records/s taken in", Y2Label: "delay (ms)", Series: []plot.Series{rate, schedDelay, total},
+		Marks: []plot.Mark{{X: 0, Label: "flood starts"}}}
+	if err := chart.SVG(f); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// figureStateJob is the stateful job of the recovery and checkpoint-cost
+// figures: a running count of words over 200 000 possible keys, generated
+// (replayably) at figureWordsPerInterval a second; it collects the number
+// of keys in the state each interval.
+func figureStateJob(h *dstreamtest.Harness[string]) *dstreamtest.Collector[int64] {
+	n := figureWordsPerInterval()
+	words := dstream.GeneratedStream(h.Ctx, "words", func(at time.Time) [][]string {
+		parts := make([][]string, 6)
+		for i := range n {
+			parts[i%6] = append(parts[i%6], fmt.Sprintf("w%d", (i*7919+int(at.Unix())*104729)%200000))
+		}
+		return parts
+	})
+	totals := dstream.UpdateStateByKey(dstream.Map(words, func(w string) kv { return p(w, 1) }), runningSum, 6)
+	return dstreamtest.Collect(dstream.Count(totals))
 }

@@ -229,3 +229,28 @@ func Sorted[U any](xs []U) []U {
 // InWorker reports whether this process is a worker of a local-cluster test
 // (started by the test's master): it serves tasks, and checks nothing.
 func InWorker() bool { return os.Getenv(cluster.EnvWorkerOf) != "" }
+
+// KillWorker SIGKILLs a worker process of ctx's cluster: the last alive
+// worker for which pick returns true (every worker when pick is nil), never
+// the master. It fails the test when there is none, and returns the worker
+// killed.
+func KillWorker(tb testing.TB, ctx *dstream.Context, pick func(dstream.WorkerInfo) bool) dstream.WorkerInfo {
+	tb.Helper()
+	var victim dstream.WorkerInfo
+	for _, w := range ctx.Workers() {
+		if w.ID != "master" && w.State == "alive" && w.PID > 0 && (pick == nil || pick(w)) {
+			victim = w
+		}
+	}
+	if victim.PID == 0 {
+		tb.Fatalf("no worker to kill among %+v", ctx.Workers())
+	}
+	proc, err := os.FindProcess(victim.PID)
+	if err == nil {
+		err = proc.Kill()
+	}
+	if err != nil {
+		tb.Fatalf("killing worker %s (pid %d): %v", victim.ID, victim.PID, err)
+	}
+	return victim
+}
