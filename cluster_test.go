@@ -5,9 +5,12 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"net"
 	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -473,4 +476,101 @@ func TestLocalClusterPlacesReceiverAgain(t *testing.T) {
 	if w1 == 0 || w2 != w1 {
 		t.Fatalf("interval 1 counted %d words, interval 2 %d; want the same, non-zero (the same %d lines)", w1, w2, n)
 	}
+}
+
+// The worker running a socket receiver is SIGKILLed while a client sends
+// with acknowledgements: the receiver starts again on another worker at the
+// same address, the client reconnects and resends what was not
+// acknowledged, and every record sent is counted (at least once: a record
+// stored whose acknowledgement was lost comes twice).
+func TestLocalClusterKilledReceiverLosesNothingAcknowledged(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	// The workers are this test binary: they must listen at the same
+	// address, so the master picks the port and they inherit it.
+	const portEnv = "DSTREAM_TEST_RECEIVER_PORT"
+	if os.Getenv(portEnv) == "" {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Setenv(portEnv, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+		l.Close()
+	}
+	addr := "127.0.0.1:" + os.Getenv(portEnv)
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
+	quiet := slog.New(slog.DiscardHandler)
+	sock := source.NewSocket(addr, source.SocketOptions{Logger: quiet})
+	col := dstreamtest.Collect(dstream.ReceiverStream(h.Ctx, sock))
+	h.Start()
+	const n = 60000
+	var lines strings.Builder
+	for i := range n {
+		fmt.Fprintf(&lines, "r%06d\n", i)
+	}
+	file := filepath.Join(t.TempDir(), "records")
+	if err := os.WriteFile(file, []byte(lines.String()), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		st  client.Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := client.Send(context.Background(), client.Options{To: addr, File: file, Rate: 20000, Ack: true, Logger: quiet})
+		done <- result{st, err}
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for h.Ctx.ReceivedRecords() < n/3 {
+		if time.Now().After(deadline) {
+			t.Fatalf("received %d records before the kill", h.Ctx.ReceivedRecords())
+		}
+		time.Sleep(10 * time.Millisecond) // the receiver runs on the wall clock
+	}
+	first := h.Ctx.Receivers()[0]
+	dstreamtest.KillWorker(t, h.Ctx, func(w dstream.WorkerInfo) bool { return w.Address == first.Worker })
+	var res result
+	seen := map[string]int{}
+	var times []time.Time
+	for finished := false; ; {
+		if !finished {
+			select {
+			case res = <-done:
+				finished = true
+			default:
+			}
+		}
+		at := h.Tick()
+		times = append(times, at)
+		if err := col.Err(at); err != nil {
+			t.Fatalf("interval %v: %v", at, err)
+		}
+		for _, r := range col.At(at) {
+			seen[r]++
+		}
+		if finished && len(seen) >= n {
+			break
+		}
+		if time.Now().After(deadline.Add(60 * time.Second)) {
+			t.Fatalf("%d of %d records counted (client: %+v, %v)", len(seen), n, res.st, res.err)
+		}
+		time.Sleep(50 * time.Millisecond) // let records arrive between intervals
+	}
+	if res.err != nil {
+		t.Fatalf("send: %v", res.err)
+	}
+	dups := 0
+	for i := range n {
+		c := seen[fmt.Sprintf("r%06d", i)]
+		if c == 0 {
+			t.Fatalf("record r%06d was acknowledged and never counted", i)
+		}
+		dups += c - 1
+	}
+	if len(seen) != n {
+		t.Errorf("%d distinct records counted, want %d", len(seen), n)
+	}
+	t.Logf("receiver moved from %s; client resent %d records, acknowledged %d; %d counted twice, over %d intervals", first.Worker, res.st.Resent, res.st.Acked, dups, len(times))
 }

@@ -201,12 +201,23 @@ const inputBlocksPending = 4
 
 // countingWriter counts the records a receiver hands over.
 type countingWriter struct {
-	w source.Writer
+	w *source.BlockGenerator
 	n *atomic.Int64
 }
 
 func (c countingWriter) Write(rec string) error {
 	if err := c.w.Write(rec); err != nil {
+		return err
+	}
+	c.n.Add(1)
+	return nil
+}
+
+// WriteTagged implements source.TaggedWriter: a socket receiver's sender
+// that asked for acknowledgements learns when its records' block is stored
+// (in a cluster: stored, replicated and reported to the master).
+func (c countingWriter) WriteTagged(rec string, t *source.Tag) error {
+	if err := c.w.WriteTagged(rec, t); err != nil {
 		return err
 	}
 	c.n.Add(1)

@@ -90,6 +90,8 @@ type BlockGenerator struct {
 	stopped  bool  // no more Writes; the cutter finishes
 	err      error // the first failure; Writes fail with it
 	stats    GeneratorStats
+	tags     []tagCount   // the tagged records of buf, per tag, in first-write order
+	tagIdx   map[*Tag]int // index in tags, once buf holds records of two tags or more
 
 	limiter *bucket
 	life    context.Context // cancelled by Stop: ends rate-limit waits
@@ -158,7 +160,47 @@ func (g *BlockGenerator) Start(ctx context.Context) {
 // reached (see SetRate) or MaxPending blocks await storing. It returns
 // ErrStopped after Stop, and the sink's error once a block could not be
 // stored.
-func (g *BlockGenerator) Write(rec string) error {
+func (g *BlockGenerator) Write(rec string) error { return g.write(rec, nil) }
+
+// Tag names a writer whose records the generator reports as stored (a socket
+// connection that acknowledges them): see NewTag and WriteTagged.
+type Tag struct {
+	onStored func(n int)
+}
+
+// NewTag returns a tag whose onStored is called, once per stored block that
+// holds records written with it, with how many it holds: after the block's
+// StoreBlock returned nil, in block order, from the goroutine storing blocks.
+// onStored must be quick and must not call the generator (it holds up the
+// storing of the next block); a block that fails to store or is dropped is
+// not reported.
+func NewTag(onStored func(n int)) *Tag { return &Tag{onStored: onStored} }
+
+// TaggedWriter is a Writer that reports when records are stored: a
+// BlockGenerator, or a Writer wrapping one that passes WriteTagged on. A
+// socket receiver acknowledges records to senders that ask only when its
+// Writer is one.
+type TaggedWriter interface {
+	Writer
+	// WriteTagged writes rec as Write does, and counts it for t: once the
+	// block holding it is stored, t's onStored hears of it.
+	WriteTagged(rec string, t *Tag) error
+}
+
+var _ TaggedWriter = (*BlockGenerator)(nil)
+
+// WriteTagged is Write, and counts rec for t (not nil), whose onStored is
+// called once the block holding rec is stored. Untagged Writes cost nothing
+// more for it.
+func (g *BlockGenerator) WriteTagged(rec string, t *Tag) error { return g.write(rec, t) }
+
+// tagCount is how many records of a block a tag wrote.
+type tagCount struct {
+	tag *Tag
+	n   int
+}
+
+func (g *BlockGenerator) write(rec string, t *Tag) error {
 	if g.limiter.limited.Load() {
 		if g.limiter.take() != nil {
 			g.mu.Lock()
@@ -197,11 +239,38 @@ func (g *BlockGenerator) Write(rec string) error {
 	g.buf = append(g.buf, rec)
 	g.bufBytes += int64(len(rec))
 	g.bufMem += int64(len(rec)) + recordOverhead
+	if t != nil {
+		g.tagLocked(t)
+	}
 	if len(g.buf) >= g.cfg.MaxRecords || g.bufMem >= g.cfg.MaxBytes {
 		// Cut early; a slot is free: pending < MaxPending was checked under mu.
 		g.cutLocked(now)
 	}
 	return nil
+}
+
+// tagLocked counts one more buffered record for t. g.mu is held.
+func (g *BlockGenerator) tagLocked(t *Tag) {
+	if n := len(g.tags); n > 0 && g.tags[n-1].tag == t {
+		g.tags[n-1].n++ // the common case: the same connection again
+		return
+	}
+	if len(g.tags) > 0 {
+		if g.tagIdx == nil {
+			g.tagIdx = make(map[*Tag]int)
+		}
+		if len(g.tagIdx) == 0 {
+			for i, tc := range g.tags {
+				g.tagIdx[tc.tag] = i
+			}
+		}
+		if i, ok := g.tagIdx[t]; ok {
+			g.tags[i].n++
+			return
+		}
+		g.tagIdx[t] = len(g.tags)
+	}
+	g.tags = append(g.tags, tagCount{t, 1})
 }
 
 // SetRate sets the rate limit to n records per second; n <= 0 means
@@ -254,14 +323,20 @@ func (g *BlockGenerator) cutLocked(at time.Time) {
 	b := Block{Stream: g.cfg.Stream, Seq: g.seq, Time: at, Records: g.buf}
 	g.seq++
 	g.pending++
-	g.queue <- cutBlock{b, g.bufBytes} // never blocks: pending <= MaxPending+1 = cap(queue)
+	g.queue <- cutBlock{b, g.bufBytes, g.tags} // never blocks: pending <= MaxPending+1 = cap(queue)
 	g.buf, g.bufBytes, g.bufMem = nil, 0, 0
+	if g.tags != nil {
+		g.tags = nil
+		clear(g.tagIdx)
+	}
 }
 
-// cutBlock is a block on its way to the sink, with its record bytes.
+// cutBlock is a block on its way to the sink, with its record bytes and
+// the tags of its tagged records.
 type cutBlock struct {
 	Block
 	bytes int64
+	tags  []tagCount
 }
 
 func (g *BlockGenerator) cutLoop(ctx context.Context, next time.Time) {
@@ -323,6 +398,11 @@ func (g *BlockGenerator) pushLoop(ctx context.Context) {
 		}
 		g.cond.Broadcast()
 		g.mu.Unlock()
+		if err == nil && !failed {
+			for _, tc := range q.tags {
+				tc.tag.onStored(tc.n)
+			}
+		}
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -29,6 +30,24 @@ type SocketOptions struct {
 // unterminated last line is a record; when a connection breaks mid-line, the
 // partial line is dropped with a warning.
 //
+// Acknowledgements (opt-in, for `dstream send` and client.Send with Ack): a
+// connection whose very first line is the header AckHeader ("\x00DSTREAM-ACK
+// 1\n": a NUL byte, then "DSTREAM-ACK 1", then a newline) asks for them. The
+// header is not a record. If the Writer reports stored blocks (a
+// TaggedWriter: a BlockGenerator), the receiver answers on the same
+// connection "DSTREAM-ACK 1\n" at once, then "ACK <n>\n" (n in decimal) as
+// blocks are stored, n being how many of this connection's records are
+// stored so far (their block's StoreBlock returned nil): n only grows, and
+// there is at most one ACK line per stored block, fewer when several blocks
+// are stored before the line is written. Otherwise, or when the first line
+// starts with "\x00DSTREAM-" but is not exactly the header (another version),
+// it answers "DSTREAM-NOACK <reason>\n" and takes the connection's records
+// without acknowledging them. When an acknowledged connection ends cleanly,
+// the receiver keeps it open until its records are stored and acknowledged
+// (or the receiver stops). A connection without the header is read exactly as
+// above and nothing is ever written back to it; only a first line starting
+// with "\x00DSTREAM-" is taken as a header rather than a record.
+//
 // Stopping (cancelling Receive's ctx) closes the listener at once; open
 // connections are drained of what their senders already wrote until each is
 // idle for drainIdle (at most drainMax), then closed, so a graceful engine
@@ -39,6 +58,22 @@ type Socket struct {
 	ln     net.Listener
 	remote atomic.Pointer[net.TCPAddr] // where another process runs this receiver
 }
+
+// AckHeader is the first line of a connection that asks for
+// acknowledgements (see Socket), newline included.
+const AckHeader = "\x00DSTREAM-ACK 1\n"
+
+// Replies to the header, and acknowledgement lines (see Socket).
+const (
+	ackHeaderPrefix = "\x00DSTREAM-"
+	AckAccepted     = "DSTREAM-ACK 1\n" // the header is accepted: ACK lines follow
+	AckRefused      = "DSTREAM-NOACK"   // then " <reason>\n": records are taken, not acknowledged
+	AckPrefix       = "ACK "            // then the count and "\n"
+)
+
+// ackWriteTimeout bounds writing one acknowledgement line to a sender that
+// does not read them; the connection is then closed.
+const ackWriteTimeout = 10 * time.Second
 
 // Bounds on draining open connections when the receiver stops. These are
 // socket deadlines, on the wall clock by nature.
@@ -215,10 +250,34 @@ func (s *Socket) serve(ctx context.Context, conn net.Conn, w Writer) error {
 	lr := newLineReader(conn, s.opts.MaxRecordBytes, func(size int) {
 		log.Warn("socket source dropped an over-long record", "addr", s.addr, "from", peer, "bytes", size, "max", s.opts.MaxRecordBytes)
 	})
+	var (
+		first = true
+		ack   *acker // acknowledging this connection's records
+		tw    TaggedWriter
+	)
+	defer func() {
+		if ack != nil {
+			ack.stop()
+		}
+	}()
 	for {
 		line, ok, partial, err := lr.next()
+		if ok && first {
+			first = false
+			if len(line) >= len(ackHeaderPrefix) && line[:len(ackHeaderPrefix)] == ackHeaderPrefix {
+				ok = false // a header, never a record
+				ack, tw = s.startAcks(conn, line, w)
+			}
+		}
 		if ok {
-			if werr := w.Write(line); werr != nil {
+			var werr error
+			if ack != nil {
+				werr = tw.WriteTagged(line, ack.tag)
+				ack.written++
+			} else {
+				werr = w.Write(line)
+			}
+			if werr != nil {
 				return fmt.Errorf("source %s: %w", s.Name(), werr)
 			}
 		}
@@ -238,6 +297,11 @@ func (s *Socket) serve(ctx context.Context, conn net.Conn, w Writer) error {
 			continue
 		}
 		if err == io.EOF {
+			if ack != nil {
+				// The sender is done: acknowledge what it sent before
+				// closing, unless the receiver stops first.
+				ack.finish(ctx)
+			}
 			return nil
 		}
 		var ne net.Error
@@ -257,4 +321,134 @@ func (s *Socket) serve(ctx context.Context, conn net.Conn, w Writer) error {
 		}
 		return nil
 	}
+}
+
+// startAcks answers a connection's header line. It returns the acker of the
+// connection and the writer to tag records with, or nil when the connection
+// gets no acknowledgements.
+func (s *Socket) startAcks(conn net.Conn, header string, w Writer) (*acker, TaggedWriter) {
+	log := s.opts.Logger
+	peer := conn.RemoteAddr().String()
+	refuse := func(reason string) (*acker, TaggedWriter) {
+		log.Warn("socket source: a sender asked for acknowledgements, which it will not get; its records are taken",
+			"addr", s.addr, "from", peer, "header", fmt.Sprintf("%q", header), "reason", reason)
+		_ = conn.SetWriteDeadline(time.Now().Add(ackWriteTimeout))
+		_, _ = io.WriteString(conn, AckRefused+" "+reason+"\n")
+		return nil, nil
+	}
+	if header+"\n" != AckHeader {
+		return refuse("unsupported header")
+	}
+	tw, ok := w.(TaggedWriter)
+	if !ok {
+		return refuse("this receiver cannot tell when records are stored")
+	}
+	a := &acker{
+		conn:  conn,
+		wake:  make(chan struct{}, 1),
+		quit:  make(chan struct{}),
+		done:  make(chan struct{}),
+		final: -1,
+		log:   log.With("addr", s.addr, "from", peer),
+	}
+	a.tag = NewTag(func(n int) {
+		a.stored.Add(int64(n))
+		select {
+		case a.wake <- struct{}{}:
+		default:
+		}
+	})
+	go a.loop()
+	return a, tw
+}
+
+// acker writes a connection's acknowledgement lines: the reply to the
+// header, then "ACK <n>" whenever more of its records are stored, from its
+// own goroutine (so a stored block never waits on a sender's socket).
+type acker struct {
+	conn    net.Conn
+	tag     *Tag
+	stored  atomic.Int64  // records of this connection stored (onStored)
+	written int64         // records written to the Writer; serve's goroutine only
+	final   int64         // set under the wake, before finish: stop once this many are acknowledged
+	finalMu sync.Mutex    // guards final
+	wake    chan struct{} // capacity 1: more stored, or final set
+	quit    chan struct{} // closed by stop
+	done    chan struct{} // closed when loop returns
+	log     *slog.Logger
+	stopped bool // serve's goroutine only
+}
+
+func (a *acker) loop() {
+	defer close(a.done)
+	var (
+		acked int64
+		line  = make([]byte, 0, 32)
+	)
+	write := func() bool {
+		n := a.stored.Load()
+		if n <= acked {
+			return true
+		}
+		line = append(append(line[:0], AckPrefix...), strconv.FormatInt(n, 10)...)
+		line = append(line, '\n')
+		_ = a.conn.SetWriteDeadline(time.Now().Add(ackWriteTimeout))
+		if _, err := a.conn.Write(line); err != nil {
+			a.log.Info("socket source: cannot acknowledge; closing the connection", "err", err)
+			a.conn.Close() // the sender resends what it did not hear of
+			return false
+		}
+		acked = n
+		return true
+	}
+	_ = a.conn.SetWriteDeadline(time.Now().Add(ackWriteTimeout))
+	if _, err := io.WriteString(a.conn, AckAccepted); err != nil {
+		a.log.Info("socket source: cannot answer the acknowledgement header; closing the connection", "err", err)
+		a.conn.Close()
+		return
+	}
+	for {
+		select {
+		case <-a.wake:
+		case <-a.quit:
+			write() // what was stored by now
+			return
+		}
+		if !write() {
+			return
+		}
+		a.finalMu.Lock()
+		final := a.final
+		a.finalMu.Unlock()
+		if final >= 0 && acked >= final {
+			return
+		}
+	}
+}
+
+// finish waits until every record written is acknowledged, the
+// acknowledgements fail, or ctx is done (the receiver stops; what is not
+// acknowledged then is resent by the sender). Called from serve.
+func (a *acker) finish(ctx context.Context) {
+	a.finalMu.Lock()
+	a.final = a.written
+	a.finalMu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+	}
+}
+
+// stop ends the acknowledgements, writing what is stored by now, and waits
+// for the goroutine. Called from serve, before the connection is closed.
+func (a *acker) stop() {
+	if !a.stopped {
+		a.stopped = true
+		close(a.quit)
+	}
+	<-a.done
 }

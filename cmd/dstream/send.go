@@ -28,7 +28,10 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.DurationVar(&o.Duration, "duration", 0, "stop after this long (0: at the end of the file, or never)")
 	fs.Int64Var(&o.Count, "count", 0, "stop after this many records (0: no limit)")
 	fs.DurationVar(&o.ConnectTimeout, "connect-timeout", 30*time.Second, "give up when no connection can be made for this long")
-	if err := parseFlags(fs, "--to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D] [--count N]", args, stdout); err != nil {
+	fs.BoolVar(&o.Ack, "ack", true, "ask the receiver to acknowledge stored records, resend what it did not acknowledge, and wait for every record to be acknowledged at the end (at least once: a record may be stored twice); --ack=false sends plain lines, for receivers other than dstream's")
+	fs.IntVar(&o.MaxUnacked, "max-unacked", client.DefaultMaxUnacked, "with --ack, the most records sent and not yet acknowledged; the sender waits for acknowledgements beyond")
+	fs.DurationVar(&o.AckTimeout, "ack-timeout", client.DefaultAckTimeout, "with --ack, fail when acknowledgements are awaited this long (at the end, or with --max-unacked records unacknowledged)")
+	if err := parseFlags(fs, "--to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D] [--count N] [--ack=false]", args, stdout); err != nil {
 		return err
 	}
 	if err := o.Validate(); err != nil {
@@ -41,6 +44,12 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		fmt.Fprintf(stdout, "sent %d records (%d bytes) to %s in %v", st.Records, st.Bytes, o.To, time.Since(start).Round(time.Millisecond))
 		if st.Reconnects > 0 {
 			fmt.Fprintf(stdout, " with %d reconnects", st.Reconnects)
+		}
+		if o.Ack {
+			fmt.Fprintf(stdout, "; %d acknowledged as stored", st.Acked)
+			if st.Resent > 0 {
+				fmt.Fprintf(stdout, ", %d resent", st.Resent)
+			}
 		}
 		fmt.Fprintln(stdout)
 	}
