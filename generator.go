@@ -126,6 +126,7 @@ func (c *Context) Start() error {
 	c.mu.Lock()
 	c.zero, c.first = zero, first
 	c.run = r
+	c.seedManifests()
 	c.state = stateRunning
 	c.mu.Unlock()
 

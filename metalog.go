@@ -166,6 +166,24 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 	return zero, first, nil
 }
 
+// seedManifests gives a resumed master the manifests of the intervals it
+// completed before the restart and may rebuild: those a state stream's
+// lineage reaches back to, from its restored checkpoint to the last
+// completed interval (the ones a window or state still remembers). Their
+// inputs are what can be replayed (a generated stream; no received block
+// survived), and workers learn them as they learn any interval, before they
+// build a dataset of one.
+func (c *Context) seedManifests() {
+	if c.meta == nil || !c.first.After(c.zero.Add(c.cfg.BatchInterval)) {
+		return
+	}
+	back := c.first.Sub(c.zero) / c.cfg.BatchInterval // intervals before first
+	back = min(back-1, c.maxRemember()/c.cfg.BatchInterval+1)
+	for t := c.first.Add(-back * c.cfg.BatchInterval); t.Before(c.first); t = t.Add(c.cfg.BatchInterval) {
+		c.manifests.Add(c.manifestOf(t))
+	}
+}
+
 // restoreState adopts the newest usable committed checkpoint of state
 // stream n, falling back to older ones (said in the log).
 func (c *Context) restoreState(ctx context.Context, n node) (bool, error) {

@@ -4,6 +4,7 @@
 //	dstream demo [--duration D] [--batch 1s] [--window 10s] [--memory 1GiB]
 //	dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
 //	dstream bench --workload grep|wordcount|topk [--batch 1s] [--json]
+//	dstream drill [--duration 20s] [--kills K] [--master-restarts R] [--stalls S] [--json] [--plot FILE.svg]
 package main
 
 import (
@@ -33,6 +34,8 @@ Usage:
       join a standalone master (dstream demo --master cluster) as a worker
   dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]|local-cluster[N] ...] [--duration D] [--source memory|socket] [--memory 1GiB] [--json]
       the paper's workloads: highest sustained rate, latency, and a hand-written baseline
+  dstream drill [--duration 20s] [--batch 500ms] [--workers 3] [--seed N] [--kills K] [--master-restarts R] [--stalls S] [--stall D] [--long] [--json] [--plot FILE.svg] [--keep DIR]
+      fault drill: kill, stop and restart the processes of a running job; compare its output with a fault-free run
 
 Run 'dstream COMMAND --help' for a command's flags.
 `
@@ -64,6 +67,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runQuery(ctx, args[1:], stdout, stderr)
 	case "bench-worker":
 		err = runBenchWorker(ctx, args[1:], stdout, stderr)
+	case "drill":
+		err = runDrill(ctx, args[1:], stdout, stderr)
+	case "drill-job":
+		err = runDrillJob(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,216 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/ui"
+)
+
+// The job under test of `dstream drill`: word count, running totals per
+// word (state) and an incremental window over a replayable input, each
+// saved with SaveAsTextFiles. The drill runs it as a local-cluster master
+// (and so as its workers: the same program with the same arguments), and
+// runs the same graph in its own process on a manual clock for the
+// fault-free reference.
+
+// Output folders under --out: out/NAME/NAME-<interval ms>.
+var drillOutputs = []string{"counts", "totals", "window"}
+
+// drillJobConfig is what the job's graph depends on.
+type drillJobConfig struct {
+	Batch    time.Duration
+	Seed     uint64
+	Words    int           // records per interval, about
+	Window   time.Duration // the incremental window
+	StateCkp time.Duration // how often the state streams checkpoint (0: 2 batches)
+}
+
+// drillVocabulary is the number of distinct words the generator draws from.
+const drillVocabulary = 400
+
+// drillParts is how many partitions each interval's input has.
+const drillParts = 4
+
+// drillWords is the input of the interval ending at t: a deterministic
+// function of the seed and the interval's Unix milliseconds, so a
+// restarted master, its workers and the reference run all see the same
+// records. Word frequencies are skewed (a Zipf draw) and the count varies
+// per interval, so windows gain and lose words.
+func drillWords(seed uint64, words int, t time.Time) [][]string {
+	ms := uint64(t.UnixMilli())
+	r := rand.New(rand.NewPCG(seed, ms))
+	n := words/2 + r.IntN(words+1)
+	z := rand.NewZipf(r, 1.1, 4, drillVocabulary-1)
+	parts := make([][]string, drillParts)
+	for i := range n {
+		w := fmt.Sprintf("w%03d", z.Uint64())
+		parts[i%drillParts] = append(parts[i%drillParts], w)
+	}
+	return parts
+}
+
+// buildDrillGraph builds the job's graph on sctx, writing under out.
+func buildDrillGraph(sctx *dstream.Context, cfg drillJobConfig, out string) {
+	words := dstream.GeneratedStream(sctx, "drill-words", func(t time.Time) [][]string {
+		return drillWords(cfg.Seed, cfg.Words, t)
+	})
+	ones := dstream.Map(words, func(w string) dstream.Pair[string, int64] { return dstream.KV(w, int64(1)) })
+	counts := dstream.ReduceByKey(ones, add, 0)
+	counts.SaveAsTextFiles(filepath.Join(out, "counts", "counts"), "")
+	every := cfg.StateCkp
+	if every == 0 {
+		every = 2 * cfg.Batch
+	}
+	totals := dstream.UpdateStateByKey(ones, func(vs []int64, st dstream.Opt[int64]) dstream.Opt[int64] {
+		sum := st.Value
+		for _, v := range vs {
+			sum += v
+		}
+		return dstream.Some(sum)
+	}, 0).Checkpoint(every)
+	totals.SaveAsTextFiles(filepath.Join(out, "totals", "totals"), "")
+	window := dstream.ReduceByKeyAndWindowInv(ones, add, sub, cfg.Window, cfg.Batch, 0,
+		func(p dstream.Pair[string, int64]) bool { return p.Value > 0 })
+	window.SaveAsTextFiles(filepath.Join(out, "window", "window"), "")
+}
+
+// drillJobFlags are the job's flags; the drill writes its command line
+// from them.
+type drillJobFlags struct {
+	master, out, uiListen string
+	cfg                   drillJobConfig
+	verbose, watchStdin   bool
+	linger                time.Duration
+}
+
+func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*dstream.Config) error, error) {
+	fs := flag.NewFlagSet("drill-job", flag.ContinueOnError)
+	f := &drillJobFlags{}
+	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N]")
+	fs.DurationVar(&f.cfg.Batch, "batch", 500*time.Millisecond, "batch interval")
+	fs.StringVar(&f.out, "out", "", "output `folder`: counts/, totals/ and window/ hold one folder per interval (required)")
+	fs.StringVar(&f.uiListen, "ui-listen", "127.0.0.1:0", "`address` of the UI's JSON API (port 0: any free port; the job prints it)")
+	fs.Uint64Var(&f.cfg.Seed, "seed", 1, "seed of the generated input")
+	fs.IntVar(&f.cfg.Words, "words", 3000, "words per interval, about (between half and one and a half times this)")
+	fs.DurationVar(&f.cfg.Window, "window", 0, "the incremental window (default: 4 batches)")
+	fs.BoolVar(&f.verbose, "v", false, "log the engine's info messages")
+	fs.BoolVar(&f.watchStdin, "watch-stdin", false, "stop (hard) when stdin closes: the drill that started this master is gone")
+	fs.DurationVar(&f.linger, "linger", 0, "after a graceful stop, keep serving the UI this long (the drill reads the last intervals)")
+	jobFlags := dstream.JobFlags(fs)
+	if err := parseFlags(fs, "--checkpoint DIR --out DIR [flags]", args, stdout); err != nil {
+		return nil, nil, err
+	}
+	if f.cfg.Window == 0 {
+		f.cfg.Window = 4 * f.cfg.Batch
+	}
+	switch {
+	case f.out == "":
+		return nil, nil, usageError{fmt.Errorf("--out is required")}
+	case f.cfg.Batch <= 0:
+		return nil, nil, usageError{fmt.Errorf("--batch %v must be positive", f.cfg.Batch)}
+	case f.cfg.Words < 1:
+		return nil, nil, usageError{fmt.Errorf("--words %d must be positive", f.cfg.Words)}
+	case f.cfg.Window < f.cfg.Batch || f.cfg.Window%f.cfg.Batch != 0:
+		return nil, nil, usageError{fmt.Errorf("--window %v must be a positive multiple of --batch %v", f.cfg.Window, f.cfg.Batch)}
+	}
+	if f.uiListen != "" {
+		if _, _, err := net.SplitHostPort(f.uiListen); err != nil {
+			return nil, nil, usageError{fmt.Errorf("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", f.uiListen)}
+		}
+	}
+	if abs, err := filepath.Abs(f.out); err == nil {
+		f.out = abs
+	}
+	return f, jobFlags, nil
+}
+
+// runDrillJob is `dstream drill-job`, not for people: the job `dstream
+// drill` runs, kills and restarts. In a worker process (the program its
+// local-cluster master started, with the same arguments) it builds the same
+// graph and serves tasks.
+func runDrillJob(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, jobFlags, err := parseDrillJobFlags(args, stdout)
+	if err != nil {
+		return err
+	}
+	level := slog.LevelWarn
+	if f.verbose {
+		level = slog.LevelInfo
+	}
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg := dstream.Config{Master: f.master, BatchInterval: f.cfg.Batch, LimitProcessMemory: true, Logger: logger, Out: stdout}
+	if err := cfg.Validate(); err != nil {
+		return usageError{err}
+	}
+	if err := jobFlags(&cfg); err != nil {
+		return usageError{err}
+	}
+	if cfg.CheckpointDir == "" {
+		return usageError{fmt.Errorf("--checkpoint is required: the drill restarts the master from it")}
+	}
+	f.cfg.StateCkp = cfg.CheckpointInterval
+	sctx, err := dstream.NewContext(cfg)
+	if err != nil {
+		return err
+	}
+	buildDrillGraph(sctx, f.cfg, f.out)
+	var endpoint *ui.Endpoint
+	if f.uiListen != "" {
+		// A worker binds nothing (ListenNear): the master's UI shows the job.
+		endpoint, err = ui.NewServer(sctx, ui.Options{Logger: logger}).Listen(context.Background(), f.uiListen)
+		if err != nil {
+			return err
+		}
+		defer endpoint.Close()
+	}
+	if err := sctx.Start(); err != nil {
+		return err
+	}
+	if sctx.IsWorker() {
+		select {
+		case <-ctx.Done():
+		case <-sctx.Done():
+		}
+		return sctx.Stop(false)
+	}
+	addr := ""
+	if endpoint != nil {
+		addr = endpoint.Addr()
+	}
+	// The drill reads this line: where the UI is, and the job's zero.
+	fmt.Fprintf(stdout, "drill-job: pid %d ui %s zero %d batch %v cluster %s\n",
+		os.Getpid(), addr, sctx.StartTime().UnixMilli(), f.cfg.Batch, sctx.ClusterAddr())
+	if f.watchStdin {
+		stdinClosed := make(chan struct{})
+		go func() {
+			_, _ = io.Copy(io.Discard, os.Stdin)
+			close(stdinClosed)
+		}()
+		select {
+		case <-ctx.Done():
+		case <-sctx.Done():
+			return sctx.Stop(true)
+		case <-stdinClosed:
+			logger.Warn("drill-job: stdin closed (the drill is gone); stopping hard")
+			return sctx.Stop(false)
+		}
+	} else {
+		untilStopped(ctx, sctx)
+	}
+	err = sctx.Stop(true)
+	fmt.Fprintf(stdout, "drill-job: stopped (err %v)\n", err)
+	if f.linger > 0 && endpoint != nil {
+		time.Sleep(f.linger)
+	}
+	return err
+}
