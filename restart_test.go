@@ -3,14 +3,17 @@ package dstream_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/rdd"
 )
 
 // restartInput is a replayable input: interval t's records are a function of
@@ -136,5 +139,48 @@ func TestRestartRefusesUnreadableCheckpoint(t *testing.T) {
 	err := h.Ctx.Start()
 	if err == nil || !strings.Contains(err.Error(), "unreadable") {
 		t.Fatalf("Start = %v; want an error saying the checkpoint is unreadable", err)
+	}
+}
+
+// An interval the master started but did not complete before it stopped
+// runs again after the restart, and its ForeachRDD function is told so
+// (Rerun); the intervals after it are not re-runs.
+func TestRestartTellsForeachRDDOfReruns(t *testing.T) {
+	dir := t.TempDir()
+	withDir := dstreamtest.Options{Config: func(c *dstream.Config) { c.CheckpointDir = dir }}
+	first := dstreamtest.New[kv](t, withDir)
+	entered := make(chan struct{})
+	s := dstream.GeneratedStream(first.Ctx, "replayable", restartInput)
+	dstream.ForeachRDD(s, func(ctx context.Context, _ *rdd.Dataset[kv], at time.Time) error {
+		if at.Equal(first.Ctx.StartTime().Add(3 * sec)) {
+			close(entered)
+			<-ctx.Done() // the process dies in the middle of interval 3
+			return ctx.Err()
+		}
+		return nil
+	})
+	first.Start()
+	first.Tick()
+	first.Tick()
+	first.Clock.Advance(sec)
+	<-entered
+	_ = first.Ctx.Stop(false)
+
+	second := dstreamtest.New[kv](t, withDir)
+	var mu sync.Mutex
+	reruns := map[int64]bool{}
+	s2 := dstream.GeneratedStream(second.Ctx, "replayable", restartInput)
+	dstream.ForeachRDD(s2, func(ctx context.Context, _ *rdd.Dataset[kv], at time.Time) error {
+		mu.Lock()
+		reruns[at.Sub(second.Ctx.StartTime()).Milliseconds()/1000] = dstream.Rerun(ctx)
+		mu.Unlock()
+		return nil
+	})
+	second.Start()
+	advanceTo(t, second, second.Ctx.StartTime().Add(4*sec))
+	mu.Lock()
+	defer mu.Unlock()
+	if want := map[int64]bool{3: true, 4: false}; !maps.Equal(reruns, want) {
+		t.Fatalf("intervals run after the restart, and whether each was a re-run: %v, want %v", reruns, want)
 	}
 }
