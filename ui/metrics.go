@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -117,7 +118,7 @@ type contextCollector struct {
 
 	active, storeBytes, storeCapacity, storeInputLimit, storePeak, storeBlocks *prometheus.Desc
 	evictions, receiverWaits, receiverRecords, slots, freeSlots, dropped       *prometheus.Desc
-	checkpointFailures                                                         *prometheus.Desc
+	checkpointFailures, streamRecords                                          *prometheus.Desc
 }
 
 func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
@@ -139,13 +140,14 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 		freeSlots:          d("worker_free_slots", "Task slots of a worker not running a task now.", "worker"),
 		dropped:            d("listener_events_dropped_total", "Events the listener bus dropped because a listener fell behind (the UI's counts then miss them)."),
 		checkpointFailures: d("state_checkpoint_failures_total", "Durable state checkpoints that failed (the state keeps its lineage until the next one)."),
+		streamRecords:      d("stream_received_records_total", "Records each input stream's receiver has taken in.", "stream", "receiver"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *contextCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.active, c.storeBytes, c.storeCapacity, c.storeInputLimit, c.storePeak, c.storeBlocks,
-		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures} {
+		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures, c.streamRecords} {
 		ch <- d
 	}
 }
@@ -178,6 +180,9 @@ func (c *contextCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.receiverRecords, float64(c.sctx.ReceivedRecords()))
 	counter(c.dropped, float64(c.sctx.DroppedEvents()))
 	counter(c.checkpointFailures, float64(c.sctx.CheckpointFailures()))
+	for _, r := range c.sctx.Receivers() {
+		ch <- prometheus.MustNewConstMetric(c.streamRecords, prometheus.CounterValue, float64(r.Records), strconv.Itoa(int(r.Stream)), r.Name)
+	}
 
 	for _, w := range c.sctx.Workers() {
 		gauge(c.slots, float64(w.Slots), w.ID)

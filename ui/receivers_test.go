@@ -32,6 +32,11 @@ func TestReceiversEndpoint(t *testing.T) {
 	}
 	f.expect(t, "/api/v1/receivers", 200, fmt.Sprintf(`[{"streamId": 2, "streamName": "socket 127.0.0.1:0", "address": %q, "worker": null,
 		"isActive": true, "records": 3, "lastError": null, "lastErrorTime": null}]`, addr))
+	// /metrics counts the same records, per receiver.
+	if got := render(scrape(t, f.url), "dstream_stream_received_records_total"); got != "# TYPE dstream_stream_received_records_total counter\n"+
+		`dstream_stream_received_records_total{receiver="socket 127.0.0.1:0",stream="2"} 3`+"\n" {
+		t.Errorf("/metrics:\n%s", got)
+	}
 	if code, _, _ := request(t, http.MethodDelete, f.url+"/api/v1/receivers"); code != 405 {
 		t.Errorf("DELETE: %d, want 405", code)
 	}
