@@ -82,6 +82,22 @@ func (c *Context) startRateControl() error {
 	return nil
 }
 
+// stopRateControl ends the goroutines that carry rates to receivers on
+// workers.
+func (c *Context) stopRateControl() {
+	for _, in := range c.inputs {
+		if ri, ok := in.(*receiverInput); ok {
+			ri.atMu.Lock()
+			unrate := ri.unrate
+			ri.unrate = nil
+			ri.atMu.Unlock()
+			if unrate != nil {
+				unrate()
+			}
+		}
+	}
+}
+
 // rateRemote makes the rate controller of ri, a receiver running on worker
 // at, set its rate there (by RPC, off the listener bus: rate.Async sends
 // only the latest rate), in place of wherever it ran before.

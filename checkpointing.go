@@ -225,8 +225,11 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		s.mu.Unlock()
 		c.metaCheckpointed(s.id, t.UnixMilli(), dir)
 		// Keep every checkpoint the stream still reads (a window reads its
-		// reductions a window back), and CheckpointsKept at least.
-		keep := max(CheckpointsKept, int(s.rememberDuration()/s.checkpointEvery())+2)
+		// reductions a window back) or a remembered manifest names (a
+		// worker joining now learns the manifests the master remembers,
+		// which name the checkpoints of their time), and CheckpointsKept
+		// at least.
+		keep := max(CheckpointsKept, int((s.rememberDuration()+c.maxRemember())/s.checkpointEvery())+2)
 		if err := checkpoint.Retain(ctx, store, fmt.Sprintf("state/%06d/", s.id), keep); err != nil && ctx.Err() == nil {
 			c.log.Warn("old state checkpoints not deleted", "stream", s.String(), "err", err)
 		}
@@ -235,7 +238,15 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 	if err != nil {
 		c.ckFailed.Add(1)
 		if ctx.Err() == nil {
-			c.log.Warn("state checkpoint not written; the lineage stays until the next one", "stream", s.String(), "time", t.UnixMilli(), "err", err)
+			// The lineage is cut anyway, in memory, at the next manifest:
+			// the inputs it would replay are kept only two checkpoint
+			// intervals, and kept state would pile up. Losing a holder of
+			// this state before the next checkpoint then fails the interval,
+			// naming the block, rather than rebuild it from forgotten input.
+			c.log.Warn("state checkpoint not written; its lineage is cut in memory", "stream", s.String(), "time", t.UnixMilli(), "err", err)
+			s.mu.Lock()
+			s.pendingCut[t.UnixMilli()] = nil
+			s.mu.Unlock()
 		}
 		return
 	}

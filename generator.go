@@ -414,6 +414,7 @@ func (c *Context) Stop(graceful bool) error {
 			c.stopCluster()
 		}
 		c.closeCheckpoints()
+		c.stopRateControl()
 		c.bus.Stop()
 		if c.worker != nil {
 			// The host stops serving (the run's context is done): no task

@@ -142,8 +142,11 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 		return zero, first, fmt.Errorf("checkpoint folder %s: metadata log: %w", c.cfg.CheckpointDir, err)
 	}
 	c.meta = &metaLog{log: log, rerunUpTo: lastStarted}
-	if lastDone > 0 {
+	switch {
+	case lastDone > 0:
 		first = time.UnixMilli(lastDone).Add(c.cfg.BatchInterval)
+	case lastStarted > 0: // stopped before any interval completed
+		first = zero.Add(c.cfg.BatchInterval)
 	}
 	restored := 0
 	for _, n := range c.nodes {

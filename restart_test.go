@@ -144,43 +144,49 @@ func TestRestartRefusesUnreadableCheckpoint(t *testing.T) {
 
 // An interval the master started but did not complete before it stopped
 // runs again after the restart, and its ForeachRDD function is told so
-// (Rerun); the intervals after it are not re-runs.
+// (Rerun); the intervals after it are not re-runs. It holds for the very
+// first interval too (no interval had completed).
 func TestRestartTellsForeachRDDOfReruns(t *testing.T) {
-	dir := t.TempDir()
-	withDir := dstreamtest.Options{Config: func(c *dstream.Config) { c.CheckpointDir = dir }}
-	first := dstreamtest.New[kv](t, withDir)
-	entered := make(chan struct{})
-	s := dstream.GeneratedStream(first.Ctx, "replayable", restartInput)
-	dstream.ForeachRDD(s, func(ctx context.Context, _ *rdd.Dataset[kv], at time.Time) error {
-		if at.Equal(first.Ctx.StartTime().Add(3 * sec)) {
-			close(entered)
-			<-ctx.Done() // the process dies in the middle of interval 3
-			return ctx.Err()
-		}
-		return nil
-	})
-	first.Start()
-	first.Tick()
-	first.Tick()
-	first.Clock.Advance(sec)
-	<-entered
-	_ = first.Ctx.Stop(false)
+	for _, crash := range []int64{1, 3} {
+		t.Run(fmt.Sprint("crash-in-interval-", crash), func(t *testing.T) {
+			dir := t.TempDir()
+			withDir := dstreamtest.Options{Config: func(c *dstream.Config) { c.CheckpointDir = dir }}
+			first := dstreamtest.New[kv](t, withDir)
+			entered := make(chan struct{})
+			s := dstream.GeneratedStream(first.Ctx, "replayable", restartInput)
+			dstream.ForeachRDD(s, func(ctx context.Context, _ *rdd.Dataset[kv], at time.Time) error {
+				if at.Equal(first.Ctx.StartTime().Add(time.Duration(crash) * sec)) {
+					close(entered)
+					<-ctx.Done() // the process dies in the middle of this interval
+					return ctx.Err()
+				}
+				return nil
+			})
+			first.Start()
+			for range crash - 1 {
+				first.Tick()
+			}
+			first.Clock.Advance(sec)
+			<-entered
+			_ = first.Ctx.Stop(false)
 
-	second := dstreamtest.New[kv](t, withDir)
-	var mu sync.Mutex
-	reruns := map[int64]bool{}
-	s2 := dstream.GeneratedStream(second.Ctx, "replayable", restartInput)
-	dstream.ForeachRDD(s2, func(ctx context.Context, _ *rdd.Dataset[kv], at time.Time) error {
-		mu.Lock()
-		reruns[at.Sub(second.Ctx.StartTime()).Milliseconds()/1000] = dstream.Rerun(ctx)
-		mu.Unlock()
-		return nil
-	})
-	second.Start()
-	advanceTo(t, second, second.Ctx.StartTime().Add(4*sec))
-	mu.Lock()
-	defer mu.Unlock()
-	if want := map[int64]bool{3: true, 4: false}; !maps.Equal(reruns, want) {
-		t.Fatalf("intervals run after the restart, and whether each was a re-run: %v, want %v", reruns, want)
+			second := dstreamtest.New[kv](t, withDir)
+			var mu sync.Mutex
+			reruns := map[int64]bool{}
+			s2 := dstream.GeneratedStream(second.Ctx, "replayable", restartInput)
+			dstream.ForeachRDD(s2, func(ctx context.Context, _ *rdd.Dataset[kv], at time.Time) error {
+				mu.Lock()
+				reruns[at.Sub(second.Ctx.StartTime()).Milliseconds()/1000] = dstream.Rerun(ctx)
+				mu.Unlock()
+				return nil
+			})
+			second.Start()
+			advanceTo(t, second, second.Ctx.StartTime().Add(time.Duration(crash+1)*sec))
+			mu.Lock()
+			defer mu.Unlock()
+			if want := map[int64]bool{crash: true, crash + 1: false}; !maps.Equal(reruns, want) {
+				t.Fatalf("intervals run after the restart, and whether each was a re-run: %v, want %v", reruns, want)
+			}
+		})
 	}
 }

@@ -60,7 +60,10 @@ func (d *Dataset[T]) MarkKept(locs []string) {
 	n := d.node
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	if len(locs) == n.NumPartitions {
+	switch {
+	case len(locs) == 0:
+		n.locate = nil // no holder is known: read here, else recompute
+	case len(locs) == n.NumPartitions:
 		n.locate = func(p int) []string {
 			if locs[p] == "" {
 				return nil
@@ -193,7 +196,11 @@ func (d *Dataset[T]) readKept(tc *TaskContext, p int) []T {
 			tc.Fail(fmt.Errorf("%s from its checkpoint: %w", what, err))
 		}
 	case deps != nil && d.compute != nil:
-		n.ctx.cfg.Logger.Info("recomputing a kept partition from lineage", "dataset", n.String(), "partition", p, "err", errors.Join(errs...))
+		if len(errs) > 0 {
+			n.ctx.cfg.Logger.Info("recomputing a kept partition from lineage", "dataset", n.String(), "partition", p, "err", errors.Join(errs...))
+		} else {
+			n.ctx.cfg.Logger.Info("recomputing a kept partition from lineage: no holder left", "dataset", n.String(), "partition", p)
+		}
 		xs = collectOf(d.compute(tc, p))
 	default:
 		errs = append(errs, errors.New("no copy is left and its lineage is truncated"))
