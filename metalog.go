@@ -164,7 +164,7 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 	c.log.Info("resuming from the checkpoint folder", "folder", c.cfg.CheckpointDir, "zero", st.Zero,
 		"last_completed", lastDone, "first", first.UnixMilli(), "reruns_up_to", lastStarted, "states_restored", restored)
 	if len(c.inputs) > 0 && lastDone > 0 {
-		c.log.Warn("records received but not processed before the restart are not replayed: receivers have no write-ahead log yet")
+		c.log.Warn("receivers have no write-ahead log yet: records received but not processed before the restart are lost, and state fed by a receiver is rebuilt from its checkpoint without the records received since")
 	}
 	return zero, first, nil
 }
