@@ -106,6 +106,22 @@ func (s *Stream[T]) loseHolder(addr string) {
 	}
 }
 
+// forgetDeadHolders drops from n's locations the processes that are no
+// longer in the cluster: a worker lost while Keep ran was not there to be
+// forgotten when the loss was handled.
+func (c *Context) forgetDeadHolders(n *rdd.Node, lose func(addr string) bool) {
+	if c.cluster == nil {
+		return
+	}
+	for p := range n.NumPartitions {
+		for _, l := range n.Locations(p) {
+			if l != "" && !c.cluster.isAlive(l) {
+				lose(l)
+			}
+		}
+	}
+}
+
 // hasState reports whether the graph has a state stream.
 func (c *Context) hasState() bool {
 	for _, n := range c.nodes {

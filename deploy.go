@@ -51,6 +51,15 @@ type clusterRole struct {
 	next   int                     // where replica placement starts next
 	joined chan struct{}
 	ops    map[int32]bool // the graph's stream operators
+
+	placeMu sync.Mutex // serialises placing receivers again after losses
+}
+
+// isAlive reports whether addr is the master or a worker in the cluster now.
+func (cr *clusterRole) isAlive(addr string) bool {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	return addr == cr.self || slices.Contains(cr.alive, addr)
 }
 
 // workerRole is a worker process's side.

@@ -281,6 +281,9 @@ func (s *Stream[T]) finishInterval(t time.Time) error {
 		var cerr error
 		if keep && !(due && !c.hasCheckpointStore()) {
 			cerr = ds.Keep(c.runCtx())
+			if cerr == nil {
+				c.forgetDeadHolders(ds.Node(), ds.LoseLocation)
+			}
 		} else {
 			cerr = ds.Checkpoint(c.runCtx())
 		}

@@ -88,6 +88,10 @@ func (c *Context) replaceReceivers(addr string) {
 	if c.runCtx().Err() != nil {
 		return
 	}
+	// One loss at a time: a receiver just placed on a worker lost next is
+	// seen there by that loss's turn.
+	c.cluster.placeMu.Lock()
+	defer c.cluster.placeMu.Unlock()
 	for i, in := range c.inputs {
 		r, ok := in.(*receiverInput)
 		if !ok || r.worker() != addr {
