@@ -375,6 +375,18 @@ func firstDiff(got, want map[string]int) string {
 	return "none"
 }
 
+// socketWordCount starts a word count of a socket receiver's lines in
+// local-cluster[3].
+func socketWordCount(t *testing.T) (*dstreamtest.Harness[kv], *source.Socket, *dstreamtest.Collector[kv]) {
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
+	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: slog.New(slog.DiscardHandler)})
+	lines := dstream.ReceiverStream(h.Ctx, sock)
+	words := dstream.Map(dstream.FlatMap(lines, strings.Fields), func(w string) kv { return p(w, 1) })
+	col := dstreamtest.Collect(dstream.ReduceByKey(words, add, 2))
+	h.Start()
+	return h, sock, col
+}
+
 // In local-cluster the master runs each receiver on a worker: the socket
 // listens there, and every block is stored on that worker and one other
 // before it is acknowledged (the master holds none), as the manifest says.
@@ -382,12 +394,7 @@ func TestLocalClusterReceiversRunOnWorkers(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
-	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: slog.New(slog.DiscardHandler)})
-	lines := dstream.ReceiverStream(h.Ctx, sock)
-	words := dstream.Map(dstream.FlatMap(lines, strings.Fields), func(w string) kv { return p(w, 1) })
-	col := dstreamtest.Collect(dstream.ReduceByKey(words, add, 2))
-	h.Start()
+	h, sock, col := socketWordCount(t)
 	if sock.Addr() == nil {
 		t.Fatal("the master does not know where the receiver listens")
 	}
@@ -428,12 +435,7 @@ func TestLocalClusterPlacesReceiverAgain(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
-	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: slog.New(slog.DiscardHandler)})
-	lines := dstream.ReceiverStream(h.Ctx, sock)
-	words := dstream.Map(dstream.FlatMap(lines, strings.Fields), func(w string) kv { return p(w, 1) })
-	col := dstreamtest.Collect(dstream.ReduceByKey(words, add, 2))
-	h.Start()
+	h, _, col := socketWordCount(t)
 	quiet := slog.New(slog.DiscardHandler)
 	send := func(n int64, want int64) {
 		t.Helper()
