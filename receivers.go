@@ -85,8 +85,11 @@ func (c *Context) placeReceiver(r *receiverInput, i int, avoid string) error {
 // are safe on their other copy; records it took in but had not yet stored,
 // replicated and reported were never acknowledged.
 func (c *Context) replaceReceivers(addr string) {
-	if c.runCtx().Err() != nil {
-		return
+	c.mu.Lock()
+	r := c.run
+	c.mu.Unlock()
+	if c.cluster == nil || r == nil || r.ctx.Err() != nil {
+		return // not running yet (the receivers are being placed), or stopping
 	}
 	// One loss at a time: a receiver just placed on a worker lost next is
 	// seen there by that loss's turn.
