@@ -31,20 +31,7 @@ func TestBackpressureBoundsDelayUnderAFlood(t *testing.T) {
 		capacity = 20000 // records per second the job processes
 		n        = 120000
 	)
-	quiet := slog.New(slog.DiscardHandler)
-	ctx, err := dstream.NewContext(dstream.Config{Master: "local[2]", BatchInterval: batch, Backpressure: true, InitialRate: capacity / 4, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: quiet})
-	lines := dstream.ReceiverStream(ctx, sock)
-	// The job's cost: each partition sleeps 1/capacity s per record, so
-	// an interval takes records/capacity seconds whatever the machine.
-	slow := dstream.MapPartitions(lines, func(rs iter.Seq[string]) iter.Seq[string] {
-		all := slices.Collect(rs)
-		time.Sleep(time.Duration(len(all)) * time.Second / capacity)
-		return slices.Values(all)
-	})
+	ctx, sock, slow := floodJob(t, batch, capacity)
 	var mu sync.Mutex
 	var counted int64
 	dstream.ForeachRDD(dstream.Count(slow), func(c context.Context, ds *rdd.Dataset[int64], _ time.Time) error {
@@ -67,7 +54,7 @@ func TestBackpressureBoundsDelayUnderAFlood(t *testing.T) {
 	if err := ctx.Start(); err != nil {
 		t.Fatal(err)
 	}
-	st, err := client.Send(context.Background(), client.Options{To: sock.Addr().String(), Generate: "words", Seed: 3, Count: n, Logger: quiet})
+	st, err := client.Send(context.Background(), client.Options{To: sock.Addr().String(), Generate: "words", Seed: 3, Count: n, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,4 +80,25 @@ func TestBackpressureBoundsDelayUnderAFlood(t *testing.T) {
 		t.Errorf("total delay reached %v in the second half of the run (all: %v); want it bounded", worst, delays)
 	}
 	t.Logf("%d intervals; second half's median total delay %v, worst %v", len(delays), late[len(late)/2], late[len(late)-1])
+}
+
+// floodJob is the job of the backpressure test and figure: a socket
+// receiver with backpressure (starting at a quarter of capacity) in
+// local[2], and its records after a cost of 1/capacity s each per
+// partition, so an interval takes records/capacity seconds (per slot)
+// whatever the machine. The caller adds outputs and starts it.
+func floodJob(t *testing.T, batch time.Duration, capacity int) (*dstream.Context, *source.Socket, *dstream.Stream[string]) {
+	t.Helper()
+	quiet := slog.New(slog.DiscardHandler)
+	ctx, err := dstream.NewContext(dstream.Config{Master: "local[2]", BatchInterval: batch, Backpressure: true, InitialRate: capacity / 4, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: quiet})
+	slow := dstream.MapPartitions(dstream.ReceiverStream(ctx, sock), func(rs iter.Seq[string]) iter.Seq[string] {
+		all := slices.Collect(rs)
+		time.Sleep(time.Duration(len(all)) * time.Second / time.Duration(capacity))
+		return slices.Values(all)
+	})
+	return ctx, sock, slow
 }

@@ -381,9 +381,14 @@ func (c *Context) readCommit(dir string) (*commitMeta, error) {
 	if err != nil {
 		return nil, fmt.Errorf("state checkpoint %s: %w", dir, err)
 	}
+	return commitMetaOf(rec)
+}
+
+// commitMetaOf decodes what a state checkpoint's commit says of it.
+func commitMetaOf(rec *checkpoint.CommitRecord) (*commitMeta, error) {
 	var m commitMeta
 	if err := json.Unmarshal(rec.Meta, &m); err != nil {
-		return nil, fmt.Errorf("state checkpoint %s: its commit: %w", dir, err)
+		return nil, fmt.Errorf("state checkpoint %s: its commit: %w", rec.Dir, err)
 	}
 	return &m, nil
 }

@@ -3,7 +3,6 @@ package dstream_test
 import (
 	"context"
 	"fmt"
-	"iter"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -20,7 +19,6 @@ import (
 	"github.com/dstream/dstream/plot"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
-	"github.com/dstream/dstream/source"
 )
 
 // Figures for BENCHMARKS.md that need worker processes and faults, so they
@@ -208,22 +206,12 @@ func TestFigureBackpressure(t *testing.T) {
 		batch    = 500 * time.Millisecond
 		capacity = 20000
 	)
-	quiet := slog.New(slog.DiscardHandler)
 	// Spark starts a receiver unlimited until the controller's first
 	// estimate (two completed intervals); a flood then takes in minutes of
 	// work in those two intervals, which the controller drains slowly at
-	// its minimum rate. --initial-rate avoids that: here a quarter of the
-	// job's capacity.
-	ctx, err := dstream.NewContext(dstream.Config{Master: "local[2]", BatchInterval: batch, Backpressure: true, InitialRate: capacity / 4, Logger: quiet})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: quiet})
-	slow := dstream.MapPartitions(dstream.ReceiverStream(ctx, sock), func(rs iter.Seq[string]) iter.Seq[string] {
-		all := slices.Collect(rs)
-		time.Sleep(time.Duration(len(all)) * time.Second / capacity)
-		return slices.Values(all)
-	})
+	// its minimum rate. --initial-rate avoids that: floodJob starts at a
+	// quarter of the job's capacity.
+	ctx, sock, slow := floodJob(t, batch, capacity)
 	dstream.ForeachRDD(dstream.Count(slow), func(c context.Context, ds *rdd.Dataset[int64], _ time.Time) error {
 		_, err := ds.Collect(c)
 		return err
@@ -240,7 +228,7 @@ func TestFigureBackpressure(t *testing.T) {
 	if err := ctx.Start(); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := client.Send(context.Background(), client.Options{To: sock.Addr().String(), Generate: "words", Seed: 3, Duration: 30 * time.Second, Logger: quiet}); err != nil {
+	if _, err := client.Send(context.Background(), client.Options{To: sock.Addr().String(), Generate: "words", Seed: 3, Duration: 30 * time.Second, Logger: slog.New(slog.DiscardHandler)}); err != nil {
 		t.Fatal(err)
 	}
 	if err := ctx.Stop(true); err != nil {

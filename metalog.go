@@ -219,9 +219,9 @@ func (c *Context) restoreState(ctx context.Context, n node) (bool, error) {
 	if err != nil {
 		return false, fmt.Errorf("state checkpoint of stream %d: %w", n.opID(), err)
 	}
-	var m commitMeta
-	if err := json.Unmarshal(rec.Meta, &m); err != nil {
-		return false, fmt.Errorf("state checkpoint %s: its commit: %w", rec.Dir, err)
+	m, err := commitMetaOf(rec)
+	if err != nil {
+		return false, err
 	}
 	if m.Stream != n.opID() || m.Dataset.Op != n.opID() {
 		return false, fmt.Errorf("state checkpoint %s belongs to stream %d, not %d", rec.Dir, m.Stream, n.opID())
