@@ -31,7 +31,6 @@ import (
 	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/clock"
-	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
@@ -154,6 +153,11 @@ type Config struct {
 	Out io.Writer
 	// Logger receives the engine's logs. Default slog.Default().
 	Logger *slog.Logger
+
+	// sim makes the process one of a simulated cluster's, all in one
+	// process over an in-memory network (sim_test.go); nil in every real
+	// deployment.
+	sim *simProcess
 }
 
 var (
@@ -341,7 +345,7 @@ func NewContext(cfg Config) (*Context, error) {
 	}
 	cfg = cfg.withDefaults()
 	slots, _ := cfg.slots()
-	if env, ok, _ := cluster.WorkerEnvFrom(os.Getenv); ok {
+	if env, ok, _ := cfg.workerEnv(); ok {
 		if env.Memory > 0 {
 			cfg.MemoryBytes = env.Memory // a worker's own budget
 		}

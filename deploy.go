@@ -40,7 +40,7 @@ type clusterRole struct {
 	tls    *cluster.TLS
 	peers  *cluster.Peers
 	runner *cluster.Runner
-	procs  *cluster.Procs
+	procs  workerProcs
 	master atomic.Pointer[cluster.Master]
 	cancel context.CancelFunc
 	served chan struct{}
@@ -115,7 +115,7 @@ const startTimeout = 60 * time.Second
 // deploy sets up the runner Master asks for (or, in a worker process, the
 // worker's) and returns the default parallelism.
 func (c *Context) deploy(slots int) (int, error) {
-	env, isWorker, err := cluster.WorkerEnvFrom(os.Getenv)
+	env, isWorker, err := c.cfg.workerEnv()
 	if err != nil {
 		return 0, err
 	}
@@ -157,7 +157,7 @@ func (c *Context) deploy(slots int) (int, error) {
 			return 0, err
 		}
 	}
-	lis, err := net.Listen("tcp", addr)
+	lis, err := cluster.Listen(c.cfg.network(), addr)
 	if err != nil {
 		return 0, fmt.Errorf("cluster port: %w", err)
 	}
@@ -165,7 +165,7 @@ func (c *Context) deploy(slots int) (int, error) {
 	if d.standalone {
 		self = cluster.Advertised(c.cfg.ClusterAdvertise, lis.Addr())
 	}
-	cr := &clusterRole{dep: d, lis: lis, self: self, secret: secret, tls: tlsID, peers: cluster.NewPeers(secret, tlsID), joined: make(chan struct{}, 1)}
+	cr := &clusterRole{dep: d, lis: lis, self: self, secret: secret, tls: tlsID, peers: cluster.NewPeers(secret, tlsID, c.cfg.network()), joined: make(chan struct{}, 1)}
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{
 		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers, Speculation: c.cfg.Speculation,
 		Rebuildable: cr.rebuildable, Logger: c.log,
@@ -249,7 +249,11 @@ func (c *Context) startCluster() error {
 		c.log.Info("cluster: master waiting for workers", "cluster_listen", cr.self, "secret", len(cr.secret) > 0)
 		return nil
 	}
-	cr.procs, err = cluster.Spawn(sc)
+	if c.cfg.sim != nil && c.cfg.sim.spawn != nil {
+		cr.procs, err = c.cfg.sim.spawn(sc)
+	} else {
+		cr.procs, err = cluster.Spawn(sc)
+	}
 	if err != nil {
 		c.stopCluster()
 		return err
@@ -325,6 +329,44 @@ func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
 			go c.replaceReceivers(addr)
 		}
 	}
+}
+
+// simProcess is what makes a process one of a simulated cluster's
+// (sim_test.go): the in-memory network it listens and dials on and, for a
+// master, how its local workers start (as contexts in this process); for
+// a worker, the environment a worker process would read.
+type simProcess struct {
+	net    cluster.Network
+	spawn  func(cluster.SpawnConfig) (workerProcs, error)
+	worker *cluster.WorkerEnv
+}
+
+// workerProcs are a local-cluster master's workers (cluster.Procs).
+type workerProcs interface {
+	PIDs() []int
+	Exited() (<-chan struct{}, func() error)
+	Stop()
+}
+
+// workerEnv is the worker environment of this process: the simulation's,
+// or the process's own (ok is false for a master or local[N]).
+func (cfg Config) workerEnv() (env cluster.WorkerEnv, ok bool, err error) {
+	if cfg.sim != nil {
+		if cfg.sim.worker == nil {
+			return env, false, nil
+		}
+		return *cfg.sim.worker, true, nil
+	}
+	return cluster.WorkerEnvFrom(os.Getenv)
+}
+
+// network is what the cluster listens and dials on: nil (TCP) but in a
+// simulation.
+func (cfg Config) network() cluster.Network {
+	if cfg.sim == nil {
+		return nil
+	}
+	return cfg.sim.net
 }
 
 // registration names one registration of a worker.
@@ -429,7 +471,8 @@ func (c *Context) manifestFrames(after, upTo int64) ([][]byte, error) {
 func (c *Context) startWorker() error {
 	env := c.worker.env
 	host, err := cluster.NewHost(cluster.HostConfig{Master: env.Master, ID: env.ID, Slots: env.Slots, Listen: env.Listen, Advertise: env.Advertise,
-		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, TLS: env.TLS, Program: workerProgram{c}, Logger: c.log, TaskDelay: env.TaskDelay})
+		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, TLS: env.TLS, Program: workerProgram{c}, Logger: c.log, TaskDelay: env.TaskDelay,
+		Network: c.cfg.network()})
 	if env.TaskDelay > 0 {
 		c.log.Warn("worker: every task waits first (an injected fault)", "worker", env.ID, "delay", env.TaskDelay)
 	}

@@ -11,7 +11,7 @@ import (
 // its old registration expires: it stays in the scheduler once, and the old
 // registration's expiry does not remove the new one.
 func TestRestartedWorkerAtTheSameAddress(t *testing.T) {
-	peers := cluster.NewPeers(nil, nil)
+	peers := cluster.NewPeers(nil, nil, nil)
 	defer peers.Close()
 	cr := &clusterRole{self: "master:1", peers: peers, joined: make(chan struct{}, 1)}
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{Self: cr.self, Peers: peers})

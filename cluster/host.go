@@ -84,6 +84,8 @@ type HostConfig struct {
 	// injected to make this worker a straggler (drills, speculation
 	// figures). Zero in production.
 	TaskDelay time.Duration
+	// Network is what the host listens and dials on (nil: TCP).
+	Network Network
 }
 
 // Host is a worker process's runtime: it serves the Peer service (tasks,
@@ -109,12 +111,12 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	lis, err := net.Listen("tcp", cfg.Listen)
+	lis, err := Listen(cfg.Network, cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
 	}
 	addr := Advertised(cfg.Advertise, lis.Addr())
-	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS), lis: lis, addr: addr}, nil
+	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr}, nil
 }
 
 // Addr returns the address peers dial.
@@ -138,7 +140,7 @@ func (h *Host) Run(ctx context.Context) error {
 	defer srv.Stop()
 	wc := WorkerConfig{
 		Master: h.cfg.Master, ID: h.cfg.ID, Address: h.addr, Slots: h.cfg.Slots,
-		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, TLS: h.cfg.TLS, Logger: h.cfg.Logger,
+		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, TLS: h.cfg.TLS, Logger: h.cfg.Logger, Network: h.cfg.Network,
 	}
 	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
 		wc.Stats = s.BlockStats

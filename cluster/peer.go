@@ -185,15 +185,16 @@ func (p *PeerServer) PutBlock(stream grpc.ClientStreamingServer[clusterpb.PutBlo
 // Peers keeps one client connection per peer address.
 type Peers struct {
 	opts []grpc.DialOption
+	net  Network
 
 	mu    sync.Mutex
 	conns map[string]*grpc.ClientConn
 }
 
 // NewPeers returns a pool whose connections present secret, over mutual
-// TLS when t is set.
-func NewPeers(secret []byte, t *TLS) *Peers {
-	return &Peers{opts: dialOptions(secret, t), conns: map[string]*grpc.ClientConn{}}
+// TLS when t is set, dialed over n (TCP when nil).
+func NewPeers(secret []byte, t *TLS, n Network) *Peers {
+	return &Peers{opts: dialOptions(secret, t), net: n, conns: map[string]*grpc.ClientConn{}}
 }
 
 // Conn returns the connection to addr, creating it on first use.
@@ -203,7 +204,7 @@ func (ps *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 	if c, ok := ps.conns[addr]; ok {
 		return c, nil
 	}
-	c, err := grpc.NewClient(addr, ps.opts...)
+	c, err := newClient(addr, ps.net, ps.opts)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: peer %s: %w", addr, err)
 	}

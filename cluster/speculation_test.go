@@ -70,7 +70,7 @@ func TestRunnerSpeculation(t *testing.T) {
 		return &countTasks{addr: addr, slow: 3, mu: &mu, calls: &calls, cancelled: cancelled}
 	}
 	w1, w2 := serveTasks(t, newTasks), serveTasks(t, newTasks)
-	peers := NewPeers(nil, nil)
+	peers := NewPeers(nil, nil, nil)
 	t.Cleanup(peers.Close)
 	var evMu sync.Mutex
 	var events []sched.TaskEvent

@@ -14,7 +14,6 @@ import (
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/graphspec"
-	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -59,6 +58,8 @@ type WorkerConfig struct {
 	Clock clock.Clock
 	// Logger; nil means slog.Default.
 	Logger *slog.Logger
+	// Network is what the worker dials the master over (nil: TCP).
+	Network Network
 }
 
 // Worker is the worker side of the control plane: it keeps one connection
@@ -124,7 +125,7 @@ func (w *Worker) ID() string {
 // connection), and an error when the master refuses the worker for good
 // (bad secret, different graph, invalid request), or ErrMasterRestarted.
 func (w *Worker) Run(ctx context.Context) error {
-	conn, err := grpc.NewClient(w.cfg.Master, dialOptions(w.cfg.Secret, w.cfg.TLS)...)
+	conn, err := newClient(w.cfg.Master, w.cfg.Network, dialOptions(w.cfg.Secret, w.cfg.TLS))
 	if err != nil {
 		return fmt.Errorf("cluster: worker: %w", err)
 	}
