@@ -9,7 +9,6 @@ import (
 	"math"
 	"net"
 	"os"
-	"sync"
 	"time"
 
 	"github.com/dstream/dstream/cluster/clusterpb"
@@ -96,7 +95,10 @@ type Host struct {
 	lis   net.Listener
 	addr  string
 
-	learnMu sync.Mutex
+	// learning is a lock held while learning intervals from the master (a
+	// call that may wait long): a channel, so a task waiting for it gives
+	// up when its context ends.
+	learning chan struct{}
 	known   int64 // the latest interval learned (Unix ms)
 }
 
@@ -116,7 +118,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
 	}
 	addr := Advertised(cfg.Advertise, lis.Addr())
-	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr}, nil
+	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1)}, nil
 }
 
 // Addr returns the address peers dial.
@@ -221,8 +223,12 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 // learnUpTo learns every interval up to t the master remembers and this
 // worker does not know yet.
 func (h *Host) learnUpTo(ctx context.Context, t int64) error {
-	h.learnMu.Lock()
-	defer h.learnMu.Unlock()
+	select {
+	case h.learning <- struct{}{}:
+		defer func() { <-h.learning }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	if t <= h.known {
 		return nil
 	}

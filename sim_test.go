@@ -1,0 +1,396 @@
+package dstream
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/dstream/dstream/cluster"
+	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/simnet"
+)
+
+// The deterministic simulation of a cluster. A local-cluster[3] runs in one
+// process inside a testing/synctest bubble: the master is a Context as in
+// production, and its three workers are Contexts in the worker role, each
+// on its own host of an in-memory network (package simnet), speaking the
+// real gRPC protocol to each other. Time is the bubble's: it advances only
+// when every goroutine waits, so a run of many seconds costs only its
+// computation, and latencies, heartbeats, timeouts and checkpoints follow
+// virtual time exactly.
+
+// simBatch is the simulated job's interval.
+const simBatch = 500 * time.Millisecond
+
+// simGraph builds the simulated job in any process of it: a queue input
+// (stored and replicated as blocks) and a generated one (rebuilt anywhere
+// from the interval time), a shuffle, an incremental window, per-key state
+// (checkpointed) and a plain window. Every interval of each is recorded in
+// out (on the master: a worker runs no driver-side output).
+func simGraph(c *Context, q *Queue[string], out *simOutputs) {
+	add := func(a, b int64) int64 { return a + b }
+	sub := func(a, b int64) int64 { return a - b }
+	show := func(s *Stream[Pair[string, int64]]) *Stream[string] {
+		return Map(s, func(p Pair[string, int64]) string { return fmt.Sprint(p.Key, "=", p.Value) })
+	}
+	gen := GeneratedStream(c, "gen", func(t time.Time) [][]string {
+		k := t.UnixMilli() / simBatch.Milliseconds()
+		parts := make([][]string, 3)
+		for i := range parts {
+			for j := range 4 + int(k%3) {
+				parts[i] = append(parts[i], fmt.Sprintf("g%d", (k*7+int64(i*5+j))%11))
+			}
+		}
+		return parts
+	})
+	words := Union(FlatMap(QueueStream(c, q), strings.Fields), gen)
+	pairs := Map(words, func(w string) Pair[string, int64] { return KV(w, int64(1)) })
+	outs := map[string]*Stream[string]{
+		"reduceByKey": show(ReduceByKey(pairs, add, 3)),
+		"window-inv":  show(ReduceByKeyAndWindowInv(pairs, add, sub, 3*simBatch, simBatch, 3, nil)),
+		"state": show(UpdateStateByKey(pairs, func(vs []int64, st Opt[int64]) Opt[int64] {
+			return Some(st.Value + int64(len(vs)))
+		}, 3)),
+		"window": show(CountByValue(Window(words, 2*simBatch, simBatch), 2)),
+	}
+	for _, name := range slices.Sorted(maps.Keys(outs)) {
+		ForeachRDD(outs[name], func(ctx context.Context, ds *rdd.Dataset[string], tm time.Time) error {
+			recs, err := ds.Collect(ctx)
+			if err != nil {
+				return err
+			}
+			out.record(int(tm.Sub(c.StartTime())/simBatch), name, recs)
+			return nil
+		})
+	}
+}
+
+func newSimOutputs() *simOutputs {
+	return &simOutputs{at: map[int]map[string]string{}, times: map[int]int{}}
+}
+
+// simInput is what the queue holds: one batch per interval.
+func simInput(intervals int) [][]string {
+	out := make([][]string, intervals)
+	for i := range out {
+		for j := range 6 + i%4 {
+			out[i] = append(out[i], fmt.Sprintf("w%d w%d x%d", (i+j)%7, j%3, i%5))
+		}
+	}
+	return out
+}
+
+// simOutputs are a run's outputs: per interval (numbered from 1), per
+// stream, the sorted records; and how many times each interval was output.
+type simOutputs struct {
+	mu    sync.Mutex
+	at    map[int]map[string]string
+	times map[int]int
+}
+
+func (o *simOutputs) record(k int, name string, recs []string) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.at[k] == nil {
+		o.at[k] = map[string]string{}
+	}
+	if _, ok := o.at[k][name]; ok {
+		o.times[k]++ // output twice: a violation
+	}
+	slices.Sort(recs)
+	o.at[k][name] = strings.Join(recs, " ")
+}
+
+// simRun is one simulated run's setup.
+type simRun struct {
+	master    string // "local[2]" for the reference, "local-cluster[3]" simulated
+	intervals int
+	faults    *simFaults // nil: no faults
+	log       *ringLog
+}
+
+// run runs the job for r.intervals intervals and returns its outputs. It
+// must run inside a synctest bubble.
+func (r simRun) run(t *testing.T) *simOutputs {
+	t.Helper()
+	out := newSimOutputs()
+	logger := slog.New(slog.NewTextHandler(r.log, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	cfg := Config{Master: r.master, BatchInterval: simBatch, CheckpointInterval: 3 * simBatch, Logger: logger, Out: io.Discard}
+	net := simnet.New(simnet.Config{Latency: r.faults.latencyFunc()})
+	var cl *simCluster
+	if r.master != "local[2]" {
+		cl = &simCluster{net: net, faults: r.faults, cfg: cfg, log: logger, workers: map[string]*simWorker{}}
+		cfg.sim = &simProcess{net: cl.host("master"), spawn: cl.spawn}
+	}
+	c, err := NewContext(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := NewQueue[string]()
+	for _, b := range simInput(r.intervals) {
+		q.Push(b...)
+	}
+	simGraph(c, q, out)
+	if err := c.Start(); err != nil {
+		c.Stop(false)
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	if cl != nil && r.faults != nil {
+		cl.inject(c.StartTime(), stop)
+	}
+	last := c.StartTime().Add(time.Duration(r.intervals) * simBatch)
+	// Virtual time: a minute is far beyond any recovery.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(r.intervals)*simBatch)
+	defer cancel()
+	if err := c.AwaitBatch(ctx, last); err != nil {
+		t.Errorf("interval %d never completed: %v", r.intervals, err)
+	}
+	close(stop)
+	if err := c.Stop(false); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("stop: %v", err)
+	}
+	if cl != nil {
+		cl.stopAll()
+	}
+	return out
+}
+
+// simCluster is a simulated cluster's workers: contexts in the worker
+// role, one per host of the network.
+type simCluster struct {
+	net    *simnet.Network
+	faults *simFaults
+	cfg    Config
+	log    *slog.Logger
+
+	mu      sync.Mutex
+	spawned cluster.SpawnConfig
+	workers map[string]*simWorker // by host
+	wg      sync.WaitGroup
+}
+
+type simWorker struct {
+	host string
+	c    *Context
+}
+
+// host returns name's view of the network, with the simulation's message
+// faults on its calls.
+func (cl *simCluster) host(name string) cluster.Network {
+	return simHost{Host: cl.net.Host(name), faults: cl.faults}
+}
+
+// spawn is the master's way to start its local workers: contexts on hosts
+// w1..wN.
+func (cl *simCluster) spawn(sc cluster.SpawnConfig) (workerProcs, error) {
+	cl.mu.Lock()
+	cl.spawned = sc
+	cl.mu.Unlock()
+	for i := range sc.N {
+		if err := cl.start(fmt.Sprintf("w%d", i+1)); err != nil {
+			cl.stopAll()
+			return nil, err
+		}
+	}
+	return simProcs{cl}, nil
+}
+
+// start starts a worker process on host.
+func (cl *simCluster) start(host string) error {
+	cl.mu.Lock()
+	sc := cl.spawned
+	cl.mu.Unlock()
+	env := &cluster.WorkerEnv{Master: sc.Master, ID: "local-" + host, Slots: max(1, sc.Slots), Parallelism: sc.Parallelism,
+		Secret: sc.Secret, Checkpoint: sc.Checkpoint}
+	cfg := cl.cfg
+	cfg.Logger = cl.log.With("process", host)
+	cfg.sim = &simProcess{net: cl.host(host), worker: env}
+	c, err := NewContext(cfg)
+	if err != nil {
+		return err
+	}
+	simGraph(c, NewQueue[string](), newSimOutputs())
+	if err := c.Start(); err != nil {
+		c.Stop(false)
+		return err
+	}
+	cl.mu.Lock()
+	cl.workers[host] = &simWorker{host: host, c: c}
+	cl.mu.Unlock()
+	return nil
+}
+
+// crash kills host's worker: the network forgets it at once, and its
+// context stops as a killed process would.
+func (cl *simCluster) crash(host string) {
+	cl.net.Crash(host)
+	cl.mu.Lock()
+	w := cl.workers[host]
+	delete(cl.workers, host)
+	cl.mu.Unlock()
+	if w != nil {
+		cl.wg.Add(1)
+		go func() {
+			defer cl.wg.Done()
+			w.c.Stop(false)
+		}()
+	}
+}
+
+// restart starts a new worker process on a crashed host.
+func (cl *simCluster) restart(host string) {
+	cl.net.Restart(host)
+	if err := cl.start(host); err != nil {
+		cl.log.Warn("sim: worker did not restart", "host", host, "err", err)
+	}
+}
+
+// stopAll stops every worker and waits for them.
+func (cl *simCluster) stopAll() {
+	cl.mu.Lock()
+	ws := slices.Collect(maps.Values(cl.workers))
+	cl.workers = map[string]*simWorker{}
+	cl.mu.Unlock()
+	for _, w := range ws {
+		w.c.Stop(false)
+	}
+	cl.wg.Wait()
+}
+
+// simProcs are the master's handle on its simulated workers.
+type simProcs struct{ cl *simCluster }
+
+func (p simProcs) PIDs() []int { return nil }
+func (p simProcs) Exited() (<-chan struct{}, func() error) {
+	return nil, func() error { return nil }
+}
+func (p simProcs) Stop() { p.cl.stopAll() }
+
+// ringLog keeps the last lines written to it: a failing seed's log.
+type ringLog struct {
+	mu    sync.Mutex
+	lines []string
+	next  int
+}
+
+func newRingLog(n int) *ringLog { return &ringLog{lines: make([]string, 0, n)} }
+
+func (l *ringLog) Write(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := string(b)
+	if len(l.lines) < cap(l.lines) {
+		l.lines = append(l.lines, s)
+	} else {
+		l.lines[l.next] = s
+		l.next = (l.next + 1) % len(l.lines)
+	}
+	return len(b), nil
+}
+
+func (l *ringLog) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return strings.Join(append(slices.Clone(l.lines[l.next:]), l.lines[:l.next]...), "")
+}
+
+func TestSimulatedClusterWithoutFaults(t *testing.T) {
+	const intervals = 10
+	var want, got *simOutputs
+	log := newRingLog(2000)
+	synctest.Test(t, func(t *testing.T) {
+		want = simRun{master: "local[2]", intervals: intervals, log: newRingLog(10)}.run(t)
+	})
+	synctest.Test(t, func(t *testing.T) {
+		got = simRun{master: "local-cluster[3]", intervals: intervals, log: log}.run(t)
+	})
+	if t.Failed() {
+		t.Log(log)
+		return
+	}
+	compareSim(t, want, got, intervals)
+	if testing.Verbose() {
+		t.Log(log)
+	}
+}
+
+// compareSim reports every interval whose output differs from want's, is
+// missing or was output more than once.
+func compareSim(t *testing.T, want, got *simOutputs, intervals int) {
+	t.Helper()
+	for k := 1; k <= intervals; k++ {
+		if got.times[k] > 0 {
+			t.Errorf("interval %d was output %d more times", k, got.times[k])
+		}
+		for _, name := range slices.Sorted(maps.Keys(want.at[k])) {
+			if g, w := got.at[k][name], want.at[k][name]; g != w {
+				t.Errorf("interval %d %s:\n got %s\nwant %s", k, name, g, w)
+			}
+		}
+		if len(want.at[k]) == 0 {
+			t.Errorf("the reference has no output for interval %d", k)
+		}
+	}
+}
+
+var (
+	simSeeds = flag.Int("sim.seeds", 0, "seeds the cluster simulation runs (0: 200, 40 with -short)")
+	simSeed  = flag.Uint64("sim.seed", 0, "run the cluster simulation with this seed only (reproduces a failure)")
+)
+
+// TestSimulatedClusterFaults runs the simulated cluster under many seeds'
+// faults: workers crash and restart, links partition and heal,
+// connections reset, calls lose their request or their response or arrive
+// twice, one host's links are slow. Every interval's output must equal the
+// fault-free run's, exactly once. A failing seed prints its schedule and the
+// end of its log; -sim.seed=N runs it alone.
+func TestSimulatedClusterFaults(t *testing.T) {
+	const intervals = 14
+	var want *simOutputs
+	synctest.Test(t, func(t *testing.T) {
+		want = simRun{master: "local[2]", intervals: intervals, log: newRingLog(10)}.run(t)
+	})
+	seeds := []uint64{*simSeed}
+	if *simSeed == 0 {
+		n := *simSeeds
+		if n == 0 {
+			n = 200
+			if testing.Short() {
+				n = 40
+			}
+		}
+		seeds = seeds[:0]
+		for s := range n {
+			seeds = append(seeds, uint64(s+1))
+		}
+	}
+	for _, seed := range seeds {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			faults := newSimFaults(seed, intervals*simBatch)
+			log := newRingLog(3000)
+			var got *simOutputs
+			synctest.Test(t, func(t *testing.T) {
+				defer func() {
+					if t.Failed() {
+						t.Logf("faults: %s\nthe log's end:\n%s", faults, log)
+					}
+				}()
+				got = simRun{master: "local-cluster[3]", intervals: intervals, faults: faults, log: log}.run(t)
+				if !t.Failed() {
+					compareSim(t, want, got, intervals)
+				}
+			})
+		})
+	}
+}
