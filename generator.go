@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/listener"
@@ -29,7 +30,10 @@ type running struct {
 	batches    chan batch
 	runnerDone chan struct{}
 	stopped    chan struct{}
-	stopOnce   sync.Once
+	// stopping is set by the first Stop; a later one waits on stopped (a
+	// channel, not a sync.Once's mutex: a wait that can be cancelled and
+	// that testing/synctest sees as durable).
+	stopping atomic.Bool
 
 	errMu sync.Mutex
 	err   error // why the context stopped on its own (a failed interval)
@@ -372,7 +376,11 @@ func (c *Context) Stop(graceful bool) error {
 		return c.blocks.Close()
 	}
 	r := c.run
-	r.stopOnce.Do(func() {
+	if r.stopping.Swap(true) {
+		<-r.stopped
+		return r.stopErr()
+	}
+	func() {
 		defer close(r.stopped)
 		if graceful {
 			// 1. Stop receiving; receivers flush their last blocks.
@@ -429,7 +437,7 @@ func (c *Context) Stop(graceful bool) error {
 			c.log.Warn("could not delete the spill folder", "err", err)
 		}
 		c.log.Info("dstream stopped", "graceful", graceful)
-	})
+	}()
 	return r.stopErr()
 }
 

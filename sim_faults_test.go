@@ -81,7 +81,7 @@ func newSimFaults(seed uint64, length time.Duration) *simFaults {
 	var crashes []time.Duration
 	for range rng.IntN(3) {
 		t := at()
-		if slices.ContainsFunc(crashes, func(u time.Duration) bool { return (t-u).Abs() < simLossSpacing }) {
+		if slices.ContainsFunc(crashes, func(u time.Duration) bool { return (t - u).Abs() < simLossSpacing }) {
 			continue
 		}
 		crashes = append(crashes, t)

@@ -99,7 +99,7 @@ type Host struct {
 	// call that may wait long): a channel, so a task waiting for it gives
 	// up when its context ends.
 	learning chan struct{}
-	known   int64 // the latest interval learned (Unix ms)
+	known    int64 // the latest interval learned (Unix ms)
 }
 
 // NewHost listens and returns a host; Run serves.

@@ -6,12 +6,14 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"time"
 
 	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/rdd"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 )
 
@@ -210,6 +212,32 @@ func (ps *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 	}
 	ps.conns[addr] = c
 	return c, nil
+}
+
+// Reachable reports whether addr's process takes a connection within
+// timeout. A call that failed with UNAVAILABLE met a broken connection: a
+// dead process refuses the next one at once, while a reset link (or a
+// lost packet's timeout) leaves a live process that answers.
+func (ps *Peers) Reachable(ctx context.Context, addr string, timeout time.Duration) bool {
+	c, err := ps.Conn(addr)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	c.Connect()
+	for {
+		switch st := c.GetState(); st {
+		case connectivity.Ready:
+			return true
+		case connectivity.TransientFailure, connectivity.Shutdown:
+			return false
+		default:
+			if !c.WaitForStateChange(ctx, st) {
+				return false
+			}
+		}
+	}
 }
 
 // Peer returns the data-plane client of addr.

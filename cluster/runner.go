@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster/clusterpb"
@@ -127,6 +128,11 @@ func (r *Runner) prefer(t sched.Task, lin *rdd.Lineage) []string {
 	return out
 }
 
+// probeTimeout bounds how long the master waits for a new connection to a
+// worker whose call failed with UNAVAILABLE before it declares the worker
+// lost.
+const probeTimeout = time.Second
+
 // Execute implements sched.Executor: on the master itself, or by RunTask on
 // the worker at address worker.
 func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *rdd.Job, lin *rdd.Lineage) (any, error) {
@@ -156,6 +162,11 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 			return nil, context.Cause(ctx)
 		}
 		if status.Code(err) == codes.Unavailable {
+			if r.cfg.Peers.Reachable(ctx, worker, probeTimeout) {
+				// A broken connection to a live worker: the attempt
+				// failed (and counts), the worker stays.
+				return nil, fmt.Errorf("worker %s: %w", worker, err)
+			}
 			// The worker is gone (or cut off): the task runs again
 			// elsewhere, its attempt not counted, and the worker leaves
 			// the scheduler now rather than at its heartbeat timeout.
