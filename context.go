@@ -291,6 +291,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("query timeout %v must not be negative", c.QueryTimeout)
 	case c.MaxPendingBatches < 1:
 		return fmt.Errorf("max pending batches %d must be at least 1", c.MaxPendingBatches)
+	case c.WriteAheadLog && c.CheckpointDir == "":
+		return errors.New("the write-ahead log needs a checkpoint folder (CheckpointDir): it is written there")
 	}
 	return nil
 }

@@ -177,10 +177,8 @@ func TestWriteAheadLogRestartLosesNothingAcknowledged(t *testing.T) {
 // The write-ahead log needs a checkpoint folder: a clear error otherwise,
 // from Start and from the flags.
 func TestWriteAheadLogNeedsCheckpointFolder(t *testing.T) {
-	h := dstreamtest.New[string](t, dstreamtest.Options{Config: func(c *dstream.Config) { c.WriteAheadLog = true }})
-	dstreamtest.Collect(dstream.SocketTextStream(h.Ctx, "127.0.0.1:0"))
-	if err := h.Ctx.Start(); err == nil || !strings.Contains(err.Error(), "checkpoint folder") {
-		t.Fatalf("Start = %v; want an error saying the write-ahead log needs a checkpoint folder", err)
+	if _, err := dstream.NewContext(dstream.Config{WriteAheadLog: true}); err == nil || !strings.Contains(err.Error(), "checkpoint folder") {
+		t.Fatalf("NewContext = %v; want an error saying the write-ahead log needs a checkpoint folder", err)
 	}
 	fs := flag.NewFlagSet("job", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
