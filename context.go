@@ -88,6 +88,16 @@ type Config struct {
 	// "": in local[N] state is checkpointed in memory only; local-cluster
 	// uses a temporary folder, deleted at Stop.
 	CheckpointDir string
+	// WriteAheadLog writes every block a receiver stores to the checkpoint
+	// folder before it is acknowledged, and logs its addition in the
+	// master's metadata log (Spark's
+	// spark.streaming.receiver.writeAheadLog.enable): a master that
+	// restarts reads back the blocks received but not yet processed, so
+	// acknowledged records are neither lost nor counted twice. It requires
+	// CheckpointDir (the graph reports an error otherwise) and costs two
+	// synced writes per block (docs/ARCHITECTURE.md, "Write-ahead log").
+	// Default off.
+	WriteAheadLog bool
 	// CheckpointInterval is how often state streams write a durable
 	// checkpoint, unless Stream.Checkpoint says otherwise. Default: the
 	// larger of DefaultCheckpointInterval (10 s) and five slides.
@@ -281,6 +291,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("query timeout %v must not be negative", c.QueryTimeout)
 	case c.MaxPendingBatches < 1:
 		return fmt.Errorf("max pending batches %d must be at least 1", c.MaxPendingBatches)
+	case c.WriteAheadLog && c.CheckpointDir == "":
+		return errors.New("the write-ahead log needs a checkpoint folder (CheckpointDir): it is written there")
 	}
 	return nil
 }

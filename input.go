@@ -30,14 +30,26 @@ type input interface {
 
 // ReceiverStream is a stream of the records a receiver takes in. Each
 // interval's dataset has one partition per block cut during the interval.
+// With Config.WriteAheadLog every block is also written to the checkpoint
+// folder, and its addition logged by the master, before it is
+// acknowledged; a restarted master reads back the blocks not yet processed
+// (wal.go).
 func ReceiverStream(c *Context, r source.Receiver) *Stream[string] {
 	in := &receiverInput{recv: r}
 	s := newStream(c, "receiver "+r.Name(), c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[string], error) {
 		return blocksDataset[string](c, in.stream.id, c.tracker.Blocks(in.stream.id, t)), nil
 	})
 	in.stream = s
+	if c.cfg.WriteAheadLog && c.cfg.CheckpointDir == "" {
+		c.setErr(fmt.Errorf("ReceiverStream (%s): Config.WriteAheadLog (--write-ahead-log) needs a checkpoint folder (Config.CheckpointDir, --checkpoint): the log is written there", caller()))
+	}
 	c.mu.Lock()
 	c.inputs = append(c.inputs, in)
+	if c.cfg.WriteAheadLog && c.meta == nil {
+		// Blocks a receiver reports before Start opens the log wait for
+		// it (wal.go).
+		c.meta = newMetaLog()
+	}
 	c.mu.Unlock()
 	return s
 }
@@ -47,12 +59,6 @@ func ReceiverStream(c *Context, r source.Receiver) *Stream[string] {
 // client.
 func SocketTextStream(c *Context, addr string) *Stream[string] {
 	return ReceiverStream(c, source.NewSocket(addr, source.SocketOptions{Logger: c.log}))
-}
-
-// TextFileStream receives the lines of every file that appears in dir
-// (write files elsewhere, or with a leading "." or "_", then rename them in).
-func TextFileStream(c *Context, dir string) *Stream[string] {
-	return ReceiverStream(c, source.NewDirectory(dir, source.DirectoryOptions{Poll: c.cfg.BlockInterval, Clock: c.cfg.Clock, Logger: c.log}))
 }
 
 // blocksDataset makes an interval's input dataset: partition i reads block i
@@ -69,7 +75,7 @@ func blocksDataset[T any](c *Context, stream int32, blocks []received.Block) *rd
 	what := fmt.Sprintf("input of stream %d", stream)
 	ds := rdd.FromFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) iter.Seq[T] {
 		return func(yield func(T) bool) {
-			for _, rec := range rdd.ReadBlock[T](tc, c.blocks, keys[p], locs[p], what) {
+			for _, rec := range readInput[T](tc, c, stream, keys[p], locs[p], what) {
 				if !yield(rec) {
 					return
 				}
@@ -148,7 +154,11 @@ func (in *receiverInput) receive(ctx context.Context) error {
 	if in.worker() != "" {
 		return in.stream.ctx.receiveRemote(ctx, in)
 	}
-	return in.receiveWith(ctx, in.stream.ctx.runCtx(), blockSink{in.stream.ctx})
+	sink := blockSink{c: in.stream.ctx}
+	if sink.c.cfg.WriteAheadLog {
+		sink.run = newRunTag()
+	}
+	return in.receiveWith(ctx, in.stream.ctx.runCtx(), sink)
 }
 
 // receiveWith runs the receiver in this process until ctx is done, storing
@@ -244,17 +254,38 @@ func (c *Context) ReceivedRecords() int64 {
 // reports them to the tracker: storing is the acknowledgement. When the input
 // share is full it waits for processed intervals to free room (backpressure
 // reaches the receiver through the block generator, the socket reader and TCP
-// flow control behind it); it never drops a block it was handed.
-type blockSink struct{ c *Context }
+// flow control behind it); it never drops a block it was handed. With the
+// write-ahead log the block is also written to the checkpoint store and its
+// addition logged before it is reported (wal.go).
+type blockSink struct {
+	c   *Context
+	run string // with the write-ahead log: this receiver run's tag, in its keys
+}
 
 func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
 	key := fmt.Sprintf("input_%d_%d", b.Stream, b.Seq)
+	if s.run != "" {
+		key = fmt.Sprintf("input_%d_%s_%d", b.Stream, s.run, b.Seq)
+	}
 	size, err := s.c.storeInput(ctx, key, b)
 	if err != nil {
 		return err
 	}
+	if s.c.cfg.WriteAheadLog {
+		if err := s.c.walWrite(ctx, int32(b.Stream), key, b.Records); err != nil {
+			s.c.blocks.Remove(key)
+			return err
+		}
+	}
 	locs := replicate(s.c, ctx, key, b.Records)
-	s.c.tracker.Add(received.Block{Stream: int32(b.Stream), Key: key, Time: b.Time, Records: len(b.Records), Bytes: size, Locations: locs})
+	blk := received.Block{Stream: int32(b.Stream), Key: key, Time: b.Time, Records: len(b.Records), Bytes: size, Locations: locs}
+	if s.c.cfg.WriteAheadLog {
+		if err := s.c.walCommit(blk); err != nil {
+			s.c.blocks.Remove(key)
+			return err
+		}
+	}
+	s.c.tracker.Add(blk)
 	return nil
 }
 

@@ -2,6 +2,7 @@ package dstream_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,11 +15,11 @@ import (
 	"github.com/dstream/dstream/source"
 )
 
-// TestTextFileStreamWithSlack runs a real receiver (a folder source) under
-// the manual clock. The records are cut into a block at the first block
+// TestReceiverWithSlack runs a real receiver (a folder receiver,
+// source.Directory) under the manual clock. The records are cut into a block at the first block
 // boundary and stored asynchronously; the interval's job waits for the slack,
 // so the block is in the interval however late the store completes.
-func TestTextFileStreamWithSlack(t *testing.T) {
+func TestReceiverWithSlack(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "a.txt"), []byte("x\ny\nz\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -26,7 +27,7 @@ func TestTextFileStreamWithSlack(t *testing.T) {
 	h := dstreamtest.New[string](t, dstreamtest.Options{Config: func(c *dstream.Config) {
 		c.Slack = 500 * time.Millisecond
 	}})
-	lines := dstream.TextFileStream(h.Ctx, dir)
+	lines := dstream.ReceiverStream(h.Ctx, source.NewDirectory(dir, source.DirectoryOptions{Poll: 200 * time.Millisecond, Clock: h.Clock, Logger: slog.New(slog.DiscardHandler)}))
 	col := dstreamtest.Collect(lines)
 	h.Start()
 	// Wait until the receiver has read the file (polls at start), then

@@ -54,6 +54,13 @@ func (c *Context) maxRemember() time.Duration {
 func (c *Context) manifestOf(t time.Time) *manifest.Interval {
 	m := &manifest.Interval{Version: manifest.Version, Zero: c.zero.UnixMilli(), Time: t.UnixMilli()}
 	for _, in := range c.blockInputs() {
+		if fi, ok := in.(*fileInput); ok {
+			// A file stream names the files it took (filestream.go).
+			if files, _ := fi.filesAt(m.Time); len(files) > 0 {
+				m.Inputs = append(m.Inputs, manifest.Input{Stream: fi.opID(), Files: files})
+			}
+			continue
+		}
 		bs := c.tracker.Blocks(in.opID(), t)
 		if len(bs) == 0 {
 			continue
@@ -115,6 +122,9 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 		if !inputs[in.Stream] {
 			return fmt.Errorf("dstream: manifest of interval %d names input stream %d, which this graph does not have", m.Time, in.Stream)
 		}
+		if len(in.Files) > 0 && c.fileInputOf(in.Stream) == nil {
+			return fmt.Errorf("dstream: manifest of interval %d names files of stream %d, which is not a file stream of this graph", m.Time, in.Stream)
+		}
 	}
 	for _, cp := range m.Checkpoints {
 		if n, ok := byID[cp.Stream]; !ok || !n.checkpoints() {
@@ -125,6 +135,12 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 		return nil // already known
 	}
 	for _, in := range m.Inputs {
+		if len(in.Files) > 0 {
+			c.fileInputOf(in.Stream).learn(m.Time, in.Files)
+		}
+		if len(in.Blocks) == 0 {
+			continue
+		}
 		infos := make([]received.Block, len(in.Blocks))
 		for i, b := range in.Blocks {
 			infos[i] = received.Block{Stream: in.Stream, Key: b.Key, Time: t, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations}

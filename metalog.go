@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
@@ -25,7 +26,10 @@ import (
 // after the last completed one: those pending when it stopped and those
 // missed while it was down, in order, before it catches up with the clock.
 // Outputs of intervals re-run are written once (SaveAsTextFiles commits an
-// interval's folder once; a ForeachRDD function sees Rerun(ctx)).
+// interval's folder once; a ForeachRDD function sees Rerun(ctx)). File
+// streams write their selections under "files/" and replay them
+// (filestream.go); with the receiver write-ahead log the log also holds
+// each received block's addition, and its data lies under "wal/" (wal.go).
 
 const (
 	metaStartName = "meta/start"
@@ -58,11 +62,25 @@ type metaCheckpoint struct {
 
 // metaLog is the master's side of the log.
 type metaLog struct {
-	log *checkpoint.Log
+	log *checkpoint.Log // nil until resume opens it
 	// rerunUpTo is the last interval logged as started but not completed
 	// when the master resumed: intervals up to it are re-runs.
 	rerunUpTo int64
+	// ready is closed once resume has opened the log (or failed to). With
+	// the write-ahead log the metaLog exists from the graph's first
+	// receiver on, and blocks reported before then wait for it (wal.go).
+	ready     chan struct{}
+	readyOnce sync.Once
+	wal       *walBook // the write-ahead log's bookkeeping (wal.go)
 }
+
+func newMetaLog() *metaLog { return &metaLog{ready: make(chan struct{}), wal: newWALBook()} }
+
+// markReady says resume is done with the log.
+func (m *metaLog) markReady() { m.readyOnce.Do(func() { close(m.ready) }) }
+
+// metaOpen reports whether the master has an open metadata log.
+func (c *Context) metaOpen() bool { return c.meta != nil && c.meta.log != nil }
 
 // resume opens the metadata log in the checkpoint folder and returns the
 // zero to start from and the first interval to run: a fresh job starts at
@@ -71,6 +89,11 @@ type metaLog struct {
 func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.Time, err error) {
 	zero = now.Truncate(c.cfg.BatchInterval)
 	first = zero.Add(c.cfg.BatchInterval)
+	if c.meta == nil {
+		c.meta = newMetaLog()
+	}
+	meta := c.meta
+	defer meta.markReady()
 	store, err := c.checkpointStore()
 	if err != nil {
 		return zero, first, err
@@ -90,7 +113,7 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 		if err != nil {
 			return zero, first, fmt.Errorf("checkpoint folder: %w", err)
 		}
-		c.meta = &metaLog{log: log}
+		meta.log = log
 		return zero, first, nil
 	case err != nil:
 		return zero, first, fmt.Errorf("checkpoint folder: %w", err)
@@ -118,14 +141,23 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 		return zero, first, fmt.Errorf("checkpoint folder: %w", err)
 	}
 	var lastDone, lastStarted int64
-	err = log.Replay(ctx, func(_ uint64, kind string, payload []byte) error {
+	logged := map[int64]loggedManifest{} // the manifests still in the log
+	var blocks []loggedBlock             // the receivers' blocks it logged (wal.go)
+	err = log.Replay(ctx, func(seq uint64, kind string, payload []byte) error {
 		switch kind {
 		case "interval":
 			m, _, err := manifest.Unmarshal(payload)
 			if err != nil {
 				return err
 			}
+			logged[m.Time] = loggedManifest{m, seq}
 			lastStarted = max(lastStarted, m.Time)
+		case "block":
+			var b metaBlock
+			if err := json.Unmarshal(payload, &b); err != nil {
+				return err
+			}
+			blocks = append(blocks, loggedBlock{b, seq})
 		case "done":
 			var d metaDone
 			if err := json.Unmarshal(payload, &d); err != nil {
@@ -141,12 +173,20 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 	} else if err != nil {
 		return zero, first, fmt.Errorf("checkpoint folder %s: metadata log: %w", c.cfg.CheckpointDir, err)
 	}
-	c.meta = &metaLog{log: log, rerunUpTo: lastStarted}
+	meta.log, meta.rerunUpTo = log, lastStarted
 	switch {
 	case lastDone > 0:
 		first = time.UnixMilli(lastDone).Add(c.cfg.BatchInterval)
 	case lastStarted > 0: // stopped before any interval completed
 		first = zero.Add(c.cfg.BatchInterval)
+	}
+	// File streams replay the files their intervals took (filestream.go),
+	// receivers the blocks their write-ahead log holds (wal.go).
+	if err := c.resumeFileInputs(ctx, store, logged, first); err != nil {
+		return zero, first, fmt.Errorf("checkpoint folder %s: %w", c.cfg.CheckpointDir, err)
+	}
+	if err := c.walRestore(ctx, store, blocks, logged, lastDone, first); err != nil {
+		return zero, first, fmt.Errorf("checkpoint folder %s: %w", c.cfg.CheckpointDir, err)
 	}
 	restored := 0
 	for _, n := range c.nodes {
@@ -163,7 +203,7 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 	}
 	c.log.Info("resuming from the checkpoint folder", "folder", c.cfg.CheckpointDir, "zero", st.Zero,
 		"last_completed", lastDone, "first", first.UnixMilli(), "reruns_up_to", lastStarted, "states_restored", restored)
-	if len(c.inputs) > 0 && lastDone > 0 {
+	if len(c.inputs) > 0 && lastDone > 0 && !c.cfg.WriteAheadLog {
 		c.log.Warn("receivers have no write-ahead log yet: records received but not processed before the restart are lost, and state fed by a receiver is rebuilt from its checkpoint without the records received since")
 	}
 	return zero, first, nil
@@ -177,7 +217,7 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 // survived), and workers learn them as they learn any interval, before they
 // build a dataset of one.
 func (c *Context) seedManifests() {
-	if c.meta == nil || !c.first.After(c.zero.Add(c.cfg.BatchInterval)) {
+	if !c.metaOpen() || !c.first.After(c.zero.Add(c.cfg.BatchInterval)) {
 		return
 	}
 	back := c.first.Sub(c.zero) / c.cfg.BatchInterval // intervals before first
@@ -235,50 +275,68 @@ func (c *Context) restoreState(ctx context.Context, n node) (bool, error) {
 	return true, nil
 }
 
-// metaAppend appends one record to the metadata log, if there is one. A
-// failure is logged: the job goes on, and a restart resumes from an earlier
-// record.
-func (c *Context) metaAppend(kind string, payload []byte) {
-	if c.meta == nil {
-		return
+// metaAppend appends one record to the metadata log, if there is one, and
+// returns its sequence number (0: not written). A failure is logged: the
+// job goes on, and a restart resumes from an earlier record.
+func (c *Context) metaAppend(kind string, payload []byte) uint64 {
+	if !c.metaOpen() {
+		return 0
 	}
-	seq, err := c.meta.log.Append(c.runCtx(), kind, payload)
+	seq, err := c.metaAppendSeq(kind, payload)
 	if err != nil {
 		c.log.Warn("metadata log: record not written", "kind", kind, "err", err)
-		return
+		return 0
+	}
+	return seq
+}
+
+// metaAppendSeq appends one record to the open metadata log and returns
+// its sequence number. Now and then it deletes old records: all but the
+// last metaKept, and none the write-ahead log still needs (wal.go).
+func (c *Context) metaAppendSeq(kind string, payload []byte) (uint64, error) {
+	seq, err := c.meta.log.Append(c.runCtx(), kind, payload)
+	if err != nil {
+		return 0, err
 	}
 	if seq%metaKept == 0 && seq > metaKept {
-		if err := c.meta.log.Truncate(c.runCtx(), seq-metaKept); err != nil {
+		before := seq - metaKept
+		if f := c.meta.wal.floor(); f > 0 && f < before {
+			before = f
+		}
+		if err := c.meta.log.Truncate(c.runCtx(), before); err != nil {
 			c.log.Warn("metadata log: old records not deleted", "err", err)
 		}
 	}
+	return seq, nil
 }
 
 // metaStarted logs interval m before it runs.
 func (c *Context) metaStarted(m *manifest.Interval) {
-	if c.meta == nil {
+	if !c.metaOpen() {
 		return
 	}
 	b, err := m.Marshal()
 	if err != nil {
 		c.log.Warn("metadata log: manifest not written", "time", m.Time, "err", err)
+		c.walStarted(m, 0)
 		return
 	}
-	c.metaAppend("interval", b)
+	c.walStarted(m, c.metaAppend("interval", b))
 }
 
 // metaDone logs interval t's completion.
 func (c *Context) metaCompleted(t time.Time, failed bool) {
-	if c.meta == nil {
+	if !c.metaOpen() {
 		return
 	}
 	b, _ := json.Marshal(metaDone{Time: t.UnixMilli(), Failed: failed})
 	c.metaAppend("done", b)
+	c.walCompleted(t)
 }
 
 // metaCheckpointed logs a committed state checkpoint.
 func (c *Context) metaCheckpointed(stream int32, t int64, dir string) {
-	if c.meta == nil {
+	if !c.metaOpen() {
 		return
 	}
 	b, _ := json.Marshal(metaCheckpoint{Stream: stream, Time: t, Dir: dir})

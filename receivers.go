@@ -146,8 +146,17 @@ func (c *Context) addRemoteBlock(b cluster.BlockReport) error {
 	if in == nil {
 		return fmt.Errorf("stream %d has no receiver", b.Stream)
 	}
+	blk := received.Block{Stream: b.Stream, Key: b.Key, Time: c.cfg.Clock.Now(), Records: int(b.Records), Bytes: b.Bytes, Locations: b.Locations}
+	if c.cfg.WriteAheadLog {
+		// The block's addition is logged before the answer, which
+		// acknowledges it (wal.go). A resent report is logged again; the
+		// replay takes it once.
+		if err := c.walCommit(blk); err != nil {
+			return err
+		}
+	}
 	// A report resent after its answer was lost is taken once.
-	if c.tracker.Add(received.Block{Stream: b.Stream, Key: b.Key, Time: c.cfg.Clock.Now(), Records: int(b.Records), Bytes: b.Bytes, Locations: b.Locations}) {
+	if c.tracker.Add(blk) {
 		in.written.Add(b.Records)
 	}
 	return nil
@@ -196,6 +205,11 @@ func (p workerProgram) StartReceiver(stream int32, env cluster.ReceiverEnv) (str
 	genCtx, cancelGen := context.WithCancel(c.runCtx())
 	rr := &runningReceiver{cancel: cancel, cancelGen: cancelGen, done: make(chan struct{}), addr: addr}
 	sink := &workerSink{c: c, env: env, tag: strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(env.Self)}
+	if c.cfg.WriteAheadLog {
+		// Keys of this receiver run never collide with those of another
+		// run (the log replays them).
+		sink.tag += "-" + newRunTag()
+	}
 	go func() {
 		defer close(rr.done)
 		defer cancelGen()
@@ -285,6 +299,14 @@ func (s *workerSink) StoreBlock(ctx context.Context, b source.Block) error {
 	size, err := c.storeInput(ctx, key, b)
 	if err != nil {
 		return err
+	}
+	if c.cfg.WriteAheadLog {
+		// Durable before it is reported: the master logs the report, and
+		// then the block is acknowledged (wal.go).
+		if err := c.walWrite(ctx, int32(b.Stream), key, b.Records); err != nil {
+			c.blocks.Remove(key)
+			return err
+		}
 	}
 	locs := []string{s.env.Self}
 	if len(s.env.Peers) > 0 {

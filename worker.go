@@ -159,26 +159,30 @@ func abs(name string) string {
 }
 
 // JobFlags registers the flags of a job's recovery and rate control on fs
-// (--checkpoint, --checkpoint-interval, --backpressure, --max-rate,
-// --initial-rate) and returns what applies them to a Config after parsing.
-// A checkpoint folder is made absolute, so a worker started elsewhere (in
-// a standalone cluster, the same program with the same arguments) writes
-// to the same shared folder.
+// (--checkpoint, --checkpoint-interval, --write-ahead-log, --backpressure,
+// --max-rate, --initial-rate) and returns what applies them to a Config
+// after parsing. A checkpoint folder is made absolute, so a worker started
+// elsewhere (in a standalone cluster, the same program with the same
+// arguments) writes to the same shared folder.
 func JobFlags(fs *flag.FlagSet) func(*Config) error {
 	dir := fs.String("checkpoint", "", "`folder` for state checkpoints and the master's metadata log: running again with the same folder resumes the job (every process must reach it at the same path)")
 	every := fs.Duration("checkpoint-interval", 0, "how often state streams write a checkpoint (default: the larger of 10s and five slides)")
 	bp := fs.Bool("backpressure", false, "adapt every receiver's rate to what the job processes (a PID controller, as Spark's spark.streaming.backpressure)")
 	maxRate := fs.Int("max-rate", 0, "records per second each receiver takes in at most (0: no cap)")
 	initial := fs.Int("initial-rate", 0, "with --backpressure: the rate receivers start at, until the first estimate (0: no limit until then)")
+	wal := fs.Bool("write-ahead-log", false, "with --checkpoint: write every received block there before acknowledging it, so a restarted master loses no acknowledged record (as Spark's spark.streaming.receiver.writeAheadLog.enable)")
 	return func(c *Config) error {
 		switch {
 		case *every < 0:
 			return fmt.Errorf("--checkpoint-interval %v must not be negative", *every)
 		case *maxRate < 0 || *initial < 0:
 			return fmt.Errorf("--max-rate and --initial-rate must not be negative")
+		case *wal && *dir == "":
+			return fmt.Errorf("--write-ahead-log needs --checkpoint: the log is written in the checkpoint folder")
 		}
 		c.CheckpointDir, c.CheckpointInterval = abs(*dir), *every
 		c.Backpressure, c.MaxRate, c.InitialRate = *bp, *maxRate, *initial
+		c.WriteAheadLog = *wal
 		return nil
 	}
 }

@@ -9,7 +9,9 @@
 // A manifest holds:
 //   - Zero, the time before the first interval, and Time, the interval's own;
 //   - for each input stream, the blocks allocated to the interval, in order
-//     (partition i of the interval's input dataset reads block i);
+//     (partition i of the interval's input dataset reads block i), or, for a
+//     file stream, the files it selected (name, size, modification time),
+//     which every process reads from the stream's folder;
 //   - for each state stream, the checkpointed dataset the interval starts
 //     from, so a process that did not compute the state's history reads the
 //     checkpoint instead of recomputing it: lineage stays one interval deep
@@ -27,6 +29,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 
 	"github.com/dstream/dstream/checkpoint"
@@ -44,10 +47,22 @@ type Interval struct {
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
 }
 
-// Input lists the blocks of one input stream allocated to the interval.
+// Input lists the blocks of one input stream allocated to the interval, or
+// the files a file stream selected for it.
 type Input struct {
 	Stream int32   `json:"stream"`
 	Blocks []Block `json:"blocks"`
+	// Files are a file stream's files, sorted by name: the interval's
+	// dataset reads them from the stream's folder (one partition per
+	// split of each file). Older manifests have none.
+	Files []File `json:"files,omitempty"`
+}
+
+// File is a file a file stream selected for the interval.
+type File struct {
+	Name    string `json:"name"`  // its name in the stream's folder
+	Size    int64  `json:"size"`  // bytes, when selected: the dataset reads no further
+	ModTime int64  `json:"mtime"` // modification time, Unix nanoseconds
 }
 
 // Block is one stored block of received (or queued) input.
@@ -139,6 +154,14 @@ func (m *Interval) Validate() error {
 		for _, b := range in.Blocks {
 			if b.Key == "" || b.Records < 0 || b.Bytes < 0 {
 				return fmt.Errorf("manifest of interval %d: stream %d has a malformed block %+v", m.Time, in.Stream, b)
+			}
+		}
+		for i, f := range in.Files {
+			if f.Name == "" || f.Name == "." || f.Name == ".." || strings.ContainsAny(f.Name, "/\\\x00") || f.Size < 0 {
+				return fmt.Errorf("manifest of interval %d: stream %d has a malformed file %+v", m.Time, in.Stream, f)
+			}
+			if i > 0 && in.Files[i-1].Name >= f.Name {
+				return fmt.Errorf("manifest of interval %d: stream %d's files are not sorted by name, each once (%q after %q)", m.Time, in.Stream, f.Name, in.Files[i-1].Name)
 			}
 		}
 	}

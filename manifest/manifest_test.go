@@ -102,6 +102,31 @@ func TestUnmarshalRefusesBadFrames(t *testing.T) {
 	}
 }
 
+// A file stream's files survive the round trip; a manifest without files
+// (an older one) reads as before.
+func TestFilesRoundTrip(t *testing.T) {
+	m := sample()
+	files := []File{{Name: "a.txt", Size: 12, ModTime: 1_700_000_002_500_000_123}, {Name: "b.txt", Size: 0, ModTime: 1_700_000_002_999_000_000}}
+	m.Inputs = append(m.Inputs, Input{Stream: 7, Files: files})
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range got.Inputs {
+		if in.Stream == 7 && !reflect.DeepEqual(in.Files, files) {
+			t.Fatalf("files = %+v, want %+v", in.Files, files)
+		}
+	}
+	old, _ := sample().Marshal()
+	if strings.Contains(string(old), "files") {
+		t.Fatal("a manifest without files names them")
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -114,6 +139,15 @@ func TestValidate(t *testing.T) {
 		{"block without key", func(m *Interval) { m.Inputs[0].Blocks[0].Key = "" }, "malformed block"},
 		{"checkpoint of another stream", func(m *Interval) { m.Checkpoints[0].Dataset.Op = 5 }, "malformed checkpoint"},
 		{"checkpoint not before the interval", func(m *Interval) { m.Checkpoints[0].Dataset.Time = m.Time }, "malformed checkpoint"},
+		{"file with a path", func(m *Interval) { m.Inputs = append(m.Inputs, Input{Stream: 9, Files: []File{{Name: "../x"}}}) }, "malformed file"},
+		{"file without a name", func(m *Interval) { m.Inputs = append(m.Inputs, Input{Stream: 9, Files: []File{{Size: 1}}}) }, "malformed file"},
+		{"file of negative size", func(m *Interval) { m.Inputs = append(m.Inputs, Input{Stream: 9, Files: []File{{Name: "a", Size: -1}}}) }, "malformed file"},
+		{"files out of order", func(m *Interval) {
+			m.Inputs = append(m.Inputs, Input{Stream: 9, Files: []File{{Name: "b"}, {Name: "a"}}})
+		}, "not sorted"},
+		{"a file twice", func(m *Interval) {
+			m.Inputs = append(m.Inputs, Input{Stream: 9, Files: []File{{Name: "a"}, {Name: "a"}}})
+		}, "not sorted"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -114,6 +114,20 @@ func (t *Tracker) AddAllocated(at time.Time, stream int32, blocks []Block) {
 	byStream[stream] = append(byStream[stream], blocks...)
 }
 
+// MarkAllocated makes interval at allocated, with no blocks if it had none:
+// a later Allocate of it is a no-op. A master that restarts marks the
+// intervals it runs again as they were logged, so that blocks allocated
+// to no logged interval go to the next interval cut.
+func (t *Tracker) MarkAllocated(at time.Time) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	ms := at.UnixMilli()
+	if t.allocated[ms] == nil {
+		t.allocated[ms] = make(map[int32][]Block)
+	}
+	t.lastCut = max(t.lastCut, ms)
+}
+
 // Blocks returns the blocks of stream allocated to interval at.
 func (t *Tracker) Blocks(stream int32, at time.Time) []Block {
 	t.mu.Lock()

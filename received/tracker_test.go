@@ -75,3 +75,27 @@ func TestTrackerTakesABlockOnce(t *testing.T) {
 		t.Error("a resent report was taken again after allocation")
 	}
 }
+
+// An interval marked allocated (a restarted master's interval that runs
+// again as logged) takes no block at its cut: they go to the next interval.
+// Forgetting it drops the mark.
+func TestTrackerMarkAllocated(t *testing.T) {
+	tr := NewTracker()
+	tr.MarkAllocated(at(1000))
+	tr.Add(Block{Stream: 1, Key: "a", Time: at(500), Records: 2})
+	if n := tr.Allocate(at(1000)); n != 0 {
+		t.Fatalf("a marked interval took %d records at its cut", n)
+	}
+	if n := tr.Allocate(at(2000)); n != 2 {
+		t.Fatalf("the next interval took %d records, want 2", n)
+	}
+	tr.AddAllocated(at(3000), 1, []Block{{Stream: 1, Key: "b", Time: at(3000), Records: 1}})
+	tr.MarkAllocated(at(3000)) // keeps what it holds
+	if got := tr.Records(at(3000)); got != 1 {
+		t.Errorf("marking an allocated interval changed it: %d records", got)
+	}
+	tr.Forget(1, at(3000))
+	if n := tr.Allocate(at(1000)); n != 0 {
+		t.Errorf("re-allocating a forgotten interval took %d records", n)
+	}
+}

@@ -35,6 +35,11 @@ type DirectoryOptions struct {
 // deleted and later created again under the same name is read again, but one
 // replaced between two polls is not. Files already there at Open are read too
 // unless SkipExisting. An unreadable file is logged and skipped.
+//
+// What it receives is stored as blocks like a socket's, and is not
+// replayable after a restart of the master: dstream.TextFileStream does
+// not use it, but selects each interval's files by their modification
+// times (FileRule) and names them in the interval's manifest.
 type Directory struct {
 	dir  string
 	opts DirectoryOptions

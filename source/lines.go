@@ -3,6 +3,7 @@ package source
 import (
 	"bufio"
 	"io"
+	"math"
 )
 
 // lineReader reads newline-delimited records with bounded memory. A line is
@@ -16,6 +17,10 @@ type lineReader struct {
 	max     int
 	line    []byte
 	tooLong func(size int)
+	// pos counts the bytes consumed; next returns io.EOF instead of a
+	// line that would start at or after stop (a file split's end: see
+	// ReadLines).
+	pos, stop int64
 }
 
 // readBufferSize is the read buffer of each connection or file.
@@ -25,7 +30,7 @@ func newLineReader(r io.Reader, max int, tooLong func(int)) *lineReader {
 	if tooLong == nil {
 		tooLong = func(int) {}
 	}
-	return &lineReader{r: bufio.NewReaderSize(r, readBufferSize), max: max, tooLong: tooLong}
+	return &lineReader{r: bufio.NewReaderSize(r, readBufferSize), max: max, tooLong: tooLong, stop: math.MaxInt64}
 }
 
 // next returns the next line. ok reports whether there is one:
@@ -39,8 +44,12 @@ func (l *lineReader) next() (line string, ok bool, partial int, err error) {
 	size := 0   // bytes of the current line read so far, "\n" included
 	cr := false // whether those bytes, but for a final "\n", end in "\r"
 	for {
+		if size == 0 && l.pos >= l.stop {
+			return "", false, 0, io.EOF
+		}
 		chunk, err := l.r.ReadSlice('\n')
 		size += len(chunk)
+		l.pos += int64(len(chunk))
 		if !skipping {
 			if err == nil && len(l.line) == 0 {
 				// The common case: the whole line is in the read buffer.

@@ -1,7 +1,10 @@
 // Package source holds receivers, which take records in from outside the
 // engine (a TCP socket, a folder), and the block generator, which cuts what a
 // receiver takes in into blocks every block interval and hands them to the
-// engine, applying backpressure when the engine falls behind.
+// engine, applying backpressure when the engine falls behind. It also holds
+// what a file stream (dstream.TextFileStream, which receives nothing) needs:
+// the rule that selects each interval's files (FileRule), the folder's
+// listing and the reading of a file's lines by splits (files.go).
 //
 // The engine runs one receiver per input stream: it calls Open from Start
 // (so a port in use fails Start), then Receive with a BlockGenerator as the
