@@ -334,14 +334,17 @@ type Context struct {
 	first      time.Time                     // the first interval the generator cuts
 	curOutput  atomic.Pointer[runningOutput] // the output the runner runs (observe.go)
 
-	ckOnce   sync.Once
-	ckStore  checkpoint.Store // opened on first use (checkpointStore)
-	ckErr    error
-	ckTemp   string         // a local-cluster master's temporary checkpoint folder
-	ckWG     sync.WaitGroup // durable checkpoints in flight
-	ckFailed atomic.Int64   // durable checkpoints that failed
-	meta     *metaLog       // the master's metadata log (metalog.go)
-	run      *running
+	ckOnce  sync.Once
+	ckStore checkpoint.Store // opened on first use (checkpointStore)
+	ckErr   error
+	ckTemp  string         // a local-cluster master's temporary checkpoint folder
+	ckWG    sync.WaitGroup // durable checkpoints in flight
+	// protecting counts the master's copies of lost workers' input blocks
+	// being made (reprotect); Stop cancels and waits for them.
+	protecting sync.WaitGroup
+	ckFailed   atomic.Int64 // durable checkpoints that failed
+	meta       *metaLog     // the master's metadata log (metalog.go)
+	run        *running
 }
 
 const (

@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
@@ -305,6 +306,7 @@ func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
 			cr.runner.LoseWorker(addr)
 			cr.peers.Drop(addr)
 			c.loseHolder(addr)
+			c.reprotect(addr)
 		}
 		cr.runner.AddWorker(addr, ev.Worker.Slots)
 		select {
@@ -325,6 +327,7 @@ func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
 		cr.runner.LoseWorker(addr)
 		cr.peers.Drop(addr)
 		c.log.Warn("cluster: worker lost", "worker", ev.Worker.ID, "addr", addr)
+		c.reprotect(addr)
 		if !cr.dep.standalone {
 			go c.replaceReceivers(addr)
 		}
@@ -367,6 +370,52 @@ func (cfg Config) network() cluster.Network {
 		return nil
 	}
 	return cfg.sim.net
+}
+
+// reprotect keeps on the master a copy of every input block the lost
+// worker at addr held (fetched from a surviving holder), in the
+// background: each block had two copies, and now the cluster survives
+// another loss before the block is forgotten. Workers read a block from
+// the master when its named holders fail (cluster's remote); the master
+// drops the copy with the block. A copy that does not fit the master's
+// input share is not kept (a warning).
+func (c *Context) reprotect(addr string) {
+	cr := c.cluster
+	blocks := c.tracker.HeldBy(addr)
+	c.mu.Lock()
+	r := c.run
+	c.mu.Unlock()
+	if len(blocks) == 0 || r == nil {
+		return
+	}
+	ctx := r.ctx
+	c.protecting.Add(1)
+	go func() {
+		defer c.protecting.Done()
+		rem := cr.peers.Remote(cr.self)
+		kept := 0
+		for _, b := range blocks {
+			if ctx.Err() != nil {
+				return
+			}
+			if _, ok := c.blocks.Get(b.Key); ok {
+				continue
+			}
+			others := slices.DeleteFunc(slices.Clone(b.Locations), func(a string) bool { return a == addr || a == cr.self })
+			data, err := rem.Block(ctx, b.Key, others)
+			if err == nil {
+				err = c.blocks.Put(b.Key, rdd.Encoded(data), int64(len(data)), block.Input)
+			}
+			if err != nil {
+				c.log.Warn("cluster: input block left with one copy", "block", b.Key, "lost", addr, "err", err)
+				continue
+			}
+			kept++
+		}
+		if kept > 0 {
+			c.log.Info("cluster: the master keeps a copy of the input blocks a lost worker held", "worker", addr, "blocks", kept)
+		}
+	}()
 }
 
 // registration names one registration of a worker.
@@ -413,16 +462,14 @@ const inputReplicas = 2
 // the copies are stored the master drops its own: it relays input, and its
 // memory is not where input waits (the workers' input shares are, and
 // their backpressure reaches the receiver through the replication). With
-// fewer copies than asked (no worker yet, or one failed), the master keeps
-// its copy and is among the locations. Nil in local[N].
+// fewer copies than two on workers (one worker alive, or a copy failed),
+// the master keeps its copy and is among the locations: a block always has
+// two copies. Nil in local[N].
 func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []string {
 	cr := c.cluster
 	if cr == nil {
 		return nil
 	}
-	cr.mu.Lock()
-	want := min(inputReplicas, len(cr.alive))
-	cr.mu.Unlock()
 	targets := cr.replicaTargets(inputReplicas)
 	data, err := rdd.Encode(recs)
 	if err != nil {
@@ -443,7 +490,7 @@ func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []s
 		}
 		locs = append(locs, addr)
 	}
-	if want > 0 && len(locs) >= want {
+	if len(locs) >= inputReplicas {
 		c.blocks.Remove(key)
 		return locs
 	}

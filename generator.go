@@ -418,6 +418,7 @@ func (c *Context) Stop(graceful bool) error {
 		}
 		r.cancel()
 		c.ckWG.Wait()
+		c.protecting.Wait()
 		if c.cluster != nil {
 			c.stopCluster()
 		}

@@ -128,7 +128,7 @@ func (h *Host) Addr() string { return h.addr }
 // sampling job, while it builds an interval's datasets) read other
 // processes' blocks with; they compute any shuffle they need themselves.
 func (h *Host) Remote() rdd.Remote {
-	return &remote{peers: h.peers, self: h.addr, mapOutput: func(rdd.ID, int) string { return "" }}
+	return &remote{peers: h.peers, self: h.addr, fallback: h.cfg.Master, mapOutput: func(rdd.ID, int) string { return "" }}
 }
 
 // Run serves until ctx is done (nil) or the master refuses the worker.
@@ -196,7 +196,7 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 	}
 	tc := rdd.NewTaskContext(ctx, int(req.GetJob()), int(req.GetStage()), spec.Partition, spec.Attempt)
 	tc.Location = h.addr
-	tc.Remote = &remote{peers: h.peers, self: h.addr, mapOutput: func(s rdd.ID, m int) string {
+	tc.Remote = &remote{peers: h.peers, self: h.addr, fallback: h.cfg.Master, mapOutput: func(s rdd.ID, m int) string {
 		if a := outs[s]; m < len(a) {
 			return a[m]
 		}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"sync"
 	"time"
 
@@ -240,6 +241,12 @@ func (ps *Peers) Reachable(ctx context.Context, addr string, timeout time.Durati
 	}
 }
 
+// Remote returns what reads blocks from their holders for the process at
+// self (the master: it reads to keep copies of what lost workers held).
+func (ps *Peers) Remote(self string) rdd.Remote {
+	return &remote{peers: ps, self: self, mapOutput: func(rdd.ID, int) string { return "" }}
+}
+
 // Peer returns the data-plane client of addr.
 func (ps *Peers) Peer(addr string) (clusterpb.PeerClient, error) {
 	c, err := ps.Conn(addr)
@@ -326,6 +333,9 @@ func notHeld(addr string, err error) error {
 type remote struct {
 	peers *Peers
 	self  string
+	// fallback is tried after a block's named locations fail: the master,
+	// which keeps a copy of the input blocks a lost worker held.
+	fallback string
 	// mapOutput returns the address holding map output m of shuffle.
 	mapOutput func(shuffle rdd.ID, m int) string
 }
@@ -355,6 +365,9 @@ func (r *remote) Bucket(ctx context.Context, shuffle rdd.ID, m, reduce int) ([]b
 
 func (r *remote) Block(ctx context.Context, key string, locations []string) ([]byte, error) {
 	var errs []error
+	if r.fallback != "" && !slices.Contains(locations, r.fallback) {
+		locations = append(locations[:len(locations):len(locations)], r.fallback)
+	}
 	for _, addr := range locations {
 		if addr == r.self || addr == "" {
 			continue

@@ -7,6 +7,7 @@
 package received
 
 import (
+	"slices"
 	"sync"
 	"time"
 )
@@ -185,4 +186,28 @@ func (t *Tracker) Forget(stream int32, cutoff time.Time) []string {
 		}
 	}
 	return keys
+}
+
+// HeldBy returns the blocks, allocated or not, that name addr among their
+// locations.
+func (t *Tracker) HeldBy(addr string) []Block {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var out []Block
+	add := func(b Block) {
+		if slices.Contains(b.Locations, addr) {
+			out = append(out, b)
+		}
+	}
+	for _, b := range t.unallocated {
+		add(b)
+	}
+	for _, streams := range t.allocated {
+		for _, bs := range streams {
+			for _, b := range bs {
+				add(b)
+			}
+		}
+	}
+	return out
 }

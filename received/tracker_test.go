@@ -99,3 +99,23 @@ func TestTrackerMarkAllocated(t *testing.T) {
 		t.Errorf("re-allocating a forgotten interval took %d records", n)
 	}
 }
+
+func TestHeldBy(t *testing.T) {
+	tr := NewTracker()
+	at := time.UnixMilli(1000)
+	tr.Add(Block{Stream: 1, Key: "a", Time: at, Locations: []string{"w1", "w2"}})
+	tr.Add(Block{Stream: 1, Key: "b", Time: at, Locations: []string{"w2", "w3"}})
+	tr.Allocate(at)
+	tr.Add(Block{Stream: 1, Key: "c", Time: at.Add(time.Second), Locations: []string{"w3", "w1"}})
+	var keys []string
+	for _, b := range tr.HeldBy("w1") {
+		keys = append(keys, b.Key)
+	}
+	slices.Sort(keys)
+	if !slices.Equal(keys, []string{"a", "c"}) {
+		t.Fatalf("HeldBy(w1) = %v, want [a c] (allocated and unallocated)", keys)
+	}
+	if got := tr.HeldBy("w9"); len(got) != 0 {
+		t.Fatalf("HeldBy(w9) = %v", got)
+	}
+}
