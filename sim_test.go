@@ -394,3 +394,55 @@ func TestSimulatedClusterFaults(t *testing.T) {
 		})
 	}
 }
+
+// TestSimulatedClusterScenarios runs fixed schedules, each a fault the
+// seeds found or one the design names.
+func TestSimulatedClusterScenarios(t *testing.T) {
+	const intervals = 14
+	var want *simOutputs
+	synctest.Test(t, func(t *testing.T) {
+		want = simRun{master: "local[2]", intervals: intervals, log: newRingLog(10)}.run(t)
+	})
+	for _, sc := range []struct {
+		name   string
+		events []simEvent
+	}{
+		// Every input block has two copies; the second loss comes after the
+		// master kept a copy of what the first worker held.
+		{"two workers lost one after the other", []simEvent{
+			{at: 1100 * time.Millisecond, kind: "crash", a: "w1", for_: 6 * time.Second},
+			{at: 1800 * time.Millisecond, kind: "crash", a: "w2", for_: 5 * time.Second},
+		}},
+		// Cut off longer than the heartbeat timeout: lost, then back under
+		// the same address, as a new registration.
+		{"a worker cut off from the master for 3 s", []simEvent{
+			{at: 1 * time.Second, kind: "partition", a: "master", b: "w2", for_: 3 * time.Second},
+		}},
+		// Fetches between the workers stall, then resume.
+		{"two workers cut off from each other", []simEvent{
+			{at: 800 * time.Millisecond, kind: "partition", a: "w1", b: "w3", for_: 2 * time.Second},
+		}},
+		{"connections reset everywhere", []simEvent{
+			{at: 900 * time.Millisecond, kind: "reset", a: "master", b: "w1"},
+			{at: 900 * time.Millisecond, kind: "reset", a: "w2", b: "w1"},
+			{at: 1700 * time.Millisecond, kind: "reset", a: "master", b: "w3"},
+			{at: 2300 * time.Millisecond, kind: "reset", a: "w2", b: "w3"},
+		}},
+	} {
+		t.Run(sc.name, func(t *testing.T) {
+			faults := &simFaults{events: sc.events, sent: map[string]int{}}
+			log := newRingLog(3000)
+			synctest.Test(t, func(t *testing.T) {
+				defer func() {
+					if t.Failed() {
+						t.Logf("faults: %s\nthe log's end:\n%s", faults, log)
+					}
+				}()
+				got := simRun{master: "local-cluster[3]", intervals: intervals, faults: faults, log: log}.run(t)
+				if !t.Failed() {
+					compareSim(t, want, got, intervals)
+				}
+			})
+		})
+	}
+}
