@@ -345,8 +345,9 @@ func compareSim(t *testing.T, want, got *simOutputs, intervals int) {
 }
 
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "seeds the cluster simulation runs (0: 200, 40 with -short)")
-	simSeed  = flag.Uint64("sim.seed", 0, "run the cluster simulation with this seed only (reproduces a failure)")
+	simSeeds = flag.Int("sim.seeds", 0, "seeds the cluster simulation runs (0: 200; 60 with -race; 20 with -short)")
+	simSeed  = flag.Uint64("sim.seed", 0, "run the cluster simulation with this seed only (a failure's)")
+	simFirst = flag.Uint64("sim.first", 1, "the first of the seeds the cluster simulation runs")
 )
 
 // TestSimulatedClusterFaults runs the simulated cluster under many seeds'
@@ -365,14 +366,18 @@ func TestSimulatedClusterFaults(t *testing.T) {
 	if *simSeed == 0 {
 		n := *simSeeds
 		if n == 0 {
-			n = 200
-			if testing.Short() {
-				n = 40
+			switch {
+			case testing.Short():
+				n = 20
+			case raceDetector:
+				n = 60 // CI runs 300 more without -race (.ci/run)
+			default:
+				n = 200
 			}
 		}
 		seeds = seeds[:0]
-		for s := range n {
-			seeds = append(seeds, uint64(s+1))
+		for s := range uint64(n) {
+			seeds = append(seeds, *simFirst+s)
 		}
 	}
 	for _, seed := range seeds {
