@@ -134,22 +134,7 @@ func TestWriteAheadLogRestartLosesNothingAcknowledged(t *testing.T) {
 	for k := 2; k <= 3; k++ {
 		count(per2, at(k))
 	}
-	want := map[string]int{}
-	for _, batch := range [][]string{a, b, c, d} {
-		for _, r := range batch {
-			want[r] = 1
-		}
-	}
-	if d := firstDiff(counts, want); d != "none" {
-		t.Errorf("records counted over the intervals: first difference %s", d)
-	}
-	tot := map[string]int{}
-	for _, x := range totals.At(at(3)) {
-		tot[x.Key] = x.Value
-	}
-	if d := firstDiff(tot, want); d != "none" {
-		t.Errorf("running totals at interval 3: first difference %s", d)
-	}
+	checkOnce(t, counts, totals.At(at(3)), a, b, c, d)
 	if n := len(per2.At(at(2))); n != len(b) {
 		t.Errorf("interval 2 ran again with %d records, want B's %d", n, len(b))
 	}
@@ -285,8 +270,15 @@ func TestLocalClusterWriteAheadLogRestart(t *testing.T) {
 	for k := 2; k <= 3; k++ {
 		count(per2, at(k))
 	}
+	checkOnce(t, counts, totals.At(at(3)), a, b, c, d)
+}
+
+// checkOnce checks that every record of batches was counted exactly once
+// over the intervals (counts) and that the running totals say the same.
+func checkOnce(t *testing.T, counts map[string]int, totals []kv, batches ...[]string) {
+	t.Helper()
 	want := map[string]int{}
-	for _, batch := range [][]string{a, b, c, d} {
+	for _, batch := range batches {
 		for _, r := range batch {
 			want[r] = 1
 		}
@@ -295,7 +287,7 @@ func TestLocalClusterWriteAheadLogRestart(t *testing.T) {
 		t.Errorf("records counted over the intervals: first difference %s", d)
 	}
 	tot := map[string]int{}
-	for _, x := range totals.At(at(3)) {
+	for _, x := range totals {
 		tot[x.Key] = x.Value
 	}
 	if d := firstDiff(tot, want); d != "none" {

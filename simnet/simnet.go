@@ -353,10 +353,25 @@ type Conn struct {
 
 var errReset = &net.OpError{Op: "read", Net: "sim", Err: syscall.ECONNRESET}
 
-func (c *Conn) deadlines() (r, w time.Time, closed bool) {
+// usable returns op's ("read" or "write") deadline and the time now, or
+// the error op fails with at once: this end is closed, or its deadline
+// has passed.
+func (c *Conn) usable(op string) (deadline, now time.Time, err error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.readDeadline, c.writeDeadline, c.closed
+	closed := c.closed
+	deadline = c.readDeadline
+	if op == "write" {
+		deadline = c.writeDeadline
+	}
+	c.mu.Unlock()
+	now = time.Now()
+	switch {
+	case closed:
+		err = &net.OpError{Op: op, Net: "sim", Addr: c.local, Err: net.ErrClosed}
+	case !deadline.IsZero() && !now.Before(deadline):
+		err = &net.OpError{Op: op, Net: "sim", Addr: c.local, Err: os.ErrDeadlineExceeded}
+	}
+	return deadline, now, err
 }
 
 // Read reads what has arrived, waiting for the next write to arrive.
@@ -364,13 +379,9 @@ func (c *Conn) Read(b []byte) (int, error) {
 	p := c.in
 	n := p.n
 	for {
-		deadline, _, closed := c.deadlines()
-		if closed {
-			return 0, &net.OpError{Op: "read", Net: "sim", Addr: c.local, Err: net.ErrClosed}
-		}
-		now := time.Now()
-		if !deadline.IsZero() && !now.Before(deadline) {
-			return 0, &net.OpError{Op: "read", Net: "sim", Addr: c.local, Err: os.ErrDeadlineExceeded}
+		deadline, now, err := c.usable("read")
+		if err != nil {
+			return 0, err
 		}
 		n.mu.Lock()
 		if p.broken {
@@ -424,13 +435,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 	p := c.out
 	n := p.n
 	for {
-		_, deadline, closed := c.deadlines()
-		if closed {
-			return 0, &net.OpError{Op: "write", Net: "sim", Addr: c.local, Err: net.ErrClosed}
-		}
-		now := time.Now()
-		if !deadline.IsZero() && !now.Before(deadline) {
-			return 0, &net.OpError{Op: "write", Net: "sim", Addr: c.local, Err: os.ErrDeadlineExceeded}
+		deadline, now, err := c.usable("write")
+		if err != nil {
+			return 0, err
 		}
 		n.mu.Lock()
 		if p.broken || p.closed {
