@@ -381,11 +381,14 @@ func (cfg Config) network() cluster.Network {
 // input share is not kept (a warning).
 func (c *Context) reprotect(addr string) {
 	cr := c.cluster
-	blocks := c.tracker.HeldBy(addr)
 	c.mu.Lock()
 	r := c.run
 	c.mu.Unlock()
-	if len(blocks) == 0 || r == nil {
+	if r == nil {
+		return // not started: nothing received yet
+	}
+	blocks := c.tracker.HeldBy(addr)
+	if len(blocks) == 0 {
 		return
 	}
 	ctx := r.ctx
