@@ -309,7 +309,7 @@ func (s *workerSink) StoreBlock(ctx context.Context, b source.Block) error {
 		}
 	}
 	locs := []string{s.env.Self}
-	if len(s.env.Peers) > 0 {
+	if len(s.env.Peers) > 0 || s.env.Master != "" {
 		data, err := rdd.Encode(b.Records)
 		if err != nil {
 			return fmt.Errorf("input block %s: %w", key, err)
@@ -318,14 +318,25 @@ func (s *workerSink) StoreBlock(ctx context.Context, b source.Block) error {
 		start := s.next
 		s.next++
 		s.mu.Unlock()
+		// A peer, or the master when none takes it: a block is
+		// acknowledged with two copies.
+		targets := make([]string, 0, len(s.env.Peers)+1)
 		for i := range s.env.Peers {
-			peer := s.env.Peers[(start+i)%len(s.env.Peers)]
+			targets = append(targets, s.env.Peers[(start+i)%len(s.env.Peers)])
+		}
+		if s.env.Master != "" {
+			targets = append(targets, s.env.Master)
+		}
+		for _, peer := range targets {
 			if err := s.env.Put(ctx, peer, key, data); err != nil {
-				c.log.Warn("input block not replicated; trying another worker", "block", key, "worker", peer, "err", err)
+				c.log.Warn("input block not replicated; trying another process", "block", key, "to", peer, "err", err)
 				continue
 			}
 			locs = append(locs, peer)
 			break
+		}
+		if len(locs) == 1 {
+			c.log.Warn("input block acknowledged with one copy: no other process took a replica", "block", key)
 		}
 	}
 	report := cluster.BlockReport{Stream: int32(b.Stream), Key: key, Records: int64(len(b.Records)), Bytes: size, Locations: locs}

@@ -47,9 +47,11 @@ type Receivers interface {
 
 // ReceiverEnv is what a receiver running in a worker needs from the cluster.
 type ReceiverEnv struct {
-	// Self is this worker's address; Peers are the other workers.
-	Self  string
-	Peers []string
+	// Self is this worker's address; Peers are the other workers; Master
+	// is the master's, which keeps a replica when no peer takes one.
+	Self   string
+	Peers  []string
+	Master string
 	// Put stores an encoded replica of an input block on the peer at addr.
 	Put func(ctx context.Context, addr, key string, data []byte) error
 	// Report tells the master about a stored block.
@@ -288,7 +290,7 @@ func (h *Host) StartReceiver(ctx context.Context, req *clusterpb.StartReceiverRe
 		}
 	}
 	addr, err := rs.StartReceiver(req.GetStream(), ReceiverEnv{
-		Self: h.addr, Peers: peers,
+		Self: h.addr, Peers: peers, Master: h.cfg.Master,
 		Put: func(ctx context.Context, addr, key string, data []byte) error {
 			return h.peers.Put(ctx, addr, key, "input", data)
 		},
