@@ -304,11 +304,7 @@ func TestLocalClusterFileStreamWorkersReadNamedFiles(t *testing.T) {
 	}
 	// The workers are this test binary: they build the graph over the
 	// folder the master made, named in their environment.
-	const dirEnv = "DSTREAM_TEST_FILE_STREAM_DIR"
-	if os.Getenv(dirEnv) == "" {
-		t.Setenv(dirEnv, t.TempDir())
-	}
-	dir := os.Getenv(dirEnv)
+	dir := dstreamtest.SharedDir(t, "DSTREAM_TEST_FILE_STREAM_DIR")
 	h := dstreamtest.New[string](t, dstreamtest.Options{Master: "local-cluster[2]"})
 	lines := dstream.TextFileStream(h.Ctx, dir, dstream.FileStreamOptions{SplitBytes: 100})
 	pids := dstreamtest.Collect(dstream.ReduceByKey(dstream.Map(lines, func(string) dstream.Pair[int, int] { return dstream.KV(os.Getpid(), 1) }), add, 2))

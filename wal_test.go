@@ -222,11 +222,7 @@ func TestLocalClusterWriteAheadLogRestart(t *testing.T) {
 	}
 	// The workers are this test binary: they write to the folder the
 	// master made, named in their environment.
-	const ckEnv = "DSTREAM_TEST_WAL_CHECKPOINT"
-	if os.Getenv(ckEnv) == "" {
-		t.Setenv(ckEnv, t.TempDir())
-	}
-	ck := os.Getenv(ckEnv)
+	ck := dstreamtest.SharedDir(t, "DSTREAM_TEST_WAL_CHECKPOINT")
 	opts := dstreamtest.Options{Master: "local-cluster[2]", Config: func(c *dstream.Config) {
 		c.CheckpointDir = ck
 		c.WriteAheadLog = true

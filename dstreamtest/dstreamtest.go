@@ -230,6 +230,18 @@ func Sorted[U any](xs []U) []U {
 // (started by the test's master): it serves tasks, and checks nothing.
 func InWorker() bool { return os.Getenv(cluster.EnvWorkerOf) != "" }
 
+// SharedDir returns a temporary folder that the local-cluster workers of
+// this test (copies of the test binary, which inherit its environment)
+// find too: the master makes it and names it in variable env; a worker
+// reads it from there.
+func SharedDir(tb testing.TB, env string) string {
+	tb.Helper()
+	if os.Getenv(env) == "" {
+		tb.Setenv(env, tb.TempDir())
+	}
+	return os.Getenv(env)
+}
+
 // KillWorker SIGKILLs a worker process of ctx's cluster: the last alive
 // worker for which pick returns true (every worker when pick is nil), never
 // the master. It fails the test when there is none, and returns the worker

@@ -496,25 +496,20 @@ func (c *Conn) Close() error {
 func (c *Conn) LocalAddr() net.Addr  { return c.local }
 func (c *Conn) RemoteAddr() net.Addr { return c.remote }
 
-func (c *Conn) SetDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.readDeadline, c.writeDeadline = t, t
-	c.mu.Unlock()
-	c.wakeBoth()
-	return nil
-}
+func (c *Conn) SetDeadline(t time.Time) error      { return c.setDeadlines(&t, &t) }
+func (c *Conn) SetReadDeadline(t time.Time) error  { return c.setDeadlines(&t, nil) }
+func (c *Conn) SetWriteDeadline(t time.Time) error { return c.setDeadlines(nil, &t) }
 
-func (c *Conn) SetReadDeadline(t time.Time) error {
+// setDeadlines sets the deadlines given and wakes what waits on either
+// direction, to look at them again.
+func (c *Conn) setDeadlines(read, write *time.Time) error {
 	c.mu.Lock()
-	c.readDeadline = t
-	c.mu.Unlock()
-	c.wakeBoth()
-	return nil
-}
-
-func (c *Conn) SetWriteDeadline(t time.Time) error {
-	c.mu.Lock()
-	c.writeDeadline = t
+	if read != nil {
+		c.readDeadline = *read
+	}
+	if write != nil {
+		c.writeDeadline = *write
+	}
 	c.mu.Unlock()
 	c.wakeBoth()
 	return nil
