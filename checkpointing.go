@@ -204,6 +204,16 @@ func (c *Context) durableReader(parts []string) func(ctx context.Context, p int)
 	}
 }
 
+// takeRetry reports (once) whether a failed checkpoint asked the next
+// interval's dataset to try again.
+func (s *Stream[T]) takeRetry() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := s.ckRetry
+	s.ckRetry = false
+	return r
+}
+
 // checkpointDurably writes ds, s's dataset of interval t, to the checkpoint
 // store and, once every partition is there, commits it and cuts its lineage.
 // It runs beside the intervals that follow; a failure is logged and the
@@ -238,6 +248,7 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		s.mu.Lock()
 		s.pendingCut[t.UnixMilli()] = c.durableReader(parts)
 		s.durable[t.UnixMilli()] = dir
+		s.lastCut = max(s.lastCut, t.UnixMilli())
 		s.mu.Unlock()
 		c.metaCheckpointed(s.id, t.UnixMilli(), dir)
 		// Keep every checkpoint the stream still reads (a window reads its
@@ -253,17 +264,32 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 	}()
 	if err != nil {
 		c.ckFailed.Add(1)
-		if ctx.Err() == nil {
-			// The lineage is cut anyway, in memory, at the next manifest:
-			// the inputs it would replay are kept only two checkpoint
-			// intervals, and kept state would pile up. Losing a holder of
-			// this state before the next checkpoint then fails the interval,
-			// naming the block, rather than rebuild it from forgotten input.
-			c.log.Warn("state checkpoint not written; its lineage is cut in memory", "stream", s.String(), "time", t.UnixMilli(), "err", err)
-			s.mu.Lock()
-			s.pendingCut[t.UnixMilli()] = nil
-			s.mu.Unlock()
+		if ctx.Err() != nil {
+			return
 		}
+		every := s.checkpointEvery()
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		// The inputs the lineage replays are remembered two checkpoint
+		// intervals: while the next interval's dataset is still within
+		// them (with a slide to spare for the attempt), it tries again,
+		// its lineage kept. Past that the lineage is cut anyway, in
+		// memory, at the next manifest, as kept state would pile up:
+		// losing a holder of this state before the next checkpoint then
+		// fails the interval, naming the block, rather than rebuild it
+		// from forgotten input.
+		last := c.zero
+		if s.lastCut > 0 {
+			last = time.UnixMilli(s.lastCut)
+		}
+		if t.Add(2 * s.slide).Before(last.Add(2 * every)) {
+			c.log.Warn("state checkpoint not written; the next interval tries again", "stream", s.String(), "time", t.UnixMilli(), "err", err)
+			s.ckRetry = true
+			return
+		}
+		c.log.Warn("state checkpoint not written; its lineage is cut in memory", "stream", s.String(), "time", t.UnixMilli(), "err", err)
+		s.pendingCut[t.UnixMilli()] = nil
+		s.lastCut = t.UnixMilli()
 		return
 	}
 	c.log.Debug("state checkpoint committed", "stream", s.String(), "time", t.UnixMilli(), "dir", dir, "took", c.cfg.Clock.Now().Sub(start))

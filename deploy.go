@@ -383,16 +383,18 @@ func (c *Context) reprotect(addr string) {
 	cr := c.cluster
 	c.mu.Lock()
 	r := c.run
-	c.mu.Unlock()
-	if r == nil {
-		return // not started: nothing received yet
+	if r == nil || r.ctx.Err() != nil {
+		c.mu.Unlock()
+		return // not started (nothing received yet), or stopping
 	}
 	blocks := c.tracker.HeldBy(addr)
 	if len(blocks) == 0 {
+		c.mu.Unlock()
 		return
 	}
 	ctx := r.ctx
-	c.protecting.Add(1)
+	c.protecting.Add(1) // under c.mu: Stop waits after a barrier on it
+	c.mu.Unlock()
 	go func() {
 		defer c.protecting.Done()
 		rem := cr.peers.Remote(cr.self)
@@ -410,7 +412,15 @@ func (c *Context) reprotect(addr string) {
 				err = c.blocks.Put(b.Key, rdd.Encoded(data), int64(len(data)), block.Input)
 			}
 			if err != nil {
-				c.log.Warn("cluster: input block left with one copy", "block", b.Key, "lost", addr, "err", err)
+				if c.tracker.Holds(b.Key) {
+					c.log.Warn("cluster: input block left with one copy", "block", b.Key, "lost", addr, "err", err)
+				}
+				continue
+			}
+			if !c.tracker.Holds(b.Key) {
+				// Forgotten meanwhile (the tracker forgets before the
+				// store removes): nothing would remove this copy.
+				c.blocks.Remove(b.Key)
 				continue
 			}
 			kept++
@@ -460,14 +470,14 @@ func (cr *clusterRole) replicaTargets(n int) []string {
 const inputReplicas = 2
 
 // replicate stores copies of input block key (records recs, stored in this
-// process's block store) on two workers (one when the cluster has one)
+// process's block store) on two workers
 // before the block is acknowledged, and returns where the block is. Once
 // the copies are stored the master drops its own: it relays input, and its
 // memory is not where input waits (the workers' input shares are, and
 // their backpressure reaches the receiver through the replication). With
 // fewer copies than two on workers (one worker alive, or a copy failed),
-// the master keeps its copy and is among the locations: a block always has
-// two copies. Nil in local[N].
+// the master keeps its copy and is among the locations, so a block has two
+// copies whenever a worker took one. Nil in local[N].
 func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []string {
 	cr := c.cluster
 	if cr == nil {

@@ -31,8 +31,8 @@ type running struct {
 	runnerDone chan struct{}
 	stopped    chan struct{}
 	// stopping is set by the first Stop; a later one waits on stopped (a
-	// channel, not a sync.Once's mutex: a wait that can be cancelled and
-	// that testing/synctest sees as durable).
+	// channel, not a sync.Once's mutex: a wait testing/synctest sees as
+	// durable, so virtual time goes on for what the first Stop waits on).
 	stopping atomic.Bool
 
 	errMu sync.Mutex
@@ -418,6 +418,8 @@ func (c *Context) Stop(graceful bool) error {
 		}
 		r.cancel()
 		c.ckWG.Wait()
+		c.mu.Lock() // a barrier: reprotect adds under c.mu only before r.ctx is done
+		c.mu.Unlock()
 		c.protecting.Wait()
 		if c.cluster != nil {
 			c.stopCluster()

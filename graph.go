@@ -70,6 +70,8 @@ type Stream[T any] struct {
 	pendingCut  map[int64]func(context.Context, int) ([]byte, error) // committed, cut at the next manifest
 	keptAt      map[int64][]string                                   // kept datasets' locations, from manifests
 	ckRunning   chan struct{}                                        // closed when the durable checkpoint in flight ends
+	lastCut     int64                                                // the latest interval whose lineage was cut (ms; 0: none yet)
+	ckRetry     bool                                                 // a checkpoint failed: the next interval's dataset tries again
 }
 
 // newStream registers a stream in c's graph. Operator IDs are assigned in
@@ -277,7 +279,7 @@ func (s *Stream[T]) finishInterval(t time.Time) error {
 	every := s.checkpointEvery()
 	var err error
 	for i, ds := range dss {
-		due := time.UnixMilli(times[i]).Sub(c.zero)%every == 0
+		due := time.UnixMilli(times[i]).Sub(c.zero)%every == 0 || s.takeRetry()
 		var cerr error
 		if keep && !(due && !c.hasCheckpointStore()) {
 			cerr = ds.Keep(c.runCtx())

@@ -413,10 +413,11 @@ func TestSimulatedClusterScenarios(t *testing.T) {
 		events []simEvent
 	}{
 		// Every input block has two copies; the second loss comes after the
-		// master kept a copy of what the first worker held.
+		// master declared the first (by the heartbeat timeout at the
+		// latest) and kept a copy of what that worker held.
 		{"two workers lost one after the other", []simEvent{
 			{at: 1100 * time.Millisecond, kind: "crash", a: "w1", for_: 6 * time.Second},
-			{at: 1800 * time.Millisecond, kind: "crash", a: "w2", for_: 5 * time.Second},
+			{at: 3400 * time.Millisecond, kind: "crash", a: "w2", for_: 3 * time.Second},
 		}},
 		// Cut off longer than the heartbeat timeout: lost, then back under
 		// the same address, as a new registration.

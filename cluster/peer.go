@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -219,11 +220,15 @@ func (ps *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 // timeout. A call that failed with UNAVAILABLE met a broken connection: a
 // dead process refuses the next one at once, while a reset link (or a
 // lost packet's timeout) leaves a live process that answers.
+//
+// It dials a connection of its own, closed before it returns: the pool's
+// may be gone (the peer dropped) or may remember an earlier failure.
 func (ps *Peers) Reachable(ctx context.Context, addr string, timeout time.Duration) bool {
-	c, err := ps.Conn(addr)
+	c, err := newClient(addr, ps.net, ps.opts)
 	if err != nil {
 		return false
 	}
+	defer c.Close()
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	c.Connect()
@@ -328,13 +333,18 @@ func notHeld(addr string, err error) error {
 	return &rdd.PeerError{Addr: addr, Err: err}
 }
 
+// InputBlockPrefix begins the key of every input block (a receiver's, a
+// queue's): the blocks a master keeps copies of when their holders are
+// lost.
+const InputBlockPrefix = "input_"
+
 // remote is the rdd.Remote of a task: buckets come from where the master
 // said the map outputs live, blocks from the locations the reader names.
 type remote struct {
 	peers *Peers
 	self  string
-	// fallback is tried after a block's named locations fail: the master,
-	// which keeps a copy of the input blocks a lost worker held.
+	// fallback is tried after an input block's named locations fail: the
+	// master, which keeps a copy of the input blocks a lost worker held.
 	fallback string
 	// mapOutput returns the address holding map output m of shuffle.
 	mapOutput func(shuffle rdd.ID, m int) string
@@ -365,7 +375,7 @@ func (r *remote) Bucket(ctx context.Context, shuffle rdd.ID, m, reduce int) ([]b
 
 func (r *remote) Block(ctx context.Context, key string, locations []string) ([]byte, error) {
 	var errs []error
-	if r.fallback != "" && !slices.Contains(locations, r.fallback) {
+	if r.fallback != "" && strings.HasPrefix(key, InputBlockPrefix) && !slices.Contains(locations, r.fallback) {
 		locations = append(locations[:len(locations):len(locations)], r.fallback)
 	}
 	for _, addr := range locations {

@@ -167,6 +167,11 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 				// failed (and counts), the worker stays.
 				return nil, fmt.Errorf("worker %s: %w", worker, err)
 			}
+			if ctx.Err() != nil {
+				// Cancelled while probing (another attempt won, the job
+				// ended): that says nothing of the worker.
+				return nil, context.Cause(ctx)
+			}
 			// The worker is gone (or cut off): the task runs again
 			// elsewhere, its attempt not counted, and the worker leaves
 			// the scheduler now rather than at its heartbeat timeout.

@@ -188,6 +188,14 @@ func (t *Tracker) Forget(stream int32, cutoff time.Time) []string {
 	return keys
 }
 
+// Holds reports whether the tracker holds a block of key, allocated or not
+// (it is not yet forgotten).
+func (t *Tracker) Holds(key string) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.holdsLocked(key)
+}
+
 // HeldBy returns the blocks, allocated or not, that name addr among their
 // locations.
 func (t *Tracker) HeldBy(addr string) []Block {

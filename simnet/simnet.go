@@ -403,7 +403,8 @@ func (c *Conn) Read(b []byte) (int, error) {
 				return k, nil
 			}
 			wait = p.chunks[0].at.Sub(now)
-		} else if len(p.chunks) == 0 && p.closed {
+		} else if len(p.chunks) == 0 && p.closed && !stalled {
+			delete(n.pipes, p)
 			n.mu.Unlock()
 			return 0, io.EOF
 		}
@@ -486,8 +487,10 @@ func (c *Conn) Close() error {
 	c.out.closed = true
 	c.in.closed = true
 	c.in.chunks, c.in.buffered = nil, 0
-	delete(n.pipes, c.out)
 	delete(n.pipes, c.in)
+	if len(c.out.chunks) == 0 {
+		delete(n.pipes, c.out)
+	} // else the other end reads it to its EOF, across a partition's heal, unless a reset breaks it first
 	c.out.notifyLocked()
 	c.in.notifyLocked()
 	return nil

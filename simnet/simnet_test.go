@@ -205,3 +205,55 @@ func TestListenerCloseRefusesItsBacklog(t *testing.T) {
 		}
 	})
 }
+
+func TestClosedDuringAPartitionDeliversAfterHeal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := New(Config{})
+		c, s := pair(t, n, "a", "b")
+		n.Partition("a", "b")
+		c.Write([]byte("last words"))
+		c.Close()
+		got := make(chan string, 1)
+		go func() {
+			b, err := io.ReadAll(s)
+			if err != nil {
+				t.Error(err)
+			}
+			got <- string(b)
+		}()
+		synctest.Wait()
+		select {
+		case v := <-got:
+			t.Fatalf("read %q (and EOF) across a partition", v)
+		default:
+		}
+		n.Heal("a", "b")
+		if v := <-got; v != "last words" {
+			t.Fatalf("after healing read %q", v)
+		}
+		s.Close()
+		if k := n.Conns(); k != 0 {
+			t.Fatalf("%d connections open", k)
+		}
+	})
+}
+
+func TestCrashBreaksWhatAClosedEndLeftInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := New(Config{})
+		c, s := pair(t, n, "a", "b")
+		n.Partition("a", "b")
+		c.Write([]byte("lost"))
+		c.Close()
+		readErr := make(chan error, 1)
+		go func() {
+			_, err := s.Read(make([]byte, 8))
+			readErr <- err
+		}()
+		synctest.Wait()
+		n.Crash("a")
+		if err := <-readErr; !errors.Is(err, syscall.ECONNRESET) {
+			t.Fatalf("read after the closed end's host crashed: %v, want ECONNRESET", err)
+		}
+	})
+}
