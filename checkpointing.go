@@ -228,7 +228,18 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		if err != nil {
 			return err
 		}
-		parts, err := rdd.RunPartitionFunc[T, string](ctx, ds, s.durableFunc, dir, nil)
+		// A store's errors are often transient (a full queue, a lost
+		// connection to an object store): the parts' tasks retry as tasks
+		// do, the job once more, and the commit three times.
+		var parts []string
+		for attempt := range 2 {
+			if parts, err = rdd.RunPartitionFunc[T, string](ctx, ds, s.durableFunc, dir, nil); err == nil || ctx.Err() != nil {
+				break
+			}
+			if attempt == 0 {
+				c.log.Info("state checkpoint: writing its parts failed; trying again", "stream", s.String(), "time", t.UnixMilli(), "err", err)
+			}
+		}
 		if err != nil {
 			return err
 		}
@@ -238,7 +249,13 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		if err != nil {
 			return err
 		}
-		if err := checkpoint.Commit(ctx, store, dir, meta); err != nil {
+		for attempt := range 3 {
+			if err = checkpoint.Commit(ctx, store, dir, meta); err == nil || ctx.Err() != nil {
+				break
+			}
+			c.log.Info("state checkpoint: its commit failed", "stream", s.String(), "time", t.UnixMilli(), "attempt", attempt+1, "err", err)
+		}
+		if err != nil {
 			return err
 		}
 		// The lineage is cut when the next interval's manifest is written,

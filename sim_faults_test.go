@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/simnet"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -31,6 +32,7 @@ type simFaults struct {
 	// sent twice
 	dropRequest, dropResponse, duplicate uint64
 	slowHost                             string // one host whose links are slower
+	storeFail                            uint64 // per 1000 writes of state checkpoints, failed
 
 	mu   sync.Mutex
 	sent map[string]int // identical messages sent so far (the n-th is hashed with n)
@@ -96,6 +98,7 @@ func newSimFaults(seed uint64, length time.Duration) *simFaults {
 		f.events = append(f.events, simEvent{at: at(), kind: "reset", a: a, b: b})
 	}
 	slices.SortStableFunc(f.events, func(x, y simEvent) int { return int(x.at - y.at) })
+	f.storeFail = uint64(rng.IntN(3)) * 60 // drawn last: the schedules above stay those of earlier versions
 	return f
 }
 
@@ -105,8 +108,8 @@ func (f *simFaults) String() string {
 		return "no faults"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: per 1000 calls %d requests lost, %d responses lost, %d sent twice; slow host %q\n",
-		f.seed, f.dropRequest, f.dropResponse, f.duplicate, f.slowHost)
+	fmt.Fprintf(&b, "seed %d: per 1000 calls %d requests lost, %d responses lost, %d sent twice; slow host %q; per 1000 state checkpoint writes %d failed\n",
+		f.seed, f.dropRequest, f.dropResponse, f.duplicate, f.slowHost, f.storeFail)
 	for _, e := range f.events {
 		fmt.Fprintln(&b, " ", e)
 	}
@@ -233,3 +236,46 @@ func (cl *simCluster) inject(zero time.Time, stop <-chan struct{}) {
 		}
 	}()
 }
+
+// installStore makes c's checkpoint store the folder dir with the seed's
+// storage faults: a write of a state checkpoint's part or commit fails as
+// the seed decides for its name (and how many times it was written).
+func (f *simFaults) installStore(c *Context, dir string) {
+	if f == nil || f.storeFail == 0 {
+		return
+	}
+	c.ckOnce.Do(func() {
+		d, err := checkpoint.OpenDir(dir)
+		if err != nil {
+			c.ckErr = err
+			return
+		}
+		c.ckStore = &simStore{FaultStore: &checkpoint.FaultStore{Store: d, Inject: f.storeInject}, dir: d}
+	})
+}
+
+func (f *simFaults) storeInject(op checkpoint.Op, name string) error {
+	if op != checkpoint.OpPut || !strings.HasPrefix(name, "state/") {
+		return nil
+	}
+	f.mu.Lock()
+	n := f.sent["store "+name]
+	f.sent["store "+name]++
+	f.mu.Unlock()
+	if f.hash("store", name, n)%1000 >= f.storeFail {
+		return nil
+	}
+	f.mu.Lock()
+	f.hits = append(f.hits, fmt.Sprintf("%v write of %s failed", time.Now().Format("05.000"), name))
+	f.mu.Unlock()
+	return fmt.Errorf("%w: sim: write of %s failed", checkpoint.ErrInjected, name)
+}
+
+// simStore is a checkpoint folder behind a FaultStore, closed with its
+// context.
+type simStore struct {
+	*checkpoint.FaultStore
+	dir *checkpoint.Dir
+}
+
+func (s *simStore) Close() error { return s.dir.Close() }

@@ -129,6 +129,8 @@ func (r simRun) run(t *testing.T) *simOutputs {
 	net := simnet.New(simnet.Config{Latency: r.faults.latencyFunc()})
 	var cl *simCluster
 	if r.master != "local[2]" {
+		// One checkpoint folder for every process, as a shared file system.
+		cfg.CheckpointDir = t.TempDir()
 		cl = &simCluster{net: net, faults: r.faults, cfg: cfg, log: logger, workers: map[string]*simWorker{}}
 		cfg.sim = &simProcess{net: cl.host("master"), spawn: cl.spawn}
 	}
@@ -136,6 +138,7 @@ func (r simRun) run(t *testing.T) *simOutputs {
 	if err != nil {
 		t.Fatal(err)
 	}
+	r.faults.installStore(c, cfg.CheckpointDir)
 	q := NewQueue[string]()
 	for _, b := range simInput(r.intervals) {
 		q.Push(b...)
@@ -220,6 +223,7 @@ func (cl *simCluster) start(host string) error {
 	if err != nil {
 		return err
 	}
+	cl.faults.installStore(c, cfg.CheckpointDir)
 	simGraph(c, NewQueue[string](), newSimOutputs())
 	if err := c.Start(); err != nil {
 		c.Stop(false)
