@@ -252,6 +252,18 @@ func (ps *Peers) Remote(self string) rdd.Remote {
 	return &remote{peers: ps, self: self, mapOutput: func(rdd.ID, int) string { return "" }}
 }
 
+// Redial makes the pool's connection to addr, if it waits out a failed
+// attempt's backoff (failing every call at once meanwhile), try again now:
+// after a probe found the peer reachable.
+func (ps *Peers) Redial(addr string) {
+	ps.mu.Lock()
+	c := ps.conns[addr]
+	ps.mu.Unlock()
+	if c != nil {
+		c.ResetConnectBackoff()
+	}
+}
+
 // Peer returns the data-plane client of addr.
 func (ps *Peers) Peer(addr string) (clusterpb.PeerClient, error) {
 	c, err := ps.Conn(addr)

@@ -164,7 +164,10 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 		if status.Code(err) == codes.Unavailable {
 			if r.cfg.Peers.Reachable(ctx, worker, probeTimeout) {
 				// A broken connection to a live worker: the attempt
-				// failed (and counts), the worker stays.
+				// failed (and counts), the worker stays, and the next
+				// call connects at once rather than fail through gRPC's
+				// reconnection backoff.
+				r.cfg.Peers.Redial(worker)
 				return nil, fmt.Errorf("worker %s: %w", worker, err)
 			}
 			if ctx.Err() != nil {
