@@ -19,6 +19,7 @@ import (
 	"github.com/dstream/dstream/cluster"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/received"
 	"github.com/dstream/dstream/sched"
 )
 
@@ -399,36 +400,54 @@ func (c *Context) reprotect(addr string) {
 		defer c.protecting.Done()
 		rem := cr.peers.Remote(cr.self)
 		kept := 0
-		for _, b := range blocks {
-			if ctx.Err() != nil {
-				return
+		// Two passes: a block whose copy reached the worker just before it
+		// was lost may join the tracker only after the first one's list.
+		seen := map[string]bool{}
+		for pass := range 2 {
+			if pass == 1 {
+				blocks = slices.DeleteFunc(c.tracker.HeldBy(addr), func(b received.Block) bool { return seen[b.Key] })
 			}
-			if _, ok := c.blocks.Get(b.Key); ok {
-				continue
-			}
-			others := slices.DeleteFunc(slices.Clone(b.Locations), func(a string) bool { return a == addr || a == cr.self })
-			data, err := rem.Block(ctx, b.Key, others)
-			if err == nil {
-				err = c.blocks.Put(b.Key, rdd.Encoded(data), int64(len(data)), block.Input)
-			}
-			if err != nil {
-				if c.tracker.Holds(b.Key) {
-					c.log.Warn("cluster: input block left with one copy", "block", b.Key, "lost", addr, "err", err)
+			for _, b := range blocks {
+				seen[b.Key] = true
+				if c.keepCopy(ctx, rem, b, addr) {
+					kept++
 				}
-				continue
 			}
-			if !c.tracker.Holds(b.Key) {
-				// Forgotten meanwhile (the tracker forgets before the
-				// store removes): nothing would remove this copy.
-				c.blocks.Remove(b.Key)
-				continue
-			}
-			kept++
 		}
 		if kept > 0 {
 			c.log.Info("cluster: the master keeps a copy of the input blocks a lost worker held", "worker", addr, "blocks", kept)
 		}
 	}()
+}
+
+// keepCopy fetches input block b from its holders other than lost and keeps
+// it in the master's store; it reports whether it did.
+func (c *Context) keepCopy(ctx context.Context, rem rdd.Remote, b received.Block, lost string) bool {
+	cr := c.cluster
+	if ctx.Err() != nil {
+		return false
+	}
+	if _, ok := c.blocks.Get(b.Key); ok {
+		return false // the master holds it already
+	}
+	others := slices.DeleteFunc(slices.Clone(b.Locations), func(a string) bool { return a == lost || a == cr.self })
+	data, err := rem.Block(ctx, b.Key, others)
+	if err == nil {
+		err = c.blocks.Put(b.Key, rdd.Encoded(data), int64(len(data)), block.Input)
+	}
+	if err != nil {
+		if c.tracker.Holds(b.Key) {
+			c.log.Warn("cluster: input block left with one copy", "block", b.Key, "lost", lost, "err", err)
+		}
+		return false
+	}
+	if !c.tracker.Holds(b.Key) {
+		// Forgotten meanwhile (the tracker forgets before the store
+		// removes): nothing would remove this copy.
+		c.blocks.Remove(b.Key)
+		return false
+	}
+	return true
 }
 
 // registration names one registration of a worker.
@@ -497,6 +516,10 @@ func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []s
 	wg.Wait()
 	locs := make([]string, 0, len(targets)+1)
 	for i, addr := range targets {
+		if errs[i] == nil && !cr.isAlive(addr) {
+			// Lost while the copy was sent: what it held is gone.
+			errs[i] = fmt.Errorf("worker %s was lost", addr)
+		}
 		if errs[i] != nil {
 			c.log.Warn("input block not replicated", "block", key, "worker", addr, "err", errs[i])
 			continue
