@@ -191,8 +191,9 @@ type Peers struct {
 	opts []grpc.DialOption
 	net  Network
 
-	mu    sync.Mutex
-	conns map[string]*grpc.ClientConn
+	mu     sync.Mutex
+	conns  map[string]*grpc.ClientConn
+	closed bool // Close ran: no connection is made any more
 }
 
 // NewPeers returns a pool whose connections present secret, over mutual
@@ -201,12 +202,21 @@ func NewPeers(secret []byte, t *TLS, n Network) *Peers {
 	return &Peers{opts: dialOptions(secret, t), net: n, conns: map[string]*grpc.ClientConn{}}
 }
 
-// Conn returns the connection to addr, creating it on first use.
+// errPeersClosed is what a connection asked of a closed pool fails with.
+var errPeersClosed = errors.New("the process is stopping (its connections are closed)")
+
+// Conn returns the connection to addr, creating it on first use (an error
+// once Close has run).
 func (ps *Peers) Conn(addr string) (*grpc.ClientConn, error) {
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if c, ok := ps.conns[addr]; ok {
 		return c, nil
+	}
+	if ps.closed {
+		// A late call (a task, a copy being made) as its process stops:
+		// a connection made now would never be closed.
+		return nil, fmt.Errorf("cluster: peer %s: %w", addr, errPeersClosed)
 	}
 	c, err := newClient(addr, ps.net, ps.opts)
 	if err != nil {
@@ -289,6 +299,7 @@ func (ps *Peers) Close() {
 	ps.mu.Lock()
 	conns := ps.conns
 	ps.conns = map[string]*grpc.ClientConn{}
+	ps.closed = true
 	ps.mu.Unlock()
 	for _, c := range conns {
 		c.Close()
