@@ -15,6 +15,7 @@ import (
 	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -240,7 +241,10 @@ func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	resp, err := clusterpb.NewClusterClient(conn).Manifests(cctx, &clusterpb.ManifestsRequest{After: h.known, UpTo: t})
+	// Wait for a connection (within the timeout) rather than fail at once
+	// while a reset one waits out gRPC's reconnection backoff: a worker
+	// can do nothing without its master's intervals.
+	resp, err := clusterpb.NewClusterClient(conn).Manifests(cctx, &clusterpb.ManifestsRequest{After: h.known, UpTo: t}, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("learning intervals up to %d from the master: %w", t, err)
 	}

@@ -381,19 +381,36 @@ func (r *remote) Bucket(ctx context.Context, shuffle rdd.ID, m, reduce int) ([]b
 	case r.self:
 		return nil, fmt.Errorf("%w: evicted from this process (%s)", rdd.ErrNotHeld, r.self)
 	}
-	pc, err := r.peers.Peer(addr)
-	if err != nil {
-		return nil, err
-	}
-	stream, err := pc.FetchBucket(ctx, &clusterpb.FetchBucketRequest{Shuffle: idToProto(shuffle), MapPartition: int32(m), ReducePartition: int32(reduce)})
-	if err != nil {
-		return nil, notHeld(addr, err)
-	}
-	b, err := receive(stream.Recv)
+	var b []byte
+	err := r.peers.call(ctx, addr, func(pc clusterpb.PeerClient) error {
+		stream, err := pc.FetchBucket(ctx, &clusterpb.FetchBucketRequest{Shuffle: idToProto(shuffle), MapPartition: int32(m), ReducePartition: int32(reduce)})
+		if err == nil {
+			b, err = receive(stream.Recv)
+		}
+		return err
+	})
 	if err != nil {
 		return nil, notHeld(addr, err)
 	}
 	return b, nil
+}
+
+// call calls f with addr's client, and once more when f fails with
+// UNAVAILABLE but a new connection to addr succeeds (a reset link to a
+// live peer, whose pooled connection would otherwise fail every call
+// through gRPC's reconnection backoff).
+func (ps *Peers) call(ctx context.Context, addr string, f func(clusterpb.PeerClient) error) error {
+	for attempt := 0; ; attempt++ {
+		pc, err := ps.Peer(addr)
+		if err != nil {
+			return err
+		}
+		err = f(pc)
+		if err == nil || attempt == 1 || status.Code(err) != codes.Unavailable || ctx.Err() != nil || !ps.Reachable(ctx, addr, probeTimeout) {
+			return err
+		}
+		ps.Redial(addr)
+	}
 }
 
 func (r *remote) Block(ctx context.Context, key string, locations []string) ([]byte, error) {
@@ -405,17 +422,16 @@ func (r *remote) Block(ctx context.Context, key string, locations []string) ([]b
 		if addr == r.self || addr == "" {
 			continue
 		}
-		pc, err := r.peers.Peer(addr)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		stream, err := pc.FetchBlock(ctx, &clusterpb.FetchBlockRequest{Key: key})
-		if err == nil {
-			var b []byte
-			if b, err = receive(stream.Recv); err == nil {
-				return b, nil
+		var b []byte
+		err := r.peers.call(ctx, addr, func(pc clusterpb.PeerClient) error {
+			stream, err := pc.FetchBlock(ctx, &clusterpb.FetchBlockRequest{Key: key})
+			if err == nil {
+				b, err = receive(stream.Recv)
 			}
+			return err
+		})
+		if err == nil {
+			return b, nil
 		}
 		errs = append(errs, notHeld(addr, err))
 		if ctx.Err() != nil {
