@@ -208,11 +208,7 @@ func TestListenerCloseRefusesItsBacklog(t *testing.T) {
 
 func TestClosedDuringAPartitionDeliversAfterHeal(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := New(Config{})
-		c, s := pair(t, n, "a", "b")
-		n.Partition("a", "b")
-		c.Write([]byte("last words"))
-		c.Close()
+		n, s := closedInPartition(t, "last words")
 		got := make(chan string, 1)
 		go func() {
 			b, err := io.ReadAll(s)
@@ -240,11 +236,7 @@ func TestClosedDuringAPartitionDeliversAfterHeal(t *testing.T) {
 
 func TestCrashBreaksWhatAClosedEndLeftInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		n := New(Config{})
-		c, s := pair(t, n, "a", "b")
-		n.Partition("a", "b")
-		c.Write([]byte("lost"))
-		c.Close()
+		n, s := closedInPartition(t, "lost")
 		readErr := make(chan error, 1)
 		go func() {
 			_, err := s.Read(make([]byte, 8))
@@ -256,4 +248,19 @@ func TestCrashBreaksWhatAClosedEndLeftInFlight(t *testing.T) {
 			t.Fatalf("read after the closed end's host crashed: %v, want ECONNRESET", err)
 		}
 	})
+}
+
+// closedInPartition connects a to b, partitions them, writes msg from a and
+// closes a's end: msg and the close wait in the partition. It returns the
+// network and b's end.
+func closedInPartition(t *testing.T, msg string) (*Network, net.Conn) {
+	t.Helper()
+	n := New(Config{})
+	c, s := pair(t, n, "a", "b")
+	n.Partition("a", "b")
+	if _, err := c.Write([]byte(msg)); err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	return n, s
 }
