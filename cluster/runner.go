@@ -150,13 +150,17 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 				Shuffle: idToProto(dep.ID), Addresses: r.MapOutputs(dep.ID, dep.Parent.NumPartitions)})
 		}
 	}
-	pc, err := r.cfg.Peers.Peer(worker)
-	if err != nil {
-		return nil, err
-	}
 	// Cancelling ctx (the job ended, or the scheduler killed this attempt
-	// because another won) cancels the call and the worker's task.
-	resp, err := pc.RunTask(ctx, req)
+	// because another won) cancels the call and the worker's task. A call
+	// that meets a reset link to a live worker is sent once more (a task
+	// is deterministic and its outputs are committed once, so running it
+	// twice is harmless).
+	var resp *clusterpb.RunTaskResponse
+	err = r.cfg.Peers.call(ctx, worker, func(pc clusterpb.PeerClient) error {
+		var err error
+		resp, err = pc.RunTask(ctx, req)
+		return err
+	})
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
