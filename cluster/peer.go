@@ -399,6 +399,8 @@ func (r *remote) Bucket(ctx context.Context, shuffle rdd.ID, m, reduce int) ([]b
 // UNAVAILABLE but a new connection to addr succeeds (a reset link to a
 // live peer, whose pooled connection would otherwise fail every call
 // through gRPC's reconnection backoff).
+//
+// When the new connection fails too, the error wraps errPeerDown.
 func (ps *Peers) call(ctx context.Context, addr string, f func(clusterpb.PeerClient) error) error {
 	for attempt := 0; ; attempt++ {
 		pc, err := ps.Peer(addr)
@@ -406,12 +408,25 @@ func (ps *Peers) call(ctx context.Context, addr string, f func(clusterpb.PeerCli
 			return err
 		}
 		err = f(pc)
-		if err == nil || attempt == 1 || status.Code(err) != codes.Unavailable || ctx.Err() != nil || !ps.Reachable(ctx, addr, probeTimeout) {
+		if err == nil || status.Code(err) != codes.Unavailable || ctx.Err() != nil {
 			return err
 		}
+		if !ps.Reachable(ctx, addr, probeTimeout) {
+			if ctx.Err() != nil {
+				return err // cancelled while probing: that says nothing of the peer
+			}
+			return fmt.Errorf("%w: %w", errPeerDown, err)
+		}
 		ps.Redial(addr)
+		if attempt == 1 {
+			return err
+		}
 	}
 }
+
+// errPeerDown marks a call's UNAVAILABLE error when a new connection to the
+// peer failed too: the process is gone or cut off.
+var errPeerDown = errors.New("unreachable")
 
 func (r *remote) Block(ctx context.Context, key string, locations []string) ([]byte, error) {
 	var errs []error

@@ -12,8 +12,6 @@ import (
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/status"
 )
 
 // RunnerConfig configures the master's job runner.
@@ -154,7 +152,9 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 	// because another won) cancels the call and the worker's task. A call
 	// that meets a reset link to a live worker is sent once more (a task
 	// is deterministic and its outputs are committed once, so running it
-	// twice is harmless).
+	// twice is harmless); failing again, the attempt fails and counts, and
+	// the worker stays. Only a worker a new connection cannot reach is
+	// lost.
 	var resp *clusterpb.RunTaskResponse
 	err = r.cfg.Peers.call(ctx, worker, func(pc clusterpb.PeerClient) error {
 		var err error
@@ -165,20 +165,7 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 		if ctx.Err() != nil {
 			return nil, context.Cause(ctx)
 		}
-		if status.Code(err) == codes.Unavailable {
-			if r.cfg.Peers.Reachable(ctx, worker, probeTimeout) {
-				// A broken connection to a live worker: the attempt
-				// failed (and counts), the worker stays, and the next
-				// call connects at once rather than fail through gRPC's
-				// reconnection backoff.
-				r.cfg.Peers.Redial(worker)
-				return nil, fmt.Errorf("worker %s: %w", worker, err)
-			}
-			if ctx.Err() != nil {
-				// Cancelled while probing (another attempt won, the job
-				// ended): that says nothing of the worker.
-				return nil, context.Cause(ctx)
-			}
+		if errors.Is(err, errPeerDown) {
 			// The worker is gone (or cut off): the task runs again
 			// elsewhere, its attempt not counted, and the worker leaves
 			// the scheduler now rather than at its heartbeat timeout.
