@@ -8,8 +8,10 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/timeline"
 )
 
 // State checkpoints (the D-Stream paper, section 4.3). A state stream's
@@ -26,7 +28,7 @@ import (
 // DefaultCheckpointInterval is the least default interval between a state
 // stream's durable checkpoints; the default is the larger of it and five
 // slides (Spark's rule).
-const DefaultCheckpointInterval = 10 * time.Second
+const DefaultCheckpointInterval = timeline.DefaultCheckpointInterval
 
 // CheckpointsKept is how many committed checkpoints of each state stream
 // the store keeps at least: the newest, and older ones to fall back to (a
@@ -50,23 +52,12 @@ func (s *Stream[T]) Checkpoint(every time.Duration) *Stream[T] {
 	return s
 }
 
-// CheckpointFailures returns how many durable state checkpoints have failed
-// (the state then keeps its lineage until the next one commits).
-func (c *Context) CheckpointFailures() int64 { return c.ckFailed.Load() }
-
 // checkpointEvery is how often s writes a durable checkpoint.
 func (s *Stream[T]) checkpointEvery() time.Duration {
 	s.mu.Lock()
 	every := s.ckEvery
 	s.mu.Unlock()
-	if every == 0 {
-		every = s.ctx.cfg.CheckpointInterval
-	}
-	if every == 0 {
-		every = max(DefaultCheckpointInterval, 5*s.slide)
-	}
-	// Round up to a multiple of the slide.
-	return (every + s.slide - 1) / s.slide * s.slide
+	return timeline.CheckpointEvery(s.slide, every, s.ctx.cfg.CheckpointInterval)
 }
 
 // markState makes s a state stream: its datasets are materialized each
@@ -75,7 +66,7 @@ func (s *Stream[T]) checkpointEvery() time.Duration {
 func (s *Stream[T]) markState() {
 	s.isState = true
 	s.durableFunc = partitionFunc(s.ctx, func(tc *rdd.TaskContext, records []T, dir string) (string, error) {
-		return s.ctx.writePart(tc, records, dir)
+		return s.ctx.e.WritePart(tc, records, dir)
 	})
 }
 
@@ -106,104 +97,6 @@ func (s *Stream[T]) loseHolder(addr string) {
 	}
 }
 
-// forgetDeadHolders drops from n's locations the processes that are no
-// longer in the cluster: a worker lost while Keep ran was not there to be
-// forgotten when the loss was handled.
-func (c *Context) forgetDeadHolders(n *rdd.Node, lose func(addr string) bool) {
-	if c.cluster == nil {
-		return
-	}
-	for p := range n.NumPartitions {
-		for _, l := range n.Locations(p) {
-			if l != "" && !c.cluster.isAlive(l) {
-				lose(l)
-			}
-		}
-	}
-}
-
-// hasState reports whether the graph has a state stream.
-func (c *Context) hasState() bool {
-	for _, n := range c.nodes {
-		if n.checkpoints() {
-			return true
-		}
-	}
-	return false
-}
-
-// loseHolder tells every state stream that process addr is gone.
-func (c *Context) loseHolder(addr string) {
-	for _, n := range c.nodes {
-		n.loseHolder(addr)
-	}
-}
-
-// keepsLineage reports whether state datasets keep their lineage between
-// checkpoints: in a cluster, where a holder can be lost.
-func (c *Context) keepsLineage() bool { return c.cluster != nil || c.worker != nil }
-
-// writePart writes one partition of a checkpoint to the store, framed, and
-// returns the object's name.
-func (c *Context) writePart(tc *rdd.TaskContext, records any, dir string) (string, error) {
-	store, err := c.checkpointStore()
-	if err != nil {
-		return "", err
-	}
-	data, err := rdd.EncodeBlock(records)
-	if err != nil {
-		return "", err
-	}
-	name := fmt.Sprintf("%s/part-%05d", dir, tc.Partition)
-	if err := store.Put(tc.Ctx, name, checkpoint.Frame("state-part", 1, data)); err != nil {
-		return "", err
-	}
-	return name, nil
-}
-
-// commitMeta is what a committed state checkpoint says about itself.
-type commitMeta struct {
-	Stream         int32         `json:"stream"`
-	Dataset        manifest.ID   `json:"dataset"`
-	Name           string        `json:"name"`
-	Partitions     int           `json:"partitions"`
-	HashPartitions int           `json:"hash,omitempty"`
-	Parts          []string      `json:"parts"`
-	Zero           int64         `json:"zero"`
-	Slide          time.Duration `json:"slide"`
-}
-
-// checkpointDir names the store folder of stream's checkpoint at t: interval
-// times are zero-padded so names sort as times do.
-func checkpointDir(stream int32, t int64) string {
-	return fmt.Sprintf("state/%06d/%020d", stream, t)
-}
-
-// durableReader reads partition p of a committed checkpoint.
-func (c *Context) durableReader(parts []string) func(ctx context.Context, p int) ([]byte, error) {
-	return func(ctx context.Context, p int) ([]byte, error) {
-		if p < 0 || p >= len(parts) {
-			return nil, fmt.Errorf("checkpoint has %d partitions, not %d", len(parts), p+1)
-		}
-		store, err := c.checkpointStore()
-		if err != nil {
-			return nil, err
-		}
-		b, err := store.Get(ctx, parts[p])
-		if err != nil {
-			return nil, err
-		}
-		kind, _, payload, err := checkpoint.Unframe(b)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", parts[p], err)
-		}
-		if kind != "state-part" {
-			return nil, fmt.Errorf("%s holds a %q, not a partition of a state checkpoint", parts[p], kind)
-		}
-		return payload, nil
-	}
-}
-
 // takeRetry reports (once) whether a failed checkpoint asked the next
 // interval's dataset to try again.
 func (s *Stream[T]) takeRetry() bool {
@@ -220,11 +113,11 @@ func (s *Stream[T]) takeRetry() bool {
 // lineage stays (the next checkpoint tries again).
 func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 	c := s.ctx
-	ctx := c.runCtx()
-	dir := checkpointDir(s.id, t.UnixMilli())
+	ctx := c.e.RunCtx()
+	dir := engine.CheckpointDir(s.id, t.UnixMilli())
 	start := c.cfg.Clock.Now()
 	err := func() error {
-		store, err := c.checkpointStore()
+		store, err := c.e.CheckpointStore()
 		if err != nil {
 			return err
 		}
@@ -244,8 +137,8 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 			return err
 		}
 		id := ds.ID()
-		meta, err := json.Marshal(commitMeta{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq}, Name: ds.Node().Name,
-			Partitions: ds.NumPartitions(), HashPartitions: ds.HashPartitions(), Parts: parts, Zero: c.zero.UnixMilli(), Slide: s.slide})
+		meta, err := json.Marshal(engine.CommitMeta{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq}, Name: ds.Node().Name,
+			Partitions: ds.NumPartitions(), HashPartitions: ds.HashPartitions(), Parts: parts, Zero: c.e.Timeline().Zero().UnixMilli(), Slide: s.slide})
 		if err != nil {
 			return err
 		}
@@ -263,24 +156,24 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		// the workers learn of the checkpoint from that manifest, so every
 		// process switches at the same interval (lastCheckpoints).
 		s.mu.Lock()
-		s.pendingCut[t.UnixMilli()] = c.durableReader(parts)
+		s.pendingCut[t.UnixMilli()] = c.e.DurableReader(parts)
 		s.durable[t.UnixMilli()] = dir
 		s.lastCut = max(s.lastCut, t.UnixMilli())
 		s.mu.Unlock()
-		c.metaCheckpointed(s.id, t.UnixMilli(), dir)
+		c.e.MetaCheckpointed(s.id, t.UnixMilli(), dir)
 		// Keep every checkpoint the stream still reads (a window reads its
 		// reductions a window back) or a remembered manifest names (a
 		// worker joining now learns the manifests the master remembers,
 		// which name the checkpoints of their time), and CheckpointsKept
 		// at least.
-		keep := max(CheckpointsKept, int((s.rememberDuration()+c.maxRemember())/s.checkpointEvery())+2)
+		keep := max(CheckpointsKept, int((s.rememberDuration()+c.e.MaxRemember())/s.checkpointEvery())+2)
 		if err := checkpoint.Retain(ctx, store, fmt.Sprintf("state/%06d/", s.id), keep); err != nil && ctx.Err() == nil {
 			c.log.Warn("old state checkpoints not deleted", "stream", s.String(), "err", err)
 		}
 		return nil
 	}()
 	if err != nil {
-		c.ckFailed.Add(1)
+		c.e.CheckpointFailed()
 		if ctx.Err() != nil {
 			return
 		}
@@ -295,7 +188,7 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		// losing a holder of this state before the next checkpoint then
 		// fails the interval, naming the block, rather than rebuild it
 		// from forgotten input.
-		last := c.zero
+		last := c.e.Timeline().Zero()
 		if s.lastCut > 0 {
 			last = time.UnixMilli(s.lastCut)
 		}
@@ -372,11 +265,11 @@ func (s *Stream[T]) adopt(cp manifest.Checkpoint) error {
 	}
 	var read func(ctx context.Context, p int) ([]byte, error)
 	if cp.Durable != "" {
-		meta, err := s.ctx.readCommit(cp.Durable)
+		meta, err := s.ctx.e.ReadCommit(cp.Durable)
 		if err != nil {
 			return err
 		}
-		read = s.ctx.durableReader(meta.Parts)
+		read = s.ctx.e.DurableReader(meta.Parts)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -393,7 +286,7 @@ func (s *Stream[T]) adopt(cp manifest.Checkpoint) error {
 	}
 	if !ok || ds == nil || ds.ID() != (rdd.ID{Op: cp.Dataset.Op, Time: cp.Dataset.Time, Seq: cp.Dataset.Seq}) {
 		id := rdd.ID{Op: cp.Dataset.Op, Time: cp.Dataset.Time, Seq: cp.Dataset.Seq}
-		ds = rdd.FromCheckpoint[T](s.ctx.rctx, id, cp.Name, cp.Partitions, cp.HashPartitions)
+		ds = rdd.FromCheckpoint[T](s.ctx.rctx(), id, cp.Name, cp.Partitions, cp.HashPartitions)
 		s.datasets[ms] = ds
 	}
 	// The dataset this process built is cut in place: later datasets'
@@ -412,26 +305,4 @@ func (s *Stream[T]) keptLocations(ms int64) []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.keptAt[ms]
-}
-
-// readCommit reads the commit of a state checkpoint.
-func (c *Context) readCommit(dir string) (*commitMeta, error) {
-	store, err := c.checkpointStore()
-	if err != nil {
-		return nil, err
-	}
-	rec, err := checkpoint.ReadCommit(c.runCtx(), store, dir)
-	if err != nil {
-		return nil, fmt.Errorf("state checkpoint %s: %w", dir, err)
-	}
-	return commitMetaOf(rec)
-}
-
-// commitMetaOf decodes what a state checkpoint's commit says of it.
-func commitMetaOf(rec *checkpoint.CommitRecord) (*commitMeta, error) {
-	var m commitMeta
-	if err := json.Unmarshal(rec.Meta, &m); err != nil {
-		return nil, fmt.Errorf("state checkpoint %s: its commit: %w", rec.Dir, err)
-	}
-	return &m, nil
 }

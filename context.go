@@ -18,25 +18,17 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
-	"regexp"
-	"runtime"
-	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/dstream/dstream/block"
-	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/listener"
-	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
-	"github.com/dstream/dstream/received"
 	"github.com/dstream/dstream/sched"
-	"github.com/dstream/dstream/shuffle"
 )
 
 // Config configures a Context. The zero value of every field has a default.
@@ -167,71 +159,7 @@ type Config struct {
 	// sim makes the process one of a simulated cluster's, all in one
 	// process over an in-memory network (sim_test.go); nil in every real
 	// deployment.
-	sim *simProcess
-}
-
-var (
-	masterRE  = regexp.MustCompile(`^local(?:\[(\*|[0-9]+)\])?$`)
-	clusterRE = regexp.MustCompile(`^local-cluster\[([0-9]+)(?:, *([0-9]+))?\]$`)
-)
-
-// deployment is where Master says tasks run.
-type deployment struct {
-	workers    int  // local-cluster: the worker processes; 0: this process alone
-	slots      int  // task slots of this process, or of each worker
-	standalone bool // Master "cluster": workers join by hand
-}
-
-// standaloneParallelism is a standalone cluster's default parallelism.
-const standaloneParallelism = 8
-
-// deployment parses Master.
-func (c Config) deployment() (deployment, error) {
-	if c.Master == "cluster" {
-		return deployment{standalone: true, slots: 2}, nil
-	}
-	if m := clusterRE.FindStringSubmatch(c.Master); m != nil {
-		n, err := strconv.Atoi(m[1])
-		if err != nil || n < 1 || n > 64 {
-			return deployment{}, fmt.Errorf("master %q: the number of workers must be between 1 and 64", c.Master)
-		}
-		slots := 1
-		if m[2] != "" {
-			slots, err = strconv.Atoi(m[2])
-			if err != nil || slots < 1 || slots > 1024 {
-				return deployment{}, fmt.Errorf("master %q: slots per worker must be between 1 and 1024", c.Master)
-			}
-		}
-		return deployment{workers: n, slots: slots}, nil
-	}
-	m := masterRE.FindStringSubmatch(c.Master)
-	if m == nil {
-		return deployment{}, fmt.Errorf("master %q: want local, local[N], local[*], local-cluster[N], local-cluster[N,SLOTS] or cluster", c.Master)
-	}
-	switch m[1] {
-	case "":
-		return deployment{slots: 1}, nil
-	case "*":
-		return deployment{slots: runtime.NumCPU()}, nil
-	}
-	n, err := strconv.Atoi(m[1])
-	if err != nil || n < 1 || n > 1024 {
-		return deployment{}, fmt.Errorf("master %q: N must be between 1 and 1024", c.Master)
-	}
-	return deployment{slots: n}, nil
-}
-
-// slots is the number of task slots of the whole deployment (the default
-// parallelism).
-func (c Config) slots() (int, error) {
-	d, err := c.deployment()
-	if c.Parallelism > 0 {
-		return c.Parallelism, err
-	}
-	if d.standalone {
-		return standaloneParallelism, err
-	}
-	return d.slots * max(1, d.workers), err
+	sim *engine.Sim
 }
 
 func (c Config) withDefaults() Config {
@@ -271,7 +199,7 @@ func (c Config) withDefaults() Config {
 // Validate reports the first invalid setting, after defaults are applied.
 func (c Config) Validate() error {
 	c = c.withDefaults()
-	if _, err := c.slots(); err != nil {
+	if _, err := c.engineConfig().Slots(); err != nil {
 		return err
 	}
 	switch {
@@ -297,61 +225,47 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// engineConfig is c, with defaults applied, as the engine takes it: the
+// API's BatchError made and handed to OnBatchError through its hooks.
+func (c Config) engineConfig() engine.Config {
+	ec := engine.Config{
+		Master: c.Master, BatchInterval: c.BatchInterval, BlockInterval: c.BlockInterval, Slack: c.Slack, Clock: c.Clock,
+		MaxTaskAttempts: c.MaxTaskAttempts, MemoryBytes: c.MemoryBytes, LimitProcessMemory: c.LimitProcessMemory,
+		MaxPendingBatches: c.MaxPendingBatches, CheckpointDir: c.CheckpointDir, WriteAheadLog: c.WriteAheadLog,
+		CheckpointInterval: c.CheckpointInterval, Speculation: c.Speculation, Backpressure: c.Backpressure,
+		MaxRate: c.MaxRate, InitialRate: c.InitialRate, WorkDir: c.WorkDir, ClusterListen: c.ClusterListen,
+		ClusterAdvertise: c.ClusterAdvertise, Secret: c.Secret, Insecure: c.Insecure, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
+		TLSCA: c.TLSCA, Parallelism: c.Parallelism, WorkerArgs: c.WorkerArgs, Logger: c.Logger, Sim: c.sim,
+		NewBatchError: func(t time.Time, op int, output string, err error) error {
+			return &BatchError{Time: t, OutputOp: op, Output: output, Err: err}
+		},
+	}
+	if h := c.OnBatchError; h != nil {
+		ec.OnBatchError = func(err error) error {
+			var be *BatchError
+			if !errors.As(err, &be) {
+				be = &BatchError{OutputOp: -1, Output: "interval", Err: err}
+			}
+			return h(be)
+		}
+	}
+	return ec
+}
+
 // Context is a streaming application: its stream graph, the engine that runs
-// it, and its lifecycle. Build the graph, then Start (or Run).
+// it (package internal/engine), and its lifecycle. Build the graph, then
+// Start (or Run).
 type Context struct {
-	cfg      Config
-	rctx     *rdd.Context
-	blocks   *block.Store
-	shuffles *shuffle.Store
-	runner   rdd.JobRunner
-	shell    *sched.Shell // the runner's scheduler
-	cluster  *clusterRole // set on a local-cluster master (deploy.go)
-	worker   *workerRole  // set in a worker process (deploy.go)
-	bus      *listener.Bus
-	log      *slog.Logger
+	cfg Config
+	e   *engine.Engine
+	log *slog.Logger
 
-	mu       sync.Mutex
-	state    int // stateNew, stateRunning, stateStopped
-	graphErr error
-	nodes    []node
-	inputs   []input
-	cutters  []cutter // inputs fed at each cut (queues)
-
-	materialized bool // intervals come from Materialize: never started
-	outputs      []*outputOp
-	nextOp       int32
+	mu           sync.Mutex
 	nextFunc     int               // partition functions registered (query_builtin.go)
 	queries      map[string]*query // named queries (query.go)
 	querySlots   chan struct{}     // queries running
 	queryWaiting atomic.Int64      // queries running or waiting
-
-	tracker    *received.Tracker
-	manifests  manifest.Log
-	inputWaits atomic.Int64                  // times a receiver waited for input memory
-	admission  admission                     // sizes the input share; the runner's only
-	zero       time.Time                     // interval times are zero + k*BatchInterval
-	first      time.Time                     // the first interval the generator cuts
-	curOutput  atomic.Pointer[runningOutput] // the output the runner runs (observe.go)
-
-	ckOnce  sync.Once
-	ckStore checkpoint.Store // opened on first use (checkpointStore)
-	ckErr   error
-	ckTemp  string         // a local-cluster master's temporary checkpoint folder
-	ckWG    sync.WaitGroup // durable checkpoints in flight
-	// protecting counts the master's copies of lost workers' input blocks
-	// being made (reprotect); Stop cancels and waits for them.
-	protecting sync.WaitGroup
-	ckFailed   atomic.Int64 // durable checkpoints that failed
-	meta       *metaLog     // the master's metadata log (metalog.go)
-	run        *running
 }
-
-const (
-	stateNew = iota
-	stateRunning
-	stateStopped
-)
 
 // NewContext returns a Context for cfg.
 func NewContext(cfg Config) (*Context, error) {
@@ -359,75 +273,20 @@ func NewContext(cfg Config) (*Context, error) {
 		return nil, fmt.Errorf("dstream: %w", err)
 	}
 	cfg = cfg.withDefaults()
-	slots, _ := cfg.slots()
-	if env, ok, _ := cfg.workerEnv(); ok {
-		if env.Memory > 0 {
-			cfg.MemoryBytes = env.Memory // a worker's own budget
-		}
-		if env.WorkDir != "" {
-			cfg.WorkDir = env.WorkDir
-		}
-		if env.Checkpoint != "" {
-			cfg.CheckpointDir = env.Checkpoint
-		}
-	}
-	c := &Context{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0), querySlots: make(chan struct{}, maxRunningQueries)}
-	opts := block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)}
-	if cfg.WorkDir != "" {
-		opts.SpillDir = filepath.Join(cfg.WorkDir, fmt.Sprintf("dstream-%d-%d", os.Getpid(), spillDirs.Add(1)))
-		opts.Encode = rdd.EncodeBlock
-	}
-	c.blocks = block.New(opts)
-	c.blocks.SetMaxInputBytes(c.admission.inputShare(storeBytes(cfg.MemoryBytes), 0))
-	c.shuffles = shuffle.New(c.blocks)
-	parallelism, err := c.deploy(slots)
+	e, err := engine.New(cfg.engineConfig())
 	if err != nil {
 		return nil, fmt.Errorf("dstream: %w", err)
 	}
-	c.observeScheduler()
-	rctx, err := rdd.NewContext(rdd.Config{Runner: c.runner, Blocks: c.blocks, Shuffles: c.shuffles, Parallelism: parallelism, Logger: cfg.Logger})
-	if err != nil {
-		return nil, err
-	}
-	c.rctx = rctx
-	c.tracker = received.NewTracker()
-	return c, nil
+	return &Context{cfg: cfg, e: e, log: cfg.Logger, querySlots: make(chan struct{}, maxRunningQueries)}, nil
 }
 
-// spillDirs numbers the contexts of this process, for their spill folders.
-var spillDirs atomic.Int64
-
-// storeFraction is the share of the memory budget the block store holds
-// (Spark's spark.memory.fraction); the rest is for what tasks hold while they
-// run (a map task's buckets before they are stored, a reduce task's
-// combiner), the receivers' blocks not yet admitted, and the runtime.
-const storeFraction = 0.6
-
-// storeBytes is the block store's capacity under a memory budget.
-func storeBytes(budget int64) int64 { return int64(float64(budget) * storeFraction) }
-
-// processOverhead is what the Go runtime and the process hold beyond the
-// heap the budget covers (goroutine stacks, the runtime's own structures,
-// the binary); the soft memory limit is the budget plus this.
-const processOverhead = 64 << 20
-
-// limitProcessMemory applies the budget as the Go runtime's soft memory limit
-// unless GOMEMLIMIT is set, and says so.
-func (c *Context) limitProcessMemory() {
-	if !c.cfg.LimitProcessMemory {
-		return
-	}
-	if v := os.Getenv("GOMEMLIMIT"); v != "" {
-		c.log.Info("memory budget: GOMEMLIMIT is set and takes precedence", "GOMEMLIMIT", v, "budget", c.cfg.MemoryBytes)
-		return
-	}
-	debug.SetMemoryLimit(c.cfg.MemoryBytes + processOverhead)
-}
+// rctx is the engine's dataset context.
+func (c *Context) rctx() *rdd.Context { return c.e.Datasets() }
 
 // Datasets returns the batch side of the context: static datasets built on it
 // (rdd.Parallelize, rdd.TextFile) run on the same engine, and streams join
 // with them through Transform.
-func (c *Context) Datasets() *rdd.Context { return c.rctx }
+func (c *Context) Datasets() *rdd.Context { return c.e.Datasets() }
 
 // BatchInterval returns the configured interval.
 func (c *Context) BatchInterval() time.Duration { return c.cfg.BatchInterval }
@@ -436,30 +295,20 @@ func (c *Context) BatchInterval() time.Duration { return c.cfg.BatchInterval }
 func (c *Context) Clock() clock.Clock { return c.cfg.Clock }
 
 // AddListener registers l for the engine's events (listener.BatchCompleted, ...).
-func (c *Context) AddListener(l listener.Listener) { c.bus.Add(l) }
+func (c *Context) AddListener(l listener.Listener) { c.e.Bus().Add(l) }
 
 // DroppedEvents returns how many events the listener bus dropped because a
 // listener fell behind (the bus never blocks the engine).
-func (c *Context) DroppedEvents() int64 { return c.bus.Dropped() }
+func (c *Context) DroppedEvents() int64 { return c.e.Bus().Dropped() }
 
 // BlockStats reports the block store's occupancy.
-func (c *Context) BlockStats() block.Stats { return c.blocks.Stats() }
+func (c *Context) BlockStats() block.Stats { return c.e.Blocks().Stats() }
 
 // Err returns the first error found while the graph was built (for example a
 // window that is not a multiple of the batch interval). Start returns it too.
-func (c *Context) Err() error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.graphErr
-}
+func (c *Context) Err() error { return c.e.Err() }
 
-func (c *Context) setErr(err error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.graphErr == nil {
-		c.graphErr = err
-	}
-}
+func (c *Context) setErr(err error) { c.e.SetErr(err) }
 
 // Run starts the context and blocks until it stops: on SIGINT or SIGTERM it
 // stops gracefully (every record already received is processed and output),
@@ -479,10 +328,10 @@ func (c *Context) RunUntil(ctx context.Context) error {
 	select {
 	case <-ctx.Done():
 		return c.Stop(true)
-	case <-c.run.stopped:
-		return c.run.stopErr()
+	case <-c.Done():
+		return c.Stop(false) // it stopped on its own: the error it stopped with
 	}
 }
 
 // ErrStopped is returned when starting a context that has been stopped.
-var ErrStopped = errors.New("dstream: context already stopped")
+var ErrStopped = engine.ErrStopped

@@ -2,7 +2,6 @@ package dstream
 
 import (
 	"reflect"
-	"slices"
 
 	"github.com/dstream/dstream/graphspec"
 )
@@ -20,24 +19,12 @@ func DiffGraphs(ours, theirs []GraphNode) error { return graphspec.Diff(ours, th
 
 // Graph describes the context's graph: every stream, then every output, in
 // creation order.
-func (c *Context) Graph() []GraphNode {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	g := make([]GraphNode, 0, len(c.nodes)+len(c.outputs))
-	for _, n := range c.nodes {
-		g = append(g, n.describe())
-	}
-	for _, op := range c.outputs {
-		g = append(g, GraphNode{ID: op.id, Kind: "output", Name: op.name, Type: op.elem, Parents: []int32{op.from}})
-	}
-	slices.SortStableFunc(g, func(a, b GraphNode) int { return int(a.ID) - int(b.ID) })
-	return g
-}
+func (c *Context) Graph() []GraphNode { return c.e.Graph() }
 
 func (s *Stream[T]) describe() GraphNode {
 	n := GraphNode{ID: s.id, Kind: "stream", Name: s.name, Type: reflect.TypeFor[T]().String(), Slide: s.slide, State: s.isState}
 	for _, p := range s.parents {
-		n.Parents = append(n.Parents, p.opID())
+		n.Parents = append(n.Parents, p.OpID())
 	}
 	return n
 }

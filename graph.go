@@ -8,57 +8,25 @@ import (
 	"sync"
 	"time"
 
-	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/rdd"
 )
 
-// node is the untyped face of a stream in the graph.
-type node interface {
-	opID() int32
-	slideDuration() time.Duration
-	// rememberAtLeast asks the stream to keep the datasets it generated for
-	// at least d before the latest interval (windows and state need history).
-	rememberAtLeast(d time.Duration)
-	// forget drops generated datasets older than the remember duration as of t.
-	forget(t time.Time)
-	// finishInterval runs after interval t's jobs: state streams checkpoint.
-	finishInterval(t time.Time) error
-	// rememberDuration is how long the stream keeps what it generated.
-	rememberDuration() time.Duration
-	// parentNodes are the streams whose datasets the stream's are computed
-	// from (not itself: a state stream's own previous state is not a parent).
-	parentNodes() []node
-	// checkpoints reports whether the stream checkpoints every interval's
-	// dataset, which cuts its lineage to its parents.
-	checkpoints() bool
-	// checkpointInterval is how often a state stream writes a durable
-	// checkpoint (checkpointing.go); 0 for other streams.
-	checkpointInterval() time.Duration
-	// loseHolder forgets that process addr holds any partition of the
-	// stream's kept datasets: it is gone (checkpointing.go).
-	loseHolder(addr string)
-	// lastCheckpoints returns what a state stream's interval t starts from
-	// (checkpointing.go).
-	lastCheckpoints(t time.Time) []manifest.Checkpoint
-	// adopt applies a manifest's checkpoint entry (checkpointing.go).
-	adopt(cp manifest.Checkpoint) error
-	// describe says what the stream is, for the graph's fingerprint.
-	describe() GraphNode
-	// nodeAt is At's untyped face: a worker finds a task's dataset by it.
-	nodeAt(t time.Time) (*rdd.Node, error)
-}
+// parent is a stream another is computed from, whatever its record type.
+type parent interface{ engineNode() engine.Node }
 
 // Stream is a discretized stream of T: one dataset per interval (per slide,
 // for windowed streams). Streams are built with this package's functions and
 // computed lazily, interval by interval, once the context runs.
 type Stream[T any] struct {
 	ctx      *Context
+	self     engine.Node // the stream's untyped face, as the engine sees it (node.go)
 	id       int32
 	name     string
 	slide    time.Duration
 	compute  func(t time.Time) (*rdd.Dataset[T], error)
 	isState  bool // materialize each interval's dataset and checkpoint it (checkpointing.go)
-	parents  []node
+	parents  []engine.Node
 	mu       sync.Mutex
 	remember time.Duration
 	datasets map[int64]*rdd.Dataset[T]
@@ -76,18 +44,19 @@ type Stream[T any] struct {
 
 // newStream registers a stream in c's graph. Operator IDs are assigned in
 // creation order, so every process that builds the same graph agrees on them.
-func newStream[T any](c *Context, name string, slide time.Duration, compute func(time.Time) (*rdd.Dataset[T], error), parents ...node) *Stream[T] {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state != stateNew {
-		c.graphErr = firstErr(c.graphErr, fmt.Errorf("%s: streams must be created before the context starts", name))
-	}
-	c.nextOp++
-	s := &Stream[T]{ctx: c, id: c.nextOp, name: name, slide: slide, compute: compute, parents: parents, remember: slide, datasets: make(map[int64]*rdd.Dataset[T]),
+func newStream[T any](c *Context, name string, slide time.Duration, compute func(time.Time) (*rdd.Dataset[T], error), parents ...parent) *Stream[T] {
+	c.e.Building(name)
+	s := &Stream[T]{ctx: c, id: c.e.NextID(), name: name, slide: slide, compute: compute, remember: slide, datasets: make(map[int64]*rdd.Dataset[T]),
 		durable: make(map[int64]string), keptAt: make(map[int64][]string), pendingCut: make(map[int64]func(context.Context, int) ([]byte, error))}
-	c.nodes = append(c.nodes, s)
+	for _, p := range parents {
+		s.parents = append(s.parents, p.engineNode())
+	}
+	s.self = streamNode[T]{s}
+	c.e.AddNode(s.self)
 	return s
 }
+
+func (s *Stream[T]) engineNode() engine.Node { return s.self }
 
 func firstErr(a, b error) error {
 	if a != nil {
@@ -115,8 +84,7 @@ func (s *Stream[T]) rememberAtLeast(d time.Duration) {
 
 // isTime reports whether t is an interval at which the stream produces a dataset.
 func (s *Stream[T]) isTime(t time.Time) bool {
-	d := t.Sub(s.ctx.zero)
-	return d > 0 && d%s.slide == 0
+	return s.ctx.e.Timeline().IsSlide(t, s.slide)
 }
 
 // At returns the stream's dataset for interval t, generating it (and what it
@@ -134,7 +102,7 @@ func (s *Stream[T]) At(t time.Time) (*rdd.Dataset[T], error) {
 		return ds, nil
 	}
 	var err error
-	s.ctx.rctx.InScope(s.id, ms, func() {
+	s.ctx.rctx().InScope(s.id, ms, func() {
 		ds, err = s.compute(t)
 	})
 	if err != nil {
@@ -164,45 +132,16 @@ func (s *Stream[T]) nodeAt(t time.Time) (*rdd.Node, error) {
 func (s *Stream[T]) atOrEmpty(t time.Time) (*rdd.Dataset[T], error) {
 	ds, err := s.At(t)
 	if ds == nil && err == nil {
-		ds = rdd.Empty[T](s.ctx.rctx)
+		ds = rdd.Empty[T](s.ctx.rctx())
 	}
 	return ds, err
 }
-
-func (s *Stream[T]) parentNodes() []node { return s.parents }
-func (s *Stream[T]) checkpoints() bool   { return s.isState }
 
 func (s *Stream[T]) checkpointInterval() time.Duration {
 	if !s.isState {
 		return 0
 	}
 	return s.checkpointEvery()
-}
-
-// propagateRemember extends every stream's remember duration to what its
-// consumers need, as Spark's DStream.remember does: a stream that keeps its
-// datasets for d keeps their lineage, so its parents must be able to
-// recompute them for d too (an input stream keeps its received blocks that
-// long). A state stream whose lineage is cut every interval (one process)
-// asks its parents for nothing beyond their own needs; one that keeps its
-// lineage between checkpoints (a cluster) asks for two checkpoint intervals,
-// and keeps its own datasets as long. Streams are created after their
-// parents, so one pass from the newest back reaches every ancestor.
-func propagateRemember(nodes []node, keepsLineage bool) {
-	for i := len(nodes) - 1; i >= 0; i-- {
-		n := nodes[i]
-		need := n.rememberDuration()
-		if n.checkpoints() {
-			if !keepsLineage {
-				continue
-			}
-			need = 2 * n.checkpointInterval()
-			n.rememberAtLeast(need)
-		}
-		for _, p := range n.parentNodes() {
-			p.rememberAtLeast(need)
-		}
-	}
 }
 
 func (s *Stream[T]) rememberDuration() time.Duration {
@@ -246,7 +185,7 @@ func (s *Stream[T]) forget(t time.Time) {
 	}
 	s.mu.Unlock()
 	id := s.id
-	s.ctx.rctx.Forget(rdd.ForgetRule{Op: id, UpTo: cutoff})
+	s.ctx.rctx().Forget(rdd.ForgetRule{Op: id, UpTo: cutoff})
 }
 
 // finishInterval materializes a state stream's datasets generated up to t:
@@ -275,19 +214,20 @@ func (s *Stream[T]) finishInterval(t time.Time) error {
 		dss[i] = s.datasets[ms]
 	}
 	s.mu.Unlock()
-	keep := c.keepsLineage()
+	keep := c.e.KeepsLineage()
+	tl := c.e.Timeline()
 	every := s.checkpointEvery()
 	var err error
 	for i, ds := range dss {
-		due := time.UnixMilli(times[i]).Sub(c.zero)%every == 0 || s.takeRetry()
+		due := tl.CheckpointDue(time.UnixMilli(times[i]), every) || s.takeRetry()
 		var cerr error
-		if keep && !(due && !c.hasCheckpointStore()) {
-			cerr = ds.Keep(c.runCtx())
+		if keep && !(due && !c.e.HasCheckpointStore()) {
+			cerr = ds.Keep(c.e.RunCtx())
 			if cerr == nil {
-				c.forgetDeadHolders(ds.Node(), ds.LoseLocation)
+				c.e.ForgetDeadHolders(ds.Node(), ds.LoseLocation)
 			}
 		} else {
-			cerr = ds.Checkpoint(c.runCtx())
+			cerr = ds.Checkpoint(c.e.RunCtx())
 		}
 		if cerr != nil {
 			if times[i] == t.UnixMilli() {
@@ -298,7 +238,7 @@ func (s *Stream[T]) finishInterval(t time.Time) error {
 			c.log.Warn("state of an earlier interval not kept", "stream", s.String(), "time", times[i], "err", cerr)
 			continue
 		}
-		if due && c.hasCheckpointStore() {
+		if due && c.e.HasCheckpointStore() {
 			s.startDurable(time.UnixMilli(times[i]), ds)
 		}
 	}
@@ -318,16 +258,13 @@ func (s *Stream[T]) startDurable(t time.Time, ds *rdd.Dataset[T]) {
 	if prev != nil {
 		select {
 		case <-prev:
-		case <-s.ctx.runCtx().Done():
+		case <-s.ctx.e.RunCtx().Done():
 		}
 	}
-	c := s.ctx
-	c.ckWG.Add(1)
-	go func() {
-		defer c.ckWG.Done()
+	s.ctx.e.Background(func() {
 		defer close(done)
 		s.checkpointDurably(t, ds)
-	}()
+	})
 }
 
 // checkSlide records a graph error unless d is a positive multiple of the

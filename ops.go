@@ -69,7 +69,7 @@ func Union[T any](first *Stream[T], rest ...*Stream[T]) *Stream[T] {
 		checkSameSlide(first.ctx, "union", first.slide, r.slide)
 	}
 	all := append([]*Stream[T]{first}, rest...)
-	parents := make([]node, len(all))
+	parents := make([]parent, len(all))
 	for i, s := range all {
 		parents[i] = s
 	}
@@ -180,7 +180,7 @@ func CombineByKey[K comparable, V, C any](s *Stream[Pair[K, V]], agg rdd.Aggrega
 	return derive(s, "combineByKey", func(ds *rdd.Dataset[Pair[K, V]]) *rdd.Dataset[Pair[K, C]] {
 		parts := n
 		if parts <= 0 {
-			parts = c.rctx.Parallelism()
+			parts = c.rctx().Parallelism()
 		}
 		return rdd.CombineByKey(ds, agg, rdd.NewHashPartitioner[K](parts), true)
 	})

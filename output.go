@@ -10,27 +10,16 @@ import (
 	"strings"
 	"time"
 
+	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/rdd"
 )
 
-// outputOp is an output operation: it runs one job per interval of its stream.
-type outputOp struct {
-	id   int32 // from the same sequence as stream operators
-	name string
-	run  func(t time.Time) error
-	// open, when set, runs once in Start before any receiver opens; its
-	// error fails Start (an output folder that cannot be written).
-	open func() error
-	from int32  // the stream it reads
-	elem string // that stream's element type
-}
-
 // addOutput registers an output named name that runs fn for every interval
 // of s; open, if not nil, becomes the output's Start hook.
-func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) *outputOp {
+func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error) *engine.Output {
 	c := s.ctx
-	op := &outputOp{name: name, open: open, from: s.id, elem: reflect.TypeFor[T]().String()}
-	op.run = func(t time.Time) (err error) {
+	op := &engine.Output{Name: name, Open: open, From: s.id, Elem: reflect.TypeFor[T]().String()}
+	op.Run = func(t time.Time) (err error) {
 		// Driver-side user code (Transform functions while the interval's
 		// datasets are built, fn itself) fails the interval, not the process.
 		defer func() {
@@ -47,27 +36,22 @@ func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx 
 		}
 		// Datasets fn builds are named in the output's scope for t, so they
 		// are process-independent and forgotten after the interval.
-		ctx := c.runCtx()
-		if m := c.meta; m != nil && t.UnixMilli() <= m.rerunUpTo {
-			ctx = context.WithValue(ctx, rerunKey{}, true)
-		}
-		c.rctx.InScope(op.id, t.UnixMilli(), func() { err = fn(ctx, ds, t) })
+		ctx := c.e.OutputContext(t)
+		c.rctx().InScope(op.ID, t.UnixMilli(), func() { err = fn(ctx, ds, t) })
 		if err != nil {
 			return fmt.Errorf("%s: %w", name, err)
 		}
 		return nil
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.state != stateNew {
-		c.graphErr = firstErr(c.graphErr, fmt.Errorf("%s: outputs must be registered before the context starts", name))
-		return op
-	}
-	c.nextOp++
-	op.id = c.nextOp
-	c.outputs = append(c.outputs, op)
+	c.e.AddOutput(op)
 	return op
 }
+
+// Rerun reports whether ctx, a ForeachRDD function's context, belongs to an
+// interval that was started before a restart of the master and is run
+// again: its output may already have been written, in part or whole, so an
+// external write should be idempotent (keyed by the interval time).
+func Rerun(ctx context.Context) bool { return engine.Rerun(ctx) }
 
 // ForeachRDD runs fn on the driver for every interval's dataset, given the
 // interval time and a context that is cancelled when the streaming context
@@ -132,13 +116,13 @@ func (s *Stream[T]) SaveAsTextFiles(prefix, suffix string) {
 		return nil
 	}
 	dirOf := func(ms int64) string { return filepath.Join(parent, fmt.Sprintf("%s%d%s", stem, ms, ext)) }
-	var op *outputOp
+	var op *engine.Output
 	op = addOutput(s, "saveAsTextFiles", open, func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
-		return saveText(ctx, ds, op.id, dirOf(t.UnixMilli()))
+		return saveText(ctx, ds, op.ID, dirOf(t.UnixMilli()))
 	})
 	// The per-partition write is a named output: any process that built
 	// the graph runs it from a task's spec (package rdd, RegisterOutput).
-	rdd.RegisterOutput(c.rctx, int(op.id), func(tc *rdd.TaskContext, ms int64, p int, records []T) error {
+	rdd.RegisterOutput(c.rctx(), int(op.ID), func(tc *rdd.TaskContext, ms int64, p int, records []T) error {
 		return writePart(tc, taskTemp(dirOf(ms)), p, records)
 	})
 }

@@ -104,25 +104,19 @@ func Query[T, R any](s *Stream[T], name, doc string, params []QueryParam, fn fun
 		r, err := fn(ctx, ds, args)
 		return r, t, err
 	}
+	started := c.e.Started()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	switch {
-	case c.state != stateNew:
-		c.graphErrLocked(fmt.Errorf("query %q: register queries before Start", name))
+	case started:
+		c.setErr(fmt.Errorf("query %q: register queries before Start", name))
 	case name == "" || c.queries[name] != nil:
-		c.graphErrLocked(fmt.Errorf("query %q: the name is empty or taken", name))
+		c.setErr(fmt.Errorf("query %q: the name is empty or taken", name))
 	default:
 		if c.queries == nil {
 			c.queries = map[string]*query{}
 		}
 		c.queries[name] = q
-	}
-}
-
-// graphErrLocked records a graph error; c.mu is held.
-func (c *Context) graphErrLocked(err error) {
-	if c.graphErr == nil {
-		c.graphErr = err
 	}
 }
 

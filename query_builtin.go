@@ -28,7 +28,7 @@ func partitionFunc[T, R any](c *Context, fn func(tc *rdd.TaskContext, records []
 	c.nextFunc++
 	id := c.nextFunc
 	c.mu.Unlock()
-	if err := rdd.RegisterPartitionFunc(c.rctx, id, fn); err != nil {
+	if err := rdd.RegisterPartitionFunc(c.rctx(), id, fn); err != nil {
 		c.setErr(err)
 	}
 	return id

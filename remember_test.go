@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/source"
 )
 
@@ -60,7 +61,7 @@ func TestRememberPropagatesToInputs(t *testing.T) {
 			}
 			in := ReceiverStream(c, idle{})
 			tt.build(in)
-			propagateRemember(c.nodes, false)
+			engine.PropagateRemember(c.e.Nodes(), false)
 			if got := in.rememberDuration(); got != tt.want {
 				t.Errorf("receiver remembers %v, want %v", got, tt.want)
 			}
@@ -82,9 +83,9 @@ func TestIncrementalWindowCheckpointsEveryIntervalsReducedData(t *testing.T) {
 	sub := func(a, b int64) int64 { return a - b }
 	ReduceByKeyAndWindowInv(QueueStream(c, q), add, sub, 4*time.Second, 2*time.Second, 0, nil).Print(1)
 	var reduced *Stream[Pair[string, int64]]
-	for _, n := range c.nodes {
-		if s, ok := n.(*Stream[Pair[string, int64]]); ok && s.name == "reduceByKey" {
-			reduced = s
+	for _, n := range c.e.Nodes() {
+		if sn, ok := n.(streamNode[Pair[string, int64]]); ok && sn.s.name == "reduceByKey" {
+			reduced = sn.s
 		}
 	}
 	if reduced == nil {

@@ -237,21 +237,21 @@ func (cl *simCluster) inject(zero time.Time, stop <-chan struct{}) {
 	}()
 }
 
-// installStore makes c's checkpoint store the folder dir with the seed's
+// openStore opens the folder dir as a checkpoint store with the seed's
 // storage faults: a write of a state checkpoint's part or commit fails as
-// the seed decides for its name (and how many times it was written).
-func (f *simFaults) installStore(c *Context, dir string) {
+// the seed decides for its name (and how many times it was written). Nil
+// when the seed injects none.
+func (f *simFaults) openStore() func(dir string) (checkpoint.Store, error) {
 	if f == nil || f.storeFail == 0 {
-		return
+		return nil
 	}
-	c.ckOnce.Do(func() {
+	return func(dir string) (checkpoint.Store, error) {
 		d, err := checkpoint.OpenDir(dir)
 		if err != nil {
-			c.ckErr = err
-			return
+			return nil, err
 		}
-		c.ckStore = &simStore{FaultStore: &checkpoint.FaultStore{Store: d, Inject: f.storeInject}, dir: d}
-	})
+		return &simStore{FaultStore: &checkpoint.FaultStore{Store: d, Inject: f.storeInject}, dir: d}, nil
+	}
 }
 
 func (f *simFaults) storeInject(op checkpoint.Op, name string) error {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/cluster"
+	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/simnet"
 )
@@ -132,13 +133,12 @@ func (r simRun) run(t *testing.T) *simOutputs {
 		// One checkpoint folder for every process, as a shared file system.
 		cfg.CheckpointDir = t.TempDir()
 		cl = &simCluster{net: net, faults: r.faults, cfg: cfg, log: logger, workers: map[string]*simWorker{}}
-		cfg.sim = &simProcess{net: cl.host("master"), spawn: cl.spawn}
+		cfg.sim = &engine.Sim{Net: cl.host("master"), Spawn: cl.spawn, OpenStore: r.faults.openStore()}
 	}
 	c, err := NewContext(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r.faults.installStore(c, cfg.CheckpointDir)
 	q := NewQueue[string]()
 	for _, b := range simInput(r.intervals) {
 		q.Push(b...)
@@ -196,7 +196,7 @@ func (cl *simCluster) host(name string) cluster.Network {
 
 // spawn is the master's way to start its local workers: contexts on hosts
 // w1..wN.
-func (cl *simCluster) spawn(sc cluster.SpawnConfig) (workerProcs, error) {
+func (cl *simCluster) spawn(sc cluster.SpawnConfig) (engine.WorkerProcs, error) {
 	cl.mu.Lock()
 	cl.spawned = sc
 	cl.mu.Unlock()
@@ -218,12 +218,11 @@ func (cl *simCluster) start(host string) error {
 		Secret: sc.Secret, Checkpoint: sc.Checkpoint}
 	cfg := cl.cfg
 	cfg.Logger = cl.log.With("process", host)
-	cfg.sim = &simProcess{net: cl.host(host), worker: env}
+	cfg.sim = &engine.Sim{Net: cl.host(host), Worker: env, OpenStore: cl.faults.openStore()}
 	c, err := NewContext(cfg)
 	if err != nil {
 		return err
 	}
-	cl.faults.installStore(c, cfg.CheckpointDir)
 	simGraph(c, NewQueue[string](), newSimOutputs())
 	if err := c.Start(); err != nil {
 		c.Stop(false)

@@ -18,10 +18,7 @@ import (
 // the context runs (and its parents keep what recomputes them). Call it
 // before Start; it returns s.
 func (s *Stream[T]) Remember(d time.Duration) *Stream[T] {
-	s.ctx.mu.Lock()
-	started := s.ctx.state != stateNew
-	s.ctx.mu.Unlock()
-	if started {
+	if s.ctx.e.Started() {
 		s.ctx.setErr(fmt.Errorf("%s: Remember must be called before the context starts", s))
 		return s
 	}
@@ -35,7 +32,7 @@ func (s *Stream[T]) Remember(d time.Duration) *Stream[T] {
 // or what Remember asked): a query that runs longer than that may find what
 // it reads forgotten, and fails saying so.
 func (s *Stream[T]) Latest() (ds *rdd.Dataset[T], t time.Time, ok bool) {
-	done := s.ctx.lastCompleted()
+	done := s.ctx.e.LastCompleted()
 	if done.IsZero() {
 		return nil, time.Time{}, false
 	}
@@ -58,7 +55,7 @@ func (s *Stream[T]) Latest() (ds *rdd.Dataset[T], t time.Time, ok bool) {
 // them must still be remembered (see Remember): a range reaching further
 // back, or past the last completed interval, is an error saying which.
 func (s *Stream[T]) Slice(from, to time.Time) ([]*rdd.Dataset[T], error) {
-	done := s.ctx.lastCompleted()
+	done := s.ctx.e.LastCompleted()
 	if to.After(done) {
 		return nil, fmt.Errorf("%s: slice up to %d: the last completed interval is %d", s, to.UnixMilli(), done.UnixMilli())
 	}
@@ -83,24 +80,5 @@ func (s *Stream[T]) Slice(from, to time.Time) ([]*rdd.Dataset[T], error) {
 // firstSlideAtOrAfter returns the first time at or after t at which the
 // stream produces a dataset.
 func (s *Stream[T]) firstSlideAtOrAfter(t time.Time) time.Time {
-	zero := s.ctx.StartTime()
-	if !t.After(zero) {
-		return zero.Add(s.slide)
-	}
-	k := (t.Sub(zero) + s.slide - 1) / s.slide
-	return zero.Add(k * s.slide)
-}
-
-// lastCompleted is the time of the last interval the runner finished, zero
-// before the first.
-func (c *Context) lastCompleted() time.Time {
-	c.mu.Lock()
-	r := c.run
-	c.mu.Unlock()
-	if r == nil {
-		return time.Time{}
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.lastDone
+	return s.ctx.e.Timeline().FirstSlideAtOrAfter(t, s.slide)
 }

@@ -29,7 +29,7 @@ func stateStream[K comparable, V, S any](s *Stream[Pair[K, V]], name string, n i
 			return nil, err
 		}
 		if prev == nil {
-			prev = rdd.Empty[Pair[K, S]](c.rctx)
+			prev = rdd.Empty[Pair[K, S]](c.rctx())
 		}
 		in, err := s.atOrEmpty(t)
 		if err != nil {

@@ -44,7 +44,7 @@ func Window[T any](s *Stream[T], window, slide time.Duration) *Stream[T] {
 		dss, err := collect(s, windowTimes(t.Add(-window), t, s.slide))
 		if err != nil || len(dss) == 0 {
 			if err == nil {
-				return rdd.Empty[T](c.rctx), nil
+				return rdd.Empty[T](c.rctx()), nil
 			}
 			return nil, err
 		}
@@ -113,7 +113,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 			return nil, err
 		}
 		if prev == nil {
-			prev = rdd.Empty[Pair[K, V]](c.rctx)
+			prev = rdd.Empty[Pair[K, V]](c.rctx())
 		}
 		olds, err := collect(reduced, windowTimes(prevT.Add(-window), t.Add(-window), s.slide))
 		if err != nil {

@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import (
 	"errors"
@@ -17,20 +17,20 @@ import (
 
 // Manifest returns the manifest of interval t, while the context remembers
 // it (as long as the longest remember duration in the graph).
-func (c *Context) Manifest(t time.Time) (*manifest.Interval, bool) {
+func (c *Engine) Manifest(t time.Time) (*manifest.Interval, bool) {
 	return c.manifests.Get(t.UnixMilli())
 }
 
 // blockInput is an input stream whose intervals read stored blocks.
 type blockInput interface {
-	opID() int32
-	rememberDuration() time.Duration
+	OpID() int32
+	RememberDuration() time.Duration
 }
 
-func (c *Context) blockInputs() []blockInput {
+func (c *Engine) blockInputs() []blockInput {
 	var ins []blockInput
 	for _, in := range c.inputs {
-		if r, ok := in.(*receiverInput); ok {
+		if r, ok := in.(*ReceiverInput); ok {
 			ins = append(ins, r)
 		}
 	}
@@ -40,39 +40,39 @@ func (c *Context) blockInputs() []blockInput {
 	return ins
 }
 
-// maxRemember is the longest remember duration in the graph.
-func (c *Context) maxRemember() time.Duration {
+// MaxRemember is the longest remember duration in the graph.
+func (c *Engine) MaxRemember() time.Duration {
 	var d time.Duration
 	for _, n := range c.nodes {
-		d = max(d, n.rememberDuration())
+		d = max(d, n.RememberDuration())
 	}
 	return d
 }
 
 // manifestOf describes interval t as the runner is about to run it: its
 // input blocks, and the latest checkpoint of every state stream before t.
-func (c *Context) manifestOf(t time.Time) *manifest.Interval {
-	m := &manifest.Interval{Version: manifest.Version, Zero: c.zero.UnixMilli(), Time: t.UnixMilli()}
+func (c *Engine) manifestOf(t time.Time) *manifest.Interval {
+	m := &manifest.Interval{Version: manifest.Version, Zero: c.tl.Zero().UnixMilli(), Time: t.UnixMilli()}
 	for _, in := range c.blockInputs() {
-		if fi, ok := in.(*fileInput); ok {
+		if fi, ok := in.(*FileInput); ok {
 			// A file stream names the files it took (filestream.go).
 			if files, _ := fi.filesAt(m.Time); len(files) > 0 {
-				m.Inputs = append(m.Inputs, manifest.Input{Stream: fi.opID(), Files: files})
+				m.Inputs = append(m.Inputs, manifest.Input{Stream: fi.OpID(), Files: files})
 			}
 			continue
 		}
-		bs := c.tracker.Blocks(in.opID(), t)
+		bs := c.tracker.Blocks(in.OpID(), t)
 		if len(bs) == 0 {
 			continue
 		}
-		mi := manifest.Input{Stream: in.opID(), Blocks: make([]manifest.Block, len(bs))}
+		mi := manifest.Input{Stream: in.OpID(), Blocks: make([]manifest.Block, len(bs))}
 		for i, b := range bs {
 			mi.Blocks[i] = manifest.Block{Key: b.Key, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations}
 		}
 		m.Inputs = append(m.Inputs, mi)
 	}
 	for _, n := range c.nodes {
-		m.Checkpoints = append(m.Checkpoints, n.lastCheckpoints(t)...)
+		m.Checkpoints = append(m.Checkpoints, n.LastCheckpoints(t)...)
 	}
 	return m
 }
@@ -85,7 +85,7 @@ func (c *Context) manifestOf(t time.Time) *manifest.Interval {
 // them fail naming the block). Materialize the intervals a window or state
 // reaches back to as well (as long as the graph remembers). The graph must be
 // complete; a context that materialized a manifest cannot be started.
-func (c *Context) Materialize(m *manifest.Interval) error {
+func (c *Engine) Materialize(m *manifest.Interval) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("dstream: %w", err)
 	}
@@ -100,34 +100,34 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 		return fmt.Errorf("dstream: %w", err)
 	}
 	if !c.materialized {
-		propagateRemember(c.nodes, c.keepsLineage())
+		PropagateRemember(c.nodes, c.KeepsLineage())
 		c.materialized = true
-		c.zero = time.UnixMilli(m.Zero)
+		c.tl = c.tl.At(time.UnixMilli(m.Zero))
 	}
-	zero := c.zero
+	zero := c.tl.Zero()
 	c.mu.Unlock()
 	if zero.UnixMilli() != m.Zero {
 		return fmt.Errorf("dstream: manifest of interval %d starts at %d, this context at %d", m.Time, m.Zero, zero.UnixMilli())
 	}
 	t := time.UnixMilli(m.Time)
-	byID := make(map[int32]node, len(c.nodes))
+	byID := make(map[int32]Node, len(c.nodes))
 	for _, n := range c.nodes {
-		byID[n.opID()] = n
+		byID[n.OpID()] = n
 	}
 	inputs := map[int32]bool{}
 	for _, in := range c.blockInputs() {
-		inputs[in.opID()] = true
+		inputs[in.OpID()] = true
 	}
 	for _, in := range m.Inputs {
 		if !inputs[in.Stream] {
 			return fmt.Errorf("dstream: manifest of interval %d names input stream %d, which this graph does not have", m.Time, in.Stream)
 		}
-		if len(in.Files) > 0 && c.fileInputOf(in.Stream) == nil {
+		if len(in.Files) > 0 && c.FileInputOf(in.Stream) == nil {
 			return fmt.Errorf("dstream: manifest of interval %d names files of stream %d, which is not a file stream of this graph", m.Time, in.Stream)
 		}
 	}
 	for _, cp := range m.Checkpoints {
-		if n, ok := byID[cp.Stream]; !ok || !n.checkpoints() {
+		if n, ok := byID[cp.Stream]; !ok || !n.Checkpoints() {
 			return fmt.Errorf("dstream: manifest of interval %d names a checkpoint of stream %d, not a state stream of this graph", m.Time, cp.Stream)
 		}
 	}
@@ -136,7 +136,7 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 	}
 	for _, in := range m.Inputs {
 		if len(in.Files) > 0 {
-			c.fileInputOf(in.Stream).learn(m.Time, in.Files)
+			c.FileInputOf(in.Stream).learn(m.Time, in.Files)
 		}
 		if len(in.Blocks) == 0 {
 			continue
@@ -148,10 +148,36 @@ func (c *Context) Materialize(m *manifest.Interval) error {
 		c.tracker.AddAllocated(t, in.Stream, infos)
 	}
 	for _, cp := range m.Checkpoints {
-		if err := byID[cp.Stream].adopt(cp); err != nil {
+		if err := byID[cp.Stream].Adopt(cp); err != nil {
 			return fmt.Errorf("dstream: manifest of interval %d: %w", m.Time, err)
 		}
 	}
 	c.manifests.Add(m)
 	return nil
+}
+
+// PropagateRemember extends every stream's remember duration to what its
+// consumers need, as Spark's DStream.remember does: a stream that keeps its
+// datasets for d keeps their lineage, so its parents must be able to
+// recompute them for d too (an input stream keeps its received blocks that
+// long). A state stream whose lineage is cut every interval (one process)
+// asks its parents for nothing beyond their own needs; one that keeps its
+// lineage between checkpoints (a cluster) asks for two checkpoint intervals,
+// and keeps its own datasets as long. Streams are created after their
+// parents, so one pass from the newest back reaches every ancestor.
+func PropagateRemember(nodes []Node, keepsLineage bool) {
+	for i := len(nodes) - 1; i >= 0; i-- {
+		n := nodes[i]
+		need := n.RememberDuration()
+		if n.Checkpoints() {
+			if !keepsLineage {
+				continue
+			}
+			need = 2 * n.CheckpointInterval()
+			n.RememberAtLeast(need)
+		}
+		for _, p := range n.ParentNodes() {
+			p.RememberAtLeast(need)
+		}
+	}
 }

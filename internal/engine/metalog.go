@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/timeline"
 )
 
 // The master's metadata log (the D-Stream paper's "master fault
@@ -41,10 +42,10 @@ const (
 
 // metaStart is the job's identity.
 type metaStart struct {
-	Graph []GraphNode   `json:"graph"`
-	Zero  int64         `json:"zero"`
-	Batch time.Duration `json:"batch"`
-	Note  string        `json:"note,omitempty"`
+	Graph []graphspec.Node `json:"graph"`
+	Zero  int64            `json:"zero"`
+	Batch time.Duration    `json:"batch"`
+	Note  string           `json:"note,omitempty"`
 }
 
 // metaDone records an interval's completion.
@@ -80,43 +81,42 @@ func newMetaLog() *metaLog { return &metaLog{ready: make(chan struct{}), wal: ne
 func (m *metaLog) markReady() { m.readyOnce.Do(func() { close(m.ready) }) }
 
 // metaOpen reports whether the master has an open metadata log.
-func (c *Context) metaOpen() bool { return c.meta != nil && c.meta.log != nil }
+func (c *Engine) metaOpen() bool { return c.meta != nil && c.meta.log != nil }
 
 // resume opens the metadata log in the checkpoint folder and returns the
 // zero to start from and the first interval to run: a fresh job starts at
 // now, a resumed one after its last completed interval. It restores the
 // state streams' checkpoints.
-func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.Time, err error) {
-	zero = now.Truncate(c.cfg.BatchInterval)
-	first = zero.Add(c.cfg.BatchInterval)
+func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timeline, err error) {
+	tl = c.tl.Start(now)
 	if c.meta == nil {
 		c.meta = newMetaLog()
 	}
 	meta := c.meta
 	defer meta.markReady()
-	store, err := c.checkpointStore()
+	store, err := c.CheckpointStore()
 	if err != nil {
-		return zero, first, err
+		return tl, err
 	}
 	graph := c.Graph()
 	b, err := store.Get(ctx, metaStartName)
 	switch {
 	case errors.Is(err, checkpoint.ErrNotFound):
-		st, err := json.Marshal(metaStart{Graph: graph, Zero: zero.UnixMilli(), Batch: c.cfg.BatchInterval})
+		st, err := json.Marshal(metaStart{Graph: graph, Zero: tl.Zero().UnixMilli(), Batch: c.cfg.BatchInterval})
 		if err != nil {
-			return zero, first, err
+			return tl, err
 		}
 		if err := store.Put(ctx, metaStartName, checkpoint.Frame("dstream.start", 1, st)); err != nil {
-			return zero, first, fmt.Errorf("checkpoint folder: %w", err)
+			return tl, fmt.Errorf("checkpoint folder: %w", err)
 		}
 		log, err := checkpoint.OpenLog(ctx, store, metaLogPrefix)
 		if err != nil {
-			return zero, first, fmt.Errorf("checkpoint folder: %w", err)
+			return tl, fmt.Errorf("checkpoint folder: %w", err)
 		}
 		meta.log = log
-		return zero, first, nil
+		return tl, nil
 	case err != nil:
-		return zero, first, fmt.Errorf("checkpoint folder: %w", err)
+		return tl, fmt.Errorf("checkpoint folder: %w", err)
 	}
 	kind, _, payload, err := checkpoint.Unframe(b)
 	if err == nil && kind != "dstream.start" {
@@ -127,18 +127,18 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 		err = json.Unmarshal(payload, &st)
 	}
 	if err != nil {
-		return zero, first, fmt.Errorf("checkpoint folder %s: %s is unreadable (%w); move the folder aside to start afresh", c.cfg.CheckpointDir, metaStartName, err)
+		return tl, fmt.Errorf("checkpoint folder %s: %s is unreadable (%w); move the folder aside to start afresh", c.cfg.CheckpointDir, metaStartName, err)
 	}
 	if st.Batch != c.cfg.BatchInterval {
-		return zero, first, fmt.Errorf("checkpoint folder %s was written with batch interval %v; this program's is %v", c.cfg.CheckpointDir, st.Batch, c.cfg.BatchInterval)
+		return tl, fmt.Errorf("checkpoint folder %s was written with batch interval %v; this program's is %v", c.cfg.CheckpointDir, st.Batch, c.cfg.BatchInterval)
 	}
 	if err := graphspec.Diff(graph, st.Graph); err != nil {
-		return zero, first, fmt.Errorf("checkpoint folder %s was written by another graph: %w", c.cfg.CheckpointDir, err)
+		return tl, fmt.Errorf("checkpoint folder %s was written by another graph: %w", c.cfg.CheckpointDir, err)
 	}
-	zero = time.UnixMilli(st.Zero)
+	zero := time.UnixMilli(st.Zero)
 	log, err := checkpoint.OpenLog(ctx, store, metaLogPrefix)
 	if err != nil {
-		return zero, first, fmt.Errorf("checkpoint folder: %w", err)
+		return tl, fmt.Errorf("checkpoint folder: %w", err)
 	}
 	var lastDone, lastStarted int64
 	logged := map[int64]loggedManifest{} // the manifests still in the log
@@ -171,31 +171,34 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 	if errors.As(err, &torn) {
 		c.log.Warn("metadata log: its last record was torn by a crash; resuming from the one before", "seq", torn.Seq, "err", torn.Err)
 	} else if err != nil {
-		return zero, first, fmt.Errorf("checkpoint folder %s: metadata log: %w", c.cfg.CheckpointDir, err)
+		return tl, fmt.Errorf("checkpoint folder %s: metadata log: %w", c.cfg.CheckpointDir, err)
 	}
 	meta.log, meta.rerunUpTo = log, lastStarted
 	switch {
 	case lastDone > 0:
-		first = time.UnixMilli(lastDone).Add(c.cfg.BatchInterval)
+		tl = c.tl.Resume(zero, time.UnixMilli(lastDone))
 	case lastStarted > 0: // stopped before any interval completed
-		first = zero.Add(c.cfg.BatchInterval)
+		tl = c.tl.Resume(zero, time.Time{})
+	default: // stopped before any interval started
+		tl = c.tl.Restart(zero, now)
 	}
+	first := tl.First()
 	// File streams replay the files their intervals took (filestream.go),
 	// receivers the blocks their write-ahead log holds (wal.go).
 	if err := c.resumeFileInputs(ctx, store, logged, first); err != nil {
-		return zero, first, fmt.Errorf("checkpoint folder %s: %w", c.cfg.CheckpointDir, err)
+		return tl, fmt.Errorf("checkpoint folder %s: %w", c.cfg.CheckpointDir, err)
 	}
 	if err := c.walRestore(ctx, store, blocks, logged, lastDone, first); err != nil {
-		return zero, first, fmt.Errorf("checkpoint folder %s: %w", c.cfg.CheckpointDir, err)
+		return tl, fmt.Errorf("checkpoint folder %s: %w", c.cfg.CheckpointDir, err)
 	}
 	restored := 0
 	for _, n := range c.nodes {
-		if !n.checkpoints() {
+		if !n.Checkpoints() {
 			continue
 		}
 		ok, err := c.restoreState(ctx, n)
 		if err != nil {
-			return zero, first, err
+			return tl, err
 		}
 		if ok {
 			restored++
@@ -206,7 +209,7 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 	if len(c.inputs) > 0 && lastDone > 0 && !c.cfg.WriteAheadLog {
 		c.log.Warn("receivers have no write-ahead log yet: records received but not processed before the restart are lost, and state fed by a receiver is rebuilt from its checkpoint without the records received since")
 	}
-	return zero, first, nil
+	return tl, nil
 }
 
 // seedManifests gives a resumed master the manifests of the intervals it
@@ -216,21 +219,21 @@ func (c *Context) resume(ctx context.Context, now time.Time) (zero, first time.T
 // inputs are what can be replayed (a generated stream; no received block
 // survived), and workers learn them as they learn any interval, before they
 // build a dataset of one.
-func (c *Context) seedManifests() {
-	if !c.metaOpen() || !c.first.After(c.zero.Add(c.cfg.BatchInterval)) {
+func (c *Engine) seedManifests() {
+	if !c.metaOpen() {
 		return
 	}
-	back := c.first.Sub(c.zero) / c.cfg.BatchInterval // intervals before first
-	back = min(back-1, c.maxRemember()/c.cfg.BatchInterval+1)
-	for t := c.first.Add(-back * c.cfg.BatchInterval); t.Before(c.first); t = t.Add(c.cfg.BatchInterval) {
+	// The intervals before first, as far back as the graph remembers.
+	back := c.tl.Intervals(c.MaxRemember()) + 1
+	for _, t := range c.tl.Since(c.tl.First(), back) {
 		c.manifests.Add(c.manifestOf(t))
 	}
 }
 
 // restoreState adopts the newest usable committed checkpoint of state
 // stream n, falling back to older ones (said in the log).
-func (c *Context) restoreState(ctx context.Context, n node) (bool, error) {
-	store, err := c.checkpointStore()
+func (c *Engine) restoreState(ctx context.Context, n Node) (bool, error) {
+	store, err := c.CheckpointStore()
 	if err != nil {
 		return false, err
 	}
@@ -248,37 +251,37 @@ func (c *Context) restoreState(ctx context.Context, n node) (bool, error) {
 		}
 		return nil
 	}
-	rec, skipped, err := checkpoint.Latest(ctx, store, fmt.Sprintf("state/%06d/", n.opID()), verify)
+	rec, skipped, err := checkpoint.Latest(ctx, store, fmt.Sprintf("state/%06d/", n.OpID()), verify)
 	for _, s := range skipped {
-		c.log.Warn("state checkpoint unusable; falling back to an older one", "stream", n.opID(), "checkpoint", s.Dir, "err", s.Err)
+		c.log.Warn("state checkpoint unusable; falling back to an older one", "stream", n.OpID(), "checkpoint", s.Dir, "err", s.Err)
 	}
 	if errors.Is(err, checkpoint.ErrNotFound) {
-		c.log.Warn("no state checkpoint to restore: the state is rebuilt from the intervals' inputs", "stream", n.opID())
+		c.log.Warn("no state checkpoint to restore: the state is rebuilt from the intervals' inputs", "stream", n.OpID())
 		return false, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("state checkpoint of stream %d: %w", n.opID(), err)
+		return false, fmt.Errorf("state checkpoint of stream %d: %w", n.OpID(), err)
 	}
-	m, err := commitMetaOf(rec)
+	m, err := CommitMetaOf(rec)
 	if err != nil {
 		return false, err
 	}
-	if m.Stream != n.opID() || m.Dataset.Op != n.opID() {
-		return false, fmt.Errorf("state checkpoint %s belongs to stream %d, not %d", rec.Dir, m.Stream, n.opID())
+	if m.Stream != n.OpID() || m.Dataset.Op != n.OpID() {
+		return false, fmt.Errorf("state checkpoint %s belongs to stream %d, not %d", rec.Dir, m.Stream, n.OpID())
 	}
 	cp := manifest.Checkpoint{Stream: m.Stream, Dataset: m.Dataset, Name: m.Name, Partitions: m.Partitions,
 		HashPartitions: m.HashPartitions, Durable: rec.Dir}
-	if err := n.adopt(cp); err != nil {
+	if err := n.Adopt(cp); err != nil {
 		return false, err
 	}
-	c.log.Info("state restored from its checkpoint", "stream", n.opID(), "time", m.Dataset.Time, "checkpoint", rec.Dir)
+	c.log.Info("state restored from its checkpoint", "stream", n.OpID(), "time", m.Dataset.Time, "checkpoint", rec.Dir)
 	return true, nil
 }
 
 // metaAppend appends one record to the metadata log, if there is one, and
 // returns its sequence number (0: not written). A failure is logged: the
 // job goes on, and a restart resumes from an earlier record.
-func (c *Context) metaAppend(kind string, payload []byte) uint64 {
+func (c *Engine) metaAppend(kind string, payload []byte) uint64 {
 	if !c.metaOpen() {
 		return 0
 	}
@@ -293,8 +296,8 @@ func (c *Context) metaAppend(kind string, payload []byte) uint64 {
 // metaAppendSeq appends one record to the open metadata log and returns
 // its sequence number. Now and then it deletes old records: all but the
 // last metaKept, and none the write-ahead log still needs (wal.go).
-func (c *Context) metaAppendSeq(kind string, payload []byte) (uint64, error) {
-	seq, err := c.meta.log.Append(c.runCtx(), kind, payload)
+func (c *Engine) metaAppendSeq(kind string, payload []byte) (uint64, error) {
+	seq, err := c.meta.log.Append(c.RunCtx(), kind, payload)
 	if err != nil {
 		return 0, err
 	}
@@ -303,7 +306,7 @@ func (c *Context) metaAppendSeq(kind string, payload []byte) (uint64, error) {
 		if f := c.meta.wal.floor(); f > 0 && f < before {
 			before = f
 		}
-		if err := c.meta.log.Truncate(c.runCtx(), before); err != nil {
+		if err := c.meta.log.Truncate(c.RunCtx(), before); err != nil {
 			c.log.Warn("metadata log: old records not deleted", "err", err)
 		}
 	}
@@ -311,7 +314,7 @@ func (c *Context) metaAppendSeq(kind string, payload []byte) (uint64, error) {
 }
 
 // metaStarted logs interval m before it runs.
-func (c *Context) metaStarted(m *manifest.Interval) {
+func (c *Engine) metaStarted(m *manifest.Interval) {
 	if !c.metaOpen() {
 		return
 	}
@@ -325,7 +328,7 @@ func (c *Context) metaStarted(m *manifest.Interval) {
 }
 
 // metaDone logs interval t's completion.
-func (c *Context) metaCompleted(t time.Time, failed bool) {
+func (c *Engine) metaCompleted(t time.Time, failed bool) {
 	if !c.metaOpen() {
 		return
 	}
@@ -334,8 +337,8 @@ func (c *Context) metaCompleted(t time.Time, failed bool) {
 	c.walCompleted(t)
 }
 
-// metaCheckpointed logs a committed state checkpoint.
-func (c *Context) metaCheckpointed(stream int32, t int64, dir string) {
+// MetaCheckpointed logs a committed state checkpoint.
+func (c *Engine) MetaCheckpointed(stream int32, t int64, dir string) {
 	if !c.metaOpen() {
 		return
 	}
@@ -347,10 +350,19 @@ func (c *Context) metaCheckpointed(stream int32, t int64, dir string) {
 // function's context.
 type rerunKey struct{}
 
-// Rerun reports whether ctx, a ForeachRDD function's context, belongs to an
-// interval that was started before a restart of the master and is run
-// again: its output may already have been written, in part or whole, so an
-// external write should be idempotent (keyed by the interval time).
+// OutputContext is the context an output function of interval t runs
+// under: cancelled by a hard stop, and marked (Rerun) when t was started
+// before a restart of the master.
+func (c *Engine) OutputContext(t time.Time) context.Context {
+	ctx := c.RunCtx()
+	if m := c.meta; m != nil && t.UnixMilli() <= m.rerunUpTo {
+		ctx = context.WithValue(ctx, rerunKey{}, true)
+	}
+	return ctx
+}
+
+// Rerun reports whether ctx, an output function's context, belongs to an
+// interval run again after a restart of the master (dstream.Rerun).
 func Rerun(ctx context.Context) bool {
 	v, _ := ctx.Value(rerunKey{}).(bool)
 	return v
@@ -358,18 +370,18 @@ func Rerun(ctx context.Context) bool {
 
 // checkpointFolder is the checkpoint folder in use: Config.CheckpointDir,
 // or a local-cluster master's temporary one.
-func (c *Context) checkpointFolder() string {
+func (c *Engine) checkpointFolder() string {
 	if c.cfg.CheckpointDir != "" {
 		return c.cfg.CheckpointDir
 	}
 	return c.ckTemp
 }
 
-func (c *Context) hasCheckpointStore() bool { return c.checkpointFolder() != "" }
+func (c *Engine) HasCheckpointStore() bool { return c.checkpointFolder() != "" }
 
 // closeCheckpoints closes the checkpoint store, and deletes a temporary
 // checkpoint folder.
-func (c *Context) closeCheckpoints() {
+func (c *Engine) closeCheckpoints() {
 	if cl, ok := c.ckStore.(interface{ Close() error }); ok {
 		_ = cl.Close()
 	}
@@ -380,15 +392,19 @@ func (c *Context) closeCheckpoints() {
 	}
 }
 
-// checkpointStore opens the checkpoint folder on first use.
-func (c *Context) checkpointStore() (checkpoint.Store, error) {
+// CheckpointStore opens the checkpoint folder on first use.
+func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
 	c.ckOnce.Do(func() {
 		dir := c.checkpointFolder()
 		if dir == "" {
 			c.ckErr = errors.New("no checkpoint folder (Config.CheckpointDir, --checkpoint)")
 			return
 		}
-		d, err := checkpoint.OpenDir(dir)
+		open := func(dir string) (checkpoint.Store, error) { return checkpoint.OpenDir(dir) }
+		if c.cfg.Sim != nil && c.cfg.Sim.OpenStore != nil {
+			open = c.cfg.Sim.OpenStore
+		}
+		d, err := open(dir)
 		if err != nil {
 			c.ckErr = fmt.Errorf("checkpoint folder: %w", err)
 			return

@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import "testing"
 

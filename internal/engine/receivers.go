@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import (
 	"context"
@@ -29,10 +29,10 @@ import (
 // any time, and a receiver must take records in from the start.
 
 // placeReceivers starts every receiver on a worker of the local cluster.
-func (c *Context) placeReceivers() error {
+func (c *Engine) placeReceivers() error {
 	i := 0
 	for _, in := range c.inputs {
-		r, ok := in.(*receiverInput)
+		r, ok := in.(*ReceiverInput)
 		if !ok {
 			continue
 		}
@@ -46,7 +46,7 @@ func (c *Context) placeReceivers() error {
 
 // placeReceiver starts receiver r on the alive worker i (round robin),
 // never on avoid (a worker just lost), and records where it runs.
-func (c *Context) placeReceiver(r *receiverInput, i int, avoid string) error {
+func (c *Engine) placeReceiver(r *ReceiverInput, i int, avoid string) error {
 	cr := c.cluster
 	cr.mu.Lock()
 	workers := slices.DeleteFunc(append([]string(nil), cr.alive...), func(w string) bool { return w == avoid })
@@ -60,7 +60,7 @@ func (c *Context) placeReceiver(r *receiverInput, i int, avoid string) error {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	resp, err := pc.StartReceiver(ctx, &clusterpb.StartReceiverRequest{Stream: r.opID(), Peers: workers})
+	resp, err := pc.StartReceiver(ctx, &clusterpb.StartReceiverRequest{Stream: r.OpID(), Peers: workers})
 	cancel()
 	if err != nil {
 		return fmt.Errorf("receiver %s on worker %s: %w", r.recv.Name(), at, err)
@@ -74,7 +74,7 @@ func (c *Context) placeReceiver(r *receiverInput, i int, avoid string) error {
 			}
 		}
 	}
-	c.log.Info("receiver placed", "stream", r.opID(), "receiver", r.recv.Name(), "worker", at, "address", resp.GetAddress())
+	c.log.Info("receiver placed", "stream", r.OpID(), "receiver", r.recv.Name(), "worker", at, "address", resp.GetAddress())
 	return nil
 }
 
@@ -84,7 +84,7 @@ func (c *Context) placeReceiver(r *receiverInput, i int, avoid string) error {
 // (dstream send does) carry on. Blocks the lost worker stored and reported
 // are safe on their other copy; records it took in but had not yet stored,
 // replicated and reported were never acknowledged.
-func (c *Context) replaceReceivers(addr string) {
+func (c *Engine) replaceReceivers(addr string) {
 	c.mu.Lock()
 	r := c.run
 	c.mu.Unlock()
@@ -96,7 +96,7 @@ func (c *Context) replaceReceivers(addr string) {
 	c.cluster.placeMu.Lock()
 	defer c.cluster.placeMu.Unlock()
 	for i, in := range c.inputs {
-		r, ok := in.(*receiverInput)
+		r, ok := in.(*ReceiverInput)
 		if !ok || r.worker() != addr {
 			continue
 		}
@@ -105,16 +105,16 @@ func (c *Context) replaceReceivers(addr string) {
 			if err = c.placeReceiver(r, i+attempt, addr); err == nil {
 				break
 			}
-			if c.runCtx().Err() != nil {
+			if c.RunCtx().Err() != nil {
 				return
 			}
 			time.Sleep(time.Duration(200<<attempt) * time.Millisecond) // the freed port may linger a moment
 		}
 		if err != nil {
 			err = fmt.Errorf("receiver %s lost with worker %s, and not placed again: %w", r.recv.Name(), addr, err)
-			c.log.Error("receiver not placed again", "stream", r.opID(), "err", err)
+			c.log.Error("receiver not placed again", "stream", r.OpID(), "err", err)
 			r.failed(err, c.cfg.Clock.Now())
-			c.bus.Post(listener.ReceiverError{Stream: int(r.opID()), Err: err})
+			c.bus.Post(listener.ReceiverError{Stream: int(r.OpID()), Err: err})
 		}
 	}
 }
@@ -122,7 +122,7 @@ func (c *Context) replaceReceivers(addr string) {
 // receiveRemote stands for a receiver running on a worker: when ctx is done
 // it stops it there (wherever it runs then), and returns once the worker
 // has stored and reported every block it took in.
-func (c *Context) receiveRemote(ctx context.Context, in *receiverInput) error {
+func (c *Engine) receiveRemote(ctx context.Context, in *ReceiverInput) error {
 	<-ctx.Done()
 	at := in.worker()
 	pc, err := c.cluster.peers.Peer(at)
@@ -133,15 +133,15 @@ func (c *Context) receiveRemote(ctx context.Context, in *receiverInput) error {
 	defer cancel()
 	// A hard stop has cancelled the run already: the worker drops what
 	// still waits for room rather than wait for intervals that will not run.
-	now := c.runCtx().Err() != nil
-	if _, err := pc.StopReceiver(sctx, &clusterpb.StopReceiverRequest{Stream: in.opID(), Now: now}); err != nil {
+	now := c.RunCtx().Err() != nil
+	if _, err := pc.StopReceiver(sctx, &clusterpb.StopReceiverRequest{Stream: in.OpID(), Now: now}); err != nil {
 		return fmt.Errorf("stopping receiver %s on worker %s: %w", in.recv.Name(), at, err)
 	}
 	return nil
 }
 
 // addRemoteBlock takes a block a receiver on a worker reports.
-func (c *Context) addRemoteBlock(b cluster.BlockReport) error {
+func (c *Engine) addRemoteBlock(b cluster.BlockReport) error {
 	in := c.receiverOf(b.Stream)
 	if in == nil {
 		return fmt.Errorf("stream %d has no receiver", b.Stream)
@@ -163,9 +163,9 @@ func (c *Context) addRemoteBlock(b cluster.BlockReport) error {
 }
 
 // receiverOf returns the receiver input of stream, or nil.
-func (c *Context) receiverOf(stream int32) *receiverInput {
+func (c *Engine) receiverOf(stream int32) *ReceiverInput {
 	for _, in := range c.inputs {
-		if r, ok := in.(*receiverInput); ok && r.opID() == stream {
+		if r, ok := in.(*ReceiverInput); ok && r.OpID() == stream {
 			return r
 		}
 	}
@@ -202,7 +202,7 @@ func (p workerProgram) StartReceiver(stream int32, env cluster.ReceiverEnv) (str
 		addr = a.Addr().String()
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	genCtx, cancelGen := context.WithCancel(c.runCtx())
+	genCtx, cancelGen := context.WithCancel(c.RunCtx())
 	rr := &runningReceiver{cancel: cancel, cancelGen: cancelGen, done: make(chan struct{}), addr: addr}
 	sink := &workerSink{c: c, env: env, tag: strings.NewReplacer(":", "-", ".", "-", "[", "", "]", "").Replace(env.Self)}
 	if c.cfg.WriteAheadLog {
@@ -285,7 +285,7 @@ func (w *workerRole) stopReceivers() {
 // in the input share; on one other worker; then reported to the master.
 // Only then is the block acknowledged.
 type workerSink struct {
-	c   *Context
+	c   *Engine
 	env cluster.ReceiverEnv
 	tag string // this worker, in block keys: keys from different workers never collide
 
@@ -371,14 +371,14 @@ type ReceiverInfo struct {
 }
 
 // Receivers describes the context's receivers, in stream order.
-func (c *Context) Receivers() []ReceiverInfo {
+func (c *Engine) Receivers() []ReceiverInfo {
 	var out []ReceiverInfo
 	for _, in := range c.inputs {
-		r, ok := in.(*receiverInput)
+		r, ok := in.(*ReceiverInput)
 		if !ok {
 			continue
 		}
-		ri := ReceiverInfo{Stream: r.opID(), Name: r.recv.Name(), Worker: r.worker(), Active: r.active.Load(), Records: r.written.Load()}
+		ri := ReceiverInfo{Stream: r.OpID(), Name: r.recv.Name(), Worker: r.worker(), Active: r.active.Load(), Records: r.written.Load()}
 		if a, ok := r.recv.(interface{ Addr() net.Addr }); ok && a.Addr() != nil {
 			ri.Address = a.Addr().String()
 		}

@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import (
 	"context"
@@ -46,8 +46,8 @@ type running struct {
 	doneCond    *sync.Cond
 }
 
-// runCtx is the context jobs run under.
-func (c *Context) runCtx() context.Context {
+// RunCtx is the context jobs run under.
+func (c *Engine) RunCtx() context.Context {
 	if c.run == nil {
 		return context.Background()
 	}
@@ -57,7 +57,7 @@ func (c *Context) runCtx() context.Context {
 // Start validates the graph, opens the receivers and starts cutting
 // intervals. The first interval ends at the first multiple of the batch
 // interval after now.
-func (c *Context) Start() error {
+func (c *Engine) Start() error {
 	c.mu.Lock()
 	switch c.state {
 	case stateRunning:
@@ -80,7 +80,7 @@ func (c *Context) Start() error {
 		c.mu.Unlock()
 		return errors.New("dstream: no output operations registered: add Print, SaveAsTextFiles or ForeachRDD")
 	}
-	propagateRemember(c.nodes, c.keepsLineage())
+	PropagateRemember(c.nodes, c.KeepsLineage())
 	c.mu.Unlock()
 	if c.worker != nil {
 		return c.startWorker()
@@ -91,9 +91,9 @@ func (c *Context) Start() error {
 		}
 	}
 	for _, op := range c.outputs {
-		if op.open != nil {
-			if err := op.open(); err != nil {
-				return fmt.Errorf("dstream: %s: %w", op.name, err)
+		if op.Open != nil {
+			if err := op.Open(); err != nil {
+				return fmt.Errorf("dstream: %s: %w", op.Name, err)
 			}
 		}
 	}
@@ -112,10 +112,10 @@ func (c *Context) Start() error {
 	}
 	c.limitProcessMemory()
 	now := c.cfg.Clock.Now()
-	zero, first := now.Truncate(c.cfg.BatchInterval), now.Truncate(c.cfg.BatchInterval).Add(c.cfg.BatchInterval)
+	tl := c.tl.Start(now)
 	if c.cfg.CheckpointDir != "" {
 		var err error
-		if zero, first, err = c.resume(context.Background(), now); err != nil {
+		if tl, err = c.resume(context.Background(), now); err != nil {
 			if c.cluster != nil {
 				c.stopCluster()
 			}
@@ -123,7 +123,7 @@ func (c *Context) Start() error {
 			return fmt.Errorf("dstream: %w", err)
 		}
 	}
-	if c.cluster != nil && c.hasState() && !c.hasCheckpointStore() {
+	if c.cluster != nil && c.hasState() && !c.HasCheckpointStore() {
 		c.log.Warn("state streams in a cluster without a checkpoint folder (--checkpoint): their state is cut in memory at each checkpoint interval, and losing the worker that holds a partition then fails the interval")
 	}
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{}), receiving: true}
@@ -131,7 +131,7 @@ func (c *Context) Start() error {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.batches = make(chan batch, c.cfg.MaxPendingBatches)
 	c.mu.Lock()
-	c.zero, c.first = zero, first
+	c.tl = tl
 	c.run = r
 	c.seedManifests()
 	c.state = stateRunning
@@ -146,14 +146,14 @@ func (c *Context) Start() error {
 		r.recvDone.Add(1)
 		go func() {
 			defer r.recvDone.Done()
-			ri, _ := in.(*receiverInput)
+			ri, _ := in.(*ReceiverInput)
 			if ri != nil {
 				ri.active.Store(true)
 				defer ri.active.Store(false)
 			}
 			if err := in.receive(recvCtx); err != nil && !errors.Is(err, context.Canceled) {
-				c.log.Error("receiver failed", "stream", in.opID(), "err", err)
-				c.bus.Post(listener.ReceiverError{Stream: int(in.opID()), Err: err})
+				c.log.Error("receiver failed", "stream", in.OpID(), "err", err)
+				c.bus.Post(listener.ReceiverError{Stream: int(in.OpID()), Err: err})
 				if ri != nil {
 					ri.failed(err, c.cfg.Clock.Now())
 				}
@@ -171,7 +171,7 @@ func (c *Context) Start() error {
 }
 
 // closeOpened releases receivers 0..n-1 that were opened by a failed Start.
-func (c *Context) closeOpened(n int) {
+func (c *Engine) closeOpened(n int) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	for _, in := range c.inputs[:n] {
@@ -181,10 +181,11 @@ func (c *Context) closeOpened(n int) {
 
 // generate is the job generator: at each interval boundary (plus slack) it
 // cuts the interval, allocating the received blocks to it, and queues it.
-func (c *Context) generate(ctx context.Context) {
+func (c *Engine) generate(ctx context.Context) {
 	r := c.run
 	defer close(r.genDone)
-	for t := c.first; ; t = t.Add(c.cfg.BatchInterval) {
+	tl := c.Timeline()
+	for t := tl.First(); ; t = tl.Next(t) {
 		if err := c.cfg.Clock.WaitUntil(ctx, t.Add(c.cfg.Slack)); err != nil {
 			return
 		}
@@ -194,7 +195,7 @@ func (c *Context) generate(ctx context.Context) {
 				if ctx.Err() == nil {
 					// The interval cannot be formed: stop, saying why,
 					// rather than wait for ever without intervals.
-					c.stopWith(&BatchError{Time: t, OutputOp: -1, Output: "input", Err: err})
+					c.stopWith(c.cfg.NewBatchError(t, -1, "input", err))
 				}
 				return
 			}
@@ -219,7 +220,7 @@ func (c *Context) generate(ctx context.Context) {
 }
 
 // runBatches runs queued intervals one after another, in order.
-func (c *Context) runBatches() {
+func (c *Engine) runBatches() {
 	r := c.run
 	defer func() {
 		close(r.runnerDone)
@@ -239,7 +240,7 @@ func (c *Context) runBatches() {
 	}
 }
 
-func (c *Context) runBatch(b batch) {
+func (c *Engine) runBatch(b batch) {
 	info := listener.BatchInfo{Time: b.time, Records: b.records, SubmissionTime: b.submitted}
 	info.StartTime = c.cfg.Clock.Now()
 	info.SchedulingDelay = info.StartTime.Sub(b.submitted)
@@ -248,26 +249,26 @@ func (c *Context) runBatch(b batch) {
 	m := c.manifestOf(b.time)
 	c.manifests.Add(m)
 	c.metaStarted(m)
-	var failed *BatchError
+	var failed error
 	for i, op := range c.outputs {
 		start := c.cfg.Clock.Now()
 		c.curOutput.Store(&runningOutput{t: b.time, op: i})
-		err := op.run(b.time)
+		err := op.Run(b.time)
 		c.curOutput.Store(nil)
 		if err != nil {
 			info.FailedOutputs++
 			if failed == nil {
-				failed = &BatchError{Time: b.time, OutputOp: i, Output: op.name, Err: err}
+				failed = c.cfg.NewBatchError(b.time, i, op.Name, err)
 			}
-			c.log.Error("interval failed", "time", b.time.UnixMilli(), "output", op.name, "err", err)
+			c.log.Error("interval failed", "time", b.time.UnixMilli(), "output", op.Name, "err", err)
 		}
-		c.bus.Post(listener.OutputOpCompleted{Time: b.time, OutputOp: i, Name: op.name, Duration: c.cfg.Clock.Now().Sub(start), Err: err})
+		c.bus.Post(listener.OutputOpCompleted{Time: b.time, OutputOp: i, Name: op.Name, Duration: c.cfg.Clock.Now().Sub(start), Err: err})
 	}
 	for _, n := range c.nodes {
-		if err := n.finishInterval(b.time); err != nil {
+		if err := n.FinishInterval(b.time); err != nil {
 			c.log.Error("state checkpoint failed", "time", b.time.UnixMilli(), "err", err)
 			if failed == nil {
-				failed = &BatchError{Time: b.time, OutputOp: -1, Output: "state checkpoint", Err: err}
+				failed = c.cfg.NewBatchError(b.time, -1, "state checkpoint", err)
 			}
 		}
 	}
@@ -284,20 +285,20 @@ func (c *Context) runBatch(b batch) {
 	c.bus.Post(listener.BatchCompleted{Batch: info})
 	if failed != nil && c.run.ctx.Err() == nil {
 		// (An interval cut short by a hard stop is abandoned, not failed.)
-		c.batchFailed(failed)
+		c.batchFailed(b.time, failed)
 	}
 }
 
 // batchFailed asks Config.OnBatchError what to do with a failed interval and,
 // unless it says carry on, stops the context with the error: the intervals
 // queued after it are not run.
-func (c *Context) batchFailed(failed *BatchError) {
-	var err error = failed
+func (c *Engine) batchFailed(t time.Time, failed error) {
+	err := failed
 	if h := c.cfg.OnBatchError; h != nil {
 		err = h(failed)
 	}
 	if err == nil {
-		c.log.Warn("interval failed; OnBatchError lets the job carry on", "time", failed.Time.UnixMilli(), "err", failed)
+		c.log.Warn("interval failed; OnBatchError lets the job carry on", "time", t.UnixMilli(), "err", failed)
 		return
 	}
 	c.stopWith(err)
@@ -306,7 +307,7 @@ func (c *Context) batchFailed(failed *BatchError) {
 // stopWith stops the context with err, which Run, RunUntil and Stop return:
 // the runner skips what is queued, and a graceful Stop in progress ends its
 // drain.
-func (c *Context) stopWith(err error) {
+func (c *Engine) stopWith(err error) {
 	r := c.run
 	r.errMu.Lock()
 	if r.err == nil {
@@ -322,7 +323,7 @@ func (c *Context) stopWith(err error) {
 // Stop or on its own (a failed interval, see Config.OnBatchError); Stop then
 // returns the error it stopped with. Before Start it returns nil, a channel
 // that never closes.
-func (c *Context) Done() <-chan struct{} {
+func (c *Engine) Done() <-chan struct{} {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.run == nil {
@@ -340,21 +341,21 @@ func (r *running) stopErr() error {
 
 // clearOld forgets what no window or state needs any more after interval t:
 // generated datasets, their blocks and shuffles, and input blocks.
-func (c *Context) clearOld(t time.Time) {
+func (c *Engine) clearOld(t time.Time) {
 	for _, n := range c.nodes {
-		n.forget(t)
+		n.Forget(t)
 	}
 	// An input's blocks live as long as its stream remembers: as long as
 	// any consumer may recompute from them (propagateRemember).
 	for _, in := range c.blockInputs() {
-		for _, key := range c.tracker.Forget(in.opID(), t.Add(-in.rememberDuration())) {
+		for _, key := range c.tracker.Forget(in.OpID(), t.Add(-in.RememberDuration())) {
 			c.blocks.Remove(key)
 		}
 	}
-	c.manifests.Forget(t.Add(-c.maxRemember()).UnixMilli())
+	c.manifests.Forget(t.Add(-c.MaxRemember()).UnixMilli())
 	rules := make([]rdd.ForgetRule, len(c.outputs))
 	for i, op := range c.outputs {
-		rules[i] = rdd.ForgetRule{Op: op.id, UpTo: t.UnixMilli()}
+		rules[i] = rdd.ForgetRule{Op: op.ID, UpTo: t.UnixMilli()}
 	}
 	c.rctx.Forget(rules...)
 }
@@ -363,7 +364,7 @@ func (c *Context) clearOld(t time.Time) {
 // every record they received has been cut into an interval, processed and
 // output, then returns; otherwise intervals not yet processed are abandoned.
 // Stop is idempotent; it returns the first error of the shutdown.
-func (c *Context) Stop(graceful bool) error {
+func (c *Engine) Stop(graceful bool) error {
 	c.mu.Lock()
 	state := c.state
 	c.state = stateStopped
@@ -390,10 +391,7 @@ func (c *Context) Stop(graceful bool) error {
 			//    That is the first interval boundary at or after now: every
 			//    block was cut at or before now.
 			now := c.cfg.Clock.Now()
-			target := now.Truncate(c.cfg.BatchInterval)
-			if target.Before(now) || !target.After(c.zero) {
-				target = target.Add(c.cfg.BatchInterval)
-			}
+			target := c.Timeline().Containing(now)
 			r.mu.Lock()
 			r.drainTarget = target
 			drained := !r.lastQueued.Before(target)
@@ -446,7 +444,7 @@ func (c *Context) Stop(graceful bool) error {
 
 // AwaitBatch blocks until interval t has been processed, the context stops,
 // or ctx is done. Tests use it after advancing a manual clock.
-func (c *Context) AwaitBatch(ctx context.Context, t time.Time) error {
+func (c *Engine) AwaitBatch(ctx context.Context, t time.Time) error {
 	r := c.run
 	if r == nil {
 		return errors.New("dstream: context not started")
@@ -476,8 +474,18 @@ func (c *Context) AwaitBatch(ctx context.Context, t time.Time) error {
 // StartTime returns the time before the first interval: interval k ends at
 // StartTime() + k*BatchInterval. It is zero until Start (or Materialize)
 // and safe to call from any goroutine.
-func (c *Context) StartTime() time.Time {
+func (c *Engine) StartTime() time.Time { return c.Timeline().Zero() }
+
+// LastCompleted is the time of the last interval the runner finished, zero
+// before the first.
+func (c *Engine) LastCompleted() time.Time {
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.zero
+	r := c.run
+	c.mu.Unlock()
+	if r == nil {
+		return time.Time{}
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.lastDone
 }

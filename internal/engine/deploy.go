@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import (
 	"cmp"
@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cluster"
+	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/received"
@@ -42,7 +44,7 @@ type clusterRole struct {
 	tls    *cluster.TLS
 	peers  *cluster.Peers
 	runner *cluster.Runner
-	procs  workerProcs
+	procs  WorkerProcs
 	master atomic.Pointer[cluster.Master]
 	cancel context.CancelFunc
 	served chan struct{}
@@ -116,7 +118,7 @@ const startTimeout = 60 * time.Second
 
 // deploy sets up the runner Master asks for (or, in a worker process, the
 // worker's) and returns the default parallelism.
-func (c *Context) deploy(slots int) (int, error) {
+func (c *Engine) deploy(slots int) (int, error) {
 	env, isWorker, err := c.cfg.workerEnv()
 	if err != nil {
 		return 0, err
@@ -191,12 +193,12 @@ func (cr *clusterRole) rebuildable(id rdd.ID) bool {
 
 // startCluster serves the cluster port, starts the local workers and waits
 // until every one has joined.
-func (c *Context) startCluster() error {
+func (c *Engine) startCluster() error {
 	cr := c.cluster
 	cr.mu.Lock()
 	cr.ops = map[int32]bool{}
 	for _, n := range c.nodes {
-		cr.ops[n.opID()] = true
+		cr.ops[n.OpID()] = true
 	}
 	cr.mu.Unlock()
 	args := os.Args[1:]
@@ -251,8 +253,8 @@ func (c *Context) startCluster() error {
 		c.log.Info("cluster: master waiting for workers", "cluster_listen", cr.self, "secret", len(cr.secret) > 0)
 		return nil
 	}
-	if c.cfg.sim != nil && c.cfg.sim.spawn != nil {
-		cr.procs, err = c.cfg.sim.spawn(sc)
+	if c.cfg.Sim != nil && c.cfg.Sim.Spawn != nil {
+		cr.procs, err = c.cfg.Sim.Spawn(sc)
 	} else {
 		cr.procs, err = cluster.Spawn(sc)
 	}
@@ -284,7 +286,7 @@ func (c *Context) startCluster() error {
 }
 
 // onEvent feeds a membership change to the scheduler.
-func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
+func (cr *clusterRole) onEvent(c *Engine, ev cluster.Event) {
 	// The scheduler knows workers by address; the registry by id and
 	// incarnation. A process that restarts at the same address registers
 	// anew before its old registration expires: the new one replaces the
@@ -335,18 +337,21 @@ func (cr *clusterRole) onEvent(c *Context, ev cluster.Event) {
 	}
 }
 
-// simProcess is what makes a process one of a simulated cluster's
-// (sim_test.go): the in-memory network it listens and dials on and, for a
-// master, how its local workers start (as contexts in this process); for
-// a worker, the environment a worker process would read.
-type simProcess struct {
-	net    cluster.Network
-	spawn  func(cluster.SpawnConfig) (workerProcs, error)
-	worker *cluster.WorkerEnv
+// Sim is what makes a process one of a simulated cluster's (the root
+// package's sim_test.go): the in-memory network it listens and dials on
+// and, for a master, how its local workers start (as contexts in this
+// process); for a worker, the environment a worker process would read.
+type Sim struct {
+	Net    cluster.Network
+	Spawn  func(cluster.SpawnConfig) (WorkerProcs, error)
+	Worker *cluster.WorkerEnv
+	// OpenStore, if set, opens the checkpoint store in folder dir (the
+	// simulation's storage faults).
+	OpenStore func(dir string) (checkpoint.Store, error)
 }
 
-// workerProcs are a local-cluster master's workers (cluster.Procs).
-type workerProcs interface {
+// WorkerProcs are a local-cluster master's workers (cluster.Procs).
+type WorkerProcs interface {
 	PIDs() []int
 	Exited() (<-chan struct{}, func() error)
 	Stop()
@@ -355,11 +360,11 @@ type workerProcs interface {
 // workerEnv is the worker environment of this process: the simulation's,
 // or the process's own (ok is false for a master or local[N]).
 func (cfg Config) workerEnv() (env cluster.WorkerEnv, ok bool, err error) {
-	if cfg.sim != nil {
-		if cfg.sim.worker == nil {
+	if cfg.Sim != nil {
+		if cfg.Sim.Worker == nil {
 			return env, false, nil
 		}
-		return *cfg.sim.worker, true, nil
+		return *cfg.Sim.Worker, true, nil
 	}
 	return cluster.WorkerEnvFrom(os.Getenv)
 }
@@ -367,10 +372,10 @@ func (cfg Config) workerEnv() (env cluster.WorkerEnv, ok bool, err error) {
 // network is what the cluster listens and dials on: nil (TCP) but in a
 // simulation.
 func (cfg Config) network() cluster.Network {
-	if cfg.sim == nil {
+	if cfg.Sim == nil {
 		return nil
 	}
-	return cfg.sim.net
+	return cfg.Sim.Net
 }
 
 // reprotect keeps on the master a copy of every input block the lost
@@ -380,7 +385,7 @@ func (cfg Config) network() cluster.Network {
 // the master when its named holders fail (cluster's remote); the master
 // drops the copy with the block. A copy that does not fit the master's
 // input share is not kept (a warning).
-func (c *Context) reprotect(addr string) {
+func (c *Engine) reprotect(addr string) {
 	cr := c.cluster
 	c.mu.Lock()
 	r := c.run
@@ -422,7 +427,7 @@ func (c *Context) reprotect(addr string) {
 
 // keepCopy fetches input block b from its holders other than lost and keeps
 // it in the master's store; it reports whether it did.
-func (c *Context) keepCopy(ctx context.Context, rem rdd.Remote, b received.Block, lost string) bool {
+func (c *Engine) keepCopy(ctx context.Context, rem rdd.Remote, b received.Block, lost string) bool {
 	cr := c.cluster
 	if ctx.Err() != nil {
 		return false
@@ -457,7 +462,7 @@ type registration struct {
 }
 
 // stopCluster stops the local workers and the cluster port.
-func (c *Context) stopCluster() {
+func (c *Engine) stopCluster() {
 	cr := c.cluster
 	if cr.procs != nil {
 		cr.procs.Stop()
@@ -497,7 +502,7 @@ const inputReplicas = 2
 // fewer copies than two on workers (one worker alive, or a copy failed),
 // the master keeps its copy and is among the locations, so a block has two
 // copies whenever a worker took one. Nil in local[N].
-func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []string {
+func replicate[T any](c *Engine, ctx context.Context, key string, recs []T) []string {
 	cr := c.cluster
 	if cr == nil {
 		return nil
@@ -535,7 +540,7 @@ func replicate[T any](c *Context, ctx context.Context, key string, recs []T) []s
 
 // manifestFrames serves the manifests of the intervals in (after, upTo] the
 // master remembers, in time order.
-func (c *Context) manifestFrames(after, upTo int64) ([][]byte, error) {
+func (c *Engine) manifestFrames(after, upTo int64) ([][]byte, error) {
 	ms := c.manifests.Between(after, upTo)
 	frames := make([][]byte, 0, len(ms))
 	for _, m := range ms {
@@ -551,7 +556,7 @@ func (c *Context) manifestFrames(after, upTo int64) ([][]byte, error) {
 // startWorker runs this process as a worker: it serves the master's tasks
 // until the master is gone (its stdin closes, for a local worker), the
 // master refuses it, or Stop.
-func (c *Context) startWorker() error {
+func (c *Engine) startWorker() error {
 	env := c.worker.env
 	host, err := cluster.NewHost(cluster.HostConfig{Master: env.Master, ID: env.ID, Slots: env.Slots, Listen: env.Listen, Advertise: env.Advertise,
 		MemoryBytes: c.cfg.MemoryBytes, Secret: env.Secret, TLS: env.TLS, Program: workerProgram{c}, Logger: c.log, TaskDelay: env.TaskDelay,
@@ -601,13 +606,13 @@ func (c *Context) startWorker() error {
 // IsWorker reports whether this process is a worker of a cluster: its
 // Context serves the master's tasks and runs no intervals of its own (no
 // receiver listens, no output runs here but per-partition ones).
-func (c *Context) IsWorker() bool { return c.worker != nil }
+func (c *Engine) IsWorker() bool { return c.worker != nil }
 
 // workerProgram is the context as a worker host sees it.
-type workerProgram struct{ c *Context }
+type workerProgram struct{ c *Engine }
 
-func (p workerProgram) Graph() []GraphNode     { return p.c.Graph() }
-func (p workerProgram) Datasets() *rdd.Context { return p.c.rctx }
+func (p workerProgram) Graph() []graphspec.Node { return p.c.Graph() }
+func (p workerProgram) Datasets() *rdd.Context  { return p.c.rctx }
 
 // BlockStats is what the worker's heartbeats report.
 func (p workerProgram) BlockStats() (used, blocks int64) {
@@ -624,7 +629,8 @@ func (p workerProgram) Learn(m *manifest.Interval) error {
 	}
 	// The master runs one interval at a time: when it sends interval t's
 	// tasks, the one before is done, and what it no longer needs may go.
-	if prev := time.UnixMilli(m.Time).Add(-c.cfg.BatchInterval); prev.After(c.zero) {
+	if tl := c.Timeline(); tl.Prev(time.UnixMilli(m.Time)).After(tl.Zero()) {
+		prev := tl.Prev(time.UnixMilli(m.Time))
 		c.clearOld(prev)
 	}
 	return nil
@@ -636,9 +642,9 @@ func (p workerProgram) Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error) {
 	if spec.Shuffle != nil {
 		id = *spec.Shuffle
 	}
-	var n node
+	var n Node
 	for _, s := range c.nodes {
-		if s.opID() == id.Op {
+		if s.OpID() == id.Op {
 			n = s
 			break
 		}
@@ -647,7 +653,7 @@ func (p workerProgram) Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error) {
 		return nil, fmt.Errorf("task %s: dataset %s is not a stream's interval dataset; a worker cannot build it", spec, id)
 	}
 	c.worker.gen.Lock()
-	root, err := n.nodeAt(time.UnixMilli(id.Time))
+	root, err := n.NodeAt(time.UnixMilli(id.Time))
 	c.worker.gen.Unlock()
 	if err != nil {
 		return nil, err
@@ -660,7 +666,7 @@ func (p workerProgram) Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error) {
 
 // ClusterAddr returns the address of the master's cluster port (where
 // workers register and peers fetch), or "" when the deployment is local[N].
-func (c *Context) ClusterAddr() string {
+func (c *Engine) ClusterAddr() string {
 	if c.cluster == nil {
 		return ""
 	}

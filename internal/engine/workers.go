@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import (
 	"os"
@@ -23,7 +23,7 @@ type WorkerInfo struct {
 // Workers returns the processes that run the context's tasks: this one,
 // then (in local-cluster[N]) every worker that joined, alive or lost, as
 // its heartbeats last reported it.
-func (c *Context) Workers() []WorkerInfo {
+func (c *Engine) Workers() []WorkerInfo {
 	st := c.blocks.Stats()
 	self := WorkerInfo{ID: "local", PID: os.Getpid(), MemoryUsed: st.Bytes, MemoryLimit: c.cfg.MemoryBytes, Blocks: st.Blocks, State: "alive"}
 	slots := c.shell.Workers()

@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import (
 	"context"
@@ -124,8 +124,8 @@ func newRunTag() string {
 
 // walWrite writes a block's records to the checkpoint store (the process
 // running the receiver does); it returns once they are durable.
-func (c *Context) walWrite(ctx context.Context, stream int32, key string, records []string) error {
-	store, err := c.checkpointStore()
+func (c *Engine) walWrite(ctx context.Context, stream int32, key string, records []string) error {
+	store, err := c.CheckpointStore()
 	if err != nil {
 		return fmt.Errorf("write-ahead log: %w", err)
 	}
@@ -140,8 +140,8 @@ func (c *Context) walWrite(ctx context.Context, stream int32, key string, record
 }
 
 // readWAL reads a block's records back from its object.
-func readWAL[T any](ctx context.Context, c *Context, stream int32, key string) ([]T, error) {
-	store, err := c.checkpointStore()
+func readWAL[T any](ctx context.Context, c *Engine, stream int32, key string) ([]T, error) {
+	store, err := c.CheckpointStore()
 	if err != nil {
 		return nil, err
 	}
@@ -162,7 +162,7 @@ func readWAL[T any](ctx context.Context, c *Context, stream int32, key string) (
 // walReady waits, on the master, until its metadata log is open (Start
 // opens it after the receivers of a local cluster are placed), and
 // returns it.
-func (c *Context) walReady() (*metaLog, error) {
+func (c *Engine) walReady() (*metaLog, error) {
 	m := c.meta
 	if m == nil {
 		return nil, errors.New("write-ahead log: the master has no metadata log")
@@ -180,7 +180,7 @@ func (c *Context) walReady() (*metaLog, error) {
 
 // walCommit appends a block's addition to the master's metadata log: once
 // it returns nil the block may be acknowledged.
-func (c *Context) walCommit(b received.Block) error {
+func (c *Engine) walCommit(b received.Block) error {
 	m, err := c.walReady()
 	if err != nil {
 		return err
@@ -200,17 +200,17 @@ func (c *Context) walCommit(b received.Block) error {
 }
 
 // walRetention is how long after its interval a block's object is kept.
-func (c *Context) walRetention() time.Duration {
-	d := c.maxRemember()
+func (c *Engine) walRetention() time.Duration {
+	var every time.Duration
 	for _, n := range c.nodes {
-		d = max(d, 2*n.checkpointInterval())
+		every = max(every, n.CheckpointInterval())
 	}
-	return d + 2*c.cfg.BatchInterval
+	return c.Timeline().Retention(c.MaxRemember(), every)
 }
 
 // walStarted notes the logged blocks interval m's manifest names (its log
 // record is seq; 0 if it was not written).
-func (c *Context) walStarted(m *manifest.Interval, seq uint64) {
+func (c *Engine) walStarted(m *manifest.Interval, seq uint64) {
 	if !c.cfg.WriteAheadLog || c.meta == nil {
 		return
 	}
@@ -234,7 +234,7 @@ func (c *Context) walStarted(m *manifest.Interval, seq uint64) {
 // walCompleted deletes, in the background, the objects of the blocks of
 // the intervals completed before t's retention, and now and then the
 // orphans.
-func (c *Context) walCompleted(t time.Time) {
+func (c *Engine) walCompleted(t time.Time) {
 	if !c.cfg.WriteAheadLog || c.meta == nil || c.meta.log == nil {
 		return
 	}
@@ -266,7 +266,7 @@ func (c *Context) walCompleted(t time.Time) {
 	if len(dead) == 0 && !sweep {
 		return
 	}
-	store, err := c.checkpointStore()
+	store, err := c.CheckpointStore()
 	if err != nil {
 		return
 	}
@@ -290,7 +290,7 @@ func (c *Context) walCompleted(t time.Time) {
 // walSweep deletes the objects no logged block names that the sweep before
 // saw already: blocks never acknowledged, or consumed by intervals whose
 // cleanup a crash interrupted.
-func (c *Context) walSweep(ctx context.Context, store checkpoint.Store) {
+func (c *Engine) walSweep(ctx context.Context, store checkpoint.Store) {
 	b := c.meta.wal
 	names, err := store.List(ctx, "wal/")
 	if err != nil {
@@ -332,7 +332,7 @@ func (c *Context) walSweep(ctx context.Context, store checkpoint.Store) {
 // names the "block" records (with their record's sequence number), logged
 // the manifests still in the log, lastDone the last completed interval and
 // first the first interval it runs. See the comment at the top.
-func (c *Context) walRestore(ctx context.Context, store checkpoint.Store, blocks []loggedBlock, logged map[int64]loggedManifest, lastDone int64, first time.Time) error {
+func (c *Engine) walRestore(ctx context.Context, store checkpoint.Store, blocks []loggedBlock, logged map[int64]loggedManifest, lastDone int64, first time.Time) error {
 	book := c.meta.wal
 	if !c.cfg.WriteAheadLog {
 		if len(blocks) > 0 {
@@ -441,7 +441,7 @@ type loggedManifest struct {
 // process's block store, else from one of locations, else (with the
 // write-ahead log, for a receiver's block) from its object in the log. It
 // fails the task when the block is nowhere to be had.
-func readInput[T any](tc *rdd.TaskContext, c *Context, stream int32, key string, locs []string, what string) []T {
+func readInput[T any](tc *rdd.TaskContext, c *Engine, stream int32, key string, locs []string, what string) []T {
 	if !c.cfg.WriteAheadLog || c.receiverOf(stream) == nil {
 		return rdd.ReadBlock[T](tc, c.blocks, key, locs, what)
 	}

@@ -1,7 +1,8 @@
-package dstream
+package engine
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -55,12 +56,12 @@ func (r *perStreamRecords) of(b listener.BatchInfo) (int64, bool) {
 
 // startRateControl gives every receiver input a rate controller, fed by the
 // listener bus, when Config.Backpressure asks for one.
-func (c *Context) startRateControl() error {
+func (c *Engine) startRateControl() error {
 	if !c.cfg.Backpressure {
 		return nil
 	}
 	for _, in := range c.inputs {
-		ri, ok := in.(*receiverInput)
+		ri, ok := in.(*ReceiverInput)
 		if !ok {
 			continue
 		}
@@ -69,7 +70,7 @@ func (c *Context) startRateControl() error {
 			return err
 		}
 		ctl, err := rate.NewController(rate.ControllerConfig{Estimator: pid, MaxRate: c.cfg.MaxRate, InitialRate: c.cfg.InitialRate,
-			Records: ri.records.of, Logger: c.log.With("stream", ri.stream.String())})
+			Records: ri.records.of, Logger: c.log.With("stream", fmt.Sprint(ri.node))})
 		if err != nil {
 			return err
 		}
@@ -84,9 +85,9 @@ func (c *Context) startRateControl() error {
 
 // stopRateControl ends the goroutines that carry rates to receivers on
 // workers.
-func (c *Context) stopRateControl() {
+func (c *Engine) stopRateControl() {
 	for _, in := range c.inputs {
-		if ri, ok := in.(*receiverInput); ok {
+		if ri, ok := in.(*ReceiverInput); ok {
 			ri.atMu.Lock()
 			unrate := ri.unrate
 			ri.unrate = nil
@@ -101,11 +102,11 @@ func (c *Context) stopRateControl() {
 // rateRemote makes the rate controller of ri, a receiver running on worker
 // at, set its rate there (by RPC, off the listener bus: rate.Async sends
 // only the latest rate), in place of wherever it ran before.
-func (c *Context) rateRemote(ri *receiverInput, at string) {
+func (c *Engine) rateRemote(ri *ReceiverInput, at string) {
 	if ri.rate == nil {
 		return
 	}
-	a := rate.NewAsync(remoteLimiter{c: c, stream: ri.opID(), at: at})
+	a := rate.NewAsync(remoteLimiter{c: c, stream: ri.OpID(), at: at})
 	unregister := ri.rate.Register(a)
 	ri.atMu.Lock()
 	prev := ri.unrate
@@ -118,7 +119,7 @@ func (c *Context) rateRemote(ri *receiverInput, at string) {
 
 // remoteLimiter sets the rate of a receiver on a worker.
 type remoteLimiter struct {
-	c      *Context
+	c      *Engine
 	stream int32
 	at     string
 }
@@ -128,7 +129,7 @@ func (l remoteLimiter) SetRate(n int) {
 	if err != nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(l.c.runCtx(), 5*time.Second)
+	ctx, cancel := context.WithTimeout(l.c.RunCtx(), 5*time.Second)
 	defer cancel()
 	if _, err := pc.SetReceiverRate(ctx, &clusterpb.SetReceiverRateRequest{Stream: l.stream, Rate: int64(n)}); err != nil && ctx.Err() == nil {
 		l.c.log.Warn("receiver rate not set", "stream", l.stream, "worker", l.at, "rate", n, "err", err)
@@ -137,17 +138,17 @@ func (l remoteLimiter) SetRate(n int) {
 
 // noteRecords tells the rate controllers how many records each input
 // stream's receivers contributed to interval t.
-func (c *Context) noteRecords(t time.Time) {
+func (c *Engine) noteRecords(t time.Time) {
 	if !c.cfg.Backpressure {
 		return
 	}
 	for _, in := range c.inputs {
-		ri, ok := in.(*receiverInput)
+		ri, ok := in.(*ReceiverInput)
 		if !ok || ri.rate == nil {
 			continue
 		}
 		var n int64
-		for _, b := range c.tracker.Blocks(ri.stream.id, t) {
+		for _, b := range c.tracker.Blocks(ri.OpID(), t) {
 			n += int64(b.Records)
 		}
 		ri.records.note(t, n)

@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import (
 	"time"
@@ -11,7 +11,7 @@ import (
 // listener bus, for the UI and metrics. Posting never blocks: the bus
 // drops task events first when its listeners fall behind, never the
 // engine's own work.
-func (c *Context) observeScheduler() {
+func (c *Engine) observeScheduler() {
 	if c.shell == nil {
 		return
 	}
@@ -48,7 +48,7 @@ func intervalOf(ms int64) time.Time {
 
 // outputRunning returns the output operation the interval runner is running
 // for interval t, or -1.
-func (c *Context) outputRunning(t time.Time) int {
+func (c *Engine) outputRunning(t time.Time) int {
 	cur := c.curOutput.Load()
 	if cur == nil || !cur.t.Equal(t) {
 		return -1

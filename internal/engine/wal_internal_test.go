@@ -1,9 +1,8 @@
-package dstream
+package engine
 
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"testing"
 	"time"
 
@@ -16,15 +15,12 @@ import (
 
 // walContext is a context with an open metadata log and the write-ahead
 // log on, as a master's after resume.
-func walContext(tb testing.TB, wal bool) (*Context, checkpoint.Store) {
+func walContext(tb testing.TB, wal bool) (*Engine, checkpoint.Store) {
 	tb.Helper()
-	c, err := NewContext(Config{Master: "local[1]", CheckpointDir: tb.TempDir(), WriteAheadLog: wal,
-		Clock: clock.NewManual(time.UnixMilli(1_700_000_000_000)), Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		tb.Fatal(err)
-	}
+	c := newTestEngine(tb, Config{Master: "local[1]", CheckpointDir: tb.TempDir(), WriteAheadLog: wal,
+		Clock: clock.NewManual(time.UnixMilli(1_700_000_000_000))})
 	tb.Cleanup(func() { c.Stop(false) })
-	store, err := c.checkpointStore()
+	store, err := c.CheckpointStore()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -120,7 +116,7 @@ func TestWriteAheadLogSweepsOrphans(t *testing.T) {
 // log (blocks of 1000 records of 100 bytes, local[1], the checkpoint
 // folder on the test's temporary folder):
 //
-//	go test -run XXX -bench ReceiverBlockStore -benchtime 2000x .
+//	go test -run XXX -bench ReceiverBlockStore -benchtime 2000x ./internal/engine
 func BenchmarkReceiverBlockStore(b *testing.B) {
 	recs := make([]string, 1000)
 	for i := range recs {

@@ -1,4 +1,4 @@
-package dstream
+package engine
 
 import "github.com/dstream/dstream/block"
 
@@ -84,14 +84,14 @@ func (a *admission) inputShare(storeBytes, held int64) int64 {
 
 // measureStart notes the shuffle bytes an interval starts with; the runner
 // calls it when the interval starts.
-func (c *Context) measureStart() {
+func (c *Engine) measureStart() {
 	c.blocks.ResetShufflePeak()
 	c.admission.startShuffle = c.blocks.Stats().ShuffleBytes
 }
 
 // measureEnd records the interval's measurement; the runner calls it when
 // the interval's outputs have run, before the interval is forgotten.
-func (c *Context) measureEnd(inputBytes int64) {
+func (c *Engine) measureEnd(inputBytes int64) {
 	peak := c.blocks.ResetShufflePeak()
 	c.admission.measured(inputBytes, max(0, peak-c.admission.startShuffle), c.blocks.Stats().MaxBytes)
 }
@@ -99,7 +99,7 @@ func (c *Context) measureEnd(inputBytes int64) {
 // resizeInput sets the input share for the next interval; the runner calls
 // it once the interval is forgotten, when what the store still holds is
 // what the next interval starts with.
-func (c *Context) resizeInput() {
+func (c *Engine) resizeInput() {
 	st := c.blocks.Stats()
 	c.blocks.SetMaxInputBytes(c.admission.inputShare(st.MaxBytes, st.StateBytes+st.ShuffleBytes))
 }

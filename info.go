@@ -1,0 +1,19 @@
+package dstream
+
+import "github.com/dstream/dstream/internal/engine"
+
+// WorkerInfo describes a process that runs tasks, for the UI and the JSON
+// API: this process in local[N], the master and each worker in a cluster.
+type WorkerInfo = engine.WorkerInfo
+
+// ReceiverInfo describes a receiver, for the UI.
+type ReceiverInfo = engine.ReceiverInfo
+
+// Workers describes the processes that run tasks, the master first.
+func (c *Context) Workers() []WorkerInfo { return c.e.Workers() }
+
+// Receivers describes the context's receivers, in stream order.
+func (c *Context) Receivers() []ReceiverInfo { return c.e.Receivers() }
+
+// DefaultClusterListen is where a standalone master listens for workers.
+const DefaultClusterListen = engine.DefaultClusterListen

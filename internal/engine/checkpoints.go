@@ -1,0 +1,128 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/rdd"
+)
+
+// ForgetDeadHolders drops from n's locations the processes that are no
+// longer in the cluster: a worker lost while Keep ran was not there to be
+// forgotten when the loss was handled.
+func (c *Engine) ForgetDeadHolders(n *rdd.Node, lose func(addr string) bool) {
+	if c.cluster == nil {
+		return
+	}
+	for p := range n.NumPartitions {
+		for _, l := range n.Locations(p) {
+			if l != "" && !c.cluster.isAlive(l) {
+				lose(l)
+			}
+		}
+	}
+}
+
+// hasState reports whether the graph has a state stream.
+func (c *Engine) hasState() bool {
+	for _, n := range c.nodes {
+		if n.Checkpoints() {
+			return true
+		}
+	}
+	return false
+}
+
+// loseHolder tells every state stream that process addr is gone.
+func (c *Engine) loseHolder(addr string) {
+	for _, n := range c.nodes {
+		n.LoseHolder(addr)
+	}
+}
+
+// WritePart writes one partition of a checkpoint to the store, framed, and
+// returns the object's name.
+func (c *Engine) WritePart(tc *rdd.TaskContext, records any, dir string) (string, error) {
+	store, err := c.CheckpointStore()
+	if err != nil {
+		return "", err
+	}
+	data, err := rdd.EncodeBlock(records)
+	if err != nil {
+		return "", err
+	}
+	name := fmt.Sprintf("%s/part-%05d", dir, tc.Partition)
+	if err := store.Put(tc.Ctx, name, checkpoint.Frame("state-part", 1, data)); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// CommitMeta is what a committed state checkpoint says about itself.
+type CommitMeta struct {
+	Stream         int32         `json:"stream"`
+	Dataset        manifest.ID   `json:"dataset"`
+	Name           string        `json:"name"`
+	Partitions     int           `json:"partitions"`
+	HashPartitions int           `json:"hash,omitempty"`
+	Parts          []string      `json:"parts"`
+	Zero           int64         `json:"zero"`
+	Slide          time.Duration `json:"slide"`
+}
+
+// CheckpointDir names the store folder of stream's checkpoint at t: interval
+// times are zero-padded so names sort as times do.
+func CheckpointDir(stream int32, t int64) string {
+	return fmt.Sprintf("state/%06d/%020d", stream, t)
+}
+
+// DurableReader reads partition p of a committed checkpoint.
+func (c *Engine) DurableReader(parts []string) func(ctx context.Context, p int) ([]byte, error) {
+	return func(ctx context.Context, p int) ([]byte, error) {
+		if p < 0 || p >= len(parts) {
+			return nil, fmt.Errorf("checkpoint has %d partitions, not %d", len(parts), p+1)
+		}
+		store, err := c.CheckpointStore()
+		if err != nil {
+			return nil, err
+		}
+		b, err := store.Get(ctx, parts[p])
+		if err != nil {
+			return nil, err
+		}
+		kind, _, payload, err := checkpoint.Unframe(b)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", parts[p], err)
+		}
+		if kind != "state-part" {
+			return nil, fmt.Errorf("%s holds a %q, not a partition of a state checkpoint", parts[p], kind)
+		}
+		return payload, nil
+	}
+}
+
+// ReadCommit reads the commit of a state checkpoint.
+func (c *Engine) ReadCommit(dir string) (*CommitMeta, error) {
+	store, err := c.CheckpointStore()
+	if err != nil {
+		return nil, err
+	}
+	rec, err := checkpoint.ReadCommit(c.RunCtx(), store, dir)
+	if err != nil {
+		return nil, fmt.Errorf("state checkpoint %s: %w", dir, err)
+	}
+	return CommitMetaOf(rec)
+}
+
+// CommitMetaOf decodes what a state checkpoint's commit says of it.
+func CommitMetaOf(rec *checkpoint.CommitRecord) (*CommitMeta, error) {
+	var m CommitMeta
+	if err := json.Unmarshal(rec.Meta, &m); err != nil {
+		return nil, fmt.Errorf("state checkpoint %s: its commit: %w", rec.Dir, err)
+	}
+	return &m, nil
+}
