@@ -68,8 +68,8 @@ type MasterConfig struct {
 	// interval manifests with times in (after, upTo].
 	Manifests func(after, upTo int64) ([][]byte, error)
 	// Latest, if set, returns the latest interval started (Unix ms), which
-	// heartbeats tell workers. It is called with the registry locked: it
-	// must not call the Master.
+	// heartbeats tell workers. It is called for every accepted heartbeat,
+	// outside the registry's lock, so it must be quick.
 	Latest func() int64
 	// AddBlock, if set, takes the blocks receivers on workers report.
 	AddBlock func(b BlockReport) error
@@ -77,10 +77,12 @@ type MasterConfig struct {
 	// join by hand (the Program call).
 	Program ProgramInfo
 	// OnEvent, if set, is called for every membership change, one call at a
-	// time, in the order the changes happened. It must not block for long
-	// (the RPC or timeout check that caused the change waits for it) and
-	// must not call the Master (Workers, Drop, Serve): the registry's lock
-	// waits for it.
+	// time, in the order the changes happened, never with the registry
+	// locked. The registration, Drop or timeout check that caused a change
+	// returns only once the change has been delivered, so OnEvent must not
+	// block for long, and must not call Drop or wait for a registration
+	// with this master: those wait for the delivery in progress. It may
+	// call Workers, which may already show later changes.
 	OnEvent func(Event)
 }
 
@@ -149,6 +151,22 @@ type Event struct {
 
 // Master serves the Cluster service: it authenticates every call, admits
 // workers whose graph equals its own, and tracks their liveness.
+//
+// Master is the shell of a Membership core: every registration, heartbeat,
+// timeout check (the watcher Serve runs) and Drop reads the clock, feeds the
+// core under a mutex and carries out its decisions: the reply, the facts to
+// log and the changes to deliver to OnEvent.
+//
+// Delivery. A call that changed the membership queues the changes while it
+// holds the registry's lock, so the queue is in the order of the changes.
+// After unlocking, it takes the delivery lock and delivers whatever is
+// queued, its own changes and any queued before them, in order; a change
+// taken by an earlier caller is delivered before that caller releases the
+// delivery lock. So deliveries keep the order of the changes, one at a
+// time, and every call returns once its own changes have been delivered.
+// The delivery lock is never taken while the registry's lock is held (flush
+// takes the registry's lock, briefly, under the delivery lock), and each
+// lock is released in the function that took it.
 type Master struct {
 	clusterpb.UnimplementedClusterServer
 
@@ -158,13 +176,10 @@ type Master struct {
 	log     *slog.Logger
 	clk     clock.Clock
 
-	mu      sync.Mutex
-	workers map[string]*WorkerInfo
-	order   []string // registry ids, oldest registration first
-	nextID  uint64   // for master-assigned ids
-	nextInc uint64
-
-	evMu sync.Mutex // held while OnEvent runs, taken before mu is released
+	mu      sync.Mutex // the registry's lock: guards core and queue
+	core    *Membership
+	queue   []Changes  // changes not yet taken for delivery, oldest first
+	deliver sync.Mutex // held while queued changes are delivered
 }
 
 // NewMaster validates cfg and returns a master. It refuses an empty secret
@@ -202,7 +217,7 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 		guard:   guard{token: authToken(cfg.Secret), log: cfg.Logger},
 		log:     cfg.Logger,
 		clk:     cfg.Clock,
-		workers: make(map[string]*WorkerInfo),
+		core:    NewMembership(cfg.WorkerTimeout, cfg.MaxWorkers),
 	}, nil
 }
 
@@ -246,18 +261,15 @@ func (m *Master) Serve(ctx context.Context, lis net.Listener) error {
 func (m *Master) Workers() []WorkerInfo {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	out := make([]WorkerInfo, 0, len(m.order))
-	for _, id := range m.order {
-		out = append(out, *m.workers[id])
-	}
-	return out
+	return m.core.Workers()
 }
 
 // Register implements clusterpb.ClusterServer. A registration under an id
 // that an alive worker with another pid or address holds is refused with
 // ALREADY_EXISTS (the Worker client retries until the holder is lost); one
 // from the same pid and address replaces the old registration, reporting
-// it lost and the new one added.
+// it lost and the new one added (Membership states every rule). It returns
+// once the changes have been delivered to OnEvent.
 func (m *Master) Register(ctx context.Context, req *clusterpb.RegisterRequest) (*clusterpb.RegisterResponse, error) {
 	if req.GetSlots() <= 0 {
 		return nil, status.Errorf(codes.InvalidArgument, "slots must be positive, got %d", req.GetSlots())
@@ -276,89 +288,41 @@ func (m *Master) Register(ctx context.Context, req *clusterpb.RegisterRequest) (
 		return nil, status.Error(codes.FailedPrecondition, msg)
 	}
 
-	now := m.clk.Now()
-	m.mu.Lock()
-	id := req.GetWorkerId()
-	if id == "" {
-		for {
-			m.nextID++
-			id = "worker-" + strconv.FormatUint(m.nextID, 10)
-			if _, taken := m.workers[id]; !taken {
-				break
-			}
-		}
-	}
-	var events []Event
-	if old, ok := m.workers[id]; ok {
-		// Another live process holds this id: refuse until it is lost, so
-		// two workers sharing an id cannot take turns replacing each other.
-		if old.State == Alive && (old.PID != req.GetPid() || old.Address != req.GetAddress()) {
-			m.mu.Unlock()
-			return nil, status.Errorf(codes.AlreadyExists, "worker id %q is held by an alive worker (pid %d at %s)", id, old.PID, old.Address)
-		}
-		// Otherwise the registration replaces the old one: the same
-		// process registering again, or a lost worker coming back.
-		if old.State == Alive {
-			old.State = Lost
-			events = append(events, Event{WorkerLost, *old})
-		}
-		delete(m.workers, id)
-		m.order = slices.DeleteFunc(m.order, func(s string) bool { return s == id })
-	}
-	if !m.makeRoomLocked() {
-		m.mu.Unlock()
-		m.emit(events) // evMu not held: emit takes it
-		return nil, status.Errorf(codes.ResourceExhausted, "registry full: %d workers alive", len(m.order))
-	}
-	m.nextInc++
-	w := &WorkerInfo{
-		ID: id, Incarnation: m.nextInc, Address: req.GetAddress(), Peer: peerAddr(ctx),
+	r := Registration{
+		ID: req.GetWorkerId(), Address: req.GetAddress(), Peer: peerAddr(ctx),
 		PID: req.GetPid(), Slots: int(req.GetSlots()), MemoryBytes: req.GetMemoryBytes(),
-		Registered: now, LastHeartbeat: now, State: Alive,
 	}
-	m.workers[id] = w
-	m.order = append(m.order, id)
-	events = append(events, Event{WorkerAdded, *w})
-	m.handOff(events)
-	m.log.Info("cluster: worker registered", "worker", id, "address", w.Address, "peer", w.Peer, "pid", w.PID, "slots", w.Slots)
-	return &clusterpb.RegisterResponse{
-		WorkerId:          id,
-		Incarnation:       w.Incarnation,
-		HeartbeatInterval: durationpb.New(m.cfg.HeartbeatInterval),
-		Session:           m.session,
-	}, nil
-}
-
-// makeRoomLocked makes room for one more registry entry by forgetting the
-// oldest lost worker if needed; it reports whether there is room.
-func (m *Master) makeRoomLocked() bool {
-	if len(m.order) < m.cfg.MaxWorkers {
-		return true
+	now := m.clk.Now()
+	var rep Reply
+	m.change(func(c *Membership) (ch Changes) {
+		rep, ch = c.Register(now, r)
+		return ch
+	})
+	switch w := rep.Worker; rep.Refusal {
+	case Admitted:
+		return &clusterpb.RegisterResponse{
+			WorkerId:          w.ID,
+			Incarnation:       w.Incarnation,
+			HeartbeatInterval: durationpb.New(m.cfg.HeartbeatInterval),
+			Session:           m.session,
+		}, nil
+	case RefusedHeld:
+		return nil, status.Errorf(codes.AlreadyExists, "worker id %q is held by an alive worker (pid %d at %s)", w.ID, w.PID, w.Address)
+	case RefusedFull:
+		return nil, status.Errorf(codes.ResourceExhausted, "registry full: %d workers alive", m.cfg.MaxWorkers)
 	}
-	for i, id := range m.order {
-		if m.workers[id].State == Lost {
-			delete(m.workers, id)
-			m.order = slices.Delete(m.order, i, i+1)
-			return true
-		}
-	}
-	return false
+	return nil, status.Errorf(codes.Internal, "registration refused: %v", rep.Refusal)
 }
 
 // Heartbeat implements clusterpb.ClusterServer.
 func (m *Master) Heartbeat(ctx context.Context, req *clusterpb.HeartbeatRequest) (*clusterpb.HeartbeatResponse, error) {
 	now := m.clk.Now()
 	m.mu.Lock()
-	defer m.mu.Unlock()
-	w, ok := m.workers[req.GetWorkerId()]
-	if !ok || w.Incarnation != req.GetIncarnation() || w.State != Alive {
+	rep := m.core.Heartbeat(now, req.GetWorkerId(), req.GetIncarnation(), req.GetMemoryUsedBytes(), req.GetBlocks())
+	m.mu.Unlock()
+	if rep.Refusal != Admitted {
 		return nil, status.Errorf(codes.NotFound, "worker %q (incarnation %d) is not registered; register again", req.GetWorkerId(), req.GetIncarnation())
 	}
-	if now.After(w.LastHeartbeat) {
-		w.LastHeartbeat = now
-	}
-	w.MemoryUsed = req.GetMemoryUsedBytes()
-	w.Blocks = req.GetBlocks()
 	resp := &clusterpb.HeartbeatResponse{}
 	if m.cfg.Latest != nil {
 		resp.LatestInterval = m.cfg.Latest()
@@ -367,8 +331,7 @@ func (m *Master) Heartbeat(ctx context.Context, req *clusterpb.HeartbeatRequest)
 }
 
 // watch declares workers lost when their heartbeats stop, until ctx is done.
-// It sleeps until the earliest deadline; a worker registered later has a
-// later deadline than now+timeout, so nothing is missed while it sleeps.
+// It sleeps until the core's next deadline (Membership.Tick).
 func (m *Master) watch(ctx context.Context) {
 	for {
 		next := m.expire()
@@ -378,67 +341,85 @@ func (m *Master) watch(ctx context.Context) {
 	}
 }
 
-// expire declares lost every alive worker whose last heartbeat is at least
-// WorkerTimeout old, reports them, and returns when the next worker could
-// expire.
+// expire ticks the core at the clock's time: it declares lost every alive
+// worker whose last heartbeat is at least WorkerTimeout old, delivers the
+// changes, and returns when the next worker could expire.
 func (m *Master) expire() time.Time {
 	now := m.clk.Now()
-	next := now.Add(m.cfg.WorkerTimeout)
-	m.mu.Lock()
-	var events []Event
-	for _, id := range m.order {
-		w := m.workers[id]
-		if w.State != Alive {
-			continue
-		}
-		deadline := w.LastHeartbeat.Add(m.cfg.WorkerTimeout)
-		if !now.Before(deadline) {
-			w.State = Lost
-			events = append(events, Event{WorkerLost, *w})
-			m.log.Warn("cluster: worker lost: no heartbeat", "worker", id, "peer", w.Peer, "last_heartbeat", w.LastHeartbeat, "timeout", m.cfg.WorkerTimeout)
-		} else if deadline.Before(next) {
-			next = deadline
-		}
-	}
-	m.handOff(events)
+	var next time.Time
+	m.change(func(c *Membership) (ch Changes) {
+		next, ch = c.Tick(now)
+		return ch
+	})
 	return next
 }
 
-// handOff releases mu and delivers events in order: evMu is taken before mu
-// is released, so deliveries happen in the order of the changes.
-func (m *Master) handOff(events []Event) {
-	if len(events) == 0 || m.cfg.OnEvent == nil {
-		m.mu.Unlock()
-		return
+// change runs step on the core with the registry locked, queues the changes
+// it returns, and, once the registry is unlocked, delivers them (see
+// Master). It returns after they have been delivered.
+func (m *Master) change(step func(*Membership) Changes) {
+	m.mu.Lock()
+	ch := step(m.core)
+	if !ch.Empty() {
+		m.queue = append(m.queue, ch)
 	}
-	m.evMu.Lock()
 	m.mu.Unlock()
-	defer m.evMu.Unlock()
-	m.deliver(events)
+	if !ch.Empty() {
+		m.flush()
+	}
 }
 
-func (m *Master) emit(events []Event) {
-	if len(events) == 0 || m.cfg.OnEvent == nil {
+// flush delivers every queued change, in order, holding the delivery lock.
+// A caller's own changes are either still queued when it gets the lock, and
+// it delivers them, or were taken by an earlier holder, which delivered them
+// before releasing the lock: so once flush returns, every change queued
+// before it was called has been delivered.
+func (m *Master) flush() {
+	m.deliver.Lock()
+	defer m.deliver.Unlock()
+	m.mu.Lock()
+	batch := m.queue
+	m.queue = nil
+	m.mu.Unlock()
+	for _, ch := range batch {
+		for _, f := range ch.Facts {
+			m.logFact(f)
+		}
+		for _, ev := range ch.Events {
+			m.onEvent(ev)
+		}
+	}
+}
+
+// logFact logs what the core found worth logging.
+func (m *Master) logFact(f Fact) {
+	w := f.Worker
+	switch f.Kind {
+	case FactRegistered:
+		m.log.Info("cluster: worker registered", "worker", w.ID, "incarnation", w.Incarnation, "address", w.Address, "peer", w.Peer, "pid", w.PID, "slots", w.Slots)
+	case FactReplaced:
+		m.log.Info("cluster: worker registered again: its previous registration is lost", "worker", w.ID, "incarnation", w.Incarnation, "address", w.Address)
+	case FactExpired:
+		m.log.Warn("cluster: worker lost: no heartbeat", "worker", w.ID, "peer", w.Peer, "last_heartbeat", w.LastHeartbeat, "timeout", m.cfg.WorkerTimeout)
+	case FactDropped:
+		m.log.Warn("cluster: worker lost: "+f.Reason, "worker", w.ID, "address", w.Address)
+	case FactForgotten:
+		m.log.Debug("cluster: lost worker forgotten to make room", "worker", w.ID, "incarnation", w.Incarnation)
+	}
+}
+
+// onEvent calls OnEvent, if set; a panic in it is logged, not propagated
+// into the RPC or the watcher.
+func (m *Master) onEvent(ev Event) {
+	if m.cfg.OnEvent == nil {
 		return
 	}
-	m.evMu.Lock()
-	defer m.evMu.Unlock()
-	m.deliver(events)
-}
-
-// deliver calls OnEvent for each event; a panic in it is logged, not
-// propagated into the RPC or the watcher.
-func (m *Master) deliver(events []Event) {
-	for _, ev := range events {
-		func() {
-			defer func() {
-				if r := recover(); r != nil {
-					m.log.Error("cluster: OnEvent panicked", "event", ev.Kind, "worker", ev.Worker.ID, "panic", r)
-				}
-			}()
-			m.cfg.OnEvent(ev)
-		}()
-	}
+	defer func() {
+		if r := recover(); r != nil {
+			m.log.Error("cluster: OnEvent panicked", "event", ev.Kind, "worker", ev.Worker.ID, "panic", r)
+		}
+	}()
+	m.cfg.OnEvent(ev)
 }
 
 func peerAddr(ctx context.Context) string {
@@ -463,18 +444,11 @@ func (m *Master) Manifests(ctx context.Context, req *clusterpb.ManifestsRequest)
 // Drop declares lost the alive worker serving at address (a peer found it
 // unreachable), and reports it. If the worker is in fact alive, its next
 // heartbeat is refused and it registers again, as a new incarnation.
+//
+// Drop returns once the changes have been delivered: OnEvent must not call
+// it.
 func (m *Master) Drop(address, reason string) {
-	m.mu.Lock()
-	var events []Event
-	for _, id := range m.order {
-		w := m.workers[id]
-		if w.State == Alive && w.Address == address {
-			w.State = Lost
-			events = append(events, Event{WorkerLost, *w})
-			m.log.Warn("cluster: worker lost: "+reason, "worker", id, "address", address)
-		}
-	}
-	m.handOff(events)
+	m.change(func(c *Membership) Changes { return c.Drop(address, reason) })
 }
 
 // ProgramInfo is how a master's program was started.
