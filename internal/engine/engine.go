@@ -30,6 +30,7 @@ import (
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/graphspec"
+	"github.com/dstream/dstream/internal/admission"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
@@ -222,7 +223,7 @@ type Engine struct {
 	tracker    *received.Tracker
 	manifests  manifest.Log
 	inputWaits atomic.Int64                  // times a receiver waited for input memory
-	admission  admission                     // sizes the input share; the runner's only
+	admission  admission.Admission           // sizes the input share; the runner's only
 	tl         timeline.Timeline             // the job's intervals; set under mu at Start or Materialize
 	curOutput  atomic.Pointer[runningOutput] // the output the runner runs (observe.go)
 
@@ -276,7 +277,7 @@ func New(cfg Config) (*Engine, error) {
 		opts.Encode = rdd.EncodeBlock
 	}
 	c.blocks = block.New(opts)
-	c.blocks.SetMaxInputBytes(c.admission.inputShare(storeBytes(cfg.MemoryBytes), 0))
+	c.blocks.SetMaxInputBytes(c.admission.InputShare(storeBytes(cfg.MemoryBytes), 0))
 	c.shuffles = shuffle.New(c.blocks)
 	parallelism, err := c.deploy(slots)
 	if err != nil {

@@ -1,4 +1,4 @@
-package engine
+package admission
 
 import "testing"
 
@@ -20,8 +20,8 @@ func TestAdmissionInputShare(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			a := admission{recent: tt.recent}
-			if got := a.inputShare(store, tt.state); got != tt.want {
+			a := Admission{recent: tt.recent}
+			if got := a.InputShare(store, tt.state); got != tt.want {
 				t.Errorf("inputShare = %d, want %d", got, tt.want)
 			}
 		})
@@ -29,14 +29,14 @@ func TestAdmissionInputShare(t *testing.T) {
 }
 
 func TestAdmissionRemembersRecentIntervals(t *testing.T) {
-	var a admission
-	a.measured(0, 500, 1000_000)   // no input: skipped
-	a.measured(999, 500, 1000_000) // under a thousandth of the store: skipped
+	var a Admission
+	a.Measured(0, 500, 1000_000)   // no input: skipped
+	a.Measured(999, 500, 1000_000) // under a thousandth of the store: skipped
 	if len(a.recent) != 0 {
 		t.Fatalf("recorded %v", a.recent)
 	}
 	for i := range int64(measurements + 3) {
-		a.measured(1000+i, 10, 1000_000)
+		a.Measured(1000+i, 10, 1000_000)
 	}
 	if len(a.recent) != measurements || a.recent[0].input != 1003 {
 		t.Fatalf("recent = %v, want the last %d", a.recent, measurements)
