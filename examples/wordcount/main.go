@@ -14,7 +14,9 @@
 // stops receiving, finishes every record already received, writes those
 // intervals and exits 0. A failed interval stops it with exit status 1; a
 // usage error or a failure to start (the port in use, an output folder that
-// cannot be created) exits 2.
+// cannot be created) exits 2 (package program maps each outcome). A line
+// longer than --max-record (default 16MiB) is not a record: it is dropped
+// with a warning on stderr, and the lines around it are counted.
 package main
 
 import (
