@@ -16,6 +16,7 @@ import (
 	"github.com/dstream/dstream/client"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/program"
 	"github.com/dstream/dstream/source"
 )
 
@@ -603,24 +604,21 @@ func input(ctx *dstream.Context, cfg Config, pool *Pool, n int) (*dstream.Stream
 
 // Serve runs this process as a worker of a local-cluster benchmark run (the
 // master started it with WorkerArgs(n)): it builds that run's graph and
-// serves the master's tasks until the master stops it. In a process that is
-// not a worker it is an error.
-func Serve(cfg Config, n int) error {
+// serves the master's tasks until the master releases it or ctx is done
+// (program.Run). In a process that is not a worker it is an error.
+func Serve(ctx context.Context, cfg Config, n int) error {
 	if err := cfg.defaults(); err != nil {
 		return err
 	}
-	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet})
+	sctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet})
 	if err != nil {
 		return err
 	}
-	if !ctx.IsWorker() {
+	if !sctx.IsWorker() {
+		_ = sctx.Stop(false)
 		return errors.New("bench: Serve runs only in a worker process a local-cluster master started")
 	}
-	in, _ := input(ctx, cfg, NewPool(1<<20), n)
+	in, _ := input(sctx, cfg, NewPool(1<<20), n)
 	Workloads[cfg.Workload].Build(in, cfg.Window, func(time.Time, int64) {})
-	if err := ctx.Start(); err != nil {
-		return err
-	}
-	<-ctx.Done()
-	return ctx.Stop(false)
+	return program.Run(ctx, sctx, program.Master{})
 }

@@ -16,17 +16,41 @@ import (
 
 // SocketOptions configure a Socket receiver.
 type SocketOptions struct {
-	MaxRecordBytes int          // longer lines are dropped with a warning; default 16 MiB
+	// MaxRecordBytes is the longest line taken as a record, "\r\n" not
+	// counted: a longer one is dropped, counted (Socket.DroppedRecords)
+	// and logged. 0 means DefaultMaxRecordBytes; it must be at most
+	// MaxRecordBytesLimit, and not negative (see Validate).
+	MaxRecordBytes int
 	Logger         *slog.Logger // default slog.Default()
+}
+
+// Bounds of SocketOptions.MaxRecordBytes. Memory per connection stays
+// within about MaxRecordBytes plus a 64 KiB read buffer.
+const (
+	DefaultMaxRecordBytes = 16 << 20
+	MaxRecordBytesLimit   = 1 << 30
+)
+
+// Validate reports options NewSocket cannot use; Open returns the same
+// error, naming the source.
+func (o SocketOptions) Validate() error {
+	switch {
+	case o.MaxRecordBytes < 0:
+		return fmt.Errorf("MaxRecordBytes %d must not be negative (0: the default, %d)", o.MaxRecordBytes, DefaultMaxRecordBytes)
+	case o.MaxRecordBytes > MaxRecordBytesLimit:
+		return fmt.Errorf("MaxRecordBytes %d is over the limit of %d (1 GiB): a record is held in memory whole", o.MaxRecordBytes, MaxRecordBytesLimit)
+	}
+	return nil
 }
 
 // Socket listens on a TCP address and receives newline-delimited text
 // records from any number of concurrent connections (`dstream send` is its
 // client). Every line is a record, empty lines too, without its "\n" and a
 // "\r" before it; other bytes pass through unchanged (invalid UTF-8 and
-// binary included). A line longer than MaxRecordBytes is dropped with a
-// warning naming the connection and the size, and reading goes on at the next
-// line; memory per connection stays bounded. At a clean end of stream an
+// binary included). A line longer than MaxRecordBytes is dropped, counted
+// (DroppedRecords) and logged with a warning naming the connection and the
+// size, and reading goes on at the next line; memory per connection stays
+// bounded. At a clean end of stream an
 // unterminated last line is a record; when a connection breaks mid-line, the
 // partial line is dropped with a warning.
 //
@@ -53,10 +77,12 @@ type SocketOptions struct {
 // idle for drainIdle (at most drainMax), then closed, so a graceful engine
 // stop loses nothing a sender flushed before it.
 type Socket struct {
-	addr   string
-	opts   SocketOptions
-	ln     net.Listener
-	remote atomic.Pointer[net.TCPAddr] // where another process runs this receiver
+	addr    string
+	opts    SocketOptions
+	optsErr error // from opts.Validate: Open fails with it
+	ln      net.Listener
+	remote  atomic.Pointer[net.TCPAddr] // where another process runs this receiver
+	dropped atomic.Int64                // over-long records dropped
 }
 
 // AckHeader is the first line of a connection that asks for
@@ -83,23 +109,28 @@ const (
 )
 
 // NewSocket returns a receiver that will listen on addr ("host:port"; port 0
-// picks a free port, see Addr).
+// picks a free port, see Addr). Options that do not validate make Open fail.
 func NewSocket(addr string, opts SocketOptions) *Socket {
-	if opts.MaxRecordBytes <= 0 {
-		opts.MaxRecordBytes = 16 << 20
+	err := opts.Validate()
+	if opts.MaxRecordBytes == 0 {
+		opts.MaxRecordBytes = DefaultMaxRecordBytes
 	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Socket{addr: addr, opts: opts}
+	return &Socket{addr: addr, opts: opts, optsErr: err}
 }
 
 // Name returns "socket ADDR".
 func (s *Socket) Name() string { return "socket " + s.addr }
 
 // Open binds the listening socket. A port in use gives
-// "source socket ADDR: listen: address already in use".
+// "source socket ADDR: listen: address already in use"; options that do
+// not validate give "source socket ADDR: " and Validate's error.
 func (s *Socket) Open() error {
+	if s.optsErr != nil {
+		return fmt.Errorf("source %s: %w", s.Name(), s.optsErr)
+	}
 	ln, err := net.Listen("tcp", s.addr)
 	if err != nil {
 		msg := err.Error()
@@ -132,6 +163,12 @@ func (s *Socket) Addr() net.Addr {
 	}
 	return s.ln.Addr()
 }
+
+// DroppedRecords returns how many records this receiver has dropped since
+// it was made because they were longer than MaxRecordBytes (in this
+// process: when the receiver runs on a worker of a cluster, that worker's
+// Socket counts them). It is safe to call from any goroutine.
+func (s *Socket) DroppedRecords() int64 { return s.dropped.Load() }
 
 // RunsAt records that this receiver runs in another process (a worker of
 // the cluster), listening at addr, so Addr reports it.
@@ -248,6 +285,7 @@ func (s *Socket) serve(ctx context.Context, conn net.Conn, w Writer) error {
 	log := s.opts.Logger
 	var drainUntil time.Time
 	lr := newLineReader(conn, s.opts.MaxRecordBytes, func(size int) {
+		s.dropped.Add(1)
 		log.Warn("socket source dropped an over-long record", "addr", s.addr, "from", peer, "bytes", size, "max", s.opts.MaxRecordBytes)
 	})
 	var (

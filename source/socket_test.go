@@ -358,3 +358,85 @@ func TestSocketIntoBlockGenerator(t *testing.T) {
 		t.Errorf("blocks %+v", blocks)
 	}
 }
+
+// TestSocketDropsAndCountsAnOverLongRecord: over a real socket, a line
+// one byte over the limit between good lines is dropped and counted once;
+// every good line arrives, in order, a line exactly at the limit included.
+func TestSocketDropsAndCountsAnOverLongRecord(t *testing.T) {
+	for _, c := range []struct {
+		name  string
+		limit int // SocketOptions.MaxRecordBytes
+		max   int // the limit in force
+	}{
+		{"default 16MiB", 0, DefaultMaxRecordBytes},
+		{"1KiB", 1 << 10, 1 << 10},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			col := &collect{}
+			var logs logBuffer
+			s, stop := startSocket(t, SocketOptions{MaxRecordBytes: c.limit, Logger: slog.New(slog.NewTextHandler(&logs, nil))}, col)
+			var want []string
+			var in bytes.Buffer
+			good := func(n int) {
+				for range n {
+					line := fmt.Sprintf("good-%d", len(want))
+					want = append(want, line)
+					in.WriteString(line + "\n")
+				}
+			}
+			good(500)
+			in.WriteString(strings.Repeat("x", c.max+1) + "\r\n") // over: dropped
+			good(500)
+			atLimit := strings.Repeat("y", c.max)
+			want = append(want, atLimit)
+			in.WriteString(atLimit + "\r\n")
+			good(500)
+			send(t, s.Addr(), in.Bytes())
+			eventually(t, "records", func() bool { return col.len() >= len(want) })
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			got := col.get()
+			if !slices.Equal(got, want) {
+				t.Errorf("received %d records, want the %d good ones exactly, in order", len(got), len(want))
+			}
+			if n := s.DroppedRecords(); n != 1 {
+				t.Errorf("DroppedRecords() = %d, want 1", n)
+			}
+			if l := logs.String(); strings.Count(l, "over-long") != 1 || !strings.Contains(l, fmt.Sprintf("bytes=%d", c.max+1)) {
+				t.Errorf("want one warning naming the dropped line's size %d:\n%s", c.max+1, l)
+			}
+		})
+	}
+}
+
+func TestSocketOptionsValidate(t *testing.T) {
+	for _, c := range []struct {
+		max  int
+		want string // in the error; "" for none
+	}{
+		{0, ""},
+		{1, ""},
+		{DefaultMaxRecordBytes, ""},
+		{MaxRecordBytesLimit, ""},
+		{-1, "must not be negative"},
+		{MaxRecordBytesLimit + 1, "over the limit"},
+	} {
+		err := SocketOptions{MaxRecordBytes: c.max}.Validate()
+		if c.want == "" && err != nil || c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)) {
+			t.Errorf("Validate(MaxRecordBytes %d) = %v, want %q", c.max, err, c.want)
+		}
+		// Open says the same, naming the source, and binds nothing.
+		s := NewSocket("127.0.0.1:0", SocketOptions{MaxRecordBytes: c.max, Logger: quiet})
+		err = s.Open()
+		if c.want == "" {
+			if err != nil {
+				t.Errorf("Open with MaxRecordBytes %d: %v", c.max, err)
+			} else {
+				s.ln.Close()
+			}
+		} else if err == nil || !strings.Contains(err.Error(), "source socket 127.0.0.1:0: ") || !strings.Contains(err.Error(), c.want) || s.Addr() != nil {
+			t.Errorf("Open with MaxRecordBytes %d: %v, want an error naming the source and %q", c.max, err, c.want)
+		}
+	}
+}

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/generate"
+	"github.com/dstream/dstream/program"
 )
 
 func main() {
@@ -54,7 +55,8 @@ type window struct {
 
 func run() error {
 	duration := flag.Duration("duration", 5*time.Minute, "how long the sender floods")
-	memory := flag.String("memory", "1GiB", "wordcount's --memory")
+	memory := program.Bytes(program.DefaultMemory)
+	flag.Var(&memory, "memory", "wordcount's --memory, a `size`")
 	batch := flag.String("batch", "500ms", "wordcount's --batch")
 	sample := flag.Duration("sample", 10*time.Second, "sampling period")
 	seed := flag.Int64("seed", 1, "the sender's seed")
@@ -73,7 +75,7 @@ func run() error {
 		}
 	}
 	out := filepath.Join(dir, "out")
-	wc := exec.Command(wcBin, "--listen", *listen, "--batch", *batch, "--memory", *memory, "--out", out, "--ui-listen", "")
+	wc := exec.Command(wcBin, "--listen", *listen, "--batch", *batch, "--memory", memory.String(), "--out", out, "--ui-listen", "")
 	wcOut, err := wc.StdoutPipe()
 	if err != nil {
 		return err
@@ -149,7 +151,7 @@ func run() error {
 	sendDone := make(chan error, 1)
 	go func() { sendDone <- send.Wait() }()
 
-	fmt.Printf("wordcount --batch %s --memory %s, flooded by `dstream send --generate words --rate 0` for %v\n\n", *batch, *memory, *duration)
+	fmt.Printf("wordcount --batch %s --memory %s, flooded by `dstream send --generate words --rate 0` for %v\n\n", *batch, memory, *duration)
 	fmt.Println("| t (s) | RSS (MiB) | records accepted/s | intervals | max scheduling delay | max total delay | failed |")
 	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
 	start := time.Now()

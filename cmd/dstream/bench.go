@@ -14,6 +14,7 @@ import (
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/bench"
+	"github.com/dstream/dstream/program"
 )
 
 // runBench is `dstream bench`: the paper's workloads against a hand-written
@@ -33,7 +34,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	duration := fs.Duration("duration", 60*time.Second, "bounds each workload's whole run, search included")
 	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
 	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
-	memory := memoryFlag(fs)
+	memory := program.MemoryFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per workload")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (pprof) at the end of the run to this file")
@@ -45,23 +46,23 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if *workload == "all" {
 		names = bench.Names()
 	} else if _, ok := bench.Workloads[*workload]; !ok {
-		return usageError{fmt.Errorf("--workload %q: want %s or all", *workload, strings.Join(bench.Names(), ", "))}
+		return program.Usagef("--workload %q: want %s or all", *workload, strings.Join(bench.Names(), ", "))
 	}
 	switch {
 	case *batch <= 0:
-		return usageError{fmt.Errorf("--batch %v must be positive", *batch)}
+		return program.Usagef("--batch %v must be positive", *batch)
 	case *duration <= 0:
-		return usageError{fmt.Errorf("--duration %v must be positive", *duration)}
+		return program.Usagef("--duration %v must be positive", *duration)
 	case *window <= 0 || *window%*batch != 0:
-		return usageError{fmt.Errorf("--window %v must be a positive multiple of --batch %v", *window, *batch)}
+		return program.Usagef("--window %v must be a positive multiple of --batch %v", *window, *batch)
 	case *src != "memory" && *src != "socket":
-		return usageError{fmt.Errorf("--source %q: want memory or socket", *src)}
+		return program.Usagef("--source %q: want memory or socket", *src)
 	}
 	if len(masters) == 0 {
 		masters = []string{"local[2]"}
 	}
 	if err := (dstream.Config{BatchInterval: *batch}).Validate(); err != nil {
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -115,7 +116,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 // runBenchWorker is `dstream bench-worker`, not for people: a local-cluster
 // benchmark's master starts its workers with it, and they build the graph
 // of the run being measured (bench.Serve).
-func runBenchWorker(_ context.Context, args []string, stdout, _ io.Writer) error {
+func runBenchWorker(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	fs := flag.NewFlagSet("bench-worker", flag.ContinueOnError)
 	workload := fs.String("workload", "", "")
 	batch := fs.Duration("batch", time.Second, "")
@@ -123,9 +124,9 @@ func runBenchWorker(_ context.Context, args []string, stdout, _ io.Writer) error
 	master := fs.String("master", "", "")
 	src := fs.String("source", "memory", "")
 	records := fs.Int("records", 0, "")
-	memory := memoryFlag(fs)
+	memory := program.MemoryFlag(fs)
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
 	}
-	return bench.Serve(bench.Config{Workload: *workload, Batch: *batch, Window: *window, Master: *master, Source: *src, Memory: *memory}, *records)
+	return bench.Serve(ctx, bench.Config{Workload: *workload, Batch: *batch, Window: *window, Master: *master, Source: *src, Memory: *memory}, *records)
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/client"
 	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/program"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/source"
 	"github.com/dstream/dstream/ui"
@@ -30,10 +31,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	window := fs.Duration("window", 10*time.Second, "sliding window over which hashtags are counted")
 	rate := fs.Int("rate", 5000, "tweets per second the generator sends")
-	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with `dstream worker --master ADDR`)")
+	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with: dstream worker --master ADDR)")
 	clusterFlags := dstream.ClusterFlags(fs)
 	jobFlags := dstream.JobFlags(fs)
-	memory := memoryFlag(fs)
+	memory := program.MemoryFlag(fs)
 	newLogger := logFlag(fs)
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	verbose := fs.Bool("v", false, "log the engine's info messages")
@@ -41,14 +42,14 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if *duration < 0 || *rate < 0 {
-		return usageError{fmt.Errorf("--duration and --rate must not be negative")}
+		return program.Usagef("--duration and --rate must not be negative")
 	}
 	if *batch <= 0 || *window <= 0 {
-		return usageError{fmt.Errorf("--batch and --window must be positive (batch interval too short)")}
+		return program.Usagef("--batch and --window must be positive (batch interval too short)")
 	}
 	if *uiListen != "" {
 		if _, _, err := net.SplitHostPort(*uiListen); err != nil {
-			return usageError{fmt.Errorf("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", *uiListen)}
+			return program.Usagef("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", *uiListen)
 		}
 	}
 	// The ranking (from the job runner) and the summary (from the listener
@@ -64,13 +65,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// engine's budget.
 	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: *memory, LimitProcessMemory: true, Out: stdout, Logger: logger}
 	if err := cfg.Validate(); err != nil {
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	if err := clusterFlags(&cfg); err != nil {
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	if err := jobFlags(&cfg); err != nil {
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	sctx, err := dstream.NewContext(cfg)
 	if err != nil {
@@ -127,46 +128,33 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				b.SchedulingDelay.Round(time.Millisecond), b.TotalDelay.Round(time.Millisecond), status)
 		}
 	}))
-	if err := sctx.Start(); err != nil {
-		return err
-	}
-	if sctx.IsWorker() {
-		// A worker (this program, started by a local-cluster master or
-		// by `dstream worker`): it serves tasks until the master stops
-		// it, or a signal does.
-		select {
-		case <-ctx.Done():
-		case <-sctx.Done():
-		}
-		return sctx.Stop(false)
-	}
-	fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",
-		*window, *batch, *rate, sock.Addr())
-	if addr := sctx.ClusterAddr(); addr != "" && *master == "cluster" {
-		fmt.Fprintf(stdout, "dstream demo: cluster master at %s: join with `dstream worker --master %s`\n", addr, addr)
-	}
-	if endpoint != nil {
-		fmt.Fprintf(stdout, "dstream demo: UI at %s (JSON API: /api/v1/batches, /api/v1/statistics); ask the hashtag window: dstream query %s top k=5\n", endpoint.URL(), endpoint.Addr())
-	}
-
-	runCtx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	if *duration > 0 {
-		runCtx, cancel = context.WithTimeout(runCtx, *duration)
-		defer cancel()
-	}
+	// The banner and the generator are the master's: a worker (this
+	// program, started by a local-cluster master or by `dstream worker`)
+	// serves tasks until its master releases it.
 	sendDone := make(chan error, 1)
-	go func() {
-		_, err := client.Send(runCtx, client.Options{To: sock.Addr().String(), Generate: "tweets", Seed: 1, Rate: *rate, Logger: logger})
-		sendDone <- err
-	}()
-	untilStopped(runCtx, sctx)
-	cancel()
-	if err := <-sendDone; err != nil {
-		logger.Warn("generator stopped", "err", err)
-	}
-	fmt.Fprintln(stdout, "\nstopping: finishing the intervals in flight ...")
-	return sctx.Stop(true)
+	return program.Run(ctx, sctx, program.Master{
+		Duration: *duration,
+		Started: func(run context.Context) {
+			fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",
+				*window, *batch, *rate, sock.Addr())
+			if addr := sctx.ClusterAddr(); addr != "" && *master == "cluster" {
+				fmt.Fprintf(stdout, "dstream demo: cluster master at %s: join with `dstream worker --master %s`\n", addr, addr)
+			}
+			if endpoint != nil {
+				fmt.Fprintf(stdout, "dstream demo: UI at %s (JSON API: /api/v1/batches, /api/v1/statistics); ask the hashtag window: dstream query %s top k=5\n", endpoint.URL(), endpoint.Addr())
+			}
+			go func() {
+				_, err := client.Send(run, client.Options{To: sock.Addr().String(), Generate: "tweets", Seed: 1, Rate: *rate, Logger: logger})
+				sendDone <- err
+			}()
+		},
+		Stopping: func(program.Reason) {
+			if err := <-sendDone; err != nil {
+				logger.Warn("generator stopped", "err", err)
+			}
+			fmt.Fprintln(stdout, "\nstopping: finishing the intervals in flight ...")
+		},
+	})
 }
 
 func add(a, b int64) int64 { return a + b }

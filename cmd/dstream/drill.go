@@ -22,6 +22,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dstream/dstream/program"
 	"github.com/dstream/dstream/ui"
 )
 
@@ -98,15 +99,15 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	}
 	switch {
 	case o.duration <= 0:
-		return nil, usageError{fmt.Errorf("--duration %v must be positive", o.duration)}
+		return nil, program.Usagef("--duration %v must be positive", o.duration)
 	case o.batch < 50*time.Millisecond || o.batch > 10*time.Second:
-		return nil, usageError{fmt.Errorf("--batch %v must be between 50ms and 10s", o.batch)}
+		return nil, program.Usagef("--batch %v must be between 50ms and 10s", o.batch)
 	case o.workers < 1 || o.workers > 16:
-		return nil, usageError{fmt.Errorf("--workers %d must be between 1 and 16", o.workers)}
+		return nil, program.Usagef("--workers %d must be between 1 and 16", o.workers)
 	case o.stall < 0:
-		return nil, usageError{fmt.Errorf("--stall %v must not be negative", o.stall)}
+		return nil, program.Usagef("--stall %v must not be negative", o.stall)
 	case o.words < 1:
-		return nil, usageError{fmt.Errorf("--words %d must be positive", o.words)}
+		return nil, program.Usagef("--words %d must be positive", o.words)
 	}
 	per := func(every time.Duration) int { return max(1, int(o.duration/every)) }
 	if !set["master-restarts"] {
@@ -123,18 +124,18 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 		o.kills = min(per(15*time.Second), maxKills)
 	}
 	if o.kills > maxKills {
-		return nil, usageError{fmt.Errorf("--kills %d: a local cluster replaces no worker, so each master run (%d with --master-restarts %d) may lose at most --workers - 1 = %d; at most %d kills",
-			o.kills, o.restarts+1, o.restarts, o.workers-1, maxKills)}
+		return nil, program.Usagef("--kills %d: a local cluster replaces no worker, so each master run (%d with --master-restarts %d) may lose at most --workers - 1 = %d; at most %d kills",
+			o.kills, o.restarts+1, o.restarts, o.workers-1, maxKills)
 	}
 	if o.stalls > 0 && o.stall == 0 {
-		return nil, usageError{fmt.Errorf("--stalls %d needs a positive --stall", o.stalls)}
+		return nil, program.Usagef("--stalls %d needs a positive --stall", o.stalls)
 	}
 	warmup, cooldown, slot := drillTimings(o)
 	if n := o.kills + o.restarts + o.stalls; n > 0 {
 		need := drillSlotNeed(o)
 		if slot < need {
-			return nil, usageError{fmt.Errorf("--duration %v is too short for %d faults: each needs %v after a %v warm-up and before a %v cool-down (at least %v); lengthen --duration or lower --kills, --master-restarts, --stalls",
-				o.duration, n, need, warmup, cooldown, warmup+cooldown+time.Duration(n)*need)}
+			return nil, program.Usagef("--duration %v is too short for %d faults: each needs %v after a %v warm-up and before a %v cool-down (at least %v); lengthen --duration or lower --kills, --master-restarts, --stalls",
+				o.duration, n, need, warmup, cooldown, warmup+cooldown+time.Duration(n)*need)
 		}
 	}
 	if o.seed == 0 {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/program"
 	"github.com/dstream/dstream/ui"
 )
 
@@ -115,17 +116,17 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 	}
 	switch {
 	case f.out == "":
-		return nil, nil, usageError{fmt.Errorf("--out is required")}
+		return nil, nil, program.Usagef("--out is required")
 	case f.cfg.Batch <= 0:
-		return nil, nil, usageError{fmt.Errorf("--batch %v must be positive", f.cfg.Batch)}
+		return nil, nil, program.Usagef("--batch %v must be positive", f.cfg.Batch)
 	case f.cfg.Words < 1:
-		return nil, nil, usageError{fmt.Errorf("--words %d must be positive", f.cfg.Words)}
+		return nil, nil, program.Usagef("--words %d must be positive", f.cfg.Words)
 	case f.cfg.Window < f.cfg.Batch || f.cfg.Window%f.cfg.Batch != 0:
-		return nil, nil, usageError{fmt.Errorf("--window %v must be a positive multiple of --batch %v", f.cfg.Window, f.cfg.Batch)}
+		return nil, nil, program.Usagef("--window %v must be a positive multiple of --batch %v", f.cfg.Window, f.cfg.Batch)
 	}
 	if f.uiListen != "" {
 		if _, _, err := net.SplitHostPort(f.uiListen); err != nil {
-			return nil, nil, usageError{fmt.Errorf("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", f.uiListen)}
+			return nil, nil, program.Usagef("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", f.uiListen)
 		}
 	}
 	if abs, err := filepath.Abs(f.out); err == nil {
@@ -150,13 +151,13 @@ func runDrillJob(ctx context.Context, args []string, stdout, stderr io.Writer) e
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg := dstream.Config{Master: f.master, BatchInterval: f.cfg.Batch, LimitProcessMemory: true, Logger: logger, Out: stdout}
 	if err := cfg.Validate(); err != nil {
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	if err := jobFlags(&cfg); err != nil {
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	if cfg.CheckpointDir == "" {
-		return usageError{fmt.Errorf("--checkpoint is required: the drill restarts the master from it")}
+		return program.Usagef("--checkpoint is required: the drill restarts the master from it")
 	}
 	f.cfg.StateCkp = cfg.CheckpointInterval
 	sctx, err := dstream.NewContext(cfg)
@@ -173,41 +174,42 @@ func runDrillJob(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		}
 		defer endpoint.Close()
 	}
-	if err := sctx.Start(); err != nil {
-		return err
-	}
-	if sctx.IsWorker() {
-		select {
-		case <-ctx.Done():
-		case <-sctx.Done():
-		}
-		return sctx.Stop(false)
-	}
 	addr := ""
 	if endpoint != nil {
 		addr = endpoint.Addr()
 	}
-	// The drill reads this line: where the UI is, and the job's zero.
-	fmt.Fprintf(stdout, "drill-job: pid %d ui %s zero %d batch %v cluster %s\n",
-		os.Getpid(), addr, sctx.StartTime().UnixMilli(), f.cfg.Batch, sctx.ClusterAddr())
+	var stdinClosed chan struct{}
 	if f.watchStdin {
-		stdinClosed := make(chan struct{})
-		go func() {
-			_, _ = io.Copy(io.Discard, os.Stdin)
-			close(stdinClosed)
-		}()
-		select {
-		case <-ctx.Done():
-		case <-sctx.Done():
-			return sctx.Stop(true)
-		case <-stdinClosed:
-			logger.Warn("drill-job: stdin closed (the drill is gone); stopping hard")
-			return sctx.Stop(false)
-		}
-	} else {
-		untilStopped(ctx, sctx)
+		stdinClosed = make(chan struct{})
 	}
-	err = sctx.Stop(true)
+	// A worker (the program its local-cluster master started) serves tasks
+	// until the master releases it; the rest is the master's.
+	var why program.Reason
+	err = program.Run(ctx, sctx, program.Master{
+		Abandon: stdinClosed,
+		Started: func(context.Context) {
+			// The drill reads this line: where the UI is, and the job's zero.
+			fmt.Fprintf(stdout, "drill-job: pid %d ui %s zero %d batch %v cluster %s\n",
+				os.Getpid(), addr, sctx.StartTime().UnixMilli(), f.cfg.Batch, sctx.ClusterAddr())
+			if f.watchStdin {
+				go func() {
+					_, _ = io.Copy(io.Discard, os.Stdin)
+					close(stdinClosed)
+				}()
+			}
+		},
+		Stopping: func(r program.Reason) {
+			why = r
+			if r == program.Abandoned {
+				logger.Warn("drill-job: stdin closed (the drill is gone); stopping hard")
+			}
+		},
+	})
+	if why == 0 || why == program.Abandoned || why == program.StoppedItself && f.watchStdin {
+		// A worker, a job that did not start, or (with --watch-stdin) one
+		// that stopped hard or by itself: nothing more to say.
+		return err
+	}
 	fmt.Fprintf(stdout, "drill-job: stopped (err %v)\n", err)
 	if f.linger > 0 && endpoint != nil {
 		time.Sleep(f.linger)

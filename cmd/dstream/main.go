@@ -9,16 +9,14 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/program"
 )
 
 const usage = `dstream: discretized streams in Go
@@ -44,14 +42,15 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run executes one command and returns the process exit code: 0 on success,
-// 2 on a usage error, 1 on any other error.
+// run executes one command and returns the process exit status
+// (program.Exit): 0 on success or --help, 2 on a usage error or when a job
+// fails to start, 1 on any other error.
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
-		return 2
+		return program.ExitUsage
 	}
-	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := program.Signals(context.Background())
 	defer cancel()
 	var err error
 	switch args[0] {
@@ -73,50 +72,18 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDrillJob(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
-		return 0
+		return program.ExitOK
 	default:
 		fmt.Fprintf(stderr, "dstream: unknown command %q\n\n%s", args[0], usage)
-		return 2
+		return program.ExitUsage
 	}
-	switch {
-	case err == nil:
-		return 0
-	case errors.Is(err, flag.ErrHelp):
-		return 0
-	case errors.As(err, new(usageError)):
-		fmt.Fprintf(stderr, "dstream %s: %v\nRun 'dstream %s --help' for its flags.\n", args[0], err, args[0])
-		return 2
-	default:
-		fmt.Fprintf(stderr, "dstream %s: %v\n", args[0], err)
-		return 1
-	}
+	return program.Exit("dstream "+args[0], err, stderr)
 }
 
-// usageError marks an error in the command line.
-type usageError struct{ error }
-
-func (e usageError) Unwrap() error { return e.error }
-
-// parseFlags parses args into fs and rejects positional arguments. The flag
-// package prints nothing: a malformed command line comes back as a
-// usageError, which run prints once (exit 2); -h or --help prints the
-// command's synopsis and flags to stdout and returns flag.ErrHelp (exit 0).
+// parseFlags parses the command line of the command fs names
+// (program.ParseFlags): synopsis follows "dstream NAME" in its --help.
 func parseFlags(fs *flag.FlagSet, synopsis string, args []string, stdout io.Writer) error {
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	err := fs.Parse(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(stdout, "Usage: dstream %s %s\n\nFlags:\n", fs.Name(), synopsis)
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return flag.ErrHelp
-	case err != nil:
-		return usageError{err}
-	case fs.NArg() > 0:
-		return usageError{fmt.Errorf("unexpected arguments %q", fs.Args())}
-	}
-	return nil
+	return program.ParseFlags(fs, "dstream "+fs.Name()+" "+synopsis, args, stdout)
 }
 
 // logFlag defines --log-json on fs and returns a function that makes the
@@ -143,31 +110,4 @@ func uiPortTries(fs *flag.FlagSet) int {
 		}
 	})
 	return tries
-}
-
-// memoryFlag defines --memory on fs, the engine's memory budget parsed by
-// dstream.ParseBytes, and returns where it is stored (default 1 GiB).
-func memoryFlag(fs *flag.FlagSet) *int64 {
-	n := int64(1 << 30)
-	fs.Func("memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
-		v, err := dstream.ParseBytes(s)
-		if err != nil {
-			return err
-		}
-		if v <= 0 {
-			return fmt.Errorf("size %q must be positive", s)
-		}
-		n = v
-		return nil
-	})
-	return &n
-}
-
-// untilStopped blocks until ctx is done or sctx stops by itself (by default
-// a failed interval stops it).
-func untilStopped(ctx context.Context, sctx *dstream.Context) {
-	select {
-	case <-ctx.Done():
-	case <-sctx.Done():
-	}
 }

@@ -142,3 +142,45 @@ func TestLogJSON(t *testing.T) {
 		}
 	}
 }
+
+// TestHelpPlaceholders renders every command's --help and checks each
+// flag's line: the flag package takes a back-quoted word in a usage text as
+// the value's placeholder ("-out folder"), so a back-quoted command there
+// would garble it ("-master dstream worker --master ADDR").
+func TestHelpPlaceholders(t *testing.T) {
+	for _, cmd := range []string{"demo", "send", "query", "bench", "bench-worker", "drill", "drill-job", "worker"} {
+		var out, errb bytes.Buffer
+		if code := run([]string{cmd, "--help"}, &out, &errb); code != 0 {
+			t.Errorf("dstream %s --help: exit %d\n%s", cmd, code, errb.String())
+			continue
+		}
+		// `dstream worker` (dstream.WorkerMain) prints its flags to stderr.
+		if bad := garbledFlags(out.String() + errb.String()); len(bad) > 0 || !strings.Contains(out.String()+errb.String(), "  -") {
+			t.Errorf("dstream %s --help: flags with a garbled placeholder: %q\n%s", cmd, bad, out.String()+errb.String())
+		}
+	}
+}
+
+// garbledFlags returns the flag lines of flag.PrintDefaults output whose
+// placeholder is not one lower-case word.
+func garbledFlags(help string) []string {
+	var bad []string
+	for line := range strings.SplitSeq(help, "\n") {
+		if !strings.HasPrefix(line, "  -") {
+			continue
+		}
+		head, _, _ := strings.Cut(line, "\t") // a one-letter flag's usage follows a tab
+		if f := strings.Fields(head); len(f) > 2 || len(f) == 2 && !regexp.MustCompile(`^[a-z]+$`).MatchString(f[1]) {
+			bad = append(bad, line)
+		}
+	}
+	return bad
+}
+
+// TestGarbledFlags: the check above catches the garbled line.
+func TestGarbledFlags(t *testing.T) {
+	help := "  -master dstream worker --master ADDR\n    \twhere tasks run\n  -v\tlog more\n  -out folder\n    \toutput\n  -n int\n"
+	if got := garbledFlags(help); len(got) != 1 || !strings.HasPrefix(got[0], "  -master") {
+		t.Errorf("garbledFlags = %q, want the -master line", got)
+	}
+}

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/dstream/dstream/program"
 )
 
 // runQuery is `dstream query ADDR NAME [param=value ...]`: it asks the UI
@@ -35,11 +37,11 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		fs.PrintDefaults()
 		return flag.ErrHelp
 	case err != nil:
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	rest := fs.Args()
 	if len(rest) == 0 {
-		return usageError{errors.New("ADDR is required: the UI's address, e.g. 127.0.0.1:4040")}
+		return program.Usagef("ADDR is required: the UI's address, e.g. 127.0.0.1:4040")
 	}
 	base := rest[0]
 	if !strings.Contains(base, "://") {
@@ -53,7 +55,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 		for _, kv := range rest[2:] {
 			k, v, ok := strings.Cut(kv, "=")
 			if !ok || k == "" {
-				return usageError{fmt.Errorf("parameter %q: want name=value", kv)}
+				return program.Usagef("parameter %q: want name=value", kv)
 			}
 			q.Set(k, v)
 		}
@@ -62,7 +64,7 @@ func runQuery(ctx context.Context, args []string, stdout, _ io.Writer) error {
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+path+"?"+q.Encode(), nil)
 	if err != nil {
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/dstream/dstream/client"
 	"github.com/dstream/dstream/generate"
+	"github.com/dstream/dstream/program"
 )
 
 // runSend is `dstream send`: inject newline-delimited records into a socket
@@ -35,7 +36,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	if err := o.Validate(); err != nil {
-		return usageError{err}
+		return program.UsageError{Err: err}
 	}
 	o.Logger = newLogger(stderr, slog.LevelWarn)
 	start := time.Now()

@@ -26,12 +26,13 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/dstream/dstream/program"
 )
 
 // What the manifests must agree on.
@@ -749,21 +750,21 @@ func TestMemoryBudgetFitsLimit(t *testing.T) {
 		d := o.obj.(*appsv1.Deployment)
 		t.Run(name, func(t *testing.T) {
 			for _, ctr := range d.Spec.Template.Spec.Containers {
+				// The commands' own reading of --memory: "2G" is 2 GiB
+				// there, 2e9 bytes in Kubernetes.
+				budget := program.Bytes(program.DefaultMemory)
 				v, ok := flagValue(ctr.Args, "memory")
 				if !ok {
-					v = "1GiB" // the CLI's default
-				}
-				// dstream writes binary sizes as 1GiB, Kubernetes as 1Gi.
-				budget, err := resource.ParseQuantity(strings.TrimSuffix(v, "B"))
-				if err != nil {
-					t.Errorf("%v: containers[%s].args --memory %q: not a size this test can read: %v", o, ctr.Name, v, err)
+					v = budget.String()
+				} else if err := budget.Set(v); err != nil {
+					t.Errorf("%v: containers[%s].args --memory %q: %v", o, ctr.Name, v, err)
 					continue
 				}
 				lim, ok := ctr.Resources.Limits[corev1.ResourceMemory]
 				if !ok {
 					continue // TestResources reports it
 				}
-				if budget.Cmp(lim) >= 0 {
+				if int64(budget) >= lim.Value() {
 					t.Errorf("%v: containers[%s] memory budget --memory %s is not below resources.limits.memory %s", o, ctr.Name, v, lim.String())
 				}
 			}

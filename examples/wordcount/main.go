@@ -14,12 +14,13 @@
 // stops receiving, finishes every record already received, writes those
 // intervals and exits 0. A failed interval stops it with exit status 1; a
 // usage error or a failure to start (the port in use, an output folder that
-// cannot be created) exits 2.
+// cannot be created) exits 2 (package program maps each outcome). A line
+// longer than --max-record (default 16MiB) is not a record: it is dropped
+// with a warning on stderr, and the lines around it are counted.
 package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,79 +28,65 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/program"
 	"github.com/dstream/dstream/source"
 	"github.com/dstream/dstream/ui"
 )
 
 func main() {
-	sig, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	sig, stop := program.Signals(context.Background())
 	code := run(sig, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
 	os.Exit(code)
 }
 
 // run runs wordcount until sig is done or the context stops by itself, and
-// returns the exit status: 0 after a graceful stop, 1 on an error while
-// running, 2 on a usage error or a failure to start.
+// returns the exit status (program.Exit): 0 after a graceful stop, 1 on an
+// error while running, 2 on a usage error or a failure to start.
 func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "worker" {
 		return dstream.WorkerMain(args[1:], stderr)
 	}
+	return program.Exit("wordcount", wordcount(sig, args, stdout, stderr), stderr)
+}
+
+// wordcount is the job: it returns a program.UsageError for a bad command
+// line, a *program.StartError when it cannot start, and the error it
+// stopped with otherwise.
+func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors are printed once, below
-	fs.Usage = func() {}
-	listen := fs.String("listen", "127.0.0.1:9999", "address the socket source listens on (port 0 picks a free port)")
+	listen := fs.String("listen", "127.0.0.1:9999", "`address` the socket source listens on (port 0 picks a free port)")
 	batch := fs.Duration("batch", time.Second, "batch interval")
 	out := fs.String("out", "", "output `folder` (required)")
-	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with `wordcount worker --master ADDR`)")
+	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with: wordcount worker --master ADDR)")
 	clusterFlags := dstream.ClusterFlags(fs)
 	jobFlags := dstream.JobFlags(fs)
 	logJSON := fs.Bool("log-json", false, "write log lines as JSON objects (slog's JSON handler) instead of text")
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
-	memory := int64(1 << 30)
-	fs.Func("memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
-		n, err := dstream.ParseBytes(s)
-		if err != nil {
-			return err
-		}
-		if n <= 0 {
-			return fmt.Errorf("size %q must be positive", s)
-		}
-		memory = n
-		return nil
-	})
-	usageErr := func(err error) int {
-		fmt.Fprintf(stderr, "wordcount: %v\nRun 'wordcount --help' for its flags.\n", err)
-		return 2
+	memory := program.MemoryFlag(fs)
+	maxRecord := program.Bytes(source.DefaultMaxRecordBytes)
+	fs.Var(&maxRecord, "max-record", "longest line the socket source takes as a record, a `size`; a longer one is dropped with a warning")
+	if err := program.ParseFlags(fs, "wordcount --out FOLDER [flags]", args, stdout); err != nil {
+		return err
 	}
-	err := fs.Parse(args)
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-		fmt.Fprintf(stdout, "Usage: wordcount --out FOLDER [flags]\n\nFlags:\n")
-		fs.SetOutput(stdout)
-		fs.PrintDefaults()
-		return 0
-	case err != nil:
-		return usageErr(err)
-	case fs.NArg() > 0:
-		return usageErr(fmt.Errorf("unexpected arguments %q", fs.Args()))
 	case *out == "":
-		return usageErr(errors.New("--out is required"))
+		return program.Usagef("--out is required")
 	case *batch <= 0:
-		return usageErr(fmt.Errorf("--batch %v must be positive", *batch))
+		return program.Usagef("--batch %v must be positive", *batch)
+	case maxRecord > source.MaxRecordBytesLimit:
+		return program.Usagef("--max-record %v is over the limit of %v", maxRecord, program.Bytes(source.MaxRecordBytesLimit))
 	}
 	if *uiListen != "" {
 		if _, _, err := net.SplitHostPort(*uiListen); err != nil {
-			return usageErr(fmt.Errorf("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", *uiListen))
+			return program.Usagef("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", *uiListen)
 		}
 	}
 	var handler slog.Handler = slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})
@@ -109,28 +96,24 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 	logger := slog.New(handler)
 	// wordcount owns its process: the Go runtime's memory limit follows the
 	// engine's budget.
-	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: memory, LimitProcessMemory: true, Logger: logger}
+	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: *memory, LimitProcessMemory: true, Logger: logger}
 	if err := cfg.Validate(); err != nil {
-		return usageErr(err)
+		return program.UsageError{Err: err}
 	}
 	if err := clusterFlags(&cfg); err != nil {
-		return usageErr(err)
+		return program.UsageError{Err: err}
 	}
 	if err := jobFlags(&cfg); err != nil {
-		return usageErr(err)
-	}
-	fail := func(code int, err error) int {
-		fmt.Fprintln(stderr, "wordcount:", err)
-		return code
+		return program.UsageError{Err: err}
 	}
 	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return fail(2, fmt.Errorf("cannot create output folder %s: %w", *out, err))
+		return &program.StartError{Err: fmt.Errorf("cannot create output folder %s: %w", *out, err)}
 	}
 	ctx, err := dstream.NewContext(cfg)
 	if err != nil {
-		return fail(2, err)
+		return &program.StartError{Err: err}
 	}
-	sock := source.NewSocket(*listen, source.SocketOptions{Logger: logger})
+	sock := source.NewSocket(*listen, source.SocketOptions{MaxRecordBytes: int(maxRecord), Logger: logger})
 	lines := dstream.ReceiverStream(ctx, sock)
 	words := dstream.FlatMap(lines, strings.Fields)
 	pairs := dstream.Map(words, func(w string) dstream.Pair[string, int64] { return dstream.KV(w, int64(1)) })
@@ -155,7 +138,7 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 		})
 		endpoint, err = ui.NewServer(ctx, ui.Options{Logger: logger}).ListenNear(context.Background(), *uiListen, tries)
 		if err != nil {
-			return fail(2, fmt.Errorf("%w (--ui-listen ADDR moves the UI, --ui-listen \"\" turns it off)", err))
+			return &program.StartError{Err: fmt.Errorf("%w (--ui-listen ADDR moves the UI, --ui-listen \"\" turns it off)", err)}
 		}
 		defer endpoint.Close()
 	}
@@ -177,40 +160,31 @@ func run(sig context.Context, args []string, stdout, stderr io.Writer) int {
 				b.SchedulingDelay.Round(time.Millisecond), b.TotalDelay.Round(time.Millisecond), status)
 		}
 	}))
-	if err := ctx.Start(); err != nil {
-		return fail(2, err)
+	// A worker (started by a local-cluster master, or by `wordcount
+	// worker`) serves the master's tasks until it is released; the lines
+	// below are the master's. By default a failed interval stops the job
+	// by itself.
+	var asMaster bool
+	err = program.Run(sig, ctx, program.Master{
+		Started: func(context.Context) {
+			asMaster = true
+			say.Printf("listening on %s, writing to %s", sock.Addr(), *out)
+			if addr := ctx.ClusterAddr(); addr != "" && *master == "cluster" {
+				say.Printf("cluster master at %s: join with `wordcount worker --master %s`", addr, addr)
+			}
+			if endpoint != nil {
+				say.Printf("UI at %s (JSON API: /api/v1/batches, /api/v1/statistics)", endpoint.URL())
+			}
+			close(started)
+		},
+		Stopping: func(why program.Reason) {
+			if why == program.Interrupted {
+				say.Print("stopping gracefully")
+			}
+		},
+	})
+	if asMaster {
+		say.Printf("stopped: received %d records", ctx.ReceivedRecords())
 	}
-	if ctx.IsWorker() {
-		// A worker (started by a local-cluster master, or by `wordcount
-		// worker`): it serves the master's tasks until stopped.
-		select {
-		case <-sig.Done():
-		case <-ctx.Done():
-		}
-		if err := ctx.Stop(false); err != nil {
-			return fail(1, err)
-		}
-		return 0
-	}
-	say.Printf("listening on %s, writing to %s", sock.Addr(), *out)
-	if addr := ctx.ClusterAddr(); addr != "" && *master == "cluster" {
-		say.Printf("cluster master at %s: join with `wordcount worker --master %s`", addr, addr)
-	}
-	if endpoint != nil {
-		say.Printf("UI at %s (JSON API: /api/v1/batches, /api/v1/statistics)", endpoint.URL())
-	}
-	close(started)
-	// Wait for a signal, or for the context to stop by itself (by default a
-	// failed interval stops it).
-	select {
-	case <-sig.Done():
-		say.Print("stopping gracefully")
-	case <-ctx.Done():
-	}
-	err = ctx.Stop(true)
-	say.Printf("stopped: received %d records", ctx.ReceivedRecords())
-	if err != nil {
-		return fail(1, err)
-	}
-	return 0
+	return err
 }

@@ -203,6 +203,8 @@ func TestExitCodes(t *testing.T) {
 		{[]string{"--out", out, "--batch", "-1s"}, 2, "--batch -1s must be positive"},
 		{[]string{"--out", out, "--memory", "lots"}, 2, "-memory"},
 		{[]string{"--out", out, "--memory", "0"}, 2, "positive"},
+		{[]string{"--out", out, "--max-record", "2GiB"}, 2, "--max-record 2GiB is over the limit of 1GiB"},
+		{[]string{"--out", out, "--max-record", "0"}, 2, "positive"},
 		{[]string{"--out", out, "--master", "yarn"}, 2, "yarn"},
 		{[]string{"--out", out, "extra"}, 2, "unexpected arguments"},
 		{[]string{"--help"}, 0, "-memory size"},
@@ -464,4 +466,31 @@ func readCounts(t *testing.T, out string) map[string]int64 {
 		}
 	}
 	return got
+}
+
+// TestHelpPlaceholders renders wordcount's --help and its worker's: every
+// flag's placeholder is one word (a back-quoted command in a usage text
+// would garble it: "-master wordcount worker --master ADDR").
+func TestHelpPlaceholders(t *testing.T) {
+	for _, args := range [][]string{{"--help"}, {"worker", "--help"}} {
+		var out, errb bytes.Buffer
+		if code := run(context.Background(), args, &out, &errb); code != 0 {
+			t.Errorf("wordcount %v: exit %d\n%s", args, code, errb.String())
+			continue
+		}
+		help := out.String() + errb.String() // the worker's flags go to stderr
+		flagLine := regexp.MustCompile(`^  -[a-z-]+( [a-z]+)?(\t|$)`)
+		n := 0
+		for line := range strings.SplitSeq(help, "\n") {
+			if strings.HasPrefix(line, "  -") {
+				n++
+				if !flagLine.MatchString(line) {
+					t.Errorf("wordcount %v: garbled flag line %q", args, line)
+				}
+			}
+		}
+		if n == 0 {
+			t.Errorf("wordcount %v printed no flags:\n%s", args, help)
+		}
+	}
 }
