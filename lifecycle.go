@@ -69,3 +69,8 @@ func (c *Context) ReceiverWaits() int64 { return c.e.ReceiverWaits() }
 
 // ReceivedRecords returns how many records the receivers have taken in.
 func (c *Context) ReceivedRecords() int64 { return c.e.ReceivedRecords() }
+
+// DroppedRecords returns how many records the receivers dropped as
+// malformed (a socket source's line over its limit), each with a warning in
+// the log; they are not counted in ReceivedRecords.
+func (c *Context) DroppedRecords() int64 { return c.e.DroppedRecords() }

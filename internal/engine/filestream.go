@@ -3,11 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"iter"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -209,64 +206,6 @@ func (fi *FileInput) deleteOld(ctx context.Context, store checkpoint.Store, from
 	}
 }
 
-// resume gives a restarted master the selections it made before: the
-// written ones, and those of the manifests logged for intervals not
-// completed (what the interval ran with, even when it took no file).
-// Intervals the restart runs again take exactly those files; the names
-// taken within the remember window are not taken again.
-func (fi *FileInput) resume(ctx context.Context, store checkpoint.Store, logged map[int64]loggedManifest, first time.Time) error {
-	c := fi.c
-	from := first.UnixMilli() - fi.keep().Milliseconds()
-	names, err := store.List(ctx, fi.prefix())
-	if err != nil {
-		return fmt.Errorf("file stream %d: %w", fi.OpID(), err)
-	}
-	for _, n := range names {
-		t, err := strconv.ParseInt(strings.TrimPrefix(n, fi.prefix()), 10, 64)
-		if err != nil || t < from {
-			continue
-		}
-		b, err := store.Get(ctx, n)
-		if errors.Is(err, checkpoint.ErrNotFound) {
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("file stream %d: %w", fi.OpID(), err)
-		}
-		kind, _, payload, err := checkpoint.Unframe(b)
-		var sel fileSelection
-		if err == nil && kind != fileSelectionKind {
-			err = fmt.Errorf("holds a %q record", kind)
-		}
-		if err == nil {
-			err = json.Unmarshal(payload, &sel)
-		}
-		if err != nil || sel.Time != t || sel.Stream != fi.OpID() {
-			// The interval selects again by the rule (a file taken in
-			// it before may be taken again: said here).
-			c.log.Warn("file stream: a written selection is unreadable; its interval's files are selected again", "name", n, "err", err)
-			continue
-		}
-		fi.record(t, sel.Files)
-	}
-	for _, t := range slices.Sorted(maps.Keys(logged)) {
-		var files []manifest.File
-		for _, in := range logged[t].m.Inputs {
-			if in.Stream == fi.OpID() {
-				files = in.Files
-			}
-		}
-		fi.record(t, files)
-	}
-	fi.mu.Lock()
-	n := len(fi.selected)
-	fi.mu.Unlock()
-	if n > 0 {
-		c.log.Info("file stream: selections made before the restart restored", "stream", fi.OpID(), "intervals", n)
-	}
-	return nil
-}
-
 // learn records the files a manifest names (a worker's Materialize).
 func (fi *FileInput) learn(ms int64, files []manifest.File) { fi.record(ms, files) }
 
@@ -307,18 +246,6 @@ func (c *Engine) FileInputOf(stream int32) *FileInput {
 	for _, in := range c.cutters {
 		if fi, ok := in.(*FileInput); ok && fi.OpID() == stream {
 			return fi
-		}
-	}
-	return nil
-}
-
-// resumeFileInputs restores every file stream's selections after a restart.
-func (c *Engine) resumeFileInputs(ctx context.Context, store checkpoint.Store, logged map[int64]loggedManifest, first time.Time) error {
-	for _, in := range c.cutters {
-		if fi, ok := in.(*FileInput); ok {
-			if err := fi.resume(ctx, store, logged, first); err != nil {
-				return err
-			}
 		}
 	}
 	return nil

@@ -365,6 +365,9 @@ type ReceiverInfo struct {
 	Worker  string // the worker running it; "" for this process
 	Active  bool   // receiving now
 	Records int64  // records it has taken in (on a worker: stored, replicated and reported)
+	// Dropped counts the records it dropped as malformed (a socket's line
+	// over its MaxRecordBytes), each with a warning in the log.
+	Dropped int64
 	// LastError and LastErrorTime are its latest failure, if any.
 	LastError     string
 	LastErrorTime time.Time
@@ -382,6 +385,7 @@ func (c *Engine) Receivers() []ReceiverInfo {
 		if a, ok := r.recv.(interface{ Addr() net.Addr }); ok && a.Addr() != nil {
 			ri.Address = a.Addr().String()
 		}
+		ri.Dropped = r.dropped()
 		r.errMu.Lock()
 		if r.lastErr != nil {
 			ri.LastError, ri.LastErrorTime = r.lastErr.Error(), r.errTime
@@ -390,4 +394,29 @@ func (c *Engine) Receivers() []ReceiverInfo {
 		out = append(out, ri)
 	}
 	return out
+}
+
+// droppingReceiver is a receiver that drops malformed records and counts
+// them (source.Socket).
+type droppingReceiver interface{ DroppedRecords() int64 }
+
+// dropped is how many records the receiver dropped, here and (reported by
+// their heartbeats) on the workers that ran it.
+func (in *ReceiverInput) dropped() int64 {
+	var n int64
+	if d, ok := in.recv.(droppingReceiver); ok {
+		n = d.DroppedRecords()
+	}
+	return n + in.remoteDropped.Load()
+}
+
+// DroppedRecords is how many records every receiver dropped as malformed.
+func (c *Engine) DroppedRecords() int64 {
+	var n int64
+	for _, in := range c.inputs {
+		if r, ok := in.(*ReceiverInput); ok {
+			n += r.dropped()
+		}
+	}
+	return n
 }

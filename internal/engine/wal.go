@@ -7,8 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -326,115 +324,6 @@ func (c *Engine) walSweep(ctx context.Context, store checkpoint.Store) {
 	if deleted > 0 {
 		c.log.Info("write-ahead log: orphans deleted (blocks never acknowledged, or consumed long ago)", "objects", deleted)
 	}
-}
-
-// walRestore gives a restarted master the blocks its log holds: blocks
-// names the "block" records (with their record's sequence number), logged
-// the manifests still in the log, lastDone the last completed interval and
-// first the first interval it runs. See the comment at the top.
-func (c *Engine) walRestore(ctx context.Context, store checkpoint.Store, blocks []loggedBlock, logged map[int64]loggedManifest, lastDone int64, first time.Time) error {
-	book := c.meta.wal
-	if !c.cfg.WriteAheadLog {
-		if len(blocks) > 0 {
-			c.log.Warn("the checkpoint folder holds a receiver write-ahead log, which this run does not use (Config.WriteAheadLog, --write-ahead-log): the blocks received but not processed before the restart are not restored", "blocks", len(blocks))
-		}
-		return nil
-	}
-	names, err := store.List(ctx, "wal/")
-	if err != nil {
-		return fmt.Errorf("write-ahead log: %w", err)
-	}
-	have := make(map[string]bool, len(names))
-	for _, n := range names {
-		have[n] = true
-	}
-	seqOf := map[walKey]uint64{}
-	for _, b := range blocks {
-		k := walKey{b.Stream, b.Key}
-		if _, ok := seqOf[k]; !ok {
-			seqOf[k] = b.seq
-		}
-	}
-	consumed := map[walKey]bool{}
-	for _, lm := range logged {
-		for _, in := range lm.m.Inputs {
-			for _, blk := range in.Blocks {
-				consumed[walKey{in.Stream, blk.Key}] = true
-			}
-		}
-	}
-	lo := first.Add(-c.walRetention()).UnixMilli()
-	lost := 0
-	restored, pending := 0, 0
-	for _, t := range slices.Sorted(maps.Keys(logged)) {
-		lm := logged[t]
-		if t < lo {
-			continue
-		}
-		at := time.UnixMilli(t)
-		var keys []walKey
-		for _, in := range lm.m.Inputs {
-			if c.receiverOf(in.Stream) == nil {
-				continue // a queue's blocks: not in the log
-			}
-			var bs []received.Block
-			for _, blk := range in.Blocks {
-				k := walKey{in.Stream, blk.Key}
-				if _, ok := seqOf[k]; !ok || !have[k.name()] {
-					lost++
-					c.log.Warn("write-ahead log: a block of a logged interval is missing; the interval runs without it", "time", t, "block", blk.Key)
-					continue
-				}
-				bs = append(bs, received.Block{Stream: in.Stream, Key: blk.Key, Time: at, Records: blk.Records, Bytes: blk.Bytes})
-				keys = append(keys, k)
-			}
-			c.tracker.AddAllocated(at, in.Stream, bs)
-			restored += len(bs)
-		}
-		if t > lastDone {
-			// Allocated again as logged, even when empty: its cut does
-			// not allocate other blocks to it.
-			c.tracker.MarkAllocated(at)
-		}
-		book.mu.Lock()
-		book.byInterval[t] = keys
-		book.manifestSeq[t] = lm.seq
-		for _, k := range keys {
-			book.blockSeq[k] = seqOf[k]
-		}
-		book.mu.Unlock()
-	}
-	for _, b := range blocks {
-		k := walKey{b.Stream, b.Key}
-		if consumed[k] || c.receiverOf(b.Stream) == nil {
-			continue
-		}
-		consumed[k] = true // once, if logged twice
-		if !have[k.name()] {
-			lost++
-			c.log.Warn("write-ahead log: a block received before the restart is missing from it", "block", b.Key)
-			continue
-		}
-		c.tracker.Add(received.Block{Stream: b.Stream, Key: b.Key, Time: time.Unix(0, b.Time), Records: b.Records, Bytes: b.Bytes})
-		book.mu.Lock()
-		book.blockSeq[k] = b.seq
-		book.mu.Unlock()
-		pending++
-	}
-	c.log.Info("write-ahead log: blocks restored", "allocated_again", restored, "not_yet_allocated", pending, "missing", lost)
-	return nil
-}
-
-// loggedBlock is a "block" record read back, with its sequence number.
-type loggedBlock struct {
-	metaBlock
-	seq uint64
-}
-
-// loggedManifest is an "interval" record read back.
-type loggedManifest struct {
-	m   *manifest.Interval
-	seq uint64
 }
 
 // readInput returns the records of input block key of stream: from this
