@@ -1,6 +1,7 @@
 package dstream
 
 import (
+	"flag"
 	"fmt"
 	"math"
 	"strconv"
@@ -37,4 +38,50 @@ func ParseBytes(s string) (int64, error) {
 		return 0, fmt.Errorf("size %q is too large", s)
 	}
 	return n << (10 * shift), nil
+}
+
+// Bytes is a positive size in bytes as a flag's value (flag.Value): it
+// parses what ParseBytes takes ("512MiB", "2G", "1073741824") and
+// prints in the largest binary unit that divides it ("1GiB").
+type Bytes int64
+
+// Set parses s; a size that does not parse or is not positive is an error.
+func (b *Bytes) Set(s string) error {
+	n, err := ParseBytes(s)
+	if err != nil {
+		return err
+	}
+	if n <= 0 {
+		return fmt.Errorf("size %q must be positive", s)
+	}
+	*b = Bytes(n)
+	return nil
+}
+
+// String prints the size as Set takes it.
+func (b Bytes) String() string {
+	n := int64(b)
+	if n != 0 {
+		for _, u := range []struct {
+			shift uint
+			name  string
+		}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
+			if n%(1<<u.shift) == 0 {
+				return strconv.FormatInt(n>>u.shift, 10) + u.name
+			}
+		}
+	}
+	return strconv.FormatInt(n, 10)
+}
+
+// DefaultMemory is the engine's memory budget when --memory is not given.
+const DefaultMemory = 1 << 30
+
+// MemoryFlag defines --memory on fs, the engine's memory budget
+// (Config.MemoryBytes) as a Bytes, and returns where it is stored:
+// DefaultMemory until the flag is set.
+func MemoryFlag(fs *flag.FlagSet) *int64 {
+	n := int64(DefaultMemory)
+	fs.Var((*Bytes)(&n), "memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB, 2G or a number of bytes")
+	return &n
 }

@@ -39,15 +39,7 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	insecure := fs.Bool("insecure", false, "join a master that runs without a secret")
 	workDir := fs.String("work-dir", "", "`folder` this worker spills shuffle outputs to when its memory is full (default: none; they are recomputed)")
 	tlsFiles := tlsFlags(fs)
-	memory := int64(1 << 30)
-	fs.Func("memory", "this worker's memory budget: a `size` such as 512MiB or 2G (default 1GiB)", func(s string) error {
-		n, err := ParseBytes(s)
-		if err == nil && n < 1<<20 {
-			err = fmt.Errorf("size %q is under 1 MiB", s)
-		}
-		memory = n
-		return err
-	})
+	memory := MemoryFlag(fs)
 	usage := func(err error) int {
 		fmt.Fprintf(stderr, "worker: %v\nUsage: APP worker --master HOST:PORT [--slots K] [--memory M] [--work-dir D] [--listen ADDR] [--advertise ADDR] [--secret-file F | --insecure] [--tls-cert F --tls-key F --tls-ca F]\n", err)
 		return 2
@@ -65,6 +57,8 @@ func WorkerMain(args []string, stderr io.Writer) int {
 		return usage(errors.New("--master is required"))
 	case fs.NArg() > 0:
 		return usage(fmt.Errorf("unexpected arguments %q", fs.Args()))
+	case *memory < 1<<20:
+		return usage(fmt.Errorf("--memory %v is under 1 MiB", Bytes(*memory)))
 	case *slots < 1 || *slots > 4096:
 		return usage(fmt.Errorf("--slots %d must be between 1 and 4096", *slots))
 	}
@@ -101,7 +95,7 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	env = append(env,
 		cluster.EnvWorkerOf+"="+*master, cluster.EnvWorkerSlots+"="+strconv.Itoa(*slots),
 		cluster.EnvParallelism+"="+strconv.Itoa(info.Parallelism), cluster.EnvListen+"="+*listen,
-		cluster.EnvAdvertise+"="+*advertise, cluster.EnvMemory+"="+strconv.FormatInt(memory, 10),
+		cluster.EnvAdvertise+"="+*advertise, cluster.EnvMemory+"="+strconv.FormatInt(*memory, 10),
 		cluster.SecretEnv+"="+string(secret), cluster.EnvWorkDir+"="+abs(*workDir),
 		cluster.EnvTLSCert+"="+tlsCert, cluster.EnvTLSKey+"="+tlsKey, cluster.EnvTLSCA+"="+tlsCA)
 	err = syscall.Exec(exe, append([]string{exe}, info.Args...), env)

@@ -5,9 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
-
-	"github.com/dstream/dstream"
 )
 
 // ParseFlags parses args into fs and rejects positional arguments. The flag
@@ -36,50 +33,4 @@ func ParseFlags(fs *flag.FlagSet, usage string, args []string, stdout io.Writer)
 		return Usagef("unexpected arguments %q", fs.Args())
 	}
 	return nil
-}
-
-// Bytes is a positive size in bytes as a flag's value (flag.Value): it
-// parses what dstream.ParseBytes takes ("512MiB", "2G", "1073741824") and
-// prints in the largest binary unit that divides it ("1GiB").
-type Bytes int64
-
-// Set parses s; a size that does not parse or is not positive is an error.
-func (b *Bytes) Set(s string) error {
-	n, err := dstream.ParseBytes(s)
-	if err != nil {
-		return err
-	}
-	if n <= 0 {
-		return fmt.Errorf("size %q must be positive", s)
-	}
-	*b = Bytes(n)
-	return nil
-}
-
-// String prints the size as Set takes it.
-func (b Bytes) String() string {
-	n := int64(b)
-	if n != 0 {
-		for _, u := range []struct {
-			shift uint
-			name  string
-		}{{40, "TiB"}, {30, "GiB"}, {20, "MiB"}, {10, "KiB"}} {
-			if n%(1<<u.shift) == 0 {
-				return strconv.FormatInt(n>>u.shift, 10) + u.name
-			}
-		}
-	}
-	return strconv.FormatInt(n, 10)
-}
-
-// DefaultMemory is the engine's memory budget when --memory is not given.
-const DefaultMemory = 1 << 30
-
-// MemoryFlag defines --memory on fs, the engine's memory budget
-// (dstream.Config.MemoryBytes) as a Bytes, and returns where it is stored:
-// DefaultMemory until the flag is set.
-func MemoryFlag(fs *flag.FlagSet) *int64 {
-	n := int64(DefaultMemory)
-	fs.Var((*Bytes)(&n), "memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB, 2G or a number of bytes")
-	return &n
 }

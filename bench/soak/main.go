@@ -27,8 +27,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/generate"
-	"github.com/dstream/dstream/program"
 )
 
 func main() {
@@ -55,7 +55,7 @@ type window struct {
 
 func run() error {
 	duration := flag.Duration("duration", 5*time.Minute, "how long the sender floods")
-	memory := program.Bytes(program.DefaultMemory)
+	memory := dstream.Bytes(dstream.DefaultMemory)
 	flag.Var(&memory, "memory", "wordcount's --memory, a `size`")
 	batch := flag.String("batch", "500ms", "wordcount's --batch")
 	sample := flag.Duration("sample", 10*time.Second, "sampling period")

@@ -34,7 +34,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	duration := fs.Duration("duration", 60*time.Second, "bounds each workload's whole run, search included")
 	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
 	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
-	memory := program.MemoryFlag(fs)
+	memory := dstream.MemoryFlag(fs)
 	asJSON := fs.Bool("json", false, "print one JSON object per workload")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (pprof) at the end of the run to this file")
@@ -124,7 +124,7 @@ func runBenchWorker(ctx context.Context, args []string, stdout, _ io.Writer) err
 	master := fs.String("master", "", "")
 	src := fs.String("source", "memory", "")
 	records := fs.Int("records", 0, "")
-	memory := program.MemoryFlag(fs)
+	memory := dstream.MemoryFlag(fs)
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
 	}

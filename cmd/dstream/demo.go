@@ -34,7 +34,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with: dstream worker --master ADDR)")
 	clusterFlags := dstream.ClusterFlags(fs)
 	jobFlags := dstream.JobFlags(fs)
-	memory := program.MemoryFlag(fs)
+	memory := dstream.MemoryFlag(fs)
 	newLogger := logFlag(fs)
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	verbose := fs.Bool("v", false, "log the engine's info messages")

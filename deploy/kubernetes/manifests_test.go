@@ -24,6 +24,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/dstream/dstream"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -31,8 +32,6 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	kjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
-
-	"github.com/dstream/dstream/program"
 )
 
 // What the manifests must agree on.
@@ -752,7 +751,7 @@ func TestMemoryBudgetFitsLimit(t *testing.T) {
 			for _, ctr := range d.Spec.Template.Spec.Containers {
 				// The commands' own reading of --memory: "2G" is 2 GiB
 				// there, 2e9 bytes in Kubernetes.
-				budget := program.Bytes(program.DefaultMemory)
+				budget := dstream.Bytes(dstream.DefaultMemory)
 				v, ok := flagValue(ctr.Args, "memory")
 				if !ok {
 					v = budget.String()

@@ -70,8 +70,8 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	jobFlags := dstream.JobFlags(fs)
 	logJSON := fs.Bool("log-json", false, "write log lines as JSON objects (slog's JSON handler) instead of text")
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
-	memory := program.MemoryFlag(fs)
-	maxRecord := program.Bytes(source.DefaultMaxRecordBytes)
+	memory := dstream.MemoryFlag(fs)
+	maxRecord := dstream.Bytes(source.DefaultMaxRecordBytes)
 	fs.Var(&maxRecord, "max-record", "longest line the socket source takes as a record, a `size`; a longer one is dropped with a warning")
 	if err := program.ParseFlags(fs, "wordcount --out FOLDER [flags]", args, stdout); err != nil {
 		return err
@@ -82,7 +82,7 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	case *batch <= 0:
 		return program.Usagef("--batch %v must be positive", *batch)
 	case maxRecord > source.MaxRecordBytesLimit:
-		return program.Usagef("--max-record %v is over the limit of %v", maxRecord, program.Bytes(source.MaxRecordBytesLimit))
+		return program.Usagef("--max-record %v is over the limit of %v", maxRecord, dstream.Bytes(source.MaxRecordBytesLimit))
 	}
 	if *uiListen != "" {
 		if _, _, err := net.SplitHostPort(*uiListen); err != nil {
