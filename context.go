@@ -33,10 +33,26 @@ import (
 
 // Config configures a Context. The zero value of every field has a default.
 type Config struct {
-	// Master says where tasks run: "local[N]" (N task slots in this process;
-	// "local[*]" uses every CPU) or "local" (one slot). Default "local[2]".
+	// Master says where tasks run. Default "local[2]".
+	//   - "local": this process, one task slot; "local[N]": N slots
+	//     (1..1024); "local[*]": one slot per CPU.
+	//   - "local-cluster[N]": this process is the master of N worker
+	//     processes (1..64) it starts on this machine: its own program
+	//     with its arguments (or WorkerArgs), one slot each, stopped when
+	//     it stops; "local-cluster[N,SLOTS]": SLOTS slots each (1..1024).
+	//   - "cluster": a standalone master listening on ClusterListen,
+	//     with a Secret (or Insecure); workers join from any machine, at
+	//     any time, with `APP worker --master HOST:PORT` (WorkerMain);
+	//     tasks wait until one has joined.
+	// Anything else makes NewContext fail, naming the accepted forms.
 	Master string
-	// BatchInterval is the length of an interval (50 ms .. 10 s). Default 1 s.
+	// BatchInterval is the length of an interval. Default 1 s. Validate
+	// enforces at least 1 ms, at least BlockInterval, and more than Slack;
+	// there is no upper bound. Sensible values are a whole number of
+	// milliseconds (intervals are named by their end in Unix ms) from about
+	// 50 ms to 10 s: shorter intervals spend most of their time on each
+	// job's fixed costs (BENCHMARKS.md), longer ones delay every output and
+	// hold more input in memory.
 	BatchInterval time.Duration
 	// BlockInterval is how often receivers cut received records into blocks.
 	// Default 200 ms, or the batch interval if that is shorter.

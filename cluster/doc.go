@@ -1,21 +1,67 @@
-// Package cluster is the cluster's control plane: a Master that workers
-// join over gRPC, and the Worker client that joins it.
+// Package cluster is the cluster runtime of dstream over gRPC: the master's
+// registry of workers, the worker's side of joining, the running of tasks
+// on workers and the moving of blocks between processes. Two services share
+// one port (their wire types are generated into cluster/clusterpb from
+// proto/dstream/cluster/v1): Cluster, served by the master, and Peer,
+// served by every process. The package knows tasks only as rdd.TaskSpec and
+// a worker's copy of the program only through the Program interface (the
+// engine, internal/engine, provides it); it knows nothing of streams,
+// receivers' sources or record types.
 //
-// Every call is authenticated with the cluster's shared secret (LoadSecret:
-// --secret-file or $DSTREAM_SECRET); a call with a wrong or missing secret
-// is refused with UNAUTHENTICATED and logged with the peer's address, never
-// with the secret. The worker sends an HMAC of the secret, not the secret
-// itself; there is no TLS yet, so the token is visible on the network and
-// links should stay on trusted networks.
+// # Control plane: membership
 //
-// A worker registers with its graph description; the master refuses one
-// whose graph differs from its own with FAILED_PRECONDITION and the message
-// of graphspec.Diff. An admitted worker heartbeats (every 500 ms by
-// default); the master declares it lost when no heartbeat came for the
-// timeout (2 s by default) and reports added and lost workers through
-// MasterConfig.OnEvent, for the scheduler core (sched.Core.AddWorker and
-// LoseWorker). Task execution is not part of this package yet.
+// Membership is the master's registry of workers as a pure core: fed
+// registrations, heartbeats, ticks of the clock and drops, it returns the
+// reply to the worker, the membership changes to deliver and the facts to
+// log. It takes no locks, reads no clock and does no I/O, so transcripts
+// test its rules (testdata/membership). Master is its shell: the Cluster
+// service's handlers, a mutex, a clock, and the delivery of added and lost
+// workers, in order, through MasterConfig.OnEvent (to the scheduler,
+// sched.Core's AddWorker and LoseWorker). A worker registers with its graph
+// description; the master refuses one whose graph differs from its own with
+// FAILED_PRECONDITION and the message of graphspec.Diff. An admitted worker
+// heartbeats (every 500 ms by default); the master declares it lost when no
+// heartbeat came for the timeout (2 s by default) or when Drop says a call
+// found it unreachable. The master also serves the interval manifests
+// (Manifests), how its program was started (Program: what a standalone
+// worker runs, see AskProgram) and the blocks receivers on workers report
+// (AddBlock). Worker is the joining side: it registers, retrying, and
+// heartbeats; it stops with ErrMasterRestarted when it finds another master
+// process than the one it joined.
 //
-// The wire types are generated into cluster/clusterpb; see that package for
-// the regenerate command.
+// # Data plane: tasks and blocks
+//
+// PeerServer serves the Peer service: RunTask, FetchBucket and FetchBlock
+// (streamed in chunks), PutBlock (an input block's replica), and starting,
+// stopping and pacing receivers. Peers keeps one connection per peer; a
+// call that fails with UNAVAILABLE declares the peer unreachable only if a
+// new connection to it fails too (Peers.Reachable). Runner is the master's
+// scheduler shell: a sched.Shell whose executor sends RunTask to the worker
+// sched.Core chose, or runs a task pinned to the master itself. Host is a
+// worker process's runtime: it serves the Peer service, joins through a
+// Worker, learns from the master the manifests of the intervals up to a
+// task's before running it, and runs the task in its Program.
+//
+// # Processes
+//
+// Spawn starts a local-cluster's workers: copies of this executable, told
+// by their environment (WorkerEnv) to be workers, each stopping when its
+// stdin closes, so none outlives its master. AskProgram is how a standalone
+// worker learns the master's program and arguments. Network is where
+// processes listen and dial: TCP, or an in-memory network (package simnet)
+// in the simulation.
+//
+// # Security
+//
+// Every call on either service carries an HMAC-SHA256 token of the cluster's
+// shared secret (LoadSecret: --secret-file or $DSTREAM_SECRET;
+// GenerateSecret for a local cluster), compared in constant time; a call
+// with a wrong or missing token is refused with UNAUTHENTICATED and logged
+// with the peer's address, never with the secret, which itself never
+// crosses the wire. With TLS (LoadTLS: --tls-cert, --tls-key, --tls-ca)
+// every connection is mutual TLS 1.3: a process is admitted by a
+// certificate of the cluster's CA (names are not checked: peers dial
+// whatever address a process advertises), and the token is still checked.
+// Without TLS the token is visible on the network and can be replayed, so
+// such a cluster belongs on a trusted network.
 package cluster

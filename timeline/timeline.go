@@ -8,6 +8,13 @@
 // its end t. The intervals of a job end at Zero + k*Batch for k >= 1; a
 // stream that slides by S (a multiple of Batch) produces a dataset at the
 // interval ends t with (t-Zero) a positive multiple of S.
+//
+// Master and workers must agree on every one of these answers, so they are
+// computed in one place from two facts only: the batch interval and the
+// zero. A master fixes the zero at Start (or keeps the one its metadata log
+// holds when it resumes); a worker learns it from a manifest (At). The
+// package imports nothing: it knows no streams, clocks or processes, and its
+// functions are pure, table-tested in timeline_test.go.
 package timeline
 
 import (
@@ -29,7 +36,9 @@ type Timeline struct {
 }
 
 // New returns the timeline of a job with intervals of batch that has not
-// started yet: Started reports false until Start or Resume.
+// started yet: Started reports false until Start, Resume, Restart or At.
+// It panics if batch is not positive (dstream.Config.Validate rules that
+// out before any timeline is made).
 func New(batch time.Duration) Timeline {
 	if batch <= 0 {
 		panic(fmt.Sprintf("timeline: batch interval %v must be positive", batch))

@@ -11,6 +11,13 @@ import (
 	"github.com/dstream/dstream/rdd"
 )
 
+// State checkpoints, the engine's side. The typed state streams (package
+// dstream, checkpointing.go) decide when to checkpoint and hold the
+// records; the engine stores a checkpoint's parts in the checkpoint store
+// (WritePart, CheckpointDir), reads them back (DurableReader, ReadCommit),
+// and tells the streams which holders of their kept partitions a cluster
+// lost (loseHolder, ForgetDeadHolders).
+
 // ForgetDeadHolders drops from n's locations the processes that are no
 // longer in the cluster: a worker lost while Keep ran was not there to be
 // forgotten when the loss was handled.

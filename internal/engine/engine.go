@@ -1,14 +1,28 @@
 // Package engine runs a stream graph: the interval loop (generator and
 // runner), the deployments (local[N], local-cluster[N], a standalone
-// cluster's master and workers), receivers and backpressure, recovery (the
-// metadata log, the write-ahead log, file selections, checkpoint restore)
-// and memory admission. Package dstream, the API, builds the graph of typed
-// streams and hands the engine their untyped faces (Node); the engine never
-// sees a record's type but through them.
+// cluster's master and workers), receivers, the sinks that store and
+// replicate their blocks, backpressure, recovery (the metadata log, the
+// write-ahead log, file selections, checkpoint restore) and memory
+// admission.
+//
+// Package dstream, the API, builds the graph of typed streams and hands the
+// engine their untyped faces: a Node per stream, an Output per output
+// operation. The engine never sees a record's type but through them and a
+// few generic helpers its caller instantiates (BlocksDataset, AddQueue); it
+// does not import the API (it cannot: the API imports it). It is internal so
+// that users write against the API only, and the runtime can change.
 //
 // The engine owns the timeline (package timeline): it fixes the job's zero
-// at Start (or learns it from a manifest in a worker), and every part of it,
-// and the streams, ask it.
+// at Start (keeps the logged one when a master resumes from its metadata
+// log, or learns it from a manifest in a worker), and every part of it, and
+// the streams, ask it.
+//
+// Files: engine.go (Node, Output, Config, Engine, the graph), generator.go
+// (the interval loop, Start and Stop), interval.go (manifests), input.go
+// (receivers' blocks and queues), deploy.go and receivers.go (the master's
+// and the worker's roles), checkpoints.go, metalog.go, wal.go and
+// filestream.go (recovery), backpressure.go, memory.go, workers.go and
+// observe.go (what the UI sees).
 package engine
 
 import (

@@ -12,6 +12,16 @@ import (
 	"github.com/dstream/dstream/rdd"
 )
 
+// The interval loop. Start opens the receivers (or places them on workers)
+// and starts two goroutines: generate, the job generator, which at every
+// interval end allocates the received blocks to the interval
+// (received.Tracker), feeds queue and file inputs, and queues the interval;
+// and runBatches, the runner, which runs queued intervals one at a time, in
+// order (runBatch: the manifest, every output operation, the state streams'
+// FinishInterval, the metadata log's completion record, then forgetting
+// what no window or state needs). Stop ends them, gracefully (every record
+// received is processed and output first) or at once.
+
 // batch is one interval cut by the generator and waiting to run.
 type batch struct {
 	time      time.Time

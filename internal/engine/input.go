@@ -17,6 +17,17 @@ import (
 	"github.com/dstream/dstream/source"
 )
 
+// Inputs. A receiver's records reach the engine in blocks cut by its
+// source.BlockGenerator, and the sink that stores a block decides what its
+// records' acknowledgement means: StoreBlock returns only once the block is
+// in the input share and, as the deployment asks, logged (the write-ahead
+// log) and replicated (a cluster). blockSink is the sink of a receiver in
+// this process (the master in local[N] and in a standalone cluster);
+// workerSink (receivers.go) that of a receiver a local-cluster master
+// placed on a worker. Queue inputs have no receiver: the generator cuts
+// them with the interval (cutter). BlocksDataset is an interval's input
+// dataset, one partition per block.
+
 // input is a stream fed from outside the engine.
 type input interface {
 	OpID() int32

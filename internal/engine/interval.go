@@ -10,10 +10,11 @@ import (
 )
 
 // Intervals as every process sees them: the runner records each interval's
-// manifest (package manifest) before running it, and a context that does not
-// run the loop (a worker, a test standing for one) learns intervals from
-// manifests with Materialize. Either way an interval's datasets are then the
-// streams' At(t): the same IDs, lineage and partitions in every process.
+// manifest (package manifest, written by manifestOf) before running it, and
+// an engine that does not run the loop (a worker, a test standing for one)
+// learns intervals from manifests with Materialize. Either way an interval's
+// datasets are then the streams' At(t): the same IDs, lineage and partitions
+// in every process.
 
 // Manifest returns the manifest of interval t, while the context remembers
 // it (as long as the longest remember duration in the graph).
