@@ -58,16 +58,6 @@ func newStream[T any](c *Context, name string, slide time.Duration, compute func
 
 func (s *Stream[T]) engineNode() engine.Node { return s.self }
 
-func firstErr(a, b error) error {
-	if a != nil {
-		return a
-	}
-	return b
-}
-
-func (s *Stream[T]) opID() int32                  { return s.id }
-func (s *Stream[T]) slideDuration() time.Duration { return s.slide }
-
 // Context returns the stream's context.
 func (s *Stream[T]) Context() *Context { return s.ctx }
 

@@ -426,7 +426,10 @@ func (c *Engine) Stop(graceful bool) error {
 		}
 		r.cancel()
 		c.ckWG.Wait()
-		c.mu.Lock() // a barrier: reprotect adds under c.mu only before r.ctx is done
+		// A barrier: reprotect adds to protecting under c.mu, and only
+		// while r.ctx is not done; past it, no add races the Wait below.
+		c.mu.Lock()
+		//lint:ignore SA2001 the empty critical section is the barrier
 		c.mu.Unlock()
 		c.protecting.Wait()
 		if c.cluster != nil {
