@@ -179,35 +179,15 @@ type Config struct {
 }
 
 func (c Config) withDefaults() Config {
-	if c.Master == "" {
-		c.Master = "local[2]"
-	}
-	if c.BatchInterval == 0 {
-		c.BatchInterval = time.Second
-	}
-	if c.BlockInterval == 0 {
-		c.BlockInterval = min(200*time.Millisecond, c.BatchInterval)
-	}
-	if c.Clock == nil {
-		c.Clock = clock.Real{}
-	}
-	if c.MaxTaskAttempts == 0 {
-		c.MaxTaskAttempts = 4
-	}
-	if c.MemoryBytes == 0 {
-		c.MemoryBytes = 1 << 30
-	}
-	if c.MaxPendingBatches == 0 {
-		c.MaxPendingBatches = 1000
-	}
+	// The engine's settings take the engine's defaults.
+	ec := c.engineConfig().WithDefaults()
+	c.Master, c.BatchInterval, c.BlockInterval, c.Clock = ec.Master, ec.BatchInterval, ec.BlockInterval, ec.Clock
+	c.MaxTaskAttempts, c.MemoryBytes, c.MaxPendingBatches, c.Logger = ec.MaxTaskAttempts, ec.MemoryBytes, ec.MaxPendingBatches, ec.Logger
 	if c.QueryTimeout == 0 {
 		c.QueryTimeout = DefaultQueryTimeout
 	}
 	if c.Out == nil {
 		c.Out = os.Stdout
-	}
-	if c.Logger == nil {
-		c.Logger = slog.Default()
 	}
 	return c
 }

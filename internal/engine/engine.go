@@ -196,6 +196,36 @@ func (c Config) deployment() (deployment, error) {
 	return deployment{slots: n}, nil
 }
 
+// WithDefaults returns c with the default of every setting left zero
+// (package dstream's Config documents them).
+func (c Config) WithDefaults() Config {
+	if c.Master == "" {
+		c.Master = "local[2]"
+	}
+	if c.BatchInterval == 0 {
+		c.BatchInterval = time.Second
+	}
+	if c.BlockInterval == 0 {
+		c.BlockInterval = min(200*time.Millisecond, c.BatchInterval)
+	}
+	if c.Clock == nil {
+		c.Clock = clock.Real{}
+	}
+	if c.MaxTaskAttempts == 0 {
+		c.MaxTaskAttempts = 4
+	}
+	if c.MemoryBytes == 0 {
+		c.MemoryBytes = 1 << 30
+	}
+	if c.MaxPendingBatches == 0 {
+		c.MaxPendingBatches = 1000
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	return c
+}
+
 // Slots is the number of task slots of the whole deployment (the default
 // parallelism); its error says what is wrong with Master.
 func (c Config) Slots() (int, error) {
