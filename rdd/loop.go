@@ -47,8 +47,17 @@ func padding(size uintptr) int {
 }
 
 // cell returns a pointer to a zero X that has its cache lines to itself: a
-// per-task accumulator.
-func cell[X any]() *X { return &padded[X](1)[0] }
+// per-task accumulator. Its padding is cacheLine bytes on each side, not
+// whole elements as padded's (which for a large X would be most of the
+// allocation).
+func cell[X any]() *X {
+	c := new(struct {
+		_ [cacheLine]byte
+		x X
+		_ [cacheLine]byte
+	})
+	return &c.x
+}
 
 // guarded returns a loop body that passes records to yield until yield
 // returns false and never after, even when the sequence calling it ignores
