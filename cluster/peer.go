@@ -91,12 +91,19 @@ func (p *PeerServer) SetReceiverRate(ctx context.Context, req *clusterpb.SetRece
 	return r.SetReceiverRate(ctx, req)
 }
 
-// RunTask implements clusterpb.PeerServer.
+// RunTask implements clusterpb.PeerServer. The task's figures, which
+// rdd.Lineage.Execute stores where rdd.WithFigures asks, go back with its
+// result or failure (none when the TaskRunner never ran it).
 func (p *PeerServer) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clusterpb.RunTaskResponse, error) {
 	if p.tasks == nil {
 		return nil, status.Error(codes.Unimplemented, "this process runs no tasks from peers")
 	}
-	return p.tasks.RunTask(ctx, req)
+	fig := rdd.NotMeasured
+	resp, err := p.tasks.RunTask(rdd.WithFigures(ctx, &fig), req)
+	if resp != nil && resp.Figures == nil && fig != rdd.NotMeasured {
+		resp.Figures = figuresToProto(fig)
+	}
+	return resp, err
 }
 
 // FetchBucket implements clusterpb.PeerServer.

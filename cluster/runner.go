@@ -132,14 +132,22 @@ func (r *Runner) prefer(t sched.Task, lin *rdd.Lineage) []string {
 const probeTimeout = time.Second
 
 // Execute implements sched.Executor: on the master itself, or by RunTask on
-// the worker at address worker.
-func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *rdd.Job, lin *rdd.Lineage) (any, error) {
+// the worker at address worker, which reports the task's figures with its
+// result (rdd.NotMeasured when the call failed, or the worker sent none).
+func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *rdd.Job, lin *rdd.Lineage) (any, rdd.TaskFigures, error) {
 	if worker == r.cfg.Self {
 		return r.local.Execute(ctx, worker, t, job, lin)
 	}
+	res, resp, err := r.executeRemote(ctx, worker, t, lin)
+	return res, figuresFromProto(resp.GetFigures()), err
+}
+
+// executeRemote runs t on worker by RunTask and returns its decoded result
+// and the response (nil when the call failed).
+func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task, lin *rdd.Lineage) (any, *clusterpb.RunTaskResponse, error) {
 	spec, err := json.Marshal(t.Spec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	req := &clusterpb.RunTaskRequest{Job: int32(t.Job), Stage: int32(t.Stage), Spec: spec}
 	if n := lin.Find(t.Spec.Dataset); n != nil {
@@ -163,7 +171,7 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 	})
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, context.Cause(ctx)
+			return nil, nil, context.Cause(ctx)
 		}
 		if errors.Is(err, errPeerDown) {
 			// The worker is gone (or cut off): the task runs again
@@ -172,14 +180,31 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 			if r.cfg.Unreachable != nil {
 				r.cfg.Unreachable(worker, err)
 			}
-			return nil, fmt.Errorf("%w: %s: %v", sched.ErrWorkerLost, worker, err)
+			return nil, nil, fmt.Errorf("%w: %s: %v", sched.ErrWorkerLost, worker, err)
 		}
-		return nil, fmt.Errorf("worker %s: %w", worker, err)
+		return nil, nil, fmt.Errorf("worker %s: %w", worker, err)
 	}
 	if f := resp.GetFailure(); f != nil {
-		return nil, failureError(f)
+		return nil, resp, failureError(f)
 	}
-	return lin.DecodeResult(t.Spec, resp.GetResult())
+	res, err := lin.DecodeResult(t.Spec, resp.GetResult())
+	return res, resp, err
+}
+
+// figuresToProto is a task's figures for the master.
+func figuresToProto(f rdd.TaskFigures) *clusterpb.TaskFigures {
+	return &clusterpb.TaskFigures{RecordsRead: f.RecordsRead, RecordsWritten: f.RecordsWritten,
+		ShuffleReadBytes: f.ShuffleReadBytes, ShuffleWriteBytes: f.ShuffleWriteBytes}
+}
+
+// figuresFromProto rebuilds a task's figures on the master; nil (the worker
+// sent none) is rdd.NotMeasured.
+func figuresFromProto(f *clusterpb.TaskFigures) rdd.TaskFigures {
+	if f == nil {
+		return rdd.NotMeasured
+	}
+	return rdd.TaskFigures{RecordsRead: f.GetRecordsRead(), RecordsWritten: f.GetRecordsWritten(),
+		ShuffleReadBytes: f.GetShuffleReadBytes(), ShuffleWriteBytes: f.GetShuffleWriteBytes()}
 }
 
 // failureError rebuilds a task's failure on the master.

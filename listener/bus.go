@@ -90,11 +90,16 @@ type TaskEnded struct {
 	Worker      string    // the worker that ran it ("local" in local[N])
 	Start       time.Time // when it began running on the worker
 	End         time.Time // when it ended
-	// Records is how many records the task produced (a map task: wrote to
-	// the shuffle; a result task: handed to the job), ShuffleReadBytes and
-	// ShuffleWriteBytes the shuffle bytes it fetched and wrote; each is -1
-	// when not measured.
+	// The task's figures (rdd.TaskFigures has the details). Records is how
+	// many records the task wrote (a map task: to the shuffle; a result
+	// task: handed to the job's action), RecordsRead how many it read (from
+	// its sources, stored blocks and shuffle buckets), ShuffleReadBytes and
+	// ShuffleWriteBytes the shuffle bytes it read and wrote. Each is -1 when
+	// not measured: all four for an attempt that never ran, or ran on a
+	// worker that did not report them; Records for a job whose function
+	// is a closure that does not count what it takes.
 	Records           int64
+	RecordsRead       int64
 	ShuffleReadBytes  int64
 	ShuffleWriteBytes int64
 	Err               error // nil when it succeeded

@@ -284,7 +284,7 @@ func TestBusStop(t *testing.T) {
 
 // task returns a TaskEnded numbered i (its partition).
 func task(i int) listener.Event {
-	return listener.TaskEnded{Time: time.UnixMilli(1000), Job: 1, Partition: i, Worker: "local", Records: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1}
+	return listener.TaskEnded{Time: time.UnixMilli(1000), Job: 1, Partition: i, Worker: "local", Records: -1, RecordsRead: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1}
 }
 
 // TestBusTaskEventsLeaveRoom: with a listener lagging, task events fill only

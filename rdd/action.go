@@ -102,7 +102,9 @@ var ErrEmpty = errors.New("empty dataset")
 func (d *Dataset[T]) Reduce(ctx context.Context, f func(T, T) T) (T, error) {
 	var zero T
 	res, err := runPartitions(ctx, d, "reduce", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) folded[T] {
-		return foldOf(tc, opReduce, d.Iterator(tc, p), f)
+		acc := foldOf(tc, opReduce, d.Iterator(tc, p), f)
+		tc.wrote(acc.n)
+		return acc
 	})
 	if err != nil {
 		return zero, err
@@ -126,8 +128,10 @@ func (d *Dataset[T]) Reduce(ctx context.Context, f func(T, T) T) (T, error) {
 // Foreach runs f on every record, inside the tasks.
 func (d *Dataset[T]) Foreach(ctx context.Context, f func(T)) error {
 	_, err := runPartitions(ctx, d, "foreach", allPartitions(d.node.NumPartitions), func(tc *TaskContext, p int) struct{} {
+		tc.wrote(0)
 		d.Iterator(tc, p)(func(x T) bool {
 			tc.enter(opForeach)
+			tc.fig.RecordsWritten++
 			f(x)
 			return true
 		})
@@ -142,6 +146,7 @@ func (d *Dataset[T]) ForeachPartition(ctx context.Context, f func(p int, records
 		Name: "foreachPartition", Final: d.node, Partitions: allPartitions(d.node.NumPartitions),
 		Func: func(tc *TaskContext, p int) (any, error) {
 			xs := collectOf(d.Iterator(tc, p))
+			tc.wrote(int64(len(xs)))
 			tc.enter(opForeachPartition)
 			return nil, f(p, xs)
 		},

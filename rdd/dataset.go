@@ -65,16 +65,16 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 	return func(yield func(T) bool) {
 		key := BlockKey(d.node.ID, p)
 		blocks := d.node.ctx.cfg.Blocks
-		v, ok := blocks.Get(key)
-		if !ok {
-			xs := collectOf(d.compute(tc, p))
-			err := blocks.Put(key, xs, block.EstimateSize(xs), block.Cache)
-			if err != nil && !errors.Is(err, block.ErrTooLarge) {
-				d.node.ctx.cfg.Logger.Warn("not caching partition", "dataset", d.node.String(), "partition", p, "err", err)
-			}
-			v = xs
+		if v, ok := blocks.Get(key); ok {
+			sliceSeq(tc, v.([]T))(yield) // read from the cache: counted here
+			return
 		}
-		for _, x := range v.([]T) {
+		xs := collectOf(d.compute(tc, p)) // its inputs counted what it read
+		err := blocks.Put(key, xs, block.EstimateSize(xs), block.Cache)
+		if err != nil && !errors.Is(err, block.ErrTooLarge) {
+			d.node.ctx.cfg.Logger.Warn("not caching partition", "dataset", d.node.String(), "partition", p, "err", err)
+		}
+		for _, x := range xs {
 			if !yield(x) {
 				return
 			}

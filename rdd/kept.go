@@ -146,7 +146,12 @@ func (d *Dataset[T]) EncodePartition(tc *TaskContext, p int) ([]byte, error) {
 // keeps the result here. It fails the task when none of these can.
 func (d *Dataset[T]) keptIterator(tc *TaskContext, p int) iter.Seq[T] {
 	return func(yield func(T) bool) {
-		for _, x := range d.readKept(tc, p) {
+		xs, stored := d.readKept(tc, p)
+		if stored {
+			sliceSeq(tc, xs)(yield)
+			return
+		}
+		for _, x := range xs {
 			if !yield(x) {
 				return
 			}
@@ -154,7 +159,11 @@ func (d *Dataset[T]) keptIterator(tc *TaskContext, p int) iter.Seq[T] {
 	}
 }
 
-func (d *Dataset[T]) readKept(tc *TaskContext, p int) []T {
+// readKept returns partition p and whether it was read from a store (this
+// process's, a peer's or durable storage) rather than recomputed: only
+// then are its records read by the task (a recomputed partition's inputs
+// counted theirs).
+func (d *Dataset[T]) readKept(tc *TaskContext, p int) ([]T, bool) {
 	n := d.node
 	blocks := n.ctx.cfg.Blocks
 	key := BlockKey(n.ID, p)
@@ -164,7 +173,7 @@ func (d *Dataset[T]) readKept(tc *TaskContext, p int) []T {
 		if err != nil {
 			tc.Fail(fmt.Errorf("%s: block %s: %w", what, key, err))
 		}
-		return xs
+		return xs, true
 	}
 	var errs []error
 	if locs := n.Locations(p); tc.Remote != nil && len(locs) > 0 {
@@ -174,7 +183,7 @@ func (d *Dataset[T]) readKept(tc *TaskContext, p int) []T {
 			if err != nil {
 				tc.Fail(fmt.Errorf("%s: block %s: %w", what, key, err))
 			}
-			return xs
+			return xs, true
 		}
 		if tc.Ctx.Err() != nil {
 			tc.Fail(tc.Ctx.Err())
@@ -185,8 +194,10 @@ func (d *Dataset[T]) readKept(tc *TaskContext, p int) []T {
 	durable, deps := n.durable, n.deps
 	n.mu.Unlock()
 	var xs []T
+	stored := false
 	switch {
 	case durable != nil:
+		stored = true
 		b, err := durable(tc.Ctx, p)
 		if err != nil {
 			tc.Fail(fmt.Errorf("%s: %w", what, errors.Join(append(errs, err)...)))
@@ -211,5 +222,5 @@ func (d *Dataset[T]) readKept(tc *TaskContext, p int) []T {
 	if err := blocks.Put(key, xs, block.EstimateSize(xs), block.State); err != nil && !errors.Is(err, block.ErrTooLarge) {
 		n.ctx.cfg.Logger.Warn("not keeping a recovered partition", "dataset", n.String(), "partition", p, "err", err)
 	}
-	return xs
+	return xs, stored
 }

@@ -47,8 +47,17 @@ func padding(size uintptr) int {
 }
 
 // cell returns a pointer to a zero X that has its cache lines to itself: a
-// per-task accumulator.
-func cell[X any]() *X { return &padded[X](1)[0] }
+// per-task accumulator. Its padding is cacheLine bytes on each side, not
+// whole elements as padded's (which for a large X would be most of the
+// allocation).
+func cell[X any]() *X {
+	c := new(struct {
+		_ [cacheLine]byte
+		x X
+		_ [cacheLine]byte
+	})
+	return &c.x
+}
 
 // guarded returns a loop body that passes records to yield until yield
 // returns false and never after, even when the sequence calling it ignores
@@ -85,22 +94,24 @@ func collectOf[T any](seq iter.Seq[T]) []T {
 	return *xs
 }
 
-// folded is the fold of a partition: v is meaningful when ok (the partition
-// had a record).
+// folded is the fold of a partition's n records: v is meaningful when ok
+// (the partition had a record).
 type folded[T any] struct {
 	v  T
 	ok bool
+	n  int64
 }
 
 // foldOf folds seq's records by f, recording op as the running operator.
 func foldOf[T any](tc *TaskContext, op uint32, seq iter.Seq[T], f func(T, T) T) folded[T] {
 	acc := cell[folded[T]]()
 	seq(func(x T) bool {
+		acc.n++
 		if acc.ok {
 			tc.enter(op)
 			acc.v = f(acc.v, x)
 		} else {
-			*acc = folded[T]{x, true}
+			acc.v, acc.ok = x, true
 		}
 		return true
 	})

@@ -47,6 +47,7 @@ func RegisterPartitionFunc[T, R any](c *Context, id int, fn func(tc *TaskContext
 				return nil, fmt.Errorf("partition function %d takes %v records, not those of %v", id, reflect.TypeFor[T](), d)
 			}
 			xs := collectOf(ds.Iterator(tc, p))
+			tc.wrote(int64(len(xs)))
 			return fn(tc, xs, arg)
 		},
 		encode: func(v any) ([]byte, error) { return rc.Append(nil, []R{v.(R)}) },

@@ -3,6 +3,8 @@ package rdd
 import (
 	"fmt"
 	"iter"
+
+	"github.com/dstream/dstream/block"
 )
 
 // combiner is an insertion-ordered hash map from K to C. Its iteration order
@@ -42,10 +44,19 @@ func newShuffleDep[T, X any](id ID, parent *Dataset[T], numReduce int, bucketize
 		Write: func(tc *TaskContext, mapPart int) error {
 			buckets := bucketize(tc, parent.Iterator(tc, mapPart))
 			out := make([]any, len(buckets))
+			var records, bytes int64
 			for i, b := range buckets {
 				out[i] = b
+				records += int64(len(b))
+				bytes += block.EstimateSize(out[i])
 			}
-			return parent.node.ctx.cfg.Shuffles.PutMapOutput(id, mapPart, out)
+			tc.wrote(0)
+			if err := parent.node.ctx.cfg.Shuffles.PutMapOutput(id, mapPart, out); err != nil {
+				return err
+			}
+			tc.wrote(records)
+			tc.fig.ShuffleWriteBytes += bytes
+			return nil
 		},
 	}
 }
@@ -65,6 +76,7 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 		}
 		for m := range dep.Parent.NumPartitions {
 			v, ok := store.Bucket(dep.ID, m, r)
+			var bytes int64
 			switch {
 			case ok && ahead != nil:
 				ahead.skip(m)
@@ -72,7 +84,10 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 				tc.Fail(&FetchFailedError{Shuffle: dep.ID, Map: m})
 			case !ok:
 				b, err := ahead.get(tc, m)
-				v = decodeBucket[X](tc, dep, m, r, b, err)
+				v, bytes = decodeBucket[X](tc, dep, m, r, b, err), int64(len(b))
+			}
+			if ok {
+				bytes = bucketBytes(v)
 			}
 			b, ok := v.([]X)
 			if !ok {
@@ -84,6 +99,7 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 					tc.Fail(fmt.Errorf("shuffle %s bucket %d/%d: %w", dep.ID, m, r, err))
 				}
 			}
+			tc.bucketRead(len(b), bytes)
 			if !yield(b) {
 				return
 			}

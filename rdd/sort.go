@@ -77,6 +77,7 @@ func sampleBounds[K cmp.Ordered, V any](ctx context.Context, d *Dataset[Pair[K, 
 				return true
 			})
 			keys := *kp
+			tc.wrote(int64(len(keys)))
 			if len(keys) <= perPart {
 				return keys, nil
 			}

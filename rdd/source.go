@@ -16,13 +16,7 @@ func Parallelize[T any](c *Context, data []T, parts int) *Dataset[T] {
 	n := len(data)
 	return newDataset(c, "parallelize", parts, func(tc *TaskContext, p int) iter.Seq[T] {
 		lo, hi := p*n/parts, (p+1)*n/parts
-		return func(yield func(T) bool) {
-			for _, x := range data[lo:hi] {
-				if !yield(x) {
-					return
-				}
-			}
-		}
+		return sliceSeq(tc, data[lo:hi])
 	})
 }
 
@@ -30,13 +24,7 @@ func Parallelize[T any](c *Context, data []T, parts int) *Dataset[T] {
 // layer builds each interval's input dataset from received blocks this way.
 func FromPartitions[T any](c *Context, name string, parts [][]T) *Dataset[T] {
 	return newDataset(c, name, len(parts), func(tc *TaskContext, p int) iter.Seq[T] {
-		return func(yield func(T) bool) {
-			for _, x := range parts[p] {
-				if !yield(x) {
-					return
-				}
-			}
-		}
+		return sliceSeq(tc, parts[p])
 	})
 }
 
@@ -76,6 +64,8 @@ func TextFile(c *Context, path string, parts int) (*Dataset[string], error) {
 				}
 				pos = lo - 1
 			}
+			lines := 0
+			defer func() { tc.read(lines) }()
 			r := bufio.NewReaderSize(f, 64<<10)
 			if lo > 0 {
 				skipped, err := r.ReadSlice('\n')
@@ -93,6 +83,7 @@ func TextFile(c *Context, path string, parts int) (*Dataset[string], error) {
 				pos += int64(len(line))
 				if len(line) > 0 {
 					line = trimEOL(line)
+					lines++
 					if !yield(line) {
 						return
 					}
@@ -116,7 +107,32 @@ func trimEOL(s string) string {
 }
 
 // FromFunc makes a dataset with parts partitions computed by compute, with
-// no parents. Sources (input blocks, files) are built with it.
+// no parents. Sources (input blocks, files) are built with it. The records
+// compute yields count as read by the task (TaskFigures.RecordsRead).
 func FromFunc[T any](c *Context, name string, parts int, compute func(tc *TaskContext, p int) iter.Seq[T]) *Dataset[T] {
-	return newDataset(c, name, parts, compute)
+	return newDataset(c, name, parts, func(tc *TaskContext, p int) iter.Seq[T] {
+		seq := compute(tc, p)
+		return func(yield func(T) bool) {
+			seq(func(x T) bool {
+				tc.fig.RecordsRead++
+				return yield(x)
+			})
+		}
+	})
+}
+
+// sliceSeq yields xs, the records of a stored or given partition, and counts
+// those it yielded as read when it returns (or a failure unwinds it): in
+// the task's context once, not per record.
+func sliceSeq[T any](tc *TaskContext, xs []T) iter.Seq[T] {
+	return func(yield func(T) bool) {
+		n := 0 // on this goroutine's stack
+		defer func() { tc.read(n) }()
+		for _, x := range xs {
+			n++
+			if !yield(x) {
+				return
+			}
+		}
+	}
 }

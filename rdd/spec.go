@@ -104,13 +104,20 @@ func (d *Dataset[T]) bind() *Dataset[T] {
 func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error) {
 	switch k.Name {
 	case KindCount.Name:
-		return countOf(d.Iterator(tc, p)), nil
+		n := countOf(d.Iterator(tc, p))
+		tc.wrote(n)
+		return n, nil
 	case KindCollect.Name:
-		return collectOf(d.Iterator(tc, p)), nil
+		xs := collectOf(d.Iterator(tc, p))
+		tc.wrote(int64(len(xs)))
+		return xs, nil
 	case "take":
-		return takeOf(d.Iterator(tc, p), k.N), nil
+		xs := takeOf(d.Iterator(tc, p), k.N)
+		tc.wrote(int64(len(xs)))
+		return xs, nil
 	case KindCheckpoint.Name:
 		xs := collectOf(d.Iterator(tc, p))
+		tc.wrote(int64(len(xs)))
 		if err := d.node.ctx.cfg.Blocks.Put(BlockKey(d.node.ID, p), xs, block.EstimateSize(xs), block.State); err != nil {
 			return nil, fmt.Errorf("checkpoint %s: %w", d.node, err)
 		}
@@ -131,6 +138,7 @@ func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error
 			return nil, fmt.Errorf("output %d is %T; dataset %s holds %v", k.N, v, d.node, reflect.TypeFor[T]())
 		}
 		xs := collectOf(d.Iterator(tc, p))
+		tc.wrote(int64(len(xs)))
 		tc.enter(opForeachPartition)
 		return struct{}{}, fn(tc, d.node.ID.Time, p, xs)
 	}
@@ -221,7 +229,14 @@ func walkLineage(root *Node, visit func(*Node) bool) {
 // kind's result. A spec naming a dataset or shuffle the lineage does not
 // hold is an error, as is a result kind the dataset cannot run. Errors and
 // panics in user code come back as *TaskError, as from RunTask.
+//
+// A map task's and a result task's figures (TaskContext.Figures) count what
+// they read and wrote, and go where WithFigures asked, if it did.
 func (l *Lineage) Execute(tc *TaskContext, spec TaskSpec) (any, error) {
+	if f := tc.claimFigures(); f != nil {
+		defer func() { *f = tc.fig }()
+	}
+	tc.wrote(0)
 	if spec.Shuffle != nil {
 		dep := l.Shuffle(*spec.Shuffle)
 		if dep == nil || dep.Parent.ID != spec.Dataset {

@@ -24,14 +24,15 @@ type TaskContext struct {
 	// in local[N]); a checkpoint task returns it as where its block is.
 	Location string
 
-	op uint32 // the operator whose user code ran last (opID), for error reports
+	op  uint32      // the operator whose user code ran last (opID), for error reports
+	fig TaskFigures // what the task has measured so far (figures.go)
 }
 
 // NewTaskContext returns the context of one task attempt. The task writes
 // it once per record (enter), so it has its cache lines to itself (loop.go).
 func NewTaskContext(ctx context.Context, job, stage, part, attempt int) *TaskContext {
 	tc := cell[TaskContext]()
-	*tc = TaskContext{Ctx: ctx, Job: job, Stage: stage, Partition: part, Attempt: attempt}
+	*tc = TaskContext{Ctx: ctx, Job: job, Stage: stage, Partition: part, Attempt: attempt, fig: TaskFigures{RecordsWritten: -1}}
 	return tc
 }
 

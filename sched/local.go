@@ -14,7 +14,8 @@ import (
 // TaskEvent describes a task attempt that ended, for listeners (the UI,
 // metrics): its task (job, stage, partition, attempt; map or result), the
 // worker it ran on, whether it was a speculative copy, when it started and
-// ended (on the shell's clock) and its error (nil: it succeeded).
+// ended (on the shell's clock), what it measured of its work and its error
+// (nil: it succeeded).
 type TaskEvent struct {
 	Task        Task
 	Worker      string
@@ -25,7 +26,11 @@ type TaskEvent struct {
 	// other won may say false though its result was ignored too.
 	Killed     bool
 	Start, End time.Time
-	Err        error
+	// Figures are the records and shuffle bytes the attempt read and
+	// wrote, as its Executor reported them (rdd.TaskFigures; figures an
+	// executor could not measure are -1).
+	Figures rdd.TaskFigures
+	Err     error
 }
 
 // JobEvent is what the shell tells an OnJob hook when a job is submitted
@@ -44,13 +49,16 @@ type JobEvent struct {
 // partition beat.
 var ErrKilled = errors.New("sched: killed: another attempt of the task succeeded")
 
-// Executor runs one task attempt on a worker and returns its result. It is
-// the seam between the scheduler and where tasks run: goroutines of this
-// process (GoExecutor) or a remote worker (the cluster's). ctx is cancelled
-// when the job no longer needs the task: the job ended, or another attempt
-// of the task's partition won (context.Cause(ctx) is then ErrKilled).
+// Executor runs one task attempt on a worker and returns its result and
+// what the attempt measured of its work (rdd.TaskFigures; rdd.NotMeasured
+// for an attempt that did not run, or whose figures did not come back, and
+// -1 for any figure not measured). It is the seam between the scheduler and
+// where tasks run: goroutines of this process (GoExecutor) or a remote
+// worker (the cluster's). ctx is cancelled when the job no longer needs the
+// task: the job ended, or another attempt of the task's partition won
+// (context.Cause(ctx) is then ErrKilled).
 type Executor interface {
-	Execute(ctx context.Context, worker string, t Task, job *rdd.Job, lin *rdd.Lineage) (any, error)
+	Execute(ctx context.Context, worker string, t Task, job *rdd.Job, lin *rdd.Lineage) (any, rdd.TaskFigures, error)
 }
 
 // GoExecutor runs tasks as goroutines of this process: a named task from
@@ -62,14 +70,19 @@ type GoExecutor struct {
 	Location string
 }
 
-// Execute implements Executor.
-func (e GoExecutor) Execute(ctx context.Context, _ string, t Task, job *rdd.Job, lin *rdd.Lineage) (any, error) {
+// Execute implements Executor; the figures are the task context's
+// (rdd.TaskContext.Figures).
+func (e GoExecutor) Execute(ctx context.Context, _ string, t Task, job *rdd.Job, lin *rdd.Lineage) (any, rdd.TaskFigures, error) {
 	tc := rdd.NewTaskContext(ctx, t.Job, t.Stage, t.Partition(), t.Attempt())
 	tc.Remote, tc.Location = e.Remote, e.Location
+	var res any
+	var err error
 	if t.IsMap() || job.Kind.Named() {
-		return lin.Execute(tc, t.Spec)
+		res, err = lin.Execute(tc, t.Spec)
+	} else {
+		res, err = rdd.RunTask(tc, func() (any, error) { return job.Func(tc, t.Partition()) })
 	}
-	return rdd.RunTask(tc, func() (any, error) { return job.Func(tc, t.Partition()) })
+	return res, tc.Figures(), err
 }
 
 // Shell is the scheduler's Core with I/O: it implements rdd.JobRunner, feeds
@@ -382,10 +395,10 @@ func (s *Shell) settle(id int, sj *shellJob, d JobDone) {
 // without speculation) releases it.
 func (s *Shell) run(ctx context.Context, sj *shellJob, cancel context.CancelCauseFunc, t Task, worker string, start time.Time, speculative bool) {
 	defer sj.tasks.Done()
-	res, err := s.exec.Execute(ctx, worker, t, sj.job, sj.lin)
+	res, fig, err := s.exec.Execute(ctx, worker, t, sj.job, sj.lin)
 	now := s.now()
 	if f := s.onTask.Load(); f != nil {
-		report(*f, ctx, cancel != nil, &t, worker, start, speculative, now, err)
+		report(*f, ctx, cancel != nil, &t, worker, start, speculative, now, &fig, err)
 	}
 	s.mu.Lock()
 	if cancel != nil {
@@ -412,12 +425,12 @@ func (s *Shell) abandon(sj *shellJob, id int, now time.Time) {
 	s.settle(id, sj, JobDone{Job: id, Err: sj.ctx.Err()})
 }
 
-// report tells f of an attempt that ended at end with err; killable says
-// the shell could kill it (its context is its own). Out of run, whose frame
-// every task's goroutine may grow its stack for.
-func report(f func(TaskEvent), ctx context.Context, killable bool, t *Task, worker string, start time.Time, speculative bool, end time.Time, err error) {
+// report tells f of an attempt that ended at end, having measured fig, with
+// err; killable says the shell could kill it (its context is its own). Out
+// of run, whose frame every task's goroutine may grow its stack for.
+func report(f func(TaskEvent), ctx context.Context, killable bool, t *Task, worker string, start time.Time, speculative bool, end time.Time, fig *rdd.TaskFigures, err error) {
 	killed := killable && errors.Is(context.Cause(ctx), ErrKilled)
-	f(TaskEvent{Task: *t, Worker: worker, Speculative: speculative, Killed: killed, Start: start, End: end, Err: err})
+	f(TaskEvent{Task: *t, Worker: worker, Speculative: speculative, Killed: killed, Start: start, End: end, Figures: *fig, Err: err})
 }
 
 // Workers returns the slot accounting of every worker, in the order added.

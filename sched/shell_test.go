@@ -26,7 +26,7 @@ type stragglerExec struct {
 	cause   chan error // the straggler's context's cause when it stopped
 }
 
-func (e *stragglerExec) Execute(ctx context.Context, worker string, t Task, _ *rdd.Job, _ *rdd.Lineage) (any, error) {
+func (e *stragglerExec) Execute(ctx context.Context, worker string, t Task, _ *rdd.Job, _ *rdd.Lineage) (any, rdd.TaskFigures, error) {
 	e.mu.Lock()
 	e.calls = append(e.calls, fmt.Sprintf("%d#%d@%s", t.Partition(), t.Attempt(), worker))
 	e.mu.Unlock()
@@ -35,11 +35,11 @@ func (e *stragglerExec) Execute(ctx context.Context, worker string, t Task, _ *r
 		select {
 		case <-ctx.Done():
 			e.cause <- context.Cause(ctx)
-			return nil, ctx.Err()
+			return nil, rdd.NotMeasured, ctx.Err()
 		case <-e.release:
 		}
 	}
-	return fmt.Sprintf("p%d#%d", t.Partition(), t.Attempt()), nil
+	return fmt.Sprintf("p%d#%d", t.Partition(), t.Attempt()), rdd.NotMeasured, nil
 }
 
 func (e *stragglerExec) Calls() []string {

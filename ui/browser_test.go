@@ -338,7 +338,7 @@ func fakeJob(b listener.BatchInfo, job int) []listener.Event {
 	at := func(ms int) time.Time { return b.StartTime.Add(time.Duration(ms) * time.Millisecond) }
 	task := func(stage, part, attempt, from, to int, err error) listener.Event {
 		e := listener.TaskEnded{Time: b.Time, Job: job, Stage: stage, Partition: part, Attempt: attempt, Map: stage == 1, Worker: "local",
-			Start: at(from), End: at(to), Records: int64(10 * (part + 1)), ShuffleReadBytes: -1, ShuffleWriteBytes: -1, Err: err}
+			Start: at(from), End: at(to), Records: int64(10 * (part + 1)), RecordsRead: int64(10 * (part + 1)), ShuffleReadBytes: -1, ShuffleWriteBytes: -1, Err: err}
 		if e.Map {
 			e.ShuffleWriteBytes = int64(1000 * (part + 1))
 		} else {

@@ -96,9 +96,11 @@ type Stage struct {
 	TaskDurationMin    int64 `json:"taskDurationMin"`
 	TaskDurationMedian int64 `json:"taskDurationMedian"`
 	TaskDurationMax    int64 `json:"taskDurationMax"`
-	// Records ("records"), ShuffleReadBytes ("shuffleReadBytes") and
-	// ShuffleWriteBytes ("shuffleWriteBytes") sum its attempts' measures;
-	// null when no attempt measured it.
+	// RecordsRead ("recordsRead"), Records ("records": the records
+	// written), ShuffleReadBytes ("shuffleReadBytes") and ShuffleWriteBytes
+	// ("shuffleWriteBytes") sum its attempts' figures (as in Task); null
+	// when no attempt measured it.
+	RecordsRead       *int64 `json:"recordsRead"`
 	Records           *int64 `json:"records"`
 	ShuffleReadBytes  *int64 `json:"shuffleReadBytes"`
 	ShuffleWriteBytes *int64 `json:"shuffleWriteBytes"`
@@ -125,8 +127,13 @@ type Task struct {
 	LaunchTime string `json:"launchTime"`
 	FinishTime string `json:"finishTime"`
 	Duration   int64  `json:"duration"`
-	// Records ("records"), ShuffleReadBytes ("shuffleReadBytes") and
-	// ShuffleWriteBytes ("shuffleWriteBytes"): null when not measured.
+	// RecordsRead ("recordsRead") is the records the attempt read (from
+	// its sources, stored blocks and shuffle buckets), Records ("records")
+	// those it wrote (a map task: to the shuffle; a result task: handed to
+	// the job's action), ShuffleReadBytes ("shuffleReadBytes") and
+	// ShuffleWriteBytes ("shuffleWriteBytes") the shuffle bytes it read and
+	// wrote (listener.TaskEnded): each null when not measured.
+	RecordsRead       *int64 `json:"recordsRead"`
 	Records           *int64 `json:"records"`
 	ShuffleReadBytes  *int64 `json:"shuffleReadBytes"`
 	ShuffleWriteBytes *int64 `json:"shuffleWriteBytes"`
@@ -140,7 +147,8 @@ type taskRecord struct {
 	job, stage, partition, attempt int32
 	flags                          uint8
 	start, end                     int64 // Unix ns
-	records, shufRead, shufWrite   int64 // -1: not measured
+	read, records                  int64 // records read and written; -1: not measured
+	shufRead, shufWrite            int64 // -1: not measured
 	worker                         string
 	failure                        string
 }
@@ -196,7 +204,7 @@ func (p *Progress) onTask(e *listener.TaskEnded) {
 		p.evictTasks(b)
 	}
 	r := taskRecord{job: int32(e.Job), stage: int32(e.Stage), partition: int32(e.Partition), attempt: int32(e.Attempt),
-		start: e.Start.UnixNano(), end: e.End.UnixNano(), records: e.Records, shufRead: e.ShuffleReadBytes, shufWrite: e.ShuffleWriteBytes, worker: e.Worker}
+		start: e.Start.UnixNano(), end: e.End.UnixNano(), read: e.RecordsRead, records: e.Records, shufRead: e.ShuffleReadBytes, shufWrite: e.ShuffleWriteBytes, worker: e.Worker}
 	if e.Map {
 		r.flags |= taskMap
 	}
@@ -328,7 +336,7 @@ func stageView(ts []taskRecord) Stage {
 	}
 	first, last := ts[0].start, ts[0].end
 	durs := make([]int64, len(ts))
-	var records, read, write *int64
+	var recsRead, records, read, write *int64
 	sum := func(acc **int64, v int64) {
 		if v < 0 {
 			return
@@ -350,7 +358,7 @@ func stageView(ts []taskRecord) Stage {
 		durs[i] = d
 		t := Task{Partition: int(r.partition), Attempt: int(r.attempt), Worker: r.worker, Speculative: r.flags&taskSpeculative != 0,
 			Status: "succeeded", LaunchTime: stamp(time.Unix(0, r.start)), FinishTime: stamp(time.Unix(0, r.end)), Duration: d,
-			Records: measure(r.records), ShuffleReadBytes: measure(r.shufRead), ShuffleWriteBytes: measure(r.shufWrite)}
+			RecordsRead: measure(r.read), Records: measure(r.records), ShuffleReadBytes: measure(r.shufRead), ShuffleWriteBytes: measure(r.shufWrite)}
 		if r.flags&taskFailed != 0 {
 			t.Status, t.FailureReason = "failed", ptr(r.failure)
 			st.NumFailedTasks++
@@ -358,6 +366,7 @@ func stageView(ts []taskRecord) Stage {
 		if t.Speculative {
 			st.NumSpeculativeTasks++
 		}
+		sum(&recsRead, r.read)
 		sum(&records, r.records)
 		sum(&read, r.shufRead)
 		sum(&write, r.shufWrite)
@@ -371,7 +380,7 @@ func stageView(ts []taskRecord) Stage {
 	st.FirstLaunchTime, st.LastFinishTime = stamp(time.Unix(0, first)), stamp(time.Unix(0, last))
 	st.Duration = time.Duration(last - first).Milliseconds()
 	st.TaskDurationMin, st.TaskDurationMedian, st.TaskDurationMax = durs[0], durs[len(durs)/2], durs[len(durs)-1]
-	st.Records, st.ShuffleReadBytes, st.ShuffleWriteBytes = records, read, write
+	st.RecordsRead, st.Records, st.ShuffleReadBytes, st.ShuffleWriteBytes = recsRead, records, read, write
 	return st
 }
 

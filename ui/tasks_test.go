@@ -8,13 +8,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/dstreamtest"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
+	"github.com/dstream/dstream/sched"
+	"github.com/dstream/dstream/shuffle"
 	"github.com/dstream/dstream/ui"
 )
 
@@ -22,7 +26,7 @@ import (
 // ms+start to ms+end (milliseconds), with nothing measured.
 func taskAt(ms int64, job, stage, part int, start, end int64) listener.TaskEnded {
 	return listener.TaskEnded{Time: time.UnixMilli(ms), Job: job, Stage: stage, Partition: part, Worker: "local",
-		Start: time.UnixMilli(ms + start), End: time.UnixMilli(ms + end), Records: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1}
+		Start: time.UnixMilli(ms + start), End: time.UnixMilli(ms + end), Records: -1, RecordsRead: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1}
 }
 
 // TestTasksEndpoint: the job and task events of a batch (posted here as the
@@ -42,7 +46,7 @@ func TestTasksEndpoint(t *testing.T) {
 	at := func(d int64) time.Time { return time.UnixMilli(t1 + d) }
 	mapTask := func(part int, worker string, start, end, records, write int64) listener.TaskEnded {
 		e := taskAt(t1, 7, 1, part, start, end)
-		e.Map, e.Worker, e.Records, e.ShuffleWriteBytes = true, worker, records, write
+		e.Map, e.Worker, e.RecordsRead, e.Records, e.ShuffleWriteBytes = true, worker, records, records, write
 		return e
 	}
 	p.OnEvent(listener.JobStarted{Time: time.UnixMilli(t1), OutputOp: 0, Job: 7, Name: "count", Start: at(0)})
@@ -52,7 +56,7 @@ func TestTasksEndpoint(t *testing.T) {
 	failed.Err, failed.Worker = errors.New("fetch failed"), "w2"
 	p.OnEvent(failed)
 	retry := taskAt(t1, 7, 0, 0, 46, 50)
-	retry.Attempt, retry.Speculative, retry.Records, retry.ShuffleReadBytes = 1, true, 30, 3000
+	retry.Attempt, retry.Speculative, retry.RecordsRead, retry.Records, retry.ShuffleReadBytes = 1, true, 30, 30, 3000
 	p.OnEvent(retry)
 	p.OnEvent(listener.JobEnded{Time: time.UnixMilli(t1), OutputOp: 0, Job: 7, Name: "count", Start: at(0), End: at(52)})
 	p.OnEvent(taskAt(t1, 9, 0, 0, 60, 61)) // a job whose events were dropped
@@ -68,26 +72,26 @@ func TestTasksEndpoint(t *testing.T) {
 	       {"stageId": 0, "kind": "result", "numTasks": 2, "numFailedTasks": 1, "numSpeculativeTasks": 1,
 	        "firstLaunchTime": "2023-11-14T22:13:21.040Z", "lastFinishTime": "2023-11-14T22:13:21.050Z", "duration": 10,
 	        "taskDurationMin": 4, "taskDurationMedian": 5, "taskDurationMax": 5,
-	        "records": 30, "shuffleReadBytes": 3000, "shuffleWriteBytes": null, "workers": ["local", "w2"],
+	        "recordsRead": 30, "records": 30, "shuffleReadBytes": 3000, "shuffleWriteBytes": null, "workers": ["local", "w2"],
 	        "tasks": [
 	          {"partition": 0, "attempt": 0, "worker": "w2", "speculative": false, "status": "failed",
 	           "launchTime": "2023-11-14T22:13:21.040Z", "finishTime": "2023-11-14T22:13:21.045Z", "duration": 5,
-	           "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "failureReason": "fetch failed"},
+	           "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "failureReason": "fetch failed"},
 	          {"partition": 0, "attempt": 1, "worker": "local", "speculative": true, "status": "succeeded",
 	           "launchTime": "2023-11-14T22:13:21.046Z", "finishTime": "2023-11-14T22:13:21.050Z", "duration": 4,
-	           "records": 30, "shuffleReadBytes": 3000, "shuffleWriteBytes": null, "failureReason": null}
+	           "recordsRead": 30, "records": 30, "shuffleReadBytes": 3000, "shuffleWriteBytes": null, "failureReason": null}
 	        ]},
 	       {"stageId": 1, "kind": "map", "numTasks": 2, "numFailedTasks": 0, "numSpeculativeTasks": 0,
 	        "firstLaunchTime": "2023-11-14T22:13:21.001Z", "lastFinishTime": "2023-11-14T22:13:21.031Z", "duration": 30,
 	        "taskDurationMin": 10, "taskDurationMedian": 30, "taskDurationMax": 30,
-	        "records": 30, "shuffleReadBytes": null, "shuffleWriteBytes": 3000, "workers": ["w1", "w2"],
+	        "recordsRead": 30, "records": 30, "shuffleReadBytes": null, "shuffleWriteBytes": 3000, "workers": ["w1", "w2"],
 	        "tasks": [
 	          {"partition": 0, "attempt": 0, "worker": "w1", "speculative": false, "status": "succeeded",
 	           "launchTime": "2023-11-14T22:13:21.001Z", "finishTime": "2023-11-14T22:13:21.011Z", "duration": 10,
-	           "records": 10, "shuffleReadBytes": null, "shuffleWriteBytes": 1000, "failureReason": null},
+	           "recordsRead": 10, "records": 10, "shuffleReadBytes": null, "shuffleWriteBytes": 1000, "failureReason": null},
 	          {"partition": 1, "attempt": 0, "worker": "w2", "speculative": false, "status": "succeeded",
 	           "launchTime": "2023-11-14T22:13:21.001Z", "finishTime": "2023-11-14T22:13:21.031Z", "duration": 30,
-	           "records": 20, "shuffleReadBytes": null, "shuffleWriteBytes": 2000, "failureReason": null}
+	           "recordsRead": 20, "records": 20, "shuffleReadBytes": null, "shuffleWriteBytes": 2000, "failureReason": null}
 	        ]}
 	     ]},
 	    {"jobId": 8, "name": "foreachRDD", "outputOpId": 1, "status": "running",
@@ -100,11 +104,11 @@ func TestTasksEndpoint(t *testing.T) {
 	       {"stageId": 0, "kind": "result", "numTasks": 1, "numFailedTasks": 0, "numSpeculativeTasks": 0,
 	        "firstLaunchTime": "2023-11-14T22:13:21.060Z", "lastFinishTime": "2023-11-14T22:13:21.061Z", "duration": 1,
 	        "taskDurationMin": 1, "taskDurationMedian": 1, "taskDurationMax": 1,
-	        "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "workers": ["local"],
+	        "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "workers": ["local"],
 	        "tasks": [
 	          {"partition": 0, "attempt": 0, "worker": "local", "speculative": false, "status": "succeeded",
 	           "launchTime": "2023-11-14T22:13:21.060Z", "finishTime": "2023-11-14T22:13:21.061Z", "duration": 1,
-	           "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "failureReason": null}
+	           "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "failureReason": null}
 	        ]}
 	     ]}
 	  ]}`)
@@ -119,6 +123,81 @@ func TestTasksEndpoint(t *testing.T) {
 	f.expect(t, "/api/v1/batches/x/tasks", 400, `{"error": "malformed batch time \"x\": want the interval time in Unix milliseconds (a batchId)"}`)
 	if code, _, hdr := request(t, http.MethodPost, f.url+fmt.Sprint("/api/v1/batches/", t1, "/tasks")); code != 405 || hdr.Get("Allow") != "GET, HEAD" {
 		t.Errorf("POST tasks: %d", code)
+	}
+}
+
+// TestTasksEndpointFigures: the figures the tasks of a real job measured (a
+// shuffle of 1000 records from 4 map partitions into 3 reduce partitions,
+// run by a local scheduler, its task events posted for batch 1 as the
+// engine posts them) come back for every task, and summed per stage.
+func TestTasksEndpointFigures(t *testing.T) {
+	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) {
+		dstream.ForeachRDD(in, func(context.Context, *rdd.Dataset[string], time.Time) error { return nil })
+	})
+	f.h.Input.Push("a")
+	f.tick(t)
+
+	var mu sync.Mutex
+	var events []sched.TaskEvent
+	bs := block.New(block.Options{})
+	rc, err := rdd.NewContext(rdd.Config{Blocks: bs, Shuffles: shuffle.New(bs), Runner: sched.NewLocal(sched.LocalConfig{Slots: 2,
+		OnTask: func(e sched.TaskEvent) { mu.Lock(); events = append(events, e); mu.Unlock() }})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := make([]int, 1000)
+	for i := range keys {
+		keys[i] = i
+	}
+	pairs := rdd.Map(rdd.Parallelize(rc, keys, 4), func(i int) rdd.Pair[int, int] { return rdd.KV(i, i) })
+	if n, err := rdd.PartitionBy(pairs, rdd.Partitioner[int](rdd.NewHashPartitioner[int](3))).Count(t.Context()); err != nil || n != 1000 {
+		t.Fatalf("count = %d, %v", n, err)
+	}
+	p := f.srv.Progress()
+	mu.Lock()
+	for _, e := range events {
+		p.OnEvent(listener.TaskEnded{Time: time.UnixMilli(t1), Job: 100 + e.Task.Job, Stage: e.Task.Stage, Partition: e.Task.Partition(),
+			Attempt: e.Task.Attempt(), Map: e.Task.IsMap(), Worker: e.Worker, Start: e.Start, End: e.End,
+			Records: e.Figures.RecordsWritten, RecordsRead: e.Figures.RecordsRead,
+			ShuffleReadBytes: e.Figures.ShuffleReadBytes, ShuffleWriteBytes: e.Figures.ShuffleWriteBytes, Err: e.Err})
+	}
+	mu.Unlock()
+
+	code, body, _ := request(t, http.MethodGet, f.url+fmt.Sprint("/api/v1/batches/", t1, "/tasks"))
+	var bt ui.BatchTasks
+	if err := json.Unmarshal([]byte(body), &bt); code != 200 || err != nil {
+		t.Fatalf("GET tasks: %d, %v\n%s", code, err, body)
+	}
+	if len(bt.Jobs) != 1 || len(bt.Jobs[0].Stages) != 2 {
+		t.Fatalf("want one job of two stages:\n%s", body)
+	}
+	value := func(v *int64) string {
+		if v == nil {
+			return "null"
+		}
+		if *v > 1000 {
+			return ">1000"
+		}
+		return fmt.Sprint(*v)
+	}
+	for _, st := range bt.Jobs[0].Stages {
+		got := fmt.Sprintf("%s: %d tasks, read %s, wrote %s, shuffle read %s, written %s", st.Kind, st.NumTasks,
+			value(st.RecordsRead), value(st.Records), value(st.ShuffleReadBytes), value(st.ShuffleWriteBytes))
+		want := map[string]string{
+			"map":    "map: 4 tasks, read 1000, wrote 1000, shuffle read 0, written >1000",
+			"result": "result: 3 tasks, read 1000, wrote 1000, shuffle read >1000, written 0",
+		}[st.Kind]
+		if got != want {
+			t.Errorf("stage %d: %s, want %s", st.StageID, got, want)
+		}
+		for _, tk := range st.Tasks {
+			if tk.RecordsRead == nil || tk.Records == nil || tk.ShuffleReadBytes == nil || tk.ShuffleWriteBytes == nil || *tk.Records == 0 {
+				t.Errorf("stage %d task %d: figures not measured:\n%s", st.StageID, tk.Partition, body)
+			}
+		}
+	}
+	if st := bt.Jobs[0].Stages; st[0].ShuffleReadBytes != nil && st[1].ShuffleWriteBytes != nil && *st[0].ShuffleReadBytes != *st[1].ShuffleWriteBytes {
+		t.Errorf("shuffle bytes read %d, written %d: local[N] reads every bucket it wrote, once", *st[0].ShuffleReadBytes, *st[1].ShuffleWriteBytes)
 	}
 }
 

@@ -307,7 +307,11 @@ type RunTaskResponse struct {
 	// The result, encoded by the result kind's codec (empty for map tasks).
 	Result []byte `protobuf:"bytes,1,opt,name=result,proto3" json:"result,omitempty"`
 	// Set when the task failed.
-	Failure       *TaskFailure `protobuf:"bytes,2,opt,name=failure,proto3" json:"failure,omitempty"`
+	Failure *TaskFailure `protobuf:"bytes,2,opt,name=failure,proto3" json:"failure,omitempty"`
+	// What the task measured of its work, whether it succeeded or failed.
+	// Absent when the worker measured nothing (it could not run the task,
+	// or predates figures): the master then reports them as not measured.
+	Figures       *TaskFigures `protobuf:"bytes,3,opt,name=figures,proto3" json:"figures,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -356,6 +360,83 @@ func (x *RunTaskResponse) GetFailure() *TaskFailure {
 	return nil
 }
 
+func (x *RunTaskResponse) GetFigures() *TaskFigures {
+	if x != nil {
+		return x.Figures
+	}
+	return nil
+}
+
+// TaskFigures mirrors rdd.TaskFigures: the records and shuffle bytes one
+// task attempt read and wrote; -1 for a figure not measured.
+type TaskFigures struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	RecordsRead       int64                  `protobuf:"varint,1,opt,name=records_read,json=recordsRead,proto3" json:"records_read,omitempty"`
+	RecordsWritten    int64                  `protobuf:"varint,2,opt,name=records_written,json=recordsWritten,proto3" json:"records_written,omitempty"`
+	ShuffleReadBytes  int64                  `protobuf:"varint,3,opt,name=shuffle_read_bytes,json=shuffleReadBytes,proto3" json:"shuffle_read_bytes,omitempty"`
+	ShuffleWriteBytes int64                  `protobuf:"varint,4,opt,name=shuffle_write_bytes,json=shuffleWriteBytes,proto3" json:"shuffle_write_bytes,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *TaskFigures) Reset() {
+	*x = TaskFigures{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *TaskFigures) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*TaskFigures) ProtoMessage() {}
+
+func (x *TaskFigures) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use TaskFigures.ProtoReflect.Descriptor instead.
+func (*TaskFigures) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *TaskFigures) GetRecordsRead() int64 {
+	if x != nil {
+		return x.RecordsRead
+	}
+	return 0
+}
+
+func (x *TaskFigures) GetRecordsWritten() int64 {
+	if x != nil {
+		return x.RecordsWritten
+	}
+	return 0
+}
+
+func (x *TaskFigures) GetShuffleReadBytes() int64 {
+	if x != nil {
+		return x.ShuffleReadBytes
+	}
+	return 0
+}
+
+func (x *TaskFigures) GetShuffleWriteBytes() int64 {
+	if x != nil {
+		return x.ShuffleWriteBytes
+	}
+	return 0
+}
+
 type FetchBucketRequest struct {
 	state           protoimpl.MessageState `protogen:"open.v1"`
 	Shuffle         *DatasetID             `protobuf:"bytes,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
@@ -367,7 +448,7 @@ type FetchBucketRequest struct {
 
 func (x *FetchBucketRequest) Reset() {
 	*x = FetchBucketRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -379,7 +460,7 @@ func (x *FetchBucketRequest) String() string {
 func (*FetchBucketRequest) ProtoMessage() {}
 
 func (x *FetchBucketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -392,7 +473,7 @@ func (x *FetchBucketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBucketRequest.ProtoReflect.Descriptor instead.
 func (*FetchBucketRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *FetchBucketRequest) GetShuffle() *DatasetID {
@@ -425,7 +506,7 @@ type FetchBlockRequest struct {
 
 func (x *FetchBlockRequest) Reset() {
 	*x = FetchBlockRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -437,7 +518,7 @@ func (x *FetchBlockRequest) String() string {
 func (*FetchBlockRequest) ProtoMessage() {}
 
 func (x *FetchBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -450,7 +531,7 @@ func (x *FetchBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlockRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FetchBlockRequest) GetKey() string {
@@ -469,7 +550,7 @@ type FetchBucketResponse struct {
 
 func (x *FetchBucketResponse) Reset() {
 	*x = FetchBucketResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -481,7 +562,7 @@ func (x *FetchBucketResponse) String() string {
 func (*FetchBucketResponse) ProtoMessage() {}
 
 func (x *FetchBucketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -494,7 +575,7 @@ func (x *FetchBucketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBucketResponse.ProtoReflect.Descriptor instead.
 func (*FetchBucketResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FetchBucketResponse) GetData() []byte {
@@ -513,7 +594,7 @@ type FetchBlockResponse struct {
 
 func (x *FetchBlockResponse) Reset() {
 	*x = FetchBlockResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -525,7 +606,7 @@ func (x *FetchBlockResponse) String() string {
 func (*FetchBlockResponse) ProtoMessage() {}
 
 func (x *FetchBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -538,7 +619,7 @@ func (x *FetchBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlockResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FetchBlockResponse) GetData() []byte {
@@ -563,7 +644,7 @@ type PutBlockRequest struct {
 
 func (x *PutBlockRequest) Reset() {
 	*x = PutBlockRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -575,7 +656,7 @@ func (x *PutBlockRequest) String() string {
 func (*PutBlockRequest) ProtoMessage() {}
 
 func (x *PutBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -588,7 +669,7 @@ func (x *PutBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlockRequest.ProtoReflect.Descriptor instead.
 func (*PutBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *PutBlockRequest) GetKey() string {
@@ -627,7 +708,7 @@ type PutBlockResponse struct {
 
 func (x *PutBlockResponse) Reset() {
 	*x = PutBlockResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -639,7 +720,7 @@ func (x *PutBlockResponse) String() string {
 func (*PutBlockResponse) ProtoMessage() {}
 
 func (x *PutBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -652,7 +733,7 @@ func (x *PutBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlockResponse.ProtoReflect.Descriptor instead.
 func (*PutBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 type StartReceiverRequest struct {
@@ -666,7 +747,7 @@ type StartReceiverRequest struct {
 
 func (x *StartReceiverRequest) Reset() {
 	*x = StartReceiverRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -678,7 +759,7 @@ func (x *StartReceiverRequest) String() string {
 func (*StartReceiverRequest) ProtoMessage() {}
 
 func (x *StartReceiverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -691,7 +772,7 @@ func (x *StartReceiverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReceiverRequest.ProtoReflect.Descriptor instead.
 func (*StartReceiverRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StartReceiverRequest) GetStream() int32 {
@@ -718,7 +799,7 @@ type StartReceiverResponse struct {
 
 func (x *StartReceiverResponse) Reset() {
 	*x = StartReceiverResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -730,7 +811,7 @@ func (x *StartReceiverResponse) String() string {
 func (*StartReceiverResponse) ProtoMessage() {}
 
 func (x *StartReceiverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -743,7 +824,7 @@ func (x *StartReceiverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReceiverResponse.ProtoReflect.Descriptor instead.
 func (*StartReceiverResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartReceiverResponse) GetAddress() string {
@@ -765,7 +846,7 @@ type StopReceiverRequest struct {
 
 func (x *StopReceiverRequest) Reset() {
 	*x = StopReceiverRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -777,7 +858,7 @@ func (x *StopReceiverRequest) String() string {
 func (*StopReceiverRequest) ProtoMessage() {}
 
 func (x *StopReceiverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -790,7 +871,7 @@ func (x *StopReceiverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopReceiverRequest.ProtoReflect.Descriptor instead.
 func (*StopReceiverRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StopReceiverRequest) GetStream() int32 {
@@ -817,7 +898,7 @@ type StopReceiverResponse struct {
 
 func (x *StopReceiverResponse) Reset() {
 	*x = StopReceiverResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -829,7 +910,7 @@ func (x *StopReceiverResponse) String() string {
 func (*StopReceiverResponse) ProtoMessage() {}
 
 func (x *StopReceiverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -842,7 +923,7 @@ func (x *StopReceiverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopReceiverResponse.ProtoReflect.Descriptor instead.
 func (*StopReceiverResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StopReceiverResponse) GetRecords() int64 {
@@ -863,7 +944,7 @@ type SetReceiverRateRequest struct {
 
 func (x *SetReceiverRateRequest) Reset() {
 	*x = SetReceiverRateRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -875,7 +956,7 @@ func (x *SetReceiverRateRequest) String() string {
 func (*SetReceiverRateRequest) ProtoMessage() {}
 
 func (x *SetReceiverRateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -888,7 +969,7 @@ func (x *SetReceiverRateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReceiverRateRequest.ProtoReflect.Descriptor instead.
 func (*SetReceiverRateRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SetReceiverRateRequest) GetStream() int32 {
@@ -913,7 +994,7 @@ type SetReceiverRateResponse struct {
 
 func (x *SetReceiverRateResponse) Reset() {
 	*x = SetReceiverRateResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -925,7 +1006,7 @@ func (x *SetReceiverRateResponse) String() string {
 func (*SetReceiverRateResponse) ProtoMessage() {}
 
 func (x *SetReceiverRateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -938,7 +1019,7 @@ func (x *SetReceiverRateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReceiverRateResponse.ProtoReflect.Descriptor instead.
 func (*SetReceiverRateResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 var File_dstream_cluster_v1_peer_proto protoreflect.FileDescriptor
@@ -968,10 +1049,16 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\ffetch_failed\x18\x05 \x01(\bR\vfetchFailed\x12\x1d\n" +
 	"\n" +
 	"fetch_from\x18\x06 \x01(\tR\tfetchFrom\x12 \n" +
-	"\vunreachable\x18\a \x01(\bR\vunreachable\"d\n" +
+	"\vunreachable\x18\a \x01(\bR\vunreachable\"\x9f\x01\n" +
 	"\x0fRunTaskResponse\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\fR\x06result\x129\n" +
-	"\afailure\x18\x02 \x01(\v2\x1f.dstream.cluster.v1.TaskFailureR\afailure\"\x9d\x01\n" +
+	"\afailure\x18\x02 \x01(\v2\x1f.dstream.cluster.v1.TaskFailureR\afailure\x129\n" +
+	"\afigures\x18\x03 \x01(\v2\x1f.dstream.cluster.v1.TaskFiguresR\afigures\"\xb7\x01\n" +
+	"\vTaskFigures\x12!\n" +
+	"\frecords_read\x18\x01 \x01(\x03R\vrecordsRead\x12'\n" +
+	"\x0frecords_written\x18\x02 \x01(\x03R\x0erecordsWritten\x12,\n" +
+	"\x12shuffle_read_bytes\x18\x03 \x01(\x03R\x10shuffleReadBytes\x12.\n" +
+	"\x13shuffle_write_bytes\x18\x04 \x01(\x03R\x11shuffleWriteBytes\"\x9d\x01\n" +
 	"\x12FetchBucketRequest\x127\n" +
 	"\ashuffle\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\ashuffle\x12#\n" +
 	"\rmap_partition\x18\x02 \x01(\x05R\fmapPartition\x12)\n" +
@@ -1024,51 +1111,53 @@ func file_dstream_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_peer_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
+var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
 var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*DatasetID)(nil),               // 0: dstream.cluster.v1.DatasetID
 	(*MapOutputs)(nil),              // 1: dstream.cluster.v1.MapOutputs
 	(*RunTaskRequest)(nil),          // 2: dstream.cluster.v1.RunTaskRequest
 	(*TaskFailure)(nil),             // 3: dstream.cluster.v1.TaskFailure
 	(*RunTaskResponse)(nil),         // 4: dstream.cluster.v1.RunTaskResponse
-	(*FetchBucketRequest)(nil),      // 5: dstream.cluster.v1.FetchBucketRequest
-	(*FetchBlockRequest)(nil),       // 6: dstream.cluster.v1.FetchBlockRequest
-	(*FetchBucketResponse)(nil),     // 7: dstream.cluster.v1.FetchBucketResponse
-	(*FetchBlockResponse)(nil),      // 8: dstream.cluster.v1.FetchBlockResponse
-	(*PutBlockRequest)(nil),         // 9: dstream.cluster.v1.PutBlockRequest
-	(*PutBlockResponse)(nil),        // 10: dstream.cluster.v1.PutBlockResponse
-	(*StartReceiverRequest)(nil),    // 11: dstream.cluster.v1.StartReceiverRequest
-	(*StartReceiverResponse)(nil),   // 12: dstream.cluster.v1.StartReceiverResponse
-	(*StopReceiverRequest)(nil),     // 13: dstream.cluster.v1.StopReceiverRequest
-	(*StopReceiverResponse)(nil),    // 14: dstream.cluster.v1.StopReceiverResponse
-	(*SetReceiverRateRequest)(nil),  // 15: dstream.cluster.v1.SetReceiverRateRequest
-	(*SetReceiverRateResponse)(nil), // 16: dstream.cluster.v1.SetReceiverRateResponse
+	(*TaskFigures)(nil),             // 5: dstream.cluster.v1.TaskFigures
+	(*FetchBucketRequest)(nil),      // 6: dstream.cluster.v1.FetchBucketRequest
+	(*FetchBlockRequest)(nil),       // 7: dstream.cluster.v1.FetchBlockRequest
+	(*FetchBucketResponse)(nil),     // 8: dstream.cluster.v1.FetchBucketResponse
+	(*FetchBlockResponse)(nil),      // 9: dstream.cluster.v1.FetchBlockResponse
+	(*PutBlockRequest)(nil),         // 10: dstream.cluster.v1.PutBlockRequest
+	(*PutBlockResponse)(nil),        // 11: dstream.cluster.v1.PutBlockResponse
+	(*StartReceiverRequest)(nil),    // 12: dstream.cluster.v1.StartReceiverRequest
+	(*StartReceiverResponse)(nil),   // 13: dstream.cluster.v1.StartReceiverResponse
+	(*StopReceiverRequest)(nil),     // 14: dstream.cluster.v1.StopReceiverRequest
+	(*StopReceiverResponse)(nil),    // 15: dstream.cluster.v1.StopReceiverResponse
+	(*SetReceiverRateRequest)(nil),  // 16: dstream.cluster.v1.SetReceiverRateRequest
+	(*SetReceiverRateResponse)(nil), // 17: dstream.cluster.v1.SetReceiverRateResponse
 }
 var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	0,  // 0: dstream.cluster.v1.MapOutputs.shuffle:type_name -> dstream.cluster.v1.DatasetID
 	1,  // 1: dstream.cluster.v1.RunTaskRequest.map_outputs:type_name -> dstream.cluster.v1.MapOutputs
 	0,  // 2: dstream.cluster.v1.TaskFailure.shuffle:type_name -> dstream.cluster.v1.DatasetID
 	3,  // 3: dstream.cluster.v1.RunTaskResponse.failure:type_name -> dstream.cluster.v1.TaskFailure
-	0,  // 4: dstream.cluster.v1.FetchBucketRequest.shuffle:type_name -> dstream.cluster.v1.DatasetID
-	2,  // 5: dstream.cluster.v1.Peer.RunTask:input_type -> dstream.cluster.v1.RunTaskRequest
-	5,  // 6: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
-	6,  // 7: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
-	9,  // 8: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
-	11, // 9: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
-	13, // 10: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
-	15, // 11: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
-	4,  // 12: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
-	7,  // 13: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
-	8,  // 14: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
-	10, // 15: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
-	12, // 16: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
-	14, // 17: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
-	16, // 18: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
-	12, // [12:19] is the sub-list for method output_type
-	5,  // [5:12] is the sub-list for method input_type
-	5,  // [5:5] is the sub-list for extension type_name
-	5,  // [5:5] is the sub-list for extension extendee
-	0,  // [0:5] is the sub-list for field type_name
+	5,  // 4: dstream.cluster.v1.RunTaskResponse.figures:type_name -> dstream.cluster.v1.TaskFigures
+	0,  // 5: dstream.cluster.v1.FetchBucketRequest.shuffle:type_name -> dstream.cluster.v1.DatasetID
+	2,  // 6: dstream.cluster.v1.Peer.RunTask:input_type -> dstream.cluster.v1.RunTaskRequest
+	6,  // 7: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
+	7,  // 8: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
+	10, // 9: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
+	12, // 10: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
+	14, // 11: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
+	16, // 12: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
+	4,  // 13: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
+	8,  // 14: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
+	9,  // 15: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
+	11, // 16: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
+	13, // 17: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
+	15, // 18: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
+	17, // 19: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
+	13, // [13:20] is the sub-list for method output_type
+	6,  // [6:13] is the sub-list for method input_type
+	6,  // [6:6] is the sub-list for extension type_name
+	6,  // [6:6] is the sub-list for extension extendee
+	0,  // [0:6] is the sub-list for field type_name
 }
 
 func init() { file_dstream_cluster_v1_peer_proto_init() }
@@ -1082,7 +1171,7 @@ func file_dstream_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_peer_proto_rawDesc), len(file_dstream_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   17,
+			NumMessages:   18,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

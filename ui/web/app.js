@@ -418,14 +418,15 @@
     const box = el('div', { class: 'job', 'data-job': j.jobId }, head);
     if (j.failureReason) box.append(el('pre', { class: 'error', text: j.failureReason }));
     box.append(table('stages-' + j.jobId,
-      ['Stage', 'Kind', 'Tasks', 'Failed', 'Duration', 'Task time min / median / max', 'Records', 'Shuffle read', 'Shuffle write', 'Workers'],
+      ['Stage', 'Kind', 'Tasks', 'Failed', 'Duration', 'Task time min / median / max', 'Records read', 'Records written', 'Shuffle read', 'Shuffle write', 'Workers'],
       j.stages.map(function (s) {
         return el('tr', {},
           el('td', { class: 'n', text: String(s.stageId) }), el('td', { text: s.kind }),
           el('td', { class: 'n', text: String(s.numTasks) + (s.numSpeculativeTasks ? ' (' + s.numSpeculativeTasks + ' speculative)' : '') }),
           el('td', { class: 'n', text: String(s.numFailedTasks) }), el('td', { class: 'n', text: dur(s.duration) }),
           el('td', { class: 'n', text: dur(s.taskDurationMin) + ' / ' + dur(s.taskDurationMedian) + ' / ' + dur(s.taskDurationMax) }),
-          el('td', { class: 'n', text: num(s.records) }), el('td', { class: 'n', text: bytes(s.shuffleReadBytes) }),
+          el('td', { class: 'n', text: num(s.recordsRead) }), el('td', { class: 'n', text: num(s.records) }),
+          el('td', { class: 'n', text: bytes(s.shuffleReadBytes) }),
           el('td', { class: 'n', text: bytes(s.shuffleWriteBytes) }), el('td', { text: s.workers.join(', ') }));
       }), 'No task reported.'));
     for (const s of j.stages) box.append(stageTasks(j, s));
@@ -447,12 +448,13 @@
           el('td', { class: 'n', text: String(t.partition) }), el('td', { class: 'n', text: String(t.attempt) + (t.speculative ? ' (spec.)' : '') }),
           el('td', { text: t.worker }), el('td', {}, el('span', { class: 'pill ' + t.status, text: t.status })),
           el('td', { text: clock(Date.parse(t.launchTime)) }), el('td', { class: 'n', text: dur(t.duration) }),
-          el('td', { class: 'n', text: num(t.records) }), el('td', { class: 'n', text: bytes(t.shuffleReadBytes) }),
+          el('td', { class: 'n', text: num(t.recordsRead) }), el('td', { class: 'n', text: num(t.records) }),
+          el('td', { class: 'n', text: bytes(t.shuffleReadBytes) }),
           el('td', { class: 'n', text: bytes(t.shuffleWriteBytes) }),
           el('td', {}, t.failureReason ? el('pre', { class: 'error', text: t.failureReason }) : ''));
       });
       d.append(table('tasks-' + j.jobId + '-' + s.stageId,
-        ['Partition', 'Attempt', 'Worker', 'Status', 'Launched', 'Duration', 'Records', 'Shuffle read', 'Shuffle write', 'Error'], rows, 'No task.'));
+        ['Partition', 'Attempt', 'Worker', 'Status', 'Launched', 'Duration', 'Records read', 'Records written', 'Shuffle read', 'Shuffle write', 'Error'], rows, 'No task.'));
       if (s.tasks.length > TASK_ROWS) d.append(el('p', { class: 'muted', text: 'The first ' + TASK_ROWS + ' of ' + s.tasks.length + ' attempts are shown; the API has them all.' }));
     };
     d.append(el('summary', { text: 'Stage ' + s.stageId + ' (' + s.kind + '): ' + s.tasks.length + ' task attempts' }));
