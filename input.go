@@ -2,7 +2,6 @@ package dstream
 
 import (
 	"fmt"
-	"iter"
 	"sync"
 	"time"
 
@@ -98,14 +97,6 @@ func GeneratedStream[T any](c *Context, name string, gen func(t time.Time) [][]T
 		if len(parts) == 0 {
 			return rdd.Empty[T](c.rctx()), nil
 		}
-		return rdd.FromFunc(c.rctx(), name, len(parts), func(tc *rdd.TaskContext, p int) iter.Seq[T] {
-			return func(yield func(T) bool) {
-				for _, x := range parts[p] {
-					if !yield(x) {
-						return
-					}
-				}
-			}
-		}), nil
+		return rdd.FromPartitions(c.rctx(), name, parts), nil
 	})
 }

@@ -121,6 +121,16 @@ func FromFunc[T any](c *Context, name string, parts int, compute func(tc *TaskCo
 	})
 }
 
+// FromSliceFunc is FromFunc for a source that holds each partition's
+// records whole (a stored block, a generated slice): compute returns
+// partition p's records when the task reads it, and they are counted as read
+// once per partition, not per record.
+func FromSliceFunc[T any](c *Context, name string, parts int, compute func(tc *TaskContext, p int) []T) *Dataset[T] {
+	return newDataset(c, name, parts, func(tc *TaskContext, p int) iter.Seq[T] {
+		return func(yield func(T) bool) { sliceSeq(tc, compute(tc, p))(yield) }
+	})
+}
+
 // sliceSeq yields xs, the records of a stored or given partition, and counts
 // those it yielded as read when it returns (or a failure unwinds it): in
 // the task's context once, not per record.

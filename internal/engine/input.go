@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"iter"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -51,14 +50,8 @@ func BlocksDataset[T any](c *Engine, stream int32, blocks []received.Block) *rdd
 		keys[i], locs[i] = b.Key, b.Locations
 	}
 	what := fmt.Sprintf("input of stream %d", stream)
-	ds := rdd.FromFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) iter.Seq[T] {
-		return func(yield func(T) bool) {
-			for _, rec := range readInput[T](tc, c, stream, keys[p], locs[p], what) {
-				if !yield(rec) {
-					return
-				}
-			}
-		}
+	ds := rdd.FromSliceFunc(c.rctx, "input", len(keys), func(tc *rdd.TaskContext, p int) []T {
+		return readInput[T](tc, c, stream, keys[p], locs[p], what)
 	})
 	if c.cluster != nil || c.worker != nil {
 		ds.SetLocations(func(p int) []string { return locs[p] })

@@ -23,7 +23,8 @@ func (c *Engine) observeScheduler() {
 			Time: intervalOf(e.Task.Spec.Dataset.Time), Job: e.Task.Job, Stage: e.Task.Stage,
 			Partition: e.Task.Partition(), Attempt: e.Task.Attempt(), Map: e.Task.IsMap(),
 			Speculative: e.Speculative, Worker: e.Worker, Start: e.Start, End: e.End,
-			Records: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1, Err: e.Err,
+			Records: e.Figures.RecordsWritten, RecordsRead: e.Figures.RecordsRead,
+			ShuffleReadBytes: e.Figures.ShuffleReadBytes, ShuffleWriteBytes: e.Figures.ShuffleWriteBytes, Err: e.Err,
 		})
 	})
 	c.shell.SetOnJob(func(e sched.JobEvent) {
