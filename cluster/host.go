@@ -150,6 +150,9 @@ func (h *Host) Run(ctx context.Context) error {
 	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
 		wc.Stats = s.BlockStats
 	}
+	if d, ok := h.cfg.Program.(interface{ ReceiverDropped() map[int32]int64 }); ok {
+		wc.Dropped = d.ReceiverDropped
+	}
 	// Between tasks, heartbeats keep the worker's intervals current, so it
 	// forgets what the master's later intervals no longer need (input
 	// replicas above all) even when it runs nothing for a while.

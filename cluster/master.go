@@ -118,6 +118,10 @@ type WorkerInfo struct {
 	MemoryBytes   int64
 	MemoryUsed    int64 // last reported by a heartbeat
 	Blocks        int64 // last reported by a heartbeat
+	// ReceiverDropped is, by stream, what the receivers running on the
+	// worker dropped as malformed, as its last heartbeat reported (nil:
+	// none). The map is never changed once reported: read it freely.
+	ReceiverDropped map[int32]int64
 	Registered    time.Time
 	LastHeartbeat time.Time
 	State         WorkerState
@@ -318,7 +322,7 @@ func (m *Master) Register(ctx context.Context, req *clusterpb.RegisterRequest) (
 func (m *Master) Heartbeat(ctx context.Context, req *clusterpb.HeartbeatRequest) (*clusterpb.HeartbeatResponse, error) {
 	now := m.clk.Now()
 	m.mu.Lock()
-	rep := m.core.Heartbeat(now, req.GetWorkerId(), req.GetIncarnation(), req.GetMemoryUsedBytes(), req.GetBlocks())
+	rep := m.core.Heartbeat(now, req.GetWorkerId(), req.GetIncarnation(), Stats{MemoryUsed: req.GetMemoryUsedBytes(), Blocks: req.GetBlocks(), ReceiverDropped: req.GetReceiverDropped()})
 	m.mu.Unlock()
 	if rep.Refusal != Admitted {
 		return nil, status.Errorf(codes.NotFound, "worker %q (incarnation %d) is not registered; register again", req.GetWorkerId(), req.GetIncarnation())

@@ -253,7 +253,7 @@ func (m *Membership) makeRoom(ch *Changes) bool {
 // the memory it uses and the blocks it holds, or refuses it
 // (RefusedNotRegistered) unless that incarnation is registered alive. A
 // heartbeat changes no membership.
-func (m *Membership) Heartbeat(now time.Time, id string, incarnation uint64, memoryUsed, blocks int64) Reply {
+func (m *Membership) Heartbeat(now time.Time, id string, incarnation uint64, st Stats) Reply {
 	w, ok := m.workers[id]
 	if !ok || w.Incarnation != incarnation || w.State != Alive {
 		return Reply{Refusal: RefusedNotRegistered}
@@ -261,8 +261,16 @@ func (m *Membership) Heartbeat(now time.Time, id string, incarnation uint64, mem
 	if now.After(w.LastHeartbeat) {
 		w.LastHeartbeat = now
 	}
-	w.MemoryUsed, w.Blocks = memoryUsed, blocks
+	w.MemoryUsed, w.Blocks, w.ReceiverDropped = st.MemoryUsed, st.Blocks, st.ReceiverDropped
 	return Reply{Worker: *w}
+}
+
+// Stats are what a worker's heartbeat reports of it.
+type Stats struct {
+	MemoryUsed, Blocks int64
+	// ReceiverDropped: by stream, what the receivers running on it dropped
+	// as malformed; the core keeps the map as given.
+	ReceiverDropped map[int32]int64
 }
 
 // Tick declares lost every alive worker whose last heartbeat is at least

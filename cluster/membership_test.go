@@ -133,7 +133,7 @@ func TestMembershipTranscripts(t *testing.T) {
 				rep, ch := core.Register(now, r)
 				return changes([]string{reply(rep)}, ch)
 			case "heartbeat":
-				rep := core.Heartbeat(now, d.CmdArgs[0].Key, uint64(intArg(d, "inc", 0)), intArg(d, "mem", 0), intArg(d, "blocks", 0))
+				rep := core.Heartbeat(now, d.CmdArgs[0].Key, uint64(intArg(d, "inc", 0)), Stats{MemoryUsed: intArg(d, "mem", 0), Blocks: intArg(d, "blocks", 0)})
 				out := reply(rep)
 				if rep.Refusal == Admitted {
 					out += fmt.Sprintf(" last_heartbeat=%d", ms(rep.Worker.LastHeartbeat))

@@ -48,6 +48,9 @@ type WorkerConfig struct {
 	// Stats, if set, is called before each heartbeat for the memory used and
 	// the number of blocks held.
 	Stats func() (memoryUsed, blocks int64)
+	// Dropped, if set, is called before each heartbeat for what the
+	// receivers running here dropped as malformed, by stream.
+	Dropped func() map[int32]int64
 	// OnLatest, if set, is called with the latest interval each heartbeat
 	// answer names (when it is not 0); it must not block.
 	OnLatest func(t int64)
@@ -211,6 +214,9 @@ func (w *Worker) heartbeat(ctx context.Context, client clusterpb.ClusterClient, 
 		}
 		if w.cfg.Stats != nil {
 			req.MemoryUsedBytes, req.Blocks = w.cfg.Stats()
+		}
+		if w.cfg.Dropped != nil {
+			req.ReceiverDropped = w.cfg.Dropped()
 		}
 		cctx, cancel := context.WithTimeout(ctx, max(2*interval, time.Second))
 		resp, err := client.Heartbeat(cctx, req)

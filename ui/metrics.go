@@ -118,7 +118,7 @@ type contextCollector struct {
 
 	active, storeBytes, storeCapacity, storeInputLimit, storePeak, storeBlocks *prometheus.Desc
 	evictions, receiverWaits, receiverRecords, slots, freeSlots, dropped       *prometheus.Desc
-	checkpointFailures, streamRecords                                          *prometheus.Desc
+	checkpointFailures, streamRecords, receiverDropped, streamDropped          *prometheus.Desc
 }
 
 func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
@@ -141,13 +141,15 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 		dropped:            d("listener_events_dropped_total", "Events the listener bus dropped because a listener fell behind (the UI's counts then miss them)."),
 		checkpointFailures: d("state_checkpoint_failures_total", "Durable state checkpoints that failed (the state keeps its lineage until the next one)."),
 		streamRecords:      d("stream_received_records_total", "Records each input stream's receiver has taken in.", "stream", "receiver"),
+		receiverDropped:    d("receiver_records_dropped_total", "Records the receivers dropped as malformed (a line over the socket source's limit)."),
+		streamDropped:      d("stream_dropped_records_total", "Records each input stream's receiver dropped as malformed.", "stream", "receiver"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *contextCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.active, c.storeBytes, c.storeCapacity, c.storeInputLimit, c.storePeak, c.storeBlocks,
-		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures, c.streamRecords} {
+		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped} {
 		ch <- d
 	}
 }
@@ -178,10 +180,12 @@ func (c *contextCollector) Collect(ch chan<- prometheus.Metric) {
 
 	counter(c.receiverWaits, float64(c.sctx.ReceiverWaits()))
 	counter(c.receiverRecords, float64(c.sctx.ReceivedRecords()))
+	counter(c.receiverDropped, float64(c.sctx.DroppedRecords()))
 	counter(c.dropped, float64(c.sctx.DroppedEvents()))
 	counter(c.checkpointFailures, float64(c.sctx.CheckpointFailures()))
 	for _, r := range c.sctx.Receivers() {
 		ch <- prometheus.MustNewConstMetric(c.streamRecords, prometheus.CounterValue, float64(r.Records), strconv.Itoa(int(r.Stream)), r.Name)
+		ch <- prometheus.MustNewConstMetric(c.streamDropped, prometheus.CounterValue, float64(r.Dropped), strconv.Itoa(int(r.Stream)), r.Name)
 	}
 
 	for _, w := range c.sctx.Workers() {

@@ -19,6 +19,10 @@ type Receiver struct {
 	// Records ("records") counts the records it took in (on a worker:
 	// stored there and on one other, and reported).
 	Records int64 `json:"records"`
+	// DroppedRecords ("droppedRecords") counts the records it dropped as
+	// malformed (a socket's line over the source's MaxRecordBytes, 16 MiB
+	// by default), each with a warning in the log.
+	DroppedRecords int64 `json:"droppedRecords"`
 	// LastError ("lastError") and LastErrorTime ("lastErrorTime", RFC
 	// 3339) are its latest failure; null without one.
 	LastError     *string `json:"lastError"`
@@ -30,7 +34,7 @@ func (s *Server) receivers(w http.ResponseWriter, r *http.Request) {
 	rs := s.sctx.Receivers()
 	out := make([]Receiver, len(rs))
 	for i, ri := range rs {
-		out[i] = Receiver{StreamID: ri.Stream, StreamName: ri.Name, IsActive: ri.Active, Records: ri.Records}
+		out[i] = Receiver{StreamID: ri.Stream, StreamName: ri.Name, IsActive: ri.Active, Records: ri.Records, DroppedRecords: ri.Dropped}
 		if ri.Address != "" {
 			out[i].Address = &rs[i].Address
 		}

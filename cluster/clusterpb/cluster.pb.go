@@ -290,6 +290,9 @@ type HeartbeatRequest struct {
 	// Stats for the master's view (reserved for the block store's reports).
 	MemoryUsedBytes int64 `protobuf:"varint,3,opt,name=memory_used_bytes,json=memoryUsedBytes,proto3" json:"memory_used_bytes,omitempty"`
 	Blocks          int64 `protobuf:"varint,4,opt,name=blocks,proto3" json:"blocks,omitempty"`
+	// The records each receiver running here dropped as malformed (a line
+	// over the socket source's limit), by stream, since it started here.
+	ReceiverDropped map[int32]int64 `protobuf:"bytes,5,rep,name=receiver_dropped,json=receiverDropped,proto3" json:"receiver_dropped,omitempty" protobuf_key:"varint,1,opt,name=key" protobuf_val:"varint,2,opt,name=value"`
 	unknownFields   protoimpl.UnknownFields
 	sizeCache       protoimpl.SizeCache
 }
@@ -350,6 +353,13 @@ func (x *HeartbeatRequest) GetBlocks() int64 {
 		return x.Blocks
 	}
 	return 0
+}
+
+func (x *HeartbeatRequest) GetReceiverDropped() map[int32]int64 {
+	if x != nil {
+		return x.ReceiverDropped
+	}
+	return nil
 }
 
 type HeartbeatResponse struct {
@@ -732,12 +742,16 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12H\n" +
 	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\x18\n" +
-	"\asession\x18\x04 \x01(\tR\asession\"\x95\x01\n" +
+	"\asession\x18\x04 \x01(\tR\asession\"\xbf\x02\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12*\n" +
 	"\x11memory_used_bytes\x18\x03 \x01(\x03R\x0fmemoryUsedBytes\x12\x16\n" +
-	"\x06blocks\x18\x04 \x01(\x03R\x06blocks\"<\n" +
+	"\x06blocks\x18\x04 \x01(\x03R\x06blocks\x12d\n" +
+	"\x10receiver_dropped\x18\x05 \x03(\v29.dstream.cluster.v1.HeartbeatRequest.ReceiverDroppedEntryR\x0freceiverDropped\x1aB\n" +
+	"\x14ReceiverDroppedEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"<\n" +
 	"\x11HeartbeatResponse\x12'\n" +
 	"\x0flatest_interval\x18\x01 \x01(\x03R\x0elatestInterval\"=\n" +
 	"\x10ManifestsRequest\x12\x14\n" +
@@ -776,7 +790,7 @@ func file_dstream_cluster_v1_cluster_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_cluster_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_dstream_cluster_v1_cluster_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_dstream_cluster_v1_cluster_proto_goTypes = []any{
 	(*GraphNode)(nil),           // 0: dstream.cluster.v1.GraphNode
 	(*RegisterRequest)(nil),     // 1: dstream.cluster.v1.RegisterRequest
@@ -789,27 +803,29 @@ var file_dstream_cluster_v1_cluster_proto_goTypes = []any{
 	(*ProgramResponse)(nil),     // 8: dstream.cluster.v1.ProgramResponse
 	(*AddBlockRequest)(nil),     // 9: dstream.cluster.v1.AddBlockRequest
 	(*AddBlockResponse)(nil),    // 10: dstream.cluster.v1.AddBlockResponse
-	(*durationpb.Duration)(nil), // 11: google.protobuf.Duration
+	nil,                         // 11: dstream.cluster.v1.HeartbeatRequest.ReceiverDroppedEntry
+	(*durationpb.Duration)(nil), // 12: google.protobuf.Duration
 }
 var file_dstream_cluster_v1_cluster_proto_depIdxs = []int32{
-	11, // 0: dstream.cluster.v1.GraphNode.slide:type_name -> google.protobuf.Duration
+	12, // 0: dstream.cluster.v1.GraphNode.slide:type_name -> google.protobuf.Duration
 	0,  // 1: dstream.cluster.v1.RegisterRequest.graph:type_name -> dstream.cluster.v1.GraphNode
-	11, // 2: dstream.cluster.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
-	1,  // 3: dstream.cluster.v1.Cluster.Register:input_type -> dstream.cluster.v1.RegisterRequest
-	3,  // 4: dstream.cluster.v1.Cluster.Heartbeat:input_type -> dstream.cluster.v1.HeartbeatRequest
-	5,  // 5: dstream.cluster.v1.Cluster.Manifests:input_type -> dstream.cluster.v1.ManifestsRequest
-	7,  // 6: dstream.cluster.v1.Cluster.Program:input_type -> dstream.cluster.v1.ProgramRequest
-	9,  // 7: dstream.cluster.v1.Cluster.AddBlock:input_type -> dstream.cluster.v1.AddBlockRequest
-	2,  // 8: dstream.cluster.v1.Cluster.Register:output_type -> dstream.cluster.v1.RegisterResponse
-	4,  // 9: dstream.cluster.v1.Cluster.Heartbeat:output_type -> dstream.cluster.v1.HeartbeatResponse
-	6,  // 10: dstream.cluster.v1.Cluster.Manifests:output_type -> dstream.cluster.v1.ManifestsResponse
-	8,  // 11: dstream.cluster.v1.Cluster.Program:output_type -> dstream.cluster.v1.ProgramResponse
-	10, // 12: dstream.cluster.v1.Cluster.AddBlock:output_type -> dstream.cluster.v1.AddBlockResponse
-	8,  // [8:13] is the sub-list for method output_type
-	3,  // [3:8] is the sub-list for method input_type
-	3,  // [3:3] is the sub-list for extension type_name
-	3,  // [3:3] is the sub-list for extension extendee
-	0,  // [0:3] is the sub-list for field type_name
+	12, // 2: dstream.cluster.v1.RegisterResponse.heartbeat_interval:type_name -> google.protobuf.Duration
+	11, // 3: dstream.cluster.v1.HeartbeatRequest.receiver_dropped:type_name -> dstream.cluster.v1.HeartbeatRequest.ReceiverDroppedEntry
+	1,  // 4: dstream.cluster.v1.Cluster.Register:input_type -> dstream.cluster.v1.RegisterRequest
+	3,  // 5: dstream.cluster.v1.Cluster.Heartbeat:input_type -> dstream.cluster.v1.HeartbeatRequest
+	5,  // 6: dstream.cluster.v1.Cluster.Manifests:input_type -> dstream.cluster.v1.ManifestsRequest
+	7,  // 7: dstream.cluster.v1.Cluster.Program:input_type -> dstream.cluster.v1.ProgramRequest
+	9,  // 8: dstream.cluster.v1.Cluster.AddBlock:input_type -> dstream.cluster.v1.AddBlockRequest
+	2,  // 9: dstream.cluster.v1.Cluster.Register:output_type -> dstream.cluster.v1.RegisterResponse
+	4,  // 10: dstream.cluster.v1.Cluster.Heartbeat:output_type -> dstream.cluster.v1.HeartbeatResponse
+	6,  // 11: dstream.cluster.v1.Cluster.Manifests:output_type -> dstream.cluster.v1.ManifestsResponse
+	8,  // 12: dstream.cluster.v1.Cluster.Program:output_type -> dstream.cluster.v1.ProgramResponse
+	10, // 13: dstream.cluster.v1.Cluster.AddBlock:output_type -> dstream.cluster.v1.AddBlockResponse
+	9,  // [9:14] is the sub-list for method output_type
+	4,  // [4:9] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_dstream_cluster_v1_cluster_proto_init() }
@@ -823,7 +839,7 @@ func file_dstream_cluster_v1_cluster_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_cluster_proto_rawDesc), len(file_dstream_cluster_v1_cluster_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -64,9 +64,6 @@ type ReceiverInput struct {
 	node    Node // the receiver's stream
 	recv    source.Receiver
 	written atomic.Int64
-	// remoteDropped is what the workers that ran the receiver dropped, as
-	// their heartbeats last reported it.
-	remoteDropped atomic.Int64
 	// at is the worker running the receiver, when the master placed it
 	// on one (receivers.go); "" when it runs in this process. It changes
 	// when the master places it again after that worker is lost.

@@ -400,14 +400,42 @@ func (c *Engine) Receivers() []ReceiverInfo {
 // them (source.Socket).
 type droppingReceiver interface{ DroppedRecords() int64 }
 
-// dropped is how many records the receiver dropped, here and (reported by
-// their heartbeats) on the workers that ran it.
+// dropped is how many records the receiver dropped, here and, as their
+// latest heartbeats reported it, on the workers that ran it.
 func (in *ReceiverInput) dropped() int64 {
 	var n int64
 	if d, ok := in.recv.(droppingReceiver); ok {
 		n = d.DroppedRecords()
 	}
-	return n + in.remoteDropped.Load()
+	if cr := in.c.cluster; cr != nil {
+		if m := cr.master.Load(); m != nil {
+			for _, w := range m.Workers() {
+				n += w.ReceiverDropped[in.OpID()]
+			}
+		}
+	}
+	return n
+}
+
+// ReceiverDropped implements the worker's report of what the receivers it
+// runs dropped (cluster.Host reads it before each heartbeat).
+func (p workerProgram) ReceiverDropped() map[int32]int64 {
+	c := p.c
+	w := c.worker
+	w.recvMu.Lock()
+	defer w.recvMu.Unlock()
+	var out map[int32]int64
+	for stream := range w.receivers {
+		if in := c.receiverOf(stream); in != nil {
+			if d, ok := in.recv.(droppingReceiver); ok && d.DroppedRecords() > 0 {
+				if out == nil {
+					out = map[int32]int64{}
+				}
+				out[stream] = d.DroppedRecords()
+			}
+		}
+	}
+	return out
 }
 
 // DroppedRecords is how many records every receiver dropped as malformed.

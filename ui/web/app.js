@@ -521,11 +521,12 @@
         el('td', { text: r.worker || 'this process' }),
         el('td', {}, el('span', { class: 'pill ' + (r.isActive ? 'succeeded' : 'failed'), text: r.isActive ? 'active' : 'inactive' })),
         el('td', { class: 'n', text: num(r.records) }), el('td', { class: 'n', text: rate === null ? '-' : num(rate) }),
+        el('td', { class: 'n' + (r.droppedRecords > 0 ? ' failed' : ''), text: num(r.droppedRecords || 0) }),
         hasBlocks ? el('td', { class: 'n', text: num(r.blocks) }) : null,
         el('td', {}, r.lastError ? el('pre', { class: 'error', text: r.lastError }) : '-'),
         el('td', { text: stampText(r.lastErrorTime) }));
     });
-    const headers = ['Stream', 'Name', 'Address', 'Worker', 'State', 'Records', 'Rate (records/s)'];
+    const headers = ['Stream', 'Name', 'Address', 'Worker', 'State', 'Records', 'Rate (records/s)', 'Dropped'];
     if (hasBlocks) headers.push('Blocks');
     headers.push('Last error', 'Error time');
     return { node: section('Receivers (' + rs.length + ')', table('receivers', headers, rows, 'This application has no receiver (queue and file inputs are not receivers).')), done: false };
