@@ -444,8 +444,11 @@ func (c *Engine) AddNode(n Node) {
 func (c *Engine) AddOutput(op *Output) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != stateNew && c.graphErr == nil {
-		c.graphErr = fmt.Errorf("%s: outputs must be registered before the context starts", op.Name)
+	if c.state != stateNew {
+		if c.graphErr == nil {
+			c.graphErr = fmt.Errorf("%s: outputs must be registered before the context starts", op.Name)
+		}
+		return
 	}
 	c.nextOp++
 	op.ID = c.nextOp
