@@ -28,10 +28,10 @@ import (
 // test binary, running the same subtest) and every interval's output must
 // be identical.
 
-// deployedOp is one row: a graph over a keyed queue input, and its input.
+// deployedOp is one row: a graph over a keyed queue input (clusterInput),
+// and how many intervals it runs.
 type deployedOp struct {
 	name  string
-	input [][]kv
 	ticks int
 	op    func(h *dstreamtest.Harness[kv]) []func(t time.Time) string // outputs, rendered per interval
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"maps"
+	"os"
 	"slices"
 	"strings"
 	"sync"
@@ -131,7 +132,7 @@ func (r simRun) run(t *testing.T) *simOutputs {
 	var cl *simCluster
 	if r.master != "local[2]" {
 		// One checkpoint folder for every process, as a shared file system.
-		cfg.CheckpointDir = t.TempDir()
+		cfg.CheckpointDir = simDir(t)
 		cl = &simCluster{net: net, faults: r.faults, cfg: cfg, log: logger, workers: map[string]*simWorker{}}
 		cfg.sim = &engine.Sim{Net: cl.host("master"), Spawn: cl.spawn, OpenStore: r.faults.openStore()}
 	}
@@ -167,6 +168,18 @@ func (r simRun) run(t *testing.T) *simOutputs {
 		cl.stopAll()
 	}
 	return out
+}
+
+// simDir returns a new folder for a simulated cluster's checkpoints. The
+// simulation loses no machine's page cache, so the checkpoint store's fsyncs
+// guard nothing there, yet on a busy disk they are most of a seed's real
+// time: the folder is on the RAM-backed /dev/shm when there is one.
+func simDir(t *testing.T) string {
+	if dir, err := os.MkdirTemp("/dev/shm", "dstream-sim-"); err == nil {
+		t.Cleanup(func() { os.RemoveAll(dir) })
+		return dir
+	}
+	return t.TempDir()
 }
 
 // simCluster is a simulated cluster's workers: contexts in the worker
@@ -348,7 +361,7 @@ func compareSim(t *testing.T, want, got *simOutputs, intervals int) {
 }
 
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "seeds the cluster simulation runs (0: 200; 60 with -race; 20 with -short)")
+	simSeeds = flag.Int("sim.seeds", 0, "seeds the cluster simulation runs (0: 20; with DSTREAM_LONG=1, 200, or 60 with -race)")
 	simSeed  = flag.Uint64("sim.seed", 0, "run the cluster simulation with this seed only (a failure's)")
 	simFirst = flag.Uint64("sim.first", 1, "the first of the seeds the cluster simulation runs")
 )
@@ -370,7 +383,7 @@ func TestSimulatedClusterFaults(t *testing.T) {
 		n := *simSeeds
 		if n == 0 {
 			switch {
-			case testing.Short():
+			case !longTests():
 				n = 20
 			case raceDetector:
 				n = 60 // CI runs 300 more without -race (.ci/run)
@@ -385,6 +398,7 @@ func TestSimulatedClusterFaults(t *testing.T) {
 	}
 	for _, seed := range seeds {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			t.Parallel() // each seed is a cluster of its own, in a bubble of its own
 			faults := newSimFaults(seed, intervals*simBatch)
 			log := newRingLog(3000)
 			var got *simOutputs
@@ -439,6 +453,7 @@ func TestSimulatedClusterScenarios(t *testing.T) {
 		}},
 	} {
 		t.Run(sc.name, func(t *testing.T) {
+			t.Parallel()
 			faults := &simFaults{events: sc.events, sent: map[string]int{}}
 			log := newRingLog(3000)
 			synctest.Test(t, func(t *testing.T) {

@@ -83,11 +83,6 @@ func TestUpdateStateByKeyLongRunIsCheckpointed(t *testing.T) {
 	}
 }
 
-type wordCount struct {
-	Word  string
-	Count int
-}
-
 func TestMapWithStateWithTimeout(t *testing.T) {
 	h := dstreamtest.New[kv](t, dstreamtest.Options{})
 	spec := dstream.StateSpec[string, int, int, string]{

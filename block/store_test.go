@@ -201,7 +201,7 @@ func TestEstimateSize(t *testing.T) {
 	}
 	type node struct {
 		next *node
-		data [64]byte
+		_    [64]byte
 	}
 	a := &node{}
 	a.next = a // a cycle

@@ -293,6 +293,39 @@ func TestSendAckTimesOutWhenFull(t *testing.T) {
 	}
 }
 
+// The end of Duration ends the attempts to connect with acknowledgements
+// too, as without: nothing was sent, so there is nothing to wait for, and
+// Send returns then, without an error, not after ConnectTimeout (30 s).
+func TestSendAckDurationEndsTheAttemptsToConnect(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	start := time.Unix(0, 0)
+	clk := clock.NewManual(start)
+	done := make(chan error, 1)
+	go func() {
+		_, err := Send(context.Background(), Options{To: addr, Generate: "words", Duration: 2 * time.Second, Ack: true, Clock: clk, Logger: quiet})
+		done <- err
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("err = %v, want none", err)
+			}
+			if d := clk.Now().Sub(start); d > 3*time.Second {
+				t.Errorf("Send returned after %v on the clock; want at the end of its 2s", d)
+			}
+			return
+		case <-time.After(time.Millisecond):
+			clk.Advance(250 * time.Millisecond)
+		}
+	}
+}
+
 func TestSendAckProtocolErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name  string

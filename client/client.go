@@ -361,13 +361,15 @@ func (s *sender) sent(n int) {
 }
 
 // connect dials until it succeeds, ctx is done, or ConnectTimeout passes,
-// backing off from minBackoff to maxBackoff between attempts.
+// backing off from minBackoff to maxBackoff between attempts. The
+// connection it makes lives until s.connCtx is done (then a blocked write
+// gives up after drainTimeout), which may be after ctx: with
+// acknowledgements, past the end of Duration.
 func (s *sender) connect(ctx context.Context) error {
 	clk := s.o.Clock
 	deadline := clk.Now().Add(s.o.ConnectTimeout)
 	wait := minBackoff
 	d := net.Dialer{Timeout: dialTimeout}
-	ctx = s.connCtx
 	for {
 		c, err := d.DialContext(ctx, "tcp", s.o.To)
 		if err == nil && s.acks {
@@ -384,7 +386,7 @@ func (s *sender) connect(ctx context.Context) error {
 			s.conn = c
 			// On a cancel, a write blocked on a receiver that does not read
 			// gives up after drainTimeout.
-			s.stopAF = context.AfterFunc(ctx, func() { _ = c.SetWriteDeadline(time.Now().Add(drainTimeout)) })
+			s.stopAF = context.AfterFunc(s.connCtx, func() { _ = c.SetWriteDeadline(time.Now().Add(drainTimeout)) })
 			return nil
 		}
 		if ctx.Err() != nil {

@@ -324,8 +324,12 @@ func layoutB() func([]byte) ([]byte, error) {
 
 // Types the codecs refuse.
 type (
-	List    struct{ Next *List }
-	Secret  struct{ A, b int }
+	List   struct{ Next *List }
+	Secret struct {
+		A int
+		//lint:ignore U1000 the codecs must refuse an unexported field
+		b int
+	}
 	Stamped struct {
 		time.Time
 		Name string
@@ -547,7 +551,7 @@ func TestFormat(t *testing.T) {
 }
 
 // Token encodes to no bytes at all under its registered codec.
-type Token struct{ n int }
+type Token struct{ _ int }
 
 type tokenCodec struct{}
 

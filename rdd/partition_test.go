@@ -201,7 +201,7 @@ func TestNaNKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	nan := math.NaN()
-	if h(nan) != h(nan) {
+	if a, b := h(nan), h(nan); a != b {
 		t.Error("NaN hashes differently from one call to the next")
 	}
 	c, _ := newCtx(t, 2, 0)

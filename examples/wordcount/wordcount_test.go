@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -22,19 +23,41 @@ import (
 	"github.com/dstream/dstream/cluster/clustertest"
 )
 
-// buildBinaries compiles wordcount and the dstream CLI once for the test.
+// The binaries, built once for every test of the package by
+// buildBinaries, into a folder that TestMain removes.
+var (
+	binDir    string
+	buildOnce sync.Once
+	buildErr  error
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "wordcount-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	binDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// buildBinaries compiles wordcount and the dstream CLI, once for all the
+// tests (in one go build, which compiles what they share once), and
+// returns their paths.
 func buildBinaries(t *testing.T) (wordcount, dstream string) {
 	t.Helper()
-	dir := t.TempDir()
-	wordcount = filepath.Join(dir, "wordcount")
-	dstream = filepath.Join(dir, "dstream")
-	for bin, pkg := range map[string]string{wordcount: ".", dstream: "../../cmd/dstream"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
+	buildOnce.Do(func() {
+		cmd := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), ".", "../../cmd/dstream")
 		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("go build %s: %v\n%s", pkg, err, out)
+			buildErr = fmt.Errorf("go build . ../../cmd/dstream: %v\n%s", err, out)
 		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
 	}
-	return wordcount, dstream
+	return filepath.Join(binDir, "wordcount"), filepath.Join(binDir, "dstream")
 }
 
 // startWordcount starts the wordcount binary with args and reads its first
@@ -94,6 +117,7 @@ func TestEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
+	t.Parallel()
 	wcBin, dsBin := buildBinaries(t)
 	for _, master := range []string{"local[2]", "local-cluster[3]"} {
 		t.Run(master, func(t *testing.T) { endToEnd(t, wcBin, dsBin, master) })
@@ -175,6 +199,7 @@ func TestExitCodes(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
+	t.Parallel()
 	wcBin, _ := buildBinaries(t)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "file")
@@ -235,6 +260,7 @@ func TestStopsOnFailedInterval(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
+	t.Parallel()
 	wcBin, _ := buildBinaries(t)
 	dir := t.TempDir()
 	real, file, out := filepath.Join(dir, "real"), filepath.Join(dir, "file"), filepath.Join(dir, "out")
@@ -291,6 +317,7 @@ func TestUI(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
+	t.Parallel()
 	wcBin, _ := buildBinaries(t)
 	wc, lines, stderr, addr := startWordcount(t, wcBin, "--listen", "127.0.0.1:0", "--batch", "100ms", "--out", t.TempDir(), "--ui-listen", "127.0.0.1:0")
 	var url string
@@ -350,6 +377,7 @@ func TestStandaloneCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs processes")
 	}
+	t.Parallel()
 	wcBin, dsBin := buildBinaries(t)
 	t.Run("secret", func(t *testing.T) { standalone(t, wcBin, dsBin, false) })
 	t.Run("secret+mTLS", func(t *testing.T) { standalone(t, wcBin, dsBin, true) })
