@@ -119,6 +119,7 @@ type simRun struct {
 	intervals int
 	faults    *simFaults // nil: no faults
 	log       *ringLog
+	dir       string // the simulated cluster's checkpoint folder (simDir)
 }
 
 // run runs the job for r.intervals intervals and returns its outputs. It
@@ -132,7 +133,7 @@ func (r simRun) run(t *testing.T) *simOutputs {
 	var cl *simCluster
 	if r.master != "local[2]" {
 		// One checkpoint folder for every process, as a shared file system.
-		cfg.CheckpointDir = simDir(t)
+		cfg.CheckpointDir = r.dir
 		cl = &simCluster{net: net, faults: r.faults, cfg: cfg, log: logger, workers: map[string]*simWorker{}}
 		cfg.sim = &engine.Sim{Net: cl.host("master"), Spawn: cl.spawn, OpenStore: r.faults.openStore()}
 	}
@@ -170,10 +171,14 @@ func (r simRun) run(t *testing.T) *simOutputs {
 	return out
 }
 
-// simDir returns a new folder for a simulated cluster's checkpoints. The
-// simulation loses no machine's page cache, so the checkpoint store's fsyncs
-// guard nothing there, yet on a busy disk they are most of a seed's real
-// time: the folder is on the RAM-backed /dev/shm when there is one.
+// simDir returns a new folder for a simulated cluster's checkpoints, one
+// for all its processes, as a shared file system. The simulation loses no
+// machine's page cache, so the checkpoint store's fsyncs guard nothing
+// there, yet on a busy disk they are most of a seed's real time: the folder
+// is on the RAM-backed /dev/shm when there is one. t must be the test
+// outside the run's synctest bubble: it removes the folder once every
+// goroutine of the bubble has ended, whereas the bubble's own cleanups run
+// while a stopped worker may still finish a checkpoint write.
 func simDir(t *testing.T) string {
 	if dir, err := os.MkdirTemp("/dev/shm", "dstream-sim-"); err == nil {
 		t.Cleanup(func() { os.RemoveAll(dir) })
@@ -328,8 +333,9 @@ func TestSimulatedClusterWithoutFaults(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		want = simRun{master: "local[2]", intervals: intervals, log: newRingLog(10)}.run(t)
 	})
+	dir := simDir(t)
 	synctest.Test(t, func(t *testing.T) {
-		got = simRun{master: "local-cluster[3]", intervals: intervals, log: log}.run(t)
+		got = simRun{master: "local-cluster[3]", intervals: intervals, log: log, dir: dir}.run(t)
 	})
 	if t.Failed() {
 		t.Log(log)
@@ -401,6 +407,7 @@ func TestSimulatedClusterFaults(t *testing.T) {
 			t.Parallel() // each seed is a cluster of its own, in a bubble of its own
 			faults := newSimFaults(seed, intervals*simBatch)
 			log := newRingLog(3000)
+			dir := simDir(t)
 			var got *simOutputs
 			synctest.Test(t, func(t *testing.T) {
 				defer func() {
@@ -408,7 +415,7 @@ func TestSimulatedClusterFaults(t *testing.T) {
 						t.Logf("faults: %s\nthe log's end:\n%s", faults, log)
 					}
 				}()
-				got = simRun{master: "local-cluster[3]", intervals: intervals, faults: faults, log: log}.run(t)
+				got = simRun{master: "local-cluster[3]", intervals: intervals, faults: faults, log: log, dir: dir}.run(t)
 				if !t.Failed() {
 					compareSim(t, want, got, intervals)
 				}
@@ -456,13 +463,14 @@ func TestSimulatedClusterScenarios(t *testing.T) {
 			t.Parallel()
 			faults := &simFaults{events: sc.events, sent: map[string]int{}}
 			log := newRingLog(3000)
+			dir := simDir(t)
 			synctest.Test(t, func(t *testing.T) {
 				defer func() {
 					if t.Failed() {
 						t.Logf("faults: %s\nthe log's end:\n%s", faults, log)
 					}
 				}()
-				got := simRun{master: "local-cluster[3]", intervals: intervals, faults: faults, log: log}.run(t)
+				got := simRun{master: "local-cluster[3]", intervals: intervals, faults: faults, log: log, dir: dir}.run(t)
 				if !t.Failed() {
 					compareSim(t, want, got, intervals)
 				}
