@@ -109,22 +109,22 @@ func (s WorkerState) String() string {
 
 // WorkerInfo is the master's view of one worker.
 type WorkerInfo struct {
-	ID            string
-	Incarnation   uint64 // distinguishes registrations under the same id
-	Address       string // where the worker serves its peers
-	Peer          string // the address its connection came from
-	PID           int64
-	Slots         int
-	MemoryBytes   int64
-	MemoryUsed    int64 // last reported by a heartbeat
-	Blocks        int64 // last reported by a heartbeat
+	ID          string
+	Incarnation uint64 // distinguishes registrations under the same id
+	Address     string // where the worker serves its peers
+	Peer        string // the address its connection came from
+	PID         int64
+	Slots       int
+	MemoryBytes int64
+	MemoryUsed  int64 // last reported by a heartbeat
+	Blocks      int64 // last reported by a heartbeat
 	// ReceiverDropped is, by stream, what the receivers running on the
 	// worker dropped as malformed, as its last heartbeat reported (nil:
 	// none). The map is never changed once reported: read it freely.
 	ReceiverDropped map[int32]int64
-	Registered    time.Time
-	LastHeartbeat time.Time
-	State         WorkerState
+	Registered      time.Time
+	LastHeartbeat   time.Time
+	State           WorkerState
 }
 
 // EventKind says what happened to a worker.
