@@ -45,7 +45,7 @@ type Stream[T any] struct {
 // newStream registers a stream in c's graph. Operator IDs are assigned in
 // creation order, so every process that builds the same graph agrees on them.
 func newStream[T any](c *Context, name string, slide time.Duration, compute func(time.Time) (*rdd.Dataset[T], error), parents ...parent) *Stream[T] {
-	c.e.Building(name)
+	c.e.CheckBuilding(name)
 	s := &Stream[T]{ctx: c, id: c.e.NextID(), name: name, slide: slide, compute: compute, remember: slide, datasets: make(map[int64]*rdd.Dataset[T]),
 		durable: make(map[int64]string), keptAt: make(map[int64][]string), pendingCut: make(map[int64]func(context.Context, int) ([]byte, error))}
 	for _, p := range parents {

@@ -408,19 +408,14 @@ func (c *Engine) SetErr(err error) {
 	}
 }
 
-// Building reports whether the graph may still grow: the engine has not
-// started (nor materialized a manifest). When it may not, what the caller
-// wanted to add is a graph error, naming what.
-func (c *Engine) Building(what string) bool {
+// CheckBuilding records a graph error naming what unless the graph may
+// still grow (the engine has not started): a stream made after Start.
+func (c *Engine) CheckBuilding(what string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if c.state != stateNew {
-		if c.graphErr == nil {
-			c.graphErr = fmt.Errorf("%s: streams must be created before the context starts", what)
-		}
-		return false
+	if c.state != stateNew && c.graphErr == nil {
+		c.graphErr = fmt.Errorf("%s: streams must be created before the context starts", what)
 	}
-	return true
 }
 
 // NextID assigns the next operator ID: streams and outputs draw from one
@@ -458,9 +453,6 @@ func (c *Engine) AddOutput(op *Output) {
 // KeepsLineage reports whether state datasets keep their lineage between
 // checkpoints: in a cluster, where a holder can be lost.
 func (c *Engine) KeepsLineage() bool { return c.cluster != nil || c.worker != nil }
-
-// InCluster reports whether datasets' partitions live in several processes.
-func (c *Engine) InCluster() bool { return c.cluster != nil || c.worker != nil }
 
 // CheckpointFailures returns how many durable state checkpoints have failed.
 func (c *Engine) CheckpointFailures() int64 { return c.ckFailed.Load() }
