@@ -377,13 +377,6 @@ func (c *Engine) Blocks() *block.Store { return c.blocks }
 // Bus is the engine's listener bus.
 func (c *Engine) Bus() *listener.Bus { return c.bus }
 
-// Logger is the engine's logger.
-func (c *Engine) Logger() *slog.Logger { return c.log }
-
-// Config is the engine's configuration (a worker's with its own budget and
-// folders).
-func (c *Engine) Config() Config { return c.cfg }
-
 // Timeline returns the job's timeline: not Started before Start (or, in a
 // worker, the first Materialize).
 func (c *Engine) Timeline() timeline.Timeline {

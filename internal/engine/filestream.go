@@ -241,8 +241,8 @@ func (fi *FileInput) dataset(files []manifest.File) *rdd.Dataset[string] {
 	})
 }
 
-// FileInputOf returns the file input of stream, or nil.
-func (c *Engine) FileInputOf(stream int32) *FileInput {
+// fileInputOf returns the file input of stream, or nil.
+func (c *Engine) fileInputOf(stream int32) *FileInput {
 	for _, in := range c.cutters {
 		if fi, ok := in.(*FileInput); ok && fi.OpID() == stream {
 			return fi

@@ -123,7 +123,7 @@ func (c *Engine) Materialize(m *manifest.Interval) error {
 		if !inputs[in.Stream] {
 			return fmt.Errorf("dstream: manifest of interval %d names input stream %d, which this graph does not have", m.Time, in.Stream)
 		}
-		if len(in.Files) > 0 && c.FileInputOf(in.Stream) == nil {
+		if len(in.Files) > 0 && c.fileInputOf(in.Stream) == nil {
 			return fmt.Errorf("dstream: manifest of interval %d names files of stream %d, which is not a file stream of this graph", m.Time, in.Stream)
 		}
 	}
@@ -137,7 +137,7 @@ func (c *Engine) Materialize(m *manifest.Interval) error {
 	}
 	for _, in := range m.Inputs {
 		if len(in.Files) > 0 {
-			c.FileInputOf(in.Stream).learn(m.Time, in.Files)
+			c.fileInputOf(in.Stream).learn(m.Time, in.Files)
 		}
 		if len(in.Blocks) == 0 {
 			continue
