@@ -211,10 +211,22 @@ func (s *Stream[T]) finishInterval(t time.Time) error {
 	for i, ds := range dss {
 		due := tl.CheckpointDue(time.UnixMilli(times[i]), every) || s.takeRetry()
 		var cerr error
-		if keep && !(due && !c.e.HasCheckpointStore()) {
+		if keep {
 			cerr = ds.Keep(c.e.RunCtx())
 			if cerr == nil {
 				c.e.ForgetDeadHolders(ds.Node(), ds.LoseLocation)
+				if due && !c.e.HasCheckpointStore() {
+					// No store to write to: the lineage is cut in memory,
+					// at the next manifest as a durable checkpoint's is
+					// (checkpointDurably): a later stream's job of this
+					// interval plans through this dataset, and the workers,
+					// which learn of the cut from that manifest, must plan
+					// it the same way.
+					s.mu.Lock()
+					s.pendingCut[times[i]] = nil
+					s.lastCut = max(s.lastCut, times[i])
+					s.mu.Unlock()
+				}
 			}
 		} else {
 			cerr = ds.Checkpoint(c.e.RunCtx())

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"maps"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -59,7 +60,7 @@ func simGraph(c *Context, q *Queue[string], out *simOutputs) {
 	pairs := Map(words, func(w string) Pair[string, int64] { return KV(w, int64(1)) })
 	outs := map[string]*Stream[string]{
 		"reduceByKey": show(ReduceByKey(pairs, add, 3)),
-		"window-inv":  show(ReduceByKeyAndWindowInv(pairs, add, sub, 3*simBatch, simBatch, 3, nil)),
+		"window-inv":  show(ReduceByKeyAndWindowInv(pairs, add, sub, 3*simBatch, simBatch, 3, func(p Pair[string, int64]) bool { return p.Value > 0 })),
 		"state": show(UpdateStateByKey(pairs, func(vs []int64, st Opt[int64]) Opt[int64] {
 			return Some(st.Value + int64(len(vs)))
 		}, 3)),
@@ -119,8 +120,12 @@ type simRun struct {
 	intervals int
 	faults    *simFaults // nil: no faults
 	log       *ringLog
-	dir       string // the simulated cluster's checkpoint folder (simDir)
+	dir       string // the simulated cluster's checkpoint folder (simDir); "" for none
 }
+
+// simStandaloneWorkers is how many workers join a simulated standalone
+// master (Master "cluster").
+const simStandaloneWorkers = 3
 
 // run runs the job for r.intervals intervals and returns its outputs. It
 // must run inside a synctest bubble.
@@ -136,6 +141,9 @@ func (r simRun) run(t *testing.T) *simOutputs {
 		cfg.CheckpointDir = r.dir
 		cl = &simCluster{net: net, faults: r.faults, cfg: cfg, log: logger, workers: map[string]*simWorker{}}
 		cfg.sim = &engine.Sim{Net: cl.host("master"), Spawn: cl.spawn, OpenStore: r.faults.openStore()}
+		if r.master == "cluster" {
+			cfg.ClusterListen, cfg.Insecure = "master:7077", true
+		}
 	}
 	c, err := NewContext(cfg)
 	if err != nil {
@@ -149,6 +157,18 @@ func (r simRun) run(t *testing.T) *simOutputs {
 	if err := c.Start(); err != nil {
 		c.Stop(false)
 		t.Fatal(err)
+	}
+	if r.master == "cluster" {
+		// Workers join a standalone master by hand, from hosts of their own.
+		cl.mu.Lock()
+		cl.spawned = cluster.SpawnConfig{Master: "master:7077", Slots: 2}
+		cl.mu.Unlock()
+		for i := range simStandaloneWorkers {
+			if err := cl.start(fmt.Sprintf("w%d", i+1)); err != nil {
+				c.Stop(false)
+				t.Fatal(err)
+			}
+		}
 	}
 	stop := make(chan struct{})
 	if cl != nil && r.faults != nil {
@@ -347,6 +367,57 @@ func TestSimulatedClusterWithoutFaults(t *testing.T) {
 	}
 }
 
+// TestSimulatedStandaloneWithoutCheckpointFolder runs the simulated job
+// under a standalone master (Master "cluster") that three workers join from
+// hosts of their own, with no checkpoint folder: nothing shared but the
+// network, the default of `dstream demo --master cluster`.
+func TestSimulatedStandaloneWithoutCheckpointFolder(t *testing.T) {
+	const intervals = 10
+	var want, got *simOutputs
+	log := newRingLog(2000)
+	synctest.Test(t, func(t *testing.T) {
+		want = simRun{master: "local[2]", intervals: intervals, log: newRingLog(10)}.run(t)
+	})
+	synctest.Test(t, func(t *testing.T) {
+		got = simRun{master: "cluster", intervals: intervals, log: log}.run(t)
+	})
+	if t.Failed() {
+		t.Log(log)
+		return
+	}
+	compareSim(t, want, got, intervals)
+	if testing.Verbose() {
+		t.Log(log)
+	}
+}
+
+// simHangAfter is how long, in real time, a seed may run before
+// watchBubble reports it hung: seeds take seconds.
+const simHangAfter = 4 * time.Minute
+
+// watchBubble reports a simulation that hangs, before the test binary's
+// timeout buries the cause under every goroutine's stack: a bubble whose
+// virtual time cannot advance because a goroutine in it waits without being
+// durably blocked (a sync.Mutex held by one durably blocked), or a goroutine
+// that spins. It prints the goroutines of every bubble that are not durably
+// blocked, then exits the test binary.
+func watchBubble(name string) *time.Timer {
+	return time.AfterFunc(simHangAfter, func() {
+		buf := make([]byte, 64<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		var b strings.Builder
+		fmt.Fprintf(&b, "\n%s still running after %v of real time: a hang. Goroutines of bubbles not durably blocked:\n\n", name, simHangAfter)
+		for g := range strings.SplitSeq(string(buf), "\n\n") {
+			head, _, _ := strings.Cut(g, "\n")
+			if strings.Contains(head, "synctest bubble") && !strings.Contains(head, "durable") {
+				b.WriteString(g + "\n\n")
+			}
+		}
+		fmt.Fprint(os.Stderr, b.String())
+		os.Exit(3)
+	})
+}
+
 // compareSim reports every interval whose output differs from want's, is
 // missing or was output more than once.
 func compareSim(t *testing.T, want, got *simOutputs, intervals int) {
@@ -408,6 +479,7 @@ func TestSimulatedClusterFaults(t *testing.T) {
 			faults := newSimFaults(seed, intervals*simBatch)
 			log := newRingLog(3000)
 			dir := simDir(t)
+			defer watchBubble(fmt.Sprint("seed=", seed)).Stop()
 			var got *simOutputs
 			synctest.Test(t, func(t *testing.T) {
 				defer func() {
@@ -464,6 +536,7 @@ func TestSimulatedClusterScenarios(t *testing.T) {
 			faults := &simFaults{events: sc.events, sent: map[string]int{}}
 			log := newRingLog(3000)
 			dir := simDir(t)
+			defer watchBubble(sc.name).Stop()
 			synctest.Test(t, func(t *testing.T) {
 				defer func() {
 					if t.Failed() {

@@ -180,10 +180,16 @@ type Master struct {
 	log     *slog.Logger
 	clk     clock.Clock
 
-	mu      sync.Mutex // the registry's lock: guards core and queue
-	core    *Membership
-	queue   []Changes  // changes not yet taken for delivery, oldest first
-	deliver sync.Mutex // held while queued changes are delivered
+	mu    sync.Mutex // the registry's lock: guards core and queue
+	core  *Membership
+	queue []Changes // changes not yet taken for delivery, oldest first
+	// deliver is the delivery lock: a semaphore held (a value sent) while
+	// queued changes are delivered. A channel rather than a sync.Mutex: a
+	// delivery may wait (OnEvent takes other locks, a lost worker's
+	// connection closes), and a goroutine waiting to send on a channel is
+	// durably blocked for testing/synctest, whose virtual time then still
+	// advances; waiting on a Mutex is not, and would stall a simulation.
+	deliver chan struct{}
 }
 
 // NewMaster validates cfg and returns a master. It refuses an empty secret
@@ -222,6 +228,7 @@ func NewMaster(cfg MasterConfig) (*Master, error) {
 		log:     cfg.Logger,
 		clk:     cfg.Clock,
 		core:    NewMembership(cfg.WorkerTimeout, cfg.MaxWorkers),
+		deliver: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -379,8 +386,8 @@ func (m *Master) change(step func(*Membership) Changes) {
 // before releasing the lock: so once flush returns, every change queued
 // before it was called has been delivered.
 func (m *Master) flush() {
-	m.deliver.Lock()
-	defer m.deliver.Unlock()
+	m.deliver <- struct{}{}
+	defer func() { <-m.deliver }()
 	m.mu.Lock()
 	batch := m.queue
 	m.queue = nil
