@@ -204,7 +204,7 @@ func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
 			c.ckErr = errors.New("no checkpoint folder (Config.CheckpointDir, --checkpoint)")
 			return
 		}
-		open := func(dir string) (checkpoint.Store, error) { return checkpoint.OpenDir(dir) }
+		open := func(dir string) (checkpoint.Store, error) { return checkpoint.Open(context.Background(), dir) }
 		if c.cfg.Sim != nil && c.cfg.Sim.OpenStore != nil {
 			open = c.cfg.Sim.OpenStore
 		}
