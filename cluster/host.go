@@ -134,6 +134,10 @@ func (h *Host) Remote() rdd.Remote {
 	return &remote{peers: h.peers, self: h.addr, fallback: h.cfg.Master, mapOutput: func(rdd.ID, int) string { return "" }}
 }
 
+// MasterStore is the checkpoint store the master serves (objects.go),
+// reached through this worker's connections; it works while Run does.
+func (h *Host) MasterStore() *RemoteStore { return NewRemoteStore(h.peers, h.cfg.Master) }
+
 // Run serves until ctx is done (nil) or the master refuses the worker.
 func (h *Host) Run(ctx context.Context) error {
 	defer h.peers.Close()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/rdd"
 	"google.golang.org/grpc"
@@ -27,6 +28,9 @@ const chunkSize = 1 << 20
 type Stores struct {
 	Blocks   rdd.BlockStore
 	Shuffles rdd.ShuffleStore
+	// Checkpoint, if set, is served to peers (the master's checkpoint
+	// store, for a job with no checkpoint location: objects.go).
+	Checkpoint checkpoint.Store
 }
 
 // TaskRunner runs a task the master sent: a worker's side of RunTask.

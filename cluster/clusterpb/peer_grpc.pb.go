@@ -26,6 +26,10 @@ const (
 	Peer_StartReceiver_FullMethodName   = "/dstream.cluster.v1.Peer/StartReceiver"
 	Peer_StopReceiver_FullMethodName    = "/dstream.cluster.v1.Peer/StopReceiver"
 	Peer_SetReceiverRate_FullMethodName = "/dstream.cluster.v1.Peer/SetReceiverRate"
+	Peer_PutObject_FullMethodName       = "/dstream.cluster.v1.Peer/PutObject"
+	Peer_GetObject_FullMethodName       = "/dstream.cluster.v1.Peer/GetObject"
+	Peer_ListObjects_FullMethodName     = "/dstream.cluster.v1.Peer/ListObjects"
+	Peer_DeleteObject_FullMethodName    = "/dstream.cluster.v1.Peer/DeleteObject"
 )
 
 // PeerClient is the client API for Peer service.
@@ -63,6 +67,22 @@ type PeerClient interface {
 	// stream takes in (0: no limit): the master's backpressure controller
 	// sends it after each interval. NOT_FOUND: no such receiver runs here.
 	SetReceiverRate(ctx context.Context, in *SetReceiverRateRequest, opts ...grpc.CallOption) (*SetReceiverRateResponse, error)
+	// The checkpoint store a master serves its workers when the job has no
+	// checkpoint location of its own (a folder of the master's): state
+	// checkpoints need no folder shared between machines. The calls are
+	// those of a checkpoint.Store. FAILED_PRECONDITION: this process serves
+	// no store.
+	//
+	// PutObject stores an object: the first message names it, every message
+	// carries a piece of its data. It returns once the object is durable
+	// there (atomic: a Get sees all of it or the previous object).
+	PutObject(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutObjectRequest, PutObjectResponse], error)
+	// GetObject streams an object's data. NOT_FOUND: no such object.
+	GetObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetObjectResponse], error)
+	// ListObjects returns the names that begin with a prefix, in byte order.
+	ListObjects(ctx context.Context, in *ListObjectsRequest, opts ...grpc.CallOption) (*ListObjectsResponse, error)
+	// DeleteObject removes an object; a missing one is not an error.
+	DeleteObject(ctx context.Context, in *DeleteObjectRequest, opts ...grpc.CallOption) (*DeleteObjectResponse, error)
 }
 
 type peerClient struct {
@@ -164,6 +184,58 @@ func (c *peerClient) SetReceiverRate(ctx context.Context, in *SetReceiverRateReq
 	return out, nil
 }
 
+func (c *peerClient) PutObject(ctx context.Context, opts ...grpc.CallOption) (grpc.ClientStreamingClient[PutObjectRequest, PutObjectResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[3], Peer_PutObject_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[PutObjectRequest, PutObjectResponse]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_PutObjectClient = grpc.ClientStreamingClient[PutObjectRequest, PutObjectResponse]
+
+func (c *peerClient) GetObject(ctx context.Context, in *GetObjectRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[GetObjectResponse], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Peer_ServiceDesc.Streams[4], Peer_GetObject_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[GetObjectRequest, GetObjectResponse]{ClientStream: stream}
+	if err := x.ClientStream.SendMsg(in); err != nil {
+		return nil, err
+	}
+	if err := x.ClientStream.CloseSend(); err != nil {
+		return nil, err
+	}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_GetObjectClient = grpc.ServerStreamingClient[GetObjectResponse]
+
+func (c *peerClient) ListObjects(ctx context.Context, in *ListObjectsRequest, opts ...grpc.CallOption) (*ListObjectsResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ListObjectsResponse)
+	err := c.cc.Invoke(ctx, Peer_ListObjects_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *peerClient) DeleteObject(ctx context.Context, in *DeleteObjectRequest, opts ...grpc.CallOption) (*DeleteObjectResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(DeleteObjectResponse)
+	err := c.cc.Invoke(ctx, Peer_DeleteObject_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -199,6 +271,22 @@ type PeerServer interface {
 	// stream takes in (0: no limit): the master's backpressure controller
 	// sends it after each interval. NOT_FOUND: no such receiver runs here.
 	SetReceiverRate(context.Context, *SetReceiverRateRequest) (*SetReceiverRateResponse, error)
+	// The checkpoint store a master serves its workers when the job has no
+	// checkpoint location of its own (a folder of the master's): state
+	// checkpoints need no folder shared between machines. The calls are
+	// those of a checkpoint.Store. FAILED_PRECONDITION: this process serves
+	// no store.
+	//
+	// PutObject stores an object: the first message names it, every message
+	// carries a piece of its data. It returns once the object is durable
+	// there (atomic: a Get sees all of it or the previous object).
+	PutObject(grpc.ClientStreamingServer[PutObjectRequest, PutObjectResponse]) error
+	// GetObject streams an object's data. NOT_FOUND: no such object.
+	GetObject(*GetObjectRequest, grpc.ServerStreamingServer[GetObjectResponse]) error
+	// ListObjects returns the names that begin with a prefix, in byte order.
+	ListObjects(context.Context, *ListObjectsRequest) (*ListObjectsResponse, error)
+	// DeleteObject removes an object; a missing one is not an error.
+	DeleteObject(context.Context, *DeleteObjectRequest) (*DeleteObjectResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -229,6 +317,18 @@ func (UnimplementedPeerServer) StopReceiver(context.Context, *StopReceiverReques
 }
 func (UnimplementedPeerServer) SetReceiverRate(context.Context, *SetReceiverRateRequest) (*SetReceiverRateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetReceiverRate not implemented")
+}
+func (UnimplementedPeerServer) PutObject(grpc.ClientStreamingServer[PutObjectRequest, PutObjectResponse]) error {
+	return status.Error(codes.Unimplemented, "method PutObject not implemented")
+}
+func (UnimplementedPeerServer) GetObject(*GetObjectRequest, grpc.ServerStreamingServer[GetObjectResponse]) error {
+	return status.Error(codes.Unimplemented, "method GetObject not implemented")
+}
+func (UnimplementedPeerServer) ListObjects(context.Context, *ListObjectsRequest) (*ListObjectsResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method ListObjects not implemented")
+}
+func (UnimplementedPeerServer) DeleteObject(context.Context, *DeleteObjectRequest) (*DeleteObjectResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method DeleteObject not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -352,6 +452,60 @@ func _Peer_SetReceiverRate_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_PutObject_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(PeerServer).PutObject(&grpc.GenericServerStream[PutObjectRequest, PutObjectResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_PutObjectServer = grpc.ClientStreamingServer[PutObjectRequest, PutObjectResponse]
+
+func _Peer_GetObject_Handler(srv interface{}, stream grpc.ServerStream) error {
+	m := new(GetObjectRequest)
+	if err := stream.RecvMsg(m); err != nil {
+		return err
+	}
+	return srv.(PeerServer).GetObject(m, &grpc.GenericServerStream[GetObjectRequest, GetObjectResponse]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Peer_GetObjectServer = grpc.ServerStreamingServer[GetObjectResponse]
+
+func _Peer_ListObjects_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ListObjectsRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).ListObjects(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_ListObjects_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).ListObjects(ctx, req.(*ListObjectsRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Peer_DeleteObject_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(DeleteObjectRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).DeleteObject(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_DeleteObject_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).DeleteObject(ctx, req.(*DeleteObjectRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -375,6 +529,14 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "SetReceiverRate",
 			Handler:    _Peer_SetReceiverRate_Handler,
 		},
+		{
+			MethodName: "ListObjects",
+			Handler:    _Peer_ListObjects_Handler,
+		},
+		{
+			MethodName: "DeleteObject",
+			Handler:    _Peer_DeleteObject_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -391,6 +553,16 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "PutBlock",
 			Handler:       _Peer_PutBlock_Handler,
 			ClientStreams: true,
+		},
+		{
+			StreamName:    "PutObject",
+			Handler:       _Peer_PutObject_Handler,
+			ClientStreams: true,
+		},
+		{
+			StreamName:    "GetObject",
+			Handler:       _Peer_GetObject_Handler,
+			ServerStreams: true,
 		},
 	},
 	Metadata: "dstream/cluster/v1/peer.proto",

@@ -80,6 +80,10 @@ type workerRole struct {
 	receivers map[int32]*runningReceiver // what it runs for its master (receivers.go)
 
 	remote lateRemote // the host's, for the worker's own jobs
+	// masterStore is the checkpoint store its master serves: the worker's
+	// checkpoint store unless the location is object storage
+	// (CheckpointStore). Set once the host exists.
+	masterStore atomic.Pointer[cluster.RemoteStore]
 
 	hostDone chan struct{} // closed when the host has stopped serving
 }
@@ -205,10 +209,29 @@ func (c *Engine) startCluster() error {
 	if c.cfg.WorkerArgs != nil {
 		args = c.cfg.WorkerArgs
 	}
+	// The master serves its checkpoint store to its workers unless that is
+	// object storage they reach themselves: a folder of the master's, or,
+	// for a job with state streams and no checkpoint location, a temporary
+	// one (deleted at Stop). Nothing but the network is shared.
+	var served checkpoint.Store
+	if c.cfg.CheckpointDir == "" && c.hasState() {
+		var err error
+		if c.ckTemp, err = os.MkdirTemp(c.cfg.WorkDir, "dstream-checkpoint-"); err != nil {
+			c.stopCluster()
+			return fmt.Errorf("checkpoint folder: %w", err)
+		}
+	}
+	if loc := c.checkpointFolder(); loc != "" && !isObjectStorage(loc) {
+		var err error
+		if served, err = c.CheckpointStore(); err != nil {
+			c.stopCluster()
+			return err
+		}
+	}
 	m, err := cluster.NewMaster(cluster.MasterConfig{
 		Secret: cr.secret, Insecure: len(cr.secret) == 0, TLS: cr.tls, Graph: c.Graph(), Logger: c.log,
 		Program:   cluster.ProgramInfo{Args: args, Parallelism: c.rctx.Parallelism()},
-		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles}, nil),
+		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles, Checkpoint: served}, nil),
 		Manifests: c.manifestFrames,
 		AddBlock:  c.addRemoteBlock,
 		Latest:    c.manifests.Latest,
@@ -229,15 +252,6 @@ func (c *Engine) startCluster() error {
 	}()
 	sc := cluster.SpawnConfig{N: cr.dep.workers, Master: cr.self, Secret: cr.secret,
 		Slots: cr.dep.slots, Parallelism: c.rctx.Parallelism(), Logger: c.log}
-	if c.cfg.CheckpointDir == "" && !cr.dep.standalone && c.hasState() {
-		// Local workers share this machine's file system: their state
-		// checkpoints go to a temporary folder, deleted at Stop.
-		if c.ckTemp, err = os.MkdirTemp(c.cfg.WorkDir, "dstream-checkpoint-"); err != nil {
-			c.stopCluster()
-			return fmt.Errorf("checkpoint folder: %w", err)
-		}
-		sc.Checkpoint = c.ckTemp
-	}
 	if cr.tls != nil {
 		sc.TLSFiles = [3]string{c.cfg.TLSCert, c.cfg.TLSKey, c.cfg.TLSCA}
 	}
@@ -570,6 +584,7 @@ func (c *Engine) startWorker() error {
 	c.limitProcessMemory()
 	rem := host.Remote()
 	c.worker.remote.r.Store(&rem)
+	c.worker.masterStore.Store(host.MasterStore())
 	c.worker.stopProfile = profileWorker(env.ID, c.log)
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{})}
 	close(r.genDone)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -183,6 +184,13 @@ func (c *Engine) checkpointFolder() string {
 
 func (c *Engine) HasCheckpointStore() bool { return c.checkpointFolder() != "" }
 
+// isObjectStorage reports whether a checkpoint location is object storage
+// (s3://...), which every process reaches by itself, rather than a folder
+// (a path or a file:// URL), which is the master's.
+func isObjectStorage(loc string) bool {
+	return strings.Contains(loc, "://") && !strings.HasPrefix(loc, "file://")
+}
+
 // closeCheckpoints closes the checkpoint store, and deletes a temporary
 // checkpoint folder.
 func (c *Engine) closeCheckpoints() {
@@ -198,6 +206,14 @@ func (c *Engine) closeCheckpoints() {
 
 // CheckpointStore opens the checkpoint folder on first use.
 func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
+	if c.worker != nil && !isObjectStorage(c.checkpointFolder()) {
+		// A folder is the master's: a worker reaches it through the master
+		// (cluster.RemoteStore), so no folder is shared between machines.
+		if s := c.worker.masterStore.Load(); s != nil {
+			return s, nil
+		}
+		return nil, errors.New("the master's checkpoint store: this worker is not serving yet")
+	}
 	c.ckOnce.Do(func() {
 		dir := c.checkpointFolder()
 		if dir == "" {
