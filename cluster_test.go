@@ -160,16 +160,19 @@ func TestOperatorsAcrossDeployments(t *testing.T) {
 	}
 	for _, op := range deployedOps {
 		t.Run(op.name, func(t *testing.T) {
-			var local, clustered, slotted []string
+			var local, clustered, slotted, standalone []string
 			t.Run("local", func(t *testing.T) { local = runDeployed(t, op, "local[2]") })
 			t.Run("cluster", func(t *testing.T) { clustered = runDeployed(t, op, "local-cluster[3]") })
 			// Two slots a worker: a worker builds several intervals'
 			// datasets at once.
 			t.Run("cluster-2-slots", func(t *testing.T) { slotted = runDeployed(t, op, "local-cluster[2,2]") })
+			// A standalone master that three workers join, with no
+			// checkpoint folder: nothing shared but the network.
+			t.Run("standalone", func(t *testing.T) { standalone = runDeployed(t, op, "cluster") })
 			if dstreamtest.InWorker() || t.Failed() {
 				return
 			}
-			for name, got := range map[string][]string{"local-cluster[3]": clustered, "local-cluster[2,2]": slotted} {
+			for name, got := range map[string][]string{"local-cluster[3]": clustered, "local-cluster[2,2]": slotted, "standalone": standalone} {
 				if !reflect.DeepEqual(local, got) {
 					t.Errorf("outputs differ\nlocal[2]:\n  %s\n%s:\n  %s", strings.Join(local, "\n  "), name, strings.Join(got, "\n  "))
 				}

@@ -35,7 +35,12 @@ var Start = time.UnixMilli(1_700_000_000_000)
 
 // Options tune a run; the zero value means local[2] and 1 s intervals.
 type Options struct {
+	// Master is local[N] (the default local[2]), local-cluster[N] (the
+	// context starts N worker processes) or "cluster": a standalone master
+	// that Workers worker processes join, as `dstream worker` processes
+	// would, with no checkpoint folder and no folder shared with them.
 	Master        string
+	Workers       int // with Master "cluster": default 3
 	BatchInterval time.Duration
 	Config        func(*dstream.Config) // adjusts the config further
 }
@@ -51,6 +56,8 @@ type Harness[T any] struct {
 
 	interval time.Duration
 	ticks    int
+	workers  int // standalone: workers to start, and wait for, at Start
+	secret   []byte
 }
 
 // New returns a harness whose graph is not yet started: build on h.In, add
@@ -76,6 +83,18 @@ func New[T any](tb testing.TB, o Options) *Harness[T] {
 		// builds the same graph, and its Start serves the master's tasks.
 		cfg.WorkerArgs = []string{"-test.run=" + RunPattern(tb.Name()), "-test.count=1"}
 	}
+	var secret []byte
+	if o.Master == "cluster" {
+		if o.Workers <= 0 {
+			o.Workers = 3
+		}
+		var err error
+		if secret, err = cluster.GenerateSecret(); err != nil {
+			tb.Fatal(err)
+		}
+		cfg.ClusterListen, cfg.Secret = "127.0.0.1:0", secret
+		cfg.Parallelism = 2 * o.Workers // the workers learn it from their environment
+	}
 	if o.Config != nil {
 		o.Config(&cfg)
 	}
@@ -84,7 +103,10 @@ func New[T any](tb testing.TB, o Options) *Harness[T] {
 		tb.Fatalf("NewContext: %v", err)
 	}
 	q := dstream.NewQueue[T]()
-	h := &Harness[T]{TB: tb, Ctx: ctx, Clock: clk, Input: q, In: dstream.QueueStream(ctx, q), interval: o.BatchInterval}
+	h := &Harness[T]{TB: tb, Ctx: ctx, Clock: clk, Input: q, In: dstream.QueueStream(ctx, q), interval: o.BatchInterval, secret: secret}
+	if o.Master == "cluster" && !ctx.IsWorker() {
+		h.workers = o.Workers
+	}
 	tb.Cleanup(func() { _ = ctx.Stop(false) })
 	return h
 }
@@ -98,6 +120,46 @@ func (h *Harness[T]) Start() {
 		h.TB.Fatalf("Start: %v", err)
 	}
 	ServeIfWorker(h.TB, h.Ctx)
+	if h.workers > 0 {
+		h.joinWorkers()
+	}
+}
+
+// joinWorkers starts a standalone master's workers (this test binary,
+// running this very test, as local-cluster's are, but joining by address as
+// `dstream worker` does) and waits until every one has joined.
+func (h *Harness[T]) joinWorkers() {
+	h.TB.Helper()
+	exe, err := os.Executable()
+	if err != nil {
+		h.TB.Fatal(err)
+	}
+	procs, err := cluster.Spawn(cluster.SpawnConfig{N: h.workers, Master: h.Ctx.ClusterAddr(), Secret: h.secret, Slots: 2,
+		Parallelism: 2 * h.workers, Executable: exe, Args: []string{"-test.run=" + RunPattern(h.TB.Name()), "-test.count=1"},
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	if err != nil {
+		h.TB.Fatalf("starting workers: %v", err)
+	}
+	h.TB.Cleanup(func() {
+		_ = h.Ctx.Stop(false)
+		procs.Stop()
+	})
+	deadline := time.Now().Add(time.Minute)
+	for {
+		alive := 0
+		for _, w := range h.Ctx.Workers() {
+			if w.State == "alive" && w.Address != "" {
+				alive++
+			}
+		}
+		if alive >= h.workers {
+			return
+		}
+		if time.Now().After(deadline) {
+			h.TB.Fatalf("%d of %d workers joined in a minute: %+v", alive, h.workers, h.Ctx.Workers())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 // ServeIfWorker returns at once in the test's own process. In a worker
