@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -22,14 +21,9 @@ import (
 // (SIGSTOP, SIGCONT) and its master killed and started again; every
 // interval of its three outputs must equal a fault-free run's.
 func TestDrill(t *testing.T) {
-	if long, _ := strconv.ParseBool(os.Getenv("DSTREAM_LONG")); !long || testing.Short() {
-		t.Skip("builds the dstream binary and runs a 15 s fault drill with real processes: set DSTREAM_LONG=1 (CI does)")
-	}
+	longTest(t, "builds the dstream binary and runs a 15 s fault drill with real processes")
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "dstream")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := dstreamBinary(t)
 	work, plot := filepath.Join(dir, "work"), filepath.Join(dir, "drill.svg")
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
