@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
+	_ "github.com/dstream/dstream/checkpoint/s3store" // s3:// locations for checkpoint.Open
 	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/manifest"
 )
@@ -196,7 +197,9 @@ func (c *Engine) closeCheckpoints() {
 	}
 }
 
-// CheckpointStore opens the checkpoint folder on first use.
+// CheckpointStore opens the checkpoint store on first use: a folder, or any
+// location checkpoint.Open knows (s3://BUCKET/PREFIX, registered by the
+// import of package checkpoint/s3store above).
 func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
 	c.ckOnce.Do(func() {
 		dir := c.checkpointFolder()
