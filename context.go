@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/listener"
@@ -89,12 +90,17 @@ type Config struct {
 	// Default 1000.
 	MaxPendingBatches int
 	// CheckpointDir is where state streams write their durable checkpoints
-	// and the master its metadata log (docs/ARCHITECTURE.md, "Recovery"):
-	// a folder every process of the job reaches at the same path (on one
-	// machine, any folder; across machines, a shared file system). Starting
-	// again with the same folder resumes the job where it stopped. Default
-	// "": in local[N] state is checkpointed in memory only; local-cluster
-	// uses a temporary folder, deleted at Stop.
+	// and the master its metadata log (docs/ARCHITECTURE.md, "Recovery"),
+	// and, with WriteAheadLog, the received blocks: either a folder every
+	// process of the job reaches at the same path (on one machine, any
+	// folder; across machines, a shared file system), or object storage,
+	// s3://BUCKET/PREFIX (S3 or an S3-compatible server, configured as
+	// every S3 tool is: AWS_REGION, AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL; see package
+	// checkpoint/s3store). Starting again with the same location resumes
+	// the job where it stopped. A malformed location is an error of
+	// Validate. Default "": in local[N] state is checkpointed in memory
+	// only; local-cluster uses a temporary folder, deleted at Stop.
 	CheckpointDir string
 	// WriteAheadLog writes every block a receiver stores to the checkpoint
 	// folder before it is acknowledged, and logs its addition in the
@@ -217,6 +223,11 @@ func (c Config) Validate() error {
 		return fmt.Errorf("max pending batches %d must be at least 1", c.MaxPendingBatches)
 	case c.WriteAheadLog && c.CheckpointDir == "":
 		return errors.New("the write-ahead log needs a checkpoint folder (CheckpointDir): it is written there")
+	}
+	if c.CheckpointDir != "" {
+		if err := checkpoint.CheckLocation(c.CheckpointDir); err != nil {
+			return fmt.Errorf("checkpoint location (CheckpointDir): %w", err)
+		}
 	}
 	return nil
 }

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cluster"
 )
 
@@ -152,14 +153,28 @@ func abs(name string) string {
 	return name
 }
 
+// absLocation makes a checkpoint location that is a folder absolute (a path
+// or a file:// URL), so a worker started elsewhere finds it; a URL of
+// object storage names the same store from anywhere and stays as it is.
+func absLocation(location string) string {
+	if path, ok := strings.CutPrefix(location, "file://"); ok {
+		return "file://" + abs(path)
+	}
+	if strings.Contains(location, "://") {
+		return location
+	}
+	return abs(location)
+}
+
 // JobFlags registers the flags of a job's recovery and rate control on fs
 // (--checkpoint, --checkpoint-interval, --write-ahead-log, --backpressure,
 // --max-rate, --initial-rate) and returns what applies them to a Config
-// after parsing. A checkpoint folder is made absolute, so a worker started
-// elsewhere (in a standalone cluster, the same program with the same
-// arguments) writes to the same shared folder.
+// after parsing. The checkpoint location is checked (a malformed one is an
+// error naming --checkpoint), and a folder is made absolute, so a worker
+// started elsewhere (in a standalone cluster, the same program with the
+// same arguments) writes to the same shared folder.
 func JobFlags(fs *flag.FlagSet) func(*Config) error {
-	dir := fs.String("checkpoint", "", "`folder` for state checkpoints and the master's metadata log: running again with the same folder resumes the job (every process must reach it at the same path)")
+	dir := fs.String("checkpoint", "", "`location` for state checkpoints and the master's metadata log: a folder, or s3://BUCKET/PREFIX (configured by AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, for an S3-compatible server, AWS_ENDPOINT_URL); running again with the same location resumes the job (every process must reach it: a folder at the same path)")
 	every := fs.Duration("checkpoint-interval", 0, "how often state streams write a checkpoint (default: the larger of 10s and five slides)")
 	bp := fs.Bool("backpressure", false, "adapt every receiver's rate to what the job processes (a PID controller, as Spark's spark.streaming.backpressure)")
 	maxRate := fs.Int("max-rate", 0, "records per second each receiver takes in at most (0: no cap)")
@@ -174,7 +189,12 @@ func JobFlags(fs *flag.FlagSet) func(*Config) error {
 		case *wal && *dir == "":
 			return fmt.Errorf("--write-ahead-log needs --checkpoint: the log is written in the checkpoint folder")
 		}
-		c.CheckpointDir, c.CheckpointInterval = abs(*dir), *every
+		if *dir != "" {
+			if err := checkpoint.CheckLocation(*dir); err != nil {
+				return fmt.Errorf("--checkpoint: %w", err)
+			}
+		}
+		c.CheckpointDir, c.CheckpointInterval = absLocation(*dir), *every
 		c.Backpressure, c.MaxRate, c.InitialRate = *bp, *maxRate, *initial
 		c.WriteAheadLog = *wal
 		return nil

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
+	_ "github.com/dstream/dstream/checkpoint/s3store" // s3:// locations for checkpoint.Open
 	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/manifest"
 )
@@ -204,7 +205,9 @@ func (c *Engine) closeCheckpoints() {
 	}
 }
 
-// CheckpointStore opens the checkpoint folder on first use.
+// CheckpointStore opens the checkpoint store on first use: a folder, or any
+// location checkpoint.Open knows (s3://BUCKET/PREFIX, registered by the
+// import of package checkpoint/s3store above).
 func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
 	if c.worker != nil && !isObjectStorage(c.checkpointFolder()) {
 		// A folder is the master's: a worker reaches it through the master
