@@ -12,6 +12,9 @@
 // are slash-separated relative paths; [ValidName] states the rules. [Dir]
 // implements Store in a local directory, safely shared by the goroutines
 // and processes of one machine; an object store can implement it too.
+// Two optional capabilities serve file streams over a store: [Lister]
+// (objects with their sizes and modification times) and [RangeGetter]
+// (part of an object); Dir implements both.
 //
 // # Frames
 //
