@@ -63,7 +63,9 @@ const DefaultFileSplitBytes = 32 << 20
 //     opened or listed); the tasks, on the workers, read the objects
 //     themselves (by ranges where the store offers them). Nothing need
 //     exist beforehand: an object store has no folders. file:// takes this
-//     path over a local folder (a checkpoint.Dir, which follows no links).
+//     path over a local folder, opened as a checkpoint.Dir: it follows no
+//     links, and when no other process has it open it deletes the files
+//     named .tmp-* under it (its own leftovers): write files elsewhere.
 //
 // Files must be placed atomically and not change afterwards: write a file
 // elsewhere on the same file system, or under a name starting with "." or

@@ -17,13 +17,14 @@ import (
 )
 
 // File streams, as Spark's FileInputDStream: nothing is received. At each
-// interval the master lists the stream's folder and selects the files the
+// interval the master lists the stream's folder (a local folder, or the top
+// level of a store given by URL: filefolder.go) and selects the files the
 // interval takes (source.FileRule: modified in (t - batch, t], or later
 // within the remember window, each name once); the interval's manifest names
 // them (name, size, modification time), and every process builds the
 // interval's dataset from the named files, one partition per split of each
-// file, read from the folder where the task runs: a lost partition is read
-// again. With a checkpoint folder the master also writes each non-empty
+// file, read from the folder (or store) where the task runs: a lost
+// partition is read again. With a checkpoint folder the master also writes each non-empty
 // selection under files/ when it cuts the interval (before the interval is
 // queued), keeps them as long as the remember window or a window over the
 // stream needs them, and a restarted master replays them: the intervals
