@@ -20,6 +20,10 @@
 // s3://BUCKET/PREFIX). [CheckLocation] checks a location without opening
 // it.
 //
+// Two optional capabilities serve file streams over a store: [Lister]
+// (objects with their sizes and modification times) and [RangeGetter]
+// (part of an object); Dir and s3store implement both.
+//
 // # Frames
 //
 // Everything this package writes, and what its callers write through it,

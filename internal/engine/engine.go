@@ -280,6 +280,7 @@ type Engine struct {
 	// being made (reprotect); Stop cancels and waits for them.
 	protecting sync.WaitGroup
 	ckFailed   atomic.Int64 // durable checkpoints that failed
+	stores     storeSet     // file streams' and text outputs' stores by location (stores.go)
 	meta       *metaLog     // the master's metadata log (metalog.go)
 	run        *running
 }

@@ -100,6 +100,13 @@ func (c *Engine) Start() error {
 			return fmt.Errorf("dstream: %w", err)
 		}
 	}
+	for _, in := range c.cutters {
+		if fi, ok := in.(*FileInput); ok {
+			if err := fi.folder.check(context.Background()); err != nil {
+				return fmt.Errorf("dstream: file stream %s: %w", fi.folder, err)
+			}
+		}
+	}
 	for _, op := range c.outputs {
 		if op.Open != nil {
 			if err := op.Open(); err != nil {
@@ -384,6 +391,7 @@ func (c *Engine) Stop(graceful bool) error {
 			c.stopCluster()
 		}
 		c.bus.Stop()
+		c.closeStores() // Start may have opened some before it failed
 		return c.blocks.Close()
 	}
 	r := c.run
@@ -447,6 +455,7 @@ func (c *Engine) Stop(graceful bool) error {
 				c.worker.stopProfile()
 			}
 		}
+		c.closeStores() // no task runs any more
 		if err := c.blocks.Close(); err != nil {
 			c.log.Warn("could not delete the spill folder", "err", err)
 		}
