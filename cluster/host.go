@@ -9,6 +9,8 @@ import (
 	"math"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/cluster/clusterpb"
@@ -67,6 +69,22 @@ type BlockReport struct {
 	Locations      []string
 }
 
+// Rejoiner is a Program that can follow its master through a restart (an
+// optional capability of Program): without it, a worker whose master
+// restarted exits with ErrMasterRestarted.
+type Rejoiner interface {
+	// Reset forgets everything learned from the master (intervals,
+	// datasets, map outputs, state), keeping only the input blocks it
+	// holds, whose keys it returns.
+	Reset() (held []string, err error)
+	// Drop drops input blocks the new master does not need.
+	Drop(keys []string)
+}
+
+// ErrReleased is Host.Run's error when the master released the worker: it
+// is stopping gracefully, and the worker's work is done.
+var ErrReleased = errors.New("cluster: released by the master")
+
 // HostConfig configures a worker process's runtime.
 type HostConfig struct {
 	// Master is the master's host:port.
@@ -88,6 +106,9 @@ type HostConfig struct {
 	TaskDelay time.Duration
 	// Network is what the host listens and dials on (nil: TCP).
 	Network Network
+	// GiveUp is how long the worker tries to reach a master that went
+	// away without releasing it (WorkerConfig.GiveUp; zero: DefaultGiveUp).
+	GiveUp time.Duration
 }
 
 // Host is a worker process's runtime: it serves the Peer service (tasks,
@@ -103,6 +124,10 @@ type Host struct {
 	// up when its context ends.
 	learning chan struct{}
 	known    int64 // the latest interval learned (Unix ms)
+
+	released     chan struct{} // closed by Release
+	releaseOnce  sync.Once
+	releaseCause atomic.Value // string: the master's reason
 }
 
 // NewHost listens and returns a host; Run serves.
@@ -121,7 +146,7 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
 	}
 	addr := Advertised(cfg.Advertise, lis.Addr())
-	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1)}, nil
+	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1), released: make(chan struct{})}, nil
 }
 
 // Addr returns the address peers dial.
@@ -134,8 +159,62 @@ func (h *Host) Remote() rdd.Remote {
 	return &remote{peers: h.peers, self: h.addr, fallback: h.cfg.Master, mapOutput: func(rdd.ID, int) string { return "" }}
 }
 
-// Run serves until ctx is done (nil) or the master refuses the worker.
+// Run serves until ctx is done (nil), the master releases the worker
+// (ErrReleased), or the worker gives up on its master (the errors of
+// Worker.Run).
 func (h *Host) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.released:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := h.run(ctx)
+	select {
+	case <-h.released:
+		reason, _ := h.releaseCause.Load().(string)
+		h.cfg.Logger.Info("cluster: the master released this worker", "reason", reason)
+		return ErrReleased
+	default:
+	}
+	return err
+}
+
+// Release implements Releaser: the master is stopping gracefully.
+func (h *Host) Release(ctx context.Context, req *clusterpb.ReleaseRequest) (*clusterpb.ReleaseResponse, error) {
+	h.releaseOnce.Do(func() {
+		h.releaseCause.Store(req.GetReason())
+		close(h.released)
+	})
+	return &clusterpb.ReleaseResponse{}, nil
+}
+
+// rejoin makes the program forget the old master's run (Rejoiner.Reset) and
+// this host forget the intervals it learned, with no interval being learned
+// meanwhile.
+func (h *Host) rejoin(ctx context.Context) ([]string, error) {
+	rj, ok := h.cfg.Program.(Rejoiner)
+	if !ok {
+		return nil, ErrMasterRestarted
+	}
+	select {
+	case h.learning <- struct{}{}:
+		defer func() { <-h.learning }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	held, err := rj.Reset()
+	if err != nil {
+		return nil, err
+	}
+	h.known = 0
+	return held, nil
+}
+
+func (h *Host) run(ctx context.Context) error {
 	defer h.peers.Close()
 	g := guard{token: authToken(h.cfg.Secret), log: h.cfg.Logger}
 	srv := g.server(DefaultHandshakeTimeout, DefaultHeartbeatInterval, h.cfg.TLS)
@@ -146,6 +225,23 @@ func (h *Host) Run(ctx context.Context) error {
 	wc := WorkerConfig{
 		Master: h.cfg.Master, ID: h.cfg.ID, Address: h.addr, Slots: h.cfg.Slots,
 		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, TLS: h.cfg.TLS, Logger: h.cfg.Logger, Network: h.cfg.Network,
+		GiveUp: h.cfg.GiveUp,
+	}
+	if rj, ok := h.cfg.Program.(Rejoiner); ok {
+		wc.Rejoin = func(string) ([]string, error) { return h.rejoin(ctx) }
+		wc.Kept = func(offered, kept []string) {
+			keep := make(map[string]bool, len(kept))
+			for _, k := range kept {
+				keep[k] = true
+			}
+			var drop []string
+			for _, k := range offered {
+				if !keep[k] {
+					drop = append(drop, k)
+				}
+			}
+			rj.Drop(drop)
+		}
 	}
 	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
 		wc.Stats = s.BlockStats

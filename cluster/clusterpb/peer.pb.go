@@ -1022,6 +1022,87 @@ func (*SetReceiverRateResponse) Descriptor() ([]byte, []int) {
 	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
+type ReleaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why the master releases the worker (logged by the worker).
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseRequest) Reset() {
+	*x = ReleaseRequest{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseRequest) ProtoMessage() {}
+
+func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ReleaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReleaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseResponse) Reset() {
+	*x = ReleaseResponse{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseResponse) ProtoMessage() {}
+
+func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{19}
+}
+
 var File_dstream_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
@@ -1088,7 +1169,10 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x16SetReceiverRateRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x12\n" +
 	"\x04rate\x18\x02 \x01(\x03R\x04rate\"\x19\n" +
-	"\x17SetReceiverRateResponse2\xa9\x05\n" +
+	"\x17SetReceiverRateResponse\"(\n" +
+	"\x0eReleaseRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x11\n" +
+	"\x0fReleaseResponse2\xfd\x05\n" +
 	"\x04Peer\x12R\n" +
 	"\aRunTask\x12\".dstream.cluster.v1.RunTaskRequest\x1a#.dstream.cluster.v1.RunTaskResponse\x12`\n" +
 	"\vFetchBucket\x12&.dstream.cluster.v1.FetchBucketRequest\x1a'.dstream.cluster.v1.FetchBucketResponse0\x01\x12]\n" +
@@ -1097,7 +1181,8 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\bPutBlock\x12#.dstream.cluster.v1.PutBlockRequest\x1a$.dstream.cluster.v1.PutBlockResponse(\x01\x12d\n" +
 	"\rStartReceiver\x12(.dstream.cluster.v1.StartReceiverRequest\x1a).dstream.cluster.v1.StartReceiverResponse\x12a\n" +
 	"\fStopReceiver\x12'.dstream.cluster.v1.StopReceiverRequest\x1a(.dstream.cluster.v1.StopReceiverResponse\x12j\n" +
-	"\x0fSetReceiverRate\x12*.dstream.cluster.v1.SetReceiverRateRequest\x1a+.dstream.cluster.v1.SetReceiverRateResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
+	"\x0fSetReceiverRate\x12*.dstream.cluster.v1.SetReceiverRateRequest\x1a+.dstream.cluster.v1.SetReceiverRateResponse\x12R\n" +
+	"\aRelease\x12\".dstream.cluster.v1.ReleaseRequest\x1a#.dstream.cluster.v1.ReleaseResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
 
 var (
 	file_dstream_cluster_v1_peer_proto_rawDescOnce sync.Once
@@ -1111,7 +1196,7 @@ func file_dstream_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_peer_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 18)
+var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*DatasetID)(nil),               // 0: dstream.cluster.v1.DatasetID
 	(*MapOutputs)(nil),              // 1: dstream.cluster.v1.MapOutputs
@@ -1131,6 +1216,8 @@ var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*StopReceiverResponse)(nil),    // 15: dstream.cluster.v1.StopReceiverResponse
 	(*SetReceiverRateRequest)(nil),  // 16: dstream.cluster.v1.SetReceiverRateRequest
 	(*SetReceiverRateResponse)(nil), // 17: dstream.cluster.v1.SetReceiverRateResponse
+	(*ReleaseRequest)(nil),          // 18: dstream.cluster.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),         // 19: dstream.cluster.v1.ReleaseResponse
 }
 var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	0,  // 0: dstream.cluster.v1.MapOutputs.shuffle:type_name -> dstream.cluster.v1.DatasetID
@@ -1146,15 +1233,17 @@ var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	12, // 10: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
 	14, // 11: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
 	16, // 12: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
-	4,  // 13: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
-	8,  // 14: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
-	9,  // 15: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
-	11, // 16: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
-	13, // 17: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
-	15, // 18: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
-	17, // 19: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
-	13, // [13:20] is the sub-list for method output_type
-	6,  // [6:13] is the sub-list for method input_type
+	18, // 13: dstream.cluster.v1.Peer.Release:input_type -> dstream.cluster.v1.ReleaseRequest
+	4,  // 14: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
+	8,  // 15: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
+	9,  // 16: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
+	11, // 17: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
+	13, // 18: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
+	15, // 19: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
+	17, // 20: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
+	19, // 21: dstream.cluster.v1.Peer.Release:output_type -> dstream.cluster.v1.ReleaseResponse
+	14, // [14:22] is the sub-list for method output_type
+	6,  // [6:14] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1171,7 +1260,7 @@ func file_dstream_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_peer_proto_rawDesc), len(file_dstream_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   18,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -26,6 +26,7 @@ const (
 	Peer_StartReceiver_FullMethodName   = "/dstream.cluster.v1.Peer/StartReceiver"
 	Peer_StopReceiver_FullMethodName    = "/dstream.cluster.v1.Peer/StopReceiver"
 	Peer_SetReceiverRate_FullMethodName = "/dstream.cluster.v1.Peer/SetReceiverRate"
+	Peer_Release_FullMethodName         = "/dstream.cluster.v1.Peer/Release"
 )
 
 // PeerClient is the client API for Peer service.
@@ -63,6 +64,10 @@ type PeerClient interface {
 	// stream takes in (0: no limit): the master's backpressure controller
 	// sends it after each interval. NOT_FOUND: no such receiver runs here.
 	SetReceiverRate(ctx context.Context, in *SetReceiverRateRequest, opts ...grpc.CallOption) (*SetReceiverRateResponse, error)
+	// Release tells a worker that its master is stopping gracefully: the
+	// worker has nothing more to do and exits cleanly (status 0) rather than
+	// wait for a master that will not come back.
+	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 }
 
 type peerClient struct {
@@ -164,6 +169,16 @@ func (c *peerClient) SetReceiverRate(ctx context.Context, in *SetReceiverRateReq
 	return out, nil
 }
 
+func (c *peerClient) Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseResponse)
+	err := c.cc.Invoke(ctx, Peer_Release_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -199,6 +214,10 @@ type PeerServer interface {
 	// stream takes in (0: no limit): the master's backpressure controller
 	// sends it after each interval. NOT_FOUND: no such receiver runs here.
 	SetReceiverRate(context.Context, *SetReceiverRateRequest) (*SetReceiverRateResponse, error)
+	// Release tells a worker that its master is stopping gracefully: the
+	// worker has nothing more to do and exits cleanly (status 0) rather than
+	// wait for a master that will not come back.
+	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -229,6 +248,9 @@ func (UnimplementedPeerServer) StopReceiver(context.Context, *StopReceiverReques
 }
 func (UnimplementedPeerServer) SetReceiverRate(context.Context, *SetReceiverRateRequest) (*SetReceiverRateResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method SetReceiverRate not implemented")
+}
+func (UnimplementedPeerServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -352,6 +374,24 @@ func _Peer_SetReceiverRate_Handler(srv interface{}, ctx context.Context, dec fun
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Release(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Release_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Release(ctx, req.(*ReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -374,6 +414,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "SetReceiverRate",
 			Handler:    _Peer_SetReceiverRate_Handler,
+		},
+		{
+			MethodName: "Release",
+			Handler:    _Peer_Release_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
