@@ -67,6 +67,9 @@ type BlockReport struct {
 	Key            string
 	Records, Bytes int64
 	Locations      []string
+	// Failure, when set, reports no block but that the receiver cannot
+	// store its blocks: the master stops the job with it.
+	Failure string
 }
 
 // Rejoiner is a Program that can follow its master through a restart (an
@@ -448,6 +451,6 @@ func (h *Host) report(ctx context.Context, b BlockReport) error {
 		return err
 	}
 	_, err = clusterpb.NewClusterClient(conn).AddBlock(ctx, &clusterpb.AddBlockRequest{
-		Stream: b.Stream, Key: b.Key, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations})
+		Stream: b.Stream, Key: b.Key, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations, Failure: b.Failure})
 	return err
 }

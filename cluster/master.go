@@ -492,10 +492,10 @@ func (m *Master) AddBlock(ctx context.Context, req *clusterpb.AddBlockRequest) (
 	if m.cfg.AddBlock == nil {
 		return nil, status.Error(codes.Unimplemented, "this master takes no blocks")
 	}
-	if req.GetKey() == "" || req.GetRecords() < 0 || req.GetBytes() < 0 {
+	if req.GetFailure() == "" && (req.GetKey() == "" || req.GetRecords() < 0 || req.GetBytes() < 0) {
 		return nil, status.Error(codes.InvalidArgument, "a block needs a key and non-negative sizes")
 	}
-	err := m.cfg.AddBlock(BlockReport{Stream: req.GetStream(), Key: req.GetKey(), Records: req.GetRecords(), Bytes: req.GetBytes(), Locations: req.GetLocations()})
+	err := m.cfg.AddBlock(BlockReport{Stream: req.GetStream(), Key: req.GetKey(), Records: req.GetRecords(), Bytes: req.GetBytes(), Locations: req.GetLocations(), Failure: req.GetFailure()})
 	if err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}

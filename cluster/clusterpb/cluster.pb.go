@@ -651,7 +651,11 @@ type AddBlockRequest struct {
 	// Its estimated size in a block store.
 	Bytes int64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	// The workers holding it.
-	Locations     []string `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
+	Locations []string `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
+	// Set instead of a block: the receiver cannot store its blocks (a
+	// durable write failed after its retries), so the master stops the job
+	// with this error.
+	Failure       string `protobuf:"bytes,6,opt,name=failure,proto3" json:"failure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -719,6 +723,13 @@ func (x *AddBlockRequest) GetLocations() []string {
 		return x.Locations
 	}
 	return nil
+}
+
+func (x *AddBlockRequest) GetFailure() string {
+	if x != nil {
+		return x.Failure
+	}
+	return ""
 }
 
 type AddBlockResponse struct {
@@ -809,13 +820,14 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12 \n" +
 	"\vparallelism\x18\x02 \x01(\x05R\vparallelism\x12+\n" +
 	"\x11graph_fingerprint\x18\x03 \x01(\tR\x10graphFingerprint\x12\x18\n" +
-	"\asession\x18\x04 \x01(\tR\asession\"\x89\x01\n" +
+	"\asession\x18\x04 \x01(\tR\asession\"\xa3\x01\n" +
 	"\x0fAddBlockRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
 	"\arecords\x18\x03 \x01(\x03R\arecords\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x1c\n" +
-	"\tlocations\x18\x05 \x03(\tR\tlocations\"\x12\n" +
+	"\tlocations\x18\x05 \x03(\tR\tlocations\x12\x18\n" +
+	"\afailure\x18\x06 \x01(\tR\afailure\"\x12\n" +
 	"\x10AddBlockResponse2\xbf\x03\n" +
 	"\aCluster\x12U\n" +
 	"\bRegister\x12#.dstream.cluster.v1.RegisterRequest\x1a$.dstream.cluster.v1.RegisterResponse\x12X\n" +
