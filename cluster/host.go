@@ -128,6 +128,13 @@ type Host struct {
 	learning chan struct{}
 	known    int64 // the latest interval learned (Unix ms)
 
+	// learnMu guards learnCtx, which every learning call runs under:
+	// rejoin cancels it, so a call waiting for a master that is gone does
+	// not hold the learning lock for its whole timeout.
+	learnMu     sync.Mutex
+	learnCtx    context.Context
+	learnCancel context.CancelFunc
+
 	released     chan struct{} // closed by Release
 	releaseOnce  sync.Once
 	releaseCause atomic.Value // string: the master's reason
@@ -149,7 +156,8 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
 	}
 	addr := Advertised(cfg.Advertise, lis.Addr())
-	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1), released: make(chan struct{})}, nil
+	learnCtx, learnCancel := context.WithCancel(context.Background())
+	return &Host{learnCtx: learnCtx, learnCancel: learnCancel, cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1), released: make(chan struct{})}, nil
 }
 
 // Addr returns the address peers dial.
@@ -203,6 +211,10 @@ func (h *Host) rejoin(ctx context.Context) ([]string, error) {
 	if !ok {
 		return nil, ErrMasterRestarted
 	}
+	h.learnMu.Lock()
+	h.learnCancel() // what is being learned is the old master's
+	h.learnCtx, h.learnCancel = context.WithCancel(context.Background())
+	h.learnMu.Unlock()
 	select {
 	case h.learning <- struct{}{}:
 		defer func() { <-h.learning }()
@@ -343,6 +355,10 @@ func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	h.learnMu.Lock()
+	stop := context.AfterFunc(h.learnCtx, cancel)
+	h.learnMu.Unlock()
+	defer stop()
 	// Wait for a connection (within the timeout) rather than fail at once
 	// while a reset one waits out gRPC's reconnection backoff: a worker
 	// can do nothing without its master's intervals.
