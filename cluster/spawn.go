@@ -150,7 +150,10 @@ type SpawnConfig struct {
 }
 
 // Spawn starts cfg.N worker processes. Each stops when its stdin closes:
-// when this process exits, however it exits, its workers follow.
+// when this process exits, however it exits, its workers follow. Each runs
+// in a process group of its own (where there are process groups): Ctrl-C
+// in a terminal signals the master only, whose graceful stop still needs
+// its workers, and which stops them once it is done.
 func Spawn(cfg SpawnConfig) (*Procs, error) {
 	if cfg.Executable == "" {
 		exe, err := os.Executable()
@@ -181,6 +184,7 @@ func Spawn(cfg SpawnConfig) (*Procs, error) {
 		}
 		cmd.Stdout = io.Discard
 		cmd.Stderr = cfg.Stderr
+		ownGroup(cmd)
 		stdin, err := cmd.StdinPipe()
 		if err == nil {
 			err = cmd.Start()

@@ -97,7 +97,7 @@ type drillJobFlags struct {
 func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*dstream.Config) error, error) {
 	fs := flag.NewFlagSet("drill-job", flag.ContinueOnError)
 	f := &drillJobFlags{}
-	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N]")
+	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N], cluster (workers join with: dstream worker --master ADDR)")
 	fs.DurationVar(&f.cfg.Batch, "batch", 500*time.Millisecond, "batch interval")
 	fs.StringVar(&f.out, "out", "", "output `folder`: counts/, totals/ and window/ hold one folder per interval (required)")
 	fs.StringVar(&f.uiListen, "ui-listen", "127.0.0.1:0", "`address` of the UI's JSON API (port 0: any free port; the job prints it)")
@@ -108,8 +108,15 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 	fs.BoolVar(&f.watchStdin, "watch-stdin", false, "stop (hard) when stdin closes: the drill that started this master is gone")
 	fs.DurationVar(&f.linger, "linger", 0, "after a graceful stop, keep serving the UI this long (the drill reads the last intervals)")
 	jobFlags := dstream.JobFlags(fs)
+	clusterFlags := dstream.ClusterFlags(fs) // --master cluster: a standalone master (tests of stops and restarts)
 	if err := parseFlags(fs, "--checkpoint DIR --out DIR [flags]", args, stdout); err != nil {
 		return nil, nil, err
+	}
+	apply := func(c *dstream.Config) error {
+		if err := jobFlags(c); err != nil {
+			return err
+		}
+		return clusterFlags(c)
 	}
 	if f.cfg.Window == 0 {
 		f.cfg.Window = 4 * f.cfg.Batch
@@ -132,7 +139,7 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 	if abs, err := filepath.Abs(f.out); err == nil {
 		f.out = abs
 	}
-	return f, jobFlags, nil
+	return f, apply, nil
 }
 
 // runDrillJob is `dstream drill-job`, not for people: the job `dstream

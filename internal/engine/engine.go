@@ -88,6 +88,10 @@ type Node interface {
 	Describe() graphspec.Node
 	// NodeAt is At's untyped face: a worker finds a task's dataset by it.
 	NodeAt(t time.Time) (*rdd.Node, error)
+	// Reset forgets every dataset generated and every checkpoint adopted,
+	// as in a stream never run: a worker whose master restarted learns
+	// the new master's intervals from scratch.
+	Reset()
 }
 
 // Output is an output operation: it runs one job per interval of its stream.

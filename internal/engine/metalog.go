@@ -85,15 +85,23 @@ func (m *metaLog) markReady() { m.readyOnce.Do(func() { close(m.ready) }) }
 func (c *Engine) metaOpen() bool { return c.meta != nil && c.meta.log != nil }
 
 // metaAppend appends one record to the metadata log, if there is one, and
-// returns its sequence number (0: not written). A failure is logged: the
-// job goes on, and a restart resumes from an earlier record.
+// returns its sequence number (0: not written). A failure is retried
+// (durable.go); one that persists stops the job with a *DurableError: a
+// restart could not resume from what the log lacks.
 func (c *Engine) metaAppend(kind string, payload []byte) uint64 {
 	if !c.metaOpen() {
 		return 0
 	}
-	seq, err := c.metaAppendSeq(kind, payload)
+	var seq uint64
+	err := c.retryDurable(c.RunCtx(), fmt.Sprintf("metadata log record %q", kind), func() (err error) {
+		seq, err = c.metaAppendSeq(kind, payload)
+		return err
+	})
 	if err != nil {
-		c.log.Warn("metadata log: record not written", "kind", kind, "err", err)
+		if c.RunCtx().Err() == nil {
+			c.log.Error("metadata log: record not written; stopping the job", "kind", kind, "err", err)
+			c.DurableFailed(err)
+		}
 		return 0
 	}
 	return seq
