@@ -15,6 +15,7 @@ import (
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/checkpoint/s3store/s3test"
 	"github.com/dstream/dstream/dstreamtest"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
@@ -410,14 +411,16 @@ func TestLocalClusterStoreLocations(t *testing.T) {
 	}
 }
 
-// The store path against a real S3 server: set DSTREAM_TEST_S3 to an
-// s3://BUCKET/PREFIX location that checkpoint.Open opens (the S3 client's
-// endpoint and credentials in its usual environment). The test writes under
-// a fresh prefix below it and deletes what it wrote.
+// The store path against an S3 server: an S3 server over HTTP in this
+// process (gofakes3, package s3test), or, with DSTREAM_TEST_S3 set to an
+// s3://BUCKET/PREFIX location, that one (the S3 client's endpoint and
+// credentials in its usual environment). The test writes under a fresh
+// prefix below it and deletes what it wrote.
 func TestStoreLocationsOnS3(t *testing.T) {
 	base := os.Getenv("DSTREAM_TEST_S3")
 	if base == "" {
-		t.Skip("DSTREAM_TEST_S3 is not set: set it to an s3://BUCKET/PREFIX location (with the S3 client's endpoint and credentials in the environment) to run TextFileStream and SaveAsTextFiles against a real S3 server")
+		s3test.NewServer(t, "files").Env(t)
+		base = "s3://files/test"
 	}
 	root := strings.TrimSuffix(base, "/") + fmt.Sprintf("/dstream-test-%d", time.Now().UnixNano())
 	ctx := t.Context()

@@ -120,7 +120,11 @@ type Store struct {
 	closeOnce sync.Once
 }
 
-var _ checkpoint.Store = (*Store)(nil)
+var (
+	_ checkpoint.Store       = (*Store)(nil)
+	_ checkpoint.Lister      = (*Store)(nil)
+	_ checkpoint.RangeGetter = (*Store)(nil)
+)
 
 // ParseLocation splits an s3://BUCKET/PREFIX location. The bucket name
 // follows S3's rules (3 to 63 lowercase letters, digits, dots and hyphens,
@@ -369,6 +373,92 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	// imitation does.
 	slices.Sort(names)
 	return slices.Compact(names), nil
+}
+
+// ListInfo implements [checkpoint.Lister]: one listing with delimiter "/",
+// every page; the objects directly under prefix, with their sizes and
+// modification times (S3's LastModified: when the upload began).
+func (s *Store) ListInfo(ctx context.Context, prefix string) ([]checkpoint.Info, error) {
+	if err := s.check(ctx, prefix, checkpoint.ValidPrefix); err != nil {
+		return nil, err
+	}
+	in := &s3.ListObjectsV2Input{Bucket: &s.bucket, Prefix: aws.String(s.key(prefix)), Delimiter: aws.String("/")}
+	if s.pageSize > 0 {
+		in.MaxKeys = aws.Int32(s.pageSize)
+	}
+	var infos []checkpoint.Info
+	pages := s3.NewListObjectsV2Paginator(s.client, in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, s.fail("list", s.key(prefix), err)
+		}
+		for _, o := range page.Contents {
+			name, ok := strings.CutPrefix(aws.ToString(o.Key), s.prefix)
+			if ok && checkpoint.ValidName(name) == nil && !strings.Contains(name[len(prefix):], "/") {
+				infos = append(infos, checkpoint.Info{Name: name, Size: aws.ToInt64(o.Size), ModTime: aws.ToTime(o.LastModified)})
+			}
+		}
+	}
+	slices.SortFunc(infos, func(a, b checkpoint.Info) int { return strings.Compare(a.Name, b.Name) })
+	return slices.CompactFunc(infos, func(a, b checkpoint.Info) bool { return a.Name == b.Name }), nil
+}
+
+// GetRange implements [checkpoint.RangeGetter]: a GetObject of the bytes
+// [off, off+n). An offset at or past the object's end reads nothing.
+func (s *Store) GetRange(ctx context.Context, name string, off, n int64) ([]byte, error) {
+	if err := s.check(ctx, name, checkpoint.ValidName); err != nil {
+		return nil, err
+	}
+	if off < 0 || n < 0 {
+		return nil, fmt.Errorf("s3store: get range of %q: negative offset %d or length %d", name, off, n)
+	}
+	if n == 0 {
+		return []byte{}, nil
+	}
+	key := s.key(name)
+	for attempt := 1; ; attempt++ {
+		b, err := s.getRange(ctx, key, off, n)
+		var broken *brokenBodyError
+		switch {
+		case err == nil || !errors.As(err, &broken) || ctx.Err() != nil:
+			return b, err
+		case attempt >= s.maxAttempts:
+			return nil, fmt.Errorf("%w (%d attempts)", err, attempt)
+		}
+		wait := time.Duration(rand.Int64N(int64(50*time.Millisecond) << min(attempt-1, 6)))
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		}
+	}
+}
+
+// getRange is one ranged GetObject and the read of its body.
+func (s *Store) getRange(ctx context.Context, key string, off, n int64) ([]byte, error) {
+	// A part cannot be checked against a whole object's checksum (some
+	// S3 imitations send that with a part): validate only when asked.
+	out, err := s.client.GetObject(ctx, &s3.GetObjectInput{Bucket: &s.bucket, Key: &key,
+		Range: aws.String(fmt.Sprintf("bytes=%d-%d", off, off+n-1))}, func(o *s3.Options) {
+		o.ResponseChecksumValidation = aws.ResponseChecksumValidationWhenRequired
+	})
+	if err != nil {
+		var api smithy.APIError
+		if errors.As(err, &api) && api.ErrorCode() == "InvalidRange" {
+			return []byte{}, nil // off is at or past the end
+		}
+		return nil, s.fail("get", key, err)
+	}
+	defer out.Body.Close()
+	var buf bytes.Buffer
+	if _, err := buf.ReadFrom(io.LimitReader(out.Body, n)); err != nil {
+		if ctx.Err() != nil {
+			return nil, s.fail("get", key, ctx.Err())
+		}
+		return nil, s.fail("get", key, &brokenBodyError{err})
+	}
+	return buf.Bytes(), nil
 }
 
 // Delete implements [checkpoint.Store].

@@ -443,3 +443,67 @@ func BenchmarkPutGet64KiB(b *testing.B) {
 		run(b, d)
 	})
 }
+
+// ListInfo lists one level of names with sizes and times; GetRange reads
+// parts of an object, nothing past its end.
+func TestListInfoAndGetRange(t *testing.T) {
+	srv := s3test.NewServer(t, bucket)
+	s := open(t, srv, "in", Options{})
+	s.pageSize = 2
+	ctx := t.Context()
+	before := time.Now().Add(-time.Minute)
+	for name, data := range map[string]string{"a": "alpha", "b": "", "c": "charlie", "sub/d": "delta", "sub/e": "echo", "bb": "bravo"} {
+		if err := s.Put(ctx, name, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, c := range []struct {
+		prefix string
+		want   string
+	}{
+		{"", "a:5 b:0 bb:5 c:7"},
+		{"b", "b:0 bb:5"},
+		{"sub/", "sub/d:5 sub/e:4"},
+		{"sub/e", "sub/e:4"},
+		{"none/", ""},
+	} {
+		infos, err := s.ListInfo(ctx, c.prefix)
+		if err != nil {
+			t.Fatalf("ListInfo(%q): %v", c.prefix, err)
+		}
+		var got []string
+		for _, in := range infos {
+			got = append(got, fmt.Sprintf("%s:%d", in.Name, in.Size))
+			if in.ModTime.Before(before) {
+				t.Errorf("ListInfo(%q): %s modified at %v", c.prefix, in.Name, in.ModTime)
+			}
+		}
+		if g := strings.Join(got, " "); g != c.want {
+			t.Errorf("ListInfo(%q) = %q, want %q", c.prefix, g, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name    string
+		off, n  int64
+		want    string
+		missing bool
+	}{
+		{"c", 0, 7, "charlie", false},
+		{"c", 2, 3, "arl", false},
+		{"c", 5, 10, "ie", false},
+		{"c", 7, 4, "", false},
+		{"c", 100, 4, "", false},
+		{"c", 3, 0, "", false},
+		{"nope", 0, 4, "", true},
+	} {
+		b, err := s.GetRange(ctx, c.name, c.off, c.n)
+		switch {
+		case c.missing:
+			if !errors.Is(err, checkpoint.ErrNotFound) {
+				t.Errorf("GetRange(%s, %d, %d): %v, want ErrNotFound", c.name, c.off, c.n, err)
+			}
+		case err != nil || string(b) != c.want:
+			t.Errorf("GetRange(%s, %d, %d) = %q, %v; want %q", c.name, c.off, c.n, b, err, c.want)
+		}
+	}
+}
