@@ -82,6 +82,7 @@ type workerRole struct {
 	remote lateRemote // the host's, for the worker's own jobs
 
 	hostDone chan struct{} // closed when the host has stopped serving
+	beat     atomic.Int64  // when the host last heartbeated, Unix ns (health.go)
 }
 
 // lateRemote is an rdd.Remote set once the worker's host exists.
@@ -312,6 +313,7 @@ func (cr *clusterRole) onEvent(c *Engine, ev cluster.Event) {
 			c.reprotect(addr)
 		}
 		cr.runner.AddWorker(addr, ev.Worker.Slots)
+		c.noteProgress() // the intervals waiting for a worker can move now
 		select {
 		case cr.joined <- struct{}{}:
 		default:
@@ -615,7 +617,9 @@ func (p workerProgram) Graph() []graphspec.Node { return p.c.Graph() }
 func (p workerProgram) Datasets() *rdd.Context  { return p.c.rctx }
 
 // BlockStats is what the worker's heartbeats report.
+// It is called before each heartbeat, so it also times them (health.go).
 func (p workerProgram) BlockStats() (used, blocks int64) {
+	p.c.worker.beat.Store(time.Now().UnixNano())
 	st := p.c.blocks.Stats()
 	return st.Bytes, int64(st.Blocks)
 }

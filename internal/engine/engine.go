@@ -282,6 +282,7 @@ type Engine struct {
 	ckFailed   atomic.Int64 // durable checkpoints that failed
 	meta       *metaLog     // the master's metadata log (metalog.go)
 	run        *running
+	progressAt atomic.Int64 // when the interval loop last moved, Unix ns on the clock (health.go)
 }
 
 const (
