@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -26,6 +27,7 @@ import (
 	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/health"
 	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
@@ -173,6 +175,13 @@ type Config struct {
 	// copies of this program, which must build the same graph. Default:
 	// this process's own arguments. (Tests set it to run the same test.)
 	WorkerArgs []string
+	// HealthListen is where the context serves GET /healthz and /readyz
+	// (package health; Live and Ready answer them), from Start until it
+	// stops: a HOST:PORT, port 0 for a free one (HealthAddr). Default "":
+	// nowhere. A worker process ignores it (the program's arguments are its
+	// master's) and serves where its environment says: `APP worker
+	// --health-listen ADDR`.
+	HealthListen string
 	// Out receives Print's output. Default os.Stdout.
 	Out io.Writer
 	// Logger receives the engine's logs. Default slog.Default().
@@ -229,6 +238,11 @@ func (c Config) Validate() error {
 			return fmt.Errorf("checkpoint location (CheckpointDir): %w", err)
 		}
 	}
+	if c.HealthListen != "" {
+		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
+			return fmt.Errorf("health listen address %q: want HOST:PORT", c.HealthListen)
+		}
+	}
 	return nil
 }
 
@@ -268,6 +282,7 @@ type Context struct {
 	log *slog.Logger
 
 	mu           sync.Mutex
+	health       *health.Endpoint  // serving the probes, from Start (health.go)
 	nextFunc     int               // partition functions registered (query_builtin.go)
 	queries      map[string]*query // named queries (query.go)
 	querySlots   chan struct{}     // queries running

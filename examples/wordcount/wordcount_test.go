@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -445,13 +446,31 @@ func standalone(t *testing.T, wcBin, dsBin string, mTLS bool) {
 	for w := range want {
 		want[w] *= 2
 	}
-	worker := exec.Command(wcBin, append([]string{"worker", "--master", master, "--secret-file", secret, "--slots", "2"}, workerTLS...)...)
-	var workerErr bytes.Buffer
+	worker := exec.Command(wcBin, append([]string{"worker", "--master", master, "--secret-file", secret, "--slots", "2",
+		"--health-listen", "127.0.0.1:0"}, workerTLS...)...)
+	var workerErr syncBuffer
 	worker.Stderr = &workerErr
 	if err := worker.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = worker.Process.Kill(); _ = worker.Wait() })
+	// The worker, now the master's program, serves its probes where it logs
+	// (port 0: a free one) and is ready once registered and heartbeating.
+	probes := regexp.MustCompile(`probes served" addr=(\S+)`)
+	waitFor(t, "the worker's probes to be ready", func() (bool, string) {
+		m := probes.FindStringSubmatch(workerErr.String())
+		if m == nil {
+			return false, "no probes logged\n" + workerErr.String()
+		}
+		code, body := probe("http://" + m[1] + "/readyz")
+		if code != 200 {
+			return false, fmt.Sprintf("/readyz: %d %s", code, body)
+		}
+		if code, body := probe("http://" + m[1] + "/healthz"); code != 200 {
+			t.Errorf("worker /healthz: %d %s, want 200", code, body)
+		}
+		return true, ""
+	})
 	second := exec.Command(dsBin, "send", "--to", addr, "--file", input)
 	if b, err := second.CombinedOutput(); err != nil {
 		t.Fatalf("dstream send: %v\n%s", err, b)
@@ -468,6 +487,53 @@ func standalone(t *testing.T, wcBin, dsBin string, mTLS bool) {
 		if got[w] != n {
 			t.Errorf("word %q: counted %d, want %d", w, got[w], n)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer a process writes to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// probe GETs url: its status and body, 0 when nothing answers.
+func probe(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitFor polls cond until it holds, failing the test after a minute (a
+// hang guard for a process's progress, not a timing assumption) with cond's
+// last explanation.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s: %s", what, why)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -88,6 +88,7 @@ type workerRole struct {
 	masterStore atomic.Pointer[cluster.RemoteStore]
 
 	hostDone chan struct{} // closed when the host has stopped serving
+	beat     atomic.Int64  // when the host last heartbeated, Unix ns (health.go)
 }
 
 // lateRemote is an rdd.Remote set once the worker's host exists.
@@ -329,6 +330,7 @@ func (cr *clusterRole) onEvent(c *Engine, ev cluster.Event) {
 			c.reprotect(addr)
 		}
 		cr.runner.AddWorker(addr, ev.Worker.Slots)
+		c.noteProgress() // the intervals waiting for a worker can move now
 		select {
 		case cr.joined <- struct{}{}:
 		default:
@@ -669,7 +671,9 @@ func (p workerProgram) Graph() []graphspec.Node { return p.c.Graph() }
 func (p workerProgram) Datasets() *rdd.Context  { return p.c.rctx }
 
 // BlockStats is what the worker's heartbeats report.
+// It is called before each heartbeat, so it also times them (health.go).
 func (p workerProgram) BlockStats() (used, blocks int64) {
+	p.c.worker.beat.Store(time.Now().UnixNano())
 	st := p.c.blocks.Stats()
 	return st.Bytes, int64(st.Blocks)
 }

@@ -287,6 +287,7 @@ type Engine struct {
 	stores     storeSet     // file streams' and text outputs' stores by location (stores.go)
 	meta       *metaLog     // the master's metadata log (metalog.go)
 	run        *running
+	progressAt atomic.Int64 // when the interval loop last moved, Unix ns on the clock (health.go)
 }
 
 const (

@@ -177,6 +177,7 @@ func (c *Engine) Start() error {
 			}
 		}()
 	}
+	c.noteProgress()
 	genCtx, genCancel := context.WithCancel(r.ctx)
 	r.genCancel = genCancel
 	go c.generate(genCtx)
@@ -254,6 +255,7 @@ func (c *Engine) runBatches() {
 		r.lastDone = b.time
 		r.doneCond.Broadcast()
 		r.mu.Unlock()
+		c.noteProgress()
 	}
 }
 
