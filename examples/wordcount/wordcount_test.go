@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/checkpoint/s3store/s3test"
 	"github.com/dstream/dstream/cluster/clustertest"
 )
 
@@ -121,13 +123,25 @@ func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	wcBin, dsBin := buildBinaries(t)
 	for _, master := range []string{"local[2]", "local-cluster[3]"} {
-		t.Run(master, func(t *testing.T) { endToEnd(t, wcBin, dsBin, master) })
+		t.Run(master, func(t *testing.T) { endToEnd(t, wcBin, dsBin, master, filepath.Join(t.TempDir(), "out")) })
 	}
 }
 
-func endToEnd(t *testing.T, wcBin, dsBin, master string) {
+// TestEndToEndOnS3: the same with --out on object storage (an S3 server
+// in the test process, which the processes reach through the usual AWS
+// environment): every interval's objects, each counted once it has its
+// _SUCCESS object.
+func TestEndToEndOnS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	wcBin, dsBin := buildBinaries(t)
+	s3test.NewServer(t, "counts").Env(t)
+	endToEnd(t, wcBin, dsBin, "local-cluster[3]", "s3://counts/out")
+}
+
+func endToEnd(t *testing.T, wcBin, dsBin, master, out string) {
 	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
 
 	// Input: many lines, including empty lines, runs of spaces and tabs,
 	// and invalid UTF-8, which must be counted as bytes, not lost.
@@ -171,7 +185,12 @@ func endToEnd(t *testing.T, wcBin, dsBin, master string) {
 	}
 	stopWordcount(t, wc, stderr)
 
-	got := readCounts(t, out)
+	var got map[string]int64
+	if strings.HasPrefix(out, "s3://") {
+		got = readStoreCounts(t, out)
+	} else {
+		got = readCounts(t, out)
+	}
 	if len(got) == 0 {
 		t.Fatalf("no output\n%s", stderr.String())
 	}
@@ -557,6 +576,51 @@ func readCounts(t *testing.T, out string) map[string]int64 {
 				t.Fatalf("%s: malformed line %q", p, line)
 			}
 			got[w] += n
+		}
+	}
+	return got
+}
+
+// readStoreCounts sums the counts of every committed interval (a folder
+// with its _SUCCESS object) under the object store location out.
+func readStoreCounts(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	st, err := checkpoint.Open(t.Context(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := st.List(t.Context(), "words-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := map[string]bool{}
+	for _, n := range names {
+		if d, ok := strings.CutSuffix(n, "/_SUCCESS"); ok {
+			done[d] = true
+		}
+	}
+	got := map[string]int64{}
+	for _, n := range names {
+		d, part, _ := strings.Cut(n, "/")
+		if !strings.HasPrefix(part, "part-") {
+			continue
+		}
+		if !done[d] {
+			t.Errorf("%s: no _SUCCESS object in its interval's folder", n)
+			continue
+		}
+		b, err := st.Get(t.Context(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if w, c, ok := strings.Cut(line, "\t"); ok {
+				k, err := strconv.ParseInt(c, 10, 64)
+				if err != nil {
+					t.Fatalf("%s: malformed line %q", n, line)
+				}
+				got[w] += k
+			}
 		}
 	}
 	return got
