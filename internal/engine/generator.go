@@ -140,9 +140,6 @@ func (c *Engine) Start() error {
 			return fmt.Errorf("dstream: %w", err)
 		}
 	}
-	if c.cluster != nil && c.hasState() && !c.HasCheckpointStore() {
-		c.log.Warn("state streams in a cluster without a checkpoint folder (--checkpoint): their state is cut in memory at each checkpoint interval, and losing the worker that holds a partition then fails the interval")
-	}
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{}), receiving: true}
 	r.doneCond = sync.NewCond(&r.mu)
 	r.ctx, r.cancel = context.WithCancel(context.Background())
