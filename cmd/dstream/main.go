@@ -70,6 +70,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDrill(ctx, args[1:], stdout, stderr)
 	case "drill-job":
 		err = runDrillJob(ctx, args[1:], stdout, stderr)
+	case "drill-host":
+		err = runDrillHost(args[1:], stdout)
+	case "drill-store":
+		err = runDrillStore(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return program.ExitOK
