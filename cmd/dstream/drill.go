@@ -989,7 +989,7 @@ func (d *drill) stopJob() {
 	}
 	p.stdin.Close()
 	if d.hostsRun != nil {
-		d.endWorkers(15*time.Second, "after the master's graceful stop")
+		d.endWorkers(10*time.Second, "after the master's graceful stop")
 		return
 	}
 	d.waitWorkersGone(ws, 15*time.Second, "after the master's graceful stop")
@@ -1010,7 +1010,7 @@ func (d *drill) killAll() {
 	_ = p.cmd.Process.Kill()
 	<-p.exited
 	if d.hostsRun != nil {
-		d.endWorkers(0, "after the drill was interrupted")
+		d.endWorkers(time.Second, "after the drill was interrupted")
 		return
 	}
 	d.waitWorkersGone(ws, 10*time.Second, "after the drill was interrupted")

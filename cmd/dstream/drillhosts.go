@@ -10,11 +10,14 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
+
+	"github.com/dstream/dstream/program"
 )
 
 // `dstream drill --hosts`: every process of the job on a host of its own.
@@ -312,8 +315,9 @@ func runDrillHost(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("drill-host", flag.ContinueOnError)
 	parent := fs.String("hosts", "", "the `folder` of the hosts' private folders")
 	name := fs.String("home", "", "this host's `name`: its folder under --hosts")
-	if err := parseFlags(fs, "--hosts DIR --home NAME -- CMD [ARGS]", args, stdout); err != nil {
-		return err
+	fs.SetOutput(stdout)
+	if err := fs.Parse(args); err != nil {
+		return program.UsageError{Err: err}
 	}
 	switch {
 	case *parent == "" || *name == "" || strings.ContainsRune(*name, '/'):
@@ -346,6 +350,16 @@ func runDrillHost(args []string, stdout io.Writer) error {
 	exe, err := exec.LookPath(fs.Arg(0))
 	if err != nil {
 		return fmt.Errorf("drill-host: %w", err)
+	}
+	// The process dies with the drill (`ip netns exec` does not keep the
+	// drill's setting): set on this thread, which execs, so it holds for
+	// the program this becomes.
+	runtime.LockOSThread()
+	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); e != 0 {
+		return fmt.Errorf("drill-host: prctl: %w", e)
+	}
+	if os.Getppid() == 1 {
+		return errors.New("drill-host: the drill is gone")
 	}
 	return fmt.Errorf("drill-host: %w", syscall.Exec(exe, fs.Args(), env))
 }

@@ -58,9 +58,9 @@ type hostsRun struct {
 	stopping bool                   // no more respawns
 	respawns []drillRespawn
 	losses   []drillLoss
-	lostNow  map[string]bool      // "epoch/worker id" -> lost in the last look
-	full     map[int]time.Time    // master run -> when it first had every worker alive
-	hostOfID map[string]string    // "epoch/worker id" -> host
+	lostNow  map[string]bool   // "epoch/worker id" -> lost in the last look
+	full     map[int]time.Time // master run -> when it first had every worker alive
+	hostOfID map[string]string // "epoch/worker id" -> host
 }
 
 // workerProc is one worker process on its host.
@@ -311,9 +311,9 @@ func (d *drill) killWorkerPID(pid int) (string, error) {
 	return host, syscall.Kill(pid, syscall.SIGKILL)
 }
 
-// endWorkers stops respawning and waits up to wait for every worker
-// process to exit (a master's graceful stop releases them), then kills
-// those left.
+// endWorkers stops respawning, SIGTERMs every worker process (a worker
+// of a standalone master outlives it, waiting for the next: a supervisor
+// stops it) and waits up to wait for it to exit, then kills it.
 func (d *drill) endWorkers(wait time.Duration, when string) {
 	d.mu.Lock()
 	d.stopping = true
@@ -322,20 +322,23 @@ func (d *drill) endWorkers(wait time.Duration, when string) {
 		ws = append(ws, w)
 	}
 	d.mu.Unlock()
-	deadline := time.After(wait)
+	for _, w := range ws {
+		_ = syscall.Kill(w.cmd.Process.Pid, syscall.SIGCONT)
+		_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	}
+	deadline := time.NewTimer(wait)
+	defer deadline.Stop()
 	for _, w := range ws {
 		select {
 		case <-w.exited:
-		case <-deadline:
+			continue
+		case <-deadline.C:
+			deadline.Reset(0)
 		}
 		select {
 		case <-w.exited:
 		default:
-			d.note("the worker on host %s (pid %d) still ran %s; the drill killed it", w.host.name, w.cmd.Process.Pid, when)
-			d.mu.Lock()
-			w.killed = true
-			d.mu.Unlock()
-			_ = syscall.Kill(w.cmd.Process.Pid, syscall.SIGCONT)
+			d.note("the worker on host %s (pid %d) did not stop within %v of SIGTERM %s; the drill killed it", w.host.name, w.cmd.Process.Pid, wait, when)
 			_ = w.cmd.Process.Kill()
 			<-w.exited
 		}
@@ -349,7 +352,7 @@ func (d *drill) closeHosts() {
 	if d.hostsRun == nil {
 		return
 	}
-	d.endWorkers(0, "at the end")
+	d.endWorkers(0, "at the end") // all gone already, unless the drill failed
 	if p := d.storeProc; p != nil {
 		_ = p.Process.Signal(syscall.SIGTERM)
 		done := make(chan struct{})

@@ -16,30 +16,30 @@ import (
 
 // drillReport is what `dstream drill` prints (--json: as JSON).
 type drillReport struct {
-	Verdict          string            `json:"verdict"` // PASS or FAIL
-	Reason           string            `json:"reason,omitempty"`
-	Seed             uint64            `json:"seed"`
-	BatchMs          int64             `json:"batchMs"`
-	Workers          int               `json:"workers"`
-	DurationSeconds  float64           `json:"durationSeconds"`
-	WorkFolder       string            `json:"workFolder"`
-	JobLog           string            `json:"jobLog"`
-	Plot             string            `json:"plot,omitempty"`
-	Zero             int64             `json:"zero"` // Unix ms, before the first interval
-	FirstInterval    int64             `json:"firstInterval"`
-	LastInterval     int64             `json:"lastInterval"`
-	IntervalCount    int               `json:"intervals"`
-	MasterRuns       int               `json:"masterRuns"`
-	Faults           []drillFault      `json:"faults"`
-	WorkerKills      []recoveryFigure  `json:"workerKills"`
-	Stalls           []recoveryFigure  `json:"stalls"`
-	MasterRestarts   []restartFigure   `json:"masterRestarts"`
+	Verdict         string           `json:"verdict"` // PASS or FAIL
+	Reason          string           `json:"reason,omitempty"`
+	Seed            uint64           `json:"seed"`
+	BatchMs         int64            `json:"batchMs"`
+	Workers         int              `json:"workers"`
+	DurationSeconds float64          `json:"durationSeconds"`
+	WorkFolder      string           `json:"workFolder"`
+	JobLog          string           `json:"jobLog"`
+	Plot            string           `json:"plot,omitempty"`
+	Zero            int64            `json:"zero"` // Unix ms, before the first interval
+	FirstInterval   int64            `json:"firstInterval"`
+	LastInterval    int64            `json:"lastInterval"`
+	IntervalCount   int              `json:"intervals"`
+	MasterRuns      int              `json:"masterRuns"`
+	Faults          []drillFault     `json:"faults"`
+	WorkerKills     []recoveryFigure `json:"workerKills"`
+	Stalls          []recoveryFigure `json:"stalls"`
+	MasterRestarts  []restartFigure  `json:"masterRestarts"`
 	// Across hosts (--hosts): where the checkpoints were, the link cuts'
 	// figures, and the workers the supervisor started again.
-	Hosts          bool             `json:"hosts,omitempty"`
-	Store          string           `json:"store,omitempty"`
-	Cuts           []recoveryFigure `json:"linkCuts,omitempty"`
-	WorkerRestarts []drillRespawn   `json:"workerRestarts,omitempty"`
+	Hosts            bool              `json:"hosts,omitempty"`
+	Store            string            `json:"store,omitempty"`
+	Cuts             []recoveryFigure  `json:"linkCuts,omitempty"`
+	WorkerRestarts   []drillRespawn    `json:"workerRestarts,omitempty"`
 	Processing       processingSummary `json:"processing"`
 	Intervals        []drillInterval   `json:"intervalTimes"`
 	Outputs          []outputResult    `json:"outputs"`
