@@ -157,6 +157,11 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 		return nil, program.Usagef("--kills %d: a local cluster replaces no worker, so each master run (%d with --master-restarts %d) may lose at most --workers - 1 = %d; at most %d kills",
 			o.kills, o.restarts+1, o.restarts, o.workers-1, maxKills)
 	}
+	if o.hosts && o.store == "s3" {
+		if err := s3Supported(); err != nil {
+			return nil, program.Usagef("--store s3 needs object storage behind checkpoint.Open (s3://BUCKET/PREFIX), which this build lacks: %v", err)
+		}
+	}
 	if o.stalls > 0 && o.stall == 0 {
 		return nil, program.Usagef("--stalls %d needs a positive --stall", o.stalls)
 	}

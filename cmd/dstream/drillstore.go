@@ -10,12 +10,14 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3afero"
 	"github.com/spf13/afero"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/program"
 )
 
@@ -31,6 +33,22 @@ import (
 
 // drillBucket is the bucket of the drill's checkpoint location.
 const drillBucket = "drill"
+
+// s3Supported reports whether checkpoint.Open knows s3:// locations, without
+// reaching any store (its context is done).
+// TODO(objstore): checkpoint.CheckLocation once object storage is merged.
+func s3Supported() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	st, err := checkpoint.Open(ctx, "s3://"+drillBucket+"/ckpt")
+	if err != nil && strings.Contains(err.Error(), "not supported") {
+		return err
+	}
+	if c, ok := st.(io.Closer); ok {
+		_ = c.Close()
+	}
+	return nil
+}
 
 func runDrillStore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("drill-store", flag.ContinueOnError)
