@@ -852,7 +852,7 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 		f.Worker, f.PID = w.ID, w.PID
 		f.At = time.Now()
 		if d.hostsRun != nil {
-			host, err := d.killWorkerPID(w.PID)
+			host, err := d.killWorker(w)
 			if err != nil {
 				return fmt.Errorf("SIGKILL worker %s pid %d: %w", w.ID, w.PID, err)
 			}

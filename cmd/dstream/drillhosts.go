@@ -8,9 +8,9 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"regexp"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -47,7 +47,7 @@ var staleName = regexp.MustCompile(`^` + hostNetPrefix + `([0-9]+)(br|v[0-9]+|-[
 
 // netHost is one host of the drill's network.
 type netHost struct {
-	name string // master, worker-1, ..., store
+	name string // master, node-1, ..., store
 	ns   string // its network namespace
 	veth string // its veth's end on the bridge, in the drill's namespace
 	addr string // its IPv4 address
@@ -212,13 +212,19 @@ func (n *hostNet) hostOf(addr string) *netHost {
 }
 
 // command returns the command that runs exe with args on h: in its network
-// namespace, with every other host's folder hidden, in its own folder.
-// The process gets SIGKILL if the drill dies.
-func (n *hostNet) command(h *netHost, exe string, args ...string) *exec.Cmd {
-	all := append([]string{"netns", "exec", h.ns, exe, "drill-host", "--hosts", n.parent, "--home", h.name, "--"}, exe)
+// namespace, with every other host's folder hidden, in its own folder, in
+// a process group of its own (Ctrl-C is the drill's to handle). With
+// watch, the process is drill-host, which runs exe as its child and kills
+// it when its stdin closes: the caller keeps a pipe to it open.
+func (n *hostNet) command(h *netHost, watch bool, exe string, args ...string) *exec.Cmd {
+	all := []string{"netns", "exec", h.ns, exe, "drill-host", "--hosts", n.parent, "--home", h.name}
+	if watch {
+		all = append(all, "--watch-stdin")
+	}
+	all = append(all, "--", exe)
 	cmd := exec.Command(n.ip, append(all, args...)...)
 	cmd.Dir = h.home
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	return cmd
 }
 
@@ -315,6 +321,7 @@ func runDrillHost(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("drill-host", flag.ContinueOnError)
 	parent := fs.String("hosts", "", "the `folder` of the hosts' private folders")
 	name := fs.String("home", "", "this host's `name`: its folder under --hosts")
+	watch := fs.Bool("watch-stdin", false, "run CMD as a child and SIGKILL it when stdin closes (the drill is gone), forwarding SIGTERM and SIGINT")
 	fs.SetOutput(stdout)
 	if err := fs.Parse(args); err != nil {
 		return program.UsageError{Err: err}
@@ -351,15 +358,39 @@ func runDrillHost(args []string, stdout io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("drill-host: %w", err)
 	}
-	// The process dies with the drill (`ip netns exec` does not keep the
-	// drill's setting): set on this thread, which execs, so it holds for
-	// the program this becomes.
-	runtime.LockOSThread()
-	if _, _, e := syscall.RawSyscall(syscall.SYS_PRCTL, syscall.PR_SET_PDEATHSIG, uintptr(syscall.SIGKILL), 0); e != 0 {
-		return fmt.Errorf("drill-host: prctl: %w", e)
+	if !*watch {
+		return fmt.Errorf("drill-host: %w", syscall.Exec(exe, fs.Args(), env))
 	}
-	if os.Getppid() == 1 {
-		return errors.New("drill-host: the drill is gone")
+	// A process started by `ip netns exec` does not die with the drill
+	// (the parent-death signal does not hold there), so this one stays as
+	// the host's init: its child dies when the drill's end of stdin
+	// closes, and it exits with its child's status.
+	cmd := exec.Command(exe, fs.Args()[1:]...)
+	cmd.Env, cmd.Stdout, cmd.Stderr = env, os.Stdout, os.Stderr
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("drill-host: %w", err)
 	}
-	return fmt.Errorf("drill-host: %w", syscall.Exec(exe, fs.Args(), env))
+	go func() {
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		_ = cmd.Process.Kill()
+	}()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	go func() {
+		for sig := range sigs {
+			_ = cmd.Process.Signal(sig)
+		}
+	}()
+	err = cmd.Wait()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		os.Exit(0)
+	case errors.As(err, &exit):
+		if ws, ok := exit.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			os.Exit(128 + int(ws.Signal()))
+		}
+		os.Exit(exit.ExitCode())
+	}
+	return fmt.Errorf("drill-host: %w", err)
 }

@@ -24,7 +24,7 @@ import (
 // link cuts. The job is the drill job under a standalone master (`--master
 // cluster`) on host "master", checkpointing into its private folder (or,
 // with --store s3, into s3://drill/ckpt on host "store"); each worker is
-// `dstream worker --master ADDR` on host "worker-N". The job's input is
+// `dstream worker --master ADDR` on host "node-N" (the master names its workers worker-N, an id per registration). The job's input is
 // generated (drillWords: a function of the seed and the interval), so
 // there is no client to place on a host. A supervisor (the drill) starts a
 // worker again on its host when it exits: o.respawn after the drill killed
@@ -73,7 +73,8 @@ type workerProc struct {
 	killed  bool // by the drill (guarded by drill.mu)
 }
 
-// drillRespawn is a worker the supervisor started again.
+// drillRespawn is a worker the supervisor started again; the pids are its
+// host processes' (drill-host, the worker's parent).
 type drillRespawn struct {
 	Host     string    `json:"host"`
 	OldPID   int       `json:"oldPid"`
@@ -101,7 +102,7 @@ func (d *drill) setupHosts() error {
 	}
 	names := []string{"master"}
 	for i := range o.workers {
-		names = append(names, fmt.Sprintf("worker-%d", i+1))
+		names = append(names, fmt.Sprintf("node-%d", i+1))
 	}
 	if o.store == "s3" {
 		names = append(names, "store")
@@ -158,9 +159,11 @@ func (d *drill) startStore() error {
 		return err
 	}
 	defer logf.Close()
-	cmd := h.net.command(h.store, d.exe, "drill-store", "--listen", h.store.addr+":"+drillStorePort, "--dir", filepath.Join(h.store.home, "s3"))
+	cmd := h.net.command(h.store, true, d.exe, "drill-store", "--listen", h.store.addr+":"+drillStorePort, "--dir", filepath.Join(h.store.home, "s3"))
 	cmd.Stderr = logf
-	cmd.SysProcAttr.Setpgid = true
+	if _, err := cmd.StdinPipe(); err != nil { // open until the drill exits
+		return err
+	}
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
@@ -200,9 +203,8 @@ func (d *drill) masterCommand() *exec.Cmd {
 	if d.hostsRun == nil {
 		return exec.Command(d.exe, d.args...)
 	}
-	cmd := d.net.command(d.master, d.exe, d.args...)
+	cmd := d.net.command(d.master, false, d.exe, d.args...) // it watches its stdin itself
 	cmd.Env = d.env
-	cmd.SysProcAttr.Setpgid = true // Ctrl-C is the drill's to handle
 	return cmd
 }
 
@@ -224,10 +226,12 @@ func (d *drill) startWorker(h *netHost) (*workerProc, error) {
 	}
 	defer logf.Close()
 	addr := h.addr + ":" + drillWorkerPort
-	cmd := d.net.command(h, d.exe, "worker", "--master", d.clusterAddr, "--listen", addr, "--advertise", addr, "--slots", "2")
+	cmd := d.net.command(h, true, d.exe, "worker", "--master", d.clusterAddr, "--listen", addr, "--advertise", addr, "--slots", "2")
 	cmd.Env = d.env
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr.Setpgid = true
+	if _, err := cmd.StdinPipe(); err != nil { // open until the drill exits
+		return nil, err
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.stopping {
@@ -293,22 +297,23 @@ func lastLogLine(name string) string {
 	return lines[len(lines)-1]
 }
 
-// killWorkerPID marks the worker process pid as killed by the drill (so
-// its supervisor starts it again after o.respawn) and SIGKILLs it; it
-// returns its host.
-func (d *drill) killWorkerPID(pid int) (string, error) {
+// killWorker marks the worker w (pid, at an address of a host) as killed
+// by the drill (so its supervisor starts it again after o.respawn) and
+// SIGKILLs it; it returns its host.
+func (d *drill) killWorker(w ui.Worker) (string, error) {
+	var h *netHost
+	if w.Address != nil {
+		h = d.net.hostOf(*w.Address)
+	}
+	if h == nil {
+		return "", fmt.Errorf("worker %s is on no host of the drill's", w.ID)
+	}
 	d.mu.Lock()
-	host := ""
-	for _, w := range d.onHost {
-		if w.cmd.Process.Pid == pid {
-			w.killed, host = true, w.host.name
-		}
+	if p := d.onHost[h.name]; p != nil {
+		p.killed = true
 	}
 	d.mu.Unlock()
-	if host == "" {
-		return "", fmt.Errorf("pid %d is no worker process the drill started", pid)
-	}
-	return host, syscall.Kill(pid, syscall.SIGKILL)
+	return h.name, syscall.Kill(w.PID, syscall.SIGKILL)
 }
 
 // endWorkers stops respawning, SIGTERMs every worker process (a worker
@@ -323,8 +328,8 @@ func (d *drill) endWorkers(wait time.Duration, when string) {
 	}
 	d.mu.Unlock()
 	for _, w := range ws {
-		_ = syscall.Kill(w.cmd.Process.Pid, syscall.SIGCONT)
-		_ = w.cmd.Process.Signal(syscall.SIGTERM)
+		_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGCONT) // its process group
+		_ = w.cmd.Process.Signal(syscall.SIGTERM)             // drill-host passes it on
 	}
 	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
@@ -339,7 +344,7 @@ func (d *drill) endWorkers(wait time.Duration, when string) {
 		case <-w.exited:
 		default:
 			d.note("the worker on host %s (pid %d) did not stop within %v of SIGTERM %s; the drill killed it", w.host.name, w.cmd.Process.Pid, wait, when)
-			_ = w.cmd.Process.Kill()
+			_ = syscall.Kill(-w.cmd.Process.Pid, syscall.SIGKILL)
 			<-w.exited
 		}
 	}
@@ -360,7 +365,7 @@ func (d *drill) closeHosts() {
 		select {
 		case <-done:
 		case <-time.After(5 * time.Second):
-			_ = p.Process.Kill()
+			_ = syscall.Kill(-p.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
 	}

@@ -433,7 +433,11 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 	for _, f := range rep.Faults {
 		switch f.Kind {
 		case faultKill:
-			fmt.Fprintf(w, "  %+7.2fs  %-15s SIGKILL worker %s (pid %d), master run %d\n", f.Offset, f.Kind, f.Worker, f.PID, f.Epoch)
+			on := ""
+			if f.Host != "" {
+				on = " on host " + f.Host
+			}
+			fmt.Fprintf(w, "  %+7.2fs  %-15s SIGKILL worker %s (pid %d)%s, master run %d\n", f.Offset, f.Kind, f.Worker, f.PID, on, f.Epoch)
 		case faultStall:
 			lost := "not declared lost"
 			if f.DeclaredLost {
