@@ -183,11 +183,8 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		// The inputs the lineage replays are remembered two checkpoint
 		// intervals: while the next interval's dataset is still within
 		// them (with a slide to spare for the attempt), it tries again,
-		// its lineage kept. Past that the lineage is cut anyway, in
-		// memory, at the next manifest, as kept state would pile up:
-		// losing a holder of this state before the next checkpoint then
-		// fails the interval, naming the block, rather than rebuild it
-		// from forgotten input.
+		// its lineage kept. Past that the job stops: a restart could not
+		// rebuild the state from forgotten input.
 		last := c.e.Timeline().Zero()
 		if s.lastCut > 0 {
 			last = time.UnixMilli(s.lastCut)
@@ -197,9 +194,9 @@ func (s *Stream[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 			s.ckRetry = true
 			return
 		}
-		c.log.Warn("state checkpoint not written; its lineage is cut in memory", "stream", s.String(), "time", t.UnixMilli(), "err", err)
-		s.pendingCut[t.UnixMilli()] = nil
-		s.lastCut = t.UnixMilli()
+		// Out of retries: the job stops (durable writes, engine/durable.go).
+		c.log.Error("state checkpoint not written, and the inputs its lineage replays are about to go; stopping the job", "stream", s.String(), "time", t.UnixMilli(), "err", err)
+		c.e.DurableFailed(&engine.DurableError{What: fmt.Sprintf("state checkpoint of %s at %d", s, t.UnixMilli()), Err: err})
 		return
 	}
 	c.log.Debug("state checkpoint committed", "stream", s.String(), "time", t.UnixMilli(), "dir", dir, "took", c.cfg.Clock.Now().Sub(start))

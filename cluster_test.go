@@ -297,12 +297,22 @@ func TestLocalClusterSurvivesKilledWorker(t *testing.T) {
 // lineage, back to the last durable checkpoint, and every later interval is
 // exactly what a run without the kill outputs. Checkpoints are written every
 // three intervals, so both a checkpoint and lineage since it are read.
+//
+// It runs under local-cluster[3] and under a standalone master that three
+// worker processes join: with no CheckpointDir, the checkpoints go to a
+// temporary folder of the master's, which serves it to its workers (nothing
+// is shared but the network).
 func TestLocalClusterRecoversLostState(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	// No CheckpointDir: local-cluster uses a temporary folder.
-	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]", Config: func(c *dstream.Config) {
+	for _, master := range []string{"local-cluster[3]", "cluster"} {
+		t.Run(master, func(t *testing.T) { recoversLostState(t, master) })
+	}
+}
+
+func recoversLostState(t *testing.T, master string) {
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: master, Config: func(c *dstream.Config) {
 		c.CheckpointInterval = 3 * sec
 	}})
 	st := dstreamtest.Collect(dstream.UpdateStateByKey(h.In, runningSum, 4))

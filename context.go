@@ -16,6 +16,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"sync"
@@ -24,7 +25,9 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/block"
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/clock"
+	"github.com/dstream/dstream/health"
 	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
@@ -89,12 +92,17 @@ type Config struct {
 	// Default 1000.
 	MaxPendingBatches int
 	// CheckpointDir is where state streams write their durable checkpoints
-	// and the master its metadata log (docs/ARCHITECTURE.md, "Recovery"):
-	// a folder every process of the job reaches at the same path (on one
-	// machine, any folder; across machines, a shared file system). Starting
-	// again with the same folder resumes the job where it stopped. Default
-	// "": in local[N] state is checkpointed in memory only; local-cluster
-	// uses a temporary folder, deleted at Stop.
+	// and the master its metadata log (docs/ARCHITECTURE.md, "Recovery"),
+	// and, with WriteAheadLog, the received blocks: either a folder every
+	// process of the job reaches at the same path (on one machine, any
+	// folder; across machines, a shared file system), or object storage,
+	// s3://BUCKET/PREFIX (S3 or an S3-compatible server, configured as
+	// every S3 tool is: AWS_REGION, AWS_ACCESS_KEY_ID,
+	// AWS_SECRET_ACCESS_KEY, AWS_ENDPOINT_URL; see package
+	// checkpoint/s3store). Starting again with the same location resumes
+	// the job where it stopped. A malformed location is an error of
+	// Validate. Default "": in local[N] state is checkpointed in memory
+	// only; local-cluster uses a temporary folder, deleted at Stop.
 	CheckpointDir string
 	// WriteAheadLog writes every block a receiver stores to the checkpoint
 	// folder before it is acknowledged, and logs its addition in the
@@ -167,6 +175,13 @@ type Config struct {
 	// copies of this program, which must build the same graph. Default:
 	// this process's own arguments. (Tests set it to run the same test.)
 	WorkerArgs []string
+	// HealthListen is where the context serves GET /healthz and /readyz
+	// (package health; Live and Ready answer them), from Start until it
+	// stops: a HOST:PORT, port 0 for a free one (HealthAddr). Default "":
+	// nowhere. A worker process ignores it (the program's arguments are its
+	// master's) and serves where its environment says: `APP worker
+	// --health-listen ADDR`.
+	HealthListen string
 	// Out receives Print's output. Default os.Stdout.
 	Out io.Writer
 	// Logger receives the engine's logs. Default slog.Default().
@@ -218,6 +233,16 @@ func (c Config) Validate() error {
 	case c.WriteAheadLog && c.CheckpointDir == "":
 		return errors.New("the write-ahead log needs a checkpoint folder (CheckpointDir): it is written there")
 	}
+	if c.CheckpointDir != "" {
+		if err := checkpoint.CheckLocation(c.CheckpointDir); err != nil {
+			return fmt.Errorf("checkpoint location (CheckpointDir): %w", err)
+		}
+	}
+	if c.HealthListen != "" {
+		if _, _, err := net.SplitHostPort(c.HealthListen); err != nil {
+			return fmt.Errorf("health listen address %q: want HOST:PORT", c.HealthListen)
+		}
+	}
 	return nil
 }
 
@@ -257,6 +282,7 @@ type Context struct {
 	log *slog.Logger
 
 	mu           sync.Mutex
+	health       *health.Endpoint  // serving the probes, from Start (health.go)
 	nextFunc     int               // partition functions registered (query_builtin.go)
 	queries      map[string]*query // named queries (query.go)
 	querySlots   chan struct{}     // queries running

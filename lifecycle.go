@@ -10,15 +10,38 @@ import (
 // Start validates the graph, opens the receivers and starts cutting
 // intervals. The first interval ends at the first multiple of the batch
 // interval after now (or, resuming from a checkpoint folder, after the last
-// completed interval).
-func (c *Context) Start() error { return c.e.Start() }
+// completed interval). With Config.HealthListen (or, in a worker, its
+// environment's address) it first binds the probes' endpoint, which answers
+// while Start resumes and until the context stops; an address that cannot be
+// bound fails Start.
+func (c *Context) Start() error {
+	if err := c.listenHealth(); err != nil {
+		return err
+	}
+	if err := c.e.Start(); err != nil {
+		if c.e.Done() == nil { // the context never ran (not: started already)
+			c.closeHealth(true)
+		}
+		return err
+	}
+	// A context that stops on its own (a failed interval) stops serving too.
+	go func() {
+		<-c.e.Done()
+		c.closeHealth(false)
+	}()
+	return nil
+}
 
 // Stop stops the context. A graceful stop stops the receivers, waits until
 // every record they received has been cut into an interval, processed and
 // output, then returns; otherwise intervals not yet processed are abandoned.
 // Stop is idempotent; it returns the first error of the shutdown (a failed
 // interval's *BatchError, or what Config.OnBatchError returned).
-func (c *Context) Stop(graceful bool) error { return c.e.Stop(graceful) }
+func (c *Context) Stop(graceful bool) error {
+	err := c.e.Stop(graceful)
+	c.closeHealth(false)
+	return err
+}
 
 // Done returns a channel that is closed once the context has stopped, by
 // Stop or on its own (a failed interval, see Config.OnBatchError); Stop then

@@ -1,6 +1,7 @@
 package dstream
 
 import (
+	"math"
 	"time"
 
 	"github.com/dstream/dstream/graphspec"
@@ -28,9 +29,23 @@ func (n streamNode[T]) CheckpointInterval() time.Duration  { return n.s.checkpoi
 func (n streamNode[T]) LoseHolder(addr string)             { n.s.loseHolder(addr) }
 func (n streamNode[T]) Adopt(cp manifest.Checkpoint) error { return n.s.adopt(cp) }
 func (n streamNode[T]) Describe() graphspec.Node           { return n.s.describe() }
+func (n streamNode[T]) Reset()                             { n.s.reset() }
 func (n streamNode[T]) NodeAt(t time.Time) (*rdd.Node, error) {
 	return n.s.nodeAt(t)
 }
 func (n streamNode[T]) LastCheckpoints(t time.Time) []manifest.Checkpoint {
 	return n.s.lastCheckpoints(t)
+}
+
+// reset forgets every dataset the stream generated, and a state stream's
+// checkpoints and kept datasets (engine.Node.Reset).
+func (s *Stream[T]) reset() {
+	s.mu.Lock()
+	clear(s.datasets)
+	clear(s.durable)
+	clear(s.pendingCut)
+	clear(s.keptAt)
+	s.lastCut, s.ckRetry = 0, false
+	s.mu.Unlock()
+	s.ctx.rctx().Forget(rdd.ForgetRule{Op: s.id, UpTo: math.MaxInt64})
 }

@@ -85,29 +85,53 @@ func (s *Stream[T]) Print(n int) {
 }
 
 // SaveAsTextFiles writes every interval's dataset as text, one record per
-// line (fmt.Sprint), into the directory "prefix-<interval ms>[.suffix]"
-// holding one part-NNNNN file per partition and an empty _SUCCESS marker, as
-// Spark lays them out; interval directories are 0755 and files 0644 (less the
-// umask). The directory appears atomically (written under a temporary name,
-// ".<name>.tmp-<random>" beside it, then renamed), and an interval whose
-// directory is already complete is not written again, so re-running an
-// interval after a failure leaves exactly one copy of its output.
+// line (fmt.Sprint), into the folder "prefix-<interval ms>[.suffix]" holding
+// one part-NNNNN file per partition and an empty _SUCCESS marker, as Spark
+// lays them out. An interval's output appears once, whole: an interval
+// whose output is complete is not written again, so re-running an interval
+// after a failure or a restart of the master leaves exactly one copy of
+// its output.
 //
-// Start creates the parent folder and fails, naming it, if it cannot be
-// written; it then removes the temporary directories of this prefix and
-// suffix that a killed run left behind, and nothing else. One running job at
-// a time owns a prefix and suffix. suffix must not contain a path separator.
+// prefix is one of:
+//   - a local path. Interval folders are 0755 and files 0644 (less the
+//     umask). A folder appears atomically (written under a temporary name,
+//     ".<name>.tmp-<random>" beside it, then renamed): readers see it whole
+//     or not at all. Start creates the parent folder and fails, naming it,
+//     if it cannot be written; it then removes the temporary directories of
+//     this prefix and suffix that a killed run left behind, and nothing
+//     else.
+//   - a URL, s3://BUCKET/PATH/NAME or file:///PATH/NAME: objects
+//     "NAME-<ms>[.suffix]/part-NNNNN" and ".../_SUCCESS" in the store that
+//     checkpoint.Open opens at the URL's part before NAME (s3://BUCKET/PATH).
+//     A store has no rename: the tasks write their parts in place (a retried
+//     or speculative task writes the same bytes to the same object), and
+//     the _SUCCESS marker is written last, once every part is. An interval's
+//     output is there when its marker is, and only then: readers must
+//     look for the marker (Spark's do). An interval run again before its
+//     marker was written has what its folder holds deleted and is written
+//     afresh. Start fails if the store cannot be opened or written (it
+//     writes and deletes an object under NAME-0), then deletes the objects
+//     of this prefix's and suffix's interval folders that have no marker
+//     (left by a killed run). file:// takes this path over a local folder
+//     (a checkpoint.Dir): its interval folders are not renamed into place.
+//
+// One running job at a time owns a prefix and suffix. suffix must not
+// contain a path separator.
 func (s *Stream[T]) SaveAsTextFiles(prefix, suffix string) {
 	c := s.ctx
 	ext := ""
 	if suffix != "" {
 		ext = "." + suffix
 	}
+	if engine.IsURL(prefix) {
+		saveToStore(s, prefix, suffix, ext)
+		return
+	}
 	// Every interval's directory is parent/stem<ms>ext.
 	parent, stem := filepath.Dir(prefix+"-"), filepath.Base(prefix+"-")
 	open := func() error {
-		if strings.ContainsAny(suffix, `/`+string(filepath.Separator)) {
-			return fmt.Errorf("suffix %q contains a path separator; put folders in the prefix", suffix)
+		if err := checkSuffix(suffix); err != nil {
+			return err
 		}
 		if err := checkOutputFolder(parent, stem+"0"+ext); err != nil {
 			return err
@@ -127,6 +151,14 @@ func (s *Stream[T]) SaveAsTextFiles(prefix, suffix string) {
 	})
 }
 
+// checkSuffix refuses a suffix with a path separator.
+func checkSuffix(suffix string) error {
+	if strings.ContainsAny(suffix, `/`+string(filepath.Separator)) {
+		return fmt.Errorf("suffix %q contains a path separator; put folders in the prefix", suffix)
+	}
+	return nil
+}
+
 // taskTemp is the temporary directory an interval's output directory is
 // written in: named after it, so every process's tasks find it, and in the
 // pattern Start's clean-up recognises.
@@ -143,6 +175,17 @@ func taskTemp(dir string) string {
 // speculative copy, an attempt on a worker declared lost): one still
 // writing when the folder is committed fails, as its folder is gone.
 func writePart[T any](tc *rdd.TaskContext, tmp string, p int, records []T) error {
+	b := textOf(records)
+	name := filepath.Join(tmp, fmt.Sprintf("part-%05d", p))
+	attempt := filepath.Join(tmp, fmt.Sprintf(".part-%05d.attempt-%d", p, tc.Attempt))
+	if err := writeFileSync(attempt, b); err != nil {
+		return err
+	}
+	return os.Rename(attempt, name)
+}
+
+// textOf is records as text, one per line (fmt.Sprint).
+func textOf[T any](records []T) []byte {
 	// A local slice, not a strings.Builder: fmt would move a Builder to the
 	// heap, where another task's writes may share its cache line
 	// (rdd/loop.go).
@@ -150,12 +193,7 @@ func writePart[T any](tc *rdd.TaskContext, tmp string, p int, records []T) error
 	for _, r := range records {
 		b = fmt.Appendln(b, r)
 	}
-	name := filepath.Join(tmp, fmt.Sprintf("part-%05d", p))
-	attempt := filepath.Join(tmp, fmt.Sprintf(".part-%05d.attempt-%d", p, tc.Attempt))
-	if err := writeFileSync(attempt, b); err != nil {
-		return err
-	}
-	return os.Rename(attempt, name)
+	return b
 }
 
 // tempPattern is the os.MkdirTemp pattern of the temporary directory in

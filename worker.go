@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -15,7 +16,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cluster"
+	"github.com/dstream/dstream/health"
 )
 
 // Standalone clusters. A program started with Master "cluster" is a master
@@ -38,10 +41,11 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	secretFile := fs.String("secret-file", "", "`file` holding the cluster's shared secret (default: $"+cluster.SecretEnv+")")
 	insecure := fs.Bool("insecure", false, "join a master that runs without a secret")
 	workDir := fs.String("work-dir", "", "`folder` this worker spills shuffle outputs to when its memory is full (default: none; they are recomputed)")
+	healthListen := fs.String("health-listen", "", "`address` HOST:PORT to serve /healthz and /readyz on, for Kubernetes' probes (default: none)")
 	tlsFiles := tlsFlags(fs)
 	memory := MemoryFlag(fs)
 	usage := func(err error) int {
-		fmt.Fprintf(stderr, "worker: %v\nUsage: APP worker --master HOST:PORT [--slots K] [--memory M] [--work-dir D] [--listen ADDR] [--advertise ADDR] [--secret-file F | --insecure] [--tls-cert F --tls-key F --tls-ca F]\n", err)
+		fmt.Fprintf(stderr, "worker: %v\nUsage: APP worker --master HOST:PORT [--slots K] [--memory M] [--work-dir D] [--listen ADDR] [--advertise ADDR] [--health-listen ADDR] [--secret-file F | --insecure] [--tls-cert F --tls-key F --tls-ca F]\n", err)
 		return 2
 	}
 	if err := fs.Parse(args); err != nil {
@@ -75,6 +79,18 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if *healthListen != "" {
+		// Until it becomes the master's program (which serves the probes
+		// from then on, at the same address), the worker is live but not
+		// ready. The listener is closed on exec.
+		ep, err := health.Listen(*healthListen, health.Funcs{ReadyFunc: func() error {
+			return fmt.Errorf("asking master %s for its program", *master)
+		}}, nil)
+		if err != nil {
+			return usage(err)
+		}
+		defer ep.Close()
+	}
 	info, err := cluster.AskProgram(ctx, *master, secret, tlsID, func(err error) {
 		fmt.Fprintf(stderr, "worker: master %s not reachable yet (retrying): %v\n", *master, err)
 	})
@@ -97,27 +113,37 @@ func WorkerMain(args []string, stderr io.Writer) int {
 		cluster.EnvParallelism+"="+strconv.Itoa(info.Parallelism), cluster.EnvListen+"="+*listen,
 		cluster.EnvAdvertise+"="+*advertise, cluster.EnvMemory+"="+strconv.FormatInt(*memory, 10),
 		cluster.SecretEnv+"="+string(secret), cluster.EnvWorkDir+"="+abs(*workDir),
-		cluster.EnvTLSCert+"="+tlsCert, cluster.EnvTLSKey+"="+tlsKey, cluster.EnvTLSCA+"="+tlsCA)
+		cluster.EnvTLSCert+"="+tlsCert, cluster.EnvTLSKey+"="+tlsKey, cluster.EnvTLSCA+"="+tlsCA,
+		cluster.EnvHealthListen+"="+*healthListen)
 	err = syscall.Exec(exe, append([]string{exe}, info.Args...), env)
 	fmt.Fprintln(stderr, "worker: cannot start the master's program:", err)
 	return 1
 }
 
 // ClusterFlags registers the flags of a standalone master on fs
-// (--cluster-listen, --cluster-advertise, --secret-file, --insecure) and
-// returns the function that applies them to a Config (loading the secret);
-// it leaves a Config whose Master is not "cluster" unchanged.
+// (--cluster-listen, --cluster-advertise, --secret-file, --insecure, the
+// --tls-* files) and returns the function that applies them to a Config
+// (loading the secret); it leaves a Config whose Master is not "cluster"
+// unchanged but for the TLS files and --health-listen
+// (Config.HealthListen), which apply to every deployment.
 func ClusterFlags(fs *flag.FlagSet) func(*Config) error {
 	listen := fs.String("cluster-listen", DefaultClusterListen, "with --master cluster: `address` workers join at")
 	advertise := fs.String("cluster-advertise", "", "with --master cluster: `address` workers reach the master at (default: --cluster-listen's)")
 	secretFile := fs.String("secret-file", "", "with --master cluster: `file` holding the shared secret workers must present (default: $"+cluster.SecretEnv+")")
 	insecure := fs.Bool("insecure", false, "with --master cluster: run without a secret (anyone reaching the port may join)")
 	tlsFiles := tlsFlags(fs)
+	healthListen := fs.String("health-listen", "", "`address` HOST:PORT to serve /healthz and /readyz on, for Kubernetes' probes (default: none)")
 	return func(c *Config) error {
 		if _, worker, _ := cluster.WorkerEnvFrom(os.Getenv); worker {
-			return nil // a worker takes its secret and TLS files from its environment
+			return nil // a worker takes its secret, TLS files and health address from its environment
+		}
+		if *healthListen != "" {
+			if _, _, err := net.SplitHostPort(*healthListen); err != nil {
+				return fmt.Errorf("--health-listen %q: want HOST:PORT", *healthListen)
+			}
 		}
 		c.TLSCert, c.TLSKey, c.TLSCA = tlsFiles()
+		c.HealthListen = *healthListen
 		if c.Master != "cluster" {
 			return nil
 		}
@@ -152,14 +178,28 @@ func abs(name string) string {
 	return name
 }
 
+// absLocation makes a checkpoint location that is a folder absolute (a path
+// or a file:// URL), so a worker started elsewhere finds it; a URL of
+// object storage names the same store from anywhere and stays as it is.
+func absLocation(location string) string {
+	if path, ok := strings.CutPrefix(location, "file://"); ok {
+		return "file://" + abs(path)
+	}
+	if strings.Contains(location, "://") {
+		return location
+	}
+	return abs(location)
+}
+
 // JobFlags registers the flags of a job's recovery and rate control on fs
 // (--checkpoint, --checkpoint-interval, --write-ahead-log, --backpressure,
 // --max-rate, --initial-rate) and returns what applies them to a Config
-// after parsing. A checkpoint folder is made absolute, so a worker started
-// elsewhere (in a standalone cluster, the same program with the same
-// arguments) writes to the same shared folder.
+// after parsing. The checkpoint location is checked (a malformed one is an
+// error naming --checkpoint), and a folder is made absolute, so a worker
+// started elsewhere (in a standalone cluster, the same program with the
+// same arguments) writes to the same shared folder.
 func JobFlags(fs *flag.FlagSet) func(*Config) error {
-	dir := fs.String("checkpoint", "", "`folder` for state checkpoints and the master's metadata log: running again with the same folder resumes the job (every process must reach it at the same path)")
+	dir := fs.String("checkpoint", "", "`location` for state checkpoints and the master's metadata log: a folder, or s3://BUCKET/PREFIX (configured by AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, for an S3-compatible server, AWS_ENDPOINT_URL); running again with the same location resumes the job (every process must reach it: a folder at the same path)")
 	every := fs.Duration("checkpoint-interval", 0, "how often state streams write a checkpoint (default: the larger of 10s and five slides)")
 	bp := fs.Bool("backpressure", false, "adapt every receiver's rate to what the job processes (a PID controller, as Spark's spark.streaming.backpressure)")
 	maxRate := fs.Int("max-rate", 0, "records per second each receiver takes in at most (0: no cap)")
@@ -174,7 +214,12 @@ func JobFlags(fs *flag.FlagSet) func(*Config) error {
 		case *wal && *dir == "":
 			return fmt.Errorf("--write-ahead-log needs --checkpoint: the log is written in the checkpoint folder")
 		}
-		c.CheckpointDir, c.CheckpointInterval = abs(*dir), *every
+		if *dir != "" {
+			if err := checkpoint.CheckLocation(*dir); err != nil {
+				return fmt.Errorf("--checkpoint: %w", err)
+			}
+		}
+		c.CheckpointDir, c.CheckpointInterval = absLocation(*dir), *every
 		c.Backpressure, c.MaxRate, c.InitialRate = *bp, *maxRate, *initial
 		c.WriteAheadLog = *wal
 		return nil

@@ -422,6 +422,20 @@ func (s *Store) Unpin(key string) bool {
 	return true
 }
 
+// Keys returns the keys of the blocks of class held in memory (in no
+// particular order).
+func (s *Store) Keys(class Class) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var keys []string
+	for k, e := range s.blocks {
+		if e.class == class {
+			keys = append(keys, k)
+		}
+	}
+	return keys
+}
+
 // Stats returns a snapshot of the store's counters.
 func (s *Store) Stats() Stats {
 	s.mu.Lock()

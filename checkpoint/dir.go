@@ -91,7 +91,7 @@ func (d *Dir) check(ctx context.Context, op, name string) error {
 		return err
 	}
 	if op == "list" {
-		return validPrefix(name)
+		return ValidPrefix(name)
 	}
 	return ValidName(name)
 }

@@ -11,7 +11,18 @@
 // [ErrNotFound]), List (by prefix, sorted) and Delete (idempotent). Names
 // are slash-separated relative paths; [ValidName] states the rules. [Dir]
 // implements Store in a local directory, safely shared by the goroutines
-// and processes of one machine; an object store can implement it too.
+// and processes of one machine; package checkpoint/s3store implements it in
+// S3. Package checkpoint/storetest holds the contract as tests, which every
+// implementation runs.
+//
+// [Open] opens the store at a location: a folder, or a URL of a scheme a
+// store package registered ([RegisterScheme]; s3store registers
+// s3://BUCKET/PREFIX). [CheckLocation] checks a location without opening
+// it.
+//
+// Two optional capabilities serve file streams over a store: [Lister]
+// (objects with their sizes and modification times) and [RangeGetter]
+// (part of an object); Dir and s3store implement both.
 //
 // # Frames
 //

@@ -80,9 +80,10 @@ func ValidName(name string) error {
 	return nil
 }
 
-// validPrefix checks a List prefix: the part up to its last slash must be
-// a valid name; the rest is matched as is.
-func validPrefix(prefix string) error {
+// ValidPrefix reports whether prefix can be given to List, and if not, why:
+// the part up to its last slash must be a valid name (see [ValidName]); the
+// rest is matched as is, and may be empty. The error wraps ErrInvalidName.
+func ValidPrefix(prefix string) error {
 	if strings.ContainsAny(prefix, "\x00\\") {
 		return fmt.Errorf("%w: prefix %q contains NUL or a backslash", ErrInvalidName, prefix)
 	}

@@ -26,8 +26,12 @@
 // (Manifests), how its program was started (Program: what a standalone
 // worker runs, see AskProgram) and the blocks receivers on workers report
 // (AddBlock). Worker is the joining side: it registers, retrying, and
-// heartbeats; it stops with ErrMasterRestarted when it finds another master
-// process than the one it joined.
+// heartbeats. When it finds another master process than the one it served
+// (a restart) it rejoins it (WorkerConfig.Rejoin: its program forgets the
+// old run and offers the input blocks it holds), or exits with
+// ErrProgramChanged when the new master runs another graph; it gives up
+// on a master unreachable for WorkerConfig.GiveUp (ErrMasterGone), and a
+// master that stops gracefully releases it (Peer.Release, ErrReleased).
 //
 // # Data plane: tasks and blocks
 //

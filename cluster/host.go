@@ -9,6 +9,8 @@ import (
 	"math"
 	"net"
 	"os"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/cluster/clusterpb"
@@ -65,7 +67,26 @@ type BlockReport struct {
 	Key            string
 	Records, Bytes int64
 	Locations      []string
+	// Failure, when set, reports no block but that the receiver cannot
+	// store its blocks: the master stops the job with it.
+	Failure string
 }
+
+// Rejoiner is a Program that can follow its master through a restart (an
+// optional capability of Program): without it, a worker whose master
+// restarted exits with ErrMasterRestarted.
+type Rejoiner interface {
+	// Reset forgets everything learned from the master (intervals,
+	// datasets, map outputs, state), keeping only the input blocks it
+	// holds, whose keys it returns.
+	Reset() (held []string, err error)
+	// Drop drops input blocks the new master does not need.
+	Drop(keys []string)
+}
+
+// ErrReleased is Host.Run's error when the master released the worker: it
+// is stopping gracefully, and the worker's work is done.
+var ErrReleased = errors.New("cluster: released by the master")
 
 // HostConfig configures a worker process's runtime.
 type HostConfig struct {
@@ -88,6 +109,9 @@ type HostConfig struct {
 	TaskDelay time.Duration
 	// Network is what the host listens and dials on (nil: TCP).
 	Network Network
+	// GiveUp is how long the worker tries to reach a master that went
+	// away without releasing it (WorkerConfig.GiveUp; zero: DefaultGiveUp).
+	GiveUp time.Duration
 }
 
 // Host is a worker process's runtime: it serves the Peer service (tasks,
@@ -103,6 +127,17 @@ type Host struct {
 	// up when its context ends.
 	learning chan struct{}
 	known    int64 // the latest interval learned (Unix ms)
+
+	// learnMu guards learnCtx, which every learning call runs under:
+	// rejoin cancels it, so a call waiting for a master that is gone does
+	// not hold the learning lock for its whole timeout.
+	learnMu     sync.Mutex
+	learnCtx    context.Context
+	learnCancel context.CancelFunc
+
+	released     chan struct{} // closed by Release
+	releaseOnce  sync.Once
+	releaseCause atomic.Value // string: the master's reason
 }
 
 // NewHost listens and returns a host; Run serves.
@@ -121,7 +156,8 @@ func NewHost(cfg HostConfig) (*Host, error) {
 		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
 	}
 	addr := Advertised(cfg.Advertise, lis.Addr())
-	return &Host{cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1)}, nil
+	learnCtx, learnCancel := context.WithCancel(context.Background())
+	return &Host{learnCtx: learnCtx, learnCancel: learnCancel, cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1), released: make(chan struct{})}, nil
 }
 
 // Addr returns the address peers dial.
@@ -138,8 +174,66 @@ func (h *Host) Remote() rdd.Remote {
 // reached through this worker's connections; it works while Run does.
 func (h *Host) MasterStore() *RemoteStore { return NewRemoteStore(h.peers, h.cfg.Master) }
 
-// Run serves until ctx is done (nil) or the master refuses the worker.
+// Run serves until ctx is done (nil), the master releases the worker
+// (ErrReleased), or the worker gives up on its master (the errors of
+// Worker.Run).
 func (h *Host) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		select {
+		case <-h.released:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	err := h.run(ctx)
+	select {
+	case <-h.released:
+		reason, _ := h.releaseCause.Load().(string)
+		h.cfg.Logger.Info("cluster: the master released this worker", "reason", reason)
+		return ErrReleased
+	default:
+	}
+	return err
+}
+
+// Release implements Releaser: the master is stopping gracefully.
+func (h *Host) Release(ctx context.Context, req *clusterpb.ReleaseRequest) (*clusterpb.ReleaseResponse, error) {
+	h.releaseOnce.Do(func() {
+		h.releaseCause.Store(req.GetReason())
+		close(h.released)
+	})
+	return &clusterpb.ReleaseResponse{}, nil
+}
+
+// rejoin makes the program forget the old master's run (Rejoiner.Reset) and
+// this host forget the intervals it learned, with no interval being learned
+// meanwhile.
+func (h *Host) rejoin(ctx context.Context) ([]string, error) {
+	rj, ok := h.cfg.Program.(Rejoiner)
+	if !ok {
+		return nil, ErrMasterRestarted
+	}
+	h.learnMu.Lock()
+	h.learnCancel() // what is being learned is the old master's
+	h.learnCtx, h.learnCancel = context.WithCancel(context.Background())
+	h.learnMu.Unlock()
+	select {
+	case h.learning <- struct{}{}:
+		defer func() { <-h.learning }()
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	held, err := rj.Reset()
+	if err != nil {
+		return nil, err
+	}
+	h.known = 0
+	return held, nil
+}
+
+func (h *Host) run(ctx context.Context) error {
 	defer h.peers.Close()
 	g := guard{token: authToken(h.cfg.Secret), log: h.cfg.Logger}
 	srv := g.server(DefaultHandshakeTimeout, DefaultHeartbeatInterval, h.cfg.TLS)
@@ -150,6 +244,23 @@ func (h *Host) Run(ctx context.Context) error {
 	wc := WorkerConfig{
 		Master: h.cfg.Master, ID: h.cfg.ID, Address: h.addr, Slots: h.cfg.Slots,
 		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, TLS: h.cfg.TLS, Logger: h.cfg.Logger, Network: h.cfg.Network,
+		GiveUp: h.cfg.GiveUp,
+	}
+	if rj, ok := h.cfg.Program.(Rejoiner); ok {
+		wc.Rejoin = func(string) ([]string, error) { return h.rejoin(ctx) }
+		wc.Kept = func(offered, kept []string) {
+			keep := make(map[string]bool, len(kept))
+			for _, k := range kept {
+				keep[k] = true
+			}
+			var drop []string
+			for _, k := range offered {
+				if !keep[k] {
+					drop = append(drop, k)
+				}
+			}
+			rj.Drop(drop)
+		}
 	}
 	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
 		wc.Stats = s.BlockStats
@@ -248,6 +359,10 @@ func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	}
 	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	h.learnMu.Lock()
+	stop := context.AfterFunc(h.learnCtx, cancel)
+	h.learnMu.Unlock()
+	defer stop()
 	// Wait for a connection (within the timeout) rather than fail at once
 	// while a reset one waits out gRPC's reconnection backoff: a worker
 	// can do nothing without its master's intervals.
@@ -356,6 +471,6 @@ func (h *Host) report(ctx context.Context, b BlockReport) error {
 		return err
 	}
 	_, err = clusterpb.NewClusterClient(conn).AddBlock(ctx, &clusterpb.AddBlockRequest{
-		Stream: b.Stream, Key: b.Key, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations})
+		Stream: b.Stream, Key: b.Key, Records: b.Records, Bytes: b.Bytes, Locations: b.Locations, Failure: b.Failure})
 	return err
 }

@@ -73,6 +73,12 @@ type MasterConfig struct {
 	Latest func() int64
 	// AddBlock, if set, takes the blocks receivers on workers report.
 	AddBlock func(b BlockReport) error
+	// Rejoined, if set, is called when a worker of an earlier master
+	// process (this master restarted) registers, with its address and the
+	// input blocks it still holds: it returns those this master needs
+	// (which the worker keeps, and this master may name it as holding).
+	// It is called once the registration is admitted and delivered.
+	Rejoined func(address string, held []string) (kept []string)
 	// Program is how the master's program was started, for workers that
 	// join by hand (the Program call).
 	Program ProgramInfo
@@ -311,11 +317,18 @@ func (m *Master) Register(ctx context.Context, req *clusterpb.RegisterRequest) (
 	})
 	switch w := rep.Worker; rep.Refusal {
 	case Admitted:
+		var kept []string
+		if prev := req.GetPreviousSession(); prev != "" && prev != m.session && len(req.GetHeldBlocks()) > 0 && m.cfg.Rejoined != nil {
+			kept = m.cfg.Rejoined(w.Address, req.GetHeldBlocks())
+			m.log.Info("cluster: a worker of the previous master rejoined", "worker", w.ID, "address", w.Address,
+				"blocks_offered", len(req.GetHeldBlocks()), "blocks_kept", len(kept))
+		}
 		return &clusterpb.RegisterResponse{
 			WorkerId:          w.ID,
 			Incarnation:       w.Incarnation,
 			HeartbeatInterval: durationpb.New(m.cfg.HeartbeatInterval),
 			Session:           m.session,
+			KeptBlocks:        kept,
 		}, nil
 	case RefusedHeld:
 		return nil, status.Errorf(codes.AlreadyExists, "worker id %q is held by an alive worker (pid %d at %s)", w.ID, w.PID, w.Address)
@@ -471,7 +484,7 @@ type ProgramInfo struct {
 // Program implements clusterpb.ClusterServer.
 func (m *Master) Program(ctx context.Context, _ *clusterpb.ProgramRequest) (*clusterpb.ProgramResponse, error) {
 	return &clusterpb.ProgramResponse{Args: m.cfg.Program.Args, Parallelism: int32(m.cfg.Program.Parallelism),
-		GraphFingerprint: graphspec.Fingerprint(m.cfg.Graph)}, nil
+		GraphFingerprint: graphspec.Fingerprint(m.cfg.Graph), Session: m.session}, nil
 }
 
 // AddBlock implements clusterpb.ClusterServer.
@@ -479,10 +492,10 @@ func (m *Master) AddBlock(ctx context.Context, req *clusterpb.AddBlockRequest) (
 	if m.cfg.AddBlock == nil {
 		return nil, status.Error(codes.Unimplemented, "this master takes no blocks")
 	}
-	if req.GetKey() == "" || req.GetRecords() < 0 || req.GetBytes() < 0 {
+	if req.GetFailure() == "" && (req.GetKey() == "" || req.GetRecords() < 0 || req.GetBytes() < 0) {
 		return nil, status.Error(codes.InvalidArgument, "a block needs a key and non-negative sizes")
 	}
-	err := m.cfg.AddBlock(BlockReport{Stream: req.GetStream(), Key: req.GetKey(), Records: req.GetRecords(), Bytes: req.GetBytes(), Locations: req.GetLocations()})
+	err := m.cfg.AddBlock(BlockReport{Stream: req.GetStream(), Key: req.GetKey(), Records: req.GetRecords(), Bytes: req.GetBytes(), Locations: req.GetLocations(), Failure: req.GetFailure()})
 	if err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}

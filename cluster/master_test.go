@@ -8,12 +8,15 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/graphspec"
+	"github.com/dstream/dstream/simnet"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -329,10 +332,15 @@ func TestWorkerWaitsForMaster(t *testing.T) {
 	}
 	addr := lis.Addr().String()
 	lis.Close()
-	w := runWorker(t, WorkerConfig{Master: addr, ID: "w1", Secret: testSecret, MaxBackoff: 100 * time.Millisecond})
+	rejoined := make(chan string, 2)
+	kept := make(chan []string, 2)
+	w := runWorker(t, WorkerConfig{Master: addr, ID: "w1", Secret: testSecret, MaxBackoff: 100 * time.Millisecond,
+		Rejoin: func(session string) ([]string, error) { rejoined <- session; return []string{"b1", "b2"}, nil },
+		Kept:   func(offered, k []string) { kept <- k }})
 
 	serve := func() (*testMaster, func()) {
-		m, err := NewMaster(MasterConfig{Secret: testSecret, Graph: testGraph(), Logger: discardLogger()})
+		m, err := NewMaster(MasterConfig{Secret: testSecret, Graph: testGraph(), Logger: discardLogger(),
+			Rejoined: func(addr string, held []string) []string { return held[1:] }})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -359,6 +367,82 @@ func TestWorkerWaitsForMaster(t *testing.T) {
 	if ev := tm2.next(t); ev.Kind != WorkerAdded || ev.Worker.ID != "w1" {
 		t.Fatalf("restarted master: event %v %+v, want w1 added", ev.Kind, ev.Worker)
 	}
+	// It rejoined the new master (once, before registering) and keeps what
+	// that master needs; it did not exit.
+	if s := <-rejoined; s != tm2.session {
+		t.Errorf("rejoined session %q, want the new master's %q", s, tm2.session)
+	}
+	if k := <-kept; !slices.Equal(k, []string{"b2"}) {
+		t.Errorf("kept %q, want [b2]", k)
+	}
+	select {
+	case <-w.done:
+		t.Fatalf("the worker exited: %v", w.err)
+	default:
+	}
+	if len(rejoined) > 0 {
+		t.Errorf("rejoined again")
+	}
+}
+
+// TestWorkerOfAnotherProgram: a master restarted with another graph; its
+// worker exits with ErrProgramChanged, saying so, rather than retry.
+func TestWorkerOfAnotherProgram(t *testing.T) {
+	lis, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := lis.Addr().String()
+	serve := func(lis net.Listener, g []graphspec.Node) func() {
+		m, err := NewMaster(MasterConfig{Secret: testSecret, Graph: g, Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { m.Serve(ctx, lis); close(done) }()
+		return func() { cancel(); <-done }
+	}
+	stop := serve(lis, testGraph())
+	w := runWorker(t, WorkerConfig{Master: addr, ID: "w1", Secret: testSecret, MaxBackoff: 100 * time.Millisecond,
+		Rejoin: func(string) ([]string, error) { t.Error("rejoined a master of another program"); return nil, nil }})
+	w.waitRegistered(t)
+	stop()
+	other := append(testGraph(), graphspec.Node{ID: 99, Kind: "map", Name: "extra"})
+	lis, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer serve(lis, other)()
+	select {
+	case <-w.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the worker did not exit")
+	}
+	if !errors.Is(w.err, ErrProgramChanged) {
+		t.Fatalf("err %v, want ErrProgramChanged", w.err)
+	}
+}
+
+// TestWorkerGivesUp: a master that is gone without releasing its worker is
+// retried for GiveUp, then the worker exits with ErrMasterGone.
+func TestWorkerGivesUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		sn := simnet.New(simnet.Config{})
+		w, err := NewWorker(WorkerConfig{Master: "master:7077", ID: "w1", Slots: 1, Graph: testGraph(), Secret: testSecret,
+			GiveUp: time.Minute, Network: sn.Host("w1"), Logger: discardLogger()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		err = w.Run(t.Context())
+		if !errors.Is(err, ErrMasterGone) {
+			t.Fatalf("err %v, want ErrMasterGone", err)
+		}
+		if d := time.Since(start); d < time.Minute || d > time.Minute+5*time.Second {
+			t.Errorf("gave up after %v, want about a minute", d)
+		}
+	})
 }
 
 func TestNewMasterNeedsSecret(t *testing.T) {

@@ -80,6 +80,34 @@ func (p *PeerServer) StopReceiver(ctx context.Context, req *clusterpb.StopReceiv
 	return p.receivers.StopReceiver(ctx, req)
 }
 
+// Releaser is a TaskRunner its master can release (an optional
+// capability): the master is stopping gracefully, so the worker exits.
+type Releaser interface {
+	Release(ctx context.Context, req *clusterpb.ReleaseRequest) (*clusterpb.ReleaseResponse, error)
+}
+
+// Release implements clusterpb.PeerServer.
+func (p *PeerServer) Release(ctx context.Context, req *clusterpb.ReleaseRequest) (*clusterpb.ReleaseResponse, error) {
+	r, ok := p.tasks.(Releaser)
+	if !ok {
+		return nil, status.Error(codes.Unimplemented, "this process has no master to be released by")
+	}
+	return r.Release(ctx, req)
+}
+
+// Release tells the worker at addr that its master is stopping: it exits
+// cleanly. It waits at most timeout.
+func (ps *Peers) Release(ctx context.Context, addr, reason string, timeout time.Duration) error {
+	c, err := ps.Peer(addr)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	_, err = c.Release(ctx, &clusterpb.ReleaseRequest{Reason: reason})
+	return err
+}
+
 // ReceiverRates is a ReceiverRunner that can also change a receiver's rate
 // (an optional capability).
 type ReceiverRates interface {

@@ -35,6 +35,9 @@ const (
 	EnvTLSCert    = "DSTREAM_TLS_CERT" // mutual TLS: the process's certificate file
 	EnvTLSKey     = "DSTREAM_TLS_KEY"  // and its key
 	EnvTLSCA      = "DSTREAM_TLS_CA"   // and the cluster's CA
+	// EnvHealthListen is where a worker serves /healthz and /readyz
+	// (`APP worker --health-listen`; unset: nowhere).
+	EnvHealthListen = "DSTREAM_WORKER_HEALTH_LISTEN"
 )
 
 // WorkerEnv is what the environment tells a worker process.
@@ -52,6 +55,8 @@ type WorkerEnv struct {
 	Checkpoint  string        // the checkpoint folder, when the master chose it
 	TaskDelay   time.Duration // an injected fault: wait before every task (EnvSlowWorker)
 	TLS         *TLS          // set when the TLS variables are
+	// HealthListen is where to serve /healthz and /readyz; "" for nowhere.
+	HealthListen string
 }
 
 // WorkerEnvFrom reads the worker environment through getenv; ok is false
@@ -83,6 +88,7 @@ func WorkerEnvFrom(getenv func(string) string) (env WorkerEnv, ok bool, err erro
 	env.WatchStdin = getenv(EnvWatchStdin) == "1"
 	env.Listen, env.Advertise, env.WorkDir = getenv(EnvListen), getenv(EnvAdvertise), getenv(EnvWorkDir)
 	env.Checkpoint = getenv(EnvCheckpoint)
+	env.HealthListen = getenv(EnvHealthListen)
 	if v := getenv(EnvSlowWorker); v != "" {
 		id, d, ok := strings.Cut(v, "=")
 		delay, err := time.ParseDuration(d)
@@ -150,7 +156,10 @@ type SpawnConfig struct {
 }
 
 // Spawn starts cfg.N worker processes. Each stops when its stdin closes:
-// when this process exits, however it exits, its workers follow.
+// when this process exits, however it exits, its workers follow. Each runs
+// in a process group of its own (where there are process groups): Ctrl-C
+// in a terminal signals the master only, whose graceful stop still needs
+// its workers, and which stops them once it is done.
 func Spawn(cfg SpawnConfig) (*Procs, error) {
 	if cfg.Executable == "" {
 		exe, err := os.Executable()
@@ -181,6 +190,7 @@ func Spawn(cfg SpawnConfig) (*Procs, error) {
 		}
 		cmd.Stdout = io.Discard
 		cmd.Stderr = cfg.Stderr
+		ownGroup(cmd)
 		stdin, err := cmd.StdinPipe()
 		if err == nil {
 			err = cmd.Start()

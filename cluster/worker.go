@@ -22,6 +22,17 @@ import (
 const (
 	DefaultMinBackoff = 50 * time.Millisecond
 	DefaultMaxBackoff = 2 * time.Second
+	// DefaultGiveUp is how long a worker keeps trying to reach a master
+	// that went away without releasing it (a crash, a network partition, a
+	// master being restarted) before it exits with ErrMasterGone: long
+	// enough for a supervisor to restart the master, short enough that a
+	// worker of a job that is gone for good does not linger. Spark's
+	// standalone workers retry for about as long (16 attempts, the last
+	// ones a minute apart).
+	DefaultGiveUp = 5 * time.Minute
+	// failureLogEvery bounds how often a worker that cannot reach its
+	// master says so: the first failure, then one line per period.
+	failureLogEvery = 30 * time.Second
 )
 
 // WorkerConfig configures a Worker. Master, Slots and Graph are required.
@@ -55,8 +66,22 @@ type WorkerConfig struct {
 	// answer names (when it is not 0); it must not block.
 	OnLatest func(t int64)
 	// MinBackoff and MaxBackoff bound the wait between registration
-	// attempts while the master is unreachable.
+	// attempts, and between heartbeats, while the master is unreachable.
 	MinBackoff, MaxBackoff time.Duration
+	// GiveUp is how long the worker tries to reach an unreachable master
+	// (one that never answered, or stopped answering) before Run returns
+	// ErrMasterGone; zero means DefaultGiveUp. A master that stops
+	// gracefully releases its workers instead (Peer.Release).
+	GiveUp time.Duration
+	// Rejoin, if set, is called before the worker registers with a master
+	// process other than the one it served (the master restarted with the
+	// same program): it must forget everything it learned from the old
+	// one, and returns the input blocks it still holds, which it offers
+	// the new master. Kept is then called with the offered blocks the new
+	// master needs (the others may go). Without Rejoin, Run returns
+	// ErrMasterRestarted instead.
+	Rejoin func(session string) (held []string, err error)
+	Kept   func(offered, kept []string)
 	// Clock paces heartbeats and backoff; nil means clock.Real.
 	Clock clock.Clock
 	// Logger; nil means slog.Default.
@@ -75,14 +100,25 @@ type Worker struct {
 	mu          sync.Mutex
 	id          string
 	incarnation uint64
-	session     string // the master process it first registered with
+	session     string // the master process it serves
+	lastContact time.Time
+	failures    int       // calls the master did not answer since lastContact
+	lastLogged  time.Time // when the last of them was logged
 }
 
-// ErrMasterRestarted is Run's error when the worker registered again with
-// a master that is not the one it joined first (it restarted): what the
-// worker learned belongs to the old master's run, so its process must
-// restart too (as Kubernetes restarts an exited worker).
+// ErrMasterRestarted is Run's error when the worker found a master that is
+// not the one it joined first (it restarted) and has no WorkerConfig.Rejoin
+// to forget the old master's run.
 var ErrMasterRestarted = errors.New("cluster: the master restarted; this worker must restart to join it")
+
+// ErrMasterGone is Run's error when the master stayed unreachable for
+// WorkerConfig.GiveUp without having released the worker.
+var ErrMasterGone = errors.New("cluster: the master is gone")
+
+// ErrProgramChanged is Run's error when the master restarted with another
+// program (its graph differs from this worker's): a worker runs its
+// master's program, so it must be started again to run the new one.
+var ErrProgramChanged = errors.New("cluster: the master restarted with a different program")
 
 // NewWorker validates cfg and returns a worker; Run starts it.
 func NewWorker(cfg WorkerConfig) (*Worker, error) {
@@ -107,6 +143,9 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	if cfg.GiveUp <= 0 {
+		cfg.GiveUp = DefaultGiveUp
+	}
 	cfg.Graph = slices.Clone(cfg.Graph)
 	return &Worker{cfg: cfg, registered: make(chan struct{}), id: cfg.ID}, nil
 }
@@ -124,9 +163,12 @@ func (w *Worker) ID() string {
 
 // Run registers with the master, retrying with backoff while it is
 // unreachable, then heartbeats, registering again whenever the master no
-// longer knows this worker. It returns nil when ctx is done (closing its
+// longer knows this worker (it declared the worker lost, or restarted:
+// then Rejoin first). It returns nil when ctx is done (closing its
 // connection), and an error when the master refuses the worker for good
-// (bad secret, different graph, invalid request), or ErrMasterRestarted.
+// (bad secret, different graph, invalid request), ErrProgramChanged,
+// ErrMasterRestarted (no Rejoin) or ErrMasterGone (unreachable for
+// GiveUp).
 func (w *Worker) Run(ctx context.Context) error {
 	conn, err := newClient(w.cfg.Master, w.cfg.Network, dialOptions(w.cfg.Secret, w.cfg.TLS))
 	if err != nil {
@@ -134,6 +176,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	defer conn.Close()
 	client := clusterpb.NewClusterClient(conn)
+	w.contact(w.cfg.Clock.Now())
 	for {
 		interval, err := w.register(ctx, client)
 		if err != nil {
@@ -155,30 +198,72 @@ func (w *Worker) Run(ctx context.Context) error {
 }
 
 // register registers, retrying with backoff on errors that may pass
-// (master unreachable, id still held by a previous incarnation).
+// (master unreachable, id still held by a previous incarnation). A worker
+// that served a master before asks the master's session first (Program):
+// a new master is a restarted one, whose program must be this worker's,
+// and the worker rejoins it (Rejoin) before it registers, so no task of
+// the new master reaches what the old one taught it.
 func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (time.Duration, error) {
-	req := &clusterpb.RegisterRequest{
-		WorkerId: w.ID(), Address: w.cfg.Address, Pid: w.cfg.PID, Slots: int32(w.cfg.Slots),
-		MemoryBytes: w.cfg.MemoryBytes, Graph: graphToProto(w.cfg.Graph),
-		GraphFingerprint: graphspec.Fingerprint(w.cfg.Graph),
-	}
+	fp := graphspec.Fingerprint(w.cfg.Graph)
 	backoff := w.cfg.MinBackoff
 	for {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := client.Register(cctx, req)
-		cancel()
+		req := &clusterpb.RegisterRequest{
+			WorkerId: w.ID(), Address: w.cfg.Address, Pid: w.cfg.PID, Slots: int32(w.cfg.Slots),
+			MemoryBytes: w.cfg.MemoryBytes, Graph: graphToProto(w.cfg.Graph), GraphFingerprint: fp,
+		}
+		w.mu.Lock()
+		served := w.session
+		w.mu.Unlock()
+		err := error(nil)
+		var offered []string
+		var want string // the session the worker rejoined (empty: the one it serves)
+		if served != "" {
+			var info *clusterpb.ProgramResponse
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			info, err = client.Program(cctx, &clusterpb.ProgramRequest{})
+			cancel()
+			if err == nil && info.GetSession() != served {
+				if info.GetGraphFingerprint() != fp {
+					return 0, fmt.Errorf("%w (graph fingerprint %s, this worker's %s): start this worker again to join it", ErrProgramChanged, info.GetGraphFingerprint(), fp)
+				}
+				if w.cfg.Rejoin == nil {
+					return 0, ErrMasterRestarted
+				}
+				w.cfg.Logger.Info("cluster: the master restarted; rejoining it", "master", w.cfg.Master)
+				if offered, err = w.cfg.Rejoin(info.GetSession()); err != nil {
+					return 0, fmt.Errorf("cluster: rejoining the restarted master: %w", err)
+				}
+				want = info.GetSession()
+				req.PreviousSession, req.HeldBlocks = served, offered
+			}
+		}
+		var resp *clusterpb.RegisterResponse
 		if err == nil {
+			cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			resp, err = client.Register(cctx, req)
+			cancel()
+		}
+		if err == nil {
+			w.contact(w.cfg.Clock.Now())
 			interval := resp.GetHeartbeatInterval().AsDuration()
 			if interval <= 0 {
 				interval = DefaultHeartbeatInterval
 			}
-			w.mu.Lock()
-			if w.session != "" && resp.GetSession() != w.session {
-				w.mu.Unlock()
-				return 0, ErrMasterRestarted
+			if want == "" {
+				want = served
 			}
+			if want != "" && resp.GetSession() != want {
+				// The master restarted (again) between the two calls: ask
+				// again, and rejoin the one that answered. (This
+				// registration expires unused.)
+				continue
+			}
+			w.mu.Lock()
 			w.id, w.incarnation, w.session = resp.GetWorkerId(), resp.GetIncarnation(), resp.GetSession()
 			w.mu.Unlock()
+			if req.PreviousSession != "" && w.cfg.Kept != nil {
+				w.cfg.Kept(offered, resp.GetKeptBlocks())
+			}
 			w.once.Do(func() { close(w.registered) })
 			w.cfg.Logger.Info("cluster: registered with master", "worker", resp.GetWorkerId(), "master", w.cfg.Master)
 			return interval, nil
@@ -190,7 +275,9 @@ func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
 		}
-		w.cfg.Logger.Debug("cluster: master not reachable yet; retrying", "master", w.cfg.Master, "err", err, "backoff", backoff)
+		if err := w.unreachable(err); err != nil {
+			return 0, err
+		}
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
 		if err := w.cfg.Clock.WaitUntil(ctx, w.cfg.Clock.Now().Add(backoff+jitter)); err != nil {
 			return 0, err
@@ -199,14 +286,46 @@ func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (
 	}
 }
 
+// contact notes that the master answered at now.
+func (w *Worker) contact(now time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failures > 0 {
+		w.cfg.Logger.Info("cluster: the master answers again", "master", w.cfg.Master, "failed_calls", w.failures)
+	}
+	w.lastContact, w.failures, w.lastLogged = now, 0, time.Time{}
+}
+
+// unreachable notes a call the master did not answer (err): it logs the
+// first, then at most one line per failureLogEvery, and returns
+// ErrMasterGone once the master has not answered for GiveUp.
+func (w *Worker) unreachable(err error) error {
+	now := w.cfg.Clock.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.failures++
+	silent := now.Sub(w.lastContact)
+	if silent >= w.cfg.GiveUp {
+		return fmt.Errorf("%w: %s has not answered for %v (the worker gives up after %v): %v", ErrMasterGone, w.cfg.Master, silent.Round(time.Second), w.cfg.GiveUp, err)
+	}
+	if w.lastLogged.IsZero() || now.Sub(w.lastLogged) >= failureLogEvery {
+		w.lastLogged = now
+		w.cfg.Logger.Warn("cluster: master not reachable; retrying", "master", w.cfg.Master, "failed_calls", w.failures,
+			"silent_for", silent.Round(time.Millisecond), "gives_up_in", (w.cfg.GiveUp - silent).Round(time.Second), "err", err)
+	}
+	return nil
+}
+
 // heartbeat sends a heartbeat every interval until ctx is done or the
-// master answers NOT_FOUND or UNAUTHENTICATED; other failures are logged and
-// the next heartbeat is tried on time.
+// master answers NOT_FOUND or UNAUTHENTICATED; other failures are logged
+// (at a bounded rate) and the next heartbeat is tried after a growing
+// backoff, until the master has not answered for GiveUp (ErrMasterGone).
 func (w *Worker) heartbeat(ctx context.Context, client clusterpb.ClusterClient, interval time.Duration) error {
 	w.mu.Lock()
 	req := &clusterpb.HeartbeatRequest{WorkerId: w.id, Incarnation: w.incarnation}
 	w.mu.Unlock()
 	next := w.cfg.Clock.Now()
+	var backoff time.Duration
 	for {
 		next = next.Add(interval)
 		if err := w.cfg.Clock.WaitUntil(ctx, next); err != nil {
@@ -223,6 +342,8 @@ func (w *Worker) heartbeat(ctx context.Context, client clusterpb.ClusterClient, 
 		cancel()
 		switch status.Code(err) {
 		case codes.OK:
+			w.contact(w.cfg.Clock.Now())
+			backoff = 0
 			if t := resp.GetLatestInterval(); t > 0 && w.cfg.OnLatest != nil {
 				w.cfg.OnLatest(t)
 			}
@@ -232,7 +353,13 @@ func (w *Worker) heartbeat(ctx context.Context, client clusterpb.ClusterClient, 
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			w.cfg.Logger.Warn("cluster: heartbeat failed", "master", w.cfg.Master, "err", err)
+			if err := w.unreachable(err); err != nil {
+				return err
+			}
+			// Back off while the master does not answer, up to MaxBackoff
+			// between attempts (the heartbeat interval at least).
+			backoff = min(max(2*backoff, w.cfg.MinBackoff), w.cfg.MaxBackoff)
+			next = next.Add(max(backoff-interval, 0))
 		}
 		if now := w.cfg.Clock.Now(); next.Before(now.Add(-interval)) {
 			next = now // fell behind (slow master): do not burst

@@ -22,8 +22,10 @@ package program
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
@@ -33,10 +35,48 @@ import (
 // Signals returns a context that is done on the first SIGINT or SIGTERM the
 // process receives (or when parent is done), and the function that stops
 // catching them. While it catches them, neither signal kills the process: a
-// command that waits on the context stops gracefully instead.
+// command that waits on the context stops gracefully instead. A second
+// signal closes the context's Forced channel: Run then stops the job at
+// once, as Spark and most servers do.
 func Signals(parent context.Context) (context.Context, context.CancelFunc) {
-	return signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	forced, quit := make(chan struct{}), make(chan struct{})
+	ctx, cancel := context.WithCancel(context.WithValue(parent, forcedKey{}, (<-chan struct{})(forced)))
+	go func() {
+		defer signal.Stop(sigs)
+		select {
+		case <-sigs:
+			cancel()
+		case <-ctx.Done():
+		case <-quit:
+			return
+		}
+		select {
+		case <-sigs:
+			close(forced)
+		case <-quit:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() { close(quit) })
+		cancel()
+	}
 }
+
+type forcedKey struct{}
+
+// Forced returns the channel a second signal closes (Signals); nil, which
+// never closes, for a context that is not Signals'.
+func Forced(ctx context.Context) <-chan struct{} {
+	ch, _ := ctx.Value(forcedKey{}).(<-chan struct{})
+	return ch
+}
+
+// ErrForced is Run's error when a second signal forced the stop: intervals
+// not yet processed were abandoned (exit status 1).
+var ErrForced = errors.New("stop forced by a second signal: intervals not yet processed were abandoned")
 
 // Reason says why a master's run ended (see Master.Stopping).
 type Reason int
@@ -101,7 +141,8 @@ type Master struct {
 //     it is then stopped, gracefully unless abandoned (every record
 //     already received is processed and output), and Run returns the error
 //     of the stop: nil after a clean stop, the failed interval's error
-//     when the job stopped on it.
+//     when the job stopped on it. A second signal during a graceful stop
+//     (Forced(ctx) closes) stops the job at once: Run returns ErrForced.
 //
 // When sctx cannot start, Run returns the error as a *StartError and calls
 // neither hook. Exit maps Run's outcomes to exit statuses.
@@ -147,5 +188,16 @@ func Run(ctx context.Context, sctx *dstream.Context, m Master) error {
 	if m.Stopping != nil {
 		m.Stopping(why)
 	}
-	return sctx.Stop(why != Abandoned)
+	stopped := make(chan error, 1)
+	go func() { stopped <- sctx.Stop(why != Abandoned) }()
+	select {
+	case err := <-stopped:
+		return err
+	case <-Forced(ctx):
+		// A graceful stop waits for what is in flight; a second signal
+		// does not wait.
+		_ = sctx.Stop(false)
+		<-stopped
+		return ErrForced
+	}
 }

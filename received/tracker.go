@@ -219,3 +219,36 @@ func (t *Tracker) HeldBy(addr string) []Block {
 	}
 	return out
 }
+
+// AddHolder adds addr to the locations of the blocks of keys the tracker
+// holds, allocated or not, and returns those keys.
+func (t *Tracker) AddHolder(keys []string, addr string) []string {
+	want := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		want[k] = true
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var found []string
+	add := func(b *Block) {
+		if !want[b.Key] {
+			return
+		}
+		want[b.Key] = false
+		found = append(found, b.Key)
+		if !slices.Contains(b.Locations, addr) {
+			b.Locations = append(slices.Clone(b.Locations), addr)
+		}
+	}
+	for i := range t.unallocated {
+		add(&t.unallocated[i])
+	}
+	for _, byStream := range t.allocated {
+		for _, bs := range byStream {
+			for i := range bs {
+				add(&bs[i])
+			}
+		}
+	}
+	return found
+}

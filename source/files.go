@@ -187,6 +187,18 @@ func ReadLines(dir string, file File, s Split, maxRecordBytes int, tooLong func(
 	case !file.ModTime.IsZero() && !st.ModTime().Equal(file.ModTime):
 		return fmt.Errorf("%s: %w: modified at %v, %v when selected", path, ErrFileChanged, st.ModTime(), file.ModTime)
 	}
+	return ReadLinesAt(f, path, size, s, maxRecordBytes, tooLong, yield)
+}
+
+// ReadLinesAt is ReadLines over the first size bytes of r, the contents of
+// the file (or object) called name in its errors: it calls yield with every
+// line that starts in [s.Off, s.End). It reads r in order, from just before
+// s.Off to the end of the last line it yields. A read error is returned,
+// naming name and wrapping the reader's error; an end of r before size
+// wraps ErrFileChanged (the file is shorter than when it was selected).
+func ReadLinesAt(r io.ReaderAt, name string, size int64, s Split, maxRecordBytes int, tooLong func(int), yield func(string) bool) error {
+	path := name
+	r = sizedReaderAt{r, size}
 	end := min(s.End, size)
 	if s.Off >= end {
 		return nil
@@ -198,7 +210,7 @@ func ReadLines(dir string, file File, s Split, maxRecordBytes int, tooLong func(
 	if start > 0 {
 		start-- // to see whether a line starts at s.Off
 	}
-	lr := newLineReader(io.NewSectionReader(f, start, size-start), maxRecordBytes, tooLong)
+	lr := newLineReader(io.NewSectionReader(r, start, size-start), maxRecordBytes, tooLong)
 	lr.pos, lr.stop = start, end
 	if s.Off > 0 {
 		b, err := lr.r.ReadByte()
@@ -236,6 +248,21 @@ func ReadLines(dir string, file File, s Split, maxRecordBytes int, tooLong func(
 			return readErr(path, err)
 		}
 	}
+}
+
+// sizedReaderAt is a ReaderAt whose data must be size bytes long: an end
+// before that is an error wrapping ErrFileChanged.
+type sizedReaderAt struct {
+	r    io.ReaderAt
+	size int64
+}
+
+func (s sizedReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	n, err := s.r.ReadAt(p, off)
+	if errors.Is(err, io.EOF) && off+int64(n) < s.size {
+		err = fmt.Errorf("%w: it ends at byte %d, %d bytes when selected", ErrFileChanged, off+int64(n), s.size)
+	}
+	return n, err
 }
 
 func readErr(path string, err error) error {

@@ -275,3 +275,36 @@ func TestReadLinesLongLineAcrossSplits(t *testing.T) {
 		t.Errorf("got %d lines, want a, the long line and b", len(got))
 	}
 }
+
+// ReadLinesAt reads the first size bytes of any ReaderAt as ReadLines reads
+// a file, split by split; a reader that ends before size fails with
+// ErrFileChanged instead of yielding a truncated line.
+func TestReadLinesAt(t *testing.T) {
+	const data = "one\ntwo\nthree\nfour"
+	for _, c := range []struct {
+		name  string
+		data  string
+		size  int64
+		split Split
+		want  []string
+		err   error
+	}{
+		{name: "whole", data: data, size: int64(len(data)), split: Split{0, int64(len(data))}, want: []string{"one", "two", "three", "four"}},
+		{name: "a middle split owns the lines starting in it", data: data, size: int64(len(data)), split: Split{4, 9}, want: []string{"two", "three"}},
+		{name: "a split starting mid-line skips it", data: data, size: int64(len(data)), split: Split{5, 14}, want: []string{"three"}},
+		{name: "bytes past size are not read", data: data + "\nfive\n", size: int64(len(data)), split: Split{0, 100}, want: []string{"one", "two", "three", "four"}},
+		{name: "shorter than size", data: data[:10], size: int64(len(data)), split: Split{0, int64(len(data))}, want: []string{"one", "two"}, err: ErrFileChanged},
+		{name: "empty split", data: data, size: 4, split: Split{4, 8}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var got []string
+			err := ReadLinesAt(strings.NewReader(c.data), "obj", c.size, c.split, 0, nil, func(l string) bool { got = append(got, l); return true })
+			if !errors.Is(err, c.err) || (err != nil && !strings.Contains(err.Error(), "obj")) {
+				t.Errorf("error %v, want %v naming obj", err, c.err)
+			}
+			if !slices.Equal(got, c.want) {
+				t.Errorf("lines %q, want %q", got, c.want)
+			}
+		})
+	}
+}

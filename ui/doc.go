@@ -74,6 +74,8 @@
 //	                                           the context's own, or what Server.SetGraph set
 //	GET /api/v1/queries[/{name}]               the named queries, and one's answer (QueryAnswer)
 //	GET /metrics                               Prometheus metrics, text format (see Metrics below)
+//	GET /healthz, GET /readyz                  the probes (package health): text, 200 "ok" or
+//	                                           503 and why not (dstream.Context's Live, Ready)
 //	GET /                                      the web UI (HTML; its script and style sheet
 //	                                           under /static/)
 //

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/health"
 )
 
 // DefaultListen is the address the commands' --ui-listen flag defaults to:
@@ -76,12 +77,17 @@ func NewServer(sctx *dstream.Context, o Options) *Server {
 	s.mux.HandleFunc("/api/v1/queries", get(s.queries))
 	s.mux.HandleFunc("/api/v1/queries/{name}", get(s.query))
 	s.mux.HandleFunc("/metrics", get(metrics.ServeHTTP))
+	// The probes (package health: text, 200 or 503 with the reason), for a
+	// UI port the probes reach; Config.HealthListen serves them alone.
+	probes := health.Handler(sctx)
+	s.mux.Handle(health.LivePath, probes)
+	s.mux.Handle(health.ReadyPath, probes)
 	s.mux.HandleFunc("/{$}", get(serveStatic("index.html")))
 	for _, name := range webFiles {
 		s.mux.HandleFunc("/static/"+name, get(serveStatic(name)))
 	}
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the web UI: /; the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/batches/{batchTime}/tasks, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/graph, /api/v1/queries, /api/v1/queries/{name})", r.URL.Path))
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint: %s (the web UI: /; the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/batches/{batchTime}/tasks, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/graph, /api/v1/queries, /api/v1/queries/{name}; metrics: /metrics; probes: /healthz, /readyz)", r.URL.Path))
 	})
 	return s
 }

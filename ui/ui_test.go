@@ -512,7 +512,7 @@ func TestRetention(t *testing.T) {
 func TestErrors(t *testing.T) {
 	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) { dstreamtest.Collect(in) })
 	f.tick(t)
-	api := "(the web UI: /; the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/batches/{batchTime}/tasks, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/graph, /api/v1/queries, /api/v1/queries/{name})"
+	api := "(the web UI: /; the API: /api/v1/batches, /api/v1/batches/{batchTime}, /api/v1/batches/{batchTime}/operations, /api/v1/batches/{batchTime}/tasks, /api/v1/statistics, /api/v1/receivers, /api/v1/workers, /api/v1/graph, /api/v1/queries, /api/v1/queries/{name}; metrics: /metrics; probes: /healthz, /readyz)"
 	for _, c := range []struct {
 		path   string
 		status int
@@ -571,6 +571,36 @@ func TestBeforeStart(t *testing.T) {
 		if rec.Code != 200 || compact(t, rec.Body.String()) != compact(t, want) {
 			t.Errorf("GET %s: %d %s\nwant 200 %s", path, rec.Code, rec.Body.String(), compact(t, want))
 		}
+	}
+}
+
+// TestProbes: /healthz and /readyz answer text, 503 with the reason before
+// the context starts and 200 "ok" once it runs.
+func TestProbes(t *testing.T) {
+	h := dstreamtest.New[string](t, dstreamtest.Options{BatchInterval: 500 * time.Millisecond})
+	dstreamtest.Collect(h.In)
+	srv := ui.NewServer(h.Ctx, ui.Options{})
+	ts := httptest.NewServer(srv)
+	defer ts.Close()
+	probe := func(path string, status int, body string) {
+		t.Helper()
+		code, got, hdr := request(t, http.MethodGet, ts.URL+path)
+		if code != status || got != body || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+			t.Errorf("GET %s: %d %q (%s); want %d %q, text/plain", path, code, got, hdr.Get("Content-Type"), status, body)
+		}
+	}
+	probe("/healthz", 200, "ok\n")
+	probe("/readyz", 503, "not started yet\n")
+	h.Start()
+	probe("/healthz", 200, "ok\n")
+	probe("/readyz", 200, "ok\n")
+	if err := h.Ctx.Stop(false); err != nil {
+		t.Fatal(err)
+	}
+	probe("/healthz", 503, "stopped\n")
+	probe("/readyz", 503, "stopping\n")
+	if code, _, hdr := request(t, http.MethodPost, ts.URL+"/readyz"); code != 405 || hdr.Get("Allow") != "GET, HEAD" {
+		t.Errorf("POST /readyz: %d (Allow %q), want 405 (Allow \"GET, HEAD\")", code, hdr.Get("Allow"))
 	}
 }
 

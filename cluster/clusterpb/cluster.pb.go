@@ -128,8 +128,14 @@ type RegisterRequest struct {
 	// (dstream.GraphFingerprint).
 	Graph            []*GraphNode `protobuf:"bytes,6,rep,name=graph,proto3" json:"graph,omitempty"`
 	GraphFingerprint string       `protobuf:"bytes,7,opt,name=graph_fingerprint,json=graphFingerprint,proto3" json:"graph_fingerprint,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// The session of the master the worker served before ("" for a worker
+	// that never registered). When it is not the receiving master's, the
+	// worker has reset what it learned from that master and offers the input
+	// blocks it still holds (held_blocks): the master answers which it needs.
+	PreviousSession string   `protobuf:"bytes,8,opt,name=previous_session,json=previousSession,proto3" json:"previous_session,omitempty"`
+	HeldBlocks      []string `protobuf:"bytes,9,rep,name=held_blocks,json=heldBlocks,proto3" json:"held_blocks,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *RegisterRequest) Reset() {
@@ -211,6 +217,20 @@ func (x *RegisterRequest) GetGraphFingerprint() string {
 	return ""
 }
 
+func (x *RegisterRequest) GetPreviousSession() string {
+	if x != nil {
+		return x.PreviousSession
+	}
+	return ""
+}
+
+func (x *RegisterRequest) GetHeldBlocks() []string {
+	if x != nil {
+		return x.HeldBlocks
+	}
+	return nil
+}
+
 type RegisterResponse struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	WorkerId string                 `protobuf:"bytes,1,opt,name=worker_id,json=workerId,proto3" json:"worker_id,omitempty"`
@@ -218,9 +238,13 @@ type RegisterResponse struct {
 	Incarnation       uint64               `protobuf:"varint,2,opt,name=incarnation,proto3" json:"incarnation,omitempty"`
 	HeartbeatInterval *durationpb.Duration `protobuf:"bytes,3,opt,name=heartbeat_interval,json=heartbeatInterval,proto3" json:"heartbeat_interval,omitempty"`
 	// Identifies the master process: a worker that finds a different one
-	// after registering again (the master restarted) must restart too, as
-	// everything it learned belongs to the old master's run.
-	Session       string `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
+	// after registering again (the master restarted) forgets everything it
+	// learned from the old one (it asks Program first, so it does so before
+	// it registers) and learns the new master's intervals.
+	Session string `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
+	// The held_blocks the master needs (input blocks of intervals it runs
+	// again): the worker keeps them and drops the others.
+	KeptBlocks    []string `protobuf:"bytes,5,rep,name=kept_blocks,json=keptBlocks,proto3" json:"kept_blocks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -281,6 +305,13 @@ func (x *RegisterResponse) GetSession() string {
 		return x.Session
 	}
 	return ""
+}
+
+func (x *RegisterResponse) GetKeptBlocks() []string {
+	if x != nil {
+		return x.KeptBlocks
+	}
+	return nil
 }
 
 type HeartbeatRequest struct {
@@ -548,8 +579,10 @@ type ProgramResponse struct {
 	// The master's default number of partitions (the graph depends on it).
 	Parallelism      int32  `protobuf:"varint,2,opt,name=parallelism,proto3" json:"parallelism,omitempty"`
 	GraphFingerprint string `protobuf:"bytes,3,opt,name=graph_fingerprint,json=graphFingerprint,proto3" json:"graph_fingerprint,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// Identifies the master process (RegisterResponse.session).
+	Session       string `protobuf:"bytes,4,opt,name=session,proto3" json:"session,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *ProgramResponse) Reset() {
@@ -603,6 +636,13 @@ func (x *ProgramResponse) GetGraphFingerprint() string {
 	return ""
 }
 
+func (x *ProgramResponse) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
+}
+
 type AddBlockRequest struct {
 	state   protoimpl.MessageState `protogen:"open.v1"`
 	Stream  int32                  `protobuf:"varint,1,opt,name=stream,proto3" json:"stream,omitempty"`
@@ -611,7 +651,11 @@ type AddBlockRequest struct {
 	// Its estimated size in a block store.
 	Bytes int64 `protobuf:"varint,4,opt,name=bytes,proto3" json:"bytes,omitempty"`
 	// The workers holding it.
-	Locations     []string `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
+	Locations []string `protobuf:"bytes,5,rep,name=locations,proto3" json:"locations,omitempty"`
+	// Set instead of a block: the receiver cannot store its blocks (a
+	// durable write failed after its retries), so the master stops the job
+	// with this error.
+	Failure       string `protobuf:"bytes,6,opt,name=failure,proto3" json:"failure,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -681,6 +725,13 @@ func (x *AddBlockRequest) GetLocations() []string {
 	return nil
 }
 
+func (x *AddBlockRequest) GetFailure() string {
+	if x != nil {
+		return x.Failure
+	}
+	return ""
+}
+
 type AddBlockResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -729,7 +780,7 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x04type\x18\x04 \x01(\tR\x04type\x12/\n" +
 	"\x05slide\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x05slide\x12\x18\n" +
 	"\aparents\x18\x06 \x03(\x05R\aparents\x12\x14\n" +
-	"\x05state\x18\a \x01(\bR\x05state\"\xf5\x01\n" +
+	"\x05state\x18\a \x01(\bR\x05state\"\xc1\x02\n" +
 	"\x0fRegisterRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +
@@ -737,12 +788,17 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05slots\x18\x04 \x01(\x05R\x05slots\x12!\n" +
 	"\fmemory_bytes\x18\x05 \x01(\x03R\vmemoryBytes\x123\n" +
 	"\x05graph\x18\x06 \x03(\v2\x1d.dstream.cluster.v1.GraphNodeR\x05graph\x12+\n" +
-	"\x11graph_fingerprint\x18\a \x01(\tR\x10graphFingerprint\"\xb5\x01\n" +
+	"\x11graph_fingerprint\x18\a \x01(\tR\x10graphFingerprint\x12)\n" +
+	"\x10previous_session\x18\b \x01(\tR\x0fpreviousSession\x12\x1f\n" +
+	"\vheld_blocks\x18\t \x03(\tR\n" +
+	"heldBlocks\"\xd6\x01\n" +
 	"\x10RegisterResponse\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12H\n" +
 	"\x12heartbeat_interval\x18\x03 \x01(\v2\x19.google.protobuf.DurationR\x11heartbeatInterval\x12\x18\n" +
-	"\asession\x18\x04 \x01(\tR\asession\"\xbf\x02\n" +
+	"\asession\x18\x04 \x01(\tR\asession\x12\x1f\n" +
+	"\vkept_blocks\x18\x05 \x03(\tR\n" +
+	"keptBlocks\"\xbf\x02\n" +
 	"\x10HeartbeatRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12 \n" +
 	"\vincarnation\x18\x02 \x01(\x04R\vincarnation\x12*\n" +
@@ -759,17 +815,19 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x05up_to\x18\x02 \x01(\x03R\x04upTo\"+\n" +
 	"\x11ManifestsResponse\x12\x16\n" +
 	"\x06frames\x18\x01 \x03(\fR\x06frames\"\x10\n" +
-	"\x0eProgramRequest\"t\n" +
+	"\x0eProgramRequest\"\x8e\x01\n" +
 	"\x0fProgramResponse\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12 \n" +
 	"\vparallelism\x18\x02 \x01(\x05R\vparallelism\x12+\n" +
-	"\x11graph_fingerprint\x18\x03 \x01(\tR\x10graphFingerprint\"\x89\x01\n" +
+	"\x11graph_fingerprint\x18\x03 \x01(\tR\x10graphFingerprint\x12\x18\n" +
+	"\asession\x18\x04 \x01(\tR\asession\"\xa3\x01\n" +
 	"\x0fAddBlockRequest\x12\x16\n" +
 	"\x06stream\x18\x01 \x01(\x05R\x06stream\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x18\n" +
 	"\arecords\x18\x03 \x01(\x03R\arecords\x12\x14\n" +
 	"\x05bytes\x18\x04 \x01(\x03R\x05bytes\x12\x1c\n" +
-	"\tlocations\x18\x05 \x03(\tR\tlocations\"\x12\n" +
+	"\tlocations\x18\x05 \x03(\tR\tlocations\x12\x18\n" +
+	"\afailure\x18\x06 \x01(\tR\afailure\"\x12\n" +
 	"\x10AddBlockResponse2\xbf\x03\n" +
 	"\aCluster\x12U\n" +
 	"\bRegister\x12#.dstream.cluster.v1.RegisterRequest\x1a$.dstream.cluster.v1.RegisterResponse\x12X\n" +

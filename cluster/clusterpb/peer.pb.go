@@ -1367,6 +1367,87 @@ func (*DeleteObjectResponse) Descriptor() ([]byte, []int) {
 	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{25}
 }
 
+type ReleaseRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Why the master releases the worker (logged by the worker).
+	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseRequest) Reset() {
+	*x = ReleaseRequest{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseRequest) ProtoMessage() {}
+
+func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *ReleaseRequest) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+type ReleaseResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseResponse) Reset() {
+	*x = ReleaseResponse{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseResponse) ProtoMessage() {}
+
+func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{27}
+}
+
 var File_dstream_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
@@ -1448,7 +1529,10 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x05names\x18\x01 \x03(\tR\x05names\")\n" +
 	"\x13DeleteObjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
-	"\x14DeleteObjectResponse2\xa4\b\n" +
+	"\x14DeleteObjectResponse\"(\n" +
+	"\x0eReleaseRequest\x12\x16\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x11\n" +
+	"\x0fReleaseResponse2\xf8\b\n" +
 	"\x04Peer\x12R\n" +
 	"\aRunTask\x12\".dstream.cluster.v1.RunTaskRequest\x1a#.dstream.cluster.v1.RunTaskResponse\x12`\n" +
 	"\vFetchBucket\x12&.dstream.cluster.v1.FetchBucketRequest\x1a'.dstream.cluster.v1.FetchBucketResponse0\x01\x12]\n" +
@@ -1461,7 +1545,8 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\tPutObject\x12$.dstream.cluster.v1.PutObjectRequest\x1a%.dstream.cluster.v1.PutObjectResponse(\x01\x12Z\n" +
 	"\tGetObject\x12$.dstream.cluster.v1.GetObjectRequest\x1a%.dstream.cluster.v1.GetObjectResponse0\x01\x12^\n" +
 	"\vListObjects\x12&.dstream.cluster.v1.ListObjectsRequest\x1a'.dstream.cluster.v1.ListObjectsResponse\x12a\n" +
-	"\fDeleteObject\x12'.dstream.cluster.v1.DeleteObjectRequest\x1a(.dstream.cluster.v1.DeleteObjectResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
+	"\fDeleteObject\x12'.dstream.cluster.v1.DeleteObjectRequest\x1a(.dstream.cluster.v1.DeleteObjectResponse\x12R\n" +
+	"\aRelease\x12\".dstream.cluster.v1.ReleaseRequest\x1a#.dstream.cluster.v1.ReleaseResponseB8Z6github.com/dstream/dstream/cluster/clusterpb;clusterpbb\x06proto3"
 
 var (
 	file_dstream_cluster_v1_peer_proto_rawDescOnce sync.Once
@@ -1475,7 +1560,7 @@ func file_dstream_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_peer_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 26)
+var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
 var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*DatasetID)(nil),               // 0: dstream.cluster.v1.DatasetID
 	(*MapOutputs)(nil),              // 1: dstream.cluster.v1.MapOutputs
@@ -1503,6 +1588,8 @@ var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*ListObjectsResponse)(nil),     // 23: dstream.cluster.v1.ListObjectsResponse
 	(*DeleteObjectRequest)(nil),     // 24: dstream.cluster.v1.DeleteObjectRequest
 	(*DeleteObjectResponse)(nil),    // 25: dstream.cluster.v1.DeleteObjectResponse
+	(*ReleaseRequest)(nil),          // 26: dstream.cluster.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),         // 27: dstream.cluster.v1.ReleaseResponse
 }
 var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	0,  // 0: dstream.cluster.v1.MapOutputs.shuffle:type_name -> dstream.cluster.v1.DatasetID
@@ -1522,19 +1609,21 @@ var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	20, // 14: dstream.cluster.v1.Peer.GetObject:input_type -> dstream.cluster.v1.GetObjectRequest
 	22, // 15: dstream.cluster.v1.Peer.ListObjects:input_type -> dstream.cluster.v1.ListObjectsRequest
 	24, // 16: dstream.cluster.v1.Peer.DeleteObject:input_type -> dstream.cluster.v1.DeleteObjectRequest
-	4,  // 17: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
-	8,  // 18: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
-	9,  // 19: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
-	11, // 20: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
-	13, // 21: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
-	15, // 22: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
-	17, // 23: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
-	19, // 24: dstream.cluster.v1.Peer.PutObject:output_type -> dstream.cluster.v1.PutObjectResponse
-	21, // 25: dstream.cluster.v1.Peer.GetObject:output_type -> dstream.cluster.v1.GetObjectResponse
-	23, // 26: dstream.cluster.v1.Peer.ListObjects:output_type -> dstream.cluster.v1.ListObjectsResponse
-	25, // 27: dstream.cluster.v1.Peer.DeleteObject:output_type -> dstream.cluster.v1.DeleteObjectResponse
-	17, // [17:28] is the sub-list for method output_type
-	6,  // [6:17] is the sub-list for method input_type
+	26, // 17: dstream.cluster.v1.Peer.Release:input_type -> dstream.cluster.v1.ReleaseRequest
+	4,  // 18: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
+	8,  // 19: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
+	9,  // 20: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
+	11, // 21: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
+	13, // 22: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
+	15, // 23: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
+	17, // 24: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
+	19, // 25: dstream.cluster.v1.Peer.PutObject:output_type -> dstream.cluster.v1.PutObjectResponse
+	21, // 26: dstream.cluster.v1.Peer.GetObject:output_type -> dstream.cluster.v1.GetObjectResponse
+	23, // 27: dstream.cluster.v1.Peer.ListObjects:output_type -> dstream.cluster.v1.ListObjectsResponse
+	25, // 28: dstream.cluster.v1.Peer.DeleteObject:output_type -> dstream.cluster.v1.DeleteObjectResponse
+	27, // 29: dstream.cluster.v1.Peer.Release:output_type -> dstream.cluster.v1.ReleaseResponse
+	18, // [18:30] is the sub-list for method output_type
+	6,  // [6:18] is the sub-list for method input_type
 	6,  // [6:6] is the sub-list for extension type_name
 	6,  // [6:6] is the sub-list for extension extendee
 	0,  // [0:6] is the sub-list for field type_name
@@ -1551,7 +1640,7 @@ func file_dstream_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_peer_proto_rawDesc), len(file_dstream_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   26,
+			NumMessages:   28,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

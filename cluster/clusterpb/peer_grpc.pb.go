@@ -30,6 +30,7 @@ const (
 	Peer_GetObject_FullMethodName       = "/dstream.cluster.v1.Peer/GetObject"
 	Peer_ListObjects_FullMethodName     = "/dstream.cluster.v1.Peer/ListObjects"
 	Peer_DeleteObject_FullMethodName    = "/dstream.cluster.v1.Peer/DeleteObject"
+	Peer_Release_FullMethodName         = "/dstream.cluster.v1.Peer/Release"
 )
 
 // PeerClient is the client API for Peer service.
@@ -83,6 +84,10 @@ type PeerClient interface {
 	ListObjects(ctx context.Context, in *ListObjectsRequest, opts ...grpc.CallOption) (*ListObjectsResponse, error)
 	// DeleteObject removes an object; a missing one is not an error.
 	DeleteObject(ctx context.Context, in *DeleteObjectRequest, opts ...grpc.CallOption) (*DeleteObjectResponse, error)
+	// Release tells a worker that its master is stopping gracefully: the
+	// worker has nothing more to do and exits cleanly (status 0) rather than
+	// wait for a master that will not come back.
+	Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error)
 }
 
 type peerClient struct {
@@ -236,6 +241,16 @@ func (c *peerClient) DeleteObject(ctx context.Context, in *DeleteObjectRequest, 
 	return out, nil
 }
 
+func (c *peerClient) Release(ctx context.Context, in *ReleaseRequest, opts ...grpc.CallOption) (*ReleaseResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReleaseResponse)
+	err := c.cc.Invoke(ctx, Peer_Release_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // PeerServer is the server API for Peer service.
 // All implementations must embed UnimplementedPeerServer
 // for forward compatibility.
@@ -287,6 +302,10 @@ type PeerServer interface {
 	ListObjects(context.Context, *ListObjectsRequest) (*ListObjectsResponse, error)
 	// DeleteObject removes an object; a missing one is not an error.
 	DeleteObject(context.Context, *DeleteObjectRequest) (*DeleteObjectResponse, error)
+	// Release tells a worker that its master is stopping gracefully: the
+	// worker has nothing more to do and exits cleanly (status 0) rather than
+	// wait for a master that will not come back.
+	Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error)
 	mustEmbedUnimplementedPeerServer()
 }
 
@@ -329,6 +348,9 @@ func (UnimplementedPeerServer) ListObjects(context.Context, *ListObjectsRequest)
 }
 func (UnimplementedPeerServer) DeleteObject(context.Context, *DeleteObjectRequest) (*DeleteObjectResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method DeleteObject not implemented")
+}
+func (UnimplementedPeerServer) Release(context.Context, *ReleaseRequest) (*ReleaseResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method Release not implemented")
 }
 func (UnimplementedPeerServer) mustEmbedUnimplementedPeerServer() {}
 func (UnimplementedPeerServer) testEmbeddedByValue()              {}
@@ -506,6 +528,24 @@ func _Peer_DeleteObject_Handler(srv interface{}, ctx context.Context, dec func(i
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Peer_Release_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReleaseRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).Release(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_Release_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).Release(ctx, req.(*ReleaseRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Peer_ServiceDesc is the grpc.ServiceDesc for Peer service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -536,6 +576,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "DeleteObject",
 			Handler:    _Peer_DeleteObject_Handler,
+		},
+		{
+			MethodName: "Release",
+			Handler:    _Peer_Release_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -111,9 +110,15 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 	fs.BoolVar(&f.watchStdin, "watch-stdin", false, "stop (hard) when stdin closes: the drill that started this master is gone")
 	fs.DurationVar(&f.linger, "linger", 0, "after a graceful stop, keep serving the UI this long (the drill reads the last intervals)")
 	jobFlags := dstream.JobFlags(fs)
-	clusterFlags := dstream.ClusterFlags(fs)
+	clusterFlags := dstream.ClusterFlags(fs) // --master cluster: a standalone master (tests of stops and restarts)
 	if err := parseFlags(fs, "--checkpoint DIR --out DIR [flags]", args, stdout); err != nil {
 		return nil, nil, err
+	}
+	apply := func(c *dstream.Config) error {
+		if err := jobFlags(c); err != nil {
+			return err
+		}
+		return clusterFlags(c)
 	}
 	if f.cfg.Window == 0 {
 		f.cfg.Window = 4 * f.cfg.Batch
@@ -138,7 +143,7 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 	if abs, err := filepath.Abs(f.out); err == nil {
 		f.out = abs
 	}
-	return f, func(c *dstream.Config) error { return errors.Join(jobFlags(c), clusterFlags(c)) }, nil
+	return f, apply, nil
 }
 
 // runDrillJob is `dstream drill-job`, not for people: the job `dstream

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
@@ -34,21 +33,8 @@ import (
 // drillBucket is the bucket of the drill's checkpoint location.
 const drillBucket = "drill"
 
-// s3Supported reports whether checkpoint.Open knows s3:// locations, without
-// reaching any store (its context is done).
-// TODO(objstore): checkpoint.CheckLocation once object storage is merged.
-func s3Supported() error {
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	st, err := checkpoint.Open(ctx, "s3://"+drillBucket+"/ckpt")
-	if err != nil && strings.Contains(err.Error(), "not supported") {
-		return err
-	}
-	if c, ok := st.(io.Closer); ok {
-		_ = c.Close()
-	}
-	return nil
-}
+// s3Supported reports whether checkpoint.Open knows s3:// locations.
+func s3Supported() error { return checkpoint.CheckLocation("s3://" + drillBucket + "/ckpt") }
 
 func runDrillStore(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("drill-store", flag.ContinueOnError)

@@ -28,7 +28,7 @@ Usage:
       inject newline-delimited records into a socket source
   dstream query [--interval latest|MS] ADDR [NAME [param=value ...]]
       ask a running job's named query (its UI's address; no NAME lists them)
-  dstream worker --master HOST:PORT [--slots K] [--memory M] [--listen ADDR] [--advertise ADDR] [--secret-file F | --insecure]
+  dstream worker --master HOST:PORT [--slots K] [--memory M] [--listen ADDR] [--advertise ADDR] [--health-listen ADDR] [--secret-file F | --insecure]
       join a standalone master (dstream demo --master cluster) as a worker
   dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]|local-cluster[N] ...] [--duration D] [--source memory|socket] [--memory 1GiB] [--json]
       the paper's workloads: highest sustained rate, latency, and a hand-written baseline

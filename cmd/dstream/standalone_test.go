@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,6 +26,9 @@ var (
 // as real processes, and returns its path.
 func dstreamBinary(t *testing.T) string {
 	t.Helper()
+	if runtime.GOOS == "windows" {
+		t.Skip("process groups and signals: unix only")
+	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "dstream-bin-")
 		if err != nil {

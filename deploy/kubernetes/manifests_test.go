@@ -25,6 +25,7 @@ import (
 	"testing"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/health"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -41,8 +42,19 @@ const (
 	masterName      = "dstream-master" // the master Deployment and its Service
 	workerName      = "dstream-worker"
 	clusterPortName = "cluster"
-	binary          = "dstream"
+	healthPortName  = "health"
+	// binary is where the image (../../Containerfile) puts the program, and
+	// its ENTRYPOINT; image is what the manifests run.
+	binary = "/usr/local/bin/dstream"
+	image  = "ghcr.io/dstream/dstream:latest"
+	// objectStoreSecret holds the object store's settings, as the AWS SDK
+	// reads them from the environment.
+	objectStoreSecret = "dstream-object-store"
 )
+
+// objectStoreEnv are the variables every container takes from
+// objectStoreSecret; the endpoint is optional (AWS S3 needs none).
+var objectStoreEnv = map[string]bool{"AWS_REGION": false, "AWS_ACCESS_KEY_ID": false, "AWS_SECRET_ACCESS_KEY": false, "AWS_ENDPOINT_URL": true}
 
 // object is one decoded document and where it came from.
 type object struct {
@@ -414,11 +426,20 @@ func TestServiceSelectsMaster(t *testing.T) {
 	}
 }
 
-// TestServicePorts checks that each Service port reaches a declared
-// container port of the master, by name or number.
+// TestServicePorts checks that the Service publishes the cluster port alone
+// (not the UI, whose data is not for the whole cluster network, nor the
+// probes), that it reaches a declared container port of the master, by
+// name or number, and that it routes to a master not yet ready: the master
+// is ready once a worker joins, and workers join through the Service.
 func TestServicePorts(t *testing.T) {
 	c := load(t)
 	svc, so := c.service(masterName)
+	if len(svc.Spec.Ports) != 1 {
+		t.Errorf("%v: spec.ports has %d ports, want the cluster port alone", so, len(svc.Spec.Ports))
+	}
+	if !svc.Spec.PublishNotReadyAddresses {
+		t.Errorf("%v: spec.publishNotReadyAddresses is not true: no worker could join a master that is not ready until one joins", so)
+	}
 	master, _ := c.deployment(masterName)
 	mc := master.Spec.Template.Spec.Containers[0]
 	for _, tc := range []struct {
@@ -426,7 +447,6 @@ func TestServicePorts(t *testing.T) {
 		port int32
 	}{
 		{clusterPortName, 7077},
-		{"ui", 4040},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var sp *corev1.ServicePort
@@ -477,10 +497,11 @@ func TestListenPortsAreContainerPorts(t *testing.T) {
 		portName   string
 	}{
 		{masterName, "cluster-listen", 7077, clusterPortName},
-		{masterName, "ui-listen", 4040, "ui"},
+		{masterName, "health-listen", 8081, healthPortName},
 		{masterName, "cluster-advertise", 7077, clusterPortName},
 		{workerName, "listen", 7078, "peer"},
 		{workerName, "advertise", 7078, "peer"},
+		{workerName, "health-listen", 8081, healthPortName},
 	} {
 		t.Run(tc.deployment+"/--"+tc.flag, func(t *testing.T) {
 			d, o := c.deployment(tc.deployment)
@@ -511,13 +532,28 @@ func TestListenPortsAreContainerPorts(t *testing.T) {
 	// Listen addresses must not be loopback: nothing outside the pod could
 	// reach them.
 	for _, tc := range []struct{ deployment, flag string }{
-		{masterName, "cluster-listen"}, {masterName, "ui-listen"}, {workerName, "listen"},
+		{masterName, "cluster-listen"}, {masterName, "health-listen"}, {workerName, "listen"}, {workerName, "health-listen"},
 	} {
 		d, o := c.deployment(tc.deployment)
 		ctr := d.Spec.Template.Spec.Containers[0]
 		v, _ := flagValue(ctr.Args, tc.flag)
 		if h, _, err := hostPort(v); err == nil && h != "" && h != "0.0.0.0" && h != "::" {
 			t.Errorf("%v: containers[%s].args --%s %q: listen on all interfaces (0.0.0.0), not %q", o, ctr.Name, tc.flag, v, h)
+		}
+	}
+	// The UI has no authentication: it listens on the pod's loopback
+	// (kubectl port-forward reaches it), and no container port names it.
+	d, o := c.deployment(masterName)
+	ctr := d.Spec.Template.Spec.Containers[0]
+	v, ok := flagValue(ctr.Args, "ui-listen")
+	if !ok {
+		t.Errorf("%v: containers[%s].args has no --ui-listen; say 127.0.0.1:4040 (the default) for the reader", o, ctr.Name)
+	} else if h, _, err := hostPort(v); err != nil || !net.ParseIP(h).IsLoopback() {
+		t.Errorf("%v: containers[%s].args --ui-listen %q: want a loopback address; the UI is not for the cluster network", o, ctr.Name, v)
+	}
+	for _, p := range ctr.Ports {
+		if p.Name == "ui" || p.ContainerPort == 4040 {
+			t.Errorf("%v: containers[%s].ports declares the UI's port (%s %d), which listens on loopback only", o, ctr.Name, p.Name, p.ContainerPort)
 		}
 	}
 }
@@ -540,8 +576,8 @@ func TestContainerCommands(t *testing.T) {
 		}
 		ctr := d.Spec.Template.Spec.Containers[0]
 		images = append(images, ctr.Image)
-		if ctr.Image == "" {
-			t.Errorf("%v: containers[%s].image is empty", o, ctr.Name)
+		if ctr.Image != image {
+			t.Errorf("%v: containers[%s].image = %q, want %q (README: build and push it)", o, ctr.Name, ctr.Image, image)
 		}
 		if len(ctr.Command) != 1 || ctr.Command[0] != binary {
 			t.Errorf("%v: containers[%s].command = %q, want [%q]", o, ctr.Name, ctr.Command, binary)
@@ -560,18 +596,59 @@ func TestContainerCommands(t *testing.T) {
 	}
 }
 
-func TestMasterReadinessProbe(t *testing.T) {
+// TestProbes checks that every container's readiness and liveness probes are
+// HTTP GETs of the paths package health serves, on the port its
+// --health-listen serves them on (by name or number).
+func TestProbes(t *testing.T) {
 	c := load(t)
-	d, o := c.deployment(masterName)
-	ctr := d.Spec.Template.Spec.Containers[0]
-	p := ctr.ReadinessProbe
-	if p == nil || p.TCPSocket == nil {
-		t.Fatalf("%v: containers[%s].readinessProbe.tcpSocket is not set", o, ctr.Name)
-	}
-	port := p.TCPSocket.Port
-	ok := (port.Type == intstr.Int && port.IntVal == 7077) || (port.Type == intstr.String && port.StrVal == clusterPortName)
-	if !ok {
-		t.Errorf("%v: containers[%s].readinessProbe.tcpSocket.port = %s, want 7077 (the cluster port)", o, ctr.Name, port.String())
+	for name, o := range c.deployments {
+		ctr := o.obj.(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+		v, ok := flagValue(ctr.Args, "health-listen")
+		if !ok {
+			t.Errorf("%v: containers[%s].args has no --health-listen", o, ctr.Name)
+			continue
+		}
+		_, port, err := hostPort(v)
+		if err != nil {
+			t.Errorf("%v: containers[%s].args --health-listen %q: %v", o, ctr.Name, v, err)
+			continue
+		}
+		for _, tc := range []struct {
+			kind  string
+			probe *corev1.Probe
+			path  string
+		}{
+			{"readinessProbe", ctr.ReadinessProbe, health.ReadyPath},
+			{"livenessProbe", ctr.LivenessProbe, health.LivePath},
+		} {
+			t.Run(name+"/"+tc.kind, func(t *testing.T) {
+				if tc.probe == nil || tc.probe.HTTPGet == nil {
+					t.Fatalf("%v: containers[%s].%s.httpGet is not set", o, ctr.Name, tc.kind)
+				}
+				g := tc.probe.HTTPGet
+				if g.Path != tc.path {
+					t.Errorf("%v: containers[%s].%s.httpGet.path = %q, want %q", o, ctr.Name, tc.kind, g.Path, tc.path)
+				}
+				if g.Scheme != "" && g.Scheme != corev1.URISchemeHTTP {
+					t.Errorf("%v: containers[%s].%s.httpGet.scheme = %s, want HTTP", o, ctr.Name, tc.kind, g.Scheme)
+				}
+				target := g.Port.IntVal
+				if g.Port.Type == intstr.String {
+					cp, ok := containerPort(ctr, g.Port.StrVal)
+					if !ok {
+						t.Fatalf("%v: containers[%s].%s.httpGet.port %q is not a container port", o, ctr.Name, tc.kind, g.Port.StrVal)
+					}
+					target = cp.ContainerPort
+				}
+				if target != port {
+					t.Errorf("%v: containers[%s].%s.httpGet.port %s is %d, but --health-listen serves on %d", o, ctr.Name, tc.kind, g.Port.String(), target, port)
+				}
+			})
+		}
+		// A liveness failure restarts the process: give it time to start.
+		if p := ctr.LivenessProbe; p != nil && p.InitialDelaySeconds == 0 && ctr.StartupProbe == nil {
+			t.Errorf("%v: containers[%s].livenessProbe has no initialDelaySeconds and there is no startupProbe", o, ctr.Name)
+		}
 	}
 }
 
@@ -765,6 +842,99 @@ func TestMemoryBudgetFitsLimit(t *testing.T) {
 				}
 				if int64(budget) >= lim.Value() {
 					t.Errorf("%v: containers[%s] memory budget --memory %s is not below resources.limits.memory %s", o, ctr.Name, v, lim.String())
+				}
+			}
+		})
+	}
+}
+
+// TestObjectStoreEnv checks that every container (workers write state
+// checkpoints too: they run the master's program) takes the object store's
+// settings from the Secret, never from a value in the manifest, and that the
+// master checkpoints to an s3:// location.
+func TestObjectStoreEnv(t *testing.T) {
+	c := load(t)
+	for name, o := range c.deployments {
+		ctr := o.obj.(*appsv1.Deployment).Spec.Template.Spec.Containers[0]
+		t.Run(name, func(t *testing.T) {
+			for v, optional := range objectStoreEnv {
+				i := slices.IndexFunc(ctr.Env, func(e corev1.EnvVar) bool { return e.Name == v })
+				if i < 0 {
+					// envFrom the Secret would do as well.
+					if !slices.ContainsFunc(ctr.EnvFrom, func(e corev1.EnvFromSource) bool {
+						return e.SecretRef != nil && e.SecretRef.Name == objectStoreSecret && e.Prefix == ""
+					}) {
+						t.Errorf("%v: containers[%s] has no %s from the Secret %q", o, ctr.Name, v, objectStoreSecret)
+					}
+					continue
+				}
+				e := ctr.Env[i]
+				if e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil {
+					t.Errorf("%v: containers[%s].env[%s] is not from a Secret (valueFrom.secretKeyRef)", o, ctr.Name, v)
+					continue
+				}
+				ref := e.ValueFrom.SecretKeyRef
+				if ref.Name != objectStoreSecret || ref.Key != v {
+					t.Errorf("%v: containers[%s].env[%s] = Secret %q key %q, want Secret %q key %q", o, ctr.Name, v, ref.Name, ref.Key, objectStoreSecret, v)
+				}
+				if got := ref.Optional != nil && *ref.Optional; got != optional {
+					t.Errorf("%v: containers[%s].env[%s].valueFrom.secretKeyRef.optional = %v, want %v", o, ctr.Name, v, got, optional)
+				}
+			}
+		})
+	}
+	d, o := c.deployment(masterName)
+	ctr := d.Spec.Template.Spec.Containers[0]
+	if v, ok := flagValue(ctr.Args, "checkpoint"); !ok || !strings.HasPrefix(v, "s3://") {
+		t.Errorf("%v: containers[%s].args --checkpoint = %q, want s3://BUCKET/PREFIX", o, ctr.Name, v)
+	}
+	d, o = c.deployment(workerName)
+	if v, ok := flagValue(d.Spec.Template.Spec.Containers[0].Args, "checkpoint"); ok {
+		t.Errorf("%v: --checkpoint %q on the worker: a worker takes the master's arguments", o, v)
+	}
+}
+
+// TestSecurity checks that every pod runs as the image's non-root user
+// (numeric, so runAsNonRoot can check it), with a read-only root file
+// system, no privilege escalation and no capabilities, and a writable /tmp
+// from an emptyDir.
+func TestSecurity(t *testing.T) {
+	c := load(t)
+	uid := containerfileUser(t)
+	for name, o := range c.deployments {
+		spec := o.obj.(*appsv1.Deployment).Spec.Template.Spec
+		t.Run(name, func(t *testing.T) {
+			ps := spec.SecurityContext
+			if ps == nil || ps.RunAsNonRoot == nil || !*ps.RunAsNonRoot {
+				t.Errorf("%v: spec.template.spec.securityContext.runAsNonRoot is not true", o)
+			}
+			if ps == nil || ps.RunAsUser == nil || *ps.RunAsUser != uid {
+				t.Errorf("%v: spec.template.spec.securityContext.runAsUser is not %d, the Containerfile's USER", o, uid)
+			}
+			for _, ctr := range spec.Containers {
+				sc := ctr.SecurityContext
+				switch {
+				case sc == nil:
+					t.Errorf("%v: containers[%s].securityContext is not set", o, ctr.Name)
+					continue
+				case sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem:
+					t.Errorf("%v: containers[%s].securityContext.readOnlyRootFilesystem is not true", o, ctr.Name)
+				case sc.AllowPrivilegeEscalation == nil || *sc.AllowPrivilegeEscalation:
+					t.Errorf("%v: containers[%s].securityContext.allowPrivilegeEscalation is not false", o, ctr.Name)
+				case sc.Capabilities == nil || !slices.Equal(sc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(sc.Capabilities.Add) > 0:
+					t.Errorf("%v: containers[%s].securityContext.capabilities: want drop [ALL], add none", o, ctr.Name)
+				case sc.Privileged != nil && *sc.Privileged:
+					t.Errorf("%v: containers[%s] is privileged", o, ctr.Name)
+				}
+				i := slices.IndexFunc(ctr.VolumeMounts, func(m corev1.VolumeMount) bool { return path.Clean(m.MountPath) == "/tmp" })
+				if i < 0 {
+					t.Errorf("%v: containers[%s] mounts nothing at /tmp: the root file system is read-only", o, ctr.Name)
+					continue
+				}
+				m := ctr.VolumeMounts[i]
+				j := slices.IndexFunc(spec.Volumes, func(v corev1.Volume) bool { return v.Name == m.Name })
+				if m.ReadOnly || j < 0 || spec.Volumes[j].EmptyDir == nil {
+					t.Errorf("%v: containers[%s] /tmp (volume %q) is not a writable emptyDir", o, ctr.Name, m.Name)
 				}
 			}
 		})

@@ -64,7 +64,7 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("wordcount", flag.ContinueOnError)
 	listen := fs.String("listen", "127.0.0.1:9999", "`address` the socket source listens on (port 0 picks a free port)")
 	batch := fs.Duration("batch", time.Second, "batch interval")
-	out := fs.String("out", "", "output `folder` (required)")
+	out := fs.String("out", "", "output `location`: a folder, or s3://BUCKET/PREFIX (required; across machines, object storage or a folder every machine shares)")
 	master := fs.String("master", "local[2]", "where tasks run: local[N] (this process, N task slots), local-cluster[N] (N worker processes this one starts) or cluster (workers join with: wordcount worker --master ADDR)")
 	clusterFlags := dstream.ClusterFlags(fs)
 	jobFlags := dstream.JobFlags(fs)
@@ -106,8 +106,12 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	if err := jobFlags(&cfg); err != nil {
 		return program.UsageError{Err: err}
 	}
-	if err := os.MkdirAll(*out, 0o755); err != nil {
-		return &program.StartError{Err: fmt.Errorf("cannot create output folder %s: %w", *out, err)}
+	prefix := strings.TrimSuffix(*out, "/") + "/words" // a folder, or object storage (s3://BUCKET/PREFIX)
+	if !strings.Contains(*out, "://") {
+		if err := os.MkdirAll(*out, 0o755); err != nil {
+			return &program.StartError{Err: fmt.Errorf("cannot create output folder %s: %w", *out, err)}
+		}
+		prefix = filepath.Join(*out, "words")
 	}
 	ctx, err := dstream.NewContext(cfg)
 	if err != nil {
@@ -121,7 +125,7 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	text := dstream.Map(counts, func(p dstream.Pair[string, int64]) string {
 		return p.Key + "\t" + strconv.FormatInt(p.Value, 10)
 	})
-	text.SaveAsTextFiles(filepath.Join(*out, "words"), "")
+	text.SaveAsTextFiles(prefix, "")
 
 	// The UI's listener is registered before the line printer's, so an
 	// interval is in the API by the time its line is printed. It serves

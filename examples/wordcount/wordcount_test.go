@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -20,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/checkpoint/s3store/s3test"
 	"github.com/dstream/dstream/cluster/clustertest"
 )
 
@@ -120,13 +123,25 @@ func TestEndToEnd(t *testing.T) {
 	t.Parallel()
 	wcBin, dsBin := buildBinaries(t)
 	for _, master := range []string{"local[2]", "local-cluster[3]"} {
-		t.Run(master, func(t *testing.T) { endToEnd(t, wcBin, dsBin, master) })
+		t.Run(master, func(t *testing.T) { endToEnd(t, wcBin, dsBin, master, filepath.Join(t.TempDir(), "out")) })
 	}
 }
 
-func endToEnd(t *testing.T, wcBin, dsBin, master string) {
+// TestEndToEndOnS3: the same with --out on object storage (an S3 server
+// in the test process, which the processes reach through the usual AWS
+// environment): every interval's objects, each counted once it has its
+// _SUCCESS object.
+func TestEndToEndOnS3(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs processes")
+	}
+	wcBin, dsBin := buildBinaries(t)
+	s3test.NewServer(t, "counts").Env(t)
+	endToEnd(t, wcBin, dsBin, "local-cluster[3]", "s3://counts/out")
+}
+
+func endToEnd(t *testing.T, wcBin, dsBin, master, out string) {
 	dir := t.TempDir()
-	out := filepath.Join(dir, "out")
 
 	// Input: many lines, including empty lines, runs of spaces and tabs,
 	// and invalid UTF-8, which must be counted as bytes, not lost.
@@ -170,7 +185,12 @@ func endToEnd(t *testing.T, wcBin, dsBin, master string) {
 	}
 	stopWordcount(t, wc, stderr)
 
-	got := readCounts(t, out)
+	var got map[string]int64
+	if strings.HasPrefix(out, "s3://") {
+		got = readStoreCounts(t, out)
+	} else {
+		got = readCounts(t, out)
+	}
 	if len(got) == 0 {
 		t.Fatalf("no output\n%s", stderr.String())
 	}
@@ -445,13 +465,31 @@ func standalone(t *testing.T, wcBin, dsBin string, mTLS bool) {
 	for w := range want {
 		want[w] *= 2
 	}
-	worker := exec.Command(wcBin, append([]string{"worker", "--master", master, "--secret-file", secret, "--slots", "2"}, workerTLS...)...)
-	var workerErr bytes.Buffer
+	worker := exec.Command(wcBin, append([]string{"worker", "--master", master, "--secret-file", secret, "--slots", "2",
+		"--health-listen", "127.0.0.1:0"}, workerTLS...)...)
+	var workerErr syncBuffer
 	worker.Stderr = &workerErr
 	if err := worker.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = worker.Process.Kill(); _ = worker.Wait() })
+	// The worker, now the master's program, serves its probes where it logs
+	// (port 0: a free one) and is ready once registered and heartbeating.
+	probes := regexp.MustCompile(`probes served" addr=(\S+)`)
+	waitFor(t, "the worker's probes to be ready", func() (bool, string) {
+		m := probes.FindStringSubmatch(workerErr.String())
+		if m == nil {
+			return false, "no probes logged\n" + workerErr.String()
+		}
+		code, body := probe("http://" + m[1] + "/readyz")
+		if code != 200 {
+			return false, fmt.Sprintf("/readyz: %d %s", code, body)
+		}
+		if code, body := probe("http://" + m[1] + "/healthz"); code != 200 {
+			t.Errorf("worker /healthz: %d %s, want 200", code, body)
+		}
+		return true, ""
+	})
 	second := exec.Command(dsBin, "send", "--to", addr, "--file", input)
 	if b, err := second.CombinedOutput(); err != nil {
 		t.Fatalf("dstream send: %v\n%s", err, b)
@@ -468,6 +506,53 @@ func standalone(t *testing.T, wcBin, dsBin string, mTLS bool) {
 		if got[w] != n {
 			t.Errorf("word %q: counted %d, want %d", w, got[w], n)
 		}
+	}
+}
+
+// syncBuffer is a bytes.Buffer a process writes to while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// probe GETs url: its status and body, 0 when nothing answers.
+func probe(url string) (int, string) {
+	resp, err := http.Get(url)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// waitFor polls cond until it holds, failing the test after a minute (a
+// hang guard for a process's progress, not a timing assumption) with cond's
+// last explanation.
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for {
+		ok, why := cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited a minute for %s: %s", what, why)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -491,6 +576,51 @@ func readCounts(t *testing.T, out string) map[string]int64 {
 				t.Fatalf("%s: malformed line %q", p, line)
 			}
 			got[w] += n
+		}
+	}
+	return got
+}
+
+// readStoreCounts sums the counts of every committed interval (a folder
+// with its _SUCCESS object) under the object store location out.
+func readStoreCounts(t *testing.T, out string) map[string]int64 {
+	t.Helper()
+	st, err := checkpoint.Open(t.Context(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := st.List(t.Context(), "words-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := map[string]bool{}
+	for _, n := range names {
+		if d, ok := strings.CutSuffix(n, "/_SUCCESS"); ok {
+			done[d] = true
+		}
+	}
+	got := map[string]int64{}
+	for _, n := range names {
+		d, part, _ := strings.Cut(n, "/")
+		if !strings.HasPrefix(part, "part-") {
+			continue
+		}
+		if !done[d] {
+			t.Errorf("%s: no _SUCCESS object in its interval's folder", n)
+			continue
+		}
+		b, err := st.Get(t.Context(), n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(strings.TrimSuffix(string(b), "\n"), "\n") {
+			if w, c, ok := strings.Cut(line, "\t"); ok {
+				k, err := strconv.ParseInt(c, 10, 64)
+				if err != nil {
+					t.Fatalf("%s: malformed line %q", n, line)
+				}
+				got[w] += k
+			}
 		}
 	}
 	return got

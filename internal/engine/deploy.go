@@ -3,9 +3,11 @@ package engine
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"runtime/pprof"
@@ -86,6 +88,7 @@ type workerRole struct {
 	masterStore atomic.Pointer[cluster.RemoteStore]
 
 	hostDone chan struct{} // closed when the host has stopped serving
+	beat     atomic.Int64  // when the host last heartbeated, Unix ns (health.go)
 }
 
 // lateRemote is an rdd.Remote set once the worker's host exists.
@@ -234,6 +237,7 @@ func (c *Engine) startCluster() error {
 		Peer:      cluster.NewPeerServer(cluster.Stores{Blocks: c.blocks, Shuffles: c.shuffles, Checkpoint: served}, nil),
 		Manifests: c.manifestFrames,
 		AddBlock:  c.addRemoteBlock,
+		Rejoined:  c.rejoined,
 		Latest:    c.manifests.Latest,
 		OnEvent:   func(ev cluster.Event) { cr.onEvent(c, ev) },
 	})
@@ -326,6 +330,7 @@ func (cr *clusterRole) onEvent(c *Engine, ev cluster.Event) {
 			c.reprotect(addr)
 		}
 		cr.runner.AddWorker(addr, ev.Worker.Slots)
+		c.noteProgress() // the intervals waiting for a worker can move now
 		select {
 		case cr.joined <- struct{}{}:
 		default:
@@ -469,6 +474,38 @@ func (c *Engine) keepCopy(ctx context.Context, rem rdd.Remote, b received.Block,
 	return true
 }
 
+// rejoined takes the input blocks a worker of the previous master process
+// still holds (this master restarted): those this master runs intervals
+// of again (restored from the write-ahead log) name the worker as a
+// holder, so their tasks read them there; it returns them.
+func (c *Engine) rejoined(addr string, held []string) []string {
+	return c.tracker.AddHolder(held, addr)
+}
+
+// releaseWorkers tells every alive worker of a standalone master that it
+// stops gracefully: they exit cleanly instead of waiting for it to come
+// back (each is given a second to answer).
+func (cr *clusterRole) releaseWorkers(log *slog.Logger) {
+	if !cr.dep.standalone {
+		return // local workers stop when their stdin closes
+	}
+	cr.mu.Lock()
+	alive := slices.Clone(cr.alive)
+	cr.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, addr := range alive {
+		wg.Go(func() {
+			if err := cr.peers.Release(context.Background(), addr, "the master stopped gracefully", time.Second); err != nil {
+				log.Warn("cluster: a worker was not told the master stops (it gives up on its own)", "worker", addr, "err", err)
+			}
+		})
+	}
+	wg.Wait()
+	if len(alive) > 0 {
+		log.Info("cluster: workers released", "workers", len(alive))
+	}
+}
+
 // registration names one registration of a worker.
 type registration struct {
 	id          string
@@ -601,6 +638,10 @@ func (c *Engine) startWorker() error {
 	go func() {
 		err := host.Run(r.ctx)
 		close(c.worker.hostDone)
+		if errors.Is(err, cluster.ErrReleased) {
+			c.log.Info("worker: the master stopped and released this worker; stopping", "worker", env.ID)
+			err = nil
+		}
 		if err != nil && r.ctx.Err() == nil {
 			c.stopWith(err)
 			return
@@ -630,7 +671,9 @@ func (p workerProgram) Graph() []graphspec.Node { return p.c.Graph() }
 func (p workerProgram) Datasets() *rdd.Context  { return p.c.rctx }
 
 // BlockStats is what the worker's heartbeats report.
+// It is called before each heartbeat, so it also times them (health.go).
 func (p workerProgram) BlockStats() (used, blocks int64) {
+	p.c.worker.beat.Store(time.Now().UnixNano())
 	st := p.c.blocks.Stats()
 	return st.Bytes, int64(st.Blocks)
 }
@@ -649,6 +692,44 @@ func (p workerProgram) Learn(m *manifest.Interval) error {
 		c.clearOld(prev)
 	}
 	return nil
+}
+
+// Reset implements cluster.Rejoiner: the master restarted (with this
+// program), so what the worker learned from the old one goes (intervals,
+// manifests, datasets, map outputs, state); the input blocks it holds stay,
+// offered to the new master, which may run their intervals again.
+func (p workerProgram) Reset() ([]string, error) {
+	c := p.c
+	c.worker.gen.Lock()
+	defer c.worker.gen.Unlock()
+	c.worker.stopReceivers()
+	for _, n := range c.nodes {
+		n.Reset()
+	}
+	rules := make([]rdd.ForgetRule, 0, len(c.outputs))
+	for _, op := range c.outputs {
+		rules = append(rules, rdd.ForgetRule{Op: op.ID, UpTo: math.MaxInt64})
+	}
+	c.rctx.Forget(rules...)
+	for _, in := range c.blockInputs() {
+		c.tracker.Forget(in.OpID(), time.UnixMilli(math.MaxInt64))
+	}
+	c.manifests.Forget(math.MaxInt64)
+	c.mu.Lock()
+	c.materialized = false // the new master's zero is learned again
+	c.mu.Unlock()
+	return c.blocks.Keys(block.Input), nil
+}
+
+// Drop implements cluster.Rejoiner: input blocks the new master does not
+// need.
+func (p workerProgram) Drop(keys []string) {
+	for _, k := range keys {
+		p.c.blocks.Remove(k)
+	}
+	if len(keys) > 0 {
+		p.c.log.Info("worker: input blocks the restarted master does not need dropped", "blocks", len(keys))
+	}
 }
 
 func (p workerProgram) Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error) {

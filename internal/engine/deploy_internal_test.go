@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"testing"
 
+	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster"
 )
 
@@ -15,7 +16,7 @@ func TestRestartedWorkerAtTheSameAddress(t *testing.T) {
 	defer peers.Close()
 	cr := &clusterRole{self: "master:1", peers: peers, joined: make(chan struct{}, 1)}
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{Self: cr.self, Peers: peers})
-	c := &Engine{log: slog.New(slog.DiscardHandler)}
+	c := &Engine{log: slog.New(slog.DiscardHandler), cfg: Config{Clock: clock.Real{}}}
 	ev := func(kind cluster.EventKind, id string, inc uint64) cluster.Event {
 		return cluster.Event{Kind: kind, Worker: cluster.WorkerInfo{ID: id, Incarnation: inc, Address: "10.0.0.5:7078", Slots: 2}}
 	}

@@ -88,6 +88,10 @@ type Node interface {
 	Describe() graphspec.Node
 	// NodeAt is At's untyped face: a worker finds a task's dataset by it.
 	NodeAt(t time.Time) (*rdd.Node, error)
+	// Reset forgets every dataset generated and every checkpoint adopted,
+	// as in a stream never run: a worker whose master restarted learns
+	// the new master's intervals from scratch.
+	Reset()
 }
 
 // Output is an output operation: it runs one job per interval of its stream.
@@ -280,8 +284,10 @@ type Engine struct {
 	// being made (reprotect); Stop cancels and waits for them.
 	protecting sync.WaitGroup
 	ckFailed   atomic.Int64 // durable checkpoints that failed
+	stores     storeSet     // file streams' and text outputs' stores by location (stores.go)
 	meta       *metaLog     // the master's metadata log (metalog.go)
 	run        *running
+	progressAt atomic.Int64 // when the interval loop last moved, Unix ns on the clock (health.go)
 }
 
 const (

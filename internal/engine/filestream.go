@@ -17,13 +17,14 @@ import (
 )
 
 // File streams, as Spark's FileInputDStream: nothing is received. At each
-// interval the master lists the stream's folder and selects the files the
+// interval the master lists the stream's folder (a local folder, or the top
+// level of a store given by URL: filefolder.go) and selects the files the
 // interval takes (source.FileRule: modified in (t - batch, t], or later
 // within the remember window, each name once); the interval's manifest names
 // them (name, size, modification time), and every process builds the
 // interval's dataset from the named files, one partition per split of each
-// file, read from the folder where the task runs: a lost partition is read
-// again. With a checkpoint folder the master also writes each non-empty
+// file, read from the folder (or store) where the task runs: a lost
+// partition is read again. With a checkpoint folder the master also writes each non-empty
 // selection under files/ when it cuts the interval (before the interval is
 // queued), keeps them as long as the remember window or a window over the
 // stream needs them, and a restarted master replays them: the intervals
@@ -34,10 +35,10 @@ import (
 // interval's files when the interval is cut; in every process it remembers
 // the files of the intervals it knows (from its cuts or their manifests).
 type FileInput struct {
-	c    *Engine
-	node Node // the file stream
-	dir  string
-	opts FileOptions
+	c      *Engine
+	node   Node   // the file stream
+	folder folder // where its files are (filefolder.go)
+	opts   FileOptions
 
 	mu sync.Mutex
 	// selected holds the files of each known interval (Unix ms), sorted by
@@ -127,11 +128,11 @@ func (fi *FileInput) cut(ctx context.Context, t time.Time) error {
 		c.log.Debug("file stream: interval replays the files it took before the restart", "stream", fi.OpID(), "time", ms, "files", len(files))
 		return nil
 	}
-	listing, err := source.ListFiles(fi.dir)
+	listing, err := fi.folder.list(ctx)
 	if err != nil {
 		// As Spark: the interval takes no file; a later one takes them
 		// while they are within the remember window.
-		c.log.Warn("file stream cannot list its folder: the interval takes no file", "stream", fi.OpID(), "dir", fi.dir, "time", ms, "err", err)
+		c.log.Warn("file stream cannot list its folder: the interval takes no file", "stream", fi.OpID(), "dir", fi.folder, "time", ms, "err", err)
 	}
 	rule := fi.rule()
 	fi.mu.Lock()
@@ -226,14 +227,14 @@ func (fi *FileInput) dataset(files []manifest.File) *rdd.Dataset[string] {
 	if len(parts) == 0 {
 		return rdd.Empty[string](c.rctx)
 	}
-	dir, maxRec := fi.dir, fi.opts.MaxRecordBytes
+	dir, maxRec := fi.folder, fi.opts.MaxRecordBytes
 	return rdd.FromFunc(c.rctx, "file input", len(parts), func(tc *rdd.TaskContext, p int) iter.Seq[string] {
 		return func(yield func(string) bool) {
 			pt := parts[p]
 			tooLong := func(size int) {
 				c.log.Warn("file stream dropped an over-long record", "dir", dir, "file", pt.file.Name, "bytes", size, "max", maxRec)
 			}
-			if err := source.ReadLines(dir, pt.file, pt.split, maxRec, tooLong, yield); err != nil {
+			if err := dir.read(tc.Ctx, pt.file, pt.split, maxRec, tooLong, yield); err != nil {
 				tc.Fail(fmt.Errorf("file stream %s: file %s (selected with %d bytes, modified %s): %w",
 					dir, pt.file.Name, pt.file.Size, pt.file.ModTime.UTC().Format(time.RFC3339Nano), err))
 			}
@@ -261,9 +262,11 @@ type FileOptions struct {
 }
 
 // AddFiles adds the input of file stream n, which reads the files that
-// appear in folder dir; the stream's datasets are FileDataset's.
-func (c *Engine) AddFiles(n Node, dir string, opts FileOptions) *FileInput {
-	fi := &FileInput{c: c, node: n, dir: dir, opts: opts, selected: map[int64][]manifest.File{}, taken: map[string]int64{}}
+// appear at location: a local folder, or the top level of a store when
+// location is a URL (IsURL; stores.go, filefolder.go). The stream's
+// datasets are Dataset's.
+func (c *Engine) AddFiles(n Node, location string, opts FileOptions) *FileInput {
+	fi := &FileInput{c: c, node: n, folder: c.folderAt(location), opts: opts, selected: map[int64][]manifest.File{}, taken: map[string]int64{}}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.cutters = append(c.cutters, fi)

@@ -100,6 +100,13 @@ func (c *Engine) Start() error {
 			return fmt.Errorf("dstream: %w", err)
 		}
 	}
+	for _, in := range c.cutters {
+		if fi, ok := in.(*FileInput); ok {
+			if err := fi.folder.check(context.Background()); err != nil {
+				return fmt.Errorf("dstream: file stream %s: %w", fi.folder, err)
+			}
+		}
+	}
 	for _, op := range c.outputs {
 		if op.Open != nil {
 			if err := op.Open(); err != nil {
@@ -170,6 +177,7 @@ func (c *Engine) Start() error {
 			}
 		}()
 	}
+	c.noteProgress()
 	genCtx, genCancel := context.WithCancel(r.ctx)
 	r.genCancel = genCancel
 	go c.generate(genCtx)
@@ -247,6 +255,7 @@ func (c *Engine) runBatches() {
 		r.lastDone = b.time
 		r.doneCond.Broadcast()
 		r.mu.Unlock()
+		c.noteProgress()
 	}
 }
 
@@ -384,15 +393,26 @@ func (c *Engine) Stop(graceful bool) error {
 			c.stopCluster()
 		}
 		c.bus.Stop()
+		c.closeStores() // Start may have opened some before it failed
 		return c.blocks.Close()
 	}
 	r := c.run
 	if r.stopping.Swap(true) {
+		if !graceful {
+			// A hard stop during a graceful one (a second signal): the
+			// intervals not yet processed are abandoned.
+			r.cancel()
+		}
 		<-r.stopped
 		return r.stopErr()
 	}
 	func() {
 		defer close(r.stopped)
+		if graceful && c.cluster != nil {
+			watched := make(chan struct{})
+			defer close(watched)
+			go c.watchStop(r, watched)
+		}
 		if graceful {
 			// 1. Stop receiving; receivers flush their last blocks.
 			r.recvCancel()
@@ -433,6 +453,9 @@ func (c *Engine) Stop(graceful bool) error {
 		c.mu.Unlock()
 		c.protecting.Wait()
 		if c.cluster != nil {
+			if graceful {
+				c.cluster.releaseWorkers(c.log)
+			}
 			c.stopCluster()
 		}
 		c.closeCheckpoints()
@@ -447,12 +470,72 @@ func (c *Engine) Stop(graceful bool) error {
 				c.worker.stopProfile()
 			}
 		}
+		c.closeStores() // no task runs any more
 		if err := c.blocks.Close(); err != nil {
 			c.log.Warn("could not delete the spill folder", "err", err)
 		}
 		c.log.Info("dstream stopped", "graceful", graceful)
 	}()
 	return r.stopErr()
+}
+
+// noWorkerGrace is how long a graceful stop of a cluster's master waits
+// for a worker to join when none is alive and intervals still wait to run.
+const noWorkerGrace = 3 * time.Second
+
+// ErrNoWorkers is the error of a graceful stop that abandoned intervals
+// because no worker was alive to run them.
+var ErrNoWorkers = errors.New("dstream: no worker alive to run the intervals left")
+
+// watchStop watches a cluster master's graceful stop until done is closed:
+// while no worker is alive, it says what the stop waits for, and after
+// noWorkerGrace without one it abandons the intervals left (they run again
+// when the master restarts on its checkpoint folder), so a stop never waits
+// for ever for workers that are gone.
+func (c *Engine) watchStop(r *running, done <-chan struct{}) {
+	cr := c.cluster
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var since time.Time // when the cluster was last seen without workers
+	for {
+		select {
+		case <-done:
+			return
+		case <-r.ctx.Done():
+			return
+		case <-tick.C:
+		}
+		cr.mu.Lock()
+		n := len(cr.alive)
+		cr.mu.Unlock()
+		r.mu.Lock()
+		lastDone, lastQueued := r.lastDone, r.lastQueued
+		r.mu.Unlock()
+		if n > 0 || !lastDone.Before(lastQueued) {
+			since = time.Time{} // a worker, or nothing waiting for one
+			continue
+		}
+		now := time.Now()
+		if since.IsZero() {
+			since = now
+			c.log.Warn("stopping: intervals wait for a worker to run their tasks, and no worker is alive; waiting for one to join (a second signal stops at once)",
+				"last_completed", lastDone.UnixMilli(), "last_cut", lastQueued.UnixMilli(), "wait", noWorkerGrace)
+			continue
+		}
+		if now.Sub(since) < noWorkerGrace {
+			continue
+		}
+		err := fmt.Errorf("%w: the stop abandoned the intervals after %d (cut up to %d) when no worker joined within %v; a master restarted on the same checkpoint folder runs them",
+			ErrNoWorkers, lastDone.UnixMilli(), lastQueued.UnixMilli(), noWorkerGrace)
+		c.log.Error("stopping: no worker alive; abandoning the intervals left", "err", err)
+		r.errMu.Lock()
+		if r.err == nil {
+			r.err = err
+		}
+		r.errMu.Unlock()
+		r.cancel()
+		return
+	}
 }
 
 // AwaitBatch blocks until interval t has been processed, the context stops,

@@ -219,6 +219,9 @@ func (s blockSink) StoreBlock(ctx context.Context, b source.Block) error {
 	if s.c.cfg.WriteAheadLog {
 		if err := s.c.walWrite(ctx, int32(b.Stream), key, b.Records); err != nil {
 			s.c.blocks.Remove(key)
+			if ctx.Err() == nil {
+				s.c.DurableFailed(err) // no block of the receiver can be acknowledged
+			}
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
+	_ "github.com/dstream/dstream/checkpoint/s3store" // s3:// locations for checkpoint.Open
 	"github.com/dstream/dstream/graphspec"
 	"github.com/dstream/dstream/manifest"
 )
@@ -84,15 +85,23 @@ func (m *metaLog) markReady() { m.readyOnce.Do(func() { close(m.ready) }) }
 func (c *Engine) metaOpen() bool { return c.meta != nil && c.meta.log != nil }
 
 // metaAppend appends one record to the metadata log, if there is one, and
-// returns its sequence number (0: not written). A failure is logged: the
-// job goes on, and a restart resumes from an earlier record.
+// returns its sequence number (0: not written). A failure is retried
+// (durable.go); one that persists stops the job with a *DurableError: a
+// restart could not resume from what the log lacks.
 func (c *Engine) metaAppend(kind string, payload []byte) uint64 {
 	if !c.metaOpen() {
 		return 0
 	}
-	seq, err := c.metaAppendSeq(kind, payload)
+	var seq uint64
+	err := c.retryDurable(c.RunCtx(), fmt.Sprintf("metadata log record %q", kind), func() (err error) {
+		seq, err = c.metaAppendSeq(kind, payload)
+		return err
+	})
 	if err != nil {
-		c.log.Warn("metadata log: record not written", "kind", kind, "err", err)
+		if c.RunCtx().Err() == nil {
+			c.log.Error("metadata log: record not written; stopping the job", "kind", kind, "err", err)
+			c.DurableFailed(err)
+		}
 		return 0
 	}
 	return seq
@@ -204,7 +213,9 @@ func (c *Engine) closeCheckpoints() {
 	}
 }
 
-// CheckpointStore opens the checkpoint folder on first use.
+// CheckpointStore opens the checkpoint store on first use: a folder, or any
+// location checkpoint.Open knows (s3://BUCKET/PREFIX, registered by the
+// import of package checkpoint/s3store above).
 func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
 	if c.worker != nil && !isObjectStorage(c.checkpointFolder()) {
 		// A folder is the master's: a worker reaches it through the master

@@ -146,6 +146,12 @@ func (c *Engine) addRemoteBlock(b cluster.BlockReport) error {
 	if in == nil {
 		return fmt.Errorf("stream %d has no receiver", b.Stream)
 	}
+	if b.Failure != "" {
+		err := fmt.Errorf("receiver %s on worker %s cannot store its blocks: %s", in.recv.Name(), in.worker(), b.Failure)
+		c.log.Error("receiver cannot store; stopping the job", "stream", b.Stream, "err", err)
+		c.DurableFailed(err)
+		return nil
+	}
 	blk := received.Block{Stream: b.Stream, Key: b.Key, Time: c.cfg.Clock.Now(), Records: int(b.Records), Bytes: b.Bytes, Locations: b.Locations}
 	if c.cfg.WriteAheadLog {
 		// The block's addition is logged before the answer, which
@@ -305,6 +311,13 @@ func (s *workerSink) StoreBlock(ctx context.Context, b source.Block) error {
 		// then the block is acknowledged (wal.go).
 		if err := c.walWrite(ctx, int32(b.Stream), key, b.Records); err != nil {
 			c.blocks.Remove(key)
+			if ctx.Err() == nil {
+				// The master stops the job: no block of this receiver can
+				// be acknowledged.
+				if rerr := s.env.Report(ctx, cluster.BlockReport{Stream: int32(b.Stream), Failure: err.Error()}); rerr != nil {
+					c.log.Error("receiver cannot store, and could not tell the master", "err", err, "report", rerr)
+				}
+			}
 			return err
 		}
 	}

@@ -121,7 +121,8 @@ func newRunTag() string {
 }
 
 // walWrite writes a block's records to the checkpoint store (the process
-// running the receiver does); it returns once they are durable.
+// running the receiver does); it returns once they are durable, or a
+// *DurableError once its retries failed.
 func (c *Engine) walWrite(ctx context.Context, stream int32, key string, records []string) error {
 	store, err := c.CheckpointStore()
 	if err != nil {
@@ -131,10 +132,10 @@ func (c *Engine) walWrite(ctx context.Context, stream int32, key string, records
 	if err != nil {
 		return fmt.Errorf("write-ahead log: block %s: %w", key, err)
 	}
-	if err := store.Put(ctx, walName(stream, key), checkpoint.Frame(walKind, 1, data)); err != nil {
-		return fmt.Errorf("write-ahead log: block %s: %w", key, err)
-	}
-	return nil
+	frame := checkpoint.Frame(walKind, 1, data)
+	return c.retryDurable(ctx, "write-ahead log block "+key, func() error {
+		return store.Put(ctx, walName(stream, key), frame)
+	})
 }
 
 // readWAL reads a block's records back from its object.
@@ -184,9 +185,15 @@ func (c *Engine) walCommit(b received.Block) error {
 		return err
 	}
 	payload, _ := json.Marshal(metaBlock{Stream: b.Stream, Key: b.Key, Time: b.Time.UnixNano(), Records: b.Records, Bytes: b.Bytes})
-	seq, err := c.metaAppendSeq("block", payload)
+	var seq uint64
+	err = c.retryDurable(c.RunCtx(), "write-ahead log record of block "+b.Key, func() (err error) {
+		seq, err = c.metaAppendSeq("block", payload)
+		return err
+	})
 	if err != nil {
-		return fmt.Errorf("write-ahead log: block %s: %w", b.Key, err)
+		// Not acknowledged, and no later block can be: the job stops.
+		c.DurableFailed(err)
+		return err
 	}
 	k := walKey{b.Stream, b.Key}
 	m.wal.mu.Lock()

@@ -1,0 +1,194 @@
+package dstream
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/internal/engine"
+	"github.com/dstream/dstream/rdd"
+)
+
+// SaveAsTextFiles into a store (a prefix given as a URL). A store has no
+// rename, so an interval's output cannot appear at once; instead it counts
+// as written when its marker object, written last, exists:
+//
+//  1. the master (saveTextToStore) finds the marker: the interval is
+//     written, nothing is done (a re-run after a restart of the master);
+//  2. otherwise it deletes what the interval's folder holds (parts of an
+//     attempt cut short, perhaps of other partitions), and runs the job:
+//     every task Puts its part, named by interval and partition, so a
+//     retried or speculative attempt replaces it with the same bytes;
+//  3. once every task has succeeded, the master Puts the marker.
+//
+// Put is atomic and durable once it returns (checkpoint.Store), so when the
+// marker exists every part does, whole.
+
+// successName is the marker of a complete interval folder.
+const successName = "_SUCCESS"
+
+// saveToStore is SaveAsTextFiles(prefix, suffix) for a URL prefix; ext is
+// "." + suffix, or "".
+func saveToStore[T any](s *Stream[T], prefix, suffix, ext string) {
+	c := s.ctx
+	loc, stem, prefixErr := storePrefix(prefix)
+	folderOf := func(ms int64) string { return fmt.Sprintf("%s%d%s", stem, ms, ext) }
+	open := func() error {
+		if prefixErr != nil {
+			return prefixErr
+		}
+		if err := checkSuffix(suffix); err != nil {
+			return err
+		}
+		if err := checkpoint.ValidName(partName(folderOf(0), 0)); err != nil {
+			return fmt.Errorf("output prefix %q: %w", prefix, err)
+		}
+		ctx := context.Background()
+		store, err := c.e.Store(ctx, loc)
+		if err != nil {
+			return fmt.Errorf("output location %s: %w", loc, err)
+		}
+		if err := checkStoreWritable(ctx, store, folderOf(0)); err != nil {
+			return fmt.Errorf("output location %s cannot be written: %w; fix its permissions or choose another output prefix", loc, err)
+		}
+		removePartialIntervals(ctx, c.log, store, loc, stem, ext)
+		return nil
+	}
+	var op *engine.Output
+	op = addOutput(s, "saveAsTextFiles", open, func(ctx context.Context, ds *rdd.Dataset[T], t time.Time) error {
+		store, err := c.e.Store(ctx, loc)
+		if err != nil {
+			return fmt.Errorf("output location %s: %w", loc, err)
+		}
+		return saveTextToStore(ctx, store, loc, ds, op.ID, folderOf(t.UnixMilli()))
+	})
+	// Any process that built the graph writes a part (a task's spec names
+	// the output: package rdd, RegisterOutput), opening the store once.
+	rdd.RegisterOutput(c.rctx(), int(op.ID), func(tc *rdd.TaskContext, ms int64, p int, records []T) error {
+		store, err := c.e.Store(tc.Ctx, loc)
+		if err != nil {
+			return fmt.Errorf("output location %s: %w", loc, err)
+		}
+		return store.Put(tc.Ctx, partName(folderOf(ms), p), textOf(records))
+	})
+}
+
+// storePrefix splits a URL output prefix at its last slash: the store's
+// location before it, and the stem of the interval folders' names after it
+// (with "-" appended, as a local prefix's).
+func storePrefix(prefix string) (loc, stem string, err error) {
+	scheme, rest, _ := strings.Cut(prefix, "://")
+	i := strings.LastIndexByte(rest, '/')
+	if i <= 0 {
+		return "", "", fmt.Errorf("output prefix %q: want %s://LOCATION/NAME: the store at LOCATION holds the folders NAME-<interval ms>", prefix, scheme)
+	}
+	return scheme + "://" + rest[:i], rest[i+1:] + "-", nil
+}
+
+// partName is the object of partition p in an interval's folder.
+func partName(folder string, p int) string { return fmt.Sprintf("%s/part-%05d", folder, p) }
+
+// checkStoreWritable writes an object in folder, which never gets a
+// marker, and deletes it.
+func checkStoreWritable(ctx context.Context, store checkpoint.Store, folder string) error {
+	name := folder + "/_write-check"
+	if err := store.Put(ctx, name, nil); err != nil {
+		return err
+	}
+	return store.Delete(ctx, name)
+}
+
+// saveTextToStore writes the interval's output in folder unless its marker
+// is there (the protocol at the top of this file).
+func saveTextToStore[T any](ctx context.Context, store checkpoint.Store, loc string, ds *rdd.Dataset[T], op int32, folder string) error {
+	marker := folder + "/" + successName
+	switch _, err := store.Get(ctx, marker); {
+	case err == nil:
+		return nil // already complete: exactly once
+	case !errors.Is(err, checkpoint.ErrNotFound):
+		return fmt.Errorf("output location %s: %w", loc, err)
+	}
+	// No marker: what the folder holds is an attempt's that was cut short,
+	// and may hold partitions this run does not write. Start afresh.
+	if _, err := deleteUnder(ctx, store, folder+"/", func(string) bool { return true }); err != nil {
+		return fmt.Errorf("output location %s: %w", loc, err)
+	}
+	if err := ds.RunOutput(ctx, int(op)); err != nil {
+		return err
+	}
+	if err := store.Put(ctx, marker, nil); err != nil {
+		return fmt.Errorf("output location %s: %w", loc, err)
+	}
+	return nil
+}
+
+// deleteUnder deletes the objects named with prefix that del accepts and
+// returns how many it deleted.
+func deleteUnder(ctx context.Context, store checkpoint.Store, prefix string, del func(name string) bool) (int, error) {
+	names, err := store.List(ctx, prefix)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, name := range names {
+		if !del(name) {
+			continue
+		}
+		if err := store.Delete(ctx, name); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// removePartialIntervals deletes the objects of the interval folders of
+// stem and ext (stem<digits>ext/...) that have no marker, and logs what it
+// removed; it leaves everything else alone and only logs a failure (a
+// leftover, not a loss).
+func removePartialIntervals(ctx context.Context, log *slog.Logger, store checkpoint.Store, loc, stem, ext string) {
+	names, err := store.List(ctx, stem)
+	if err != nil {
+		log.Warn("cannot list the output location for partial output", "location", loc, "err", err)
+		return
+	}
+	complete := map[string]bool{}
+	for _, n := range names {
+		if folder, rest, ok := strings.Cut(n, "/"); ok && rest == successName {
+			complete[folder] = true
+		}
+	}
+	partial := map[string]bool{}
+	n, err := deleteUnder(ctx, store, stem, func(name string) bool {
+		folder, _, ok := strings.Cut(name, "/")
+		if !ok || complete[folder] || !isIntervalName(folder, stem, ext) {
+			return false
+		}
+		partial[folder] = true
+		return true
+	})
+	if err != nil {
+		log.Warn("cannot delete partial output of a killed run", "location", loc, "err", err)
+	}
+	if n > 0 {
+		const maxNames = 10
+		folders := slices.Sorted(maps.Keys(partial))
+		log.Info("removed partial output of a killed run (interval folders without "+successName+")", "location", loc, "objects", n, "folders", len(folders), "names", folders[:min(len(folders), maxNames)])
+	}
+}
+
+// isIntervalName reports whether name is stem + <digits> + ext.
+func isIntervalName(name, stem, ext string) bool {
+	rest, ok := strings.CutPrefix(name, stem)
+	if !ok {
+		return false
+	}
+	digits := len(rest) - len(strings.TrimLeft(rest, "0123456789"))
+	return digits > 0 && rest[digits:] == ext
+}
