@@ -28,8 +28,8 @@ import (
 // generated (drillWords: a function of the seed and the interval), so
 // there is no client to place on a host. A supervisor (the drill) starts a
 // worker again on its host when it exits: o.respawn after the drill killed
-// it, at once when it exited by itself (a worker of a master that
-// restarted exits: cluster.ErrMasterRestarted), as Kubernetes would.
+// it, at 500 ms when it exited by itself, as Kubernetes would (workers
+// follow a restarted master; before they did, each exited then).
 
 // Ports on the hosts' addresses.
 const (
