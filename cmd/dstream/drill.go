@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
@@ -44,6 +45,11 @@ type drillOptions struct {
 	long, asJSON, verbose  bool
 	plot, keep             string
 	words                  int
+	// --hosts: every process on a host of its own (drillhosts.go).
+	hosts        bool
+	store        string        // where the master checkpoints: folder or s3
+	cuts         int           // link cuts
+	cut, respawn time.Duration // how long a cut lasts; a killed worker's wait to start again
 }
 
 // Drill timings (see planFaults).
@@ -62,7 +68,7 @@ var errDrillFailed = errors.New("the drill failed (FAIL above)")
 func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	fs := flag.NewFlagSet("drill", flag.ContinueOnError)
 	o := &drillOptions{}
-	fs.DurationVar(&o.duration, "duration", 20*time.Second, "how long the job runs under faults (the last faults leave a few seconds to recover); --long: 5m")
+	fs.DurationVar(&o.duration, "duration", 20*time.Second, "how long the job runs under faults (the last faults leave a few seconds to recover); --long: 5m; --hosts: 40s")
 	fs.DurationVar(&o.batch, "batch", 500*time.Millisecond, "the job's batch interval")
 	fs.IntVar(&o.workers, "workers", 3, "worker processes (local-cluster[N]); a killed worker is not replaced until the master restarts")
 	fs.Uint64Var(&o.seed, "seed", 0, "seed of the fault schedule and of the job's input (0: one from the clock, printed)")
@@ -89,6 +95,11 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	fs.StringVar(&o.keep, "keep", "", "work `folder` (checkpoint, outputs, reference, job log), kept afterwards (default: a temporary folder, deleted on PASS)")
 	fs.IntVar(&o.words, "words", 3000, "the job's input: words per interval, about")
 	fs.BoolVar(&o.verbose, "v", false, "say what the drill does as it does it (on stderr)")
+	fs.BoolVar(&o.hosts, "hosts", false, "every process on a host of its own (a network namespace with a private folder; needs root and `ip netns`): a standalone master, --workers `dstream worker` processes that a supervisor starts again, link cuts")
+	fs.StringVar(&o.store, "store", "folder", "with --hosts, where the master checkpoints: `folder` (its private folder, served to its workers) or s3 (an S3 server on a host of its own: s3://drill/ckpt; needs checkpoint.Open to know s3://)")
+	count(&o.cuts, "cuts", "with --hosts, `number` of link cuts: between two hosts (blackhole or prohibit routes) or a worker's host off the network (its link down) (default: one per 15s of --duration, at least 1)")
+	fs.DurationVar(&o.cut, "cut", 3*time.Second, "with --hosts, how long a link stays cut")
+	fs.DurationVar(&o.respawn, "respawn", 2*time.Second, "with --hosts, how long after a kill a worker's host starts it again (as a supervisor would)")
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return nil, err
 	}
@@ -96,6 +107,8 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	if o.long && !set["duration"] {
 		o.duration = 5 * time.Minute
+	} else if o.hosts && !set["duration"] {
+		o.duration = 40 * time.Second // room for a cut too
 	}
 	switch {
 	case o.duration <= 0:
@@ -108,6 +121,12 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 		return nil, program.Usagef("--stall %v must not be negative", o.stall)
 	case o.words < 1:
 		return nil, program.Usagef("--words %d must be positive", o.words)
+	case !o.hosts && (set["cuts"] || set["store"] || set["cut"] || set["respawn"]):
+		return nil, program.Usagef("--cuts, --cut, --store and --respawn need --hosts")
+	case o.store != "folder" && o.store != "s3":
+		return nil, program.Usagef("--store %q: want folder or s3", o.store)
+	case o.cut <= 0 || o.respawn < 0:
+		return nil, program.Usagef("--cut %v must be positive and --respawn %v not negative", o.cut, o.respawn)
 	}
 	per := func(every time.Duration) int { return max(1, int(o.duration/every)) }
 	if !set["master-restarts"] {
@@ -119,7 +138,18 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 			o.stalls = 0
 		}
 	}
+	if o.hosts && !set["cuts"] {
+		o.cuts = per(30 * time.Second)
+	}
 	maxKills := (o.restarts + 1) * (o.workers - 1)
+	if o.hosts {
+		// A supervisor starts a killed worker again; the drill still never
+		// kills the last one alive.
+		maxKills = math.MaxInt
+		if o.workers < 2 {
+			maxKills = 0
+		}
+	}
 	if !set["kills"] {
 		o.kills = min(per(15*time.Second), maxKills)
 	}
@@ -127,14 +157,19 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 		return nil, program.Usagef("--kills %d: a local cluster replaces no worker, so each master run (%d with --master-restarts %d) may lose at most --workers - 1 = %d; at most %d kills",
 			o.kills, o.restarts+1, o.restarts, o.workers-1, maxKills)
 	}
+	if o.hosts && o.store == "s3" {
+		if err := s3Supported(); err != nil {
+			return nil, program.Usagef("--store s3 needs object storage behind checkpoint.Open (s3://BUCKET/PREFIX), which this build lacks: %v", err)
+		}
+	}
 	if o.stalls > 0 && o.stall == 0 {
 		return nil, program.Usagef("--stalls %d needs a positive --stall", o.stalls)
 	}
 	warmup, cooldown, slot := drillTimings(o)
-	if n := o.kills + o.restarts + o.stalls; n > 0 {
+	if n := o.kills + o.restarts + o.stalls + o.cuts; n > 0 {
 		need := drillSlotNeed(o)
 		if slot < need {
-			return nil, program.Usagef("--duration %v is too short for %d faults: each needs %v after a %v warm-up and before a %v cool-down (at least %v); lengthen --duration or lower --kills, --master-restarts, --stalls",
+			return nil, program.Usagef("--duration %v is too short for %d faults: each needs %v after a %v warm-up and before a %v cool-down (at least %v); lengthen --duration or lower --kills, --master-restarts, --stalls, --cuts",
 				o.duration, n, need, warmup, cooldown, warmup+cooldown+time.Duration(n)*need)
 		}
 	}
@@ -154,7 +189,7 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 func drillTimings(o *drillOptions) (warmup, cooldown, slot time.Duration) {
 	warmup = max(drillMinWarmup, 4*o.batch)
 	cooldown = max(drillMinCooldown, 6*o.batch)
-	n := o.kills + o.restarts + o.stalls
+	n := o.kills + o.restarts + o.stalls + o.cuts
 	if n == 0 {
 		return warmup, cooldown, 0
 	}
@@ -167,6 +202,9 @@ func drillSlotNeed(o *drillOptions) time.Duration {
 	if o.stalls > 0 {
 		need = max(need, o.stall+time.Second)
 	}
+	if o.cuts > 0 {
+		need = max(need, o.cut+2*time.Second)
+	}
 	return need
 }
 
@@ -175,6 +213,7 @@ const (
 	faultKill    = "worker-kill"
 	faultStall   = "worker-stall"
 	faultRestart = "master-restart"
+	faultCut     = "link-cut" // --hosts
 )
 
 // plannedFault is a fault of the schedule: its kind and when, after the
@@ -188,21 +227,23 @@ type plannedFault struct {
 // never kills a master run's last worker, one per slot, at a random moment
 // of its first 30%.
 func planFaults(rng *rand.Rand, o *drillOptions) []plannedFault {
-	left := map[string]int{faultKill: o.kills, faultRestart: o.restarts, faultStall: o.stalls}
+	left := map[string]int{faultKill: o.kills, faultRestart: o.restarts, faultStall: o.stalls, faultCut: o.cuts}
 	epochKills := 0
 	var kinds []string
-	for left[faultKill]+left[faultRestart]+left[faultStall] > 0 {
+	for left[faultKill]+left[faultRestart]+left[faultStall]+left[faultCut] > 0 {
 		var can []string
-		for _, k := range []string{faultKill, faultRestart, faultStall} {
+		for _, k := range []string{faultKill, faultRestart, faultStall, faultCut} {
 			if left[k] == 0 {
 				continue
 			}
-			switch k {
-			case faultKill:
+			switch {
+			case o.hosts:
+				// A supervisor starts a killed worker again: no limit.
+			case k == faultKill:
 				if epochKills >= o.workers-1 {
 					continue
 				}
-			case faultRestart:
+			case k == faultRestart:
 				// What remains to kill must fit in the runs after it.
 				if left[faultKill] > (o.workers-1)*left[faultRestart] {
 					continue
@@ -278,6 +319,13 @@ type drillFault struct {
 	Ready     *time.Time `json:"ready,omitempty"`
 	NewPID    int        `json:"newPid,omitempty"`
 	Note      string     `json:"note,omitempty"`
+	// A link cut (--hosts): how (blackhole, prohibit, link-down), between
+	// which hosts (one for link-down), and the workers on them then.
+	Cut      string   `json:"cut,omitempty"`
+	Hosts    []string `json:"hosts,omitempty"`
+	Affected []string `json:"affectedWorkers,omitempty"`
+	// Host is the killed or stalled worker's host (--hosts).
+	Host string `json:"host,omitempty"`
 }
 
 // drill is a running drill.
@@ -302,6 +350,11 @@ type drill struct {
 	t0        time.Time // the first master was up: the schedule's origin
 	zero      time.Time // the job's zero: the origin of the times printed
 	failure   string    // why the drill failed while running
+
+	ckDir       string // the checkpoint folder, as the drill sees it ("" for s3)
+	parallelism int    // the job's, for the fault-free run (0: the number of workers)
+	env         []string
+	*hostsRun   // --hosts; nil without
 }
 
 func (d *drill) logf(format string, args ...any) {
@@ -365,7 +418,7 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		// A fresh job: an old checkpoint folder would resume another run.
-		for _, sub := range []string{"checkpoint", "out", "reference"} {
+		for _, sub := range []string{"checkpoint", "out", "reference", "hosts", "logs"} {
 			if err := os.RemoveAll(filepath.Join(dir, sub)); err != nil {
 				return err
 			}
@@ -383,16 +436,27 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		intervals: map[int64]*drillInterval{}, lostAt: map[string]time.Time{},
 		pids: map[int]bool{}, stopped: map[int]bool{},
 	}
+	d.ckDir = filepath.Join(dir, "checkpoint")
 	d.args = []string{"drill-job", "--master", fmt.Sprintf("local-cluster[%d]", o.workers), "--batch", o.batch.String(),
-		"--checkpoint", filepath.Join(dir, "checkpoint"), "--out", filepath.Join(dir, "out"),
+		"--checkpoint", d.ckDir, "--out", filepath.Join(dir, "out"),
 		"--ui-listen", "127.0.0.1:0", "--seed", strconv.FormatUint(o.seed, 10), "--words", strconv.Itoa(o.words),
 		"--watch-stdin", "--linger", (4 * drillPoll).String(), "-v"}
 	progress := stdout
 	if o.asJSON {
 		progress = stderr
 	}
-	fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, local-cluster[%d], %v: %d worker kills, %d master restarts, %d stalls of %v\n",
-		o.seed, o.batch, o.workers, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.stalls, o.stall)
+	if o.hosts {
+		defer d.closeHosts()
+		if err := d.setupHosts(); err != nil {
+			return err
+		}
+		fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master and %d workers, checkpoints in %s, %v: %d worker kills, %d master restarts, %d stalls of %v, %d link cuts of %v\n",
+			o.seed, o.batch, o.workers, o.store, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.stalls, o.stall, o.cuts, o.cut)
+		d.printHostsSetup(progress)
+	} else {
+		fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, local-cluster[%d], %v: %d worker kills, %d master restarts, %d stalls of %v\n",
+			o.seed, o.batch, o.workers, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.stalls, o.stall)
+	}
 	fmt.Fprintf(progress, "dstream drill: work folder %s (job log: %s)\n", dir, logFile.Name())
 	fmt.Fprintf(progress, "dstream drill: job: %s %s\n", exe, strings.Join(d.args, " "))
 
@@ -450,6 +514,13 @@ func (d *drill) run(ctx context.Context, progress io.Writer) *drillReport {
 	}
 	d.t0, d.zero = first.readyAt, time.UnixMilli(first.zero)
 	d.logf("master pid %d up: UI %s, zero %d", first.cmd.Process.Pid, first.ui, first.zero)
+	if d.hostsRun != nil {
+		if err := d.startWorkers(); err != nil {
+			d.fail("starting the workers: %v", err)
+			d.killAll()
+			return finish()
+		}
+	}
 	plan := planFaults(d.rng, d.o)
 	_, cooldown, _ := drillTimings(d.o)
 	end := d.t0.Add(d.o.duration)
@@ -521,7 +592,7 @@ func (d *drill) startMaster() (*jobProc, error) {
 	epoch := len(d.procs) + 1
 	d.mu.Unlock()
 	fmt.Fprintf(d.logFile, "=== drill: master run %d starts at %s\n", epoch, time.Now().Format(time.RFC3339Nano))
-	cmd := exec.Command(d.exe, d.args...)
+	cmd := d.masterCommand()
 	cmd.Stderr = d.logFile
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -622,6 +693,7 @@ func (d *drill) pollOnce(p *jobProc) {
 	}
 	if ws, err := d.workers(p); err == nil {
 		now := time.Now()
+		d.noteWorkers(p.epoch, ws, now)
 		d.mu.Lock()
 		for _, w := range ws {
 			if w.ID == "master" {
@@ -765,6 +837,9 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 	if kind == faultKill {
 		need = 2 // never the last one
 	}
+	if d.hostsRun != nil && kind != faultRestart {
+		need = max(need, min(2, d.o.workers)) // a cut or stall of a master's one worker tells little
+	}
 	p, ws, err := d.waitReady(ctx, need)
 	if err != nil {
 		return err
@@ -776,7 +851,13 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 		w := ws[d.rng.IntN(len(ws))]
 		f.Worker, f.PID = w.ID, w.PID
 		f.At = time.Now()
-		if err := syscall.Kill(w.PID, syscall.SIGKILL); err != nil {
+		if d.hostsRun != nil {
+			host, err := d.killWorker(w)
+			if err != nil {
+				return fmt.Errorf("SIGKILL worker %s pid %d: %w", w.ID, w.PID, err)
+			}
+			f.Host = host
+		} else if err := syscall.Kill(w.PID, syscall.SIGKILL); err != nil {
 			return fmt.Errorf("SIGKILL worker %s pid %d: %w", w.ID, w.PID, err)
 		}
 		d.logf("SIGKILL worker %s (pid %d)", w.ID, w.PID)
@@ -820,8 +901,12 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 		<-p.exited
 		d.logf("SIGKILL master (pid %d)", f.PID)
 		// Its workers stop when their stdin closes; the drill waits for
-		// them, so the new master's workers are the only ones.
-		d.waitWorkersGone(ws, 10*time.Second, fmt.Sprintf("after the master (run %d) was killed", p.epoch))
+		// them, so the new master's workers are the only ones. Across
+		// hosts they live on, and join the new master (or exit, and their
+		// supervisor starts them again).
+		if d.hostsRun == nil {
+			d.waitWorkersGone(ws, 10*time.Second, fmt.Sprintf("after the master (run %d) was killed", p.epoch))
+		}
 		restarted := time.Now()
 		f.Restarted = &restarted
 		np, err := d.startMaster()
@@ -831,6 +916,11 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 		}
 		f.NewPID, f.Ready = np.cmd.Process.Pid, &np.readyAt
 		d.logf("master restarted: pid %d, UI %s, up after %v", f.NewPID, np.ui, np.readyAt.Sub(f.At).Round(time.Millisecond))
+	case faultCut:
+		if err := d.injectCut(ctx, &f, ws); err != nil {
+			d.recordFault(f)
+			return err
+		}
 	}
 	f.Offset = d.since(f.At)
 	d.recordFault(f)
@@ -884,6 +974,9 @@ func (d *drill) stopJob() {
 	ws, _ := d.workers(p)
 	d.mu.Lock()
 	p.killed = true
+	if d.hostsRun != nil {
+		d.stopping = true // released workers exit; none starts again
+	}
 	d.mu.Unlock()
 	stopAt := time.Now()
 	d.logf("SIGTERM master (pid %d): graceful stop", p.cmd.Process.Pid)
@@ -900,6 +993,10 @@ func (d *drill) stopJob() {
 		d.fail("the master's graceful stop (SIGTERM) ended with %v, not exit status 0", p.err)
 	}
 	p.stdin.Close()
+	if d.hostsRun != nil {
+		d.endWorkers(10*time.Second, "after the master's graceful stop")
+		return
+	}
 	d.waitWorkersGone(ws, 15*time.Second, "after the master's graceful stop")
 }
 
@@ -917,6 +1014,10 @@ func (d *drill) killAll() {
 	d.continueStopped()
 	_ = p.cmd.Process.Kill()
 	<-p.exited
+	if d.hostsRun != nil {
+		d.endWorkers(time.Second, "after the drill was interrupted")
+		return
+	}
 	d.waitWorkersGone(ws, 10*time.Second, "after the drill was interrupted")
 }
 

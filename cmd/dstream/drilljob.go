@@ -92,12 +92,14 @@ type drillJobFlags struct {
 	cfg                   drillJobConfig
 	verbose, watchStdin   bool
 	linger                time.Duration
+	parallelism           int
 }
 
 func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*dstream.Config) error, error) {
 	fs := flag.NewFlagSet("drill-job", flag.ContinueOnError)
 	f := &drillJobFlags{}
-	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N], cluster (workers join with: dstream worker --master ADDR)")
+	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N], cluster (a standalone master that `dstream worker` processes join)")
+	fs.IntVar(&f.parallelism, "parallelism", 0, "partitions of the shuffles (0: the deployment's default)")
 	fs.DurationVar(&f.cfg.Batch, "batch", 500*time.Millisecond, "batch interval")
 	fs.StringVar(&f.out, "out", "", "output `folder`: counts/, totals/ and window/ hold one folder per interval (required)")
 	fs.StringVar(&f.uiListen, "ui-listen", "127.0.0.1:0", "`address` of the UI's JSON API (port 0: any free port; the job prints it)")
@@ -130,6 +132,8 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 		return nil, nil, program.Usagef("--words %d must be positive", f.cfg.Words)
 	case f.cfg.Window < f.cfg.Batch || f.cfg.Window%f.cfg.Batch != 0:
 		return nil, nil, program.Usagef("--window %v must be a positive multiple of --batch %v", f.cfg.Window, f.cfg.Batch)
+	case f.parallelism < 0:
+		return nil, nil, program.Usagef("--parallelism %d must not be negative", f.parallelism)
 	}
 	if f.uiListen != "" {
 		if _, _, err := net.SplitHostPort(f.uiListen); err != nil {
@@ -156,11 +160,11 @@ func runDrillJob(ctx context.Context, args []string, stdout, stderr io.Writer) e
 		level = slog.LevelInfo
 	}
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg := dstream.Config{Master: f.master, BatchInterval: f.cfg.Batch, LimitProcessMemory: true, Logger: logger, Out: stdout}
-	if err := cfg.Validate(); err != nil {
+	cfg := dstream.Config{Master: f.master, BatchInterval: f.cfg.Batch, Parallelism: f.parallelism, LimitProcessMemory: true, Logger: logger, Out: stdout}
+	if err := jobFlags(&cfg); err != nil {
 		return program.UsageError{Err: err}
 	}
-	if err := jobFlags(&cfg); err != nil {
+	if err := cfg.Validate(); err != nil {
 		return program.UsageError{Err: err}
 	}
 	if cfg.CheckpointDir == "" {

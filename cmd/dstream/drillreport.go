@@ -16,24 +16,30 @@ import (
 
 // drillReport is what `dstream drill` prints (--json: as JSON).
 type drillReport struct {
-	Verdict          string            `json:"verdict"` // PASS or FAIL
-	Reason           string            `json:"reason,omitempty"`
-	Seed             uint64            `json:"seed"`
-	BatchMs          int64             `json:"batchMs"`
-	Workers          int               `json:"workers"`
-	DurationSeconds  float64           `json:"durationSeconds"`
-	WorkFolder       string            `json:"workFolder"`
-	JobLog           string            `json:"jobLog"`
-	Plot             string            `json:"plot,omitempty"`
-	Zero             int64             `json:"zero"` // Unix ms, before the first interval
-	FirstInterval    int64             `json:"firstInterval"`
-	LastInterval     int64             `json:"lastInterval"`
-	IntervalCount    int               `json:"intervals"`
-	MasterRuns       int               `json:"masterRuns"`
-	Faults           []drillFault      `json:"faults"`
-	WorkerKills      []recoveryFigure  `json:"workerKills"`
-	Stalls           []recoveryFigure  `json:"stalls"`
-	MasterRestarts   []restartFigure   `json:"masterRestarts"`
+	Verdict         string           `json:"verdict"` // PASS or FAIL
+	Reason          string           `json:"reason,omitempty"`
+	Seed            uint64           `json:"seed"`
+	BatchMs         int64            `json:"batchMs"`
+	Workers         int              `json:"workers"`
+	DurationSeconds float64          `json:"durationSeconds"`
+	WorkFolder      string           `json:"workFolder"`
+	JobLog          string           `json:"jobLog"`
+	Plot            string           `json:"plot,omitempty"`
+	Zero            int64            `json:"zero"` // Unix ms, before the first interval
+	FirstInterval   int64            `json:"firstInterval"`
+	LastInterval    int64            `json:"lastInterval"`
+	IntervalCount   int              `json:"intervals"`
+	MasterRuns      int              `json:"masterRuns"`
+	Faults          []drillFault     `json:"faults"`
+	WorkerKills     []recoveryFigure `json:"workerKills"`
+	Stalls          []recoveryFigure `json:"stalls"`
+	MasterRestarts  []restartFigure  `json:"masterRestarts"`
+	// Across hosts (--hosts): where the checkpoints were, the link cuts'
+	// figures, and the workers the supervisor started again.
+	Hosts            bool              `json:"hosts,omitempty"`
+	Store            string            `json:"store,omitempty"`
+	Cuts             []recoveryFigure  `json:"linkCuts,omitempty"`
+	WorkerRestarts   []drillRespawn    `json:"workerRestarts,omitempty"`
 	Processing       processingSummary `json:"processing"`
 	Intervals        []drillInterval   `json:"intervalTimes"`
 	Outputs          []outputResult    `json:"outputs"`
@@ -56,6 +62,18 @@ type recoveryFigure struct {
 	RecoveredAfter *float64 `json:"recoveredAfterSeconds"`
 	StallSeconds   float64  `json:"stallSeconds,omitempty"`
 	DeclaredLost   *bool    `json:"declaredLost,omitempty"`
+	// FirstDoneAfter: from the fault to the end of the first interval
+	// completed after it.
+	FirstDoneAfter *float64 `json:"firstIntervalAfterSeconds"`
+	// Across hosts: DetectedAfter is from the fault until the drill saw the
+	// master declare a worker lost (the killed one; for a cut, one on a cut
+	// host), read from its UI every 200 ms; null if it did not. Cut and
+	// Hosts say which link was cut, for how long (CutSeconds).
+	DetectedAfter *float64 `json:"detectedAfterSeconds,omitempty"`
+	Host          string   `json:"host,omitempty"`
+	Cut           string   `json:"cut,omitempty"`
+	Hosts         []string `json:"hosts,omitempty"`
+	CutSeconds    float64  `json:"cutSeconds,omitempty"`
 }
 
 // restartFigure is how the job fared after a master restart.
@@ -77,6 +95,9 @@ type restartFigure struct {
 	// interval with a normal total delay; null if none.
 	CaughtUpAfter *float64 `json:"caughtUpAfterSeconds"`
 	Reruns        int      `json:"reruns"` // intervals both runs completed
+	// WorkersBackAfter (across hosts): from the kill until the new master
+	// had every worker alive; null if never.
+	WorkersBackAfter *float64 `json:"workersBackAfterSeconds,omitempty"`
 }
 
 // processingSummary sums up the processing times known.
@@ -122,10 +143,17 @@ func (d *drill) report(progress io.Writer) *drillReport {
 	}
 	slices.Sort(rep.Notes)
 
-	ckDir, outDir, refDir := filepath.Join(d.dir, "checkpoint"), filepath.Join(d.dir, "out"), filepath.Join(d.dir, "reference")
-	zero, batch, err := readJobZero(ckDir)
-	if err != nil {
-		fail("cannot read the job's zero: %v", err)
+	outDir, refDir := filepath.Join(d.dir, "out"), filepath.Join(d.dir, "reference")
+	zero, batch := d.zero, o.batch // as the job printed them (its checkpoint is in object storage)
+	if d.ckDir != "" {
+		var err error
+		if zero, batch, err = readJobZero(d.ckDir); err != nil {
+			fail("cannot read the job's zero: %v", err)
+			return rep
+		}
+	}
+	if zero.IsZero() {
+		fail("the job's zero is unknown: no master started")
 		return rep
 	}
 	if batch != o.batch {
@@ -150,7 +178,11 @@ func (d *drill) report(progress io.Writer) *drillReport {
 	defer refLog.Close()
 	start := time.Now()
 	jc := drillJobConfig{Batch: o.batch, Seed: o.seed, Words: o.words, Window: 4 * o.batch}
-	if err := runReference(jc, o.workers, zero, time.UnixMilli(last), refDir, refLog); err != nil {
+	parallelism := o.workers
+	if d.parallelism > 0 {
+		parallelism = d.parallelism
+	}
+	if err := runReference(jc, parallelism, zero, time.UnixMilli(last), refDir, refLog); err != nil {
 		fail("the fault-free run failed: %v", err)
 		return rep
 	}
@@ -202,6 +234,15 @@ func (d *drill) figures(rep *drillReport) {
 	rep.Processing = processingSummary{Known: len(procs), MedianMs: percentile(procs, 50), P95Ms: percentile(procs, 95), MaxMs: percentile(procs, 100)}
 
 	rep.WorkerKills, rep.Stalls, rep.MasterRestarts = []recoveryFigure{}, []recoveryFigure{}, []restartFigure{}
+	if d.hostsRun != nil {
+		rep.Hosts, rep.Store, rep.Cuts = true, d.o.store, []recoveryFigure{}
+		d.mu.Lock()
+		rep.WorkerRestarts = slices.Clone(d.respawns)
+		d.mu.Unlock()
+		if rep.WorkerRestarts == nil {
+			rep.WorkerRestarts = []drillRespawn{}
+		}
+	}
 	for i, f := range rep.Faults {
 		quiet := d.t0
 		if i > 0 {
@@ -213,14 +254,36 @@ func (d *drill) figures(rep *drillReport) {
 		medProc, medTotal := baseline(all, f.At, quiet)
 		thr := medTotal + max(100, batch.Milliseconds()/4)
 		switch f.Kind {
-		case faultKill, faultStall:
+		case faultKill, faultStall, faultCut:
 			from := f.At
-			r := recoveryFigure{Offset: f.Offset, Worker: f.Worker, MedianBeforeMs: medProc, AfterMs: []int64{}}
-			if f.Until != nil {
+			r := recoveryFigure{Offset: f.Offset, Worker: f.Worker, MedianBeforeMs: medProc, AfterMs: []int64{}, Host: f.Host}
+			for _, iv := range all {
+				if iv.end.After(f.At) {
+					s := iv.end.Sub(f.At).Seconds()
+					r.FirstDoneAfter = &s
+					break
+				}
+			}
+			var lost *time.Time
+			if f.Kind == faultCut {
+				r.Cut, r.Hosts = f.Cut, f.Hosts
+				lost = d.detected(f.At, f.Epoch, "", f.Hosts)
+			} else {
+				lost = d.detected(f.At, f.Epoch, f.Worker, nil)
+			}
+			if lost != nil {
+				s := lost.Sub(f.At).Seconds()
+				r.DetectedAfter = &s
+			}
+			if f.Until != nil && f.Kind == faultStall {
 				from = *f.Until
 				r.StallSeconds = f.Until.Sub(f.At).Seconds()
 				lost := f.DeclaredLost
 				r.DeclaredLost = &lost
+			}
+			if f.Until != nil && f.Kind == faultCut {
+				from = *f.Until
+				r.CutSeconds = f.Until.Sub(f.At).Seconds()
 			}
 			var recovered *drillInterval
 			for _, iv := range all {
@@ -239,10 +302,13 @@ func (d *drill) figures(rep *drillReport) {
 					}
 				}
 			}
-			if f.Kind == faultKill {
+			switch f.Kind {
+			case faultKill:
 				rep.WorkerKills = append(rep.WorkerKills, r)
-			} else {
+			case faultStall:
 				rep.Stalls = append(rep.Stalls, r)
+			default:
+				rep.Cuts = append(rep.Cuts, r)
 			}
 		case faultRestart:
 			r := restartFigure{Offset: f.Offset, OldPID: f.PID, NewPID: f.NewPID}
@@ -252,6 +318,14 @@ func (d *drill) figures(rep *drillReport) {
 			}
 			r.UpAfter = f.Ready.Sub(f.At).Seconds()
 			e := f.Epoch + 1
+			if d.hostsRun != nil {
+				d.mu.Lock()
+				if t, ok := d.full[e]; ok {
+					s := t.Sub(f.At).Seconds()
+					r.WorkersBackAfter = &s
+				}
+				d.mu.Unlock()
+			}
 			var firstDone *drillInterval
 			for _, iv := range all {
 				if slices.Contains(iv.epochs, f.Epoch) {
@@ -359,7 +433,11 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 	for _, f := range rep.Faults {
 		switch f.Kind {
 		case faultKill:
-			fmt.Fprintf(w, "  %+7.2fs  %-15s SIGKILL worker %s (pid %d), master run %d\n", f.Offset, f.Kind, f.Worker, f.PID, f.Epoch)
+			on := ""
+			if f.Host != "" {
+				on = " on host " + f.Host
+			}
+			fmt.Fprintf(w, "  %+7.2fs  %-15s SIGKILL worker %s (pid %d)%s, master run %d\n", f.Offset, f.Kind, f.Worker, f.PID, on, f.Epoch)
 		case faultStall:
 			lost := "not declared lost"
 			if f.DeclaredLost {
@@ -376,15 +454,35 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 				up = fmt.Sprintf("new master pid %d up %.2fs after the kill", f.NewPID, f.Ready.Sub(f.At).Seconds())
 			}
 			fmt.Fprintf(w, "  %+7.2fs  %-15s SIGKILL master (pid %d, run %d), started again: %s\n", f.Offset, f.Kind, f.PID, f.Epoch, up)
+		case faultCut:
+			cut := 0.0
+			if f.Until != nil {
+				cut = f.Until.Sub(f.At).Seconds()
+			}
+			what := "host " + strings.Join(f.Hosts, "") + " off the network (its link down)"
+			if f.Cut != cutLinkDown {
+				what = fmt.Sprintf("%s routes between hosts %s", f.Cut, strings.Join(f.Hosts, " and "))
+			}
+			fmt.Fprintf(w, "  %+7.2fs  %-15s %s for %.2fs, then healed; workers there: %s\n", f.Offset, f.Kind, what, cut, strings.Join(f.Affected, ", "))
 		}
 	}
 	fmt.Fprintln(w, "figures:")
 	p := rep.Processing
 	fmt.Fprintf(w, "  processing time: median %d ms, p95 %d ms, max %d ms (known for %d of %d intervals); the fault-free run took %.1fs\n",
 		p.MedianMs, p.P95Ms, p.MaxMs, p.Known, rep.IntervalCount, rep.ReferenceSeconds)
+	detected := func(r recoveryFigure) string {
+		if !rep.Hosts {
+			return ""
+		}
+		return fmt.Sprintf("declared lost after %s; first interval done after %s; ", secs(r.DetectedAfter), secs(r.FirstDoneAfter))
+	}
 	for _, r := range rep.WorkerKills {
-		fmt.Fprintf(w, "  worker kill at %+.2fs (%s): median before %d ms; after: %s (slowest until recovered %d ms); recovered after %s\n",
-			r.Offset, r.Worker, r.MedianBeforeMs, joinMs(r.AfterMs), r.MaxAfterMs, secs(r.RecoveredAfter))
+		fmt.Fprintf(w, "  worker kill at %+.2fs (%s): %smedian before %d ms; after: %s (slowest until recovered %d ms); recovered after %s\n",
+			r.Offset, r.Worker, detected(r), r.MedianBeforeMs, joinMs(r.AfterMs), r.MaxAfterMs, secs(r.RecoveredAfter))
+	}
+	for _, r := range rep.Cuts {
+		fmt.Fprintf(w, "  link cut at %+.2fs (%s %s, %.2fs): %smedian before %d ms; after: %s (slowest until recovered %d ms); recovered after %s (from the cut)\n",
+			r.Offset, r.Cut, strings.Join(r.Hosts, "-"), r.CutSeconds, detected(r), r.MedianBeforeMs, joinMs(r.AfterMs), r.MaxAfterMs, secs(r.RecoveredAfter))
 	}
 	for _, r := range rep.Stalls {
 		fmt.Fprintf(w, "  stall at %+.2fs (%s, %.2fs): median before %d ms; after: %s (slowest until recovered %d ms); recovered after %s\n",
@@ -397,9 +495,18 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 		}
 		fmt.Fprintf(w, "  master restart at %+.2fs: new master up after %.2fs; its first interval (%d; the old master's last seen: %d) done %s after the kill (%s after the new process started); %d intervals caught up; back to normal delay after %s; %d re-runs\n",
 			r.Offset, r.UpAfter, r.FirstInterval, r.LastBefore, secs(r.FirstDoneAfter), secs(r.FirstDoneAfterStart), r.CaughtUp, secs(r.CaughtUpAfter), r.Reruns)
+		if rep.Hosts {
+			fmt.Fprintf(w, "    every worker alive again under the new master %s after the kill\n", secs(r.WorkersBackAfter))
+		}
+	}
+	if rep.Hosts {
+		fmt.Fprintf(w, "  workers started again by the supervisor: %d\n", len(rep.WorkerRestarts))
+		for _, r := range rep.WorkerRestarts {
+			fmt.Fprintf(w, "    host %s: pid %d %s; pid %d started %.2fs later\n", r.Host, r.OldPID, r.Why, r.NewPID, r.Started.Sub(r.ExitedAt).Seconds())
+		}
 	}
 	if rep.IntervalCount > 0 {
-		fmt.Fprintf(w, "  processing time per interval (ms; ? unknown), from interval %d every %d ms; K kill, S stall, M master restart before the interval it hit (the one in flight, or the next):\n", rep.FirstInterval, rep.BatchMs)
+		fmt.Fprintf(w, "  processing time per interval (ms; ? unknown), from interval %d every %d ms; K kill, S stall, M master restart, C link cut before the interval it hit (the one in flight, or the next):\n", rep.FirstInterval, rep.BatchMs)
 		marks := faultMarks(rep)
 		var b strings.Builder
 		n := 0
@@ -462,7 +569,7 @@ func faultMarks(rep *drillReport) map[int64]string {
 				break
 			}
 		}
-		marks[hit] += map[string]string{faultKill: "K", faultStall: "S", faultRestart: "M"}[f.Kind]
+		marks[hit] += map[string]string{faultKill: "K", faultStall: "S", faultRestart: "M", faultCut: "C"}[f.Kind]
 	}
 	return marks
 }

@@ -33,7 +33,8 @@ Usage:
   dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]|local-cluster[N] ...] [--duration D] [--source memory|socket] [--memory 1GiB] [--json]
       the paper's workloads: highest sustained rate, latency, and a hand-written baseline
   dstream drill [--duration 20s] [--batch 500ms] [--workers 3] [--seed N] [--kills K] [--master-restarts R] [--stalls S] [--stall D] [--long] [--json] [--plot FILE.svg] [--keep DIR]
-      fault drill: kill, stop and restart the processes of a running job; compare its output with a fault-free run
+                [--hosts [--cuts C] [--cut 3s] [--respawn 2s] [--store folder|s3]]
+      fault drill: kill, stop and restart the processes of a running job (--hosts: each on a host of its own, links cut); compare its output with a fault-free run
 
 Run 'dstream COMMAND --help' for a command's flags.
 `
@@ -70,6 +71,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDrill(ctx, args[1:], stdout, stderr)
 	case "drill-job":
 		err = runDrillJob(ctx, args[1:], stdout, stderr)
+	case "drill-host":
+		err = runDrillHost(args[1:], stdout)
+	case "drill-store":
+		err = runDrillStore(ctx, args[1:], stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return program.ExitOK
