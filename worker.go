@@ -199,7 +199,7 @@ func absLocation(location string) string {
 // started elsewhere (in a standalone cluster, the same program with the
 // same arguments) writes to the same shared folder.
 func JobFlags(fs *flag.FlagSet) func(*Config) error {
-	dir := fs.String("checkpoint", "", "`location` for state checkpoints and the master's metadata log: a folder, or s3://BUCKET/PREFIX (configured by AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, for an S3-compatible server, AWS_ENDPOINT_URL); running again with the same location resumes the job (every process must reach it: a folder at the same path)")
+	dir := fs.String("checkpoint", "", "`location` for state checkpoints and the master's metadata log: a folder, or s3://BUCKET/PREFIX (configured by AWS_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and, for an S3-compatible server, AWS_ENDPOINT_URL); running again with the same location resumes the job (a folder is the master's, which it serves to its workers)")
 	every := fs.Duration("checkpoint-interval", 0, "how often state streams write a checkpoint (default: the larger of 10s and five slides)")
 	bp := fs.Bool("backpressure", false, "adapt every receiver's rate to what the job processes (a PID controller, as Spark's spark.streaming.backpressure)")
 	maxRate := fs.Int("max-rate", 0, "records per second each receiver takes in at most (0: no cap)")

@@ -95,7 +95,7 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	fs.StringVar(&o.keep, "keep", "", "work `folder` (checkpoint, outputs, reference, job log), kept afterwards (default: a temporary folder, deleted on PASS)")
 	fs.IntVar(&o.words, "words", 3000, "the job's input: words per interval, about")
 	fs.BoolVar(&o.verbose, "v", false, "say what the drill does as it does it (on stderr)")
-	fs.BoolVar(&o.hosts, "hosts", false, "every process on a host of its own (a network namespace with a private folder; needs root and `ip netns`): a standalone master, --workers `dstream worker` processes that a supervisor starts again, link cuts")
+	fs.BoolVar(&o.hosts, "hosts", false, "every process on a host of its own (a network namespace with a private folder; needs root and ip netns): a standalone master, --workers dstream worker processes that a supervisor starts again, link cuts")
 	fs.StringVar(&o.store, "store", "folder", "with --hosts, where the master checkpoints: `folder` (its private folder, served to its workers) or s3 (an S3 server on a host of its own: s3://drill/ckpt; needs checkpoint.Open to know s3://)")
 	count(&o.cuts, "cuts", "with --hosts, `number` of link cuts: between two hosts (blackhole or prohibit routes) or a worker's host off the network (its link down) (default: one per 15s of --duration, at least 1)")
 	fs.DurationVar(&o.cut, "cut", 3*time.Second, "with --hosts, how long a link stays cut")

@@ -98,7 +98,7 @@ type drillJobFlags struct {
 func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*dstream.Config) error, error) {
 	fs := flag.NewFlagSet("drill-job", flag.ContinueOnError)
 	f := &drillJobFlags{}
-	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N], cluster (a standalone master that `dstream worker` processes join)")
+	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N], cluster (a standalone master that dstream worker processes join)")
 	fs.IntVar(&f.parallelism, "parallelism", 0, "partitions of the shuffles (0: the deployment's default)")
 	fs.DurationVar(&f.cfg.Batch, "batch", 500*time.Millisecond, "batch interval")
 	fs.StringVar(&f.out, "out", "", "output `folder`: counts/, totals/ and window/ hold one folder per interval (required)")
