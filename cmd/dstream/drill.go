@@ -47,7 +47,7 @@ type drillOptions struct {
 	words                  int
 	// --hosts: every process on a host of its own (drillhosts.go).
 	hosts        bool
-	store        string        // where the master checkpoints: folder or s3
+	store        string        // where the job checkpoints and writes its outputs: s3 or folder
 	cuts         int           // link cuts
 	cut, respawn time.Duration // how long a cut lasts; a killed worker's wait to start again
 }
@@ -95,8 +95,8 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	fs.StringVar(&o.keep, "keep", "", "work `folder` (checkpoint, outputs, reference, job log), kept afterwards (default: a temporary folder, deleted on PASS)")
 	fs.IntVar(&o.words, "words", 3000, "the job's input: words per interval, about")
 	fs.BoolVar(&o.verbose, "v", false, "say what the drill does as it does it (on stderr)")
-	fs.BoolVar(&o.hosts, "hosts", false, "every process on a host of its own (a network namespace with a private folder; needs root and ip netns): a standalone master, --workers dstream worker processes that a supervisor starts again, link cuts")
-	fs.StringVar(&o.store, "store", "folder", "with --hosts, where the master checkpoints: `folder` (its private folder, served to its workers) or s3 (an S3 server on a host of its own: s3://drill/ckpt; needs checkpoint.Open to know s3://)")
+	fs.BoolVar(&o.hosts, "hosts", false, "every process on a host of its own (a network namespace with a private folder; needs root and ip netns): a standalone master, --workers worker processes (dstream worker) that a supervisor starts again, link cuts")
+	fs.StringVar(&o.store, "store", "s3", "with --hosts, the `store` of the job's checkpoints and outputs: s3 (an S3 server on a host of its own: s3://drill/ckpt and s3://drill/out; the hosts share nothing but the network) or folder (checkpoints in the master's private folder, served to its workers; outputs in a folder every host shares, as NFS would be)")
 	count(&o.cuts, "cuts", "with --hosts, `number` of link cuts: between two hosts (blackhole or prohibit routes) or a worker's host off the network (its link down) (default: one per 15s of --duration, at least 1)")
 	fs.DurationVar(&o.cut, "cut", 3*time.Second, "with --hosts, how long a link stays cut")
 	fs.DurationVar(&o.respawn, "respawn", 2*time.Second, "with --hosts, how long after a kill a worker's host starts it again (as a supervisor would)")
@@ -351,7 +351,8 @@ type drill struct {
 	zero      time.Time // the job's zero: the origin of the times printed
 	failure   string    // why the drill failed while running
 
-	ckDir       string // the checkpoint folder, as the drill sees it ("" for s3)
+	ckLoc       string // the checkpoint location, as the drill reaches it: a folder or s3://...
+	out         string // the job's output location (--out): a folder or s3://...
 	parallelism int    // the job's, for the fault-free run (0: the number of workers)
 	env         []string
 	*hostsRun   // --hosts; nil without
@@ -436,9 +437,9 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		intervals: map[int64]*drillInterval{}, lostAt: map[string]time.Time{},
 		pids: map[int]bool{}, stopped: map[int]bool{},
 	}
-	d.ckDir = filepath.Join(dir, "checkpoint")
+	d.ckLoc, d.out = filepath.Join(dir, "checkpoint"), filepath.Join(dir, "out")
 	d.args = []string{"drill-job", "--master", fmt.Sprintf("local-cluster[%d]", o.workers), "--batch", o.batch.String(),
-		"--checkpoint", d.ckDir, "--out", filepath.Join(dir, "out"),
+		"--checkpoint", d.ckLoc, "--out", d.out,
 		"--ui-listen", "127.0.0.1:0", "--seed", strconv.FormatUint(o.seed, 10), "--words", strconv.Itoa(o.words),
 		"--watch-stdin", "--linger", (4 * drillPoll).String(), "-v"}
 	progress := stdout
@@ -450,8 +451,12 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if err := d.setupHosts(); err != nil {
 			return err
 		}
-		fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master and %d workers, checkpoints in %s, %v: %d worker kills, %d master restarts, %d stalls of %v, %d link cuts of %v\n",
-			o.seed, o.batch, o.workers, o.store, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.stalls, o.stall, o.cuts, o.cut)
+		where := "checkpoints and outputs in the S3 store (host store): nothing shared but the network"
+		if o.store == "folder" {
+			where = "checkpoints in the master's folder, outputs in a folder every host shares"
+		}
+		fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master and %d workers, %s, %v: %d worker kills, %d master restarts, %d stalls of %v, %d link cuts of %v\n",
+			o.seed, o.batch, o.workers, where, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.stalls, o.stall, o.cuts, o.cut)
 		d.printHostsSetup(progress)
 	} else {
 		fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, local-cluster[%d], %v: %d worker kills, %d master restarts, %d stalls of %v\n",

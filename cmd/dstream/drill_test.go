@@ -14,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dstream/dstream/checkpoint"
 )
 
 // TestDrill runs a short fault drill with the real binary: the drill job in
@@ -188,7 +190,7 @@ func TestCompareOutputs(t *testing.T) {
 		}
 	}
 	write(job, "window", 3200, []string{"(a,1)\n"}, true) // off the grid
-	res, err := compareOutputs(job, ref, first, 3000, batch*time.Millisecond, 500)
+	res, err := compareOutputs(context.Background(), folderOutput(job), folderOutput(ref), first, 3000, batch*time.Millisecond, 500)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,6 +206,73 @@ func TestCompareOutputs(t *testing.T) {
 	}
 	if r := got["window"]; fmt.Sprint(r.Different, r.Extra) != "[2500] [3200]" || !strings.Contains(r.FirstDifference, `"(c,4)"`) {
 		t.Errorf("window: %+v; want 2500 different (naming the line) and 3200 extra", r)
+	}
+}
+
+// TestCompareOutputsInStore: read from a store (as the drill across hosts
+// reads s3://drill/out), an interval counts only with its _SUCCESS: parts
+// without it are an interval not output (incomplete within the run, a
+// leftover after it, never extra); other objects are leftovers.
+func TestCompareOutputsInStore(t *testing.T) {
+	ctx := context.Background()
+	root, ref := t.TempDir(), t.TempDir()
+	store, err := checkpoint.OpenDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	put := func(name string, data string) {
+		if err := store.Put(ctx, name, []byte(data)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const first, last, batch = 1000, 2000, 500
+	for _, name := range drillOutputs {
+		for ms := int64(first); ms <= last; ms += batch {
+			dir := filepath.Join(ref, name, fmt.Sprintf("%s-%d", name, ms))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			for f, data := range map[string]string{"part-00000": "(a,1)\n(b,2)\n", "_SUCCESS": ""} {
+				if err := os.WriteFile(filepath.Join(dir, f), []byte(data), 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			folder := fmt.Sprintf("%s/%s-%d/", name, name, ms)
+			put(folder+"part-00000", "(b,2)\n")
+			put(folder+"part-00001", "(a,1)\n")
+			if name != "totals" || ms != 1500 {
+				put(folder+"_SUCCESS", "")
+			}
+		}
+	}
+	put("window/window-2500/part-00000", "(a,1)\n") // after the last, without a marker
+	put("window/window-0/_write-check", "")
+	out, err := openStoreOutput(ctx, "file://"+root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer out.Close()
+	if got, err := lastInterval(ctx, out); err != nil || got != last {
+		t.Fatalf("last interval %d, %v; want %d: an interval without _SUCCESS is not output", got, err, last)
+	}
+	res, err := compareOutputs(ctx, out, folderOutput(ref), first, last, batch*time.Millisecond, 500)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]outputResult{}
+	for _, r := range res {
+		got[r.Name] = r
+	}
+	if c := got["counts"]; !c.ok() || c.Identical != 3 || c.Lines != 6 {
+		t.Errorf("counts: %+v; want 3 identical intervals of 2 lines", c)
+	}
+	if r := got["totals"]; fmt.Sprint(r.Incomplete) != "[1500]" || r.Identical != 2 || r.ok() {
+		t.Errorf("totals: %+v; want 1500 incomplete, the others identical", r)
+	}
+	want := "[window/window-0/_write-check window/window-2500 (parts without _SUCCESS: not output)]"
+	if r := got["window"]; !r.ok() || r.Identical != 3 || fmt.Sprint(r.Leftovers) != want {
+		t.Errorf("window: %+v; want 3 identical intervals, no extra, leftovers %s", r, want)
 	}
 }
 

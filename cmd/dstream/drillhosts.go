@@ -23,13 +23,16 @@ import (
 // `dstream drill --hosts`: every process of the job on a host of its own.
 // A host is a Linux network namespace joined to a bridge in the drill's
 // namespace by a veth pair, with a private folder: each process runs under
-// `ip netns exec`, then `dstream drill-host`, which hides every other
-// host's folder (a tmpfs over the hosts' parent, in the mount namespace
-// that `ip netns exec` made for it) before it becomes the process. So
-// processes share the network and nothing else, except the job's output
-// folder: SaveAsTextFiles writes each partition where its task runs and
-// the master commits the folder, so it needs a file system every process
-// reaches (as Spark's does: HDFS, NFS), which the shared out/ stands for.
+// `ip netns exec`, then `dstream drill-host`, which hides the drill's work
+// folder but for the host's own folder (a tmpfs over the work folder, in
+// the mount namespace that `ip netns exec` made for it) before it becomes
+// the process. So processes share the network and nothing else. With
+// --store s3 (the default) the checkpoints and the job's outputs are in
+// the S3 server on a host of its own. With --store folder the job's output
+// folder is shared besides (bound back into every host): SaveAsTextFiles
+// to a path writes each partition where its task runs and the master
+// renames the folder, so it needs a file system every process reaches (as
+// Spark's does: HDFS, NFS), which the shared out/ stands for.
 //
 // A link between two hosts is cut with a route in each of them (blackhole:
 // packets vanish, as a cut cable; prohibit: the sender gets an error at
@@ -61,7 +64,9 @@ type hostNet struct {
 	bridge string
 	gw     string // the bridge's address: the drill's own on the hosts' network
 	hosts  []*netHost
-	parent string // the folder holding every host's private folder
+	parent string   // the folder holding every host's private folder
+	hidden string   // the folder every host sees nothing of but its own folder and shared
+	shared []string // folders under hidden every host sees (--store folder: the output folder)
 
 	mu      sync.Mutex
 	made    []func() error // what Close undoes, in reverse
@@ -116,10 +121,19 @@ func (n *hostNet) undo(f func() error) {
 }
 
 // newHostNet makes a namespace per name, each with a private folder under
-// parent, on a bridge of a free 10.213.X.0/24 subnet. On error it takes
-// back what it made.
-func newHostNet(names []string, parent string) (n *hostNet, err error) {
-	n = &hostNet{ip: ipCommand(), prefix: fmt.Sprintf("%s%d", hostNetPrefix, os.Getpid()), parent: parent}
+// parent, on a bridge of a free 10.213.X.0/24 subnet. Its processes see
+// nothing of hidden, which holds parent, but their own folder and shared
+// (folders under hidden). On error it takes back what it made.
+func newHostNet(names []string, parent, hidden string, shared []string) (n *hostNet, err error) {
+	n = &hostNet{ip: ipCommand(), prefix: fmt.Sprintf("%s%d", hostNetPrefix, os.Getpid()), parent: parent, hidden: hidden, shared: shared}
+	for _, dir := range append([]string{parent}, shared...) {
+		if rel, err := filepath.Rel(hidden, dir); err != nil || !filepath.IsLocal(rel) {
+			return nil, fmt.Errorf("%s is not inside %s, the folder hidden from the hosts", dir, hidden)
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, err
+		}
+	}
 	n.removed = removeStaleHostNets(n.ip)
 	defer func() {
 		if err != nil {
@@ -212,12 +226,16 @@ func (n *hostNet) hostOf(addr string) *netHost {
 }
 
 // command returns the command that runs exe with args on h: in its network
-// namespace, with every other host's folder hidden, in its own folder, in
+// namespace, with the work folder hidden but for its own folder and the
+// shared ones, in its own folder, in
 // a process group of its own (Ctrl-C is the drill's to handle). With
 // watch, the process is drill-host, which runs exe as its child and kills
 // it when its stdin closes: the caller keeps a pipe to it open.
 func (n *hostNet) command(h *netHost, watch bool, exe string, args ...string) *exec.Cmd {
-	all := []string{"netns", "exec", h.ns, exe, "drill-host", "--hosts", n.parent, "--home", h.name}
+	all := []string{"netns", "exec", h.ns, exe, "drill-host", "--hide", n.hidden, "--home", h.home}
+	for _, dir := range n.shared {
+		all = append(all, "--share", dir)
+	}
 	if watch {
 		all = append(all, "--watch-stdin")
 	}
@@ -312,48 +330,63 @@ func removeStaleHostNets(ip string) []string {
 	return removed
 }
 
-// runDrillHost is `dstream drill-host --hosts DIR --home NAME -- CMD ARGS`,
-// not for people: run by `ip netns exec` for each process of `dstream
-// drill --hosts`, in the mount namespace that made for it, it hides every
-// host's folder under DIR but DIR/NAME (a tmpfs over DIR, DIR/NAME bound
-// back in), moves there, points TMPDIR at DIR/NAME/tmp, and becomes CMD.
+// runDrillHost is `dstream drill-host --hide DIR --home DIR/HOME [--share
+// DIR/SHARED]... -- CMD ARGS`, not for people: run by `ip netns exec` for
+// each process of `dstream drill --hosts`, in the mount namespace that made
+// for it, it hides everything under --hide (the drill's work folder: a
+// tmpfs over it) but --home and each --share (bound back in), moves to
+// --home, points TMPDIR and HOME there, and becomes CMD.
 func runDrillHost(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("drill-host", flag.ContinueOnError)
-	parent := fs.String("hosts", "", "the `folder` of the hosts' private folders")
-	name := fs.String("home", "", "this host's `name`: its folder under --hosts")
+	hide := fs.String("hide", "", "the `folder` to hide (the drill's work folder)")
+	home := fs.String("home", "", "this host's private `folder`, under --hide")
+	var shared []string
+	fs.Func("share", "a `folder` under --hide that stays visible (repeatable)", func(v string) error {
+		shared = append(shared, v)
+		return nil
+	})
 	watch := fs.Bool("watch-stdin", false, "run CMD as a child and SIGKILL it when stdin closes (the drill is gone), forwarding SIGTERM and SIGINT")
 	fs.SetOutput(stdout)
 	if err := fs.Parse(args); err != nil {
 		return program.UsageError{Err: err}
 	}
 	switch {
-	case *parent == "" || *name == "" || strings.ContainsRune(*name, '/'):
-		return fmt.Errorf("drill-host: --hosts and --home (a plain name) are required")
+	case *hide == "" || *home == "":
+		return fmt.Errorf("drill-host: --hide and --home are required")
 	case fs.NArg() == 0:
 		return fmt.Errorf("drill-host: no command after --")
 	}
-	home := filepath.Join(*parent, *name)
-	fd, err := syscall.Open(home, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
-	if err != nil {
-		return fmt.Errorf("drill-host: %s: %w", home, err)
+	keep := append([]string{*home}, shared...)
+	fds := make([]int, len(keep))
+	for i, dir := range keep {
+		if rel, err := filepath.Rel(*hide, dir); err != nil || !filepath.IsLocal(rel) {
+			return fmt.Errorf("drill-host: %s is not inside %s", dir, *hide)
+		}
+		fd, err := syscall.Open(dir, syscall.O_RDONLY|syscall.O_DIRECTORY, 0)
+		if err != nil {
+			return fmt.Errorf("drill-host: %s: %w", dir, err)
+		}
+		fds[i] = fd
 	}
-	if err := syscall.Mount("drill-hosts", *parent, "tmpfs", 0, "mode=0755,size=1m"); err != nil {
-		return fmt.Errorf("drill-host: hiding %s (tmpfs): %w", *parent, err)
+	if err := syscall.Mount("drill-hosts", *hide, "tmpfs", 0, "mode=0755,size=1m"); err != nil {
+		return fmt.Errorf("drill-host: hiding %s (tmpfs): %w", *hide, err)
 	}
-	if err := os.Mkdir(home, 0o755); err != nil {
-		return fmt.Errorf("drill-host: %w", err)
+	for i, dir := range keep {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return fmt.Errorf("drill-host: %w", err)
+		}
+		if err := syscall.Mount(fmt.Sprintf("/proc/self/fd/%d", fds[i]), dir, "", syscall.MS_BIND, ""); err != nil {
+			return fmt.Errorf("drill-host: binding %s back: %w", dir, err)
+		}
+		syscall.Close(fds[i])
 	}
-	if err := syscall.Mount(fmt.Sprintf("/proc/self/fd/%d", fd), home, "", syscall.MS_BIND, ""); err != nil {
-		return fmt.Errorf("drill-host: binding %s back: %w", home, err)
-	}
-	syscall.Close(fd)
-	if err := os.Chdir(home); err != nil {
+	if err := os.Chdir(*home); err != nil {
 		return fmt.Errorf("drill-host: %w", err)
 	}
 	env := slices.DeleteFunc(os.Environ(), func(kv string) bool {
 		return strings.HasPrefix(kv, "TMPDIR=") || strings.HasPrefix(kv, "HOME=")
 	})
-	env = append(env, "TMPDIR="+filepath.Join(home, "tmp"), "HOME="+home)
+	env = append(env, "TMPDIR="+filepath.Join(*home, "tmp"), "HOME="+*home)
 	exe, err := exec.LookPath(fs.Arg(0))
 	if err != nil {
 		return fmt.Errorf("drill-host: %w", err)

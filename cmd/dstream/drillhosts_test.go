@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"os"
 	"os/exec"
@@ -18,11 +20,14 @@ import (
 )
 
 // TestDrillAcrossHosts runs a short drill with every process on a host of
-// its own (a network namespace with a private folder): a standalone master,
-// three `dstream worker` processes, one worker SIGKILLed (and started again
-// by the drill, its supervisor), the master killed and started again, one
-// link cut. Every interval of every output must equal a fault-free run's;
-// the figures must be there; no namespace, veth or bridge may be left.
+// its own (a network namespace with a private folder) and nothing shared
+// but the network (--store s3: checkpoints and outputs in the S3 server on
+// a host of its own): a standalone master, three `dstream worker`
+// processes, one worker SIGKILLed (and started again by the drill, its
+// supervisor), the master killed and started again, one link cut. Every
+// interval of every output, read back from the store, must equal a
+// fault-free run's; no output may be written anywhere else; the figures
+// must be there; no namespace, veth or bridge may be left.
 func TestDrillAcrossHosts(t *testing.T) {
 	longTest(t, "builds the dstream binary and runs a 20 s fault drill across network namespaces")
 	if err := checkHostNetSupport(); err != nil {
@@ -33,7 +38,7 @@ func TestDrillAcrossHosts(t *testing.T) {
 	work := filepath.Join(dir, "work")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "drill", "--hosts", "--duration", "20s", "--batch", "500ms", "--seed", "1",
+	cmd := exec.CommandContext(ctx, bin, "drill", "--hosts", "--store", "s3", "--duration", "20s", "--batch", "500ms", "--seed", "1",
 		"--kills", "1", "--master-restarts", "1", "--stalls", "0", "--cuts", "1", "--cut", "3s",
 		"--json", "--keep", work)
 	var stdout, stderr bytes.Buffer
@@ -56,6 +61,18 @@ func TestDrillAcrossHosts(t *testing.T) {
 	if err != nil || rep.Verdict != "PASS" {
 		log, _ := os.ReadFile(filepath.Join(work, "job.log"))
 		t.Fatalf("dstream drill --hosts: %v, verdict %s: %s\nfirst differences: %s\njob log:\n%s", err, rep.Verdict, rep.Reason, firstDiffs(rep), tail(string(log), 60))
+	}
+	// Nothing shared but the network: the outputs were read back from the
+	// store, and no interval folder is anywhere but in the store's disk
+	// and the fault-free run's.
+	if rep.Store != "s3" || rep.Output != "s3://"+drillBucket+"/out" {
+		t.Errorf("store %q, outputs in %q; want s3 and s3://%s/out", rep.Store, rep.Output, drillBucket)
+	}
+	if _, err := os.Stat(filepath.Join(work, "out")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("the work folder has an output folder out/ (%v); want none with --store s3", err)
+	}
+	if stray := outputFoldersOutside(t, work, filepath.Join(work, "reference"), filepath.Join(work, "hosts", "store", "s3")); len(stray) > 0 {
+		t.Errorf("output folders outside the store: %v", stray)
 	}
 	kinds := map[string]int{}
 	for _, f := range rep.Faults {
@@ -101,6 +118,83 @@ func TestDrillAcrossHosts(t *testing.T) {
 	}
 	if !again {
 		t.Errorf("worker restarts %+v: the killed worker was not started again", rep.WorkerRestarts)
+	}
+}
+
+// outputFoldersOutside lists the interval folders of the drill's outputs
+// (NAME-<ms>) under root, but for those under allowed.
+func outputFoldersOutside(t *testing.T, root string, allowed ...string) []string {
+	t.Helper()
+	interval := regexp.MustCompile(`^(` + strings.Join(drillOutputs, "|") + `)-[0-9]+$`)
+	var found []string
+	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if slices.Contains(allowed, path) {
+			return filepath.SkipDir
+		}
+		if e.IsDir() && interval.MatchString(e.Name()) {
+			found = append(found, path)
+			return filepath.SkipDir
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
+}
+
+// TestDrillHostHides: drill-host hides the work folder from its command
+// but for the host's own folder and the shared ones, which it writes
+// through to.
+func TestDrillHostHides(t *testing.T) {
+	longTest(t, "builds the dstream binary")
+	if os.Geteuid() != 0 {
+		t.Skip("skipped: drill-host mounts a tmpfs, which needs root (CI runs as root)")
+	}
+	unshare, err := exec.LookPath("unshare")
+	if err != nil {
+		t.Skipf("skipped: no unshare (util-linux): %v", err)
+	}
+	bin := dstreamBinary(t)
+	for _, c := range []struct {
+		name   string
+		shared []string
+		want   string
+	}{
+		{"alone", nil, ". ./hosts ./hosts/a ./hosts/a/mine ./hosts/a/tmp"},
+		{"out shared", []string{"out"}, ". ./hosts ./hosts/a ./hosts/a/mine ./hosts/a/tmp ./out ./out/counts"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			work := t.TempDir()
+			for _, d := range []string{"hosts/a/tmp", "hosts/b", "out/counts"} {
+				if err := os.MkdirAll(filepath.Join(work, d), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for _, f := range []string{"hosts/a/mine", "hosts/b/theirs", "job.log"} {
+				if err := os.WriteFile(filepath.Join(work, f), nil, 0o644); err != nil {
+					t.Fatal(err)
+				}
+			}
+			args := []string{"--mount", "--propagation", "private", bin, "drill-host", "--hide", work, "--home", filepath.Join(work, "hosts", "a")}
+			for _, s := range c.shared {
+				args = append(args, "--share", filepath.Join(work, s))
+			}
+			args = append(args, "--", "sh", "-c", `cd "$1" && find . | sort | tr '\n' ' ' && touch hosts/a/written`, "sh", work)
+			out, err := exec.Command(unshare, args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("drill-host: %v\n%s", err, out)
+			}
+			if got := strings.TrimSpace(string(out)); got != c.want {
+				t.Errorf("the host sees %q; want %q", got, c.want)
+			}
+			if _, err := os.Stat(filepath.Join(work, "hosts", "a", "written")); err != nil {
+				t.Errorf("what the host wrote in its folder is not there: %v", err)
+			}
+		})
 	}
 }
 

@@ -22,9 +22,13 @@ import (
 
 // The drill across hosts (--hosts): its processes, their supervisor, and
 // link cuts. The job is the drill job under a standalone master (`--master
-// cluster`) on host "master", checkpointing into its private folder (or,
-// with --store s3, into s3://drill/ckpt on host "store"); each worker is
-// `dstream worker --master ADDR` on host "node-N" (the master names its workers worker-N, an id per registration). The job's input is
+// cluster`) on host "master", checkpointing into s3://drill/ckpt and
+// writing its outputs to s3://drill/out on host "store" (--store s3, the
+// default), or checkpointing into its private folder and writing its
+// outputs to the work folder's out/, which every host sees (--store
+// folder); each worker is `dstream worker --master ADDR` on host "node-N"
+// (the master names its workers worker-N, an id per registration). The
+// drill reads the outputs back where they are. The job's input is
 // generated (drillWords: a function of the seed and the interval), so
 // there is no client to place on a host. A supervisor (the drill) starts a
 // worker again on its host when it exits: o.respawn after the drill killed
@@ -107,7 +111,17 @@ func (d *drill) setupHosts() error {
 	if o.store == "s3" {
 		names = append(names, "store")
 	}
-	n, err := newHostNet(names, filepath.Join(d.dir, "hosts"))
+	// Every host sees none of the work folder but its own private folder
+	// (and, with --store folder, the output folder).
+	hostsDir, out := filepath.Join(d.dir, "hosts"), filepath.Join(d.dir, "out")
+	var shared []string
+	if o.store == "folder" {
+		shared = []string{out}
+	}
+	if rel, err := filepath.Rel(d.dir, d.exe); err == nil && filepath.IsLocal(rel) {
+		return fmt.Errorf("this program %s is inside the work folder %s, which the drill hides from its hosts; run it from elsewhere or choose another --keep", d.exe, d.dir)
+	}
+	n, err := newHostNet(names, hostsDir, d.dir, shared)
 	if err != nil {
 		return err
 	}
@@ -127,23 +141,39 @@ func (d *drill) setupHosts() error {
 	_, _ = rand.Read(secret)
 	d.env = append(os.Environ(), "DSTREAM_SECRET="+hex.EncodeToString(secret))
 	h.clusterAddr = h.master.addr + ":" + drillClusterPort
-	checkpoint := filepath.Join(h.master.home, "checkpoint")
-	d.ckDir = checkpoint
+	d.ckLoc, d.out = filepath.Join(h.master.home, "checkpoint"), out
 	if h.store != nil {
 		if err := d.startStore(); err != nil {
 			return err
 		}
-		checkpoint, d.ckDir = "s3://"+drillBucket+"/ckpt", ""
-		d.env = append(d.env, "AWS_ENDPOINT_URL=http://"+h.store.addr+":"+drillStorePort, "AWS_REGION=us-east-1",
-			"AWS_ACCESS_KEY_ID=drill", "AWS_SECRET_ACCESS_KEY=drill")
+		d.ckLoc, d.out = "s3://"+drillBucket+"/ckpt", "s3://"+drillBucket+"/out"
+		// The job's processes, and the drill itself when it reads the
+		// checkpoint's start and the outputs back (checkpoint.Open), reach
+		// the store through the AWS environment.
+		for _, kv := range storeEnv("http://" + h.store.addr + ":" + drillStorePort) {
+			k, v, _ := strings.Cut(kv, "=")
+			if err := os.Setenv(k, v); err != nil {
+				return err
+			}
+			d.env = append(d.env, kv)
+		}
 	}
 	d.parallelism = 2 * o.workers
 	d.args = []string{"drill-job", "--master", "cluster", "--cluster-listen", h.clusterAddr,
 		"--batch", o.batch.String(), "--parallelism", strconv.Itoa(d.parallelism),
-		"--checkpoint", checkpoint, "--out", filepath.Join(d.dir, "out"),
+		"--checkpoint", d.ckLoc, "--out", d.out,
 		"--ui-listen", h.master.addr + ":0", "--seed", strconv.FormatUint(o.seed, 10), "--words", strconv.Itoa(o.words),
 		"--watch-stdin", "--linger", (4 * drillPoll).String(), "-v"}
 	return nil
+}
+
+// storeEnv is the AWS environment that points S3 clients at the drill's
+// store, at endpoint: its variables that take precedence over
+// AWS_ENDPOINT_URL emptied, so a user's own cannot send the drill
+// elsewhere.
+func storeEnv(endpoint string) []string {
+	return []string{"AWS_ENDPOINT_URL=" + endpoint, "AWS_ENDPOINT_URL_S3=", "AWS_REGION=us-east-1",
+		"AWS_ACCESS_KEY_ID=drill", "AWS_SECRET_ACCESS_KEY=drill", "AWS_SESSION_TOKEN=", "AWS_PROFILE="}
 }
 
 // hostLog opens host's log file for appending.

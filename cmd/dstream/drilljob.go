@@ -10,9 +10,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/program"
 	"github.com/dstream/dstream/ui"
 )
@@ -24,7 +26,8 @@ import (
 // runs the same graph in its own process on a manual clock for the
 // fault-free reference.
 
-// Output folders under --out: out/NAME/NAME-<interval ms>.
+// Output folders under --out: out/NAME/NAME-<interval ms>, in a folder or
+// a store (--out s3://BUCKET/PATH).
 var drillOutputs = []string{"counts", "totals", "window"}
 
 // drillJobConfig is what the job's graph depends on.
@@ -60,14 +63,28 @@ func drillWords(seed uint64, words int, t time.Time) [][]string {
 	return parts
 }
 
-// buildDrillGraph builds the job's graph on sctx, writing under out.
+// outputPrefix is output name's SaveAsTextFiles prefix under out, a folder
+// or a store's URL.
+func outputPrefix(out, name string) string {
+	if isStoreURL(out) {
+		return strings.TrimSuffix(out, "/") + "/" + name + "/" + name
+	}
+	return filepath.Join(out, name, name)
+}
+
+// isStoreURL reports whether out is a store's URL (SCHEME://...) rather
+// than a folder.
+func isStoreURL(out string) bool { return strings.Contains(out, "://") }
+
+// buildDrillGraph builds the job's graph on sctx, writing under out (a
+// folder, or a store's URL).
 func buildDrillGraph(sctx *dstream.Context, cfg drillJobConfig, out string) {
 	words := dstream.GeneratedStream(sctx, "drill-words", func(t time.Time) [][]string {
 		return drillWords(cfg.Seed, cfg.Words, t)
 	})
 	ones := dstream.Map(words, func(w string) dstream.Pair[string, int64] { return dstream.KV(w, int64(1)) })
 	counts := dstream.ReduceByKey(ones, add, 0)
-	counts.SaveAsTextFiles(filepath.Join(out, "counts", "counts"), "")
+	counts.SaveAsTextFiles(outputPrefix(out, "counts"), "")
 	every := cfg.StateCkp
 	if every == 0 {
 		every = 2 * cfg.Batch
@@ -79,10 +96,10 @@ func buildDrillGraph(sctx *dstream.Context, cfg drillJobConfig, out string) {
 		}
 		return dstream.Some(sum)
 	}, 0).Checkpoint(every)
-	totals.SaveAsTextFiles(filepath.Join(out, "totals", "totals"), "")
+	totals.SaveAsTextFiles(outputPrefix(out, "totals"), "")
 	window := dstream.ReduceByKeyAndWindowInv(ones, add, sub, cfg.Window, cfg.Batch, 0,
 		func(p dstream.Pair[string, int64]) bool { return p.Value > 0 })
-	window.SaveAsTextFiles(filepath.Join(out, "window", "window"), "")
+	window.SaveAsTextFiles(outputPrefix(out, "window"), "")
 }
 
 // drillJobFlags are the job's flags; the drill writes its command line
@@ -98,10 +115,10 @@ type drillJobFlags struct {
 func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*dstream.Config) error, error) {
 	fs := flag.NewFlagSet("drill-job", flag.ContinueOnError)
 	f := &drillJobFlags{}
-	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N], cluster (a standalone master that dstream worker processes join)")
+	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N], cluster (a standalone master that worker processes, dstream worker, join)")
 	fs.IntVar(&f.parallelism, "parallelism", 0, "partitions of the shuffles (0: the deployment's default)")
 	fs.DurationVar(&f.cfg.Batch, "batch", 500*time.Millisecond, "batch interval")
-	fs.StringVar(&f.out, "out", "", "output `folder`: counts/, totals/ and window/ hold one folder per interval (required)")
+	fs.StringVar(&f.out, "out", "", "output `location`, a folder or s3://BUCKET/PATH: counts/, totals/ and window/ hold one folder per interval (required)")
 	fs.StringVar(&f.uiListen, "ui-listen", "127.0.0.1:0", "`address` of the UI's JSON API (port 0: any free port; the job prints it)")
 	fs.Uint64Var(&f.cfg.Seed, "seed", 1, "seed of the generated input")
 	fs.IntVar(&f.cfg.Words, "words", 3000, "words per interval, about (between half and one and a half times this)")
@@ -111,7 +128,7 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 	fs.DurationVar(&f.linger, "linger", 0, "after a graceful stop, keep serving the UI this long (the drill reads the last intervals)")
 	jobFlags := dstream.JobFlags(fs)
 	clusterFlags := dstream.ClusterFlags(fs) // --master cluster: a standalone master (tests of stops and restarts)
-	if err := parseFlags(fs, "--checkpoint DIR --out DIR [flags]", args, stdout); err != nil {
+	if err := parseFlags(fs, "--checkpoint LOCATION --out LOCATION [flags]", args, stdout); err != nil {
 		return nil, nil, err
 	}
 	apply := func(c *dstream.Config) error {
@@ -140,7 +157,11 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 			return nil, nil, program.Usagef("--ui-listen %q: want HOST:PORT, or \"\" to turn the UI off", f.uiListen)
 		}
 	}
-	if abs, err := filepath.Abs(f.out); err == nil {
+	if isStoreURL(f.out) {
+		if err := checkpoint.CheckLocation(f.out); err != nil {
+			return nil, nil, program.Usagef("--out: %v", err)
+		}
+	} else if abs, err := filepath.Abs(f.out); err == nil {
 		f.out = abs
 	}
 	return f, apply, nil

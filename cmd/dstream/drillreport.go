@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"html"
 	"io"
@@ -23,6 +24,7 @@ type drillReport struct {
 	Workers         int              `json:"workers"`
 	DurationSeconds float64          `json:"durationSeconds"`
 	WorkFolder      string           `json:"workFolder"`
+	Output          string           `json:"output"` // where the job wrote its outputs (--out): a folder or s3://...
 	JobLog          string           `json:"jobLog"`
 	Plot            string           `json:"plot,omitempty"`
 	Zero            int64            `json:"zero"` // Unix ms, before the first interval
@@ -143,18 +145,26 @@ func (d *drill) report(progress io.Writer) *drillReport {
 	}
 	slices.Sort(rep.Notes)
 
-	outDir, refDir := filepath.Join(d.dir, "out"), filepath.Join(d.dir, "reference")
-	zero, batch := d.zero, o.batch // as the job printed them (its checkpoint is in object storage)
-	if d.ckDir != "" {
-		var err error
-		if zero, batch, err = readJobZero(d.ckDir); err != nil {
-			fail("cannot read the job's zero: %v", err)
+	rep.Output = d.out
+	refDir := filepath.Join(d.dir, "reference")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	zero, batch, err := readJobZero(ctx, d.ckLoc)
+	if err != nil {
+		fail("cannot read the job's zero from its checkpoint location %s: %v", d.ckLoc, err)
+		return rep
+	}
+	// The job's outputs, read back where it wrote them: a folder, or the
+	// store (through checkpoint.Open, as any reader of the job's would).
+	var out jobOutput = folderOutput(d.out)
+	if isStoreURL(d.out) {
+		so, err := openStoreOutput(ctx, d.out)
+		if err != nil {
+			fail("cannot open the job's output location %s: %v", d.out, err)
 			return rep
 		}
-	}
-	if zero.IsZero() {
-		fail("the job's zero is unknown: no master started")
-		return rep
+		defer so.Close()
+		out = so
 	}
 	if batch != o.batch {
 		fail("the job ran with batch %v, not %v", batch, o.batch)
@@ -162,7 +172,7 @@ func (d *drill) report(progress io.Writer) *drillReport {
 	}
 	rep.Zero = zero.UnixMilli()
 	rep.FirstInterval = zero.Add(batch).UnixMilli()
-	last, err := lastInterval(outDir)
+	last, err := lastInterval(ctx, out)
 	if err != nil || last == 0 {
 		fail("the job wrote no output (%v)", err)
 		return rep
@@ -187,7 +197,7 @@ func (d *drill) report(progress io.Writer) *drillReport {
 		return rep
 	}
 	rep.ReferenceSeconds = time.Since(start).Seconds()
-	rep.Outputs, err = compareOutputs(outDir, refDir, rep.FirstInterval, last, batch, rep.Zero)
+	rep.Outputs, err = compareOutputs(ctx, out, folderOutput(refDir), rep.FirstInterval, last, batch, rep.Zero)
 	if err != nil {
 		fail("comparing the outputs: %v", err)
 		return rep
@@ -198,7 +208,7 @@ func (d *drill) report(progress io.Writer) *drillReport {
 				r.Name, len(r.Missing), len(r.Incomplete), len(r.Extra), len(r.Different), r.FirstDifference)
 		}
 		for _, l := range r.Leftovers {
-			rep.Notes = append(rep.Notes, "temporary output left behind: "+l)
+			rep.Notes = append(rep.Notes, "output left behind: "+l)
 		}
 	}
 	d.figures(rep)
@@ -530,7 +540,7 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 		fmt.Fprintln(w, b.String())
 	}
 	if len(rep.Outputs) > 0 {
-		fmt.Fprintln(w, "outputs (every interval's lines, sorted, against the fault-free run's):")
+		fmt.Fprintf(w, "outputs in %s (every interval with its _SUCCESS; its lines, sorted, against the fault-free run's):\n", rep.Output)
 	}
 	for _, r := range rep.Outputs {
 		status := "identical"

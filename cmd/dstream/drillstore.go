@@ -21,16 +21,17 @@ import (
 )
 
 // `dstream drill-store`, not for people: the S3 server of `dstream drill
-// --hosts --store s3`, on a host of its own, so the checkpoint location is
-// object storage that every process reaches over the network (and a link
-// cut can separate from the master). It is gofakes3 (github.com/johannesboyne/
+// --hosts --store s3`, on a host of its own, so the checkpoint location and
+// the job's outputs are object storage that every process reaches over the
+// network (and a link cut can separate from the master or a worker). It is gofakes3 (github.com/johannesboyne/
 // gofakes3, the S3 server the checkpoint package's tests use too) on its
 // afero backend over --dir: a bucket is a folder and an object a file (with
 // its metadata beside it), so what the store was given is on disk, and the
 // bucket is made on first use. It prints "drill-store: listening ADDR" once
 // it serves, and stops on SIGTERM or SIGINT.
 
-// drillBucket is the bucket of the drill's checkpoint location.
+// drillBucket is the bucket of the drill's checkpoint location (ckpt/) and
+// outputs (out/).
 const drillBucket = "drill"
 
 // s3Supported reports whether checkpoint.Open knows s3:// locations.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -169,7 +170,7 @@ func checkExact(t *testing.T, stdout, out string, cfg drillJobConfig, parallelis
 	if err := runReference(cfg, parallelism, time.UnixMilli(zero), time.UnixMilli(last), ref, io.Discard); err != nil {
 		t.Fatal(err)
 	}
-	res, err := compareOutputs(out, ref, first, last, cfg.Batch, zero)
+	res, err := compareOutputs(context.Background(), folderOutput(out), folderOutput(ref), first, last, cfg.Batch, zero)
 	if err != nil {
 		t.Fatal(err)
 	}
