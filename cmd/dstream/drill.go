@@ -61,6 +61,9 @@ const (
 	drillStartWait   = 90 * time.Second // a master's start (its workers join)
 	drillStopWait    = 90 * time.Second // the graceful stop (it may catch up first)
 	drillEventWait   = 30 * time.Second // a fault waits this long for the job to be ready for it
+	// drillDetectWithin: a worker the master declares lost this long after
+	// a fault ended (the 2 s heartbeat timeout, and slack) is that fault's.
+	drillDetectWithin = 5 * time.Second
 )
 
 var errDrillFailed = errors.New("the drill failed (FAIL above)")

@@ -446,14 +446,14 @@ func (d *drill) noteWorkers(epoch int, ws []ui.Worker, now time.Time) {
 
 // detected returns the first loss the drill saw in master run epoch after
 // at: of worker, or (worker "") of a worker on one of hosts.
-func (d *drill) detected(at time.Time, epoch int, worker string, hosts []string) *time.Time {
+func (d *drill) detected(at, within time.Time, epoch int, worker string, hosts []string) *time.Time {
 	if d.hostsRun == nil {
 		return nil
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	for _, l := range d.losses {
-		if l.At.Before(at) || l.Epoch != epoch {
+		if l.At.Before(at) || l.At.After(within) || l.Epoch != epoch {
 			continue
 		}
 		if (worker != "" && l.Worker == worker) || (worker == "" && containsString(hosts, l.Host)) {

@@ -275,11 +275,18 @@ func (d *drill) figures(rep *drillReport) {
 				}
 			}
 			var lost *time.Time
+			// A loss is this fault's only within the time the master takes to
+			// declare one (the heartbeat timeout, with slack) after the fault
+			// ended: a later loss is another fault's.
+			within := f.At.Add(drillDetectWithin)
+			if f.Until != nil {
+				within = f.Until.Add(drillDetectWithin)
+			}
 			if f.Kind == faultCut {
 				r.Cut, r.Hosts = f.Cut, f.Hosts
-				lost = d.detected(f.At, f.Epoch, "", f.Hosts)
+				lost = d.detected(f.At, within, f.Epoch, "", f.Hosts)
 			} else {
-				lost = d.detected(f.At, f.Epoch, f.Worker, nil)
+				lost = d.detected(f.At, within, f.Epoch, f.Worker, nil)
 			}
 			if lost != nil {
 				s := lost.Sub(f.At).Seconds()
