@@ -62,6 +62,16 @@ var deployedOps = []deployedOp{
 			render(dstreamtest.Collect(dstream.ReduceByKeyAndWindowInv(h.In, add, sub, 3*sec, sec, 3, func(x kv) bool { return x.Value != 0 }))),
 		}
 	}},
+	// More partitions than task slots: tasks also run away from the
+	// process holding their kept input, so a worker plans them through its
+	// own lineage (a state stream's lineage cut on the master but not on
+	// the workers failed such tasks: the demo's standalone failure).
+	{name: "state-over-more-partitions-than-slots", ticks: 6, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		return []func(time.Time) string{
+			render(dstreamtest.Collect(dstream.ReduceByKeyAndWindowInv(h.In, add, sub, 3*sec, sec, 16, func(x kv) bool { return x.Value != 0 }))),
+			render(dstreamtest.Collect(dstream.UpdateStateByKey(h.In, runningSum, 16))),
+		}
+	}},
 	{name: "countByValueAndWindow", ticks: 6, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
 		keys := dstream.Map(h.In, func(x kv) string { return x.Key })
 		return []func(time.Time) string{render(dstreamtest.Collect(dstream.CountByValueAndWindow(keys, 2*sec, sec, 2)))}
