@@ -507,3 +507,11 @@ func TestListInfoAndGetRange(t *testing.T) {
 		}
 	}
 }
+
+// Store keeps the Conditional contract against gofakes3's conditional
+// writes.
+func TestStoreKeepsTheConditionalContract(t *testing.T) {
+	storetest.RunConditional(t, func(t *testing.T) checkpoint.Conditional {
+		return open(t, s3test.NewServer(t, bucket), "job/1", Options{})
+	})
+}
