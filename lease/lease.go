@@ -65,17 +65,18 @@ func New(store checkpoint.Conditional, name string, clk clock.Clock, cfg Config,
 }
 
 // Active reports whether the contender holds the lease now, by its clock,
-// and with which epoch. It is exact even between the shell's steps: past
-// the deadline it reports false, before Run notices. Check it before every
-// action taken as the holder.
-func (l *Lease) Active() (epoch uint64, ok bool) {
+// with which epoch, and until when unless it renews. It is exact even
+// between the shell's steps: past the deadline it reports false, before
+// Run notices. Check it before every action taken as the holder, and take
+// none that may not end before until.
+func (l *Lease) Active() (epoch uint64, until time.Time, ok bool) {
 	l.mu.Lock()
 	role, epoch, deadline := l.core.Role()
 	l.mu.Unlock()
 	if role != Active || !l.clk.Now().Before(deadline) {
-		return 0, false
+		return 0, time.Time{}, false
 	}
-	return epoch, true
+	return epoch, deadline, true
 }
 
 // feed runs one of the core's handlers under the lock and reports what it
