@@ -106,3 +106,15 @@ func TestRegisterScheme(t *testing.T) {
 		}()
 	}
 }
+
+// Dir keeps the Conditional contract.
+func TestDirKeepsTheConditionalContract(t *testing.T) {
+	storetest.RunConditional(t, func(t *testing.T) checkpoint.Conditional {
+		d, err := checkpoint.OpenDir(t.TempDir())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		return d
+	})
+}

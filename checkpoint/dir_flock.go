@@ -43,3 +43,19 @@ func flock(fd, how int) error {
 		}
 	}
 }
+
+// lockExclusive takes an exclusive flock(2) on the file at path (created if
+// needed), waiting for it, and returns its release. flock locks belong to
+// an open file description, so two callers in one process exclude each
+// other as two processes do.
+func lockExclusive(path string) (unlock func(), err error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() { f.Close() }, nil // closing releases the lock
+}

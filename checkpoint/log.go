@@ -1,6 +1,7 @@
 package checkpoint
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,12 +18,32 @@ import (
 //
 // A log has one writer: one Log in one process. A Log is safe for
 // concurrent use; Appends are serialized.
+//
+// # Fencing
+//
+// In a store that is Conditional (Dir, S3), Append writes record N only if
+// there is none (PutIf with version ""), so two writers that both believe
+// they are the one (a master, and a standby that took over from it while
+// it was paused) cannot both append record N: the second one's Append
+// fails with an error wrapping ErrConflict, and so does every later Append
+// of its Log, which is fenced off for good. The new writer makes sure of
+// that by appending as soon as it takes over: the old writer's next Append
+// then conflicts. A record overwritten in place is only a torn last record
+// found by OpenLog, replaced conditionally on its version. An Append that
+// failed, or whose answer was lost and retried, may have written its
+// record: Append recognizes its own bytes in record N, and goes on after
+// them. (Two writers appending byte-identical records at N both succeed;
+// the log holds that one record, as both expect.)
 type Log struct {
 	s      Store
-	prefix string // ends with a slash
+	c      Conditional // s, if it is; nil: Appends overwrite
+	prefix string      // ends with a slash
 
-	mu   sync.Mutex
-	next uint64 // seq of the next Append
+	mu     sync.Mutex
+	next   uint64 // seq of the next Append
+	torn   string // version of a torn record at next, to replace; "": none
+	failed []byte // the frame of the last failed Append, at next
+	fenced error  // the conflict that fenced this Log off; nil: none
 }
 
 const (
@@ -41,6 +62,7 @@ func OpenLog(ctx context.Context, s Store, prefix string) (*Log, error) {
 		return nil, fmt.Errorf("checkpoint: open log: %w", err)
 	}
 	l := &Log{s: s, prefix: p + "/", next: 1}
+	l.c, _ = s.(Conditional)
 	seqs, err := l.seqs(ctx)
 	if err != nil {
 		return nil, err
@@ -54,6 +76,12 @@ func OpenLog(ctx context.Context, s Store, prefix string) (*Log, error) {
 		l.next = last + 1
 	case errors.Is(err, ErrCorrupt):
 		l.next = last
+		if l.c != nil {
+			_, l.torn, err = l.c.GetVersion(ctx, l.name(last))
+			if err != nil {
+				return nil, fmt.Errorf("checkpoint: log %s: torn record %d: %w", l.prefix, last, err)
+			}
+		}
 	default:
 		return nil, err
 	}
@@ -110,19 +138,55 @@ func (l *Log) read(ctx context.Context, seq uint64) (kind string, payload []byte
 
 // Append writes a record and returns its sequence number. If Append fails,
 // the record may or may not have been written (it will be replayed or not),
-// and the next Append reuses the sequence number, overwriting it.
+// and the next Append reuses the sequence number, overwriting it (in a
+// Conditional store: going on after it, if it was written). If the error
+// wraps ErrConflict, another writer appended to the log (see Fencing):
+// this Log appends nothing more.
 func (l *Log) Append(ctx context.Context, kind string, payload []byte) (uint64, error) {
 	if len(kind) > MaxKind || uint64(len(payload)) > MaxPayload {
 		return 0, fmt.Errorf("checkpoint: log %s: record of kind %.20q with %d bytes is too large", l.prefix, kind, len(payload))
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	seq := l.next
-	if err := l.s.Put(ctx, l.name(seq), Frame(kind, logVersion, payload)); err != nil {
-		return 0, fmt.Errorf("checkpoint: log %s: append %d: %w", l.prefix, seq, err)
+	if l.fenced != nil {
+		return 0, l.fenced
 	}
-	l.next++
-	return seq, nil
+	frame := Frame(kind, logVersion, payload)
+	seq := l.next
+	if l.c == nil {
+		if err := l.s.Put(ctx, l.name(seq), frame); err != nil {
+			return 0, fmt.Errorf("checkpoint: log %s: append %d: %w", l.prefix, seq, err)
+		}
+		l.next++
+		return seq, nil
+	}
+	for {
+		_, err := l.c.PutIf(ctx, l.name(seq), frame, l.torn)
+		if errors.Is(err, ErrConflict) {
+			// Ours (a lost answer, retried; an earlier failed
+			// Append), or another writer's?
+			var got []byte
+			got, _, err = l.c.GetVersion(ctx, l.name(seq))
+			switch {
+			case err != nil:
+			case bytes.Equal(got, frame):
+			case l.failed != nil && bytes.Equal(got, l.failed):
+				// The failed Append was written: ours goes after it.
+				l.next, l.torn, l.failed = seq+1, "", nil
+				seq = l.next
+				continue
+			default:
+				l.fenced = fmt.Errorf("checkpoint: log %s: append %d: another writer appended it: %w", l.prefix, seq, ErrConflict)
+				return 0, l.fenced
+			}
+		}
+		if err != nil {
+			l.failed = frame
+			return 0, fmt.Errorf("checkpoint: log %s: append %d: %w", l.prefix, seq, err)
+		}
+		l.next, l.torn, l.failed = seq+1, "", nil
+		return seq, nil
+	}
 }
 
 // A TornTailError is returned by Replay when the log's last record is

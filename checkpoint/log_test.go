@@ -214,3 +214,61 @@ func TestLogAppendFailure(t *testing.T) {
 		t.Fatalf("Replay = %v", err)
 	}
 }
+
+// loseAnswers is a Dir whose next conditional writes are applied but
+// answered with an error, as when the answer is lost.
+type loseAnswers struct {
+	*Dir
+	lose int
+}
+
+func (s *loseAnswers) PutIf(ctx context.Context, name string, data []byte, version string) (string, error) {
+	v, err := s.Dir.PutIf(ctx, name, data, version)
+	if err == nil && s.lose > 0 {
+		s.lose--
+		return "", errors.New("answer lost")
+	}
+	return v, err
+}
+
+// In a Conditional store, a second writer's append fences the first off.
+func TestLogFencing(t *testing.T) {
+	ctx := t.Context()
+	d := openDir(t, t.TempDir())
+	old := openLog(t, d)
+	appendN(t, old, 1, 2)
+	// A new writer takes over: it opens the log and appends at once.
+	cur := openLog(t, d)
+	appendN(t, cur, 3, 3)
+	for range 2 { // fenced off, for good
+		if seq, err := old.Append(ctx, "manifest", []byte("stale")); !errors.Is(err, ErrConflict) {
+			t.Fatalf("the old writer's Append = %d, %v; want ErrConflict", seq, err)
+		}
+	}
+	appendN(t, cur, 4, 4)
+	if got, err := replay(cur); err != nil || !reflect.DeepEqual(got, want(1, 4)) {
+		t.Fatalf("Replay = %v, %v; want records 1 to 4, none stale", got, err)
+	}
+}
+
+// An Append whose answer was lost recognizes its own record: retried, it
+// succeeds once; followed by another, the other goes after it.
+func TestLogAppendLostAnswer(t *testing.T) {
+	ctx := t.Context()
+	s := &loseAnswers{Dir: openDir(t, t.TempDir())}
+	l := openLog(t, s)
+	appendN(t, l, 1, 1)
+	s.lose = 1
+	if _, err := l.Append(ctx, "manifest", []byte("interval 2")); err == nil {
+		t.Fatal("Append with a lost answer succeeded")
+	}
+	appendN(t, l, 2, 2) // the same record again: it is there
+	s.lose = 1
+	if _, err := l.Append(ctx, "manifest", []byte("interval 3")); err == nil {
+		t.Fatal("Append with a lost answer succeeded")
+	}
+	appendN(t, l, 4, 4) // another record: after the one written
+	if got, err := replay(l); err != nil || !reflect.DeepEqual(got, want(1, 4)) {
+		t.Fatalf("Replay = %v, %v; want records 1 to 4", got, err)
+	}
+}
