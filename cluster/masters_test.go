@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/cluster/clusterpb"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
@@ -282,5 +283,73 @@ func TestHostMovesToNextMaster(t *testing.T) {
 	case err := <-done:
 		t.Fatalf("the host stopped: %v", err)
 	default:
+	}
+}
+
+// The rule of moving on, on a manual clock: a single address is never
+// left; an address that never answered is left at its first failure; one
+// that answered is left once silent for Failover, or at once when it is a
+// standby; the list is walked round robin.
+func TestFailoverRule(t *testing.T) {
+	start := time.Unix(1000, 0)
+	for _, tc := range []struct {
+		name     string
+		list     string
+		answered bool
+		silent   time.Duration
+		standby  bool
+		moved    bool
+	}{
+		{name: "single address", list: "a:1", silent: time.Hour, standby: true},
+		{name: "never answered", list: "a:1,b:1", moved: true},
+		{name: "answered, within failover", list: "a:1,b:1", answered: true, silent: time.Second},
+		{name: "answered, silent for failover", list: "a:1,b:1", answered: true, silent: 2 * time.Second, moved: true},
+		{name: "answered, a standby", list: "a:1,b:1", answered: true, standby: true, moved: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			clk := clock.NewManual(start)
+			w, err := NewWorker(WorkerConfig{Master: tc.list, Slots: 1, Clock: clk, Failover: 2 * time.Second, Logger: discardLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			w.contact(clk.Now())
+			w.answered = tc.answered
+			clk.Advance(tc.silent)
+			first := w.Master()
+			if got := w.failover(tc.standby); got != tc.moved {
+				t.Fatalf("failover = %v, want %v", got, tc.moved)
+			}
+			if moved := w.Master() != first; moved != tc.moved {
+				t.Fatalf("Master() %s -> %s, moved %v, want %v", first, w.Master(), moved, tc.moved)
+			}
+			if tc.moved {
+				w.failover(true)
+				if w.Master() != first {
+					t.Errorf("round robin: back to %s, want %s", w.Master(), first)
+				}
+			}
+		})
+	}
+	if _, err := NewWorker(WorkerConfig{Master: "a:1,,b:1", Slots: 1}); err == nil || !strings.Contains(err.Error(), "empty address") {
+		t.Errorf("NewWorker with a malformed list: %v", err)
+	}
+}
+
+// The worker's environment carries the list; a malformed one is an error
+// naming the variable.
+func TestWorkerEnvMasterList(t *testing.T) {
+	env := func(master string) func(string) string {
+		return func(k string) string {
+			if k == EnvWorkerOf {
+				return master
+			}
+			return ""
+		}
+	}
+	if e, ok, err := WorkerEnvFrom(env("a:1,b:1")); err != nil || !ok || e.Master != "a:1,b:1" {
+		t.Errorf("WorkerEnvFrom(a:1,b:1) = %+v, %v, %v", e, ok, err)
+	}
+	if _, ok, err := WorkerEnvFrom(env("a:1,b")); !ok || err == nil || !strings.Contains(err.Error(), EnvWorkerOf) {
+		t.Errorf("WorkerEnvFrom(a:1,b) = %v, %v; want an error naming %s", ok, err, EnvWorkerOf)
 	}
 }
