@@ -28,13 +28,15 @@ import (
 // same graph) in the worker role.
 
 // WorkerMain is `APP worker [flags]`: it joins the master named by
-// --master, and does not return unless it fails (the process becomes the
+// --master (one address, or a comma-separated list of them: the worker
+// joins whichever answers as the active master, and moves to the next
+// when the one it follows is gone or a standby), and does not return unless it fails (the process becomes the
 // master's program, as a worker); then it returns the exit status (2 for a
 // usage error, 1 otherwise) after printing the error to stderr.
 func WorkerMain(args []string, stderr io.Writer) int {
 	fs := flag.NewFlagSet("worker", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	master := fs.String("master", "", "the master's cluster `address` HOST:PORT (required)")
+	master := fs.String("master", "", "the master's cluster `address` HOST:PORT, or a comma-separated list of them: the worker joins the one that answers as the active master, and moves to the next when it is gone (required)")
 	slots := fs.Int("slots", runtime.NumCPU(), "task `slots` of this worker")
 	listen := fs.String("listen", "127.0.0.1:0", "`address` this worker serves its peers on (port 0 picks a free port)")
 	advertise := fs.String("advertise", "", "`address` peers reach this worker at (default: --listen's, with this host's name for 0.0.0.0)")
@@ -45,7 +47,7 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	tlsFiles := tlsFlags(fs)
 	memory := MemoryFlag(fs)
 	usage := func(err error) int {
-		fmt.Fprintf(stderr, "worker: %v\nUsage: APP worker --master HOST:PORT [--slots K] [--memory M] [--work-dir D] [--listen ADDR] [--advertise ADDR] [--health-listen ADDR] [--secret-file F | --insecure] [--tls-cert F --tls-key F --tls-ca F]\n", err)
+		fmt.Fprintf(stderr, "worker: %v\nUsage: APP worker --master HOST:PORT[,HOST:PORT...] [--slots K] [--memory M] [--work-dir D] [--listen ADDR] [--advertise ADDR] [--health-listen ADDR] [--secret-file F | --insecure] [--tls-cert F --tls-key F --tls-ca F]\n", err)
 		return 2
 	}
 	if err := fs.Parse(args); err != nil {
@@ -66,6 +68,11 @@ func WorkerMain(args []string, stderr io.Writer) int {
 	case *slots < 1 || *slots > 4096:
 		return usage(fmt.Errorf("--slots %d must be between 1 and 4096", *slots))
 	}
+	masters, err := cluster.ParseMasters(*master)
+	if err != nil {
+		return usage(fmt.Errorf("--master: %w", err))
+	}
+	*master = cluster.JoinMasters(masters)
 	secret, err := cluster.LoadSecret(*secretFile, *insecure)
 	if err != nil {
 		return usage(err)

@@ -387,3 +387,85 @@ func TestSendAckRefused(t *testing.T) {
 type plainWriter struct{ n atomic.Int64 }
 
 func (w *plainWriter) Write(string) error { w.n.Add(1); return nil }
+
+// closedAddr returns a loopback address nothing listens on.
+func closedAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	return addr
+}
+
+// checkAll fails the test unless every record of want was stored (at least
+// once) in sinks.
+func checkAll(t *testing.T, want []string, sinks ...*storeSink) {
+	t.Helper()
+	seen := map[string]bool{}
+	for _, s := range sinks {
+		for _, r := range s.records() {
+			seen[r] = true
+		}
+	}
+	for _, w := range want {
+		if !seen[w] {
+			t.Fatalf("record %q lost", w)
+		}
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%d distinct records stored, want %d", len(seen), len(want))
+	}
+}
+
+// Given [a closed port, a live receiver], the sender sends everything to
+// the live one.
+func TestSendToAListSkipsAClosedAddress(t *testing.T) {
+	sink := &storeSink{}
+	r := startReceiver(t, "127.0.0.1:0", sink)
+	path, want := writeLines(t, 5000)
+	to := closedAddr(t) + "," + r.sock.Addr().String()
+	st, err := Send(context.Background(), Options{To: to, File: path, Ack: true, Logger: quiet})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Records != 5000 || st.Acked != 5000 || st.Reconnects != 0 {
+		t.Fatalf("stats %+v, want 5000 sent and acknowledged on the first connection", st)
+	}
+	checkAll(t, want, sink)
+}
+
+// Given [A, B], a sender whose receiver A dies mid-stream moves to B and
+// resends there what A did not acknowledge: nothing is lost.
+func TestSendAckMovesToTheNextAddress(t *testing.T) {
+	sinkA, sinkB := &storeSink{}, &storeSink{}
+	a := startReceiver(t, "127.0.0.1:0", sinkA)
+	b := startReceiver(t, "127.0.0.1:0", sinkB)
+	const n = 200000
+	path, want := writeLines(t, n)
+	type result struct {
+		st  Stats
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		st, err := Send(context.Background(), Options{To: a.sock.Addr().String() + "," + b.sock.Addr().String(),
+			File: path, Ack: true, MaxUnacked: 10000, Logger: quiet})
+		done <- result{st, err}
+	}()
+	eventually(t, "some records stored by A", func() bool { return len(sinkA.records()) > n/20 })
+	a.kill()
+	if len(sinkA.records()) >= n {
+		t.Fatal("A got everything before it was killed; make the test longer")
+	}
+	res := <-done
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if res.st.Records != n || res.st.Acked < n || res.st.Reconnects < 1 || len(sinkB.records()) == 0 {
+		t.Fatalf("stats %+v, %d stored by B", res.st, len(sinkB.records()))
+	}
+	checkAll(t, want, sinkA, sinkB)
+}

@@ -2,6 +2,13 @@
 // lines, or generated records, at a steady rate when asked, reconnecting
 // when the connection drops. It is what `dstream send` runs.
 //
+// The receiver may be named by a list of addresses (Options.To
+// "A:9999,B:9999", as a Kafka client's bootstrap list): the sender sends to
+// one at a time, and when it cannot connect to it, it tries the next, round
+// robin, backing off once every address has failed. A connection that
+// drops is made again to the same address first. One address works as it
+// always did.
+//
 // Without Ack, delivery is what plain TCP gives. A record counts as sent once
 // the kernel accepted it; when a connection drops, what the kernel had
 // accepted but the receiver had not read is lost, and the write that failed
@@ -37,6 +44,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,7 +56,7 @@ import (
 
 // Options say what to send, where and how fast.
 type Options struct {
-	To             string        // host:port of a socket source (required)
+	To             string        // host:port of a socket source, or a comma-separated list of them (required)
 	File           string        // send this file's lines once (exclusive with Generate)
 	Generate       string        // a generate kind (exclusive with File)
 	Seed           int64         // generator seed
@@ -119,8 +127,8 @@ func (o Options) Validate() error {
 	case o.AckTimeout < 0:
 		return fmt.Errorf("--ack-timeout %v must not be negative", o.AckTimeout)
 	}
-	if _, _, err := net.SplitHostPort(o.To); err != nil {
-		return fmt.Errorf("--to %q: want HOST:PORT: %w", o.To, err)
+	if _, err := addresses(o.To); err != nil {
+		return err
 	}
 	if o.Generate != "" {
 		if _, err := generate.New(o.Generate, 0); err != nil {
@@ -128,6 +136,23 @@ func (o Options) Validate() error {
 		}
 	}
 	return nil
+}
+
+// addresses splits Options.To, a comma-separated list of HOST:PORT
+// (blanks around commas ignored), and checks each.
+func addresses(to string) ([]string, error) {
+	var addrs []string
+	for a := range strings.SplitSeq(to, ",") {
+		a = strings.TrimSpace(a)
+		if a == "" {
+			return nil, fmt.Errorf("--to %q: an empty address in the list", to)
+		}
+		if _, _, err := net.SplitHostPort(a); err != nil {
+			return nil, fmt.Errorf("--to %q: want HOST:PORT: %w", a, err)
+		}
+		addrs = append(addrs, a)
+	}
+	return addrs, nil
 }
 
 // Send sends records as o says and returns what it sent. It returns when the
@@ -172,7 +197,8 @@ func Send(ctx context.Context, o Options) (Stats, error) {
 	parent := ctx
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s := &sender{o: o, st: &st, buf: make([]byte, 0, bufferSize), acks: o.Ack, connCtx: ctx}
+	addrs, _ := addresses(o.To) // valid: Validate checked
+	s := &sender{o: o, addrs: addrs, st: &st, buf: make([]byte, 0, bufferSize), acks: o.Ack, connCtx: ctx}
 	if o.Ack {
 		// The end of Duration cancels ctx, and is followed by the wait for
 		// acknowledgements: connections live until parent is done.
@@ -220,6 +246,8 @@ func Send(ctx context.Context, o Options) (Stats, error) {
 // connection, buf[head:head+ever] was written on some connection.
 type sender struct {
 	o        Options
+	addrs    []string // the receiver's addresses (Options.To)
+	cur      int      // the one sent to now
 	st       *Stats
 	conn     net.Conn
 	stopAF   func() bool // undoes the cancel hook of conn
@@ -285,7 +313,7 @@ func (s *sender) run(ctx context.Context, next nextFunc) error {
 		} else if now.Sub(due) > maxBacklog {
 			// The receiver was slow (backpressure) or the connection was
 			// down: go on at the rate from now rather than burst to catch up.
-			s.o.Logger.Warn("sender fell behind its rate; skipping the backlog", "to", s.o.To, "behind", now.Sub(due).Round(time.Millisecond))
+			s.o.Logger.Warn("sender fell behind its rate; skipping the backlog", "to", s.to(), "behind", now.Sub(due).Round(time.Millisecond))
 			start = now.Add(-offset(n, s.o.Rate))
 		}
 		for range burst {
@@ -343,7 +371,7 @@ func (s *sender) flush(ctx context.Context) error {
 			return nil
 		}
 		s.sent(bytes.LastIndexByte(s.buf[:n], '\n') + 1)
-		s.o.Logger.Warn("connection dropped; reconnecting", "to", s.o.To, "err", err)
+		s.o.Logger.Warn("connection dropped; reconnecting", "to", s.to(), "err", err)
 		s.abandon()
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -360,8 +388,12 @@ func (s *sender) sent(n int) {
 	s.buf = s.buf[:copy(s.buf, s.buf[n:])]
 }
 
-// connect dials until it succeeds, ctx is done, or ConnectTimeout passes,
-// backing off from minBackoff to maxBackoff between attempts. The
+// to returns the address of the receiver sent to now.
+func (s *sender) to() string { return s.addrs[s.cur] }
+
+// connect dials until it succeeds, ctx is done, or ConnectTimeout passes:
+// the current address first, then the next of the list at each failure,
+// backing off from minBackoff to maxBackoff once every address failed. The
 // connection it makes lives until s.connCtx is done (then a blocked write
 // gives up after drainTimeout), which may be after ctx: with
 // acknowledgements, past the end of Duration.
@@ -370,8 +402,9 @@ func (s *sender) connect(ctx context.Context) error {
 	deadline := clk.Now().Add(s.o.ConnectTimeout)
 	wait := minBackoff
 	d := net.Dialer{Timeout: dialTimeout}
+	failed := 0 // addresses that failed since the last wait
 	for {
-		c, err := d.DialContext(ctx, "tcp", s.o.To)
+		c, err := d.DialContext(ctx, "tcp", s.to())
 		if err == nil && s.acks {
 			if err = s.startAcks(c); err != nil {
 				c.Close()
@@ -380,7 +413,7 @@ func (s *sender) connect(ctx context.Context) error {
 		if err == nil {
 			if s.dials > 0 {
 				s.st.Reconnects++
-				s.o.Logger.Info("reconnected", "to", s.o.To)
+				s.o.Logger.Info("reconnected", "to", s.to())
 			}
 			s.dials++
 			s.conn = c
@@ -396,7 +429,16 @@ func (s *sender) connect(ctx context.Context) error {
 		if !now.Before(deadline) {
 			return fmt.Errorf("cannot connect to %s for %v: %w", s.o.To, s.o.ConnectTimeout, err)
 		}
-		s.o.Logger.Warn("cannot connect; retrying", "to", s.o.To, "in", wait, "err", err)
+		if len(s.addrs) > 1 {
+			from := s.to()
+			s.cur = (s.cur + 1) % len(s.addrs)
+			if failed++; failed < len(s.addrs) {
+				s.o.Logger.Warn("cannot connect; trying the next address", "to", from, "next", s.to(), "err", err)
+				continue
+			}
+			failed = 0
+		}
+		s.o.Logger.Warn("cannot connect; retrying", "to", s.to(), "in", wait, "err", err)
 		until := now.Add(wait)
 		if until.After(deadline) {
 			until = deadline
@@ -435,7 +477,7 @@ func (s *sender) drain() {
 	}
 	if s.conn == nil {
 		if len(s.buf) > 0 {
-			s.o.Logger.Warn("stopped while disconnected; records not sent", "to", s.o.To, "records", bytes.Count(s.buf, []byte{'\n'}))
+			s.o.Logger.Warn("stopped while disconnected; records not sent", "to", s.to(), "records", bytes.Count(s.buf, []byte{'\n'}))
 		}
 		return
 	}
@@ -444,13 +486,13 @@ func (s *sender) drain() {
 		n, err := s.conn.Write(s.buf)
 		s.sent(bytes.LastIndexByte(s.buf[:n], '\n') + 1)
 		if err != nil {
-			s.o.Logger.Warn("stopped; the last records could not be sent", "to", s.o.To, "records", bytes.Count(s.buf, []byte{'\n'}), "err", err)
+			s.o.Logger.Warn("stopped; the last records could not be sent", "to", s.to(), "records", bytes.Count(s.buf, []byte{'\n'}), "err", err)
 			s.abandon()
 			return
 		}
 	}
 	if err := s.close(); err != nil {
-		s.o.Logger.Warn("closing the connection", "to", s.o.To, "err", err)
+		s.o.Logger.Warn("closing the connection", "to", s.to(), "err", err)
 	}
 }
 
@@ -537,9 +579,10 @@ func (s *sender) startAcks(c net.Conn) error {
 	r := &ackReader{signal: make(chan struct{}, 1)}
 	s.ac = r
 	s.readers.Add(1)
+	to := s.to()
 	go func() {
 		defer s.readers.Done()
-		r.run(c, s.o.To)
+		r.run(c, to)
 	}()
 	return nil
 }
@@ -608,7 +651,7 @@ func (s *sender) flushAck(ctx context.Context) error {
 		n, err := s.conn.Write(s.buf[s.head+a : end])
 		s.wrote(a, n)
 		if err != nil {
-			s.o.Logger.Warn("connection dropped; reconnecting to resend what is not acknowledged", "to", s.o.To, "unacknowledged", s.count, "err", err)
+			s.o.Logger.Warn("connection dropped; reconnecting to resend what is not acknowledged", "to", s.to(), "unacknowledged", s.count, "err", err)
 			s.abandon()
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -654,14 +697,14 @@ func (s *sender) applyAcks() error {
 	r.mu.Unlock()
 	if state == ackRefused {
 		s.o.Logger.Warn("the receiver does not acknowledge records; sending without acknowledgements (a record may be lost when a connection drops)",
-			"to", s.o.To, "reason", reason)
+			"to", s.to(), "reason", reason)
 		s.acks = false
 		s.buf = s.buf[:copy(s.buf, s.buf[s.head+s.off:])]
 		s.head, s.off, s.ever, s.count = 0, 0, 0, 0
 		return nil
 	}
 	if acked > s.connSent {
-		return fmt.Errorf("receiver %s acknowledged %d records on a connection that carried %d: not a dstream socket source, or a broken one", s.o.To, acked, s.connSent)
+		return fmt.Errorf("receiver %s acknowledged %d records on a connection that carried %d: not a dstream socket source, or a broken one", s.to(), acked, s.connSent)
 	}
 	if k := acked - s.connAcked; k > 0 {
 		s.drop(k)
@@ -673,7 +716,7 @@ func (s *sender) applyAcks() error {
 			return rerr
 		}
 		if s.count > 0 {
-			s.o.Logger.Warn("connection dropped; reconnecting to resend what is not acknowledged", "to", s.o.To, "unacknowledged", s.count, "err", rerr)
+			s.o.Logger.Warn("connection dropped; reconnecting to resend what is not acknowledged", "to", s.to(), "unacknowledged", s.count, "err", rerr)
 		}
 		s.abandon()
 	}
@@ -741,9 +784,9 @@ func (s *sender) waitAcks(ctx context.Context, target int64, end bool) error {
 			}
 			r.mu.Unlock()
 			if end {
-				return fmt.Errorf("%d of the records sent to %s not acknowledged within %v%s", s.count, s.o.To, s.o.AckTimeout, hint)
+				return fmt.Errorf("%d of the records sent to %s not acknowledged within %v%s", s.count, s.to(), s.o.AckTimeout, hint)
 			}
-			return fmt.Errorf("%d records sent to %s (MaxUnacked, --max-unacked) not acknowledged for %v%s", s.count, s.o.To, s.o.AckTimeout, hint)
+			return fmt.Errorf("%d records sent to %s (MaxUnacked, --max-unacked) not acknowledged for %v%s", s.count, s.to(), s.o.AckTimeout, hint)
 		}
 	}
 }
@@ -766,10 +809,10 @@ func (s *sender) drainAck() {
 		}
 	}
 	if s.count > 0 {
-		s.o.Logger.Warn("stopped; records sent and not acknowledged may be lost", "to", s.o.To, "records", s.count)
+		s.o.Logger.Warn("stopped; records sent and not acknowledged may be lost", "to", s.to(), "records", s.count)
 	}
 	if err := s.close(); err != nil {
-		s.o.Logger.Warn("closing the connection", "to", s.o.To, "err", err)
+		s.o.Logger.Warn("closing the connection", "to", s.to(), "err", err)
 	}
 }
 

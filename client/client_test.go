@@ -374,13 +374,17 @@ func TestValidate(t *testing.T) {
 		{Options{To: "127.0.0.1:1", Generate: "tweets", Count: -1}, "--count"},
 		{Options{To: "127.0.0.1:1", Generate: "tweets", Duration: -time.Second}, "--duration"},
 		{Options{To: "nohostport", Generate: "tweets"}, "HOST:PORT"},
+		{Options{To: "127.0.0.1:1,nohostport", Generate: "tweets"}, `"nohostport": want HOST:PORT`},
+		{Options{To: "127.0.0.1:1,", Generate: "tweets"}, "an empty address"},
 	} {
 		if err := c.o.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("Validate(%+v) = %v, want %q", c.o, err, c.want)
 		}
 	}
-	if err := (Options{To: "localhost:9999", Generate: "logs"}).Validate(); err != nil {
-		t.Errorf("valid options: %v", err)
+	for _, to := range []string{"localhost:9999", "a:9999,b:9999", " a:9999 , b:9999 "} {
+		if err := (Options{To: to, Generate: "logs"}).Validate(); err != nil {
+			t.Errorf("valid options (--to %q): %v", to, err)
+		}
 	}
 	if _, err := Send(context.Background(), Options{To: "127.0.0.1:1", File: "/does/not/exist"}); err == nil || !strings.Contains(err.Error(), "/does/not/exist") {
 		t.Errorf("Send of a missing file = %v", err)

@@ -32,6 +32,14 @@
 // ErrProgramChanged when the new master runs another graph; it gives up
 // on a master unreachable for WorkerConfig.GiveUp (ErrMasterGone), and a
 // master that stops gracefully releases it (Peer.Release, ErrReleased).
+// A worker may be given a list of master addresses (ParseMasters, as a
+// Kafka client's bootstrap list): it follows one, and moves to the next,
+// round robin, when that one is unreachable (at once if it never
+// answered, else after WorkerConfig.Failover) or answers as a standby
+// (IsStandby: the hook for a standby master; none answers so yet);
+// joining another master's session is a rejoin, as after a restart. What
+// a worker host reads from its master (intervals, fallback input blocks,
+// MasterStore) follows the master its worker follows (Host.Master).
 //
 // # Data plane: tasks and blocks
 //

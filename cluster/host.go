@@ -90,7 +90,10 @@ var ErrReleased = errors.New("cluster: released by the master")
 
 // HostConfig configures a worker process's runtime.
 type HostConfig struct {
-	// Master is the master's host:port.
+	// Master is the master's host:port, or a comma-separated list of them
+	// (WorkerConfig.Master): the host follows the master its Worker
+	// follows, for learning intervals, reporting blocks, its fallback
+	// block reads and MasterStore.
 	Master string
 	// ID is the worker's id; empty lets the master assign one.
 	ID string
@@ -112,6 +115,10 @@ type HostConfig struct {
 	// GiveUp is how long the worker tries to reach a master that went
 	// away without releasing it (WorkerConfig.GiveUp; zero: DefaultGiveUp).
 	GiveUp time.Duration
+	// Failover is how long a master of a list may stay unreachable before
+	// the worker tries the next (WorkerConfig.Failover; zero:
+	// DefaultFailover).
+	Failover time.Duration
 }
 
 // Host is a worker process's runtime: it serves the Peer service (tasks,
@@ -121,6 +128,9 @@ type Host struct {
 	peers *Peers
 	lis   net.Listener
 	addr  string
+
+	masters []string               // ParseMasters(cfg.Master)
+	worker  atomic.Pointer[Worker] // set by Run: it knows the current master
 
 	// learning is a lock held while learning intervals from the master (a
 	// call that may wait long): a channel, so a task waiting for it gives
@@ -151,28 +161,42 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
+	masters, err := ParseMasters(cfg.Master)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: worker host: %w", err)
+	}
 	lis, err := Listen(cfg.Network, cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("cluster: worker cannot listen: %w", err)
 	}
 	addr := Advertised(cfg.Advertise, lis.Addr())
 	learnCtx, learnCancel := context.WithCancel(context.Background())
-	return &Host{learnCtx: learnCtx, learnCancel: learnCancel, cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1), released: make(chan struct{})}, nil
+	return &Host{masters: masters, learnCtx: learnCtx, learnCancel: learnCancel, cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1), released: make(chan struct{})}, nil
 }
 
 // Addr returns the address peers dial.
 func (h *Host) Addr() string { return h.addr }
 
+// Master returns the address of the master this worker follows now: the
+// first of its list until Run's Worker moves on.
+func (h *Host) Master() string {
+	if w := h.worker.Load(); w != nil {
+		return w.Master()
+	}
+	return h.masters[0]
+}
+
 // Remote is what jobs the worker's program runs by itself (a sort's
 // sampling job, while it builds an interval's datasets) read other
 // processes' blocks with; they compute any shuffle they need themselves.
 func (h *Host) Remote() rdd.Remote {
-	return &remote{peers: h.peers, self: h.addr, fallback: h.cfg.Master, mapOutput: func(rdd.ID, int) string { return "" }}
+	return &remote{peers: h.peers, self: h.addr, fallback: h.Master, mapOutput: func(rdd.ID, int) string { return "" }}
 }
 
 // MasterStore is the checkpoint store the master serves (objects.go),
-// reached through this worker's connections; it works while Run does.
-func (h *Host) MasterStore() *RemoteStore { return NewRemoteStore(h.peers, h.cfg.Master) }
+// reached through this worker's connections; it works while Run does, and
+// follows the current master (Master).
+func (h *Host) MasterStore() *RemoteStore { return NewRemoteStoreOf(h.peers, h.Master) }
 
 // Run serves until ctx is done (nil), the master releases the worker
 // (ErrReleased), or the worker gives up on its master (the errors of
@@ -244,7 +268,7 @@ func (h *Host) run(ctx context.Context) error {
 	wc := WorkerConfig{
 		Master: h.cfg.Master, ID: h.cfg.ID, Address: h.addr, Slots: h.cfg.Slots,
 		MemoryBytes: h.cfg.MemoryBytes, Graph: h.cfg.Program.Graph(), Secret: h.cfg.Secret, TLS: h.cfg.TLS, Logger: h.cfg.Logger, Network: h.cfg.Network,
-		GiveUp: h.cfg.GiveUp,
+		GiveUp: h.cfg.GiveUp, Failover: h.cfg.Failover,
 	}
 	if rj, ok := h.cfg.Program.(Rejoiner); ok {
 		wc.Rejoin = func(string) ([]string, error) { return h.rejoin(ctx) }
@@ -288,6 +312,7 @@ func (h *Host) run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	h.worker.Store(w)
 	return w.Run(ctx)
 }
 
@@ -317,7 +342,7 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 	}
 	tc := rdd.NewTaskContext(ctx, int(req.GetJob()), int(req.GetStage()), spec.Partition, spec.Attempt)
 	tc.Location = h.addr
-	tc.Remote = &remote{peers: h.peers, self: h.addr, fallback: h.cfg.Master, mapOutput: func(s rdd.ID, m int) string {
+	tc.Remote = &remote{peers: h.peers, self: h.addr, fallback: h.Master, mapOutput: func(s rdd.ID, m int) string {
 		if a := outs[s]; m < len(a) {
 			return a[m]
 		}
@@ -353,7 +378,7 @@ func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	if t <= h.known {
 		return nil
 	}
-	conn, err := h.peers.Conn(h.cfg.Master)
+	conn, err := h.peers.Conn(h.Master())
 	if err != nil {
 		return err
 	}
@@ -416,7 +441,7 @@ func (h *Host) StartReceiver(ctx context.Context, req *clusterpb.StartReceiverRe
 		}
 	}
 	addr, err := rs.StartReceiver(req.GetStream(), ReceiverEnv{
-		Self: h.addr, Peers: peers, Master: h.cfg.Master,
+		Self: h.addr, Peers: peers, Master: h.Master(),
 		Put: func(ctx context.Context, addr, key string, data []byte) error {
 			return h.peers.Put(ctx, addr, key, "input", data)
 		},
@@ -466,7 +491,7 @@ func (h *Host) StopReceiver(ctx context.Context, req *clusterpb.StopReceiverRequ
 
 // report tells the master about a block a receiver here stored.
 func (h *Host) report(ctx context.Context, b BlockReport) error {
-	conn, err := h.peers.Conn(h.cfg.Master)
+	conn, err := h.peers.Conn(h.Master())
 	if err != nil {
 		return err
 	}

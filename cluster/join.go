@@ -13,28 +13,41 @@ import (
 
 // AskProgram asks the master at addr how its program was started, so that a
 // worker started by hand can run the same program with the same arguments.
-// It retries while the master is unreachable (telling onRetry, if set, why),
-// until ctx is done; a refusal (wrong secret) is returned at once.
+// addr may be a comma-separated list of masters (ParseMasters): each is
+// asked in turn, round robin, until one answers as the active master (a
+// standby, IsStandby, is passed over). It retries while no master answers
+// (telling onRetry, if set, why), until ctx is done; a refusal (wrong
+// secret) is returned at once.
 func AskProgram(ctx context.Context, addr string, secret []byte, t *TLS, onRetry func(error)) (ProgramInfo, error) {
-	conn, err := grpc.NewClient(addr, dialOptions(secret, t)...)
+	addrs, err := ParseMasters(addr)
 	if err != nil {
-		return ProgramInfo{}, fmt.Errorf("cluster: master %s: %w", addr, err)
+		return ProgramInfo{}, fmt.Errorf("cluster: %w", err)
 	}
-	defer conn.Close()
-	client := clusterpb.NewClusterClient(conn)
+	clients := make([]clusterpb.ClusterClient, len(addrs))
+	for i, a := range addrs {
+		conn, err := grpc.NewClient(a, dialOptions(secret, t)...)
+		if err != nil {
+			return ProgramInfo{}, fmt.Errorf("cluster: master %s: %w", a, err)
+		}
+		defer conn.Close()
+		clients[i] = clusterpb.NewClusterClient(conn)
+	}
 	backoff := DefaultMinBackoff
-	for {
+	for i := 0; ; i = (i + 1) % len(addrs) {
 		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		resp, err := client.Program(cctx, &clusterpb.ProgramRequest{})
+		resp, err := clients[i].Program(cctx, &clusterpb.ProgramRequest{})
 		cancel()
 		if err == nil {
 			return ProgramInfo{Args: resp.GetArgs(), Parallelism: int(resp.GetParallelism())}, nil
 		}
 		switch status.Code(err) {
 		case codes.Unauthenticated, codes.PermissionDenied, codes.Unimplemented:
-			return ProgramInfo{}, fmt.Errorf("cluster: master %s refused this worker: %s", addr, status.Convert(err).Message())
+			return ProgramInfo{}, fmt.Errorf("cluster: master %s refused this worker: %s", addrs[i], status.Convert(err).Message())
 		}
 		if onRetry != nil {
+			if len(addrs) > 1 {
+				err = fmt.Errorf("%s: %w", addrs[i], err)
+			}
 			onRetry(err)
 		}
 		select {

@@ -103,13 +103,19 @@ func objectStatus(err error) error {
 // checkpoint folder.
 type RemoteStore struct {
 	peers *Peers
-	addr  string
+	addr  func() string
 }
 
 var _ checkpoint.Store = (*RemoteStore)(nil)
 
 // NewRemoteStore returns the store served at addr, reached through peers.
 func NewRemoteStore(peers *Peers, addr string) *RemoteStore {
+	return NewRemoteStoreOf(peers, func() string { return addr })
+}
+
+// NewRemoteStoreOf returns the store served where addr says at each call
+// (a worker's current master, Host.Master), reached through peers.
+func NewRemoteStoreOf(peers *Peers, addr func() string) *RemoteStore {
 	return &RemoteStore{peers: peers, addr: addr}
 }
 
@@ -117,11 +123,11 @@ func NewRemoteStore(peers *Peers, addr string) *RemoteStore {
 func (r *RemoteStore) remoteErr(op, name string, err error) error {
 	switch status.Code(err) {
 	case codes.NotFound:
-		return fmt.Errorf("%w: %s (%s on %s)", checkpoint.ErrNotFound, name, op, r.addr)
+		return fmt.Errorf("%w: %s (%s on %s)", checkpoint.ErrNotFound, name, op, r.addr())
 	case codes.InvalidArgument:
 		return fmt.Errorf("%w: %s", checkpoint.ErrInvalidName, status.Convert(err).Message())
 	}
-	return fmt.Errorf("checkpoint store on %s: %s %s: %w", r.addr, op, name, err)
+	return fmt.Errorf("checkpoint store on %s: %s %s: %w", r.addr(), op, name, err)
 }
 
 // Put implements checkpoint.Store.
@@ -129,7 +135,7 @@ func (r *RemoteStore) Put(ctx context.Context, name string, data []byte) error {
 	if err := checkpoint.ValidName(name); err != nil {
 		return err
 	}
-	err := r.peers.call(ctx, r.addr, func(pc clusterpb.PeerClient) error {
+	err := r.peers.call(ctx, r.addr(), func(pc clusterpb.PeerClient) error {
 		stream, err := pc.PutObject(ctx)
 		if err != nil {
 			return err
@@ -159,7 +165,7 @@ func (r *RemoteStore) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, err
 	}
 	var b []byte
-	err := r.peers.call(ctx, r.addr, func(pc clusterpb.PeerClient) error {
+	err := r.peers.call(ctx, r.addr(), func(pc clusterpb.PeerClient) error {
 		stream, err := pc.GetObject(ctx, &clusterpb.GetObjectRequest{Name: name})
 		if err == nil {
 			b, err = receive(stream.Recv)
@@ -178,7 +184,7 @@ func (r *RemoteStore) Get(ctx context.Context, name string) ([]byte, error) {
 // List implements checkpoint.Store.
 func (r *RemoteStore) List(ctx context.Context, prefix string) ([]string, error) {
 	var names []string
-	err := r.peers.call(ctx, r.addr, func(pc clusterpb.PeerClient) error {
+	err := r.peers.call(ctx, r.addr(), func(pc clusterpb.PeerClient) error {
 		resp, err := pc.ListObjects(ctx, &clusterpb.ListObjectsRequest{Prefix: prefix})
 		names = resp.GetNames()
 		return err
@@ -194,7 +200,7 @@ func (r *RemoteStore) Delete(ctx context.Context, name string) error {
 	if err := checkpoint.ValidName(name); err != nil {
 		return err
 	}
-	err := r.peers.call(ctx, r.addr, func(pc clusterpb.PeerClient) error {
+	err := r.peers.call(ctx, r.addr(), func(pc clusterpb.PeerClient) error {
 		_, err := pc.DeleteObject(ctx, &clusterpb.DeleteObjectRequest{Name: name})
 		return err
 	})

@@ -405,9 +405,10 @@ const InputBlockPrefix = "input_"
 type remote struct {
 	peers *Peers
 	self  string
-	// fallback is tried after an input block's named locations fail: the
-	// master, which keeps a copy of the input blocks a lost worker held.
-	fallback string
+	// fallback returns the address tried after an input block's named
+	// locations fail: the current master, which keeps a copy of the input
+	// blocks a lost worker held (nil: none).
+	fallback func() string
 	// mapOutput returns the address holding map output m of shuffle.
 	mapOutput func(shuffle rdd.ID, m int) string
 }
@@ -469,8 +470,10 @@ var errPeerDown = errors.New("unreachable")
 
 func (r *remote) Block(ctx context.Context, key string, locations []string) ([]byte, error) {
 	var errs []error
-	if r.fallback != "" && strings.HasPrefix(key, InputBlockPrefix) && !slices.Contains(locations, r.fallback) {
-		locations = append(locations[:len(locations):len(locations)], r.fallback)
+	if r.fallback != nil && strings.HasPrefix(key, InputBlockPrefix) {
+		if fb := r.fallback(); fb != "" && !slices.Contains(locations, fb) {
+			locations = append(locations[:len(locations):len(locations)], fb)
+		}
 	}
 	for _, addr := range locations {
 		if addr == r.self || addr == "" {

@@ -18,7 +18,7 @@ import (
 // variables; the program's Context sees them and serves tasks instead of
 // running intervals.
 const (
-	EnvWorkerOf    = "DSTREAM_WORKER_OF"        // the master's host:port
+	EnvWorkerOf    = "DSTREAM_WORKER_OF"        // the master's host:port, or a comma-separated list of them
 	EnvWorkerID    = "DSTREAM_WORKER_ID"        // the worker's id
 	EnvWorkerSlots = "DSTREAM_WORKER_SLOTS"     // its task slots
 	EnvParallelism = "DSTREAM_PARALLELISM"      // the master's default partitions (the graph depends on it)
@@ -66,6 +66,9 @@ func WorkerEnvFrom(getenv func(string) string) (env WorkerEnv, ok bool, err erro
 	env.Master = getenv(EnvWorkerOf)
 	if env.Master == "" {
 		return env, false, nil
+	}
+	if _, err := ParseMasters(env.Master); err != nil {
+		return env, true, fmt.Errorf("cluster: %s=%q: %w", EnvWorkerOf, env.Master, err)
 	}
 	env.ID = getenv(EnvWorkerID)
 	num := func(name string, def int) (int, error) {

@@ -37,7 +37,10 @@ const (
 
 // WorkerConfig configures a Worker. Master, Slots and Graph are required.
 type WorkerConfig struct {
-	// Master is the master's host:port.
+	// Master is the master's host:port, or a comma-separated list of
+	// them (ParseMasters): the worker follows the first that answers as
+	// the active master, and moves to the next, round robin, when the one
+	// it follows is gone or a standby (see DefaultFailover).
 	Master string
 	// ID is the worker's id; empty lets the master assign one, which the
 	// worker then keeps for re-registrations.
@@ -73,12 +76,17 @@ type WorkerConfig struct {
 	// ErrMasterGone; zero means DefaultGiveUp. A master that stops
 	// gracefully releases its workers instead (Peer.Release).
 	GiveUp time.Duration
+	// Failover is how long a master of a list that answered before may
+	// stay unreachable before the worker tries the next address; zero
+	// means DefaultFailover. Unused with a single address.
+	Failover time.Duration
 	// Rejoin, if set, is called before the worker registers with a master
 	// process other than the one it served (the master restarted with the
 	// same program): it must forget everything it learned from the old
 	// one, and returns the input blocks it still holds, which it offers
 	// the new master. Kept is then called with the offered blocks the new
-	// master needs (the others may go). Without Rejoin, Run returns
+	// master needs (the others may go). Moving to another master of the
+	// list is rejoining it the same way. Without Rejoin, Run returns
 	// ErrMasterRestarted instead.
 	Rejoin func(session string) (held []string, err error)
 	Kept   func(offered, kept []string)
@@ -94,10 +102,13 @@ type WorkerConfig struct {
 // to the master, registers, and heartbeats.
 type Worker struct {
 	cfg        WorkerConfig
+	masters    []string // ParseMasters(cfg.Master)
 	registered chan struct{}
 	once       sync.Once
 
 	mu          sync.Mutex
+	cur         int  // the index in masters of the master followed
+	answered    bool // whether it answered since the worker moved to it
 	id          string
 	incarnation uint64
 	session     string // the master process it serves
@@ -125,6 +136,10 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.Master == "" {
 		return nil, errors.New("cluster: worker needs the master's address")
 	}
+	masters, err := ParseMasters(cfg.Master)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: worker: %w", err)
+	}
 	if cfg.Slots <= 0 {
 		return nil, fmt.Errorf("cluster: worker slots must be positive, got %d", cfg.Slots)
 	}
@@ -146,8 +161,44 @@ func NewWorker(cfg WorkerConfig) (*Worker, error) {
 	if cfg.GiveUp <= 0 {
 		cfg.GiveUp = DefaultGiveUp
 	}
+	if cfg.Failover <= 0 {
+		cfg.Failover = DefaultFailover
+	}
 	cfg.Graph = slices.Clone(cfg.Graph)
-	return &Worker{cfg: cfg, registered: make(chan struct{}), id: cfg.ID}, nil
+	return &Worker{cfg: cfg, masters: masters, registered: make(chan struct{}), id: cfg.ID}, nil
+}
+
+// Master returns the address of the master the worker follows now: the
+// first of its list until it moves on (see WorkerConfig.Master).
+func (w *Worker) Master() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.masters[w.cur]
+}
+
+// errFailover is heartbeat's error when the worker moved to the next
+// master of its list: it must register there.
+var errFailover = errors.New("cluster: moved to the next master")
+
+// failover moves to the next master of the list when there is one and the
+// current one is given up on: it is a standby, it never answered, or it
+// has not answered for Failover. It reports whether the worker moved.
+func (w *Worker) failover(standby bool) bool {
+	now := w.cfg.Clock.Now()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.masters) < 2 || (!standby && w.answered && now.Sub(w.lastContact) < w.cfg.Failover) {
+		return false
+	}
+	from := w.masters[w.cur]
+	w.cur = (w.cur + 1) % len(w.masters)
+	w.answered = false
+	why := "unreachable"
+	if standby {
+		why = "a standby"
+	}
+	w.cfg.Logger.Warn("cluster: master "+why+"; trying the next one", "from", from, "to", w.masters[w.cur])
+	return true
 }
 
 // Registered is closed once the worker's first registration is accepted.
@@ -170,13 +221,20 @@ func (w *Worker) ID() string {
 // ErrMasterRestarted (no Rejoin) or ErrMasterGone (unreachable for
 // GiveUp).
 func (w *Worker) Run(ctx context.Context) error {
-	conn, err := newClient(w.cfg.Master, w.cfg.Network, dialOptions(w.cfg.Secret, w.cfg.TLS))
-	if err != nil {
-		return fmt.Errorf("cluster: worker: %w", err)
+	clients := make(map[string]clusterpb.ClusterClient, len(w.masters))
+	for _, addr := range w.masters {
+		conn, err := newClient(addr, w.cfg.Network, dialOptions(w.cfg.Secret, w.cfg.TLS))
+		if err != nil {
+			return fmt.Errorf("cluster: worker: %w", err)
+		}
+		defer conn.Close()
+		clients[addr] = clusterpb.NewClusterClient(conn)
 	}
-	defer conn.Close()
-	client := clusterpb.NewClusterClient(conn)
+	client := func() clusterpb.ClusterClient { return clients[w.Master()] }
 	w.contact(w.cfg.Clock.Now())
+	w.mu.Lock()
+	w.answered = false // none has answered yet
+	w.mu.Unlock()
 	for {
 		interval, err := w.register(ctx, client)
 		if err != nil {
@@ -185,9 +243,12 @@ func (w *Worker) Run(ctx context.Context) error {
 			}
 			return err
 		}
-		if err := w.heartbeat(ctx, client, interval); err != nil {
+		if err := w.heartbeat(ctx, client(), interval); err != nil {
 			if ctx.Err() != nil {
 				return nil
+			}
+			if errors.Is(err, errFailover) {
+				continue // register with the next master (a rejoin)
 			}
 			if status.Code(err) != codes.NotFound {
 				return err
@@ -202,8 +263,9 @@ func (w *Worker) Run(ctx context.Context) error {
 // that served a master before asks the master's session first (Program):
 // a new master is a restarted one, whose program must be this worker's,
 // and the worker rejoins it (Rejoin) before it registers, so no task of
-// the new master reaches what the old one taught it.
-func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (time.Duration, error) {
+// the new master reaches what the old one taught it. The same goes for
+// another master of the list: clientOf returns the current one's client.
+func (w *Worker) register(ctx context.Context, clientOf func() clusterpb.ClusterClient) (time.Duration, error) {
 	fp := graphspec.Fingerprint(w.cfg.Graph)
 	backoff := w.cfg.MinBackoff
 	for {
@@ -211,6 +273,7 @@ func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (
 			WorkerId: w.ID(), Address: w.cfg.Address, Pid: w.cfg.PID, Slots: int32(w.cfg.Slots),
 			MemoryBytes: w.cfg.MemoryBytes, Graph: graphToProto(w.cfg.Graph), GraphFingerprint: fp,
 		}
+		client := clientOf()
 		w.mu.Lock()
 		served := w.session
 		w.mu.Unlock()
@@ -229,7 +292,7 @@ func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (
 				if w.cfg.Rejoin == nil {
 					return 0, ErrMasterRestarted
 				}
-				w.cfg.Logger.Info("cluster: the master restarted; rejoining it", "master", w.cfg.Master)
+				w.cfg.Logger.Info("cluster: a new master session; rejoining it", "master", w.Master())
 				if offered, err = w.cfg.Rejoin(info.GetSession()); err != nil {
 					return 0, fmt.Errorf("cluster: rejoining the restarted master: %w", err)
 				}
@@ -265,12 +328,15 @@ func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (
 				w.cfg.Kept(offered, resp.GetKeptBlocks())
 			}
 			w.once.Do(func() { close(w.registered) })
-			w.cfg.Logger.Info("cluster: registered with master", "worker", resp.GetWorkerId(), "master", w.cfg.Master)
+			w.cfg.Logger.Info("cluster: registered with master", "worker", resp.GetWorkerId(), "master", w.Master())
 			return interval, nil
 		}
-		switch status.Code(err) {
-		case codes.Unauthenticated, codes.PermissionDenied, codes.FailedPrecondition, codes.InvalidArgument:
-			return 0, fmt.Errorf("cluster: master %s refused this worker: %w", w.cfg.Master, err)
+		standby := IsStandby(err)
+		if !standby {
+			switch status.Code(err) {
+			case codes.Unauthenticated, codes.PermissionDenied, codes.FailedPrecondition, codes.InvalidArgument:
+				return 0, fmt.Errorf("cluster: master %s refused this worker: %w", w.Master(), err)
+			}
 		}
 		if ctx.Err() != nil {
 			return 0, ctx.Err()
@@ -278,6 +344,7 @@ func (w *Worker) register(ctx context.Context, client clusterpb.ClusterClient) (
 		if err := w.unreachable(err); err != nil {
 			return 0, err
 		}
+		w.failover(standby)
 		jitter := time.Duration(rand.Int64N(int64(backoff)/2 + 1))
 		if err := w.cfg.Clock.WaitUntil(ctx, w.cfg.Clock.Now().Add(backoff+jitter)); err != nil {
 			return 0, err
@@ -291,9 +358,9 @@ func (w *Worker) contact(now time.Time) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if w.failures > 0 {
-		w.cfg.Logger.Info("cluster: the master answers again", "master", w.cfg.Master, "failed_calls", w.failures)
+		w.cfg.Logger.Info("cluster: the master answers again", "master", w.masters[w.cur], "failed_calls", w.failures)
 	}
-	w.lastContact, w.failures, w.lastLogged = now, 0, time.Time{}
+	w.lastContact, w.failures, w.lastLogged, w.answered = now, 0, time.Time{}, true
 }
 
 // unreachable notes a call the master did not answer (err): it logs the
@@ -306,11 +373,11 @@ func (w *Worker) unreachable(err error) error {
 	w.failures++
 	silent := now.Sub(w.lastContact)
 	if silent >= w.cfg.GiveUp {
-		return fmt.Errorf("%w: %s has not answered for %v (the worker gives up after %v): %v", ErrMasterGone, w.cfg.Master, silent.Round(time.Second), w.cfg.GiveUp, err)
+		return fmt.Errorf("%w: %s has not answered for %v (the worker gives up after %v): %v", ErrMasterGone, JoinMasters(w.masters), silent.Round(time.Second), w.cfg.GiveUp, err)
 	}
 	if w.lastLogged.IsZero() || now.Sub(w.lastLogged) >= failureLogEvery {
 		w.lastLogged = now
-		w.cfg.Logger.Warn("cluster: master not reachable; retrying", "master", w.cfg.Master, "failed_calls", w.failures,
+		w.cfg.Logger.Warn("cluster: master not reachable; retrying", "master", w.masters[w.cur], "failed_calls", w.failures,
 			"silent_for", silent.Round(time.Millisecond), "gives_up_in", (w.cfg.GiveUp - silent).Round(time.Second), "err", err)
 	}
 	return nil
@@ -319,7 +386,9 @@ func (w *Worker) unreachable(err error) error {
 // heartbeat sends a heartbeat every interval until ctx is done or the
 // master answers NOT_FOUND or UNAUTHENTICATED; other failures are logged
 // (at a bounded rate) and the next heartbeat is tried after a growing
-// backoff, until the master has not answered for GiveUp (ErrMasterGone).
+// backoff, until the master has not answered for GiveUp (ErrMasterGone),
+// or, with a list of masters, until the worker moves to the next one
+// (errFailover: it answered as a standby, or not for Failover).
 func (w *Worker) heartbeat(ctx context.Context, client clusterpb.ClusterClient, interval time.Duration) error {
 	w.mu.Lock()
 	req := &clusterpb.HeartbeatRequest{WorkerId: w.id, Incarnation: w.incarnation}
@@ -355,6 +424,9 @@ func (w *Worker) heartbeat(ctx context.Context, client clusterpb.ClusterClient, 
 			}
 			if err := w.unreachable(err); err != nil {
 				return err
+			}
+			if w.failover(IsStandby(err)) {
+				return errFailover
 			}
 			// Back off while the master does not answer, up to MaxBackoff
 			// between attempts (the heartbeat interval at least).

@@ -2,7 +2,7 @@
 // injector that feeds socket sources, and the benchmarks (later, workers).
 //
 //	dstream demo [--duration D] [--batch 1s] [--window 10s] [--memory 1GiB]
-//	dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
+//	dstream send --to HOST:PORT[,HOST:PORT...] (--file F | --generate KIND) [--rate N] [--duration D]
 //	dstream bench --workload grep|wordcount|topk [--batch 1s] [--json]
 //	dstream drill [--duration 20s] [--kills K] [--master-restarts R] [--stalls S] [--json] [--plot FILE.svg]
 package main
@@ -24,11 +24,11 @@ const usage = `dstream: discretized streams in Go
 Usage:
   dstream demo [--duration D] [--batch 1s] [--window 10s] [--memory 1GiB] [--ui-listen 127.0.0.1:4040]
       trending hashtags over a sliding window, from generated tweets
-  dstream send --to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D]
+  dstream send --to HOST:PORT[,HOST:PORT...] (--file F | --generate KIND) [--rate N] [--duration D]
       inject newline-delimited records into a socket source
   dstream query [--interval latest|MS] ADDR [NAME [param=value ...]]
       ask a running job's named query (its UI's address; no NAME lists them)
-  dstream worker --master HOST:PORT [--slots K] [--memory M] [--listen ADDR] [--advertise ADDR] [--health-listen ADDR] [--secret-file F | --insecure]
+  dstream worker --master HOST:PORT[,HOST:PORT...] [--slots K] [--memory M] [--listen ADDR] [--advertise ADDR] [--health-listen ADDR] [--secret-file F | --insecure]
       join a standalone master (dstream demo --master cluster) as a worker
   dstream bench [--workload grep|wordcount|topk|all] [--batch 1s] [--master local[N]|local-cluster[N] ...] [--duration D] [--source memory|socket] [--memory 1GiB] [--json]
       the paper's workloads: highest sustained rate, latency, and a hand-written baseline

@@ -21,7 +21,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := flag.NewFlagSet("send", flag.ContinueOnError)
 	newLogger := logFlag(fs)
 	var o client.Options
-	fs.StringVar(&o.To, "to", "", "HOST:PORT of the socket source (required)")
+	fs.StringVar(&o.To, "to", "", "HOST:PORT of the socket source, or a comma-separated list of them: when one cannot be reached the sender moves to the next, and with --ack resends there what was not acknowledged (required)")
 	fs.StringVar(&o.File, "file", "", "send this file's lines once, then exit")
 	fs.StringVar(&o.Generate, "generate", "", "generate records of this kind: "+strings.Join(generate.Kinds(), ", "))
 	fs.Int64Var(&o.Seed, "seed", 1, "generator seed (the same seed gives the same records)")
@@ -32,7 +32,7 @@ func runSend(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.BoolVar(&o.Ack, "ack", true, "ask the receiver to acknowledge stored records, resend what it did not acknowledge, and wait for every record to be acknowledged at the end (at least once: a record may be stored twice); --ack=false sends plain lines, for receivers other than dstream's")
 	fs.IntVar(&o.MaxUnacked, "max-unacked", client.DefaultMaxUnacked, "with --ack, the most records sent and not yet acknowledged; the sender waits for acknowledgements beyond")
 	fs.DurationVar(&o.AckTimeout, "ack-timeout", client.DefaultAckTimeout, "with --ack, fail when acknowledgements are awaited this long (at the end, or with --max-unacked records unacknowledged)")
-	if err := parseFlags(fs, "--to HOST:PORT (--file F | --generate KIND) [--rate N] [--duration D] [--count N] [--ack=false]", args, stdout); err != nil {
+	if err := parseFlags(fs, "--to HOST:PORT[,HOST:PORT...] (--file F | --generate KIND) [--rate N] [--duration D] [--count N] [--ack=false]", args, stdout); err != nil {
 		return err
 	}
 	if err := o.Validate(); err != nil {

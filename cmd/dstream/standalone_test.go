@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -90,9 +91,21 @@ func TestStandaloneDemoWithoutCheckpoint(t *testing.T) {
 		_ = master.Wait()
 		t.Fatalf("the master printed no cluster address:\n%s\n%s", stdout.String(), stderr.String())
 	}
+	// The second worker is given a list whose first address is gone: it
+	// joins the master at the next (the list reaches the program it
+	// becomes, through its environment).
+	gone, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	gone.Close()
 	var workerLogs [2]bytes.Buffer
 	for i := range workerLogs {
-		w := exec.CommandContext(ctx, bin, "worker", "--master", addr, "--insecure")
+		masters := addr
+		if i == 1 {
+			masters = gone.Addr().String() + "," + addr
+		}
+		w := exec.CommandContext(ctx, bin, "worker", "--master", masters, "--insecure")
 		w.Stderr = &workerLogs[i]
 		if err := w.Start(); err != nil {
 			t.Fatal(err)
@@ -109,5 +122,8 @@ func TestStandaloneDemoWithoutCheckpoint(t *testing.T) {
 	ok := strings.Count(stdout.String(), ", ok\n")
 	if err != nil || strings.Contains(stdout.String(), "FAILED") || ok < 6 {
 		t.Fatalf("standalone demo: %v, %d intervals ok\nstdout:\n%s\nstderr:\n%s\nworker 1:\n%s", err, ok, tail(stdout.String(), 40), tail(stderr.String(), 40), tail(workerLogs[0].String(), 20))
+	}
+	if l := workerLogs[1].String(); !strings.Contains(l, "trying the next one") || strings.Contains(l, "is gone") {
+		t.Errorf("the worker given a list did not move on to the live master:\n%s", tail(l, 20))
 	}
 }
