@@ -99,7 +99,7 @@ func TestStandaloneDemoWithoutCheckpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	gone.Close()
-	var workerLogs [2]bytes.Buffer
+	var workerLogs [2]syncBuffer // read while the workers still write
 	for i := range workerLogs {
 		masters := addr
 		if i == 1 {
