@@ -299,8 +299,16 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 		return nil, err
 	}
 	key := s.key(name)
+	return s.retryBody(ctx, func() ([]byte, error) { return s.get(ctx, key) })
+}
+
+// retryBody runs read, one GET and the read of its body, again while its
+// body broke off or stalled. The SDK retried until the answer began; such a
+// body is retried here, as often, after a backoff as the SDK's (50 ms
+// doubling, jittered).
+func (s *Store) retryBody(ctx context.Context, read func() ([]byte, error)) ([]byte, error) {
 	for attempt := 1; ; attempt++ {
-		b, err := s.get(ctx, key)
+		b, err := read()
 		var broken *brokenBodyError
 		switch {
 		case err == nil || !errors.As(err, &broken) || ctx.Err() != nil:
@@ -308,9 +316,6 @@ func (s *Store) Get(ctx context.Context, name string) ([]byte, error) {
 		case attempt >= s.maxAttempts:
 			return nil, fmt.Errorf("%w (%d attempts)", err, attempt)
 		}
-		// The SDK retried until the answer began; a body that broke off
-		// or stalled is retried here, as often, after a backoff as the
-		// SDK's (50 ms doubling, jittered).
 		wait := time.Duration(rand.Int64N(int64(50*time.Millisecond) << min(attempt-1, 6)))
 		select {
 		case <-time.After(wait):
@@ -417,22 +422,7 @@ func (s *Store) GetRange(ctx context.Context, name string, off, n int64) ([]byte
 		return []byte{}, nil
 	}
 	key := s.key(name)
-	for attempt := 1; ; attempt++ {
-		b, err := s.getRange(ctx, key, off, n)
-		var broken *brokenBodyError
-		switch {
-		case err == nil || !errors.As(err, &broken) || ctx.Err() != nil:
-			return b, err
-		case attempt >= s.maxAttempts:
-			return nil, fmt.Errorf("%w (%d attempts)", err, attempt)
-		}
-		wait := time.Duration(rand.Int64N(int64(50*time.Millisecond) << min(attempt-1, 6)))
-		select {
-		case <-time.After(wait):
-		case <-ctx.Done():
-			return nil, err
-		}
-	}
+	return s.retryBody(ctx, func() ([]byte, error) { return s.getRange(ctx, key, off, n) })
 }
 
 // getRange is one ranged GetObject and the read of its body.
