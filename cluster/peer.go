@@ -97,15 +97,17 @@ func (p *PeerServer) Release(ctx context.Context, req *clusterpb.ReleaseRequest)
 
 // Release tells the worker at addr that its master is stopping: it exits
 // cleanly. It waits at most timeout.
+//
+// Like every peer call, it is sent once more on a new connection when the
+// pooled one turns out reset (call): a worker that rejoined this master
+// may have left a dead connection in the pool.
 func (ps *Peers) Release(ctx context.Context, addr, reason string, timeout time.Duration) error {
-	c, err := ps.Peer(addr)
-	if err != nil {
-		return err
-	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	_, err = c.Release(ctx, &clusterpb.ReleaseRequest{Reason: reason})
-	return err
+	return ps.call(ctx, addr, func(c clusterpb.PeerClient) error {
+		_, err := c.Release(ctx, &clusterpb.ReleaseRequest{Reason: reason})
+		return err
+	})
 }
 
 // ReceiverRates is a ReceiverRunner that can also change a receiver's rate
