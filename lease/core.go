@@ -74,6 +74,9 @@ type Record struct {
 	// margin) from when they first saw this content.
 	Expiry    time.Time `json:"expiry"`
 	TTLMillis int64     `json:"ttl_ms"`
+	// Released: the holder gave the lease up (it stopped cleanly); a
+	// standby takes it over at once.
+	Released bool `json:"released,omitempty"`
 }
 
 // parseRecord decodes a lease object.
@@ -132,6 +135,7 @@ const (
 	opRead
 	opAcquire
 	opRenew
+	opRelease
 )
 
 // Core is a lease contender's logic, without I/O, clock or goroutines, in
@@ -151,6 +155,8 @@ const (
 //   - A holder whose renewal meets a conflict, or whose t+TTL comes,
 //     stops acting at once and for good with that epoch (Change), and is
 //     a standby again: a later acquisition is a new, higher epoch.
+//   - A holder that stops cleanly writes a released record (Release); a
+//     standby that reads one takes over at once.
 //
 // Safety needs the clocks of the contenders to run at rates that differ
 // by less than Margin/TTL (the holder's TTL must end, in real time, before
@@ -177,6 +183,11 @@ type Core struct {
 	pending    op
 	sent       time.Time // when the pending write was sent
 	writeEpoch uint64    // its epoch
+
+	// The last epoch held and the version last written with it, kept
+	// after the holder stops acting, for Release; "": nothing to release.
+	heldEpoch   uint64
+	heldVersion string
 }
 
 // NewCore returns a standby contender, whose first Tick reads the lease.
@@ -233,7 +244,7 @@ func (c *Core) ReadDone(now time.Time, data []byte, version string, err error) O
 			break
 		}
 		c.observe(now, version, rec)
-		if exp := c.expiry(); now.Before(exp) {
+		if exp := c.expiry(); now.Before(exp) && !rec.Released {
 			c.readAt = minTime(now.Add(c.cfg.RenewEvery), exp)
 		} else {
 			c.acquire(now, &out)
@@ -249,7 +260,7 @@ func (c *Core) ReadDone(now time.Time, data []byte, version string, err error) O
 func (c *Core) WriteDone(now time.Time, version string, err error) Output {
 	var out Output
 	kind := c.pending
-	if kind != opAcquire && kind != opRenew {
+	if kind != opAcquire && kind != opRenew && kind != opRelease {
 		out.Err = errors.New("lease: a write's result with no write in flight (ignored)")
 		c.next(now, &out)
 		return out
@@ -257,6 +268,11 @@ func (c *Core) WriteDone(now time.Time, version string, err error) Output {
 	c.pending = opNone
 	deadline := c.sent.Add(c.cfg.TTL)
 	switch {
+	case kind == opRelease:
+		c.heldVersion = ""
+		if err != nil && !errors.Is(err, checkpoint.ErrConflict) {
+			out.Err = err // the lease lapses instead
+		}
 	case kind == opAcquire && err == nil:
 		if now.Before(deadline) {
 			c.role, c.epoch, c.version, c.deadline = Active, c.writeEpoch, version, deadline
@@ -279,6 +295,7 @@ func (c *Core) WriteDone(now time.Time, version string, err error) Output {
 		c.renewAt = c.sent.Add(c.cfg.RenewEvery)
 	case errors.Is(err, checkpoint.ErrConflict):
 		c.lose(now, &out, "the lease object changed under the holder (another contender took it over)")
+		c.heldVersion = "" // not ours to release
 	default:
 		out.Err = err
 		c.renewAt = now.Add(c.cfg.RetryEvery)
@@ -296,6 +313,41 @@ func (c *Core) Abandon(now time.Time) Output {
 		c.lose(now, &out, "the contender stopped")
 	}
 	return out
+}
+
+// Release gives up the lease the contender holds, or held last, for a
+// successor to take at once rather than after it lapses: it writes a
+// released record, conditionally on the version it last wrote (so it
+// never touches a successor's record), and stops acting (Change) if it
+// was active. A shell calls it when it stops cleanly, after the work done
+// as the holder has ended; the write's result is fed to WriteDone as any.
+// There is nothing to write when the contender never held the lease, or
+// another took it over.
+func (c *Core) Release(now time.Time) Output {
+	var out Output
+	if c.role == Active {
+		c.lose(now, &out, "the holder released the lease")
+	}
+	if c.heldVersion == "" {
+		return out
+	}
+	rec := Record{Holder: c.cfg.ID, Epoch: c.heldEpoch, Expiry: now.UTC(), TTLMillis: c.cfg.TTL.Milliseconds(), Released: true}
+	data, err := json.Marshal(rec)
+	if err != nil { // a Record always marshals
+		panic(err)
+	}
+	c.pending, c.sent, c.writeEpoch = opRelease, now, c.heldEpoch
+	out.Write = &Write{Data: data, Version: c.heldVersion}
+	return out
+}
+
+// Seen returns the record a standby read last, if any: who holds the
+// lease, for people to read.
+func (c *Core) Seen() (Record, bool) {
+	if !c.seen || c.seenVer == "" {
+		return Record{}, false
+	}
+	return c.seenRec, true
 }
 
 // observe records the version of the object read.
@@ -336,6 +388,7 @@ func (c *Core) write(now time.Time, out *Output, kind op, epoch uint64, version 
 // lose makes an active contender a standby.
 func (c *Core) lose(now time.Time, out *Output, why string) {
 	out.Change = &Change{Epoch: c.epoch, Why: why}
+	c.heldEpoch, c.heldVersion = c.epoch, c.version
 	c.role, c.epoch, c.version = Standby, 0, ""
 	c.readAt, c.seen = now, false
 }

@@ -71,7 +71,7 @@ func TestCoreTranscripts(t *testing.T) {
 				default:
 					var epoch uint64
 					d.ScanArgs(t, "epoch", &epoch)
-					rec := Record{Holder: str("holder"), Epoch: epoch, Expiry: now.Add(dur("ttl")), TTLMillis: dur("ttl").Milliseconds()}
+					rec := Record{Holder: str("holder"), Epoch: epoch, Expiry: now.Add(dur("ttl")), TTLMillis: dur("ttl").Milliseconds(), Released: d.HasArg("released")}
 					data, _ := json.Marshal(rec)
 					out = c.ReadDone(now, data, str("version"), nil)
 				}
@@ -86,6 +86,8 @@ func TestCoreTranscripts(t *testing.T) {
 				}
 			case "abandon":
 				out = c.Abandon(now)
+			case "release":
+				out = c.Release(now)
 			default:
 				t.Fatalf("%s: unknown command %q", d.Pos, d.Cmd)
 			}
@@ -124,7 +126,11 @@ func describe(t *testing.T, c *Core, out Output) string {
 		if w.Version != "" {
 			cond = "at " + w.Version
 		}
-		fmt.Fprintf(&b, "do: write if %s: holder=%s epoch=%d expiry=%s ttl=%dms\n", cond, rec.Holder, rec.Epoch, rel(rec.Expiry), rec.TTLMillis)
+		released := ""
+		if rec.Released {
+			released = " released"
+		}
+		fmt.Fprintf(&b, "do: write if %s: holder=%s epoch=%d expiry=%s ttl=%dms%s\n", cond, rec.Holder, rec.Epoch, rel(rec.Expiry), rec.TTLMillis, released)
 	}
 	if out.Wake.IsZero() {
 		b.WriteString("wake: after the operation\n")

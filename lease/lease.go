@@ -110,6 +110,26 @@ func (l *Lease) do(ctx context.Context, out Output) func(c *Core, now time.Time)
 	return nil
 }
 
+// Release gives the lease up, once Run has returned (or between Steps),
+// for a successor to take at once: see Core.Release. It returns the
+// store's error if the released record could not be written (the lease
+// then lapses as after a crash). Call it only once the work done as the
+// holder has ended.
+func (l *Lease) Release(ctx context.Context) error {
+	out := l.feed(func(c *Core, now time.Time) Output { return c.Release(now) })
+	if ev := l.do(ctx, out); ev != nil {
+		out = l.feed(ev)
+	}
+	return out.Err
+}
+
+// Seen returns the lease record a standby read last: who holds the lease.
+func (l *Lease) Seen() (Record, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.core.Seen()
+}
+
 // maxOps bounds the operations of one Step.
 const maxOps = 8
 
