@@ -114,6 +114,20 @@ type Config struct {
 	// synced writes per block (docs/ARCHITECTURE.md, "Write-ahead log").
 	// Default off.
 	WriteAheadLog bool
+	// LeaseTTL is how long a master holds the lease of its checkpoint
+	// location without renewing it (it renews every third of it). With a
+	// CheckpointDir, a master acts only while it holds the lease, object
+	// "meta/lease" written with conditional writes: the same program
+	// started a second time with the same location (on another machine,
+	// or a newer build of it) waits as a standby and takes over from the
+	// metadata log when the active master is gone: at most LeaseTTL plus a
+	// fifth after it last renewed, at once after a clean stop (it releases
+	// the lease). Every record of the metadata log and every commit of
+	// SaveAsTextFiles is fenced: a master that lost the lease (it was
+	// paused, or cut off from the store) writes nothing more and stops
+	// with an error. Default DefaultLeaseTTL; negative: no lease (two
+	// masters on one location are then not kept apart).
+	LeaseTTL time.Duration
 	// CheckpointInterval is how often state streams write a durable
 	// checkpoint, unless Stream.Checkpoint says otherwise. Default: the
 	// larger of DefaultCheckpointInterval (10 s) and five slides.
@@ -252,7 +266,7 @@ func (c Config) engineConfig() engine.Config {
 	ec := engine.Config{
 		Master: c.Master, BatchInterval: c.BatchInterval, BlockInterval: c.BlockInterval, Slack: c.Slack, Clock: c.Clock,
 		MaxTaskAttempts: c.MaxTaskAttempts, MemoryBytes: c.MemoryBytes, LimitProcessMemory: c.LimitProcessMemory,
-		MaxPendingBatches: c.MaxPendingBatches, CheckpointDir: c.CheckpointDir, WriteAheadLog: c.WriteAheadLog,
+		MaxPendingBatches: c.MaxPendingBatches, CheckpointDir: c.CheckpointDir, WriteAheadLog: c.WriteAheadLog, LeaseTTL: c.LeaseTTL,
 		CheckpointInterval: c.CheckpointInterval, Speculation: c.Speculation, Backpressure: c.Backpressure,
 		MaxRate: c.MaxRate, InitialRate: c.InitialRate, WorkDir: c.WorkDir, ClusterListen: c.ClusterListen,
 		ClusterAdvertise: c.ClusterAdvertise, Secret: c.Secret, Insecure: c.Insecure, TLSCert: c.TLSCert, TLSKey: c.TLSKey,
@@ -344,8 +358,20 @@ func (c *Context) Run() error {
 // RunUntil starts the context, waits until ctx is done (or the context is
 // stopped elsewhere), then stops gracefully.
 func (c *Context) RunUntil(ctx context.Context) error {
-	if err := c.Start(); err != nil {
-		return err
+	started := make(chan error, 1)
+	go func() { started <- c.Start() }()
+	select {
+	case err := <-started:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		// A standby master waits in Start for the lease: stop the wait.
+		_ = c.Stop(false)
+		if err := <-started; err != nil && !errors.Is(err, ErrStopped) {
+			return err
+		}
+		return nil
 	}
 	select {
 	case <-ctx.Done():

@@ -53,6 +53,19 @@ func addOutput[T any](s *Stream[T], name string, open func() error, fn func(ctx 
 // external write should be idempotent (keyed by the interval time).
 func Rerun(ctx context.Context) bool { return engine.Rerun(ctx) }
 
+// Epoch returns the epoch of the master's lease (Config.LeaseTTL) that a
+// ForeachRDD function's context runs under: it grows with every change of
+// master, so an external sink can fence (refuse a write that carries an
+// epoch lower than one it has seen), as Kafka fences a producer. It is 0
+// when the job has no lease (no checkpoint location).
+func Epoch(ctx context.Context) uint64 { return engine.Epoch(ctx) }
+
+// Holding returns nil while the master a ForeachRDD function's context
+// belongs to still holds its lease, and otherwise a *LeaseLostError: check
+// it just before an external commit. A master that lost its lease stops,
+// but an output already running finishes unless it checks.
+func Holding(ctx context.Context) error { return engine.Holding(ctx) }
+
 // ForeachRDD runs fn on the driver for every interval's dataset, given the
 // interval time and a context that is cancelled when the streaming context
 // stops hard. fn typically runs actions on the dataset; its error fails the

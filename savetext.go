@@ -160,15 +160,46 @@ func saveTextToStore[T any](ctx context.Context, store checkpoint.Store, loc str
 		return fmt.Errorf("output location %s: %w", loc, err)
 	}
 	// No marker: what the folder holds is an attempt's that was cut short,
-	// and may hold partitions this run does not write. Start afresh.
+	// and may hold partitions this run does not write. Start afresh, as the
+	// holder of the master's lease only (a master that lost it may not
+	// touch what its successor writes).
+	if err := engine.Holding(ctx); err != nil {
+		return err
+	}
 	if _, err := deleteUnder(ctx, store, folder+"/", func(string) bool { return true }); err != nil {
 		return fmt.Errorf("output location %s: %w", loc, err)
 	}
 	if err := ds.RunOutput(ctx, int(op)); err != nil {
 		return err
 	}
-	if err := store.Put(ctx, marker, nil); err != nil {
+	if err := commitMarker(ctx, store, marker); err != nil {
 		return fmt.Errorf("output location %s: %w", loc, err)
+	}
+	return nil
+}
+
+// commitMarker writes an interval folder's marker, the commit. Under a
+// master's lease it holds the epoch, {"epoch":N} (as Hadoop's S3A
+// committers write a manifest into _SUCCESS), it is written only while the
+// lease is held, and in a store with conditional writes only if absent: a
+// second commit of the interval (a master that took over, writing the same
+// parts) is refused and changes nothing. Without a lease it is empty, as
+// Spark's.
+func commitMarker(ctx context.Context, store checkpoint.Store, marker string) error {
+	epoch := engine.Epoch(ctx)
+	if epoch == 0 {
+		return store.Put(ctx, marker, nil)
+	}
+	if err := engine.Holding(ctx); err != nil {
+		return err
+	}
+	data := fmt.Appendf(nil, "{\"epoch\":%d}\n", epoch)
+	cond, ok := store.(checkpoint.Conditional)
+	if !ok {
+		return store.Put(ctx, marker, data)
+	}
+	if _, err := cond.PutIf(ctx, marker, data, ""); err != nil && !errors.Is(err, checkpoint.ErrConflict) {
+		return err
 	}
 	return nil
 }

@@ -147,7 +147,10 @@ type Master struct {
 // When sctx cannot start, Run returns the error as a *StartError and calls
 // neither hook. Exit maps Run's outcomes to exit statuses.
 func Run(ctx context.Context, sctx *dstream.Context, m Master) error {
-	if err := sctx.Start(); err != nil {
+	if err := startUnless(ctx, sctx); err != nil {
+		if errors.Is(err, dstream.ErrStopped) && ctx.Err() != nil {
+			return nil // stopped while a standby: nothing ran
+		}
 		return &StartError{Err: err}
 	}
 	if sctx.IsWorker() {
@@ -199,5 +202,25 @@ func Run(ctx context.Context, sctx *dstream.Context, m Master) error {
 		_ = sctx.Stop(false)
 		<-stopped
 		return ErrForced
+	}
+}
+
+// startUnless starts sctx unless ctx is done first: a standby master waits
+// in Start for the lease another holds (dstream.Config.LeaseTTL), and a
+// signal then stops the wait (Start returns dstream.ErrStopped).
+func startUnless(ctx context.Context, sctx *dstream.Context) error {
+	started := make(chan error, 1)
+	go func() { started <- sctx.Start() }()
+	select {
+	case err := <-started:
+		return err
+	case <-ctx.Done():
+		select {
+		case err := <-started:
+			return err
+		default:
+		}
+		_ = sctx.Stop(false)
+		return <-started
 	}
 }

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/dstream/dstream/checkpoint"
 )
 
 // Durable writes: the metadata log's records, the write-ahead log's
@@ -46,8 +48,8 @@ func (c *Engine) retryDurable(ctx context.Context, what string, write func() err
 		if err = write(); err == nil {
 			return nil
 		}
-		if ctx.Err() != nil {
-			return err
+		if ctx.Err() != nil || errors.Is(err, checkpoint.ErrConflict) {
+			return err // a conflict is another master's write: no retry makes it ours
 		}
 		if attempt == 0 {
 			c.log.Warn("durable write failed; retrying", "what", what, "err", err)

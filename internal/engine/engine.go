@@ -120,6 +120,7 @@ type Config struct {
 	MaxPendingBatches  int
 	CheckpointDir      string
 	WriteAheadLog      bool
+	LeaseTTL           time.Duration
 	CheckpointInterval time.Duration
 	Speculation        *sched.Speculation
 	Backpressure       bool
@@ -258,7 +259,7 @@ type Engine struct {
 	log      *slog.Logger
 
 	mu       sync.Mutex
-	state    int // stateNew, stateRunning, stateStopped
+	state    int // stateNew, stateStandby, stateRunning, stateStopped
 	graphErr error
 	nextOp   int32
 	nodes    []Node
@@ -286,6 +287,7 @@ type Engine struct {
 	ckFailed   atomic.Int64 // durable checkpoints that failed
 	stores     storeSet     // file streams' and text outputs' stores by location (stores.go)
 	meta       *metaLog     // the master's metadata log (metalog.go)
+	lease      *masterLease // the master's lease of its checkpoint location (leader.go); set before it runs
 	run        *running
 	progressAt atomic.Int64 // when the interval loop last moved, Unix ns on the clock (health.go)
 }
@@ -294,6 +296,9 @@ const (
 	stateNew = iota
 	stateRunning
 	stateStopped
+	// stateStandby: Start waits for the lease another master holds
+	// (leader.go); Stop ends the wait.
+	stateStandby
 )
 
 // ErrStopped is returned when starting an engine that has been stopped.

@@ -68,6 +68,20 @@ func (c *Engine) RunCtx() context.Context {
 // intervals. The first interval ends at the first multiple of the batch
 // interval after now.
 func (c *Engine) Start() error {
+	err := c.start()
+	if err != nil && c.lease != nil {
+		c.mu.Lock()
+		running := c.state == stateRunning
+		c.mu.Unlock()
+		if !running {
+			c.releaseLease()
+		}
+	}
+	return err
+}
+
+// start is Start.
+func (c *Engine) start() error {
 	c.mu.Lock()
 	switch c.state {
 	case stateRunning:
@@ -94,6 +108,11 @@ func (c *Engine) Start() error {
 	c.mu.Unlock()
 	if c.worker != nil {
 		return c.startWorker()
+	}
+	// A master with a checkpoint location acts only while it holds its
+	// lease: a standby waits here (leader.go).
+	if err := c.awaitLease(); err != nil {
+		return fmt.Errorf("dstream: %w", err)
 	}
 	if c.cluster != nil {
 		if err := c.startCluster(); err != nil {
@@ -132,7 +151,11 @@ func (c *Engine) Start() error {
 	tl := c.tl.Start(now)
 	if c.cfg.CheckpointDir != "" {
 		var err error
-		if tl, err = c.resume(context.Background(), now); err != nil {
+		tl, err = c.resume(context.Background(), now)
+		if err == nil {
+			err = c.appendEpoch(context.Background())
+		}
+		if err != nil {
 			if c.cluster != nil {
 				c.stopCluster()
 			}
@@ -145,6 +168,15 @@ func (c *Engine) Start() error {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.batches = make(chan batch, c.cfg.MaxPendingBatches)
 	c.mu.Lock()
+	if err := c.holding(); err != nil {
+		// The lease lapsed while the master resumed.
+		c.mu.Unlock()
+		if c.cluster != nil {
+			c.stopCluster()
+		}
+		c.closeOpened(len(c.inputs))
+		return err
+	}
 	c.tl = tl
 	c.run = r
 	c.seedManifests()
@@ -385,6 +417,13 @@ func (c *Engine) Stop(graceful bool) error {
 	state := c.state
 	c.state = stateStopped
 	c.mu.Unlock()
+	if state == stateStandby {
+		// Start waits for the lease: end the wait, then clean up as
+		// before a start.
+		c.lease.cancel()
+		<-c.lease.settled
+		state = stateNew
+	}
 	if state == stateNew {
 		if c.cluster != nil {
 			c.stopCluster()
@@ -394,6 +433,9 @@ func (c *Engine) Stop(graceful bool) error {
 		return c.blocks.Close()
 	}
 	r := c.run
+	if r == nil {
+		return nil // stopped before it ran, and stopped again
+	}
 	if r.stopping.Swap(true) {
 		if !graceful {
 			// A hard stop during a graceful one (a second signal): the
@@ -455,6 +497,7 @@ func (c *Engine) Stop(graceful bool) error {
 			}
 			c.stopCluster()
 		}
+		c.releaseLease() // nothing runs any more: a standby may take over
 		c.closeCheckpoints()
 		c.stopRateControl()
 		c.bus.Stop()

@@ -49,6 +49,8 @@ func (c *Engine) Ready() error {
 	switch {
 	case state == stateNew:
 		return errors.New("not started yet")
+	case state == stateStandby:
+		return c.standbyReady()
 	case state == stateStopped || r.stopping.Load():
 		return errors.New("stopping")
 	}
@@ -81,7 +83,7 @@ func (c *Engine) Ready() error {
 func (c *Engine) Live() error {
 	state, r := c.lifecycle()
 	switch {
-	case state == stateNew:
+	case state == stateNew, state == stateStandby:
 		return nil
 	case state == stateStopped && r == nil:
 		return errors.New("stopped before it started")

@@ -92,11 +92,21 @@ func (c *Engine) metaAppend(kind string, payload []byte) uint64 {
 	if !c.metaOpen() {
 		return 0
 	}
+	if err := c.holding(); err != nil {
+		c.fence(err)
+		return 0
+	}
 	var seq uint64
 	err := c.retryDurable(c.RunCtx(), fmt.Sprintf("metadata log record %q", kind), func() (err error) {
 		seq, err = c.metaAppendSeq(kind, payload)
 		return err
 	})
+	if errors.Is(err, checkpoint.ErrConflict) {
+		// Another master took over and appended (checkpoint.Log,
+		// "Fencing"): this one may not act any more.
+		c.fence(&LeaseLostError{Epoch: c.leaseEpoch(), Why: "another master appended to the metadata log: " + err.Error()})
+		return 0
+	}
 	if err != nil {
 		if c.RunCtx().Err() == nil {
 			c.log.Error("metadata log: record not written; stopping the job", "kind", kind, "err", err)
@@ -172,7 +182,33 @@ func (c *Engine) OutputContext(t time.Time) context.Context {
 	if m := c.meta; m != nil && t.UnixMilli() <= m.rerunUpTo {
 		ctx = context.WithValue(ctx, rerunKey{}, true)
 	}
+	if c.lease != nil {
+		ctx = context.WithValue(ctx, leaseKey{}, c)
+	}
 	return ctx
+}
+
+// leaseKey carries, in an output function's context, the engine whose
+// lease the output acts under.
+type leaseKey struct{}
+
+// Epoch returns the epoch of the master's lease an output function's
+// context acts under (dstream.Epoch); 0 when there is no lease.
+func Epoch(ctx context.Context) uint64 {
+	if c, ok := ctx.Value(leaseKey{}).(*Engine); ok {
+		return c.leaseEpoch()
+	}
+	return 0
+}
+
+// Holding returns nil when the master an output function's context belongs
+// to may still commit output as the holder of its lease (or there is no
+// lease), and otherwise why not (a *LeaseLostError).
+func Holding(ctx context.Context) error {
+	if c, ok := ctx.Value(leaseKey{}).(*Engine); ok {
+		return c.holding()
+	}
+	return nil
 }
 
 // Rerun reports whether ctx, an output function's context, belongs to an

@@ -1,0 +1,183 @@
+package dstream_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/checkpoint"
+	"github.com/dstream/dstream/checkpoint/s3store/s3test"
+	"github.com/dstream/dstream/dstreamtest"
+)
+
+// The master's lease (Config.LeaseTTL) in one process: two contexts with
+// the same checkpoint location stand for two masters. The process tests
+// in cmd/dstream kill and pause real masters.
+
+// withLease sets the checkpoint location and a short lease.
+func withLease(location string) dstreamtest.Options {
+	return dstreamtest.Options{Config: func(c *dstream.Config) {
+		c.CheckpointDir, c.LeaseTTL = location, 2*time.Second
+	}}
+}
+
+// A second master with the same checkpoint location waits in Start as a
+// standby (Ready says so; nothing runs) while the first holds the lease.
+// When the first stops cleanly it releases the lease, and the standby
+// takes over at once: it resumes from the metadata log, and the intervals
+// it runs have a fault-free run's output.
+func TestStandbyTakesOverAfterACleanStop(t *testing.T) {
+	ref := dstreamtest.New[kv](t, dstreamtest.Options{})
+	refOut := restartJob(ref, false)
+	ref.Start()
+	var times []time.Time
+	for range 6 {
+		times = append(times, ref.Tick())
+	}
+	want := func(i int) string { return fmt.Sprint(dstreamtest.Sorted(refOut.At(times[i]))) }
+
+	location := t.TempDir()
+	first := dstreamtest.New[kv](t, withLease(location))
+	out1 := restartJob(first, false)
+	first.Start()
+	for i := range 3 {
+		if at := first.Tick(); fmt.Sprint(dstreamtest.Sorted(out1.At(at))) != want(i) {
+			t.Fatalf("first master, interval %d = %v, want %s", i+1, out1.At(at), want(i))
+		}
+	}
+
+	second := dstreamtest.New[kv](t, withLease(location))
+	out2 := restartJob(second, false)
+	started := make(chan error, 1)
+	go func() { started <- second.Ctx.Start() }()
+	deadline := time.Now().Add(10 * time.Second)
+	for err := second.Ctx.Ready(); err == nil || !strings.Contains(err.Error(), "standby"); err = second.Ctx.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second master's Ready = %v; want it to say it is a standby", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	select {
+	case err := <-started:
+		t.Fatalf("the second master started (%v) while the first held the lease", err)
+	case <-time.After(2500 * time.Millisecond): // past a lease TTL: the first renews
+	}
+	if err := first.Ctx.Stop(true); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-started:
+		if err != nil {
+			t.Fatalf("the standby's Start: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the standby did not take over within 10s of a clean stop")
+	}
+	if err := second.Ctx.Ready(); err != nil {
+		t.Errorf("the new master's Ready: %v", err)
+	}
+	advanceTo(t, second, times[5])
+	for i := 3; i < 6; i++ {
+		if got := fmt.Sprint(dstreamtest.Sorted(out2.At(times[i]))); got != want(i) {
+			t.Errorf("after the takeover, interval %d = %s, want %s", i+1, got, want(i))
+		}
+	}
+	for i := range 3 {
+		if out2.Ran(times[i]) {
+			t.Errorf("the new master ran interval %d again; the first completed it", i+1)
+		}
+	}
+}
+
+// A standby stopped while it waits returns from Start with ErrStopped and
+// leaves the lease alone.
+func TestStandbyStoppedWhileWaiting(t *testing.T) {
+	location := t.TempDir()
+	first := dstreamtest.New[kv](t, withLease(location))
+	restartJob(first, false)
+	first.Start()
+	second := dstreamtest.New[kv](t, withLease(location))
+	restartJob(second, false)
+	started := make(chan error, 1)
+	go func() { started <- second.Ctx.Start() }()
+	time.Sleep(200 * time.Millisecond) // it is waiting (or about to)
+	if err := second.Ctx.Stop(false); err != nil {
+		t.Fatalf("Stop of a standby: %v", err)
+	}
+	select {
+	case err := <-started:
+		if !errors.Is(err, dstream.ErrStopped) {
+			t.Fatalf("a stopped standby's Start = %v, want ErrStopped", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Stop did not end the standby's wait")
+	}
+	first.Tick() // the first master still acts
+}
+
+// A master cut off from its checkpoint store cannot renew its lease: it
+// stops when the lease lapses, with a *LeaseLostError, before a standby
+// could take over.
+func TestMasterCutOffFromTheStoreStops(t *testing.T) {
+	srv := s3test.NewServer(t, "lease")
+	srv.Env(t)
+	h := dstreamtest.New[kv](t, withLease("s3://lease/job"))
+	restartJob(h, false)
+	h.Start()
+	h.Tick()
+	srv.Inject(s3test.Status, s3test.Forever, 503)
+	select {
+	case <-h.Ctx.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("a master cut off from the store still acts 15s later (lease TTL 2s)")
+	}
+	srv.Heal()
+	var lost *dstream.LeaseLostError
+	if err := h.Ctx.Stop(false); !errors.As(err, &lost) || !strings.Contains(err.Error(), "lapsed") {
+		t.Fatalf("Stop = %v; want a *LeaseLostError saying the lease lapsed", err)
+	}
+}
+
+// The metadata log is fenced: when another master appends to it (it took
+// over while this one was paused), this master's next append conflicts
+// and it stops with a *LeaseLostError, writing nothing more.
+func TestMetadataLogFencesAnOldMaster(t *testing.T) {
+	location := t.TempDir()
+	h := dstreamtest.New[kv](t, withLease(location))
+	restartJob(h, false)
+	h.Start()
+	h.Tick()
+	store, err := checkpoint.Open(t.Context(), location)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, err := checkpoint.OpenLog(t.Context(), store, "meta/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := log.Append(t.Context(), "epoch", []byte(`{"epoch":99,"holder":"another master"}`)); err != nil {
+		t.Fatal(err)
+	}
+	intruder := log.Next() - 1
+	h.Clock.Advance(time.Second) // the next interval's manifest is appended, or not
+	select {
+	case <-h.Ctx.Done():
+	case <-time.After(15 * time.Second):
+		t.Fatal("the master goes on after another appended to its log")
+	}
+	var lost *dstream.LeaseLostError
+	if err := h.Ctx.Stop(false); !errors.As(err, &lost) || !strings.Contains(err.Error(), "another master appended") {
+		t.Fatalf("Stop = %v; want a *LeaseLostError saying another master appended", err)
+	}
+	after, err := checkpoint.OpenLog(context.Background(), store, "meta/log")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next := after.Next(); next != intruder+1 {
+		t.Errorf("the log's next record is %d, want %d: the fenced master appended after the intruder", next, intruder+1)
+	}
+}
