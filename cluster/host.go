@@ -148,6 +148,9 @@ type Host struct {
 	released     chan struct{} // closed by Release
 	releaseOnce  sync.Once
 	releaseCause atomic.Value // string: the master's reason
+
+	handoverMu sync.Mutex
+	handover   *time.Timer // a release handed over: fires unless a master takes the worker
 }
 
 // NewHost listens and returns a host; Run serves.
@@ -222,13 +225,49 @@ func (h *Host) Run(ctx context.Context) error {
 	return err
 }
 
-// Release implements Releaser: the master is stopping gracefully.
+// Release implements Releaser: the master is stopping gracefully. A
+// release with a handover (the master gave up the lease of its checkpoint
+// location, so a standby may take the job over) releases the worker only
+// if no new master takes it within the handover: the worker follows its
+// list of masters (or its address) meanwhile, as when its master is gone,
+// and a master that takes it (Rejoin) cancels the release.
 func (h *Host) Release(ctx context.Context, req *clusterpb.ReleaseRequest) (*clusterpb.ReleaseResponse, error) {
+	reason := req.GetReason()
+	wait := req.GetHandover().AsDuration()
+	if req.GetHandover() == nil || wait <= 0 {
+		h.release(reason)
+		return &clusterpb.ReleaseResponse{}, nil
+	}
+	h.handoverMu.Lock()
+	defer h.handoverMu.Unlock()
+	if w := h.worker.Load(); w != nil {
+		w.HandOver()
+	}
+	if h.handover == nil {
+		h.cfg.Logger.Info("cluster: the master hands the job over; waiting for the next master", "reason", reason, "wait", wait)
+		h.handover = time.AfterFunc(wait, func() {
+			h.release(fmt.Sprintf("%s; no master took the job over within %v", reason, wait))
+		})
+	}
+	return &clusterpb.ReleaseResponse{}, nil
+}
+
+// release releases the worker: Run returns ErrReleased.
+func (h *Host) release(reason string) {
 	h.releaseOnce.Do(func() {
-		h.releaseCause.Store(req.GetReason())
+		h.releaseCause.Store(reason)
 		close(h.released)
 	})
-	return &clusterpb.ReleaseResponse{}, nil
+}
+
+// takenOver cancels a handed-over release: a new master took the worker.
+func (h *Host) takenOver() {
+	h.handoverMu.Lock()
+	defer h.handoverMu.Unlock()
+	if h.handover != nil && h.handover.Stop() {
+		h.cfg.Logger.Info("cluster: a new master took the job over")
+	}
+	h.handover = nil
 }
 
 // rejoin makes the program forget the old master's run (Rejoiner.Reset) and
@@ -271,7 +310,10 @@ func (h *Host) run(ctx context.Context) error {
 		GiveUp: h.cfg.GiveUp, Failover: h.cfg.Failover,
 	}
 	if rj, ok := h.cfg.Program.(Rejoiner); ok {
-		wc.Rejoin = func(string) ([]string, error) { return h.rejoin(ctx) }
+		wc.Rejoin = func(string) ([]string, error) {
+			h.takenOver()
+			return h.rejoin(ctx)
+		}
 		wc.Kept = func(offered, kept []string) {
 			keep := make(map[string]bool, len(kept))
 			for _, k := range kept {

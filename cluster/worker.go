@@ -108,6 +108,7 @@ type Worker struct {
 
 	mu          sync.Mutex
 	cur         int  // the index in masters of the master followed
+	handedOver  bool // the master followed hands the job over (HandOver)
 	answered    bool // whether it answered since the worker moved to it
 	id          string
 	incarnation uint64
@@ -187,9 +188,10 @@ func (w *Worker) failover(standby bool) bool {
 	now := w.cfg.Clock.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.masters) < 2 || (!standby && w.answered && now.Sub(w.lastContact) < w.cfg.Failover) {
+	if len(w.masters) < 2 || (!standby && !w.handedOver && w.answered && now.Sub(w.lastContact) < w.cfg.Failover) {
 		return false
 	}
+	w.handedOver = false
 	from := w.masters[w.cur]
 	w.cur = (w.cur + 1) % len(w.masters)
 	w.answered = false
@@ -199,6 +201,16 @@ func (w *Worker) failover(standby bool) bool {
 	}
 	w.cfg.Logger.Warn("cluster: master "+why+"; trying the next one", "from", from, "to", w.masters[w.cur])
 	return true
+}
+
+// HandOver says the master followed now is handing the job over to
+// another (it released this worker with a handover): at its first
+// unanswered call the worker moves to the next master of its list at
+// once, rather than after Failover.
+func (w *Worker) HandOver() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.handedOver = true
 }
 
 // Registered is closed once the worker's first registration is accepted.

@@ -493,7 +493,7 @@ func (c *Engine) Stop(graceful bool) error {
 		c.protecting.Wait()
 		if c.cluster != nil {
 			if graceful {
-				c.cluster.releaseWorkers(c.log)
+				c.cluster.releaseWorkers(c.log, c.handoverWait())
 			}
 			c.stopCluster()
 		}

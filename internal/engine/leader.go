@@ -265,6 +265,20 @@ func (c *Engine) releaseLease() {
 	})
 }
 
+// handoverWait is how long the workers a master releases at a graceful
+// stop wait for another master to take the job over: zero without a lease
+// (the stop ends the job). A standby reads the released lease within a
+// third of the TTL, and serves its cluster port before it resumes; a
+// worker moves to the next master 2 s (cluster.DefaultFailover) after the
+// last answer of this one. When no standby takes over, the job has ended
+// and the workers exit this long after the stop.
+func (c *Engine) handoverWait() time.Duration {
+	if c.lease == nil || c.lease.lost.Load() != nil {
+		return 0
+	}
+	return 5*time.Second + cmp.Or(c.cfg.LeaseTTL, DefaultLeaseTTL)
+}
+
 // standbyReady is Ready's answer for a standby.
 func (c *Engine) standbyReady() error {
 	if ml := c.lease; ml != nil {
