@@ -149,8 +149,9 @@ type Host struct {
 	releaseOnce  sync.Once
 	releaseCause atomic.Value // string: the master's reason
 
-	handoverMu sync.Mutex
-	handover   *time.Timer // a release handed over: fires unless a master takes the worker
+	handoverMu   sync.Mutex
+	handover     *time.Timer // a release handed over: fires unless a master takes the worker
+	handoverFrom string      // the session of the master that handed the worker over
 }
 
 // NewHost listens and returns a host; Run serves.
@@ -242,6 +243,7 @@ func (h *Host) Release(ctx context.Context, req *clusterpb.ReleaseRequest) (*clu
 	defer h.handoverMu.Unlock()
 	if w := h.worker.Load(); w != nil {
 		w.HandOver()
+		h.handoverFrom = w.Session()
 	}
 	if h.handover == nil {
 		h.cfg.Logger.Info("cluster: the master hands the job over; waiting for the next master", "reason", reason, "wait", wait)
@@ -260,11 +262,15 @@ func (h *Host) release(reason string) {
 	})
 }
 
-// takenOver cancels a handed-over release: a new master took the worker.
-func (h *Host) takenOver() {
+// registered cancels a handed-over release when a master other than the
+// one that handed the worker over accepted it (session).
+func (h *Host) registered(session string) {
 	h.handoverMu.Lock()
 	defer h.handoverMu.Unlock()
-	if h.handover != nil && h.handover.Stop() {
+	if h.handover == nil || session == h.handoverFrom {
+		return
+	}
+	if h.handover.Stop() {
 		h.cfg.Logger.Info("cluster: a new master took the job over")
 	}
 	h.handover = nil
@@ -310,10 +316,7 @@ func (h *Host) run(ctx context.Context) error {
 		GiveUp: h.cfg.GiveUp, Failover: h.cfg.Failover,
 	}
 	if rj, ok := h.cfg.Program.(Rejoiner); ok {
-		wc.Rejoin = func(string) ([]string, error) {
-			h.takenOver()
-			return h.rejoin(ctx)
-		}
+		wc.Rejoin = func(string) ([]string, error) { return h.rejoin(ctx) }
 		wc.Kept = func(offered, kept []string) {
 			keep := make(map[string]bool, len(kept))
 			for _, k := range kept {
@@ -328,6 +331,7 @@ func (h *Host) run(ctx context.Context) error {
 			rj.Drop(drop)
 		}
 	}
+	wc.Registered = h.registered
 	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
 		wc.Stats = s.BlockStats
 	}

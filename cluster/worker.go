@@ -90,6 +90,9 @@ type WorkerConfig struct {
 	// ErrMasterRestarted instead.
 	Rejoin func(session string) (held []string, err error)
 	Kept   func(offered, kept []string)
+	// Registered, if set, is called after every accepted registration,
+	// with the session of the master that accepted it.
+	Registered func(session string)
 	// Clock paces heartbeats and backoff; nil means clock.Real.
 	Clock clock.Clock
 	// Logger; nil means slog.Default.
@@ -211,6 +214,14 @@ func (w *Worker) HandOver() {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.handedOver = true
+}
+
+// Session returns the session of the master that accepted the worker's
+// latest registration ("" before the first).
+func (w *Worker) Session() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.session
 }
 
 // Registered is closed once the worker's first registration is accepted.
@@ -340,6 +351,9 @@ func (w *Worker) register(ctx context.Context, clientOf func() clusterpb.Cluster
 				w.cfg.Kept(offered, resp.GetKeptBlocks())
 			}
 			w.once.Do(func() { close(w.registered) })
+			if w.cfg.Registered != nil {
+				w.cfg.Registered(resp.GetSession())
+			}
 			w.cfg.Logger.Info("cluster: registered with master", "worker", resp.GetWorkerId(), "master", w.Master())
 			return interval, nil
 		}
