@@ -222,6 +222,15 @@ func (c *Engine) leaseEpoch() uint64 {
 	return c.lease.epoch.Load()
 }
 
+// LeaseEpoch returns the epoch of the lease this master acts with: 0
+// before it holds one, once it lost it, and without a lease.
+func (c *Engine) LeaseEpoch() uint64 {
+	if c.holding() != nil {
+		return 0
+	}
+	return c.leaseEpoch()
+}
+
 // appendEpoch appends the epoch record to the metadata log just opened by
 // resume: from then on, the previous holder's appends conflict.
 func (c *Engine) appendEpoch(ctx context.Context) error {
