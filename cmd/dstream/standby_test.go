@@ -11,9 +11,9 @@ import (
 	"time"
 )
 
-// standbyLease is the lease TTL of the standby tests: short, so a
-// takeover is quick, and long enough for a loaded machine's renewals.
-const standbyLease = "1s"
+// standbyLease is the lease TTL of the standby tests: the default, short
+// enough for a quick takeover, long enough for a loaded machine's renewals.
+const standbyLease = "2s"
 
 // standbyPair starts two standalone masters with the same checkpoint
 // folder and command line but their own ports, and two workers that know
