@@ -121,6 +121,7 @@ type simRun struct {
 	faults    *simFaults // nil: no faults
 	log       *ringLog
 	dir       string // the simulated cluster's checkpoint folder (simDir); "" for none
+	noQueue   bool   // leave the queue empty: the generated input alone
 }
 
 // simStandaloneWorkers is how many workers join a simulated standalone
@@ -151,7 +152,9 @@ func (r simRun) run(t *testing.T) *simOutputs {
 	}
 	q := NewQueue[string]()
 	for _, b := range simInput(r.intervals) {
-		q.Push(b...)
+		if !r.noQueue {
+			q.Push(b...)
+		}
 	}
 	simGraph(c, q, out)
 	if err := c.Start(); err != nil {

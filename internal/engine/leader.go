@@ -266,6 +266,9 @@ func (c *Engine) releaseLease() {
 		ml.stopping.Store(true)
 		ml.cancel()
 		<-ml.done
+		if c.crashed.Load() {
+			return // a killed process releases nothing: the lease lapses
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), leaseReleaseTimeout)
 		defer cancel()
 		if err := ml.l.Release(ctx); err != nil {
@@ -287,6 +290,11 @@ func (c *Engine) handoverWait() time.Duration {
 	}
 	return 5*time.Second + cmp.Or(c.cfg.LeaseTTL, DefaultLeaseTTL)
 }
+
+// Crash marks the engine's process as killed, for the cluster simulation
+// (a real kill runs no code): the Stop that follows releases nothing, so
+// the lease lapses as after a SIGKILL.
+func (c *Engine) Crash() { c.crashed.Store(true) }
 
 // standbyReady is Ready's answer for a standby.
 func (c *Engine) standbyReady() error {
