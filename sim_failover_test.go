@@ -28,21 +28,23 @@ import (
 // equal to the fault-free run's: the new master's once, the old master's
 // whatever it finished before the crash.
 
-// simFailover runs the failover and returns the outputs of the first and
-// of the second master, and the last interval the first had completed
-// when its host crashed.
-func simFailover(t *testing.T, intervals, crashAfter int, crashOffset time.Duration, log *ringLog, dir string) (first, second *simOutputs, completed int) {
+// simFailover runs the failover: the active master's host crashes at
+// crashAt after the zero (once interval awaitFirst has completed, when it
+// is positive), under faults (nil: none). It returns the outputs of the
+// first and of the second master, and the last interval the first had
+// completed (all its outputs recorded) when its host crashed.
+func simFailover(t *testing.T, intervals int, crashAt time.Duration, awaitFirst int, faults *simFaults, log *ringLog, dir string) (first, second *simOutputs, completed int) {
 	t.Helper()
 	logger := slog.New(slog.NewTextHandler(log, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	net := simnet.New(simnet.Config{})
+	net := simnet.New(simnet.Config{Latency: faults.latencyFunc()})
 	cfg := Config{Master: "cluster", BatchInterval: simBatch, CheckpointInterval: 3 * simBatch, Logger: logger, Out: io.Discard,
 		CheckpointDir: dir, Insecure: true}
-	cl := &simCluster{net: net, cfg: cfg, log: logger, workers: map[string]*simWorker{}}
+	cl := &simCluster{net: net, faults: faults, cfg: cfg, log: logger, workers: map[string]*simWorker{}}
 	master := func(host string, out *simOutputs) *Context {
 		mc := cfg
 		mc.Logger = logger.With("process", host)
 		mc.ClusterListen = host + ":7077"
-		mc.sim = &engine.Sim{Net: cl.host(host)}
+		mc.sim = &engine.Sim{Net: cl.host(host), OpenStore: faults.openStore()}
 		c, err := NewContext(mc)
 		if err != nil {
 			t.Fatal(err)
@@ -51,29 +53,37 @@ func simFailover(t *testing.T, intervals, crashAfter int, crashOffset time.Durat
 		return c
 	}
 	first, second = newSimOutputs(), newSimOutputs()
-	m1 := master("m1", first)
+	m1 := master("master", first)
 	if err := m1.Start(); err != nil {
 		t.Fatal(err)
 	}
-	m2 := master("m2", second)
+	m2 := master("standby", second)
 	started := make(chan error, 1)
 	go func() { started <- m2.Start() }()
 	cl.mu.Lock()
-	cl.spawned = cluster.SpawnConfig{Master: "m1:7077,m2:7077", Slots: 2}
+	cl.spawned = cluster.SpawnConfig{Master: "master:7077,standby:7077", Slots: 2}
 	cl.mu.Unlock()
 	for i := range simStandaloneWorkers {
 		if err := cl.start(fmt.Sprintf("w%d", i+1)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	defer cl.stopAll()
+	stop := make(chan struct{})
+	if faults != nil {
+		cl.inject(m1.StartTime(), stop)
+	}
+	defer func() {
+		close(stop)
+		cl.stopAll()
+	}()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute+time.Duration(intervals)*simBatch)
 	defer cancel()
-	crashAt := m1.StartTime().Add(time.Duration(crashAfter)*simBatch + crashOffset)
-	if err := m1.AwaitBatch(ctx, m1.StartTime().Add(time.Duration(crashAfter)*simBatch)); err != nil {
-		t.Fatalf("the first master did not complete interval %d: %v", crashAfter, err)
+	if awaitFirst > 0 {
+		if err := m1.AwaitBatch(ctx, m1.StartTime().Add(time.Duration(awaitFirst)*simBatch)); err != nil {
+			t.Fatalf("the first master did not complete interval %d: %v", awaitFirst, err)
+		}
 	}
-	time.Sleep(time.Until(crashAt))
+	time.Sleep(time.Until(m1.StartTime().Add(crashAt)))
 	first.mu.Lock()
 	for k, outs := range first.at {
 		if len(outs) == len(simOutputNames) {
@@ -81,8 +91,8 @@ func simFailover(t *testing.T, intervals, crashAfter int, crashOffset time.Durat
 		}
 	}
 	first.mu.Unlock()
-	cl.log.Info("sim: the active master's host crashes", "host", "m1")
-	net.Crash("m1")
+	cl.log.Info("sim: the active master's host crashes", "host", "master")
+	net.Crash("master")
 	m1.e.Crash()
 	stopped := make(chan struct{})
 	go func() {
@@ -108,6 +118,36 @@ func simFailover(t *testing.T, intervals, crashAfter int, crashOffset time.Durat
 	return first, second, completed
 }
 
+// compareFailover reports every interval that neither master output, or
+// whose output differs from want's, any the new master output twice, and
+// any it ran again though the first had completed it (before the
+// interval the first was running when it crashed: that one, logged as
+// started, may run again).
+func compareFailover(t *testing.T, want, first, second *simOutputs, completed, intervals int) {
+	t.Helper()
+	for k := 1; k <= intervals; k++ {
+		if second.times[k] > 0 {
+			t.Errorf("interval %d was output %d more times by the new master", k, second.times[k])
+		}
+		got := second.at[k]
+		if len(got) == 0 {
+			got = first.at[k]
+		} else if k < completed {
+			t.Errorf("interval %d ran again on the new master, though the first completed it", k)
+		}
+		for _, name := range simOutputNames {
+			if g, w := got[name], want.at[k][name]; g != w {
+				t.Errorf("interval %d %s:\n got %s\nwant %s", k, name, g, w)
+			}
+		}
+		for _, name := range slices.Sorted(maps.Keys(first.at[k])) {
+			if g, w := first.at[k][name], want.at[k][name]; g != w {
+				t.Errorf("the first master's interval %d %s:\n got %s\nwant %s", k, name, g, w)
+			}
+		}
+	}
+}
+
 // simOutputNames are simGraph's outputs.
 var simOutputNames = []string{"reduceByKey", "state", "window", "window-inv"}
 
@@ -130,36 +170,17 @@ func TestSimulatedMasterFailover(t *testing.T) {
 			dir := simDir(t)
 			defer watchBubble(tc.name).Stop()
 			synctest.Test(t, func(t *testing.T) {
-				first, second, completed := simFailover(t, intervals, tc.after, tc.offset, log, dir)
 				defer func() {
 					if t.Failed() {
 						t.Logf("the log's end:\n%s", log)
 					}
 				}()
+				crashAt := time.Duration(tc.after)*simBatch + tc.offset
+				first, second, completed := simFailover(t, intervals, crashAt, tc.after, nil, log, dir)
 				if completed < tc.after {
 					t.Fatalf("the first master completed %d intervals before the crash, want at least %d", completed, tc.after)
 				}
-				for k := 1; k <= intervals; k++ {
-					if second.times[k] > 0 {
-						t.Errorf("interval %d was output %d more times by the new master", k, second.times[k])
-					}
-					got := second.at[k]
-					if len(got) == 0 {
-						got = first.at[k]
-					} else if k <= completed-1 {
-						t.Errorf("interval %d ran again on the new master, though the first completed it", k)
-					}
-					for _, name := range simOutputNames {
-						if g, w := got[name], want.at[k][name]; g != w {
-							t.Errorf("interval %d %s:\n got %s\nwant %s", k, name, g, w)
-						}
-					}
-					for _, name := range slices.Sorted(maps.Keys(first.at[k])) {
-						if g, w := first.at[k][name], want.at[k][name]; g != w {
-							t.Errorf("the first master's interval %d %s:\n got %s\nwant %s", k, name, g, w)
-						}
-					}
-				}
+				compareFailover(t, want, first, second, completed, intervals)
 				t.Logf("the first master completed %d intervals; the new master output %d", completed, len(second.at))
 			})
 		})
