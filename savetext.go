@@ -163,10 +163,13 @@ func saveTextToStore[T any](ctx context.Context, store checkpoint.Store, loc str
 	// and may hold partitions this run does not write. Start afresh, as the
 	// holder of the master's lease only (a master that lost it may not
 	// touch what its successor writes).
-	if err := engine.Holding(ctx); err != nil {
+	cctx, cancel, err := engine.Committing(ctx)
+	if err != nil {
 		return err
 	}
-	if _, err := deleteUnder(ctx, store, folder+"/", func(string) bool { return true }); err != nil {
+	_, err = deleteUnder(cctx, store, folder+"/", func(string) bool { return true })
+	cancel()
+	if err != nil {
 		return fmt.Errorf("output location %s: %w", loc, err)
 	}
 	if err := ds.RunOutput(ctx, int(op)); err != nil {
@@ -181,7 +184,9 @@ func saveTextToStore[T any](ctx context.Context, store checkpoint.Store, loc str
 // commitMarker writes an interval folder's marker, the commit. Under a
 // master's lease it holds the epoch, {"epoch":N} (as Hadoop's S3A
 // committers write a manifest into _SUCCESS), it is written only while the
-// lease is held, and in a store with conditional writes only if absent: a
+// lease is held (a write still in flight at the lease's deadline is
+// abandoned: engine.Committing), and in a store with conditional writes
+// only if absent: a
 // second commit of the interval (a master that took over, writing the same
 // parts) is refused and changes nothing. Without a lease it is empty, as
 // Spark's.
@@ -190,9 +195,11 @@ func commitMarker(ctx context.Context, store checkpoint.Store, marker string) er
 	if epoch == 0 {
 		return store.Put(ctx, marker, nil)
 	}
-	if err := engine.Holding(ctx); err != nil {
+	ctx, cancel, err := engine.Committing(ctx)
+	if err != nil {
 		return err
 	}
+	defer cancel()
 	data := fmt.Appendf(nil, "{\"epoch\":%d}\n", epoch)
 	cond, ok := store.(checkpoint.Conditional)
 	if !ok {

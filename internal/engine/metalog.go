@@ -211,6 +211,24 @@ func Holding(ctx context.Context) error {
 	return nil
 }
 
+// Committing returns ctx, an output function's context, bounded by the
+// deadline of the master's lease, for a commit: a write sent under it is
+// abandoned when the lease would lapse, rather than land after a
+// successor took over. It fails (a *LeaseLostError) when the lease is not
+// held; without a lease it returns ctx as it is.
+func Committing(ctx context.Context) (context.Context, context.CancelFunc, error) {
+	c, ok := ctx.Value(leaseKey{}).(*Engine)
+	if !ok || c.lease == nil {
+		return ctx, func() {}, nil
+	}
+	_, until, held := c.lease.l.Active()
+	if !held {
+		return nil, nil, c.holding()
+	}
+	cctx, cancel := context.WithDeadline(ctx, until)
+	return cctx, cancel, nil
+}
+
 // Rerun reports whether ctx, an output function's context, belongs to an
 // interval run again after a restart of the master (dstream.Rerun).
 func Rerun(ctx context.Context) bool {
