@@ -290,6 +290,7 @@ type Engine struct {
 	lease      *masterLease // the master's lease of its checkpoint location (leader.go); set before it runs
 	run        *running
 	progressAt atomic.Int64 // when the interval loop last moved, Unix ns on the clock (health.go)
+	et         eventTimes   // event-time streams' progress and late records (eventtime.go)
 }
 
 const (

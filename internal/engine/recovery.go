@@ -98,8 +98,9 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 		return tl, fmt.Errorf("checkpoint folder: %w", err)
 	}
 	var lastDone, lastStarted int64
-	logged := map[int64]loggedManifest{} // the manifests still in the log
-	var blocks []loggedBlock             // the receivers' blocks it logged (wal.go)
+	var doneEventTimes []manifest.EventTime // the last completion's (eventtime.go)
+	logged := map[int64]loggedManifest{}    // the manifests still in the log
+	var blocks []loggedBlock                // the receivers' blocks it logged (wal.go)
 	err = log.Replay(ctx, func(seq uint64, kind string, payload []byte) error {
 		switch kind {
 		case "interval":
@@ -120,6 +121,9 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 			if err := json.Unmarshal(payload, &d); err != nil {
 				return err
 			}
+			if d.Time >= lastDone {
+				doneEventTimes = d.EventTimes
+			}
 			lastDone = max(lastDone, d.Time)
 		}
 		return nil
@@ -131,6 +135,7 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 		return tl, fmt.Errorf("checkpoint folder %s: metadata log: %w", c.cfg.CheckpointDir, err)
 	}
 	meta.log, meta.rerunUpTo = log, lastStarted
+	c.resumeEventTimes(logged, doneEventTimes)
 	switch {
 	case lastDone > 0:
 		tl = c.tl.Resume(zero, time.UnixMilli(lastDone))
