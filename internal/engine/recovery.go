@@ -97,10 +97,11 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 	if err != nil {
 		return tl, fmt.Errorf("checkpoint folder: %w", err)
 	}
-	var lastDone, lastStarted int64
 	var doneEventTimes []manifest.EventTime // the last completion's (eventtime.go)
-	logged := map[int64]loggedManifest{}    // the manifests still in the log
-	var blocks []loggedBlock                // the receivers' blocks it logged (wal.go)
+
+	var lastDone, lastStarted int64
+	logged := map[int64]loggedManifest{} // the manifests still in the log
+	var blocks []loggedBlock             // the receivers' blocks it logged (wal.go)
 	err = log.Replay(ctx, func(seq uint64, kind string, payload []byte) error {
 		switch kind {
 		case "interval":
