@@ -183,3 +183,25 @@ func TestEventTimeConformance(t *testing.T) {
 		})
 	}
 }
+
+// eventTimeRow is the event-time job of the deployment and restart tables:
+// record values are event times in seconds, out of order (the fourth
+// interval's -1 is late), counted in 2 s tumbling windows with a 1 s delay
+// in both output modes, summed in sliding and session windows by the
+// general aggregate, and the late records.
+func eventTimeRow(in *dstream.Stream[kv]) []func(time.Time) string {
+	ev := dstream.WithEventTime(in, func(x kv) time.Time { return time.Unix(int64(x.Value), 0) }, time.Second)
+	key := func(x kv) string { return x.Key }
+	appendCounts := dstream.CountByEventWindow(ev, key, dstream.TumblingWindows(2*sec), dstream.AppendMode, 2)
+	updateCounts := dstream.CountByEventWindow(ev, key, dstream.TumblingWindows(2*sec), dstream.UpdateMode, 3)
+	sum := dstream.Aggregator[kv, int]{Zero: func() int { return 0 }, Add: func(a int, x kv) int { return a + x.Value }, Merge: func(a, b int) int { return a + b }}
+	sliding := dstream.AggregateByEventWindow(ev, key, dstream.SlidingWindows(3*sec, sec), dstream.UpdateMode, sum, 2)
+	sessions := dstream.AggregateByEventWindow(ev, key, dstream.SessionWindows(2*sec), dstream.AppendMode, sum, 2)
+	return []func(time.Time) string{
+		render(dstreamtest.Collect(appendCounts.Stream)),
+		render(dstreamtest.Collect(updateCounts.Stream)),
+		render(dstreamtest.Collect(sliding.Stream)),
+		render(dstreamtest.Collect(sessions.Stream)),
+		render(dstreamtest.Collect(appendCounts.Late())),
+	}
+}
