@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/dstream/dstream/internal/engine"
+	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
 )
 
@@ -222,17 +223,17 @@ func eventSourcesOf(c *Context, n engine.Node) []int32 {
 // fed by sources: the minimum of theirs in t's manifest; false if one has
 // none yet.
 func watermarkAt(c *Context, sources []int32, t time.Time) (int64, bool, error) {
-	m, ok := c.e.Manifest(t)
+	ets, ok := c.e.EventTimesAt(t)
 	if !ok {
 		return 0, false, fmt.Errorf("no manifest of interval %d: its watermark is unknown", t.UnixMilli())
 	}
 	wm := int64(math.MaxInt64)
 	for _, id := range sources {
-		e, ok := m.EventTimeOf(id)
-		if !ok {
+		i := slices.IndexFunc(ets, func(e manifest.EventTime) bool { return e.Stream == id })
+		if i < 0 {
 			return 0, false, nil
 		}
-		wm = min(wm, e.Watermark)
+		wm = min(wm, ets[i].Watermark)
 	}
 	return wm, len(sources) > 0, nil
 }

@@ -37,6 +37,13 @@ type EventWindowStream[T any, K comparable, A any] struct {
 // Late records are counted whether or not the program asks for them.
 func (w *EventWindowStream[T, K, A]) Late() *Stream[Event[T]] { return w.late }
 
+// Checkpoint sets how often the operator writes its open windows to the
+// checkpoint store (Stream.Checkpoint on its state). It returns w.
+func (w *EventWindowStream[T, K, A]) Checkpoint(every time.Duration) *EventWindowStream[T, K, A] {
+	w.state.Checkpoint(every)
+	return w
+}
+
 // Watermark returns the watermark interval t ran (or runs) with, while the
 // context remembers t's manifest; false if the operator has none yet (an
 // input stream has carried no record) or t is unknown.

@@ -189,3 +189,17 @@ func (c *Engine) resumeEventTimes(logged map[int64]loggedManifest, done []manife
 		c.et.logged[t] = lm.m.EventTimes
 	}
 }
+
+// EventTimesAt returns the event-time streams' progress interval t starts
+// with: its manifest's while the context remembers it, else what the
+// metadata log recorded for it (a restarted master rebuilding a state's
+// intervals from an older checkpoint); false if neither knows t.
+func (c *Engine) EventTimesAt(t time.Time) ([]manifest.EventTime, bool) {
+	if m, ok := c.manifests.Get(t.UnixMilli()); ok {
+		return m.EventTimes, true
+	}
+	c.et.mu.Lock()
+	defer c.et.mu.Unlock()
+	ets, ok := c.et.logged[t.UnixMilli()]
+	return ets, ok
+}
