@@ -12,48 +12,6 @@ import (
 	"github.com/dstream/dstream/rdd"
 )
 
-// Event time. Intervals are arrival-time intervals, as everywhere in
-// dstream; event time is data: WithEventTime stamps each record with the
-// time it says it happened, and the event-time window operators
-// (AggregateByEventWindow, ReduceByEventWindow, CountByEventWindow) group
-// records by it, keeping the open windows as partitioned, checkpointed
-// state. The semantics are those of Spark Structured Streaming's
-// withWatermark with one Spark micro-batch per interval (and Spark's
-// no-data batches on):
-//
-//   - The watermark of an event-time stream, for interval t, is the largest
-//     event time among its records in the intervals before t, less the
-//     stream's maxDelay. A stream that has carried no record has none.
-//     The master decides it after each interval from what the interval's
-//     tasks report and records it in the next interval's manifest (package
-//     manifest), so a recomputation, a worker, a restart and a standby
-//     master that takes over all see the same one.
-//   - An operator fed by several event-time streams (unioned, joined,
-//     transformed together) uses the minimum of their watermarks, and none
-//     until every one of them has carried a record (Spark's default
-//     "min" policy). It never moves back.
-//   - Windows are half open, [start, end), in Unix milliseconds; tumbling
-//     and sliding windows start at multiples of their slide since the Unix
-//     epoch. A session window of a key starts at a record's event time and
-//     ends gap after the latest event time in it; two sessions of a key
-//     whose ranges overlap or touch merge.
-//   - A record's part in a window whose end is at or before the interval's
-//     watermark is dropped: the window is closed. A record all of whose
-//     windows are closed is late: it is counted (listener.LateRecords, the
-//     UI's batch page and metrics) and, if the program asks, given to the
-//     operator's Late stream. A record whose event time is before the
-//     watermark may still count in a window that has not ended (as in
-//     Spark, the guarantee is one-way: nothing within maxDelay of the
-//     largest event time is dropped).
-//   - AppendMode: an interval outputs each window whose end is at or before
-//     its watermark, once, with its final value, and forgets it.
-//     UpdateMode: an interval outputs every window its records changed,
-//     with its value so far, and forgets, without output, the windows the
-//     watermark passed. Either way the state holds only windows the
-//     watermark has not passed.
-//
-// Event times are taken at millisecond precision.
-
 // Event is a record with its event time.
 type Event[T any] struct {
 	Time  time.Time
@@ -135,9 +93,51 @@ func (w EventWindows) check() error {
 
 // WithEventTime makes s an event-time stream: each record stamped with
 // eventTime(record), and a watermark maxDelay behind the largest event
-// time it has carried (see the package's "Event time" notes). eventTime
-// must be deterministic. After every interval the master runs a small job
-// over the interval's records to learn their largest event time.
+// time it has carried. eventTime must be deterministic. After every
+// interval the master runs a small job over the interval's records to learn
+// their largest event time.
+//
+// Event time. Intervals are arrival-time intervals, as everywhere in
+// dstream; event time is data: WithEventTime stamps each record with the
+// time it says it happened, and the event-time window operators
+// (AggregateByEventWindow, ReduceByEventWindow, CountByEventWindow) group
+// records by it, keeping the open windows as partitioned, checkpointed
+// state. The semantics are those of Spark Structured Streaming's
+// withWatermark with one Spark micro-batch per interval (and Spark's
+// no-data batches on):
+//
+//   - The watermark of an event-time stream, for interval t, is the largest
+//     event time among its records in the intervals before t, less the
+//     stream's maxDelay. A stream that has carried no record has none.
+//     The master decides it after each interval from what the interval's
+//     tasks report and records it in the next interval's manifest (package
+//     manifest), so a recomputation, a worker, a restart and a standby
+//     master that takes over all see the same one.
+//   - An operator fed by several event-time streams (unioned, joined,
+//     transformed together) uses the minimum of their watermarks, and none
+//     until every one of them has carried a record (Spark's default
+//     "min" policy). It never moves back.
+//   - Windows are half open, [start, end), in Unix milliseconds; tumbling
+//     and sliding windows start at multiples of their slide since the Unix
+//     epoch. A session window of a key starts at a record's event time and
+//     ends gap after the latest event time in it; two sessions of a key
+//     whose ranges overlap or touch merge.
+//   - A record's part in a window whose end is at or before the interval's
+//     watermark is dropped: the window is closed. A record all of whose
+//     windows are closed is late: it is counted (listener.LateRecords, the
+//     UI's dstream_late_records_total) and, if the program asks, given to the
+//     operator's Late stream. A record whose event time is before the
+//     watermark may still count in a window that has not ended (as in
+//     Spark, the guarantee is one-way: nothing within maxDelay of the
+//     largest event time is dropped).
+//   - AppendMode: an interval outputs each window whose end is at or before
+//     its watermark, once, with its final value, and forgets it.
+//     UpdateMode: an interval outputs every window its records changed,
+//     with its value so far, and forgets, without output, the windows the
+//     watermark passed. Either way the state holds only windows the
+//     watermark has not passed.
+//
+// Event times are taken at millisecond precision.
 func WithEventTime[T any](s *Stream[T], eventTime func(T) time.Time, maxDelay time.Duration) *Stream[Event[T]] {
 	c := s.ctx
 	if eventTime == nil || maxDelay < 0 {

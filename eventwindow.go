@@ -37,6 +37,19 @@ type EventWindowStream[T any, K comparable, A any] struct {
 // Late records are counted whether or not the program asks for them.
 func (w *EventWindowStream[T, K, A]) Late() *Stream[Event[T]] { return w.late }
 
+// OpenWindows yields, every interval, the windows the operator's state
+// holds after it: those the watermark has not passed, with their values so
+// far (a snapshot, as MapWithState's StateSnapshots).
+func (w *EventWindowStream[T, K, A]) OpenWindows() *Stream[Windowed[K, A]] {
+	return FlatMap(w.state, func(p Pair[K, ewEntry[T, K, A]]) []Windowed[K, A] {
+		out := make([]Windowed[K, A], len(p.Value.Wins))
+		for i, x := range p.Value.Wins {
+			out[i] = Windowed[K, A]{Key: p.Key, Start: time.UnixMilli(x.Start).UTC(), End: time.UnixMilli(x.End).UTC(), Value: x.Acc}
+		}
+		return out
+	})
+}
+
 // Checkpoint sets how often the operator writes its open windows to the
 // checkpoint store (Stream.Checkpoint on its state). It returns w.
 func (w *EventWindowStream[T, K, A]) Checkpoint(every time.Duration) *EventWindowStream[T, K, A] {
@@ -71,8 +84,8 @@ type ewEntry[T any, K comparable, A any] struct {
 }
 
 // AggregateByEventWindow groups s's records by key and event-time window
-// and folds each group with agg; see the package's "Event time" notes for
-// the watermark, late records and the output modes. s must derive from one
+// and folds each group with agg; see WithEventTime for the watermark, late
+// records and the output modes. s must derive from one
 // or more WithEventTime streams. The open windows are state: partitioned by
 // key over n partitions (<= 0: the default), checkpointed and recovered as
 // every state stream's.
