@@ -133,6 +133,9 @@ var deployedOps = []deployedOp{
 		})
 		return []func(time.Time) string{render(dstreamtest.Collect(joined))}
 	}},
+	{name: "eventTimeWindows", ticks: 7, op: func(h *dstreamtest.Harness[kv]) []func(time.Time) string {
+		return eventTimeRow(h.In)
+	}},
 }
 
 var clusterInput = [][]kv{

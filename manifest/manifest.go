@@ -15,7 +15,11 @@
 //   - for each state stream, the checkpointed dataset the interval starts
 //     from, so a process that did not compute the state's history reads the
 //     checkpoint instead of recomputing it: lineage stays one interval deep
-//     in every process.
+//     in every process;
+//   - for each event-time stream (the root package's WithEventTime), the
+//     largest event time its records carried in the intervals before this
+//     one and the watermark that gives, so every process and every
+//     recomputation of the interval drops and finalizes the same windows.
 //
 // Manifests are small, versioned and checksummed: the master's metadata log
 // is their sequence (Marshal frames one, as a checkpoint.Frame of kind Kind;
@@ -45,6 +49,21 @@ type Interval struct {
 	Time        int64        `json:"time"`
 	Inputs      []Input      `json:"inputs,omitempty"`
 	Checkpoints []Checkpoint `json:"checkpoints,omitempty"`
+	// EventTimes are the event-time streams' progress as the interval
+	// starts, one per stream that has carried a record (EventTime). Older
+	// manifests have none.
+	EventTimes []EventTime `json:"eventTimes,omitempty"`
+}
+
+// EventTime is an event-time stream's progress as an interval starts: Max,
+// the largest event time its records carried in the intervals before, and
+// Watermark, Max less the stream's maximum delay, both Unix milliseconds.
+// The master decides both from what the earlier intervals' tasks reported;
+// they never decrease from one interval to the next.
+type EventTime struct {
+	Stream    int32 `json:"stream"`
+	Max       int64 `json:"max"`
+	Watermark int64 `json:"watermark"`
 }
 
 // Input lists the blocks of one input stream allocated to the interval, or
@@ -102,6 +121,17 @@ type Checkpoint struct {
 	// Durable names the committed checkpoint in the checkpoint store that
 	// holds the dataset ("" if none).
 	Durable string `json:"durable,omitempty"`
+}
+
+// EventTimeOf returns the progress of event-time stream stream as the
+// interval starts; false if the stream has carried no record before it.
+func (m *Interval) EventTimeOf(stream int32) (EventTime, bool) {
+	for _, e := range m.EventTimes {
+		if e.Stream == stream {
+			return e, true
+		}
+	}
+	return EventTime{}, false
 }
 
 // Input returns the blocks of stream, or nil.
@@ -165,6 +195,13 @@ func (m *Interval) Validate() error {
 			}
 		}
 	}
+	seenET := map[int32]bool{}
+	for _, e := range m.EventTimes {
+		if seenET[e.Stream] || e.Watermark > e.Max {
+			return fmt.Errorf("manifest of interval %d: malformed event time %+v (listed twice, or a watermark past its largest event time)", m.Time, e)
+		}
+		seenET[e.Stream] = true
+	}
 	for _, c := range m.Checkpoints {
 		if c.Partitions < 0 || c.Dataset.Op != c.Stream || c.Dataset.Time >= m.Time || c.Dataset.Time <= m.Zero {
 			return fmt.Errorf("manifest of interval %d: malformed checkpoint %+v", m.Time, c)
@@ -191,6 +228,8 @@ func (m *Interval) Marshal() ([]byte, error) {
 	c := *m
 	c.Inputs = slices.Clone(m.Inputs)
 	c.Checkpoints = slices.Clone(m.Checkpoints)
+	c.EventTimes = slices.Clone(m.EventTimes)
+	slices.SortFunc(c.EventTimes, func(a, b EventTime) int { return cmp.Compare(a.Stream, b.Stream) })
 	slices.SortFunc(c.Inputs, func(a, b Input) int { return int(a.Stream) - int(b.Stream) })
 	slices.SortFunc(c.Checkpoints, func(a, b Checkpoint) int {
 		return cmp.Or(cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Dataset.Time, b.Dataset.Time))

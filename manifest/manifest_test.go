@@ -200,3 +200,28 @@ func TestLog(t *testing.T) {
 		t.Error("Forget(2000) dropped 3000")
 	}
 }
+
+func TestEventTimesRoundTripAndValidate(t *testing.T) {
+	m := sample()
+	m.EventTimes = []EventTime{{Stream: 9, Max: 5000, Watermark: 3000}, {Stream: 2, Max: 100, Watermark: 100}}
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e, ok := got.EventTimeOf(9); !ok || e.Watermark != 3000 || got.EventTimes[0].Stream != 2 {
+		t.Errorf("read back %+v: want both, sorted by stream", got.EventTimes)
+	}
+	for _, bad := range [][]EventTime{
+		{{Stream: 1, Max: 1, Watermark: 2}},
+		{{Stream: 1, Max: 5, Watermark: 2}, {Stream: 1, Max: 5, Watermark: 2}},
+	} {
+		m.EventTimes = bad
+		if err := m.Validate(); err == nil {
+			t.Errorf("Validate(%+v) = nil, want an error", bad)
+		}
+	}
+}

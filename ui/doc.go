@@ -129,6 +129,7 @@
 //	  dstream_listener_events_dropped_total                events the listener bus dropped (a listener fell behind)
 //	  dstream_receiver_records_total                       records the receivers have taken in
 //	  dstream_receiver_records_dropped_total               records they dropped as malformed (a line over the limit)
+//	  dstream_late_records_total                           records event-time windows dropped as late (listener.LateRecords)
 //	histograms, one observation per finished batch, in seconds
 //	  dstream_batch_scheduling_delay_seconds               processing start - submission
 //	  dstream_batch_processing_seconds                     processing end - processing start

@@ -43,6 +43,7 @@ type batchMetrics struct {
 	totalDelay prometheus.Histogram
 	tasks      *prometheus.CounterVec // outcome: succeeded, failed (retried or final), killed
 	specTasks  prometheus.Counter
+	late       prometheus.Counter
 }
 
 func newBatchMetrics() *batchMetrics {
@@ -63,6 +64,8 @@ func newBatchMetrics() *batchMetrics {
 			[]string{"outcome"}),
 		specTasks: prometheus.NewCounter(prometheus.CounterOpts{Namespace: MetricsNamespace, Name: "speculative_task_attempts_total",
 			Help: "Speculative copies of straggling tasks that ended, whatever their outcome."}),
+		late: prometheus.NewCounter(prometheus.CounterOpts{Namespace: MetricsNamespace, Name: "late_records_total",
+			Help: "Records event-time window operators dropped as late: every window they belong to had ended at or before the interval's watermark."}),
 	}
 	for _, o := range []string{"succeeded", "failed", "killed"} {
 		m.tasks.WithLabelValues(o)
@@ -90,6 +93,8 @@ func (m *batchMetrics) OnEvent(e listener.Event) {
 		m.schedDelay.Observe(info.SchedulingDelay.Seconds())
 		m.procTime.Observe(info.ProcessingTime.Seconds())
 		m.totalDelay.Observe(info.TotalDelay.Seconds())
+	case listener.LateRecords:
+		m.late.Add(float64(e.Records))
 	case listener.TaskEnded:
 		outcome := "succeeded"
 		switch {
@@ -106,7 +111,7 @@ func (m *batchMetrics) OnEvent(e listener.Event) {
 }
 
 func (m *batchMetrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.batches, m.records, m.schedDelay, m.procTime, m.totalDelay, m.tasks, m.specTasks}
+	return []prometheus.Collector{m.batches, m.records, m.schedDelay, m.procTime, m.totalDelay, m.tasks, m.specTasks, m.late}
 }
 
 // contextCollector is the scrape-time half of /metrics: a

@@ -129,7 +129,7 @@ var batchFamilies = []string{
 // the receivers and the workers.
 // taskFamilies count the scheduler's task attempts (TestMetricsTasks) and
 // failed state checkpoints.
-var taskFamilies = []string{"dstream_speculative_task_attempts_total", "dstream_state_checkpoint_failures_total", "dstream_task_attempts_total"}
+var taskFamilies = []string{"dstream_late_records_total", "dstream_speculative_task_attempts_total", "dstream_state_checkpoint_failures_total", "dstream_task_attempts_total"}
 
 var contextFamilies = []string{
 	"dstream_block_store_blocks",

@@ -291,6 +291,7 @@ type Engine struct {
 	crashed    atomic.Bool  // the simulation killed this process (Crash)
 	run        *running
 	progressAt atomic.Int64 // when the interval loop last moved, Unix ns on the clock (health.go)
+	et         eventTimes   // event-time streams' progress and late records (eventtime.go)
 }
 
 const (

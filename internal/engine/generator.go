@@ -326,6 +326,11 @@ func (c *Engine) runBatch(b batch) {
 			}
 		}
 	}
+	if failed == nil {
+		if err := c.observeEventTimes(b.time); err != nil {
+			failed = c.cfg.NewBatchError(b.time, -1, "event time", err)
+		}
+	}
 	if failed != nil {
 		info.Err = failed
 	}

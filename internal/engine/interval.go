@@ -75,6 +75,7 @@ func (c *Engine) manifestOf(t time.Time) *manifest.Interval {
 	for _, n := range c.nodes {
 		m.Checkpoints = append(m.Checkpoints, n.LastCheckpoints(t)...)
 	}
+	m.EventTimes = c.eventTimesFor(t)
 	return m
 }
 

@@ -53,6 +53,9 @@ type metaStart struct {
 type metaDone struct {
 	Time   int64 `json:"time"`
 	Failed bool  `json:"failed,omitempty"`
+	// EventTimes is the event-time streams' progress after the interval:
+	// what the next interval starts with (eventtime.go).
+	EventTimes []manifest.EventTime `json:"eventTimes,omitempty"`
 }
 
 // metaCheckpoint records a committed state checkpoint.
@@ -156,7 +159,7 @@ func (c *Engine) metaCompleted(t time.Time, failed bool) {
 	if !c.metaOpen() {
 		return
 	}
-	b, _ := json.Marshal(metaDone{Time: t.UnixMilli(), Failed: failed})
+	b, _ := json.Marshal(metaDone{Time: t.UnixMilli(), Failed: failed, EventTimes: c.eventTimesNext()})
 	c.metaAppend("done", b)
 	c.walCompleted(t)
 }

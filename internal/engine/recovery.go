@@ -98,6 +98,8 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 	if err != nil {
 		return tl, fmt.Errorf("checkpoint folder: %w", err)
 	}
+	var doneEventTimes []manifest.EventTime // the last completion's (eventtime.go)
+
 	var lastDone, lastStarted int64
 	logged := map[int64]loggedManifest{} // the manifests still in the log
 	var blocks []loggedBlock             // the receivers' blocks it logged (wal.go)
@@ -121,6 +123,9 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 			if err := json.Unmarshal(payload, &d); err != nil {
 				return err
 			}
+			if d.Time >= lastDone {
+				doneEventTimes = d.EventTimes
+			}
 			lastDone = max(lastDone, d.Time)
 		}
 		return nil
@@ -132,6 +137,7 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 		return tl, fmt.Errorf("checkpoint folder %s: metadata log: %w", c.cfg.CheckpointDir, err)
 	}
 	meta.log, meta.rerunUpTo = log, lastStarted
+	c.resumeEventTimes(logged, doneEventTimes)
 	switch {
 	case lastDone > 0:
 		tl = c.tl.Resume(zero, time.UnixMilli(lastDone))

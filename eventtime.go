@@ -1,0 +1,239 @@
+package dstream
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/dstream/dstream/internal/engine"
+	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/rdd"
+)
+
+// Event is a record with its event time.
+type Event[T any] struct {
+	Time  time.Time
+	Value T
+}
+
+// Windowed is an event-time window's value for one key: the window is
+// [Start, End).
+type Windowed[K, A any] struct {
+	Key        K
+	Start, End time.Time
+	Value      A
+}
+
+func (w Windowed[K, A]) String() string {
+	return fmt.Sprintf("%v[%d,%d)=%v", w.Key, w.Start.UnixMilli(), w.End.UnixMilli(), w.Value)
+}
+
+// OutputMode says when an event-time window operator outputs a window.
+type OutputMode int
+
+const (
+	// AppendMode outputs a window once, at the first interval whose
+	// watermark is at or past its end, with its final value.
+	AppendMode OutputMode = iota
+	// UpdateMode outputs, every interval, the windows that interval's
+	// records changed, with their values so far.
+	UpdateMode
+)
+
+func (m OutputMode) String() string {
+	switch m {
+	case AppendMode:
+		return "append"
+	case UpdateMode:
+		return "update"
+	}
+	return fmt.Sprintf("OutputMode(%d)", int(m))
+}
+
+// EventWindows says how records are grouped into windows by event time:
+// TumblingWindows, SlidingWindows or SessionWindows.
+type EventWindows struct {
+	size, slide, gap time.Duration
+}
+
+// TumblingWindows are consecutive windows of size, [k*size, (k+1)*size).
+func TumblingWindows(size time.Duration) EventWindows {
+	return EventWindows{size: size, slide: size}
+}
+
+// SlidingWindows are windows of size starting every slide, [k*slide,
+// k*slide+size); a record belongs to every one that covers its event time.
+// 0 < slide <= size.
+func SlidingWindows(size, slide time.Duration) EventWindows {
+	return EventWindows{size: size, slide: slide}
+}
+
+// SessionWindows group each key's records into sessions: a record at
+// event time e opens [e, e+gap), and sessions that overlap or touch merge.
+func SessionWindows(gap time.Duration) EventWindows { return EventWindows{gap: gap} }
+
+func (w EventWindows) session() bool { return w.gap != 0 }
+
+func (w EventWindows) check() error {
+	ms := time.Millisecond
+	switch {
+	case w.session():
+		if w.gap < ms || w.gap%ms != 0 {
+			return fmt.Errorf("session gap %v must be a positive whole number of milliseconds", w.gap)
+		}
+	case w.size < ms || w.size%ms != 0 || w.slide < ms || w.slide%ms != 0:
+		return fmt.Errorf("window size %v and slide %v must be positive whole numbers of milliseconds", w.size, w.slide)
+	case w.slide > w.size:
+		return fmt.Errorf("window slide %v is longer than its size %v", w.slide, w.size)
+	}
+	return nil
+}
+
+// WithEventTime makes s an event-time stream: each record stamped with
+// eventTime(record), and a watermark maxDelay behind the largest event
+// time it has carried. eventTime must be deterministic. After every
+// interval the master runs a small job over the interval's records to learn
+// their largest event time.
+//
+// Event time. Intervals are arrival-time intervals, as everywhere in
+// dstream; event time is data: WithEventTime stamps each record with the
+// time it says it happened, and the event-time window operators
+// (AggregateByEventWindow, ReduceByEventWindow, CountByEventWindow) group
+// records by it, keeping the open windows as partitioned, checkpointed
+// state. The semantics are those of Spark Structured Streaming's
+// withWatermark with one Spark micro-batch per interval (and Spark's
+// no-data batches on):
+//
+//   - The watermark of an event-time stream, for interval t, is the largest
+//     event time among its records in the intervals before t, less the
+//     stream's maxDelay. A stream that has carried no record has none.
+//     The master decides it after each interval from what the interval's
+//     tasks report and records it in the next interval's manifest (package
+//     manifest), so a recomputation, a worker, a restart and a standby
+//     master that takes over all see the same one.
+//   - An operator fed by several event-time streams (unioned, joined,
+//     transformed together) uses the minimum of their watermarks, and none
+//     until every one of them has carried a record (Spark's default
+//     "min" policy). It never moves back.
+//   - Windows are half open, [start, end), in Unix milliseconds; tumbling
+//     and sliding windows start at multiples of their slide since the Unix
+//     epoch. A session window of a key starts at a record's event time and
+//     ends gap after the latest event time in it; two sessions of a key
+//     whose ranges overlap or touch merge.
+//   - A record's part in a window whose end is at or before the interval's
+//     watermark is dropped: the window is closed. A record all of whose
+//     windows are closed is late: it is counted (listener.LateRecords, the
+//     UI's dstream_late_records_total) and, if the program asks, given to the
+//     operator's Late stream. A record whose event time is before the
+//     watermark may still count in a window that has not ended (as in
+//     Spark, the guarantee is one-way: nothing within maxDelay of the
+//     largest event time is dropped).
+//   - AppendMode: an interval outputs each window whose end is at or before
+//     its watermark, once, with its final value, and forgets it.
+//     UpdateMode: an interval outputs every window its records changed,
+//     with its value so far, and forgets, without output, the windows the
+//     watermark passed. Either way the state holds only windows the
+//     watermark has not passed.
+//
+// Event times are taken at millisecond precision.
+func WithEventTime[T any](s *Stream[T], eventTime func(T) time.Time, maxDelay time.Duration) *Stream[Event[T]] {
+	c := s.ctx
+	if eventTime == nil || maxDelay < 0 {
+		c.setErr(fmt.Errorf("withEventTime (%s): needs an event time function and a maxDelay of 0 or more (got %v)", caller(), maxDelay))
+		eventTime = func(T) time.Time { return time.Time{} }
+		maxDelay = 0
+	}
+	out := derive(s, "withEventTime", func(ds *rdd.Dataset[T]) *rdd.Dataset[Event[T]] {
+		return rdd.Map(ds, func(x T) Event[T] { return Event[T]{Time: eventTime(x), Value: x} })
+	})
+	src := &eventSource[T]{s: out, delay: maxDelay}
+	src.fn = partitionFunc(c, func(_ *rdd.TaskContext, records []Event[T], _ string) (eventStats, error) {
+		st := eventStats{Max: math.MinInt64}
+		for _, r := range records {
+			st.Max = max(st.Max, r.Time.UnixMilli())
+		}
+		st.N = int64(len(records))
+		return st, nil
+	})
+	c.e.AddEventTimeSource(src)
+	return out
+}
+
+// eventStats is what one partition of an event-time stream reports.
+type eventStats struct {
+	Max int64 // Unix ms
+	N   int64
+}
+
+// eventSource is an event-time stream as the engine sees it.
+type eventSource[T any] struct {
+	s     *Stream[Event[T]]
+	delay time.Duration
+	fn    int
+}
+
+func (e *eventSource[T]) OpID() int32             { return e.s.id }
+func (e *eventSource[T]) MaxDelay() time.Duration { return e.delay }
+
+func (e *eventSource[T]) EventTimeStats(ctx context.Context, t time.Time) (int64, int64, error) {
+	ds, err := e.s.At(t)
+	if ds == nil || err != nil {
+		return 0, 0, err
+	}
+	parts, err := rdd.RunPartitionFunc[Event[T], eventStats](ctx, ds, e.fn, "", nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	mx, n := int64(math.MinInt64), int64(0)
+	for _, p := range parts {
+		if p.N > 0 {
+			mx, n = max(mx, p.Max), n+p.N
+		}
+	}
+	return mx, n, nil
+}
+
+// eventSourcesOf returns the event-time streams among n and its ancestors.
+func eventSourcesOf(c *Context, n engine.Node) []int32 {
+	srcs := c.e.EventTimeSources()
+	seen := map[int32]bool{}
+	var out []int32
+	var walk func(engine.Node)
+	walk = func(n engine.Node) {
+		if seen[n.OpID()] {
+			return
+		}
+		seen[n.OpID()] = true
+		if _, ok := srcs[n.OpID()]; ok {
+			out = append(out, n.OpID())
+			return
+		}
+		for _, p := range n.ParentNodes() {
+			walk(p)
+		}
+	}
+	walk(n)
+	slices.Sort(out)
+	return out
+}
+
+// watermarkAt returns the watermark interval t runs with for an operator
+// fed by sources: the minimum of theirs in t's manifest; false if one has
+// none yet.
+func watermarkAt(c *Context, sources []int32, t time.Time) (int64, bool, error) {
+	ets, ok := c.e.EventTimesAt(t)
+	if !ok {
+		return 0, false, fmt.Errorf("no manifest of interval %d: its watermark is unknown", t.UnixMilli())
+	}
+	wm := int64(math.MaxInt64)
+	for _, id := range sources {
+		i := slices.IndexFunc(ets, func(e manifest.EventTime) bool { return e.Stream == id })
+		if i < 0 {
+			return 0, false, nil
+		}
+		wm = min(wm, ets[i].Watermark)
+	}
+	return wm, len(sources) > 0, nil
+}
