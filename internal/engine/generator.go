@@ -101,9 +101,9 @@ func (c *Engine) Start() error {
 		}
 	}
 	for _, in := range c.cutters {
-		if fi, ok := in.(*FileInput); ok {
-			if err := fi.folder.check(context.Background()); err != nil {
-				return fmt.Errorf("dstream: file stream %s: %w", fi.folder, err)
+		if ch, ok := in.(startChecker); ok {
+			if err := ch.check(context.Background()); err != nil {
+				return fmt.Errorf("dstream: %w", err)
 			}
 		}
 	}

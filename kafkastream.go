@@ -1,0 +1,134 @@
+package dstream
+
+import (
+	"context"
+	"fmt"
+	"iter"
+	"strings"
+	"time"
+
+	"github.com/dstream/dstream/internal/engine"
+	"github.com/dstream/dstream/kafka"
+	"github.com/dstream/dstream/manifest"
+	"github.com/dstream/dstream/rdd"
+)
+
+// KafkaRecord is a record read from Kafka: its topic, partition and
+// offset, key, value, headers and timestamp.
+type KafkaRecord = kafka.Record
+
+// KafkaOptions configure KafkaStream: where to read (package kafka's
+// Options) and how fast.
+type KafkaOptions struct {
+	kafka.Options
+	// MaxRatePerPartition caps the records per second an interval takes
+	// from each partition (0: no cap), as Spark's
+	// spark.streaming.kafka.maxRatePerPartition: a job that starts far
+	// behind catches up in intervals of bounded size. With
+	// Config.Backpressure the job's processing rate caps them further,
+	// shared among partitions in proportion to their lag.
+	MaxRatePerPartition int64
+}
+
+// KafkaStream reads Kafka topics directly, as Spark's
+// DirectKafkaInputDStream: no receiver, no consumer group membership, no
+// copy of the records in the job. At each interval the master asks the
+// brokers for each partition's latest offset (the last stable offset when
+// reading committed records, the default) and fixes the interval's range
+// [from, until) of every partition: from where the previous interval
+// ended (the first interval: Options.Start or Options.Offsets), until the
+// latest offset, capped by MaxRatePerPartition and backpressure. The
+// interval's manifest names the ranges, and its dataset has one partition
+// per non-empty range, fetched by the task that computes it, wherever it
+// runs: a lost partition is fetched again, the same records. New topics
+// (TopicPattern) and partitions are picked up at the next interval.
+//
+// With a checkpoint folder the ranges are also written when the interval
+// is cut, and a restarted master replays them: the intervals it runs again
+// read exactly what they read before, and the next one starts where they
+// ended, so no record is read twice or skipped (docs/ARCHITECTURE.md,
+// "Master restart"). Offsets the stream needs that the log no longer holds
+// (retention, compaction, a topic created again) stop the job with a
+// *kafka.OffsetsMissingError, unless Options.OnMissing skips them.
+//
+// With Options.CommitOffsets each completed interval's positions are
+// committed to Options.Group, for lag tools; the job never resumes from
+// them (only a fresh job with Start: kafka.Committed starts there).
+func KafkaStream(c *Context, opts KafkaOptions) *Stream[KafkaRecord] {
+	if opts.Logger == nil {
+		opts.Logger = c.log
+	}
+	src, err := kafka.NewSource(opts.Options)
+	if err != nil {
+		c.setErr(fmt.Errorf("KafkaStream (%s): %w", caller(), err))
+	}
+	if opts.MaxRatePerPartition < 0 {
+		c.setErr(fmt.Errorf("KafkaStream (%s): MaxRatePerPartition %d must not be negative", caller(), opts.MaxRatePerPartition))
+	}
+	name := "kafka " + strings.Join(opts.Topics, ",")
+	if opts.TopicPattern != "" {
+		name = "kafka /" + opts.TopicPattern + "/"
+	}
+	var oi *engine.OffsetInput
+	s := newStream(c, name, c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[KafkaRecord], error) {
+		rs, _ := oi.RangesAt(t)
+		return kafkaDataset(c, src, rs), nil
+	})
+	if src != nil {
+		oi = c.e.AddOffsets(s.self, kafkaSource{src}, engine.OffsetOptions{MaxRatePerPartition: opts.MaxRatePerPartition, Commit: opts.CommitOffsets})
+	}
+	return s
+}
+
+// kafkaDataset fetches the non-empty ranges of rs, one partition each.
+func kafkaDataset(c *Context, src *kafka.Source, rs []manifest.OffsetRange) *rdd.Dataset[KafkaRecord] {
+	var parts []kafka.Range
+	for _, r := range rs {
+		if r.Until > r.From {
+			parts = append(parts, kafka.Range(r))
+		}
+	}
+	if len(parts) == 0 {
+		return rdd.Empty[KafkaRecord](c.rctx())
+	}
+	return rdd.FromFunc(c.rctx(), "kafka input", len(parts), func(tc *rdd.TaskContext, p int) iter.Seq[KafkaRecord] {
+		return func(yield func(KafkaRecord) bool) {
+			if err := src.Fetch(tc.Ctx, parts[p], yield); err != nil {
+				tc.Fail(err)
+			}
+		}
+	})
+}
+
+// kafkaSource is a kafka.Source as the engine's OffsetSource.
+type kafkaSource struct{ s *kafka.Source }
+
+func (k kafkaSource) Check(ctx context.Context) error { return k.s.Check(ctx) }
+
+func (k kafkaSource) Plan(ctx context.Context, next map[engine.Partition]int64, limit engine.Limit) ([]manifest.OffsetRange, map[engine.Partition]int64, error) {
+	kn := make(map[kafka.Partition]int64, len(next))
+	for p, o := range next {
+		kn[kafka.Partition(p)] = o
+	}
+	rs, ends, err := k.s.Plan(ctx, kn, kafka.Limit(limit))
+	if err != nil {
+		return nil, nil, err
+	}
+	out := make([]manifest.OffsetRange, len(rs))
+	for i, r := range rs {
+		out[i] = manifest.OffsetRange(r)
+	}
+	en := make(map[engine.Partition]int64, len(ends))
+	for p, o := range ends {
+		en[engine.Partition(p)] = o
+	}
+	return out, en, nil
+}
+
+func (k kafkaSource) Commit(ctx context.Context, upTo []manifest.OffsetRange) error {
+	rs := make([]kafka.Range, len(upTo))
+	for i, r := range upTo {
+		rs[i] = kafka.Range(r)
+	}
+	return k.s.Commit(ctx, rs)
+}
