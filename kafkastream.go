@@ -41,7 +41,8 @@ type KafkaOptions struct {
 // interval's manifest names the ranges, and its dataset has one partition
 // per non-empty range, fetched by the task that computes it, wherever it
 // runs: a lost partition is fetched again, the same records. New topics
-// (TopicPattern) and partitions are picked up at the next interval.
+// (TopicPattern) and partitions are picked up within seconds (the client's
+// metadata age).
 //
 // With a checkpoint folder the ranges are also written when the interval
 // is cut, and a restarted master replays them: the intervals it runs again

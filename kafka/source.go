@@ -96,7 +96,8 @@ type Options struct {
 	// (matched anywhere in the name, as regexp.MatchString), reads every
 	// topic it matches, internal ones aside. One of them is required.
 	// Topics and partitions created while the job runs are picked up at
-	// the next interval.
+	// the first interval after the client's metadata refresh (franz-go's
+	// MetadataMinAge, 5 s by default).
 	Topics       []string
 	TopicPattern string
 	// Start is where a partition with no position starts. Default
@@ -290,6 +291,9 @@ func (s *Source) topics(ctx context.Context, adm *kadm.Client) (map[string][]int
 	for name, d := range td {
 		if s.pattern != nil && (d.IsInternal || !s.pattern.MatchString(name)) {
 			continue
+		}
+		if errors.Is(d.Err, kerr.UnknownTopicOrPartition) {
+			continue // said below
 		}
 		if d.Err != nil {
 			return nil, fmt.Errorf("kafka: topic %q: %w", name, d.Err)
@@ -565,3 +569,6 @@ func sortedKeys[V any](m map[string]V) []string {
 	slices.SortFunc(ks, cmp.Compare)
 	return ks
 }
+
+// Records is how many offsets the range spans.
+func (r Range) Records() int64 { return r.Until - r.From }
