@@ -215,7 +215,7 @@ func (c *Engine) generate(ctx context.Context) {
 				return
 			}
 		}
-		n := c.tracker.Records(t)
+		n := c.tracker.Records(t) + c.offsetRecords(t)
 		c.noteRecords(t)
 		b := batch{time: t, submitted: c.cfg.Clock.Now(), records: n}
 		c.bus.Post(listener.BatchSubmitted{Batch: listener.BatchInfo{Time: t, Records: n, SubmissionTime: b.submitted}})

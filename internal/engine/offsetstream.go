@@ -449,3 +449,16 @@ type startChecker interface {
 type resumer interface {
 	resume(ctx context.Context, store checkpoint.Store, logged map[int64]loggedManifest, first time.Time) error
 }
+
+// offsetRecords is how many offsets the offset streams' ranges of interval
+// t span: the interval's records from them (for the UI and the listeners).
+func (c *Engine) offsetRecords(t time.Time) int64 {
+	var n int64
+	for _, in := range c.cutters {
+		if oi, ok := in.(*OffsetInput); ok {
+			rs, _ := oi.RangesAt(t)
+			n += rangeRecords(rs)
+		}
+	}
+	return n
+}
