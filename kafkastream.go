@@ -133,3 +133,44 @@ func (k kafkaSource) Commit(ctx context.Context, upTo []manifest.OffsetRange) er
 	}
 	return k.s.Commit(ctx, rs)
 }
+
+// KafkaSinkOptions configure SaveToKafka: package kafka's WriterOptions.
+type KafkaSinkOptions = kafka.WriterOptions
+
+// SaveToKafka writes every interval's records to Kafka (a record without a
+// topic goes to opts.Topic; records are partitioned by key), exactly once:
+// each output partition of an interval is written in a Kafka transaction
+// that also commits a marker (the interval, as the offset of a consumer
+// group of its own), and an attempt that finds the marker writes nothing.
+// Retried tasks, speculative copies, a lost worker's tasks run elsewhere
+// and intervals a restarted master runs again leave each record once in
+// the log's committed records: consumers must read with isolation level
+// read_committed (kcat: -X isolation.level=read_committed) to see exactly
+// once; a read_uncommitted consumer may also see the records of aborted
+// attempts. See package kafka's Writer for the protocol. The topic must
+// exist when the job starts (Start fails otherwise).
+func SaveToKafka(s *Stream[KafkaRecord], opts KafkaSinkOptions) {
+	c := s.ctx
+	if opts.Logger == nil {
+		opts.Logger = c.log
+	}
+	w, err := kafka.NewWriter(opts)
+	if err != nil {
+		c.setErr(fmt.Errorf("SaveToKafka (%s): %w", caller(), err))
+		return
+	}
+	var op *engine.Output
+	open := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		return w.Check(ctx)
+	}
+	op = addOutput(s, "saveToKafka", open, func(ctx context.Context, ds *rdd.Dataset[KafkaRecord], t time.Time) error {
+		return ds.RunOutput(ctx, int(op.ID))
+	})
+	// Any process that built the graph writes a partition: the task's
+	// spec names the output (package rdd, RegisterOutput).
+	rdd.RegisterOutput(c.rctx(), int(op.ID), func(tc *rdd.TaskContext, ms int64, p int, records []KafkaRecord) error {
+		return w.Write(tc.Ctx, ms, p, records)
+	})
+}

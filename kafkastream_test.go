@@ -322,3 +322,168 @@ func TestKafkaStreamRestartReplaysRanges(t *testing.T) {
 }
 
 func abs(x int) int { return max(x, -x) }
+
+// sinkJob counts the words of the records' values per interval and saves
+// each count to topic "counts" (key the word, value the count), exactly
+// once; block, if not nil, runs after the sink (and may block interval at
+// to stand for a crash there).
+func sinkJob(h *dstreamtest.Harness[kv], brokers []string, block func(at time.Time) bool) {
+	recs := dstream.KafkaStream(h.Ctx, dstream.KafkaOptions{Options: kafka.Options{Brokers: brokers, Topics: []string{kafkaTopic}}, MaxRatePerPartition: 5})
+	pairs := dstream.Map(dstream.FlatMap(recs, func(r dstream.KafkaRecord) []string { return strings.Fields(string(r.Value)) }),
+		func(w string) kv { return p(w, 1) })
+	out := dstream.Map(dstream.ReduceByKey(pairs, add, 3), func(x kv) dstream.KafkaRecord {
+		return dstream.KafkaRecord{Key: []byte(x.Key), Value: []byte(fmt.Sprint(x.Value))}
+	})
+	dstream.SaveToKafka(out, dstream.KafkaSinkOptions{Brokers: brokers, Topic: "counts", TransactionalID: "wordcount-counts"})
+	dstream.ForeachRDD(recs, func(ctx context.Context, _ *rdd.Dataset[dstream.KafkaRecord], at time.Time) error {
+		if block != nil && block(at) {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	})
+}
+
+// sinkOutput reads every committed record of topic "counts": the words'
+// totals and how many records there are.
+func sinkOutput(t *testing.T, brokers []string) (map[string]int, int) {
+	t.Helper()
+	src, err := kafka.NewSource(kafka.Options{Brokers: brokers, Topics: []string{"counts"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	rs, _, err := src.Plan(ctx, nil, kafka.Limit{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	totals, n := map[string]int{}, 0
+	for _, r := range rs {
+		err := src.Fetch(ctx, r, func(rec kafka.Record) bool {
+			var c int
+			fmt.Sscan(string(rec.Value), &c)
+			totals[string(rec.Key)] += c
+			n++
+			return true
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	return totals, n
+}
+
+// sinkBatch is interval k's records: 5 a partition, so that with the rate
+// cap an interval takes exactly one batch even after a restart.
+func sinkBatch(k int, parts int32) map[int32][]string {
+	out := map[int32][]string{}
+	for p := range parts {
+		for i := range 5 {
+			out[p] = append(out[p], fmt.Sprintf("w%d w%d p%d", (k+i)%7, (k*i)%3, p))
+		}
+	}
+	return out
+}
+
+// wantSink is what sinkJob writes for batches 1..n: the words' totals and
+// the number of (interval, word) records.
+func wantSink(n int, parts int32) (map[string]int, int) {
+	totals, records := map[string]int{}, 0
+	for k := 1; k <= n; k++ {
+		words := map[string]bool{}
+		for _, vs := range sinkBatch(k, parts) {
+			for _, v := range vs {
+				for _, w := range strings.Fields(v) {
+					totals[w]++
+					words[w] = true
+				}
+			}
+		}
+		records += len(words)
+	}
+	return totals, records
+}
+
+// Kafka → word count → Kafka, with a worker SIGKILLed while intervals run:
+// the tasks it ran run again elsewhere, and the topic's committed records
+// hold every interval's counts once.
+func TestSaveToKafkaExactlyOnceWithKilledWorker(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	const n, parts = 6, 3
+	kc, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts)
+	if kc != nil {
+		if err := kc.CreateTopic("counts", 2, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
+	sinkJob(h, brokers, nil)
+	h.Start()
+	for k := 1; k <= n; k++ {
+		produce(t, brokers, sinkBatch(k, parts))
+		if k == 3 {
+			dstreamtest.KillWorker(t, h.Ctx, nil)
+		}
+		h.Tick()
+	}
+	wantTotals, wantRecords := wantSink(n, parts)
+	totals, records := sinkOutput(t, brokers)
+	if !reflect.DeepEqual(totals, wantTotals) || records != wantRecords {
+		t.Errorf("the sink's committed records: %d, totals %v\nwant %d, totals %v", records, totals, wantRecords, wantTotals)
+	}
+}
+
+// A master stopped hard after interval 4's records were written to Kafka,
+// but before the interval completed, runs interval 4 again when it
+// restarts: its sink finds the interval's markers and writes nothing, and
+// the topic holds every interval's counts once.
+func TestSaveToKafkaExactlyOnceAcrossRestart(t *testing.T) {
+	const n, parts, crash = 7, 2, 4
+	kc, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts)
+	if err := kc.CreateTopic("counts", 2, nil); err != nil {
+		t.Fatal(err)
+	}
+	ck := t.TempDir()
+	withCk := dstreamtest.Options{Config: func(c *dstream.Config) { c.CheckpointDir = ck }}
+	first := dstreamtest.New[kv](t, withCk)
+	entered := make(chan struct{})
+	crashAt := dstreamtest.Start.Add(crash * sec)
+	sinkJob(first, brokers, func(at time.Time) bool {
+		if at.Equal(crashAt) {
+			close(entered)
+			return true
+		}
+		return false
+	})
+	first.Start()
+	for k := 1; k < crash; k++ {
+		produce(t, brokers, sinkBatch(k, parts))
+		first.Tick()
+	}
+	produce(t, brokers, sinkBatch(crash, parts))
+	first.Clock.Advance(sec)
+	<-entered // interval 4 wrote its counts, and blocks
+	_ = first.Ctx.Stop(false)
+	for k := crash + 1; k <= n; k++ {
+		produce(t, brokers, sinkBatch(k, parts))
+	}
+	second := dstreamtest.New[kv](t, withCk)
+	sinkJob(second, brokers, nil)
+	second.Start()
+	last := dstreamtest.Start.Add(n * sec)
+	second.Clock.Advance(last.Sub(second.Clock.Now()))
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := second.Ctx.AwaitBatch(ctx, last); err != nil {
+		t.Fatal(err)
+	}
+	wantTotals, wantRecords := wantSink(n, parts)
+	totals, records := sinkOutput(t, brokers)
+	if !reflect.DeepEqual(totals, wantTotals) || records != wantRecords {
+		t.Errorf("the sink's committed records: %d, totals %v\nwant %d, totals %v", records, totals, wantRecords, wantTotals)
+	}
+}
