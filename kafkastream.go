@@ -1,9 +1,11 @@
 package dstream
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"iter"
+	"slices"
 	"strings"
 	"time"
 
@@ -173,4 +175,29 @@ func SaveToKafka(s *Stream[KafkaRecord], opts KafkaSinkOptions) {
 	rdd.RegisterOutput(c.rctx(), int(op.ID), func(tc *rdd.TaskContext, ms int64, p int, records []KafkaRecord) error {
 		return w.Write(tc.Ctx, ms, p, records)
 	})
+}
+
+// KafkaLag is one partition's consumer lag: how many offsets were past the
+// end of the range its Kafka stream took at the latest interval cut.
+type KafkaLag struct {
+	Stream    int32
+	Topic     string
+	Partition int32
+	Lag       int64
+}
+
+// KafkaLags returns the lag of every partition of every Kafka stream at
+// the latest interval cut (the master's; none in a worker or before the
+// first cut), sorted by stream, topic and partition.
+func (c *Context) KafkaLags() []KafkaLag {
+	var out []KafkaLag
+	for stream, lags := range c.e.OffsetLags() {
+		for p, n := range lags {
+			out = append(out, KafkaLag{Stream: stream, Topic: p.Topic, Partition: p.Partition, Lag: n})
+		}
+	}
+	slices.SortFunc(out, func(a, b KafkaLag) int {
+		return cmp.Or(cmp.Compare(a.Stream, b.Stream), cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	return out
 }

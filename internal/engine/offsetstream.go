@@ -462,3 +462,18 @@ func (c *Engine) offsetRecords(t time.Time) int64 {
 	}
 	return n
 }
+
+// OffsetLags returns, for every offset stream, each partition's lag at the
+// latest cut: how many offsets were past the end of its range.
+func (c *Engine) OffsetLags() map[int32]map[Partition]int64 {
+	out := map[int32]map[Partition]int64{}
+	c.mu.Lock()
+	cutters := c.cutters
+	c.mu.Unlock()
+	for _, in := range cutters {
+		if oi, ok := in.(*OffsetInput); ok {
+			out[oi.OpID()] = oi.Lag()
+		}
+	}
+	return out
+}
