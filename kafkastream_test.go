@@ -3,9 +3,11 @@ package dstream_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -33,18 +35,41 @@ const kafkaTopic = "words"
 // variable env, where the worker processes of a local-cluster test (this
 // test binary, started by the master) find them; a worker process returns
 // them and starts nothing.
-func kafkaCluster(t *testing.T, env string, parts int32) (*kfake.Cluster, []string) {
+func kafkaCluster(t *testing.T, env string, parts int32, opts ...kfake.Opt) (*kfake.Cluster, []string) {
 	t.Helper()
 	if dstreamtest.InWorker() {
 		return nil, strings.Split(os.Getenv(env), ",")
 	}
-	c, err := kfake.NewCluster(kfake.NumBrokers(3), kfake.SeedTopics(parts, kafkaTopic))
+	c, err := kfake.NewCluster(append([]kfake.Opt{kfake.NumBrokers(3), kfake.SeedTopics(parts, kafkaTopic)}, opts...)...)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(c.Close)
 	t.Setenv(env, strings.Join(c.ListenAddrs(), ","))
 	return c, c.ListenAddrs()
+}
+
+// restartCluster stops the cluster kafkaCluster started with a data
+// folder (every broker, every connection) and starts it again from its
+// folder on the same ports: a restart of every broker.
+func restartCluster(t *testing.T, kc *kfake.Cluster, dir string) *kfake.Cluster {
+	t.Helper()
+	var ports []int
+	for _, a := range kc.ListenAddrs() {
+		_, port, err := net.SplitHostPort(a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, _ := strconv.Atoi(port)
+		ports = append(ports, n)
+	}
+	kc.Close()
+	c, err := kfake.NewCluster(kfake.NumBrokers(len(ports)), kfake.Ports(ports...), kfake.DataDir(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(c.Close)
+	return c
 }
 
 // kafkaBatch is interval k's records (k from 1): per partition, a few
@@ -201,17 +226,18 @@ func TestKafkaStreamAcrossDeployments(t *testing.T) {
 	}
 }
 
-// A worker is SIGKILLed between intervals, and the partition leaders move
-// between brokers: the lost map outputs and state partitions are
-// recomputed, their ranges fetched again, and every interval is a
-// fault-free run's.
+// A worker is SIGKILLed between intervals, the partition leaders move
+// between brokers, and every broker restarts: the lost map outputs and state
+// partitions are recomputed, their ranges fetched again, and every
+// interval is a fault-free run's.
 func TestKafkaStreamSurvivesKilledWorker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
 	const n, parts = 6, 4
 	want := wantKafka(n, parts)
-	kc, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts)
+	dir := t.TempDir()
+	kc, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts, kfake.DataDir(dir))
 	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
 	out := kafkaJob(h, brokers, nil, nil)
 	h.Start()
@@ -226,6 +252,9 @@ func TestKafkaStreamSurvivesKilledWorker(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+		}
+		if k == 5 {
+			kc = restartCluster(t, kc, dir)
 		}
 		if got := out(h.Tick()); got != want[k-1] {
 			t.Errorf("interval %d:\n got %s\nwant %s", k, got, want[k-1])
@@ -406,15 +435,16 @@ func wantSink(n int, parts int32) (map[string]int, int) {
 	return totals, records
 }
 
-// Kafka → word count → Kafka, with a worker SIGKILLed while intervals run:
-// the tasks it ran run again elsewhere, and the topic's committed records
-// hold every interval's counts once.
+// Kafka → word count → Kafka, with a worker SIGKILLed while intervals run
+// and the brokers restarted: the tasks the worker ran run again elsewhere,
+// and the topic's committed records hold every interval's counts once.
 func TestSaveToKafkaExactlyOnceWithKilledWorker(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
 	const n, parts = 6, 3
-	kc, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts)
+	dir := t.TempDir()
+	kc, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts, kfake.DataDir(dir))
 	if kc != nil {
 		if err := kc.CreateTopic("counts", 2, nil); err != nil {
 			t.Fatal(err)
@@ -427,6 +457,9 @@ func TestSaveToKafkaExactlyOnceWithKilledWorker(t *testing.T) {
 		produce(t, brokers, sinkBatch(k, parts))
 		if k == 3 {
 			dstreamtest.KillWorker(t, h.Ctx, nil)
+		}
+		if k == 4 {
+			kc = restartCluster(t, kc, dir)
 		}
 		h.Tick()
 	}
