@@ -85,7 +85,7 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	memory := dstream.MemoryFlag(fs)
 	maxRecord := dstream.Bytes(source.DefaultMaxRecordBytes)
 	fs.Var(&maxRecord, "max-record", "longest line the socket source takes as a record, a `size`; a longer one is dropped with a warning")
-	kafkaBrokers := fs.String("kafka-brokers", "", "read Kafka instead of a socket: the brokers, `host:port[,host:port...]` (with --topic)")
+	kafkaBrokers := fs.String("kafka-brokers", "", "read Kafka instead of a socket: the `brokers`, host:port[,host:port...] (with --topic)")
 	topic := fs.String("topic", "", "with --kafka-brokers: the topic to read, each record's value a line")
 	kafkaStart := fs.String("kafka-start", "earliest", "with --kafka-brokers: where a fresh job starts reading: earliest, latest or committed (the group's offsets)")
 	kafkaGroup := fs.String("kafka-group", "", "with --kafka-brokers: commit each completed interval's offsets to this consumer `group` (for lag tools)")
