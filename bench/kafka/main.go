@@ -24,6 +24,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"sync"
 	"time"
@@ -64,6 +65,7 @@ func run(args []string) error {
 	start := fs.Int("start", 50_000, "first rate tried, records/s")
 	trial := fs.Int("trial", -1, "internal: the trial a worker serves")
 	rateFlag := fs.Int("rate", 0, "internal: the rate a worker's trial runs at")
+	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the trials to this `file`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -97,6 +99,17 @@ func run(args []string) error {
 	}
 	fmt.Printf("franz-go consumes the topic at %.0f records/s (%d records in %v)\n", float64(n)/d.Seconds(), n, d.Round(time.Millisecond))
 
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	need := func(rate int) bool { return int64(rate)*int64(*intervals+warmup+1)*int64(*batch)/int64(time.Second) <= int64(*records) }
 	try := func(k, rate int) bool {
 		worst, err := runJob(addrs, *batch, *master, *parts, k, rate, *intervals, args)
