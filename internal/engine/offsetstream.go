@@ -418,7 +418,11 @@ func (c *Engine) offsetInputOf(stream int32) *OffsetInput {
 	return nil
 }
 
-// offsetCommitter commits each completed interval's positions.
+// offsetCommitter commits each completed interval's positions, on the
+// listener bus: briefly (a commit that takes longer is dropped, as the next
+// interval's covers it), so an unreachable group coordinator delays the
+// other listeners little, and a graceful stop, which delivers the queued
+// events, commits the last interval's.
 type offsetCommitter struct{ oi *OffsetInput }
 
 func (oc offsetCommitter) OnEvent(e listener.Event) {
@@ -431,7 +435,7 @@ func (oc offsetCommitter) OnEvent(e listener.Event) {
 		return
 	}
 	c := oc.oi.c
-	ctx, cancel := context.WithTimeout(c.RunCtx(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(c.RunCtx(), 3*time.Second)
 	defer cancel()
 	if err := oc.oi.src.Commit(ctx, rs); err != nil && ctx.Err() == nil {
 		c.log.Warn("offset stream: positions not committed (the next interval's commit covers them)", "stream", oc.oi.OpID(), "time", done.Batch.Time.UnixMilli(), "err", err)
