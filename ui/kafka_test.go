@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -57,6 +59,31 @@ func TestKafkaOffsetsAndLag(t *testing.T) {
 	want := []ui.OffsetRange{{Stream: 2, Topic: "in", Partition: 0, FromOffset: 0, UntilOffset: 4}, {Stream: 2, Topic: "in", Partition: 1, FromOffset: 0, UntilOffset: 3}}
 	if !reflect.DeepEqual(b.OffsetRanges, want) || b.InputSize != 7 {
 		t.Errorf("batch offset ranges %+v, input %d; want %+v, 7", b.OffsetRanges, b.InputSize, want)
+	}
+	// The batch's page lists the ranges (when a browser is at hand).
+	if browser := findBrowser(); browser != "" {
+		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.Flag("headless", "new"),
+			chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		defer cancelAlloc()
+		bctx, cancelBrowser := chromedp.NewContext(actx)
+		defer cancelBrowser()
+		bctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(bctx, chromedp.Navigate(fmt.Sprintf("%s/#/batch/%d", f.url, t1))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Run(bctx, chromedp.Poll[bool](`document.querySelectorAll('#offset-ranges tbody tr').length === 2`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("the batch page lists no offset ranges: %v", err)
+		}
+		rows, err := chromedp.Run(bctx, chromedp.Evaluate[string](`document.querySelector('#offset-ranges tbody').textContent`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(rows, "in") || !strings.Contains(rows, "4") || !strings.Contains(rows, "3") {
+			t.Errorf("the batch page's offset ranges %q", rows)
+		}
 	}
 	expectMetrics(t, f.url, `# TYPE dstream_kafka_lag_records gauge
 dstream_kafka_lag_records{partition="0",stream="2",topic="in"} 6
