@@ -161,7 +161,10 @@ func (rd *reader) close() {
 }
 
 // readerPool keeps idle readers for the next ranges of their partitions:
-// at most maxIdleReaders, none idle longer than readerIdleTime.
+// at most maxIdleReaders, none idle longer than readerIdleTime. An idle
+// reader holds what it fetched ahead: one response (readerFetchBytes) in
+// the client and at most one polled past its range (carry), so the pool
+// holds at most 2 * maxIdleReaders * readerFetchBytes (64 MiB).
 type readerPool struct {
 	s      *Source
 	mu     sync.Mutex
@@ -170,8 +173,9 @@ type readerPool struct {
 }
 
 const (
-	maxIdleReaders = 64
-	readerIdleTime = time.Minute
+	maxIdleReaders   = 32
+	readerIdleTime   = time.Minute
+	readerFetchBytes = 1 << 20
 )
 
 func newReaderPool(s *Source) *readerPool { return &readerPool{s: s} }
@@ -197,7 +201,8 @@ func (p *readerPool) take(tp Partition, from int64) (*reader, error) {
 		kgo.ConsumeResetOffset(kgo.NoResetOffset()),
 		kgo.FetchIsolationLevel(level),
 		kgo.KeepControlRecords(),
-		kgo.FetchMaxBytes(16<<20),
+		kgo.FetchMaxBytes(readerFetchBytes),
+		kgo.FetchMaxPartitionBytes(readerFetchBytes),
 		kgo.FetchMaxWait(100*time.Millisecond),
 	)...)
 	if err != nil {
