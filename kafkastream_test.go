@@ -520,3 +520,26 @@ func TestSaveToKafkaExactlyOnceAcrossRestart(t *testing.T) {
 		t.Errorf("the sink's committed records: %d, totals %v\nwant %d, totals %v", records, totals, wantRecords, wantTotals)
 	}
 }
+
+// With backpressure the job's rate caps the intervals too, shared among
+// the partitions by lag: before the first estimate, Config.InitialRate
+// (4 records a second: 3 and 1 of partitions lagging by 15 and 5).
+func TestKafkaStreamBackpressure(t *testing.T) {
+	_, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", 2)
+	h := dstreamtest.New[kv](t, dstreamtest.Options{Config: func(c *dstream.Config) { c.Backpressure, c.InitialRate = true, 4 }})
+	recs := dstreamtest.Collect(dstream.KafkaStream(h.Ctx, dstream.KafkaOptions{Options: kafka.Options{Brokers: brokers, Topics: []string{kafkaTopic}}}))
+	h.Start()
+	batch := map[int32][]string{}
+	for i := range 15 {
+		batch[0] = append(batch[0], fmt.Sprint("a", i))
+		if i < 5 {
+			batch[1] = append(batch[1], fmt.Sprint("b", i))
+		}
+	}
+	produce(t, brokers, batch)
+	at := h.Tick()
+	m, _ := h.Ctx.Manifest(at)
+	if got := fmt.Sprint(m.Inputs[0].Ranges); got != "[{words 0 0 3} {words 1 0 1}]" || len(recs.At(at)) != 4 {
+		t.Errorf("interval 1's ranges %s, %d records; want [0, 3) and [0, 1), 4 records", got, len(recs.At(at)))
+	}
+}

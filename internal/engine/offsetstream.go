@@ -185,7 +185,13 @@ func (oi *OffsetInput) limit() Limit {
 		l.PerPartition = max(1, int64(float64(r)*batch.Seconds()))
 	}
 	if oi.rate != nil {
-		if perSec, ok := oi.rate.Rate(); ok {
+		perSec, ok := oi.rate.Rate()
+		if !ok && oi.c.cfg.InitialRate > 0 {
+			// Before the first estimate (Spark's
+			// spark.streaming.backpressure.initialRate).
+			perSec, ok = float64(oi.c.cfg.InitialRate), true
+		}
+		if ok {
 			l.Total = max(1, int64(perSec*batch.Seconds()))
 		}
 	}
