@@ -110,7 +110,9 @@ func run(args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	need := func(rate int) bool { return int64(rate)*int64(*intervals+warmup+1)*int64(*batch)/int64(time.Second) <= int64(*records) }
+	need := func(rate int) bool {
+		return int64(rate)*int64(*intervals+warmup+1)*int64(*batch)/int64(time.Second) <= int64(*records)
+	}
 	try := func(k, rate int) bool {
 		worst, err := runJob(addrs, *batch, *master, *parts, k, rate, *intervals, args)
 		ok := err == nil && worst <= *batch
@@ -283,4 +285,3 @@ func runJob(brokers []string, batch time.Duration, master string, parts, k, rate
 	}
 	return worst, nil
 }
-
