@@ -30,6 +30,11 @@ type KafkaOptions struct {
 	// Config.Backpressure the job's processing rate caps them further,
 	// shared among partitions in proportion to their lag.
 	MaxRatePerPartition int64
+	// SplitRecords splits a range spanning more offsets than this into
+	// several partitions of the interval's dataset, each fetching its
+	// part (0: one partition per range). More tasks than partitions keep
+	// more slots busy when a topic has few partitions.
+	SplitRecords int64
 }
 
 // KafkaStream reads Kafka topics directly, as Spark's
@@ -65,6 +70,9 @@ func KafkaStream(c *Context, opts KafkaOptions) *Stream[KafkaRecord] {
 	if err != nil {
 		c.setErr(fmt.Errorf("KafkaStream (%s): %w", caller(), err))
 	}
+	if opts.SplitRecords < 0 {
+		c.setErr(fmt.Errorf("KafkaStream (%s): SplitRecords %d must not be negative", caller(), opts.SplitRecords))
+	}
 	if opts.MaxRatePerPartition < 0 {
 		c.setErr(fmt.Errorf("KafkaStream (%s): MaxRatePerPartition %d must not be negative", caller(), opts.MaxRatePerPartition))
 	}
@@ -75,7 +83,7 @@ func KafkaStream(c *Context, opts KafkaOptions) *Stream[KafkaRecord] {
 	var oi *engine.OffsetInput
 	s := newStream(c, name, c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[KafkaRecord], error) {
 		rs, _ := oi.RangesAt(t)
-		return kafkaDataset(c, src, rs), nil
+		return kafkaDataset(c, src, rs, opts.SplitRecords), nil
 	})
 	if src != nil {
 		oi = c.e.AddOffsets(s.self, kafkaSource{src}, engine.OffsetOptions{MaxRatePerPartition: opts.MaxRatePerPartition, Commit: opts.CommitOffsets})
@@ -83,12 +91,18 @@ func KafkaStream(c *Context, opts KafkaOptions) *Stream[KafkaRecord] {
 	return s
 }
 
-// kafkaDataset fetches the non-empty ranges of rs, one partition each.
-func kafkaDataset(c *Context, src *kafka.Source, rs []manifest.OffsetRange) *rdd.Dataset[KafkaRecord] {
+// kafkaDataset fetches the non-empty ranges of rs, one partition each, or
+// one per split of at most split offsets (split > 0).
+func kafkaDataset(c *Context, src *kafka.Source, rs []manifest.OffsetRange, split int64) *rdd.Dataset[KafkaRecord] {
 	var parts []kafka.Range
 	for _, r := range rs {
-		if r.Until > r.From {
-			parts = append(parts, kafka.Range(r))
+		for from := r.From; from < r.Until; {
+			until := r.Until
+			if split > 0 {
+				until = min(r.Until, from+split)
+			}
+			parts = append(parts, kafka.Range{Topic: r.Topic, Partition: r.Partition, From: from, Until: until})
+			from = until
 		}
 	}
 	if len(parts) == 0 {

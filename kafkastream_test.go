@@ -205,6 +205,33 @@ func TestKafkaStreamTakesEachIntervalsRecords(t *testing.T) {
 	}
 }
 
+// Ranges split into parts of at most 2 offsets: more partitions, the same
+// records.
+func TestKafkaStreamSplitsRanges(t *testing.T) {
+	const n, parts = 3, 3
+	_, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts)
+	h := dstreamtest.New[kv](t, dstreamtest.Options{})
+	out := kafkaJob(h, brokers, func(o *dstream.KafkaOptions) { o.SplitRecords = 2 }, nil)
+	var split []int
+	dstream.ForeachRDD(dstream.KafkaStream(h.Ctx, dstream.KafkaOptions{Options: kafka.Options{Brokers: brokers, Topics: []string{kafkaTopic}}, SplitRecords: 2}),
+		func(_ context.Context, ds *rdd.Dataset[dstream.KafkaRecord], _ time.Time) error {
+			split = append(split, ds.NumPartitions())
+			return nil
+		})
+	h.Start()
+	want := wantKafka(n, parts)
+	for k := 1; k <= n; k++ {
+		produce(t, brokers, kafkaBatch(k, parts))
+		if got := out(h.Tick()); got != want[k-1] {
+			t.Errorf("interval %d:\n got %s\nwant %s", k, got, want[k-1])
+		}
+	}
+	// Interval 1: 4, 5 and 3 records in the partitions: 2 + 3 + 2 parts.
+	if len(split) == 0 || split[0] != 7 {
+		t.Errorf("partitions per interval %v, want 7 at interval 1", split)
+	}
+}
+
 // Under local-cluster and a standalone master the workers fetch the
 // ranges the manifests name: the output is local[2]'s.
 func TestKafkaStreamAcrossDeployments(t *testing.T) {
