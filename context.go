@@ -143,13 +143,15 @@ type Config struct {
 	// (Spark's spark.streaming.backpressure.enabled): a PID controller fed
 	// by each completed interval's processing time and scheduling delay
 	// sets the rate, so the delay stays bounded under any offered load.
-	// Default off.
+	// A Kafka stream's intervals are capped by the same estimate, shared
+	// among its partitions by lag. Default off.
 	Backpressure bool
 	// MaxRate caps the records per second each receiver takes in (0: no
 	// cap), with or without Backpressure.
 	MaxRate int
-	// InitialRate is the rate receivers start at under Backpressure, until
-	// the first estimate (two completed intervals). Default 0: no limit
+	// InitialRate is the rate receivers (and each Kafka stream, in all)
+	// start at under Backpressure, until the first estimate (two
+	// completed intervals). Default 0: no limit
 	// until then (MaxRate, if set).
 	InitialRate int
 	// WorkDir is a folder for this process's files: shuffle outputs the

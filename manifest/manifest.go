@@ -11,7 +11,9 @@
 //   - for each input stream, the blocks allocated to the interval, in order
 //     (partition i of the interval's input dataset reads block i), or, for a
 //     file stream, the files it selected (name, size, modification time),
-//     which every process reads from the stream's folder;
+//     which every process reads from the stream's folder, or, for an offset
+//     stream (Kafka's direct stream), the offset range of each partition
+//     it takes, which every process fetches from the log;
 //   - for each state stream, the checkpointed dataset the interval starts
 //     from, so a process that did not compute the state's history reads the
 //     checkpoint instead of recomputing it: lineage stays one interval deep
@@ -75,7 +77,24 @@ type Input struct {
 	// dataset reads them from the stream's folder (one partition per
 	// split of each file). Older manifests have none.
 	Files []File `json:"files,omitempty"`
+	// Ranges are an offset stream's ranges, one per partition it reads,
+	// sorted by topic and partition (empty ranges included: they carry
+	// the partition's position). Older manifests have none.
+	Ranges []OffsetRange `json:"ranges,omitempty"`
 }
+
+// OffsetRange is the records [From, Until) of one partition of a log (a
+// Kafka topic's partition) an offset stream takes in the interval.
+type OffsetRange struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	From      int64  `json:"from"`
+	Until     int64  `json:"until"`
+}
+
+// Records is how many offsets the range spans (the records it holds, when
+// no offset in it was compacted away or is a transaction marker).
+func (r OffsetRange) Records() int64 { return r.Until - r.From }
 
 // File is a file a file stream selected for the interval.
 type File struct {
@@ -192,6 +211,17 @@ func (m *Interval) Validate() error {
 			}
 			if i > 0 && in.Files[i-1].Name >= f.Name {
 				return fmt.Errorf("manifest of interval %d: stream %d's files are not sorted by name, each once (%q after %q)", m.Time, in.Stream, f.Name, in.Files[i-1].Name)
+			}
+		}
+		for i, r := range in.Ranges {
+			if r.Topic == "" || r.Partition < 0 || r.From < 0 || r.Until < r.From {
+				return fmt.Errorf("manifest of interval %d: stream %d has a malformed offset range %+v", m.Time, in.Stream, r)
+			}
+			if i > 0 {
+				p := in.Ranges[i-1]
+				if cmp.Or(cmp.Compare(p.Topic, r.Topic), cmp.Compare(p.Partition, r.Partition)) >= 0 {
+					return fmt.Errorf("manifest of interval %d: stream %d's offset ranges are not sorted by topic and partition, each once (%s/%d after %s/%d)", m.Time, in.Stream, r.Topic, r.Partition, p.Topic, p.Partition)
+				}
 			}
 		}
 	}

@@ -127,6 +127,31 @@ func TestFilesRoundTrip(t *testing.T) {
 	}
 }
 
+// An offset stream's ranges survive the round trip, empty ones included;
+// a manifest without them reads as before.
+func TestRangesRoundTrip(t *testing.T) {
+	m := sample()
+	rs := []OffsetRange{{Topic: "a", Partition: 0, From: 10, Until: 20}, {Topic: "a", Partition: 1, From: 7, Until: 7}, {Topic: "b", Partition: 0, From: 0, Until: 1}}
+	m.Inputs = append(m.Inputs, Input{Stream: 7, Ranges: rs})
+	b, err := m.Marshal()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := Unmarshal(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, in := range got.Inputs {
+		if in.Stream == 7 && !reflect.DeepEqual(in.Ranges, rs) {
+			t.Fatalf("ranges = %+v, want %+v", in.Ranges, rs)
+		}
+	}
+	old, _ := sample().Marshal()
+	if strings.Contains(string(old), "ranges") {
+		t.Fatal("a manifest without ranges names them")
+	}
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name string
@@ -147,6 +172,24 @@ func TestValidate(t *testing.T) {
 		}, "not sorted"},
 		{"a file twice", func(m *Interval) {
 			m.Inputs = append(m.Inputs, Input{Stream: 9, Files: []File{{Name: "a"}, {Name: "a"}}})
+		}, "not sorted"},
+		{"range without a topic", func(m *Interval) {
+			m.Inputs = append(m.Inputs, Input{Stream: 9, Ranges: []OffsetRange{{Partition: 0, From: 1, Until: 2}}})
+		}, "malformed offset range"},
+		{"range ending before it starts", func(m *Interval) {
+			m.Inputs = append(m.Inputs, Input{Stream: 9, Ranges: []OffsetRange{{Topic: "t", From: 5, Until: 4}}})
+		}, "malformed offset range"},
+		{"negative offset", func(m *Interval) {
+			m.Inputs = append(m.Inputs, Input{Stream: 9, Ranges: []OffsetRange{{Topic: "t", From: -1, Until: 4}}})
+		}, "malformed offset range"},
+		{"negative partition", func(m *Interval) {
+			m.Inputs = append(m.Inputs, Input{Stream: 9, Ranges: []OffsetRange{{Topic: "t", Partition: -1}}})
+		}, "malformed offset range"},
+		{"ranges out of order", func(m *Interval) {
+			m.Inputs = append(m.Inputs, Input{Stream: 9, Ranges: []OffsetRange{{Topic: "t", Partition: 1}, {Topic: "t", Partition: 0}}})
+		}, "not sorted"},
+		{"a partition twice", func(m *Interval) {
+			m.Inputs = append(m.Inputs, Input{Stream: 9, Ranges: []OffsetRange{{Topic: "t", Partition: 1}, {Topic: "t", Partition: 1, From: 3, Until: 3}}})
 		}, "not sorted"},
 	}
 	for _, tt := range tests {

@@ -107,6 +107,10 @@
 //	  }
 //	]
 //
+// GET /api/v1/batches/{batchTime} adds, for a job reading Kafka,
+// "offsetRanges": [{"stream", "topic", "partition", "fromOffset",
+// "untilOffset"}], the offsets each partition's range took.
+//
 // Bounds: the batches retained (Options.RetainedBatches), each batch's
 // output operations (as many as the graph has), its task attempts
 // (Options.MaxTasksPerBatch, and Options.RetainedTasks over all batches:
@@ -145,6 +149,8 @@
 //	  dstream_worker_slots{worker="local"}                 task slots of each worker
 //	  dstream_worker_free_slots{worker="local"}            of those, the ones not running a task
 //	  dstream_master_lease_epoch                           the epoch of the checkpoint location's lease this master acts with (0: a standby, or no lease)
+//	  dstream_kafka_lag_records{stream,topic,partition}    offsets of a Kafka partition past its
+//	                                                       stream's range at the latest cut
 //
 // The go_* (runtime) and process_* (process) metrics of client_golang's
 // collectors follow, and promhttp_metric_handler_errors_total.

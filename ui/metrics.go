@@ -125,6 +125,7 @@ type contextCollector struct {
 	evictions, receiverWaits, receiverRecords, slots, freeSlots, dropped       *prometheus.Desc
 	checkpointFailures, streamRecords, receiverDropped, streamDropped          *prometheus.Desc
 	leaseEpoch                                                                 *prometheus.Desc
+	kafkaLag                                                                   *prometheus.Desc
 }
 
 func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
@@ -150,13 +151,14 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 		streamRecords:      d("stream_received_records_total", "Records each input stream's receiver has taken in.", "stream", "receiver"),
 		receiverDropped:    d("receiver_records_dropped_total", "Records the receivers dropped as malformed (a line over the socket source's limit)."),
 		streamDropped:      d("stream_dropped_records_total", "Records each input stream's receiver dropped as malformed.", "stream", "receiver"),
+		kafkaLag:           d("kafka_lag_records", "Offsets of a Kafka partition past the end of the range its stream took at the latest interval cut: the consumer lag.", "stream", "topic", "partition"),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *contextCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.active, c.storeBytes, c.storeCapacity, c.storeInputLimit, c.storePeak, c.storeBlocks,
-		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped, c.leaseEpoch} {
+		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped, c.leaseEpoch, c.kafkaLag} {
 		ch <- d
 	}
 }
@@ -194,6 +196,10 @@ func (c *contextCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, r := range c.sctx.Receivers() {
 		ch <- prometheus.MustNewConstMetric(c.streamRecords, prometheus.CounterValue, float64(r.Records), strconv.Itoa(int(r.Stream)), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.streamDropped, prometheus.CounterValue, float64(r.Dropped), strconv.Itoa(int(r.Stream)), r.Name)
+	}
+
+	for _, l := range c.sctx.KafkaLags() {
+		gauge(c.kafkaLag, float64(l.Lag), strconv.Itoa(int(l.Stream)), l.Topic, strconv.Itoa(int(l.Partition)))
 	}
 
 	for _, w := range c.sctx.Workers() {

@@ -90,6 +90,22 @@ type Batch struct {
 	// batch (naming the interval and the first failed output operation, or
 	// the state checkpoint); null otherwise.
 	FirstFailureReason *string `json:"firstFailureReason"`
+	// OffsetRanges ("offsetRanges") are the offsets each Kafka stream
+	// took from each partition in the interval, as its manifest names
+	// them (Spark shows them on a direct stream's batch page). Only GET
+	// /api/v1/batches/{batchTime} has them, while the master remembers
+	// the interval's manifest.
+	OffsetRanges []OffsetRange `json:"offsetRanges,omitempty"`
+}
+
+// OffsetRange is the offsets [fromOffset, untilOffset) a Kafka stream took
+// from one partition in an interval.
+type OffsetRange struct {
+	Stream      int32  `json:"stream"`
+	Topic       string `json:"topic"`
+	Partition   int32  `json:"partition"`
+	FromOffset  int64  `json:"fromOffset"`
+	UntilOffset int64  `json:"untilOffset"`
 }
 
 // OutputOperation is one output operation of a batch, as

@@ -195,6 +195,13 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 		s.noBatch(w, ms)
 		return
 	}
+	if m, ok := s.sctx.Manifest(time.UnixMilli(ms)); ok {
+		for _, in := range m.Inputs {
+			for _, r := range in.Ranges {
+				b.OffsetRanges = append(b.OffsetRanges, OffsetRange{Stream: in.Stream, Topic: r.Topic, Partition: r.Partition, FromOffset: r.From, UntilOffset: r.Until})
+			}
+		}
+	}
 	writeJSON(w, http.StatusOK, b)
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/client"
+	"github.com/dstream/dstream/kafka"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/program"
 	"github.com/dstream/dstream/rdd"
@@ -38,6 +39,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	newLogger := logFlag(fs)
 	uiListen := fs.String("ui-listen", ui.DefaultListen, "`address` the UI's JSON API listens on (port 0 picks a free port; \"\" turns it off)")
 	verbose := fs.Bool("v", false, "log the engine's info messages")
+	sourceKind := fs.String("source", "socket", "where the tweets come from: socket (sent by the client's code path) or kafka (a topic, read directly: KafkaStream)")
+	brokers := fs.String("brokers", "", "with --source kafka: the Kafka brokers, host:port[,host:port...]; default: an in-process broker the demo starts")
+	topic := fs.String("topic", "dstream-demo-tweets", "with --source kafka: the topic the demo writes tweets to and reads (made with 4 partitions if missing)")
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
 	}
@@ -46,6 +50,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *batch <= 0 || *window <= 0 {
 		return program.Usagef("--batch and --window must be positive (batch interval too short)")
+	}
+	if *sourceKind != "socket" && *sourceKind != "kafka" {
+		return program.Usagef("--source %q: want socket or kafka", *sourceKind)
+	}
+	if *sourceKind != "kafka" && *brokers != "" {
+		return program.Usagef("--brokers needs --source kafka")
 	}
 	if *uiListen != "" {
 		if _, _, err := net.SplitHostPort(*uiListen); err != nil {
@@ -64,6 +74,21 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	// The demo owns its process: the Go runtime's memory limit follows the
 	// engine's budget.
 	cfg := dstream.Config{Master: *master, BatchInterval: *batch, MemoryBytes: *memory, LimitProcessMemory: true, Out: stdout, Logger: logger}
+	var kafkaIn *demoKafka
+	if *sourceKind == "kafka" {
+		// Without --brokers the master starts the broker; its workers
+		// (this program again, with the master's arguments) are told
+		// where it is.
+		embedded := *brokers == ""
+		var err error
+		if kafkaIn, err = startDemoKafka(ctx, *brokers, *topic); err != nil {
+			return err
+		}
+		defer kafkaIn.Close()
+		if embedded {
+			cfg.WorkerArgs = append(append([]string{"demo"}, args...), "--brokers", strings.Join(kafkaIn.brokers, ","))
+		}
+	}
 	if err := cfg.Validate(); err != nil {
 		return program.UsageError{Err: err}
 	}
@@ -77,8 +102,17 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: logger})
-	tweets := dstream.ReceiverStream(sctx, sock)
+	var (
+		sock   *source.Socket
+		tweets *dstream.Stream[string]
+	)
+	if kafkaIn != nil {
+		recs := dstream.KafkaStream(sctx, dstream.KafkaOptions{Options: kafka.Options{Brokers: kafkaIn.brokers, Topics: []string{kafkaIn.topic}, Start: kafka.Latest}})
+		tweets = dstream.Map(recs, func(r dstream.KafkaRecord) string { return string(r.Value) })
+	} else {
+		sock = source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: logger})
+		tweets = dstream.ReceiverStream(sctx, sock)
+	}
 	tags := dstream.FlatMap(tweets, hashtags)
 	ones := dstream.Map(tags, func(t string) dstream.Pair[string, int64] { return dstream.KV(t, int64(1)) })
 	counts := dstream.ReduceByKeyAndWindowInv(ones, add, sub, *window, *batch, 0,
@@ -135,8 +169,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	return program.Run(ctx, sctx, program.Master{
 		Duration: *duration,
 		Started: func(run context.Context) {
+			into := ""
+			if kafkaIn != nil {
+				where := "the in-process Kafka broker at " + strings.Join(kafkaIn.brokers, ",")
+				if kafkaIn.embedded == nil {
+					where = "Kafka at " + strings.Join(kafkaIn.brokers, ",")
+				}
+				into = fmt.Sprintf("topic %s of %s, read directly (KafkaStream)", kafkaIn.topic, where)
+			} else {
+				into = sock.Addr().String()
+			}
 			fmt.Fprintf(stdout, "dstream demo: trending hashtags over %v windows, every %v; generated tweets at %d/s into %s (Ctrl-C stops)\n",
-				*window, *batch, *rate, sock.Addr())
+				*window, *batch, *rate, into)
 			if addr := sctx.ClusterAddr(); addr != "" && *master == "cluster" {
 				fmt.Fprintf(stdout, "dstream demo: cluster master at %s: join with `dstream worker --master %s`\n", addr, addr)
 			}
@@ -144,6 +188,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 				fmt.Fprintf(stdout, "dstream demo: UI at %s (JSON API: /api/v1/batches, /api/v1/statistics); ask the hashtag window: dstream query %s top k=5\n", endpoint.URL(), endpoint.Addr())
 			}
 			go func() {
+				if kafkaIn != nil {
+					sendDone <- kafkaIn.produce(run, *rate, logger)
+					return
+				}
 				_, err := client.Send(run, client.Options{To: sock.Addr().String(), Generate: "tweets", Seed: 1, Rate: *rate, Logger: logger})
 				sendDone <- err
 			}()

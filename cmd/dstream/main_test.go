@@ -27,6 +27,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"demo", "--memory", "100"}, 2, "too small"},
 		{[]string{"demo", "extra"}, 2, "unexpected"},
 		{[]string{"demo", "--ui-listen", "4040"}, 2, `--ui-listen "4040": want HOST:PORT`},
+		{[]string{"demo", "--source", "pigeon"}, 2, `--source "pigeon"`},
+		{[]string{"demo", "--brokers", "127.0.0.1:9092"}, 2, "--brokers needs --source kafka"},
 		{[]string{"help"}, 0, "Usage"},
 	} {
 		var out, errb bytes.Buffer
@@ -102,6 +104,25 @@ func TestDemoRunsAndStops(t *testing.T) {
 	}
 	if !regexp.MustCompile(`(?m)^dstream demo: UI at http://127\.0\.0\.1:[1-9][0-9]* `).MatchString(out.String()) {
 		t.Errorf("demo did not print the UI's URL:\n%s", out.String())
+	}
+}
+
+// The demo with --source kafka and no --brokers starts an in-process
+// broker and a producer, and its job reads the topic directly.
+func TestDemoKafkaRunsAndStops(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the demo for a second")
+	}
+	var out, errb bytes.Buffer
+	code := run([]string{"demo", "--source", "kafka", "--duration", "1500ms", "--batch", "250ms", "--window", "1s", "--rate", "2000", "--ui-listen", ""}, &out, &errb)
+	if code != 0 {
+		t.Fatalf("demo exit %d: %s", code, errb.String())
+	}
+	if !strings.Contains(out.String(), "in-process Kafka broker") || !strings.Contains(out.String(), "top hashtags") || !strings.Contains(out.String(), "#") {
+		t.Errorf("demo output lacks the broker or hashtags:\n%s", out.String())
+	}
+	if !regexp.MustCompile(`interval [0-9:]+: [1-9][0-9]* records in`).MatchString(out.String()) {
+		t.Errorf("no interval read records:\n%s", out.String())
 	}
 }
 

@@ -17,6 +17,16 @@
 // cannot be created) exits 2 (package program maps each outcome). A line
 // longer than --max-record (default 16MiB) is not a record: it is dropped
 // with a warning on stderr, and the lines around it are counted.
+//
+// With --kafka-brokers ADDR[,ADDR...] --topic NAME it reads the topic
+// instead of a socket, directly (dstream.KafkaStream: each record's value
+// is a line), from --kafka-start (earliest by default); --kafka-group G
+// commits each completed interval's offsets to group G, and
+// --max-rate-per-partition caps the records an interval takes from each
+// partition, per second. Every deployment reads it the same way: the
+// workers fetch the ranges the master fixed.
+//
+//	/tmp/wordcount --kafka-brokers 127.0.0.1:9092 --topic lines --out /tmp/wc
 package main
 
 import (
@@ -31,9 +41,11 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/kafka"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/program"
 	"github.com/dstream/dstream/source"
@@ -73,12 +85,26 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	memory := dstream.MemoryFlag(fs)
 	maxRecord := dstream.Bytes(source.DefaultMaxRecordBytes)
 	fs.Var(&maxRecord, "max-record", "longest line the socket source takes as a record, a `size`; a longer one is dropped with a warning")
+	kafkaBrokers := fs.String("kafka-brokers", "", "read Kafka instead of a socket: the `brokers`, host:port[,host:port...] (with --topic)")
+	topic := fs.String("topic", "", "with --kafka-brokers: the topic to read, each record's value a line")
+	kafkaStart := fs.String("kafka-start", "earliest", "with --kafka-brokers: where a fresh job starts reading: earliest, latest or committed (the group's offsets)")
+	kafkaGroup := fs.String("kafka-group", "", "with --kafka-brokers: commit each completed interval's offsets to this consumer `group` (for lag tools)")
+	maxRatePerPartition := fs.Int64("max-rate-per-partition", 0, "with --kafka-brokers: most records per second an interval takes from each partition (0: no cap)")
 	if err := program.ParseFlags(fs, "wordcount --out FOLDER [flags]", args, stdout); err != nil {
 		return err
 	}
+	start, startErr := kafka.ParseStartAt(*kafkaStart)
 	switch {
 	case *out == "":
 		return program.Usagef("--out is required")
+	case (*kafkaBrokers == "") != (*topic == ""):
+		return program.Usagef("--kafka-brokers and --topic go together")
+	case startErr != nil:
+		return program.Usagef("--kafka-start: %v", startErr)
+	case start == kafka.Committed && *kafkaGroup == "":
+		return program.Usagef("--kafka-start committed needs --kafka-group")
+	case *maxRatePerPartition < 0:
+		return program.Usagef("--max-rate-per-partition must not be negative")
 	case *batch <= 0:
 		return program.Usagef("--batch %v must be positive", *batch)
 	case maxRecord > source.MaxRecordBytesLimit:
@@ -117,8 +143,20 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return &program.StartError{Err: err}
 	}
-	sock := source.NewSocket(*listen, source.SocketOptions{MaxRecordBytes: int(maxRecord), Logger: logger})
-	lines := dstream.ReceiverStream(ctx, sock)
+	var (
+		sock  *source.Socket
+		lines *dstream.Stream[string]
+	)
+	if *kafkaBrokers != "" {
+		recs := dstream.KafkaStream(ctx, dstream.KafkaOptions{Options: kafka.Options{
+			Brokers: strings.Split(*kafkaBrokers, ","), Topics: []string{*topic}, Start: start,
+			Group: *kafkaGroup, CommitOffsets: *kafkaGroup != "", Logger: logger,
+		}, MaxRatePerPartition: *maxRatePerPartition})
+		lines = dstream.Map(recs, func(r dstream.KafkaRecord) string { return string(r.Value) })
+	} else {
+		sock = source.NewSocket(*listen, source.SocketOptions{MaxRecordBytes: int(maxRecord), Logger: logger})
+		lines = dstream.ReceiverStream(ctx, sock)
+	}
 	words := dstream.FlatMap(lines, strings.Fields)
 	pairs := dstream.Map(words, func(w string) dstream.Pair[string, int64] { return dstream.KV(w, int64(1)) })
 	counts := dstream.ReduceByKey(pairs, func(a, b int64) int64 { return a + b }, 0)
@@ -151,10 +189,12 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	// log.Logger serialises them, and the address comes first.
 	say := log.New(stdout, "wordcount: ", 0)
 	started := make(chan struct{})
+	var read atomic.Int64 // records read from Kafka
 	ctx.AddListener(listener.Func(func(e listener.Event) {
 		if c, ok := e.(listener.BatchCompleted); ok {
 			<-started
 			b := c.Batch
+			read.Add(b.Records)
 			status := "ok"
 			if b.Err != nil {
 				status = "FAILED: " + b.Err.Error()
@@ -172,7 +212,11 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	err = program.Run(sig, ctx, program.Master{
 		Started: func(context.Context) {
 			asMaster = true
-			say.Printf("listening on %s, writing to %s", sock.Addr(), *out)
+			if sock != nil {
+				say.Printf("listening on %s, writing to %s", sock.Addr(), *out)
+			} else {
+				say.Printf("reading topic %s at %s, writing to %s", *topic, *kafkaBrokers, *out)
+			}
 			if addr := ctx.ClusterAddr(); addr != "" && *master == "cluster" {
 				say.Printf("cluster master at %s: join with `wordcount worker --master %s`", addr, addr)
 			}
@@ -187,8 +231,11 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 			}
 		},
 	})
-	if asMaster {
+	switch {
+	case asMaster && sock != nil:
 		say.Printf("stopped: received %d records", ctx.ReceivedRecords())
+	case asMaster:
+		say.Printf("stopped: read %d records", read.Load())
 	}
 	return err
 }

@@ -75,6 +75,15 @@ func (fi *FileInput) rule() source.FileRule {
 	return r
 }
 
+// check is called by Start on the master: the folder must exist (or the
+// store open and list).
+func (fi *FileInput) check(ctx context.Context) error {
+	if err := fi.folder.check(ctx); err != nil {
+		return fmt.Errorf("file stream %s: %w", fi.folder, err)
+	}
+	return nil
+}
+
 // filesAt returns the files of interval ms and whether the interval is known.
 func (fi *FileInput) filesAt(ms int64) ([]manifest.File, bool) {
 	fi.mu.Lock()

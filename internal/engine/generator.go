@@ -120,9 +120,9 @@ func (c *Engine) start() error {
 		}
 	}
 	for _, in := range c.cutters {
-		if fi, ok := in.(*FileInput); ok {
-			if err := fi.folder.check(context.Background()); err != nil {
-				return fmt.Errorf("dstream: file stream %s: %w", fi.folder, err)
+		if ch, ok := in.(startChecker); ok {
+			if err := ch.check(context.Background()); err != nil {
+				return fmt.Errorf("dstream: %w", err)
 			}
 		}
 	}
@@ -253,7 +253,7 @@ func (c *Engine) generate(ctx context.Context) {
 				return
 			}
 		}
-		n := c.tracker.Records(t)
+		n := c.tracker.Records(t) + c.offsetRecords(t)
 		c.noteRecords(t)
 		b := batch{time: t, submitted: c.cfg.Clock.Now(), records: n}
 		c.bus.Post(listener.BatchSubmitted{Batch: listener.BatchInfo{Time: t, Records: n, SubmissionTime: b.submitted}})

@@ -62,6 +62,14 @@ func (c *Engine) manifestOf(t time.Time) *manifest.Interval {
 			}
 			continue
 		}
+		if oi, ok := in.(*OffsetInput); ok {
+			// An offset stream names its ranges (offsetstream.go), empty
+			// ones included: they carry the partitions' positions.
+			if rs, _ := oi.RangesAt(t); len(rs) > 0 {
+				m.Inputs = append(m.Inputs, manifest.Input{Stream: oi.OpID(), Ranges: rs})
+			}
+			continue
+		}
 		bs := c.tracker.Blocks(in.OpID(), t)
 		if len(bs) == 0 {
 			continue
@@ -127,6 +135,9 @@ func (c *Engine) Materialize(m *manifest.Interval) error {
 		if len(in.Files) > 0 && c.fileInputOf(in.Stream) == nil {
 			return fmt.Errorf("dstream: manifest of interval %d names files of stream %d, which is not a file stream of this graph", m.Time, in.Stream)
 		}
+		if len(in.Ranges) > 0 && c.offsetInputOf(in.Stream) == nil {
+			return fmt.Errorf("dstream: manifest of interval %d names offset ranges of stream %d, which is not an offset stream of this graph", m.Time, in.Stream)
+		}
 	}
 	for _, cp := range m.Checkpoints {
 		if n, ok := byID[cp.Stream]; !ok || !n.Checkpoints() {
@@ -139,6 +150,9 @@ func (c *Engine) Materialize(m *manifest.Interval) error {
 	for _, in := range m.Inputs {
 		if len(in.Files) > 0 {
 			c.fileInputOf(in.Stream).learn(m.Time, in.Files)
+		}
+		if len(in.Ranges) > 0 {
+			c.offsetInputOf(in.Stream).learn(m.Time, in.Ranges)
 		}
 		if len(in.Blocks) == 0 {
 			continue

@@ -176,11 +176,12 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 	return tl, nil
 }
 
-// resumeFileInputs restores every file stream's selections after a restart.
+// resumeFileInputs restores every file and offset stream's selections
+// after a restart (resumer).
 func (c *Engine) resumeFileInputs(ctx context.Context, store checkpoint.Store, logged map[int64]loggedManifest, first time.Time) error {
 	for _, in := range c.cutters {
-		if fi, ok := in.(*FileInput); ok {
-			if err := fi.resume(ctx, store, logged, first); err != nil {
+		if r, ok := in.(resumer); ok {
+			if err := r.resume(ctx, store, logged, first); err != nil {
 				return err
 			}
 		}

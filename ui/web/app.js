@@ -381,6 +381,16 @@
     ];
     page.append(el('dl', { class: 'facts' }, facts.map(function (f) { return [el('dt', { text: f[0] }), el('dd', { text: f[1] })]; })));
     if (b.firstFailureReason) page.append(el('pre', { class: 'error', id: 'batch-error', text: b.firstFailureReason }));
+    if (b.offsetRanges && b.offsetRanges.length > 0) {
+      // A Kafka stream's input: the offsets each partition's range took.
+      page.append(section('Kafka offset ranges (' + b.offsetRanges.length + ')', table('offset-ranges',
+        ['Stream', 'Topic', 'Partition', 'From offset', 'Until offset', 'Records'],
+        b.offsetRanges.map(function (o) {
+          return el('tr', {}, el('td', { class: 'n', text: String(o.stream) }), el('td', { text: o.topic }),
+            el('td', { class: 'n', text: String(o.partition) }), el('td', { class: 'n', text: num(o.fromOffset) }),
+            el('td', { class: 'n', text: num(o.untilOffset) }), el('td', { class: 'n', text: num(o.untilOffset - o.fromOffset) }));
+        }), '')));
+    }
 
     const jobsByOp = new Map();
     for (const j of tasks.jobs) {
