@@ -306,6 +306,39 @@ func TestDrillStore(t *testing.T) {
 	if on, err := os.ReadFile(filepath.Join(dir, "buckets", drillBucket, "ckpt", "meta", "start")); err != nil || string(on) != "frame" {
 		t.Errorf("on disk: %q, %v; want the object as a file", on, err)
 	}
+	// A listing without a delimiter walks only its prefix's folder, and
+	// still finds every key under the prefix, at any depth.
+	base := "http://" + addr + "/" + drillBucket
+	for _, key := range []string{"ckpt/meta/log-1", "ckpt/meta/log-2", "ckpt/meta/logs/3", "ckpt/state/1", "out/x"} {
+		req, _ := http.NewRequest(http.MethodPut, base+"/"+key, strings.NewReader(key))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	for _, c := range []struct{ prefix, want string }{
+		{"ckpt/meta/log", "ckpt/meta/log-1 ckpt/meta/log-2 ckpt/meta/logs/3"},
+		{"ckpt/meta/", "ckpt/meta/log-1 ckpt/meta/log-2 ckpt/meta/logs/3 ckpt/meta/start"},
+		{"ckpt/s", "ckpt/state/1"},
+		{"o", "out/x"},
+		{"nothing/here", ""},
+	} {
+		resp, err := http.Get(base + "?list-type=2&prefix=" + c.prefix)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		var keys []string
+		for _, m := range regexp.MustCompile(`<Key>([^<]*)</Key>`).FindAllSubmatch(b, -1) {
+			keys = append(keys, string(m[1]))
+		}
+		slices.Sort(keys)
+		if got := strings.Join(keys, " "); resp.StatusCode != http.StatusOK || got != c.want {
+			t.Errorf("list %q: %s %q; want %q", c.prefix, resp.Status, got, c.want)
+		}
+	}
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("drill-store: %v", err)
