@@ -14,6 +14,7 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/johannesboyne/gofakes3"
@@ -72,7 +73,8 @@ func runDrillStore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return fmt.Errorf("drill-store: %w", err)
 	}
-	srv := &http.Server{Handler: faker.Server(), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(slog.NewTextHandler(stderr, nil), slog.LevelWarn)}
+	counts := &requestCounts{started: time.Now(), by: map[string]int{}}
+	srv := &http.Server{Handler: counts.wrap(faker.Server()), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(slog.NewTextHandler(stderr, nil), slog.LevelWarn)}
 	fmt.Fprintf(stdout, "drill-store: listening %s\n", lis.Addr())
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(lis) }()
@@ -86,7 +88,46 @@ func runDrillStore(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	fmt.Fprintf(stderr, "drill-store: %s\n", counts)
 	return nil
+}
+
+// requestCounts counts the store's requests, those of the masters' lease
+// object (…/meta/lease) apart: what the lease costs the store.
+type requestCounts struct {
+	mu      sync.Mutex
+	started time.Time
+	all     int
+	by      map[string]int // lease requests by method
+}
+
+func (c *requestCounts) wrap(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c.mu.Lock()
+		c.all++
+		if strings.HasSuffix(r.URL.Path, "/meta/lease") {
+			c.by[r.Method]++
+		}
+		c.mu.Unlock()
+		h.ServeHTTP(w, r)
+	})
+}
+
+// String says how many requests, and how many a second, over how long.
+func (c *requestCounts) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	secs := time.Since(c.started).Seconds()
+	lease := 0
+	var b strings.Builder
+	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPut, http.MethodDelete} {
+		lease += c.by[m]
+		if c.by[m] > 0 {
+			fmt.Fprintf(&b, ", %s %d (%.2f/s)", m, c.by[m], float64(c.by[m])/secs)
+		}
+	}
+	return fmt.Sprintf("%d requests in %.1fs (%.1f/s); of the lease object meta/lease: %d (%.2f/s)%s",
+		c.all, secs, float64(c.all)/secs, lease, float64(lease)/secs, b.String())
 }
 
 // prefixLister is s3afero's backend whose listings without a delimiter
