@@ -53,9 +53,9 @@ type drillOptions struct {
 	// --hosts --store s3: a standby master on a host of its own
 	// (drillstandby.go), master pauses and cuts between the active master
 	// and the workers.
-	standby            bool
-	pauses, masterCuts int
-	leaseTTL           time.Duration // the job's --lease-ttl (0: its default)
+	standby                       bool
+	pauses, masterCuts, storeCuts int
+	leaseTTL                      time.Duration // the job's --lease-ttl (0: its default)
 }
 
 // Drill timings (see planFaults).
@@ -112,6 +112,7 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	fs.BoolVar(&o.standby, "standby", true, "with --hosts --store s3, a standby master on a host of its own (the same command and checkpoint location): a master kill is a failover, and the killed master is started again as the standby")
 	count(&o.pauses, "pauses", "with a standby, `number` of times to SIGSTOP the active master past its lease, then SIGCONT it: it must stop itself, and is started again as the standby (default: one per 30s, at least 1)")
 	count(&o.masterCuts, "master-cuts", "with a standby, `number` of cuts between the active master's host and every worker's host (not the store's), for --cut (default: one per 30s, at least 1)")
+	count(&o.storeCuts, "store-cuts", "with a standby, `number` of cuts between the active master's host and the store's, for --cut: longer than the lease TTL, the master must stop itself and the standby take over (default 0)")
 	fs.DurationVar(&o.leaseTTL, "lease-ttl", 0, "with a standby, the masters' --lease-ttl (default: theirs, "+leaseTTLDefault.String()+")")
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return nil, err
@@ -141,8 +142,8 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 		return nil, program.Usagef("--store %q: want folder or s3", o.store)
 	case o.cut <= 0 || o.respawn < 0:
 		return nil, program.Usagef("--cut %v must be positive and --respawn %v not negative", o.cut, o.respawn)
-	case !o.standby && (set["pauses"] || set["master-cuts"] || set["lease-ttl"]):
-		return nil, program.Usagef("--pauses, --master-cuts and --lease-ttl need a standby master: --hosts --store s3 --standby")
+	case !o.standby && (set["pauses"] || set["master-cuts"] || set["store-cuts"] || set["lease-ttl"]):
+		return nil, program.Usagef("--pauses, --master-cuts, --store-cuts and --lease-ttl need a standby master: --hosts --store s3 --standby")
 	case o.leaseTTL < 0:
 		return nil, program.Usagef("--lease-ttl %v must be positive: the drill's standby needs the lease", o.leaseTTL)
 	}
@@ -192,11 +193,11 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	if o.hosts && !set["duration"] {
 		// Long enough for the faults the counts ask for.
 		warmup, cooldown, _ := drillTimings(o)
-		n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts
+		n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts + o.storeCuts
 		o.duration = max(o.duration, warmup+cooldown+time.Duration(n)*drillSlotNeed(o))
 	}
 	warmup, cooldown, slot := drillTimings(o)
-	if n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts; n > 0 {
+	if n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts + o.storeCuts; n > 0 {
 		need := drillSlotNeed(o)
 		if slot < need {
 			return nil, program.Usagef("--duration %v is too short for %d faults: each needs %v after a %v warm-up and before a %v cool-down (at least %v); lengthen --duration or lower --kills, --master-restarts, --stalls, --cuts, --pauses, --master-cuts",
@@ -219,7 +220,7 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 func drillTimings(o *drillOptions) (warmup, cooldown, slot time.Duration) {
 	warmup = max(drillMinWarmup, 4*o.batch)
 	cooldown = max(drillMinCooldown, 6*o.batch)
-	n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts
+	n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts + o.storeCuts
 	if n == 0 {
 		return warmup, cooldown, 0
 	}
@@ -232,10 +233,10 @@ func drillSlotNeed(o *drillOptions) time.Duration {
 	if o.stalls > 0 {
 		need = max(need, o.stall+time.Second)
 	}
-	if o.cuts > 0 || o.masterCuts > 0 {
+	if o.cuts > 0 || o.masterCuts > 0 || o.storeCuts > 0 {
 		need = max(need, o.cut+2*time.Second)
 	}
-	if o.standby && (o.restarts > 0 || o.pauses > 0) {
+	if o.standby && (o.restarts > 0 || o.pauses > 0 || o.storeCuts > 0) {
 		// A failover: the lease lapses (TTL and a fifth), the standby
 		// resumes and catches up.
 		need = max(need, 2*o.ttl()+3*time.Second)
@@ -255,6 +256,7 @@ const (
 	// from the store by a link cut).
 	faultPause     = "master-pause"
 	faultMasterCut = "master-cut"
+	faultStoreCut  = "store-cut"
 	faultLeaseLost = "lease-lost"
 )
 
@@ -269,12 +271,13 @@ type plannedFault struct {
 // never kills a master run's last worker, one per slot, at a random moment
 // of its first 30%.
 func planFaults(rng *rand.Rand, o *drillOptions) []plannedFault {
-	left := map[string]int{faultKill: o.kills, faultRestart: o.restarts, faultStall: o.stalls, faultCut: o.cuts, faultPause: o.pauses, faultMasterCut: o.masterCuts}
+	all := []string{faultKill, faultRestart, faultStall, faultCut, faultPause, faultMasterCut, faultStoreCut}
+	left := map[string]int{faultKill: o.kills, faultRestart: o.restarts, faultStall: o.stalls, faultCut: o.cuts, faultPause: o.pauses, faultMasterCut: o.masterCuts, faultStoreCut: o.storeCuts}
 	epochKills := 0
 	var kinds []string
-	for left[faultKill]+left[faultRestart]+left[faultStall]+left[faultCut]+left[faultPause]+left[faultMasterCut] > 0 {
+	for o.kills+o.restarts+o.stalls+o.cuts+o.pauses+o.masterCuts+o.storeCuts > len(kinds) {
 		var can []string
-		for _, k := range []string{faultKill, faultRestart, faultStall, faultCut, faultPause, faultMasterCut} {
+		for _, k := range all {
 			if left[k] == 0 {
 				continue
 			}
@@ -515,8 +518,8 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			where = "checkpoints in the master's folder, outputs in a folder every host shares"
 		}
 		if o.standby {
-			fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master, a standby master (lease TTL %v) and %d workers, %s, %v: %d worker kills, %d active-master kills, %d pauses, %d master cuts, %d stalls of %v, %d link cuts of %v\n",
-				o.seed, o.batch, o.ttl(), o.workers, where, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.pauses, o.masterCuts, o.stalls, o.stall, o.cuts, o.cut)
+			fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master, a standby master (lease TTL %v) and %d workers, %s, %v: %d worker kills, %d active-master kills, %d pauses, %d master cuts, %d store cuts, %d stalls of %v, %d link cuts of %v\n",
+				o.seed, o.batch, o.ttl(), o.workers, where, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.pauses, o.masterCuts, o.storeCuts, o.stalls, o.stall, o.cuts, o.cut)
 		} else {
 			fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master and %d workers, %s, %v: %d worker kills, %d master restarts, %d stalls of %v, %d link cuts of %v\n",
 				o.seed, o.batch, o.workers, where, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.stalls, o.stall, o.cuts, o.cut)
@@ -974,7 +977,7 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 	if kind == faultKill {
 		need = 2 // never the last one
 	}
-	if d.hostsRun != nil && kind != faultRestart && kind != faultPause {
+	if d.hostsRun != nil && kind != faultRestart && kind != faultPause && kind != faultStoreCut {
 		need = max(need, min(2, d.o.workers)) // a cut or stall of a master's one worker tells little
 	}
 	p, ws, err := d.waitReady(ctx, need)
@@ -1024,7 +1027,7 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 		lost, ok := d.lostAt[fmt.Sprintf("%d/%s", p.epoch, w.ID)]
 		d.mu.Unlock()
 		f.DeclaredLost = ok && !lost.Before(f.At)
-	case faultRestart, faultPause, faultMasterCut, faultCut:
+	case faultRestart, faultPause, faultMasterCut, faultStoreCut, faultCut:
 		var err error
 		switch {
 		case kind == faultCut:
@@ -1033,6 +1036,8 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 			err = d.pauseActive(ctx, &f, p)
 		case kind == faultMasterCut:
 			err = d.cutActive(ctx, &f, p, ws)
+		case kind == faultStoreCut:
+			err = d.cutStore(ctx, &f, p)
 		case d.hostsRun != nil && d.o.standby:
 			err = d.killActive(ctx, &f, p)
 		default:

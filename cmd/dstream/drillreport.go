@@ -350,7 +350,10 @@ func (d *drill) figures(rep *drillReport) {
 			default:
 				rep.Cuts = append(rep.Cuts, r)
 			}
-		case faultRestart, faultPause, faultLeaseLost:
+		case faultRestart, faultPause, faultLeaseLost, faultStoreCut:
+			if f.Kind == faultStoreCut && f.NewHost == "" {
+				continue // the master kept its lease: no failover
+			}
 			r := restartFigure{Offset: f.Offset, OldPID: f.PID, NewPID: f.NewPID}
 			failover := rep.Standby
 			if failover {
@@ -550,6 +553,17 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 			}
 			fmt.Fprintf(w, "  %+7.2fs  %-15s SIGSTOP the active master (host %s, pid %d, run %d) for %.2fs, until the standby on host %s took over, then SIGCONT: it stopped (%s), saying it lost its lease: %v; started again as the standby\n",
 				f.Offset, f.Kind, f.Host, f.PID, f.Epoch, paused, f.NewHost, f.OldExit, f.SaidLeaseLost)
+		case faultStoreCut:
+			cut := 0.0
+			if f.Until != nil {
+				cut = f.Until.Sub(f.At).Seconds()
+			}
+			after := fmt.Sprintf("it stopped (%s), saying it lost its lease: %v; the standby on host %s took over; started again as the standby", f.OldExit, f.SaidLeaseLost, f.NewHost)
+			if f.NewHost == "" {
+				after = f.Note
+			}
+			fmt.Fprintf(w, "  %+7.2fs  %-15s %s routes between the active master's host %s (pid %d, run %d) and the store for %.2fs, then healed: %s\n",
+				f.Offset, f.Kind, f.Cut, f.Host, f.PID, f.Epoch, cut, after)
 		case faultLeaseLost:
 			fmt.Fprintf(w, "  %+7.2fs  %-15s the active master (host %s, pid %d, run %d) stopped itself, its lease lost (%s); the standby on host %s took over; started again as the standby\n",
 				f.Offset, f.Kind, f.Host, f.PID, f.Epoch, f.OldExit, f.NewHost)
@@ -595,7 +609,7 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 			r.Offset, r.Cut, strings.Join(r.Hosts, "-"), r.CutSeconds, detected(r), r.MedianBeforeMs, joinMs(r.AfterMs), r.MaxAfterMs, secs(r.RecoveredAfter))
 	}
 	for _, r := range rep.Failovers {
-		what := map[string]string{faultRestart: "kill", faultPause: "pause", faultLeaseLost: "lease lost"}[r.Kind]
+		what := map[string]string{faultRestart: "kill", faultPause: "pause", faultLeaseLost: "lease lost", faultStoreCut: "store cut"}[r.Kind]
 		fmt.Fprintf(w, "  failover (%s) at %+.2fs, host %s -> %s: detection (to the lease taken) %s; takeover to first completed interval %s; %s to first completed interval %s (interval %d; the old master's last seen: %d); %d intervals caught up; back to normal delay after %s; %d re-runs; every worker back after %s\n",
 			what, r.Offset, r.Host, r.NewHost, secs(r.DetectedAfter), secs(r.TakeoverToFirst), what, secs(r.FirstDoneAfter), r.FirstInterval, r.LastBefore, r.CaughtUp, secs(r.CaughtUpAfter), r.Reruns, secs(r.WorkersBackAfter))
 	}
@@ -624,7 +638,7 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 		}
 	}
 	if rep.IntervalCount > 0 {
-		fmt.Fprintf(w, "  processing time per interval (ms; ? unknown), from interval %d every %d ms; K kill, S stall, M master restart (with a standby: a failover), P master pause, X master cut, L lease lost, C link cut before the interval it hit (the one in flight, or the next):\n", rep.FirstInterval, rep.BatchMs)
+		fmt.Fprintf(w, "  processing time per interval (ms; ? unknown), from interval %d every %d ms; K kill, S stall, M master restart (with a standby: a failover), P master pause, X master cut, D store cut, L lease lost, C link cut before the interval it hit (the one in flight, or the next):\n", rep.FirstInterval, rep.BatchMs)
 		marks := faultMarks(rep)
 		var b strings.Builder
 		n := 0
@@ -687,7 +701,7 @@ func faultMarks(rep *drillReport) map[int64]string {
 				break
 			}
 		}
-		marks[hit] += map[string]string{faultKill: "K", faultStall: "S", faultRestart: "M", faultCut: "C", faultPause: "P", faultMasterCut: "X", faultLeaseLost: "L"}[f.Kind]
+		marks[hit] += map[string]string{faultKill: "K", faultStall: "S", faultRestart: "M", faultCut: "C", faultPause: "P", faultMasterCut: "X", faultStoreCut: "D", faultLeaseLost: "L"}[f.Kind]
 	}
 	return marks
 }

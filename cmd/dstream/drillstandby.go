@@ -30,6 +30,10 @@ import (
 //     SIGCONT. The old master must find its lease lapsed and exit non-zero
 //     saying so ("no longer holds the lease"); it is started again as the
 //     standby.
+//   - store-cut: the link between the active master's host and the
+//     store's cut for --cut. Longer than the lease, the master must stop
+//     itself (non-zero, saying it lost the lease) once its lease lapses,
+//     and the standby, which reaches the store, takes over.
 //   - master-cut: the links between the active master's host and every
 //     worker's host cut (blackhole or prohibit routes) for --cut, not those
 //     to the store's or the standby's host: the master keeps its lease, its
@@ -312,6 +316,70 @@ func (d *drill) cutActive(ctx context.Context, f *drillFault, p *jobProc, ws []u
 	f.Until = &until
 	d.logf("healed: %s", strings.Join(f.Hosts, " - "))
 	return nil
+}
+
+// cutStore is a store-cut: the link between the active master p's host
+// and the store's cut for o.cut, then healed. Cut off longer than its
+// lease, p must stop itself (non-zero, saying it lost the lease) and the
+// standby take over; p is then started again as the standby. A shorter cut
+// leaves it the holder.
+func (d *drill) cutStore(ctx context.Context, f *drillFault, p *jobProc) error {
+	if _, err := d.standbyWaiting(ctx); err != nil {
+		return err
+	}
+	kind := []string{cutBlackhole, cutProhibit}[d.rng.IntN(2)]
+	f.Cut, f.Host, f.PID, f.Hosts = kind, p.host.name, p.cmd.Process.Pid, []string{p.host.name, d.store.name}
+	d.pollOnce(p)
+	f.At = time.Now()
+	if err := d.net.cutPair(p.host, d.store, kind); err != nil {
+		return err
+	}
+	d.logf("cut (%s): the active master's host %s - the store, for %v", kind, p.host.name, d.o.cut)
+	select {
+	case <-ctx.Done():
+	case <-p.exited:
+		d.mu.Lock()
+		p.killed = true // it stopped itself, as it must
+		d.mu.Unlock()
+		select {
+		case <-ctx.Done():
+		case <-time.After(time.Until(f.At.Add(d.o.cut))):
+		}
+	case <-time.After(d.o.cut):
+	}
+	if err := d.net.healPair(p.host, d.store, kind); err != nil {
+		return fmt.Errorf("healing the cut: %w", err)
+	}
+	until := time.Now()
+	f.Until = &until
+	d.logf("healed: %s - %s", p.host.name, d.store.name)
+	// It stops once its lease lapses, by its own clock; a cut shorter than
+	// the lease may leave it the holder.
+	select {
+	case <-p.exited:
+	case <-time.After(d.o.ttl() + 5*time.Second):
+		if d.o.cut > d.o.ttl() {
+			return fmt.Errorf("the master (pid %d) cut off from the store for %v, longer than its lease (%v), still runs %v after the heal", f.PID, d.o.cut, d.o.ttl(), d.o.ttl()+5*time.Second)
+		}
+		f.Note = "the master kept its lease"
+		return nil
+	}
+	d.mu.Lock()
+	p.killed = true
+	f.SaidLeaseLost = !p.leaseLostAt.IsZero()
+	d.mu.Unlock()
+	f.OldExit = "exit status 0"
+	if p.err != nil {
+		f.OldExit = p.err.Error()
+	}
+	var exit *exec.ExitError
+	if !errors.As(p.err, &exit) || exit.ExitCode() == 0 || !f.SaidLeaseLost {
+		return fmt.Errorf("the master (pid %d) cut off from the store ended with %s and said it lost the lease: %v; want a non-zero exit status, saying so", f.PID, f.OldExit, f.SaidLeaseLost)
+	}
+	if err := d.takeOver(f); err != nil {
+		return err
+	}
+	return d.startStandby(p.host)
 }
 
 // leaseLost handles an active master p that exited on its own: if it said
