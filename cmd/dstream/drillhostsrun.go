@@ -23,11 +23,15 @@ import (
 
 // The drill across hosts (--hosts): its processes, their supervisor, and
 // link cuts. The job is the drill job under a standalone master (`--master
-// cluster`) on host "master", checkpointing into s3://drill/ckpt and
+// cluster`) on host "master-1", with a standby master running the same
+// command on host "master-2" (drillstandby.go; with --standby=false or
+// --store folder, one master on host "master"), checkpointing into
+// s3://drill/ckpt and
 // writing its outputs to s3://drill/out on host "store" (--store s3, the
 // default), or checkpointing into its private folder and writing its
 // outputs to the work folder's out/, which every host sees (--store
-// folder); each worker is `dstream worker --master ADDR` on host "node-N"
+// folder); each worker is `dstream worker --master ADDR[,ADDR]` (both
+// masters' addresses) on host "node-N"
 // (the master names its workers worker-N, an id per registration). The
 // drill reads the outputs back where they are. The job's input is
 // generated (drillWords: a function of the seed and the interval), so
