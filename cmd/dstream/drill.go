@@ -95,7 +95,7 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 		})
 	}
 	count(&o.kills, "kills", "`number` of workers to SIGKILL (default: one per 15s of --duration, at least 1; at most --workers - 1 per master run)")
-	count(&o.restarts, "master-restarts", "`number` of times to SIGKILL the master and start it again (default: one per 30s, at least 1)")
+	count(&o.restarts, "master-restarts", "`number` of times to SIGKILL the master and start it again (with a standby: the active master, the standby takes over and the killed one comes back as the standby) (default: one per 30s, at least 1)")
 	count(&o.stalls, "stalls", "`number` of times to SIGSTOP a worker for --stall, then SIGCONT it (default: one per 30s, at least 1)")
 	fs.DurationVar(&o.stall, "stall", 1500*time.Millisecond, "how long a stalled worker stays stopped (the master declares a worker lost after 2s without heartbeat)")
 	fs.BoolVar(&o.long, "long", false, "a long drill: --duration 5m unless set (and the fault counts that follow from it)")
