@@ -116,10 +116,16 @@ func (c *Context) DroppedRecords() int64 { return c.e.DroppedRecords() }
 func (c *Context) Live() error { return c.e.Live() }
 
 // Ready returns nil when the process does its job, and otherwise why not:
-// a master (or local job) once started and, in a cluster, while at least
-// one worker is alive; a worker while registered with its master and
-// heartbeating.
+// a master (or local job) once started as the active master (a standby
+// waiting for the lease of its checkpoint location is not ready); a worker
+// while registered with its master and heartbeating.
 func (c *Context) Ready() error { return c.e.Ready() }
+
+// LeaseEpoch returns the epoch of the checkpoint location's lease this
+// master acts with (Config.LeaseTTL): it grows with every change of
+// master. It is 0 in a standby still waiting, in a worker, and without a
+// lease.
+func (c *Context) LeaseEpoch() uint64 { return c.e.LeaseEpoch() }
 
 // HealthAddr returns the address the probes' endpoint listens on (with the
 // port chosen for port 0), or "" when there is none.

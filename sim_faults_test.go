@@ -33,6 +33,9 @@ type simFaults struct {
 	dropRequest, dropResponse, duplicate uint64
 	slowHost                             string // one host whose links are slower
 	storeFail                            uint64 // per 1000 writes of state checkpoints, failed
+	// masterCrash is when the active master's host crashes, in the runs
+	// with a standby master (simRunFor); other runs ignore it.
+	masterCrash time.Duration
 
 	mu   sync.Mutex
 	sent map[string]int // identical messages sent so far (the n-th is hashed with n)
@@ -98,7 +101,8 @@ func newSimFaults(seed uint64, length time.Duration) *simFaults {
 		f.events = append(f.events, simEvent{at: at(), kind: "reset", a: a, b: b})
 	}
 	slices.SortStableFunc(f.events, func(x, y simEvent) int { return int(x.at - y.at) })
-	f.storeFail = uint64(rng.IntN(3)) * 60 // drawn last: the schedules above stay those of earlier versions
+	f.storeFail = uint64(rng.IntN(3)) * 60 // drawn after the rest: the schedules above stay those of earlier versions
+	f.masterCrash = between(length/4, length*3/4)
 	return f
 }
 
@@ -108,8 +112,8 @@ func (f *simFaults) String() string {
 		return "no faults"
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "seed %d: per 1000 calls %d requests lost, %d responses lost, %d sent twice; slow host %q; per 1000 state checkpoint writes %d failed\n",
-		f.seed, f.dropRequest, f.dropResponse, f.duplicate, f.slowHost, f.storeFail)
+	fmt.Fprintf(&b, "seed %d: per 1000 calls %d requests lost, %d responses lost, %d sent twice; slow host %q; per 1000 state checkpoint writes %d failed; with a standby, the master crashes at %v\n",
+		f.seed, f.dropRequest, f.dropResponse, f.duplicate, f.slowHost, f.storeFail, f.masterCrash)
 	for _, e := range f.events {
 		fmt.Fprintln(&b, " ", e)
 	}
@@ -279,3 +283,14 @@ type simStore struct {
 }
 
 func (s *simStore) Close() error { return s.dir.Close() }
+
+// GetVersion and PutIf make the store checkpoint.Conditional, as the
+// folder it wraps is (the master's lease, the fenced log): the seed's
+// faults strike state checkpoints only.
+func (s *simStore) GetVersion(ctx context.Context, name string) ([]byte, string, error) {
+	return s.dir.GetVersion(ctx, name)
+}
+
+func (s *simStore) PutIf(ctx context.Context, name string, data []byte, version string) (string, error) {
+	return s.dir.PutIf(ctx, name, data, version)
+}

@@ -18,12 +18,17 @@ import (
 // the same checkpoint location stand for two masters. The process tests
 // in cmd/dstream kill and pause real masters.
 
-// withLease sets the checkpoint location and a short lease.
-func withLease(location string) dstreamtest.Options {
+// withLease sets the checkpoint location and the lease's TTL.
+func withLease(location string, ttl time.Duration) dstreamtest.Options {
 	return dstreamtest.Options{Config: func(c *dstream.Config) {
-		c.CheckpointDir, c.LeaseTTL = location, 2*time.Second
+		c.CheckpointDir, c.LeaseTTL = location, ttl
 	}}
 }
+
+// holdTTL is the TTL of the tests in which a master must hold its lease
+// throughout: longer than any of their waits, so a renewal the loaded
+// machine delays changes nothing.
+const holdTTL = 5 * time.Second
 
 // A second master with the same checkpoint location waits in Start as a
 // standby (Ready says so; nothing runs) while the first holds the lease.
@@ -41,7 +46,7 @@ func TestStandbyTakesOverAfterACleanStop(t *testing.T) {
 	want := func(i int) string { return fmt.Sprint(dstreamtest.Sorted(refOut.At(times[i]))) }
 
 	location := t.TempDir()
-	first := dstreamtest.New[kv](t, withLease(location))
+	first := dstreamtest.New[kv](t, withLease(location, holdTTL))
 	out1 := restartJob(first, false)
 	first.Start()
 	for i := range 3 {
@@ -50,7 +55,7 @@ func TestStandbyTakesOverAfterACleanStop(t *testing.T) {
 		}
 	}
 
-	second := dstreamtest.New[kv](t, withLease(location))
+	second := dstreamtest.New[kv](t, withLease(location, holdTTL))
 	out2 := restartJob(second, false)
 	started := make(chan error, 1)
 	go func() { started <- second.Ctx.Start() }()
@@ -64,7 +69,7 @@ func TestStandbyTakesOverAfterACleanStop(t *testing.T) {
 	select {
 	case err := <-started:
 		t.Fatalf("the second master started (%v) while the first held the lease", err)
-	case <-time.After(2500 * time.Millisecond): // past a lease TTL: the first renews
+	case <-time.After(2500 * time.Millisecond):
 	}
 	if err := first.Ctx.Stop(true); err != nil {
 		t.Fatal(err)
@@ -97,10 +102,10 @@ func TestStandbyTakesOverAfterACleanStop(t *testing.T) {
 // leaves the lease alone.
 func TestStandbyStoppedWhileWaiting(t *testing.T) {
 	location := t.TempDir()
-	first := dstreamtest.New[kv](t, withLease(location))
+	first := dstreamtest.New[kv](t, withLease(location, holdTTL))
 	restartJob(first, false)
 	first.Start()
-	second := dstreamtest.New[kv](t, withLease(location))
+	second := dstreamtest.New[kv](t, withLease(location, holdTTL))
 	restartJob(second, false)
 	started := make(chan error, 1)
 	go func() { started <- second.Ctx.Start() }()
@@ -125,7 +130,7 @@ func TestStandbyStoppedWhileWaiting(t *testing.T) {
 func TestMasterCutOffFromTheStoreStops(t *testing.T) {
 	srv := s3test.NewServer(t, "lease")
 	srv.Env(t)
-	h := dstreamtest.New[kv](t, withLease("s3://lease/job"))
+	h := dstreamtest.New[kv](t, withLease("s3://lease/job", time.Second))
 	restartJob(h, false)
 	h.Start()
 	h.Tick()
@@ -133,7 +138,7 @@ func TestMasterCutOffFromTheStoreStops(t *testing.T) {
 	select {
 	case <-h.Ctx.Done():
 	case <-time.After(15 * time.Second):
-		t.Fatal("a master cut off from the store still acts 15s later (lease TTL 2s)")
+		t.Fatal("a master cut off from the store still acts 15s later (lease TTL 1s)")
 	}
 	srv.Heal()
 	var lost *dstream.LeaseLostError
@@ -147,7 +152,7 @@ func TestMasterCutOffFromTheStoreStops(t *testing.T) {
 // and it stops with a *LeaseLostError, writing nothing more.
 func TestMetadataLogFencesAnOldMaster(t *testing.T) {
 	location := t.TempDir()
-	h := dstreamtest.New[kv](t, withLease(location))
+	h := dstreamtest.New[kv](t, withLease(location, holdTTL))
 	restartJob(h, false)
 	h.Start()
 	h.Tick()

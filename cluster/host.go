@@ -148,6 +148,10 @@ type Host struct {
 	released     chan struct{} // closed by Release
 	releaseOnce  sync.Once
 	releaseCause atomic.Value // string: the master's reason
+
+	handoverMu   sync.Mutex
+	handover     *time.Timer // a release handed over: fires unless a master takes the worker
+	handoverFrom string      // the session of the master that handed the worker over
 }
 
 // NewHost listens and returns a host; Run serves.
@@ -222,13 +226,54 @@ func (h *Host) Run(ctx context.Context) error {
 	return err
 }
 
-// Release implements Releaser: the master is stopping gracefully.
+// Release implements Releaser: the master is stopping gracefully. A
+// release with a handover (the master gave up the lease of its checkpoint
+// location, so a standby may take the job over) releases the worker only
+// if no new master takes it within the handover: the worker follows its
+// list of masters (or its address) meanwhile, as when its master is gone,
+// and a master that takes it (Rejoin) cancels the release.
 func (h *Host) Release(ctx context.Context, req *clusterpb.ReleaseRequest) (*clusterpb.ReleaseResponse, error) {
+	reason := req.GetReason()
+	wait := req.GetHandover().AsDuration()
+	if req.GetHandover() == nil || wait <= 0 {
+		h.release(reason)
+		return &clusterpb.ReleaseResponse{}, nil
+	}
+	h.handoverMu.Lock()
+	defer h.handoverMu.Unlock()
+	if w := h.worker.Load(); w != nil {
+		w.HandOver()
+		h.handoverFrom = w.Session()
+	}
+	if h.handover == nil {
+		h.cfg.Logger.Info("cluster: the master hands the job over; waiting for the next master", "reason", reason, "wait", wait)
+		h.handover = time.AfterFunc(wait, func() {
+			h.release(fmt.Sprintf("%s; no master took the job over within %v", reason, wait))
+		})
+	}
+	return &clusterpb.ReleaseResponse{}, nil
+}
+
+// release releases the worker: Run returns ErrReleased.
+func (h *Host) release(reason string) {
 	h.releaseOnce.Do(func() {
-		h.releaseCause.Store(req.GetReason())
+		h.releaseCause.Store(reason)
 		close(h.released)
 	})
-	return &clusterpb.ReleaseResponse{}, nil
+}
+
+// registered cancels a handed-over release when a master other than the
+// one that handed the worker over accepted it (session).
+func (h *Host) registered(session string) {
+	h.handoverMu.Lock()
+	defer h.handoverMu.Unlock()
+	if h.handover == nil || session == h.handoverFrom {
+		return
+	}
+	if h.handover.Stop() {
+		h.cfg.Logger.Info("cluster: a new master took the job over")
+	}
+	h.handover = nil
 }
 
 // rejoin makes the program forget the old master's run (Rejoiner.Reset) and
@@ -286,6 +331,7 @@ func (h *Host) run(ctx context.Context) error {
 			rj.Drop(drop)
 		}
 	}
+	wc.Registered = h.registered
 	if s, ok := h.cfg.Program.(interface{ BlockStats() (used, blocks int64) }); ok {
 		wc.Stats = s.BlockStats
 	}

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"slices"
@@ -351,5 +352,77 @@ func TestWorkerEnvMasterList(t *testing.T) {
 	}
 	if _, ok, err := WorkerEnvFrom(env("a:1,b")); !ok || err == nil || !strings.Contains(err.Error(), EnvWorkerOf) {
 		t.Errorf("WorkerEnvFrom(a:1,b) = %v, %v; want an error naming %s", ok, err, EnvWorkerOf)
+	}
+}
+
+// A release with a handover: the worker waits for the next master instead
+// of exiting. Joined to A (of [A, B], with a failover wait far longer than
+// the test), it is released with a handover; A stops, and the worker moves
+// to B at once and keeps serving past the handover wait. Alone with A, the
+// same release ends its Run with ErrReleased once the wait has passed.
+func TestHostHandover(t *testing.T) {
+	for _, withB := range []bool{true, false} {
+		t.Run(fmt.Sprintf("standby %v", withB), func(t *testing.T) {
+			var tms []*testMaster
+			var stops []func()
+			for range 2 {
+				lis, err := net.Listen("tcp", "127.0.0.1:0")
+				if err != nil {
+					t.Fatal(err)
+				}
+				tm, stop := serveStoppable(t, lis, nil)
+				tms, stops = append(tms, tm), append(stops, stop)
+			}
+			masters := tms[0].addr
+			if withB {
+				masters += "," + tms[1].addr
+			}
+			rc := newDatasets(t, sched.NewLocal(sched.LocalConfig{}))
+			prog := &rejoinProgram{figuresProgram: &figuresProgram{rc: rc, lin: rdd.IndexLineage(figuresJob(rc, 10).Node())}}
+			log := &syncBuffer{}
+			t.Cleanup(func() {
+				if t.Failed() {
+					t.Logf("the worker's log:\n%s", log)
+				}
+			})
+			h, err := NewHost(HostConfig{Master: masters, Slots: 1, Secret: testSecret, Program: prog,
+				Logger: slog.New(slog.NewTextHandler(log, nil)), Failover: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			done := make(chan error, 1)
+			go func() { done <- h.Run(ctx) }()
+			if ev := tms[0].next(t); ev.Kind != WorkerAdded {
+				t.Fatalf("A: event %v, want added", ev.Kind)
+			}
+			const wait = 2 * time.Second
+			peers := NewPeers(testSecret, nil, nil)
+			defer peers.Close()
+			if err := peers.Release(ctx, h.addr, "handing over", wait, 5*time.Second); err != nil {
+				t.Fatalf("Release: %v", err)
+			}
+			stops[0]()
+			if !withB {
+				select {
+				case err := <-done:
+					if !errors.Is(err, ErrReleased) {
+						t.Fatalf("Run = %v, want ErrReleased", err)
+					}
+				case <-time.After(10 * time.Second):
+					t.Fatal("no master took the worker over, and it was not released")
+				}
+				return
+			}
+			if ev := tms[1].next(t); ev.Kind != WorkerAdded {
+				t.Fatalf("B: event %v, want added", ev.Kind)
+			}
+			select {
+			case err := <-done:
+				t.Fatalf("the worker stopped (%v) though B took it over", err)
+			case <-time.After(wait + time.Second):
+			}
+		})
 	}
 }

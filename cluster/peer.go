@@ -10,6 +10,8 @@ import (
 	"sync"
 	"time"
 
+	"google.golang.org/protobuf/types/known/durationpb"
+
 	"github.com/dstream/dstream/block"
 	"github.com/dstream/dstream/checkpoint"
 	"github.com/dstream/dstream/cluster/clusterpb"
@@ -96,16 +98,22 @@ func (p *PeerServer) Release(ctx context.Context, req *clusterpb.ReleaseRequest)
 }
 
 // Release tells the worker at addr that its master is stopping: it exits
-// cleanly. It waits at most timeout.
+// cleanly, at once, or, with a positive handover, once no master has taken
+// it within handover (another may take the job over). It waits at most
+// timeout.
 //
 // Like every peer call, it is sent once more on a new connection when the
 // pooled one turns out reset (call): a worker that rejoined this master
 // may have left a dead connection in the pool.
-func (ps *Peers) Release(ctx context.Context, addr, reason string, timeout time.Duration) error {
+func (ps *Peers) Release(ctx context.Context, addr, reason string, handover, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
+	req := &clusterpb.ReleaseRequest{Reason: reason}
+	if handover > 0 {
+		req.Handover = durationpb.New(handover)
+	}
 	return ps.call(ctx, addr, func(c clusterpb.PeerClient) error {
-		_, err := c.Release(ctx, &clusterpb.ReleaseRequest{Reason: reason})
+		_, err := c.Release(ctx, req)
 		return err
 	})
 }

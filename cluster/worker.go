@@ -90,6 +90,9 @@ type WorkerConfig struct {
 	// ErrMasterRestarted instead.
 	Rejoin func(session string) (held []string, err error)
 	Kept   func(offered, kept []string)
+	// Registered, if set, is called after every accepted registration,
+	// with the session of the master that accepted it.
+	Registered func(session string)
 	// Clock paces heartbeats and backoff; nil means clock.Real.
 	Clock clock.Clock
 	// Logger; nil means slog.Default.
@@ -108,6 +111,7 @@ type Worker struct {
 
 	mu          sync.Mutex
 	cur         int  // the index in masters of the master followed
+	handedOver  bool // the master followed hands the job over (HandOver)
 	answered    bool // whether it answered since the worker moved to it
 	id          string
 	incarnation uint64
@@ -187,9 +191,10 @@ func (w *Worker) failover(standby bool) bool {
 	now := w.cfg.Clock.Now()
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if len(w.masters) < 2 || (!standby && w.answered && now.Sub(w.lastContact) < w.cfg.Failover) {
+	if len(w.masters) < 2 || (!standby && !w.handedOver && w.answered && now.Sub(w.lastContact) < w.cfg.Failover) {
 		return false
 	}
+	w.handedOver = false
 	from := w.masters[w.cur]
 	w.cur = (w.cur + 1) % len(w.masters)
 	w.answered = false
@@ -199,6 +204,24 @@ func (w *Worker) failover(standby bool) bool {
 	}
 	w.cfg.Logger.Warn("cluster: master "+why+"; trying the next one", "from", from, "to", w.masters[w.cur])
 	return true
+}
+
+// HandOver says the master followed now is handing the job over to
+// another (it released this worker with a handover): at its first
+// unanswered call the worker moves to the next master of its list at
+// once, rather than after Failover.
+func (w *Worker) HandOver() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.handedOver = true
+}
+
+// Session returns the session of the master that accepted the worker's
+// latest registration ("" before the first).
+func (w *Worker) Session() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.session
 }
 
 // Registered is closed once the worker's first registration is accepted.
@@ -328,6 +351,9 @@ func (w *Worker) register(ctx context.Context, clientOf func() clusterpb.Cluster
 				w.cfg.Kept(offered, resp.GetKeptBlocks())
 			}
 			w.once.Do(func() { close(w.registered) })
+			if w.cfg.Registered != nil {
+				w.cfg.Registered(resp.GetSession())
+			}
 			w.cfg.Logger.Info("cluster: registered with master", "worker", resp.GetWorkerId(), "master", w.Master())
 			return interval, nil
 		}

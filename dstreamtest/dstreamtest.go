@@ -95,6 +95,10 @@ func New[T any](tb testing.TB, o Options) *Harness[T] {
 		cfg.ClusterListen, cfg.Secret = "127.0.0.1:0", secret
 		cfg.Parallelism = 2 * o.Workers // the workers learn it from their environment
 	}
+	// A lease far longer than any test's wait: tests stop their contexts
+	// (which releases it), and a renewal a loaded machine delays must not
+	// stop a job. Tests of the lease set their own.
+	cfg.LeaseTTL = 30 * time.Second
 	if o.Config != nil {
 		o.Config(&cfg)
 	}

@@ -223,3 +223,41 @@ func TestReasonString(t *testing.T) {
 		t.Errorf("reasons: %s", got)
 	}
 }
+
+// TestRunStandbyStopsOnSignal: a second master on the same checkpoint
+// location waits in Run as a standby; the signal (ctx done) ends the wait:
+// Run returns nil (nothing ran), without calling the hooks, and the first
+// master still acts.
+func TestRunStandbyStopsOnSignal(t *testing.T) {
+	dir := t.TempDir()
+	newJob := func() *dstreamtest.Harness[string] {
+		h := dstreamtest.New[string](t, dstreamtest.Options{Config: func(c *dstream.Config) { c.CheckpointDir = dir }})
+		dstream.ForeachRDD(h.In, func(context.Context, *rdd.Dataset[string], time.Time) error { return nil })
+		return h
+	}
+	active := newJob()
+	active.Start()
+	standby := newJob()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := start(ctx, standby, program.Master{})
+	deadline := time.Now().Add(10 * time.Second)
+	for err := standby.Ctx.Ready(); err == nil || !strings.Contains(err.Error(), "standby"); err = standby.Ctx.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second master's Ready = %v; want it to say it is a standby", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	if err := r.wait(t); err != nil {
+		t.Errorf("Run of a standby stopped by a signal = %v, want nil", err)
+	}
+	select {
+	case <-r.started:
+		t.Error("Started was called for a standby that never acted")
+	default:
+	}
+	if why := r.reasons(); len(why) > 0 {
+		t.Errorf("Stopping was called (%v) for a standby that never acted", why)
+	}
+	active.Tick()
+}

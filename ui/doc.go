@@ -143,6 +143,7 @@
 //	  dstream_block_store_blocks                           blocks in the store
 //	  dstream_worker_slots{worker="local"}                 task slots of each worker
 //	  dstream_worker_free_slots{worker="local"}            of those, the ones not running a task
+//	  dstream_master_lease_epoch                           the epoch of the checkpoint location's lease this master acts with (0: a standby, or no lease)
 //
 // The go_* (runtime) and process_* (process) metrics of client_golang's
 // collectors follow, and promhttp_metric_handler_errors_total.

@@ -119,6 +119,7 @@ type contextCollector struct {
 	active, storeBytes, storeCapacity, storeInputLimit, storePeak, storeBlocks *prometheus.Desc
 	evictions, receiverWaits, receiverRecords, slots, freeSlots, dropped       *prometheus.Desc
 	checkpointFailures, streamRecords, receiverDropped, streamDropped          *prometheus.Desc
+	leaseEpoch                                                                 *prometheus.Desc
 }
 
 func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
@@ -139,6 +140,7 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 		slots:              d("worker_slots", "Task slots of a worker.", "worker"),
 		freeSlots:          d("worker_free_slots", "Task slots of a worker not running a task now.", "worker"),
 		dropped:            d("listener_events_dropped_total", "Events the listener bus dropped because a listener fell behind (the UI's counts then miss them)."),
+		leaseEpoch:         d("master_lease_epoch", "The epoch of the checkpoint location's lease this master acts with (it grows at every failover); 0 for a standby, and without a lease."),
 		checkpointFailures: d("state_checkpoint_failures_total", "Durable state checkpoints that failed (the state keeps its lineage until the next one)."),
 		streamRecords:      d("stream_received_records_total", "Records each input stream's receiver has taken in.", "stream", "receiver"),
 		receiverDropped:    d("receiver_records_dropped_total", "Records the receivers dropped as malformed (a line over the socket source's limit)."),
@@ -149,7 +151,7 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 // Describe implements prometheus.Collector.
 func (c *contextCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.active, c.storeBytes, c.storeCapacity, c.storeInputLimit, c.storePeak, c.storeBlocks,
-		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped} {
+		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped, c.leaseEpoch} {
 		ch <- d
 	}
 }
@@ -183,6 +185,7 @@ func (c *contextCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.receiverDropped, float64(c.sctx.DroppedRecords()))
 	counter(c.dropped, float64(c.sctx.DroppedEvents()))
 	counter(c.checkpointFailures, float64(c.sctx.CheckpointFailures()))
+	gauge(c.leaseEpoch, float64(c.sctx.LeaseEpoch()))
 	for _, r := range c.sctx.Receivers() {
 		ch <- prometheus.MustNewConstMetric(c.streamRecords, prometheus.CounterValue, float64(r.Records), strconv.Itoa(int(r.Stream)), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.streamDropped, prometheus.CounterValue, float64(r.Dropped), strconv.Itoa(int(r.Stream)), r.Name)

@@ -139,6 +139,7 @@ var contextFamilies = []string{
 	"dstream_block_store_input_limit_bytes",
 	"dstream_block_store_peak_bytes",
 	"dstream_listener_events_dropped_total",
+	"dstream_master_lease_epoch",
 	"dstream_receiver_records_dropped_total",
 	"dstream_receiver_records_total",
 	"dstream_receiver_waits_total",
@@ -167,6 +168,8 @@ dstream_block_store_input_limit_bytes %d
 dstream_block_store_peak_bytes %d
 # TYPE dstream_listener_events_dropped_total counter
 dstream_listener_events_dropped_total %d
+# TYPE dstream_master_lease_epoch gauge
+dstream_master_lease_epoch %d
 # TYPE dstream_receiver_records_dropped_total counter
 dstream_receiver_records_dropped_total %d
 # TYPE dstream_receiver_records_total counter
@@ -178,7 +181,7 @@ dstream_worker_free_slots{worker="local"} 2
 # TYPE dstream_worker_slots gauge
 dstream_worker_slots{worker="local"} 2
 `, st.Blocks, st.CacheBytes, st.InputBytes, st.ShuffleBytes, st.StateBytes, st.MaxBytes, st.Evictions,
-		st.MaxInputBytes, st.PeakBytes, ctx.DroppedEvents(), ctx.DroppedRecords(), ctx.ReceivedRecords(), ctx.ReceiverWaits())
+		st.MaxInputBytes, st.PeakBytes, ctx.DroppedEvents(), ctx.LeaseEpoch(), ctx.DroppedRecords(), ctx.ReceivedRecords(), ctx.ReceiverWaits())
 }
 
 // newServer serves srv on an httptest server and returns its URL.

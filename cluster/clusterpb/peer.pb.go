@@ -9,6 +9,7 @@ package clusterpb
 import (
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
+	durationpb "google.golang.org/protobuf/types/known/durationpb"
 	reflect "reflect"
 	sync "sync"
 	unsafe "unsafe"
@@ -1370,7 +1371,12 @@ func (*DeleteObjectResponse) Descriptor() ([]byte, []int) {
 type ReleaseRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Why the master releases the worker (logged by the worker).
-	Reason        string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	Reason string `protobuf:"bytes,1,opt,name=reason,proto3" json:"reason,omitempty"`
+	// Set when another master may take the job over (the releasing master
+	// held the lease of its checkpoint location and gave it up): the worker
+	// waits this long for a master (of its list, or at its address) to take
+	// it, and exits as released only if none does. Zero: exit at once.
+	Handover      *durationpb.Duration `protobuf:"bytes,2,opt,name=handover,proto3" json:"handover,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1410,6 +1416,13 @@ func (x *ReleaseRequest) GetReason() string {
 		return x.Reason
 	}
 	return ""
+}
+
+func (x *ReleaseRequest) GetHandover() *durationpb.Duration {
+	if x != nil {
+		return x.Handover
+	}
+	return nil
 }
 
 type ReleaseResponse struct {
@@ -1452,7 +1465,7 @@ var File_dstream_cluster_v1_peer_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
-	"\x1ddstream/cluster/v1/peer.proto\x12\x12dstream.cluster.v1\"A\n" +
+	"\x1ddstream/cluster/v1/peer.proto\x12\x12dstream.cluster.v1\x1a\x1egoogle/protobuf/duration.proto\"A\n" +
 	"\tDatasetID\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\x05R\x02op\x12\x12\n" +
 	"\x04time\x18\x02 \x01(\x03R\x04time\x12\x10\n" +
@@ -1529,9 +1542,10 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x05names\x18\x01 \x03(\tR\x05names\")\n" +
 	"\x13DeleteObjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
-	"\x14DeleteObjectResponse\"(\n" +
+	"\x14DeleteObjectResponse\"_\n" +
 	"\x0eReleaseRequest\x12\x16\n" +
-	"\x06reason\x18\x01 \x01(\tR\x06reason\"\x11\n" +
+	"\x06reason\x18\x01 \x01(\tR\x06reason\x125\n" +
+	"\bhandover\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bhandover\"\x11\n" +
 	"\x0fReleaseResponse2\xf8\b\n" +
 	"\x04Peer\x12R\n" +
 	"\aRunTask\x12\".dstream.cluster.v1.RunTaskRequest\x1a#.dstream.cluster.v1.RunTaskResponse\x12`\n" +
@@ -1590,6 +1604,7 @@ var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*DeleteObjectResponse)(nil),    // 25: dstream.cluster.v1.DeleteObjectResponse
 	(*ReleaseRequest)(nil),          // 26: dstream.cluster.v1.ReleaseRequest
 	(*ReleaseResponse)(nil),         // 27: dstream.cluster.v1.ReleaseResponse
+	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
 }
 var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	0,  // 0: dstream.cluster.v1.MapOutputs.shuffle:type_name -> dstream.cluster.v1.DatasetID
@@ -1598,35 +1613,36 @@ var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	3,  // 3: dstream.cluster.v1.RunTaskResponse.failure:type_name -> dstream.cluster.v1.TaskFailure
 	5,  // 4: dstream.cluster.v1.RunTaskResponse.figures:type_name -> dstream.cluster.v1.TaskFigures
 	0,  // 5: dstream.cluster.v1.FetchBucketRequest.shuffle:type_name -> dstream.cluster.v1.DatasetID
-	2,  // 6: dstream.cluster.v1.Peer.RunTask:input_type -> dstream.cluster.v1.RunTaskRequest
-	6,  // 7: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
-	7,  // 8: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
-	10, // 9: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
-	12, // 10: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
-	14, // 11: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
-	16, // 12: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
-	18, // 13: dstream.cluster.v1.Peer.PutObject:input_type -> dstream.cluster.v1.PutObjectRequest
-	20, // 14: dstream.cluster.v1.Peer.GetObject:input_type -> dstream.cluster.v1.GetObjectRequest
-	22, // 15: dstream.cluster.v1.Peer.ListObjects:input_type -> dstream.cluster.v1.ListObjectsRequest
-	24, // 16: dstream.cluster.v1.Peer.DeleteObject:input_type -> dstream.cluster.v1.DeleteObjectRequest
-	26, // 17: dstream.cluster.v1.Peer.Release:input_type -> dstream.cluster.v1.ReleaseRequest
-	4,  // 18: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
-	8,  // 19: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
-	9,  // 20: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
-	11, // 21: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
-	13, // 22: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
-	15, // 23: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
-	17, // 24: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
-	19, // 25: dstream.cluster.v1.Peer.PutObject:output_type -> dstream.cluster.v1.PutObjectResponse
-	21, // 26: dstream.cluster.v1.Peer.GetObject:output_type -> dstream.cluster.v1.GetObjectResponse
-	23, // 27: dstream.cluster.v1.Peer.ListObjects:output_type -> dstream.cluster.v1.ListObjectsResponse
-	25, // 28: dstream.cluster.v1.Peer.DeleteObject:output_type -> dstream.cluster.v1.DeleteObjectResponse
-	27, // 29: dstream.cluster.v1.Peer.Release:output_type -> dstream.cluster.v1.ReleaseResponse
-	18, // [18:30] is the sub-list for method output_type
-	6,  // [6:18] is the sub-list for method input_type
-	6,  // [6:6] is the sub-list for extension type_name
-	6,  // [6:6] is the sub-list for extension extendee
-	0,  // [0:6] is the sub-list for field type_name
+	28, // 6: dstream.cluster.v1.ReleaseRequest.handover:type_name -> google.protobuf.Duration
+	2,  // 7: dstream.cluster.v1.Peer.RunTask:input_type -> dstream.cluster.v1.RunTaskRequest
+	6,  // 8: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
+	7,  // 9: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
+	10, // 10: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
+	12, // 11: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
+	14, // 12: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
+	16, // 13: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
+	18, // 14: dstream.cluster.v1.Peer.PutObject:input_type -> dstream.cluster.v1.PutObjectRequest
+	20, // 15: dstream.cluster.v1.Peer.GetObject:input_type -> dstream.cluster.v1.GetObjectRequest
+	22, // 16: dstream.cluster.v1.Peer.ListObjects:input_type -> dstream.cluster.v1.ListObjectsRequest
+	24, // 17: dstream.cluster.v1.Peer.DeleteObject:input_type -> dstream.cluster.v1.DeleteObjectRequest
+	26, // 18: dstream.cluster.v1.Peer.Release:input_type -> dstream.cluster.v1.ReleaseRequest
+	4,  // 19: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
+	8,  // 20: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
+	9,  // 21: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
+	11, // 22: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
+	13, // 23: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
+	15, // 24: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
+	17, // 25: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
+	19, // 26: dstream.cluster.v1.Peer.PutObject:output_type -> dstream.cluster.v1.PutObjectResponse
+	21, // 27: dstream.cluster.v1.Peer.GetObject:output_type -> dstream.cluster.v1.GetObjectResponse
+	23, // 28: dstream.cluster.v1.Peer.ListObjects:output_type -> dstream.cluster.v1.ListObjectsResponse
+	25, // 29: dstream.cluster.v1.Peer.DeleteObject:output_type -> dstream.cluster.v1.DeleteObjectResponse
+	27, // 30: dstream.cluster.v1.Peer.Release:output_type -> dstream.cluster.v1.ReleaseResponse
+	19, // [19:31] is the sub-list for method output_type
+	7,  // [7:19] is the sub-list for method input_type
+	7,  // [7:7] is the sub-list for extension type_name
+	7,  // [7:7] is the sub-list for extension extendee
+	0,  // [0:7] is the sub-list for field type_name
 }
 
 func init() { file_dstream_cluster_v1_peer_proto_init() }

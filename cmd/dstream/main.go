@@ -36,8 +36,15 @@ Usage:
                 [--hosts [--cuts C] [--cut 3s] [--respawn 2s] [--store folder|s3]]
       fault drill: kill, stop and restart the processes of a running job (--hosts: each on a host of its own, links cut); compare its output with a fault-free run
 
+  dstream version
+      the build's version (set at link time: go build -ldflags "-X main.version=V")
+
 Run 'dstream COMMAND --help' for a command's flags.
 `
+
+// version names the build; set at link time (-ldflags "-X main.version=V").
+// An upgrade runs a newer build as a standby master (README, "Upgrades").
+var version = "devel"
 
 func main() {
 	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
@@ -75,6 +82,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runDrillHost(args[1:], stdout)
 	case "drill-store":
 		err = runDrillStore(ctx, args[1:], stdout, stderr)
+	case "version":
+		fmt.Fprintln(stdout, "dstream", version)
+		return program.ExitOK
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return program.ExitOK

@@ -3,6 +3,7 @@ package main
 import (
 	"io"
 	"net/http"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -10,9 +11,9 @@ import (
 	"time"
 )
 
-// standbyLease is the lease TTL of the standby tests: short, so a
-// takeover is quick, and long enough for a loaded machine's renewals.
-const standbyLease = "1s"
+// standbyLease is the lease TTL of the standby tests: the default, short
+// enough for a quick takeover, long enough for a loaded machine's renewals.
+const standbyLease = "2s"
 
 // standbyPair starts two standalone masters with the same checkpoint
 // folder and command line but their own ports, and two workers that know
@@ -80,7 +81,7 @@ func TestStandbyTakesOverAKilledMaster(t *testing.T) {
 		t.Fatalf("master B: exit status %d after SIGTERM, want 0", code)
 	}
 	for _, w := range workers {
-		if code := w.wait(t, 10*time.Second); code != 0 {
+		if code := w.wait(t, 20*time.Second); code != 0 {
 			t.Errorf("%s: exit status %d once released, want 0", w.name, code)
 		}
 	}
@@ -119,9 +120,60 @@ func TestPausedMasterStopsItself(t *testing.T) {
 		t.Fatalf("master B: exit status %d after SIGTERM, want 0", code)
 	}
 	for _, w := range workers {
-		if code := w.wait(t, 10*time.Second); code != 0 {
+		if code := w.wait(t, 20*time.Second); code != 0 {
 			t.Errorf("%s: exit status %d once released, want 0", w.name, code)
 		}
 	}
 	checkExact(t, standby.stdout.String(), out, stopsCfg, 8)
+}
+
+// TestUpgradeByHandover: an upgrade without stopping the stream. The
+// standby runs another build of the program (a binary of its own, with the
+// same graph); the active master is stopped gracefully (SIGTERM): it
+// finishes what it cut, exits 0 and releases the lease, handing its
+// workers over instead of releasing them. The standby takes over at once,
+// the same workers join it, and the job goes on exactly. Stopping the new
+// master then ends the job: with no master left to take over, the workers
+// exit 0 once the handover wait has passed.
+func TestUpgradeByHandover(t *testing.T) {
+	longTest(t, "builds the dstream binary and runs real processes")
+	newer := filepath.Join(t.TempDir(), "dstream-newer")
+	if out, err := exec.Command("go", "build", "-ldflags", "-X main.version=test-newer", "-o", newer, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(newer, "version").Output(); err != nil || !strings.Contains(string(out), "test-newer") {
+		t.Fatalf("%s version = %q, %v; want the newer build", newer, out, err)
+	}
+	bin := dstreamBinary(t)
+	dir := t.TempDir()
+	out, ck := filepath.Join(dir, "out"), filepath.Join(dir, "ck")
+	a, b := freeAddr(t), freeAddr(t)
+	old := start(t, "master A (old build)", bin, drillArgs("cluster", ck, out, "--cluster-listen", a, "--insecure", "--lease-ttl", standbyLease)...)
+	waitUntil(t, 20*time.Second, "master A's start", func() bool { return zeroLine.MatchString(old.stdout.String()) }, old)
+	next := start(t, "master B (newer build)", newer, drillArgs("cluster", ck, out, "--cluster-listen", b, "--insecure", "--lease-ttl", standbyLease)...)
+	var workers []*proc
+	for i := range 2 {
+		workers = append(workers, start(t, "worker "+string(rune('1'+i)), bin, "worker", "--master", a+","+b, "--insecure", "--slots", "1"))
+	}
+	all := append([]*proc{next}, workers...)
+	waitUntil(t, 30*time.Second, "three intervals", func() bool { return len(committed(t, out)) >= 3 }, append(all, old)...)
+	stopped := time.Now()
+	old.signal(t, syscall.SIGTERM)
+	if code := old.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("the old master: exit status %d after SIGTERM, want 0", code)
+	}
+	before := len(committed(t, out))
+	waitUntil(t, 30*time.Second, "an interval after the handover", func() bool { return len(committed(t, out)) > before }, all...)
+	t.Logf("SIGTERM to the next committed interval: %v", time.Since(stopped).Round(time.Millisecond))
+	waitUntil(t, 30*time.Second, "four intervals after the handover", func() bool { return len(committed(t, out)) >= before+4 }, all...)
+	next.signal(t, syscall.SIGTERM)
+	if code := next.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("the new master: exit status %d after SIGTERM, want 0", code)
+	}
+	for _, w := range workers {
+		if code := w.wait(t, 20*time.Second); code != 0 {
+			t.Errorf("%s: exit status %d once released, want 0", w.name, code)
+		}
+	}
+	checkExact(t, next.stdout.String(), out, stopsCfg, 8)
 }

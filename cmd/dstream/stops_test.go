@@ -250,7 +250,7 @@ func TestWorkersFollowARestartedMaster(t *testing.T) {
 	}
 	t.Logf("master stopped: %v", time.Since(t0))
 	for _, w := range []*proc{w1, w2} {
-		if code := w.wait(t, 10*time.Second); code != 0 {
+		if code := w.wait(t, 20*time.Second); code != 0 {
 			t.Errorf("%s: exit status %d once released, want 0", w.name, code)
 		}
 	}

@@ -392,7 +392,7 @@ func TestReplicas(t *testing.T) {
 		ok   func(int32) bool
 		want string
 	}{
-		{masterName, func(n int32) bool { return n == 1 }, "exactly 1 (there is one master)"},
+		{masterName, func(n int32) bool { return n == 2 }, "exactly 2 (an active master and a standby)"},
 		{workerName, func(n int32) bool { return n >= 1 }, "at least 1"},
 	} {
 		d, o := c.deployment(tc.name)
@@ -429,16 +429,16 @@ func TestServiceSelectsMaster(t *testing.T) {
 // TestServicePorts checks that the Service publishes the cluster port alone
 // (not the UI, whose data is not for the whole cluster network, nor the
 // probes), that it reaches a declared container port of the master, by
-// name or number, and that it routes to a master not yet ready: the master
-// is ready once a worker joins, and workers join through the Service.
+// name or number, and that it routes to ready masters only: the active one
+// (a standby is not ready, and does not listen on the cluster port).
 func TestServicePorts(t *testing.T) {
 	c := load(t)
 	svc, so := c.service(masterName)
 	if len(svc.Spec.Ports) != 1 {
 		t.Errorf("%v: spec.ports has %d ports, want the cluster port alone", so, len(svc.Spec.Ports))
 	}
-	if !svc.Spec.PublishNotReadyAddresses {
-		t.Errorf("%v: spec.publishNotReadyAddresses is not true: no worker could join a master that is not ready until one joins", so)
+	if svc.Spec.PublishNotReadyAddresses {
+		t.Errorf("%v: spec.publishNotReadyAddresses is true: workers would be sent to the standby master, which refuses them", so)
 	}
 	master, _ := c.deployment(masterName)
 	mc := master.Spec.Template.Spec.Containers[0]

@@ -485,7 +485,7 @@ func (c *Engine) rejoined(addr string, held []string) []string {
 // releaseWorkers tells every alive worker of a standalone master that it
 // stops gracefully: they exit cleanly instead of waiting for it to come
 // back (each is given a second to answer).
-func (cr *clusterRole) releaseWorkers(log *slog.Logger) {
+func (cr *clusterRole) releaseWorkers(log *slog.Logger, handover time.Duration) {
 	if !cr.dep.standalone {
 		return // local workers stop when their stdin closes
 	}
@@ -495,7 +495,7 @@ func (cr *clusterRole) releaseWorkers(log *slog.Logger) {
 	var wg sync.WaitGroup
 	for _, addr := range alive {
 		wg.Go(func() {
-			if err := cr.peers.Release(context.Background(), addr, "the master stopped gracefully", time.Second); err != nil {
+			if err := cr.peers.Release(context.Background(), addr, "the master stopped gracefully", handover, time.Second); err != nil {
 				log.Warn("cluster: a worker was not told the master stops (it gives up on its own)", "worker", addr, "err", err)
 			}
 		})

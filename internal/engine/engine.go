@@ -288,6 +288,7 @@ type Engine struct {
 	stores     storeSet     // file streams' and text outputs' stores by location (stores.go)
 	meta       *metaLog     // the master's metadata log (metalog.go)
 	lease      *masterLease // the master's lease of its checkpoint location (leader.go); set before it runs
+	crashed    atomic.Bool  // the simulation killed this process (Crash)
 	run        *running
 	progressAt atomic.Int64 // when the interval loop last moved, Unix ns on the clock (health.go)
 }

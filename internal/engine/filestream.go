@@ -171,6 +171,10 @@ func (fi *FileInput) persist(ctx context.Context, ms int64, files []manifest.Fil
 	if !c.metaOpen() {
 		return
 	}
+	if err := c.holding(); err != nil {
+		c.fence(err) // a master that lost the lease overwrites no selection
+		return
+	}
 	store, err := c.CheckpointStore()
 	if err != nil {
 		return

@@ -236,6 +236,12 @@ func (c *Engine) generate(ctx context.Context) {
 		if err := c.cfg.Clock.WaitUntil(ctx, t.Add(c.cfg.Slack)); err != nil {
 			return
 		}
+		if err := c.holding(); err != nil {
+			// The lease lapsed (this master was paused, or cut off from
+			// the store): another may act; cut nothing more.
+			c.fence(err)
+			return
+		}
 		c.tracker.Allocate(t)
 		for _, in := range c.cutters {
 			if err := in.cut(ctx, t); err != nil {
@@ -493,7 +499,7 @@ func (c *Engine) Stop(graceful bool) error {
 		c.protecting.Wait()
 		if c.cluster != nil {
 			if graceful {
-				c.cluster.releaseWorkers(c.log)
+				c.cluster.releaseWorkers(c.log, c.handoverWait())
 			}
 			c.stopCluster()
 		}

@@ -41,9 +41,10 @@ func (c *Engine) lifecycle() (int, *running) {
 }
 
 // Ready returns nil when the process can do its job, and otherwise why
-// not: a master (or local job) once started, and, in a cluster, once at
-// least one worker is alive; a worker once registered with its master and
-// heartbeating.
+// not: a master (or local job) once started as the active master (a
+// standby waiting for the lease is not ready: a Service in front of two
+// masters routes workers to the active one), workers or not; a worker once
+// registered with its master and heartbeating.
 func (c *Engine) Ready() error {
 	state, r := c.lifecycle()
 	switch {
@@ -63,14 +64,6 @@ func (c *Engine) Ready() error {
 			return fmt.Errorf("no heartbeat to master %s for %v (registering again)", w.env.Master, silent.Round(time.Second))
 		}
 		return nil
-	}
-	if cr := c.cluster; cr != nil {
-		cr.mu.Lock()
-		alive := len(cr.alive)
-		cr.mu.Unlock()
-		if alive == 0 {
-			return fmt.Errorf("no worker is alive: tasks wait until one joins at %s", cr.self)
-		}
 	}
 	return nil
 }

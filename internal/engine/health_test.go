@@ -23,8 +23,9 @@ func want(t *testing.T, what string, err error, prefix string) {
 }
 
 // TestMasterHealth walks a cluster master through its states on a manual
-// clock: Ready needs a live worker, Live a loop that finishes intervals, but
-// waiting for a worker while none is alive is no wedge.
+// clock: Ready needs a started, active master (workers or not: it is where
+// they join), Live a loop that finishes intervals, but waiting for a worker
+// while none is alive is no wedge.
 func TestMasterHealth(t *testing.T) {
 	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
 	c := &Engine{cfg: Config{Clock: clk, BatchInterval: time.Second}, log: slog.New(slog.DiscardHandler)}
@@ -35,7 +36,7 @@ func TestMasterHealth(t *testing.T) {
 	r := &running{stopped: make(chan struct{})}
 	c.state, c.run = stateRunning, r
 	c.noteProgress()
-	want(t, "Ready without workers", c.Ready(), "no worker is alive: tasks wait until one joins at 10.0.0.1:7077")
+	want(t, "Ready without workers", c.Ready(), "")
 	clk.Advance(StallAfter + time.Minute)
 	want(t, "Live without workers, long after", c.Live(), "")
 

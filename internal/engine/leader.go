@@ -222,6 +222,15 @@ func (c *Engine) leaseEpoch() uint64 {
 	return c.lease.epoch.Load()
 }
 
+// LeaseEpoch returns the epoch of the lease this master acts with: 0
+// before it holds one, once it lost it, and without a lease.
+func (c *Engine) LeaseEpoch() uint64 {
+	if c.holding() != nil {
+		return 0
+	}
+	return c.leaseEpoch()
+}
+
 // appendEpoch appends the epoch record to the metadata log just opened by
 // resume: from then on, the previous holder's appends conflict.
 func (c *Engine) appendEpoch(ctx context.Context) error {
@@ -257,6 +266,9 @@ func (c *Engine) releaseLease() {
 		ml.stopping.Store(true)
 		ml.cancel()
 		<-ml.done
+		if c.crashed.Load() {
+			return // a killed process releases nothing: the lease lapses
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), leaseReleaseTimeout)
 		defer cancel()
 		if err := ml.l.Release(ctx); err != nil {
@@ -264,6 +276,25 @@ func (c *Engine) releaseLease() {
 		}
 	})
 }
+
+// handoverWait is how long the workers a master releases at a graceful
+// stop wait for another master to take the job over: zero without a lease
+// (the stop ends the job). A standby reads the released lease within a
+// third of the TTL, and serves its cluster port before it resumes; a
+// worker moves to the next master 2 s (cluster.DefaultFailover) after the
+// last answer of this one. When no standby takes over, the job has ended
+// and the workers exit this long after the stop.
+func (c *Engine) handoverWait() time.Duration {
+	if c.lease == nil || c.lease.lost.Load() != nil {
+		return 0
+	}
+	return 5*time.Second + cmp.Or(c.cfg.LeaseTTL, DefaultLeaseTTL)
+}
+
+// Crash marks the engine's process as killed, for the cluster simulation
+// (a real kill runs no code): the Stop that follows releases nothing, so
+// the lease lapses as after a SIGKILL.
+func (c *Engine) Crash() { c.crashed.Store(true) }
 
 // standbyReady is Ready's answer for a standby.
 func (c *Engine) standbyReady() error {

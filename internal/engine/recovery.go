@@ -34,7 +34,8 @@ import (
 //     but not yet processed are read back from their objects and allocated
 //     to the intervals their manifests name, or to the next one (wal.go).
 //  4. restoreState: every state stream adopts its newest committed
-//     checkpoint that still reads, falling back to older ones.
+//     checkpoint of a completed interval that still reads, falling back
+//     to older ones.
 //  5. At Start, seedManifests gives back the manifests of the completed
 //     intervals a window or state still reaches, so workers learn them as
 //     any interval; the intervals started but not completed run again,
@@ -153,7 +154,7 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 		if !n.Checkpoints() {
 			continue
 		}
-		ok, err := c.restoreState(ctx, n)
+		ok, err := c.restoreState(ctx, n, lastDone)
 		if err != nil {
 			return tl, err
 		}
@@ -368,14 +369,29 @@ func (c *Engine) seedManifests() {
 
 // restoreState adopts the newest usable committed checkpoint of state
 // stream n, falling back to older ones (said in the log).
-func (c *Engine) restoreState(ctx context.Context, n Node) (bool, error) {
+// errRunsAgain rejects, in restoreState, a checkpoint of an interval after
+// the last completed one (it wraps ErrNotFound: checkpoint.Latest passes
+// such a checkpoint over for an older one).
+var errRunsAgain = fmt.Errorf("checkpoint of an interval that runs again: %w", checkpoint.ErrNotFound)
+
+func (c *Engine) restoreState(ctx context.Context, n Node, upTo int64) (bool, error) {
 	store, err := c.CheckpointStore()
 	if err != nil {
 		return false, err
 	}
+	// Only a checkpoint of a completed interval (at or before upTo) is
+	// adopted. One of an interval that runs again (its checkpoint was
+	// committed, but the master stopped before the interval completed)
+	// would make the state there a checkpoint read on this master, while
+	// the interval's manifest, which names the checkpoints before it,
+	// has the workers compute it from lineage: they would read shuffles
+	// this master never runs.
 	// Every part is read and its frame checked: a corrupt checkpoint is
 	// passed over for the one before, said in the log.
 	verify := func(ctx context.Context, rec *checkpoint.CommitRecord) error {
+		if m, err := CommitMetaOf(rec); err == nil && m.Dataset.Time > upTo {
+			return errRunsAgain
+		}
 		for _, part := range rec.Parts {
 			b, err := store.Get(ctx, rec.Dir+"/"+part)
 			if err != nil {
@@ -389,6 +405,10 @@ func (c *Engine) restoreState(ctx context.Context, n Node) (bool, error) {
 	}
 	rec, skipped, err := checkpoint.Latest(ctx, store, fmt.Sprintf("state/%06d/", n.OpID()), verify)
 	for _, s := range skipped {
+		if errors.Is(s.Err, errRunsAgain) {
+			c.log.Info("state checkpoint of an interval that runs again passed over", "stream", n.OpID(), "checkpoint", s.Dir)
+			continue
+		}
 		c.log.Warn("state checkpoint unusable; falling back to an older one", "stream", n.OpID(), "checkpoint", s.Dir, "err", s.Err)
 	}
 	if errors.Is(err, checkpoint.ErrNotFound) {
