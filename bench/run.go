@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"os"
 	"runtime"
 	"slices"
 	"sync"
@@ -34,6 +35,13 @@ type Config struct {
 	// make this program build, as a worker, the graph of a run at n
 	// records an interval from source (see Serve).
 	WorkerArgs func(n int, source string) []string
+	// Checkpoint, if set, is a folder under which every context of the run
+	// (each step of the search, the latency run) checkpoints in a new
+	// folder of its own, with LeaseTTL (dstream.Config.LeaseTTL: a master
+	// with a checkpoint location holds its lease unless it is negative):
+	// what checkpointing, or the lease, costs. Only local[N].
+	Checkpoint string
+	LeaseTTL   time.Duration
 }
 
 // Result is what a run measured. JSON names are part of the CLI's contract.
@@ -393,7 +401,11 @@ type manualRun struct {
 
 func startManual(w Workload, cfg Config, pool *Pool, n int) (*manualRun, error) {
 	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
-	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Clock: clk, Logger: quiet, WorkerArgs: cfg.workerArgs(n, "memory")})
+	dc, err := cfg.checkpointed(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Clock: clk, Logger: quiet, WorkerArgs: cfg.workerArgs(n, "memory")})
+	if err != nil {
+		return nil, err
+	}
+	ctx, err := dstream.NewContext(dc)
 	if err != nil {
 		return nil, err
 	}
@@ -454,7 +466,11 @@ type realtimeResult struct {
 // from arrival (spread evenly over each interval) to the interval's output.
 func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeResult, error) {
 	var r realtimeResult
-	ctx, err := dstream.NewContext(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet, WorkerArgs: cfg.workerArgs(n, cfg.Source)})
+	dc, err := cfg.checkpointed(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet, WorkerArgs: cfg.workerArgs(n, cfg.Source)})
+	if err != nil {
+		return r, err
+	}
+	ctx, err := dstream.NewContext(dc)
 	if err != nil {
 		return r, err
 	}
@@ -577,6 +593,23 @@ func percentile(sorted []float64, p float64) float64 {
 // cpuModel names the processor, for the record.
 func cpuModel() string {
 	return fmt.Sprintf("%s/%s, %d CPUs, %s", runtime.GOOS, runtime.GOARCH, runtime.NumCPU(), cpuName())
+}
+
+// checkpointed is dc with a new checkpoint folder under c.Checkpoint and
+// c.LeaseTTL, or dc when c.Checkpoint is "".
+func (c Config) checkpointed(dc dstream.Config) (dstream.Config, error) {
+	if c.Checkpoint == "" {
+		return dc, nil
+	}
+	if err := os.MkdirAll(c.Checkpoint, 0o755); err != nil {
+		return dc, err
+	}
+	dir, err := os.MkdirTemp(c.Checkpoint, "run-")
+	if err != nil {
+		return dc, err
+	}
+	dc.CheckpointDir, dc.LeaseTTL = dir, c.LeaseTTL
+	return dc, nil
 }
 
 func (c Config) workerArgs(n int, source string) []string {

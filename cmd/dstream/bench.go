@@ -35,6 +35,8 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
 	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
 	memory := dstream.MemoryFlag(fs)
+	ckpt := fs.String("checkpoint", "", "a `folder` under which every context of a run checkpoints in a new folder of its own (what checkpointing, or the lease, costs; local[N] only)")
+	leaseTTL := fs.Duration("lease-ttl", 0, "with --checkpoint, the master's lease TTL (default "+dstream.DefaultLeaseTTL.String()+"; negative: no lease)")
 	asJSON := fs.Bool("json", false, "print one JSON object per workload")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (pprof) at the end of the run to this file")
@@ -61,6 +63,15 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	if len(masters) == 0 {
 		masters = []string{"local[2]"}
 	}
+	if *ckpt != "" {
+		for _, m := range masters {
+			if strings.HasPrefix(m, "local-cluster") {
+				return program.Usagef("--checkpoint: only local[N], not %s", m)
+			}
+		}
+	} else if *leaseTTL != 0 {
+		return program.Usagef("--lease-ttl needs --checkpoint")
+	}
 	if err := (dstream.Config{BatchInterval: *batch}).Validate(); err != nil {
 		return program.UsageError{Err: err}
 	}
@@ -85,7 +96,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	for _, name := range names {
 		for _, master := range masters {
-			cfg := bench.Config{Workload: name, Batch: *batch, Master: master, Duration: *duration, Source: *src, Window: *window, Memory: *memory}
+			cfg := bench.Config{Workload: name, Batch: *batch, Master: master, Duration: *duration, Source: *src, Window: *window, Memory: *memory, Checkpoint: *ckpt, LeaseTTL: *leaseTTL}
 			cfg.WorkerArgs = func(n int, source string) []string {
 				return []string{"bench-worker", "--workload", name, "--batch", batch.String(), "--window", window.String(),
 					"--memory", strconv.FormatInt(*memory, 10), "--master", master, "--source", source, "--records", strconv.Itoa(n)}

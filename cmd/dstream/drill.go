@@ -50,6 +50,12 @@ type drillOptions struct {
 	store        string        // where the job checkpoints and writes its outputs: s3 or folder
 	cuts         int           // link cuts
 	cut, respawn time.Duration // how long a cut lasts; a killed worker's wait to start again
+	// --hosts --store s3: a standby master on a host of its own
+	// (drillstandby.go), master pauses and cuts between the active master
+	// and the workers.
+	standby                       bool
+	pauses, masterCuts, storeCuts int
+	leaseTTL                      time.Duration // the job's --lease-ttl (0: its default)
 }
 
 // Drill timings (see planFaults).
@@ -89,7 +95,7 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 		})
 	}
 	count(&o.kills, "kills", "`number` of workers to SIGKILL (default: one per 15s of --duration, at least 1; at most --workers - 1 per master run)")
-	count(&o.restarts, "master-restarts", "`number` of times to SIGKILL the master and start it again (default: one per 30s, at least 1)")
+	count(&o.restarts, "master-restarts", "`number` of times to SIGKILL the master and start it again (with a standby: the active master, the standby takes over and the killed one comes back as the standby) (default: one per 30s, at least 1)")
 	count(&o.stalls, "stalls", "`number` of times to SIGSTOP a worker for --stall, then SIGCONT it (default: one per 30s, at least 1)")
 	fs.DurationVar(&o.stall, "stall", 1500*time.Millisecond, "how long a stalled worker stays stopped (the master declares a worker lost after 2s without heartbeat)")
 	fs.BoolVar(&o.long, "long", false, "a long drill: --duration 5m unless set (and the fault counts that follow from it)")
@@ -103,6 +109,11 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	count(&o.cuts, "cuts", "with --hosts, `number` of link cuts: between two hosts (blackhole or prohibit routes) or a worker's host off the network (its link down) (default: one per 15s of --duration, at least 1)")
 	fs.DurationVar(&o.cut, "cut", 3*time.Second, "with --hosts, how long a link stays cut")
 	fs.DurationVar(&o.respawn, "respawn", 2*time.Second, "with --hosts, how long after a kill a worker's host starts it again (as a supervisor would)")
+	fs.BoolVar(&o.standby, "standby", true, "with --hosts --store s3, a standby master on a host of its own (the same command and checkpoint location): a master kill is a failover, and the killed master is started again as the standby")
+	count(&o.pauses, "pauses", "with a standby, `number` of times to SIGSTOP the active master past its lease, then SIGCONT it: it must stop itself, and is started again as the standby (default: one per 30s, at least 1)")
+	count(&o.masterCuts, "master-cuts", "with a standby, `number` of cuts between the active master's host and every worker's host (not the store's), for --cut (default: one per 30s, at least 1)")
+	count(&o.storeCuts, "store-cuts", "with a standby, `number` of cuts between the active master's host and the store's, for --cut: longer than the lease TTL, the master must stop itself and the standby take over (default 0)")
+	fs.DurationVar(&o.leaseTTL, "lease-ttl", 0, "with a standby, the masters' --lease-ttl (default: theirs, "+leaseTTLDefault.String()+")")
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return nil, err
 	}
@@ -113,6 +124,7 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	} else if o.hosts && !set["duration"] {
 		o.duration = 40 * time.Second // room for a cut too
 	}
+	o.standby = o.standby && o.hosts && o.store == "s3"
 	switch {
 	case o.duration <= 0:
 		return nil, program.Usagef("--duration %v must be positive", o.duration)
@@ -130,6 +142,10 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 		return nil, program.Usagef("--store %q: want folder or s3", o.store)
 	case o.cut <= 0 || o.respawn < 0:
 		return nil, program.Usagef("--cut %v must be positive and --respawn %v not negative", o.cut, o.respawn)
+	case !o.standby && (set["pauses"] || set["master-cuts"] || set["store-cuts"] || set["lease-ttl"]):
+		return nil, program.Usagef("--pauses, --master-cuts, --store-cuts and --lease-ttl need a standby master: --hosts --store s3 --standby")
+	case o.leaseTTL < 0:
+		return nil, program.Usagef("--lease-ttl %v must be positive: the drill's standby needs the lease", o.leaseTTL)
 	}
 	per := func(every time.Duration) int { return max(1, int(o.duration/every)) }
 	if !set["master-restarts"] {
@@ -143,6 +159,12 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	}
 	if o.hosts && !set["cuts"] {
 		o.cuts = per(30 * time.Second)
+	}
+	if o.standby && !set["pauses"] {
+		o.pauses = per(30 * time.Second)
+	}
+	if o.standby && !set["master-cuts"] {
+		o.masterCuts = per(30 * time.Second)
 	}
 	maxKills := (o.restarts + 1) * (o.workers - 1)
 	if o.hosts {
@@ -168,11 +190,17 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 	if o.stalls > 0 && o.stall == 0 {
 		return nil, program.Usagef("--stalls %d needs a positive --stall", o.stalls)
 	}
+	if o.hosts && !set["duration"] {
+		// Long enough for the faults the counts ask for.
+		warmup, cooldown, _ := drillTimings(o)
+		n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts + o.storeCuts
+		o.duration = max(o.duration, warmup+cooldown+time.Duration(n)*drillSlotNeed(o))
+	}
 	warmup, cooldown, slot := drillTimings(o)
-	if n := o.kills + o.restarts + o.stalls + o.cuts; n > 0 {
+	if n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts + o.storeCuts; n > 0 {
 		need := drillSlotNeed(o)
 		if slot < need {
-			return nil, program.Usagef("--duration %v is too short for %d faults: each needs %v after a %v warm-up and before a %v cool-down (at least %v); lengthen --duration or lower --kills, --master-restarts, --stalls, --cuts",
+			return nil, program.Usagef("--duration %v is too short for %d faults: each needs %v after a %v warm-up and before a %v cool-down (at least %v); lengthen --duration or lower --kills, --master-restarts, --stalls, --cuts, --pauses, --master-cuts",
 				o.duration, n, need, warmup, cooldown, warmup+cooldown+time.Duration(n)*need)
 		}
 	}
@@ -192,7 +220,7 @@ func parseDrillFlags(args []string, stdout io.Writer) (*drillOptions, error) {
 func drillTimings(o *drillOptions) (warmup, cooldown, slot time.Duration) {
 	warmup = max(drillMinWarmup, 4*o.batch)
 	cooldown = max(drillMinCooldown, 6*o.batch)
-	n := o.kills + o.restarts + o.stalls + o.cuts
+	n := o.kills + o.restarts + o.stalls + o.cuts + o.pauses + o.masterCuts + o.storeCuts
 	if n == 0 {
 		return warmup, cooldown, 0
 	}
@@ -205,8 +233,13 @@ func drillSlotNeed(o *drillOptions) time.Duration {
 	if o.stalls > 0 {
 		need = max(need, o.stall+time.Second)
 	}
-	if o.cuts > 0 {
+	if o.cuts > 0 || o.masterCuts > 0 || o.storeCuts > 0 {
 		need = max(need, o.cut+2*time.Second)
+	}
+	if o.standby && (o.restarts > 0 || o.pauses > 0 || o.storeCuts > 0) {
+		// A failover: the lease lapses (TTL and a fifth), the standby
+		// resumes and catches up.
+		need = max(need, 2*o.ttl()+3*time.Second)
 	}
 	return need
 }
@@ -217,6 +250,14 @@ const (
 	faultStall   = "worker-stall"
 	faultRestart = "master-restart"
 	faultCut     = "link-cut" // --hosts
+	// With a standby (drillstandby.go): the active master paused past its
+	// lease; the links between it and every worker cut; and, not planned,
+	// an active master that stopped itself having lost its lease (cut off
+	// from the store by a link cut).
+	faultPause     = "master-pause"
+	faultMasterCut = "master-cut"
+	faultStoreCut  = "store-cut"
+	faultLeaseLost = "lease-lost"
 )
 
 // plannedFault is a fault of the schedule: its kind and when, after the
@@ -230,12 +271,13 @@ type plannedFault struct {
 // never kills a master run's last worker, one per slot, at a random moment
 // of its first 30%.
 func planFaults(rng *rand.Rand, o *drillOptions) []plannedFault {
-	left := map[string]int{faultKill: o.kills, faultRestart: o.restarts, faultStall: o.stalls, faultCut: o.cuts}
+	all := []string{faultKill, faultRestart, faultStall, faultCut, faultPause, faultMasterCut, faultStoreCut}
+	left := map[string]int{faultKill: o.kills, faultRestart: o.restarts, faultStall: o.stalls, faultCut: o.cuts, faultPause: o.pauses, faultMasterCut: o.masterCuts, faultStoreCut: o.storeCuts}
 	epochKills := 0
 	var kinds []string
-	for left[faultKill]+left[faultRestart]+left[faultStall]+left[faultCut] > 0 {
+	for o.kills+o.restarts+o.stalls+o.cuts+o.pauses+o.masterCuts+o.storeCuts > len(kinds) {
 		var can []string
-		for _, k := range []string{faultKill, faultRestart, faultStall, faultCut} {
+		for _, k := range all {
 			if left[k] == 0 {
 				continue
 			}
@@ -277,7 +319,8 @@ func planFaults(rng *rand.Rand, o *drillOptions) []plannedFault {
 
 // jobProc is one run of the job's master.
 type jobProc struct {
-	epoch   int
+	epoch   int      // its master run, from 1; 0 for a standby that has not taken over
+	host    *netHost // --hosts: where it runs
 	cmd     *exec.Cmd
 	stdin   io.WriteCloser
 	started time.Time
@@ -290,6 +333,11 @@ type jobProc struct {
 	exited chan struct{} // closed once it has exited
 	err    error         // its Wait's
 	killed bool          // by the drill (guarded by drill.mu)
+
+	// From its log (guarded by drill.mu): when it said it waits as a
+	// standby, when it took the lease (its own time stamp), and when it
+	// said it lost it.
+	standbyAt, leaseAt, leaseLostAt time.Time
 }
 
 // drillInterval is what the drill knows of one interval.
@@ -327,8 +375,16 @@ type drillFault struct {
 	Cut      string   `json:"cut,omitempty"`
 	Hosts    []string `json:"hosts,omitempty"`
 	Affected []string `json:"affectedWorkers,omitempty"`
-	// Host is the killed or stalled worker's host (--hosts).
+	// Host is the killed or stalled worker's host (--hosts), or the
+	// active master's (a failover, a master cut).
 	Host string `json:"host,omitempty"`
+	// A failover (a standby): the host of the master that took over, and
+	// when it said it holds the lease; for a pause, the old master's exit
+	// and whether it said it lost the lease.
+	NewHost       string     `json:"newHost,omitempty"`
+	Takeover      *time.Time `json:"takeover,omitempty"`
+	OldExit       string     `json:"oldExit,omitempty"`
+	SaidLeaseLost bool       `json:"saidLeaseLost,omitempty"`
 }
 
 // drill is a running drill.
@@ -370,6 +426,9 @@ func (d *drill) logf(format string, args ...any) {
 // since is t in seconds after the job's zero (before it is known, after
 // the drill started the job).
 func (d *drill) since(t time.Time) float64 {
+	if d.t0.IsZero() {
+		return 0 // before the drill started the job
+	}
 	if d.zero.IsZero() {
 		return t.Sub(d.t0).Seconds()
 	}
@@ -458,8 +517,13 @@ func runDrill(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		if o.store == "folder" {
 			where = "checkpoints in the master's folder, outputs in a folder every host shares"
 		}
-		fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master and %d workers, %s, %v: %d worker kills, %d master restarts, %d stalls of %v, %d link cuts of %v\n",
-			o.seed, o.batch, o.workers, where, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.stalls, o.stall, o.cuts, o.cut)
+		if o.standby {
+			fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master, a standby master (lease TTL %v) and %d workers, %s, %v: %d worker kills, %d active-master kills, %d pauses, %d master cuts, %d store cuts, %d stalls of %v, %d link cuts of %v\n",
+				o.seed, o.batch, o.ttl(), o.workers, where, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.pauses, o.masterCuts, o.storeCuts, o.stalls, o.stall, o.cuts, o.cut)
+		} else {
+			fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, across hosts: a standalone master and %d workers, %s, %v: %d worker kills, %d master restarts, %d stalls of %v, %d link cuts of %v\n",
+				o.seed, o.batch, o.workers, where, o.duration.Round(time.Millisecond), o.kills, o.restarts, o.stalls, o.stall, o.cuts, o.cut)
+		}
 		d.printHostsSetup(progress)
 	} else {
 		fmt.Fprintf(progress, "dstream drill: seed %d, batch %v, local-cluster[%d], %v: %d worker kills, %d master restarts, %d stalls of %v\n",
@@ -522,6 +586,13 @@ func (d *drill) run(ctx context.Context, progress io.Writer) *drillReport {
 	}
 	d.t0, d.zero = first.readyAt, time.UnixMilli(first.zero)
 	d.logf("master pid %d up: UI %s, zero %d", first.cmd.Process.Pid, first.ui, first.zero)
+	if d.hostsRun != nil && d.o.standby {
+		if err := d.startStandby(d.masterHosts[1]); err != nil {
+			d.fail("starting the standby master: %v", err)
+			d.killAll()
+			return finish()
+		}
+	}
 	if d.hostsRun != nil {
 		if err := d.startWorkers(); err != nil {
 			d.fail("starting the workers: %v", err)
@@ -565,11 +636,22 @@ func (d *drill) sleepUntil(ctx context.Context, t time.Time) bool {
 			d.mu.Lock()
 			killed := p.killed
 			d.mu.Unlock()
-			if !killed {
+			if !killed && !d.leaseLost(p) {
 				d.fail("the master (pid %d, run %d) exited on its own at %+.1fs: %v", p.cmd.Process.Pid, p.epoch, d.since(time.Now()), p.err)
 				return false
 			}
+			if !killed {
+				continue // the standby took over
+			}
 		default:
+		}
+		if sb := d.currentStandby(); sb != nil {
+			select {
+			case <-sb.exited:
+				d.fail("the standby master on host %s (pid %d) exited on its own at %+.1fs: %v", sb.host.name, sb.cmd.Process.Pid, d.since(time.Now()), sb.err)
+				return false
+			default:
+			}
 		}
 		if d.failed() {
 			return false
@@ -587,21 +669,61 @@ func (d *drill) sleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
+// currentStandby is the master waiting as a standby, if any.
+func (d *drill) currentStandby() *jobProc {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.hostsRun == nil {
+		return nil
+	}
+	return d.standby
+}
+
 func (d *drill) failed() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.failure != ""
 }
 
-// startMaster starts a run of the job's master and waits until it says
-// where its UI is.
+// startMaster starts a run of the job's master (on the first master host,
+// across hosts), waits until it says where its UI is, and makes it the
+// current master.
 func (d *drill) startMaster() (*jobProc, error) {
+	var h *netHost
+	if d.hostsRun != nil {
+		h = d.master
+		if p := d.current(); p != nil {
+			h = p.host // a restart in place
+		}
+	}
+	p, err := d.launchMaster(h)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.awaitUp(p, drillStartWait); err != nil {
+		return nil, err
+	}
+	return p, d.promote(p)
+}
+
+// launchMaster starts a master process (on host h, across hosts) and reads
+// its output; awaitUp waits for it to be up.
+func (d *drill) launchMaster(h *netHost) (*jobProc, error) {
 	d.mu.Lock()
-	epoch := len(d.procs) + 1
+	n := len(d.procs) + 1
 	d.mu.Unlock()
-	fmt.Fprintf(d.logFile, "=== drill: master run %d starts at %s\n", epoch, time.Now().Format(time.RFC3339Nano))
-	cmd := d.masterCommand()
+	label := fmt.Sprintf("master run %d", n)
+	if h != nil {
+		label = "master on host " + h.name
+	}
+	fmt.Fprintf(d.logFile, "=== drill: %s starts at %s\n", label, time.Now().Format(time.RFC3339Nano))
+	cmd := d.masterCommand(h)
+	p := &jobProc{host: h, cmd: cmd, ready: make(chan struct{}), exited: make(chan struct{})}
 	cmd.Stderr = d.logFile
+	if h != nil {
+		// Its log, a line at a time: what it says of the lease.
+		cmd.Stderr = &lineWriter{line: func(line string) { d.masterLogLine(p, line) }}
+	}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, err
@@ -610,19 +732,16 @@ func (d *drill) startMaster() (*jobProc, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &jobProc{epoch: epoch, cmd: cmd, stdin: stdin, ready: make(chan struct{}), exited: make(chan struct{})}
+	p.stdin = stdin
 	p.started = time.Now()
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	d.mu.Lock()
-	d.procs = append(d.procs, p)
-	d.mu.Unlock()
 	go func() {
 		sc := bufio.NewScanner(stdout)
 		for sc.Scan() {
 			line := sc.Text()
-			fmt.Fprintf(d.logFile, "drill: master run %d says: %s\n", epoch, line)
+			fmt.Fprintf(d.logFile, "drill: %s (pid %d) says: %s\n", label, cmd.Process.Pid, line)
 			if f := strings.Fields(line); len(f) > 1 && f[0] == "drill-job:" && f[1] == "pid" {
 				for i := 1; i+1 < len(f); i += 2 {
 					switch f[i] {
@@ -640,28 +759,41 @@ func (d *drill) startMaster() (*jobProc, error) {
 		p.err = cmd.Wait()
 		close(p.exited)
 	}()
+	return p, nil
+}
+
+// awaitUp waits up to wait until p says where its UI is; it kills p if it
+// does not.
+func (d *drill) awaitUp(p *jobProc, wait time.Duration) error {
 	select {
 	case <-p.ready:
 	case <-p.exited:
-		return nil, fmt.Errorf("master run %d exited before it was up: %v", epoch, p.err)
-	case <-time.After(drillStartWait):
+		return fmt.Errorf("the master (pid %d) exited before it was up: %v", p.cmd.Process.Pid, p.err)
+	case <-time.After(wait):
 		d.mu.Lock()
 		p.killed = true
 		d.mu.Unlock()
-		_ = cmd.Process.Kill()
+		_ = p.cmd.Process.Kill()
 		<-p.exited
-		return nil, fmt.Errorf("master run %d not up after %v (killed)", epoch, drillStartWait)
+		return fmt.Errorf("the master (pid %d) not up after %v (killed)", p.cmd.Process.Pid, wait)
 	}
 	if p.ui == "" {
-		return nil, fmt.Errorf("master run %d serves no UI", epoch)
+		return fmt.Errorf("the master (pid %d) serves no UI", p.cmd.Process.Pid)
 	}
+	return nil
+}
+
+// promote makes p, which is up, the current master: the next master run.
+func (d *drill) promote(p *jobProc) error {
 	d.mu.Lock()
+	p.epoch = len(d.procs) + 1
+	d.procs = append(d.procs, p)
 	first := d.procs[0]
 	d.mu.Unlock()
 	if p.zero != first.zero {
-		d.fail("master run %d resumed with zero %d; the first run's was %d", epoch, p.zero, first.zero)
+		d.fail("master run %d resumed with zero %d; the first run's was %d", p.epoch, p.zero, first.zero)
 	}
-	return p, nil
+	return nil
 }
 
 // poll reads the current master's completed batches and workers until ctx
@@ -845,7 +977,7 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 	if kind == faultKill {
 		need = 2 // never the last one
 	}
-	if d.hostsRun != nil && kind != faultRestart {
+	if d.hostsRun != nil && kind != faultRestart && kind != faultPause && kind != faultStoreCut {
 		need = max(need, min(2, d.o.workers)) // a cut or stall of a master's one worker tells little
 	}
 	p, ws, err := d.waitReady(ctx, need)
@@ -895,43 +1027,62 @@ func (d *drill) inject(ctx context.Context, kind string) error {
 		lost, ok := d.lostAt[fmt.Sprintf("%d/%s", p.epoch, w.ID)]
 		d.mu.Unlock()
 		f.DeclaredLost = ok && !lost.Before(f.At)
-	case faultRestart:
-		ws, _ := d.workers(p)
-		d.pollOnce(p) // what it completed so far: its UI dies with it
-		f.PID = p.cmd.Process.Pid
-		d.mu.Lock()
-		p.killed = true
-		d.mu.Unlock()
-		f.At = time.Now()
-		if err := p.cmd.Process.Kill(); err != nil {
-			return fmt.Errorf("SIGKILL master pid %d: %w", f.PID, err)
+	case faultRestart, faultPause, faultMasterCut, faultStoreCut, faultCut:
+		var err error
+		switch {
+		case kind == faultCut:
+			err = d.injectCut(ctx, &f, ws)
+		case kind == faultPause:
+			err = d.pauseActive(ctx, &f, p)
+		case kind == faultMasterCut:
+			err = d.cutActive(ctx, &f, p, ws)
+		case kind == faultStoreCut:
+			err = d.cutStore(ctx, &f, p)
+		case d.hostsRun != nil && d.o.standby:
+			err = d.killActive(ctx, &f, p)
+		default:
+			err = d.restartMaster(&f, p)
 		}
-		<-p.exited
-		d.logf("SIGKILL master (pid %d)", f.PID)
-		// Its workers stop when their stdin closes; the drill waits for
-		// them, so the new master's workers are the only ones. Across
-		// hosts they live on, and join the new master (or exit, and their
-		// supervisor starts them again).
-		if d.hostsRun == nil {
-			d.waitWorkersGone(ws, 10*time.Second, fmt.Sprintf("after the master (run %d) was killed", p.epoch))
-		}
-		restarted := time.Now()
-		f.Restarted = &restarted
-		np, err := d.startMaster()
 		if err != nil {
-			d.recordFault(f)
-			return fmt.Errorf("restarting the master: %w", err)
-		}
-		f.NewPID, f.Ready = np.cmd.Process.Pid, &np.readyAt
-		d.logf("master restarted: pid %d, UI %s, up after %v", f.NewPID, np.ui, np.readyAt.Sub(f.At).Round(time.Millisecond))
-	case faultCut:
-		if err := d.injectCut(ctx, &f, ws); err != nil {
 			d.recordFault(f)
 			return err
 		}
 	}
 	f.Offset = d.since(f.At)
 	d.recordFault(f)
+	return nil
+}
+
+// restartMaster is a master-restart without a standby: SIGKILL the master
+// p and start it again with the same command line (on its host).
+func (d *drill) restartMaster(f *drillFault, p *jobProc) error {
+	ws, _ := d.workers(p)
+	d.pollOnce(p) // what it completed so far: its UI dies with it
+	f.PID = p.cmd.Process.Pid
+	d.mu.Lock()
+	p.killed = true
+	d.mu.Unlock()
+	f.At = time.Now()
+	if err := p.cmd.Process.Kill(); err != nil {
+		return fmt.Errorf("SIGKILL master pid %d: %w", f.PID, err)
+	}
+	<-p.exited
+	d.logf("SIGKILL master (pid %d)", f.PID)
+	// Its workers stop when their stdin closes; the drill waits for
+	// them, so the new master's workers are the only ones. Across
+	// hosts they live on, and join the new master (or exit, and their
+	// supervisor starts them again).
+	if d.hostsRun == nil {
+		d.waitWorkersGone(ws, 10*time.Second, fmt.Sprintf("after the master (run %d) was killed", p.epoch))
+	}
+	restarted := time.Now()
+	f.Restarted = &restarted
+	np, err := d.startMaster()
+	if err != nil {
+		return fmt.Errorf("restarting the master: %w", err)
+	}
+	f.NewPID, f.Ready = np.cmd.Process.Pid, &np.readyAt
+	d.logf("master restarted: pid %d, UI %s, up after %v", f.NewPID, np.ui, np.readyAt.Sub(f.At).Round(time.Millisecond))
 	return nil
 }
 
@@ -979,6 +1130,8 @@ func (d *drill) stopJob() {
 		return // it failed on its own; d.failure says so
 	default:
 	}
+	// The standby stops first: the graceful stop releases the lease.
+	d.stopStandby(drillStopWait)
 	ws, _ := d.workers(p)
 	d.mu.Lock()
 	p.killed = true
@@ -1011,6 +1164,13 @@ func (d *drill) stopJob() {
 // killAll kills the current master (an interrupted drill); its workers
 // follow it.
 func (d *drill) killAll() {
+	if sb := d.currentStandby(); sb != nil {
+		d.mu.Lock()
+		sb.killed = true
+		d.mu.Unlock()
+		_ = sb.cmd.Process.Kill()
+		<-sb.exited
+	}
 	p := d.current()
 	if p == nil {
 		return

@@ -100,6 +100,10 @@ func TestDrillUsage(t *testing.T) {
 		{[]string{"drill", "--kills", "-1"}, "negative"},
 		{[]string{"drill", "--frobnicate"}, "frobnicate"},
 		{[]string{"drill", "extra"}, "unexpected"},
+		{[]string{"drill", "--pauses", "1"}, "need a standby master"},
+		{[]string{"drill", "--hosts", "--store", "folder", "--master-cuts", "1"}, "need a standby master"},
+		{[]string{"drill", "--hosts", "--standby=false", "--store-cuts", "1"}, "need a standby master"},
+		{[]string{"drill", "--hosts", "--lease-ttl", "-1s"}, "--lease-ttl"},
 		{[]string{"drill-job", "--checkpoint", "x"}, "--out"},
 		{[]string{"drill-job", "--out", "x", "--window", "700ms"}, "--window"},
 	} {
@@ -141,6 +145,27 @@ func TestPlanFaults(t *testing.T) {
 		if n[faultKill] != o.kills || n[faultRestart] != o.restarts || n[faultStall] != o.stalls {
 			t.Fatalf("seed %d: %v", seed, n)
 		}
+	}
+}
+
+// TestMasterLogLines: a master's log lines, written in pieces, are read
+// whole, and what they say of the lease is noted with their own time.
+func TestMasterLogLines(t *testing.T) {
+	var lines []string
+	w := &lineWriter{line: func(l string) { lines = append(lines, l) }}
+	for _, piece := range []string{"time=2026-12-06T07:52:38.474Z level=INFO msg=\"holding the lease", " of the checkpoint location\"\nplain line\n", "partial"} {
+		if _, err := w.Write([]byte(piece)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(lines) != 2 || !strings.Contains(lines[0], logHoldsLease) || lines[1] != "plain line" {
+		t.Fatalf("lines %q; want the two whole lines", lines)
+	}
+	if got, want := logTime(lines[0]), time.Date(2026, 12, 6, 7, 52, 38, 474e6, time.UTC); !got.Equal(want) {
+		t.Errorf("logTime: %v, want %v", got, want)
+	}
+	if got := logTime("no stamp"); time.Since(got) > time.Minute {
+		t.Errorf("logTime of a line without a stamp: %v, want now", got)
 	}
 }
 

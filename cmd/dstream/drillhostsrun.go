@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,11 +23,15 @@ import (
 
 // The drill across hosts (--hosts): its processes, their supervisor, and
 // link cuts. The job is the drill job under a standalone master (`--master
-// cluster`) on host "master", checkpointing into s3://drill/ckpt and
+// cluster`) on host "master-1", with a standby master running the same
+// command on host "master-2" (drillstandby.go; with --standby=false or
+// --store folder, one master on host "master"), checkpointing into
+// s3://drill/ckpt and
 // writing its outputs to s3://drill/out on host "store" (--store s3, the
 // default), or checkpointing into its private folder and writing its
 // outputs to the work folder's out/, which every host sees (--store
-// folder); each worker is `dstream worker --master ADDR` on host "node-N"
+// folder); each worker is `dstream worker --master ADDR[,ADDR]` (both
+// masters' addresses) on host "node-N"
 // (the master names its workers worker-N, an id per registration). The
 // drill reads the outputs back where they are. The job's input is
 // generated (drillWords: a function of the seed and the interval), so
@@ -49,8 +54,10 @@ const drillExitedRespawn = 500 * time.Millisecond
 // hostsRun is the part of a drill that runs across hosts.
 type hostsRun struct {
 	net         *hostNet
-	master      *netHost
-	store       *netHost // --store s3; nil otherwise
+	master      *netHost   // the first master's host
+	masterHosts []*netHost // with a standby, both masters' hosts; else master's
+	standby     *jobProc   // the master waiting as a standby (guarded by drill.mu)
+	store       *netHost   // --store s3; nil otherwise
 	storeProc   *exec.Cmd
 	workerHosts []*netHost
 	logDir      string // the drill's own: one log per host
@@ -105,6 +112,9 @@ func (d *drill) setupHosts() error {
 		return err
 	}
 	names := []string{"master"}
+	if o.standby {
+		names = []string{"master-1", "master-2"}
+	}
 	for i := range o.workers {
 		names = append(names, fmt.Sprintf("node-%d", i+1))
 	}
@@ -125,10 +135,19 @@ func (d *drill) setupHosts() error {
 	if err != nil {
 		return err
 	}
-	h := &hostsRun{net: n, master: n.host("master"), store: n.host("store"), logDir: filepath.Join(d.dir, "logs"),
+	h := &hostsRun{net: n, master: n.host(names[0]), store: n.host("store"), logDir: filepath.Join(d.dir, "logs"),
 		onHost: map[string]*workerProc{}, lostNow: map[string]bool{}, full: map[int]time.Time{}, hostOfID: map[string]string{}}
 	d.hostsRun = h
-	for _, name := range names[1 : o.workers+1] {
+	masters := 1
+	if o.standby {
+		masters = 2
+	}
+	var addrs []string
+	for _, name := range names[:masters] {
+		h.masterHosts = append(h.masterHosts, n.host(name))
+		addrs = append(addrs, n.host(name).addr+":"+drillClusterPort)
+	}
+	for _, name := range names[masters : masters+o.workers] {
 		h.workerHosts = append(h.workerHosts, n.host(name))
 	}
 	if len(n.removed) > 0 {
@@ -140,7 +159,7 @@ func (d *drill) setupHosts() error {
 	secret := make([]byte, 32)
 	_, _ = rand.Read(secret)
 	d.env = append(os.Environ(), "DSTREAM_SECRET="+hex.EncodeToString(secret))
-	h.clusterAddr = h.master.addr + ":" + drillClusterPort
+	h.clusterAddr = strings.Join(addrs, ",") // every worker's --master
 	d.ckLoc, d.out = filepath.Join(h.master.home, "checkpoint"), out
 	if h.store != nil {
 		if err := d.startStore(); err != nil {
@@ -159,11 +178,16 @@ func (d *drill) setupHosts() error {
 		}
 	}
 	d.parallelism = 2 * o.workers
-	d.args = []string{"drill-job", "--master", "cluster", "--cluster-listen", h.clusterAddr,
+	// Every master runs this command, with its host's address for
+	// --cluster-listen and --ui-listen (masterCommand).
+	d.args = []string{"drill-job", "--master", "cluster",
 		"--batch", o.batch.String(), "--parallelism", strconv.Itoa(d.parallelism),
 		"--checkpoint", d.ckLoc, "--out", d.out,
-		"--ui-listen", h.master.addr + ":0", "--seed", strconv.FormatUint(o.seed, 10), "--words", strconv.Itoa(o.words),
+		"--seed", strconv.FormatUint(o.seed, 10), "--words", strconv.Itoa(o.words),
 		"--watch-stdin", "--linger", (4 * drillPoll).String(), "-v"}
+	if o.leaseTTL > 0 {
+		d.args = append(d.args, "--lease-ttl", o.leaseTTL.String())
+	}
 	return nil
 }
 
@@ -228,12 +252,14 @@ func (d *drill) startStore() error {
 	return nil
 }
 
-// masterCommand is the command of a run of the job's master.
-func (d *drill) masterCommand() *exec.Cmd {
+// masterCommand is the command of a run of the job's master: across
+// hosts, on host h, listening on its address.
+func (d *drill) masterCommand(h *netHost) *exec.Cmd {
 	if d.hostsRun == nil {
 		return exec.Command(d.exe, d.args...)
 	}
-	cmd := d.net.command(d.master, false, d.exe, d.args...) // it watches its stdin itself
+	args := append(slices.Clone(d.args), "--cluster-listen", h.addr+":"+drillClusterPort, "--ui-listen", h.addr+":0")
+	cmd := d.net.command(h, false, d.exe, args...) // it watches its stdin itself
 	cmd.Env = d.env
 	return cmd
 }
@@ -478,7 +504,7 @@ func containsString(xs []string, x string) bool {
 // link down); the seed chooses.
 func (d *drill) injectCut(ctx context.Context, f *drillFault, ws []ui.Worker) error {
 	n := d.net
-	peers := []*netHost{d.master}
+	peers := []*netHost{d.current().host}
 	peers = append(peers, d.workerHosts...)
 	if d.store != nil {
 		peers = append(peers, d.store)

@@ -38,9 +38,15 @@ type drillReport struct {
 	MasterRestarts  []restartFigure  `json:"masterRestarts"`
 	// Across hosts (--hosts): where the checkpoints were, the link cuts'
 	// figures, and the workers the supervisor started again.
-	Hosts            bool              `json:"hosts,omitempty"`
-	Store            string            `json:"store,omitempty"`
-	Cuts             []recoveryFigure  `json:"linkCuts,omitempty"`
+	Hosts bool             `json:"hosts,omitempty"`
+	Store string           `json:"store,omitempty"`
+	Cuts  []recoveryFigure `json:"linkCuts,omitempty"`
+	// With a standby master (drillstandby.go): every failover (an active
+	// master killed, paused, or stopped having lost its lease) and the
+	// cuts between the active master and the workers.
+	Standby          bool              `json:"standby,omitempty"`
+	Failovers        []restartFigure   `json:"failovers,omitempty"`
+	MasterCuts       []recoveryFigure  `json:"masterCuts,omitempty"`
 	WorkerRestarts   []drillRespawn    `json:"workerRestarts,omitempty"`
 	Processing       processingSummary `json:"processing"`
 	Intervals        []drillInterval   `json:"intervalTimes"`
@@ -100,6 +106,18 @@ type restartFigure struct {
 	// WorkersBackAfter (across hosts): from the kill until the new master
 	// had every worker alive; null if never.
 	WorkersBackAfter *float64 `json:"workersBackAfterSeconds,omitempty"`
+	// A failover to the standby: what happened to the active master (Kind:
+	// master-restart is a SIGKILL, master-pause a SIGSTOP, lease-lost its
+	// own stop), on which host, and which host took over. DetectedAfter:
+	// from the fault to the new master's "holding the lease" (its log's
+	// time); TakeoverToFirst: from then to the end of its first completed
+	// interval. FirstDoneAfter is from the fault.
+	Kind            string   `json:"kind,omitempty"`
+	Host            string   `json:"host,omitempty"`
+	NewHost         string   `json:"newHost,omitempty"`
+	DetectedAfter   *float64 `json:"detectedAfterSeconds,omitempty"`
+	TakeoverToFirst *float64 `json:"takeoverToFirstIntervalSeconds,omitempty"`
+	OldExit         string   `json:"oldExit,omitempty"`
 }
 
 // processingSummary sums up the processing times known.
@@ -246,6 +264,9 @@ func (d *drill) figures(rep *drillReport) {
 	rep.WorkerKills, rep.Stalls, rep.MasterRestarts = []recoveryFigure{}, []recoveryFigure{}, []restartFigure{}
 	if d.hostsRun != nil {
 		rep.Hosts, rep.Store, rep.Cuts = true, d.o.store, []recoveryFigure{}
+		if d.o.standby {
+			rep.Standby, rep.Failovers, rep.MasterCuts = true, []restartFigure{}, []recoveryFigure{}
+		}
 		d.mu.Lock()
 		rep.WorkerRestarts = slices.Clone(d.respawns)
 		d.mu.Unlock()
@@ -264,7 +285,7 @@ func (d *drill) figures(rep *drillReport) {
 		medProc, medTotal := baseline(all, f.At, quiet)
 		thr := medTotal + max(100, batch.Milliseconds()/4)
 		switch f.Kind {
-		case faultKill, faultStall, faultCut:
+		case faultKill, faultStall, faultCut, faultMasterCut:
 			from := f.At
 			r := recoveryFigure{Offset: f.Offset, Worker: f.Worker, MedianBeforeMs: medProc, AfterMs: []int64{}, Host: f.Host}
 			for _, iv := range all {
@@ -282,7 +303,7 @@ func (d *drill) figures(rep *drillReport) {
 			if f.Until != nil {
 				within = f.Until.Add(drillDetectWithin)
 			}
-			if f.Kind == faultCut {
+			if f.Kind == faultCut || f.Kind == faultMasterCut {
 				r.Cut, r.Hosts = f.Cut, f.Hosts
 				lost = d.detected(f.At, within, f.Epoch, "", f.Hosts)
 			} else {
@@ -298,7 +319,7 @@ func (d *drill) figures(rep *drillReport) {
 				lost := f.DeclaredLost
 				r.DeclaredLost = &lost
 			}
-			if f.Until != nil && f.Kind == faultCut {
+			if f.Until != nil && (f.Kind == faultCut || f.Kind == faultMasterCut) {
 				from = *f.Until
 				r.CutSeconds = f.Until.Sub(f.At).Seconds()
 			}
@@ -324,13 +345,30 @@ func (d *drill) figures(rep *drillReport) {
 				rep.WorkerKills = append(rep.WorkerKills, r)
 			case faultStall:
 				rep.Stalls = append(rep.Stalls, r)
+			case faultMasterCut:
+				rep.MasterCuts = append(rep.MasterCuts, r)
 			default:
 				rep.Cuts = append(rep.Cuts, r)
 			}
-		case faultRestart:
+		case faultRestart, faultPause, faultLeaseLost, faultStoreCut:
+			if f.Kind == faultStoreCut && f.NewHost == "" {
+				continue // the master kept its lease: no failover
+			}
 			r := restartFigure{Offset: f.Offset, OldPID: f.PID, NewPID: f.NewPID}
+			failover := rep.Standby
+			if failover {
+				r.Kind, r.Host, r.NewHost, r.OldExit = f.Kind, f.Host, f.NewHost, f.OldExit
+				r.DetectedAfter = sinceFault(f.Takeover, f.At)
+			}
+			add := func() {
+				if failover {
+					rep.Failovers = append(rep.Failovers, r)
+				} else {
+					rep.MasterRestarts = append(rep.MasterRestarts, r)
+				}
+			}
 			if f.Ready == nil {
-				rep.MasterRestarts = append(rep.MasterRestarts, r)
+				add()
 				continue
 			}
 			r.UpAfter = f.Ready.Sub(f.At).Seconds()
@@ -367,12 +405,44 @@ func (d *drill) figures(rep *drillReport) {
 			}
 			if firstDone != nil {
 				r.FirstInterval = firstDone.Time
-				a, b := firstDone.end.Sub(f.At).Seconds(), firstDone.end.Sub(*f.Restarted).Seconds()
-				r.FirstDoneAfter, r.FirstDoneAfterStart = &a, &b
+				a := firstDone.end.Sub(f.At).Seconds()
+				r.FirstDoneAfter = &a
+				if f.Restarted != nil {
+					b := firstDone.end.Sub(*f.Restarted).Seconds()
+					r.FirstDoneAfterStart = &b
+				}
+				if f.Takeover != nil {
+					c := firstDone.end.Sub(*f.Takeover).Seconds()
+					r.TakeoverToFirst = &c
+				}
 			}
-			rep.MasterRestarts = append(rep.MasterRestarts, r)
+			add()
 		}
 	}
+}
+
+// failoverSummary is the median and max of the failovers' figures, or ""
+// for none.
+func failoverSummary(fs []restartFigure) string {
+	if len(fs) == 0 {
+		return ""
+	}
+	stat := func(get func(restartFigure) *float64) string {
+		var ms []int64
+		for _, f := range fs {
+			if p := get(f); p != nil {
+				ms = append(ms, int64(*p*1000))
+			}
+		}
+		if len(ms) == 0 {
+			return "none"
+		}
+		return fmt.Sprintf("median %.2fs, max %.2fs (%d)", float64(percentile(ms, 50))/1000, float64(percentile(ms, 100))/1000, len(ms))
+	}
+	return fmt.Sprintf("%d; detection %s; takeover to first interval %s; fault to first interval %s", len(fs),
+		stat(func(f restartFigure) *float64 { return f.DetectedAfter }),
+		stat(func(f restartFigure) *float64 { return f.TakeoverToFirst }),
+		stat(func(f restartFigure) *float64 { return f.FirstDoneAfter }))
 }
 
 // baseline is the median processing time and total delay of the last (up
@@ -470,7 +540,40 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 			if f.Ready != nil {
 				up = fmt.Sprintf("new master pid %d up %.2fs after the kill", f.NewPID, f.Ready.Sub(f.At).Seconds())
 			}
+			if rep.Standby {
+				fmt.Fprintf(w, "  %+7.2fs  %-15s SIGKILL the active master (host %s, pid %d, run %d): the standby on host %s took over (%s), and the killed one was started again as the standby\n",
+					f.Offset, f.Kind, f.Host, f.PID, f.Epoch, f.NewHost, up)
+				continue
+			}
 			fmt.Fprintf(w, "  %+7.2fs  %-15s SIGKILL master (pid %d, run %d), started again: %s\n", f.Offset, f.Kind, f.PID, f.Epoch, up)
+		case faultPause:
+			paused := 0.0
+			if f.Until != nil {
+				paused = f.Until.Sub(f.At).Seconds()
+			}
+			fmt.Fprintf(w, "  %+7.2fs  %-15s SIGSTOP the active master (host %s, pid %d, run %d) for %.2fs, until the standby on host %s took over, then SIGCONT: it stopped (%s), saying it lost its lease: %v; started again as the standby\n",
+				f.Offset, f.Kind, f.Host, f.PID, f.Epoch, paused, f.NewHost, f.OldExit, f.SaidLeaseLost)
+		case faultStoreCut:
+			cut := 0.0
+			if f.Until != nil {
+				cut = f.Until.Sub(f.At).Seconds()
+			}
+			after := fmt.Sprintf("it stopped (%s), saying it lost its lease: %v; the standby on host %s took over; started again as the standby", f.OldExit, f.SaidLeaseLost, f.NewHost)
+			if f.NewHost == "" {
+				after = f.Note
+			}
+			fmt.Fprintf(w, "  %+7.2fs  %-15s %s routes between the active master's host %s (pid %d, run %d) and the store for %.2fs, then healed: %s\n",
+				f.Offset, f.Kind, f.Cut, f.Host, f.PID, f.Epoch, cut, after)
+		case faultLeaseLost:
+			fmt.Fprintf(w, "  %+7.2fs  %-15s the active master (host %s, pid %d, run %d) stopped itself, its lease lost (%s); the standby on host %s took over; started again as the standby\n",
+				f.Offset, f.Kind, f.Host, f.PID, f.Epoch, f.OldExit, f.NewHost)
+		case faultMasterCut:
+			cut := 0.0
+			if f.Until != nil {
+				cut = f.Until.Sub(f.At).Seconds()
+			}
+			fmt.Fprintf(w, "  %+7.2fs  %-15s %s routes between the active master's host %s (run %d) and every worker's host (%s) for %.2fs, then healed; the store and the standby stay reachable\n",
+				f.Offset, f.Kind, f.Cut, f.Host, f.Epoch, strings.Join(f.Hosts[1:], ", "), cut)
 		case faultCut:
 			cut := 0.0
 			if f.Until != nil {
@@ -501,6 +604,18 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 		fmt.Fprintf(w, "  link cut at %+.2fs (%s %s, %.2fs): %smedian before %d ms; after: %s (slowest until recovered %d ms); recovered after %s (from the cut)\n",
 			r.Offset, r.Cut, strings.Join(r.Hosts, "-"), r.CutSeconds, detected(r), r.MedianBeforeMs, joinMs(r.AfterMs), r.MaxAfterMs, secs(r.RecoveredAfter))
 	}
+	for _, r := range rep.MasterCuts {
+		fmt.Fprintf(w, "  master cut at %+.2fs (%s %s, %.2fs): %smedian before %d ms; after: %s (slowest until recovered %d ms); recovered after %s (from the cut)\n",
+			r.Offset, r.Cut, strings.Join(r.Hosts, "-"), r.CutSeconds, detected(r), r.MedianBeforeMs, joinMs(r.AfterMs), r.MaxAfterMs, secs(r.RecoveredAfter))
+	}
+	for _, r := range rep.Failovers {
+		what := map[string]string{faultRestart: "kill", faultPause: "pause", faultLeaseLost: "lease lost", faultStoreCut: "store cut"}[r.Kind]
+		fmt.Fprintf(w, "  failover (%s) at %+.2fs, host %s -> %s: detection (to the lease taken) %s; takeover to first completed interval %s; %s to first completed interval %s (interval %d; the old master's last seen: %d); %d intervals caught up; back to normal delay after %s; %d re-runs; every worker back after %s\n",
+			what, r.Offset, r.Host, r.NewHost, secs(r.DetectedAfter), secs(r.TakeoverToFirst), what, secs(r.FirstDoneAfter), r.FirstInterval, r.LastBefore, r.CaughtUp, secs(r.CaughtUpAfter), r.Reruns, secs(r.WorkersBackAfter))
+	}
+	if s := failoverSummary(rep.Failovers); s != "" {
+		fmt.Fprintf(w, "  failovers: %s\n", s)
+	}
 	for _, r := range rep.Stalls {
 		fmt.Fprintf(w, "  stall at %+.2fs (%s, %.2fs): median before %d ms; after: %s (slowest until recovered %d ms); recovered after %s\n",
 			r.Offset, r.Worker, r.StallSeconds, r.MedianBeforeMs, joinMs(r.AfterMs), r.MaxAfterMs, secs(r.RecoveredAfter))
@@ -523,7 +638,7 @@ func printDrillReport(w io.Writer, rep *drillReport) {
 		}
 	}
 	if rep.IntervalCount > 0 {
-		fmt.Fprintf(w, "  processing time per interval (ms; ? unknown), from interval %d every %d ms; K kill, S stall, M master restart, C link cut before the interval it hit (the one in flight, or the next):\n", rep.FirstInterval, rep.BatchMs)
+		fmt.Fprintf(w, "  processing time per interval (ms; ? unknown), from interval %d every %d ms; K kill, S stall, M master restart (with a standby: a failover), P master pause, X master cut, D store cut, L lease lost, C link cut before the interval it hit (the one in flight, or the next):\n", rep.FirstInterval, rep.BatchMs)
 		marks := faultMarks(rep)
 		var b strings.Builder
 		n := 0
@@ -586,7 +701,7 @@ func faultMarks(rep *drillReport) map[int64]string {
 				break
 			}
 		}
-		marks[hit] += map[string]string{faultKill: "K", faultStall: "S", faultRestart: "M", faultCut: "C"}[f.Kind]
+		marks[hit] += map[string]string{faultKill: "K", faultStall: "S", faultRestart: "M", faultCut: "C", faultPause: "P", faultMasterCut: "X", faultStoreCut: "D", faultLeaseLost: "L"}[f.Kind]
 	}
 	return marks
 }
