@@ -222,7 +222,27 @@ func TestRestartPassesOverACheckpointOfAnIntervalThatRunsAgain(t *testing.T) {
 	if err := first.Ctx.Stop(true); err != nil {
 		t.Fatal(err)
 	}
-	// Forget interval 8's completion: delete the log from its "done" on.
+	forgetCompletion(t, dir, times[7])
+	if cps, _ := filepath.Glob(filepath.Join(dir, "state", "*", fmt.Sprintf("%020d", times[7].UnixMilli()))); len(cps) == 0 {
+		t.Fatalf("no state checkpoint of interval 8: the test needs one")
+	}
+
+	second := dstreamtest.New[kv](t, opts)
+	out2 := restartJob(second, false)
+	second.Start()
+	advanceTo(t, second, times[9])
+	for i := 7; i < 10; i++ {
+		if got := fmt.Sprint(dstreamtest.Sorted(out2.At(times[i]))); got != want(i) {
+			t.Errorf("resumed, interval %d = %s, want %s", i+1, got, want(i))
+		}
+	}
+}
+
+// forgetCompletion deletes, in the checkpoint folder dir, the metadata log
+// from the "done" record of interval t on: as if the master had stopped
+// after t's outputs and checkpoints but before logging its completion.
+func forgetCompletion(t *testing.T, dir string, at time.Time) {
+	t.Helper()
 	store, err := checkpoint.Open(t.Context(), dir)
 	if err != nil {
 		t.Fatal(err)
@@ -237,29 +257,16 @@ func TestRestartPassesOverACheckpointOfAnIntervalThatRunsAgain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if kind, _, payload, err := checkpoint.Unframe(b); err == nil && kind == "done" && strings.Contains(string(payload), fmt.Sprint(times[7].UnixMilli())) {
+		if kind, _, payload, err := checkpoint.Unframe(b); err == nil && kind == "done" && strings.Contains(string(payload), fmt.Sprint(at.UnixMilli())) {
 			cut = i
 		}
 	}
 	if cut < 0 {
-		t.Fatalf("no done record of interval 8 in the log (%d records)", len(names))
+		t.Fatalf("no done record of interval %d in the log (%d records)", at.UnixMilli(), len(names))
 	}
 	for _, name := range names[cut:] {
 		if err := store.Delete(t.Context(), name); err != nil {
 			t.Fatal(err)
-		}
-	}
-	if cps, _ := filepath.Glob(filepath.Join(dir, "state", "*", fmt.Sprintf("%020d", times[7].UnixMilli()))); len(cps) == 0 {
-		t.Fatalf("no state checkpoint of interval 8: the test needs one")
-	}
-
-	second := dstreamtest.New[kv](t, opts)
-	out2 := restartJob(second, false)
-	second.Start()
-	advanceTo(t, second, times[9])
-	for i := 7; i < 10; i++ {
-		if got := fmt.Sprint(dstreamtest.Sorted(out2.At(times[i]))); got != want(i) {
-			t.Errorf("resumed, interval %d = %s, want %s", i+1, got, want(i))
 		}
 	}
 }

@@ -2,6 +2,7 @@ package dstream
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,8 +58,11 @@ const successName = "_SUCCESS"
 //     the _SUCCESS marker is written last, once every part is. An interval's
 //     output is there when its marker is, and only then: readers must
 //     look for the marker (Spark's do). An interval run again before its
-//     marker was written has what its folder holds deleted and is written
-//     afresh. Start fails if the store cannot be opened or written (it
+//     marker was written has its parts written again and anything else in
+//     its folder deleted. With a checkpoint location (the master's lease)
+//     the marker holds {"epoch":N,"parts":P}, and an interval run again
+//     after a change of master whose marker lacks some of its parts (a late
+//     commit of a master that lost the lease) is written again. Start fails if the store cannot be opened or written (it
 //     writes and deletes an object under NAME-0), then deletes the objects
 //     of this prefix's and suffix's interval folders that have no marker
 //     (left by a killed run). file:// takes this path over a local folder
@@ -111,7 +115,7 @@ func saveToStore[T any](s *Stream[T], prefix, suffix, ext string) {
 		if err != nil {
 			return fmt.Errorf("output location %s: %w", loc, err)
 		}
-		return saveTextToStore(ctx, store, loc, ds, op.ID, folderOf(t.UnixMilli()))
+		return saveTextToStore(ctx, c.log, store, loc, ds, op.ID, folderOf(t.UnixMilli()))
 	})
 	// Any process that built the graph writes a part (a task's spec names
 	// the output: package rdd, RegisterOutput), opening the store once.
@@ -151,23 +155,51 @@ func checkStoreWritable(ctx context.Context, store checkpoint.Store, folder stri
 
 // saveTextToStore writes the interval's output in folder unless its marker
 // is there (the protocol at the top of this file).
-func saveTextToStore[T any](ctx context.Context, store checkpoint.Store, loc string, ds *rdd.Dataset[T], op int32, folder string) error {
+func saveTextToStore[T any](ctx context.Context, log *slog.Logger, store checkpoint.Store, loc string, ds *rdd.Dataset[T], op int32, folder string) error {
 	marker := folder + "/" + successName
-	switch _, err := store.Get(ctx, marker); {
-	case err == nil:
-		return nil // already complete: exactly once
-	case !errors.Is(err, checkpoint.ErrNotFound):
+	parts := ds.NumPartitions()
+	var overwrite *string // the version of a broken marker to replace
+	switch data, version, err := getMarker(ctx, store, marker); {
+	case errors.Is(err, checkpoint.ErrNotFound):
+	case err != nil:
 		return fmt.Errorf("output location %s: %w", loc, err)
+	case !engine.Rerun(ctx):
+		return nil // already complete: exactly once
+	default:
+		// An interval run again after a change of master: its marker may
+		// be a late write of the master before, one that reached the store
+		// after this master had cleared the folder. A marker is only good
+		// with its parts.
+		ok, err := markerHolds(ctx, store, folder, data, parts)
+		if err != nil {
+			return fmt.Errorf("output location %s: %w", loc, err)
+		}
+		if ok {
+			return nil
+		}
+		log.Warn("output: an interval's marker without all its parts (a late commit of a master that lost its lease); writing the interval again", "folder", loc+"/"+folder, "marker", string(data))
+		overwrite = &version
 	}
-	// No marker: what the folder holds is an attempt's that was cut short,
-	// and may hold partitions this run does not write. Start afresh, as the
-	// holder of the master's lease only (a master that lost it may not
-	// touch what its successor writes).
+	// No marker (or a broken one): what the folder holds is an attempt's
+	// that was cut short. Parts this run writes are overwritten with the
+	// same bytes; anything else goes (a part of another partitioning).
+	// Deleting only what this run does not write means that a late marker
+	// of the master before, which it sent once all its parts were written,
+	// still commits whole parts. This master acts only as the holder of
+	// its lease (a master that lost it may not touch what its successor
+	// writes).
 	cctx, cancel, err := engine.Committing(ctx)
 	if err != nil {
 		return err
 	}
-	_, err = deleteUnder(cctx, store, folder+"/", func(string) bool { return true })
+	keep := make(map[string]bool, parts+1)
+	for p := range parts {
+		keep[partName(folder, p)] = true
+	}
+	if overwrite != nil {
+		keep[marker] = true
+	}
+	_, err = deleteUnder(cctx, store, folder+"/", func(name string) bool { return !keep[name] })
 	cancel()
 	if err != nil {
 		return fmt.Errorf("output location %s: %w", loc, err)
@@ -175,22 +207,63 @@ func saveTextToStore[T any](ctx context.Context, store checkpoint.Store, loc str
 	if err := ds.RunOutput(ctx, int(op)); err != nil {
 		return err
 	}
-	if err := commitMarker(ctx, store, marker); err != nil {
+	if err := commitMarker(ctx, store, marker, parts, overwrite); err != nil {
 		return fmt.Errorf("output location %s: %w", loc, err)
 	}
 	return nil
 }
 
+// getMarker reads a marker and, in a store with conditional writes, its
+// version.
+func getMarker(ctx context.Context, store checkpoint.Store, marker string) ([]byte, string, error) {
+	if cond, ok := store.(checkpoint.Conditional); ok {
+		return cond.GetVersion(ctx, marker)
+	}
+	data, err := store.Get(ctx, marker)
+	return data, "", err
+}
+
+// markerInfo is a marker's content under a master's lease.
+type markerInfo struct {
+	Epoch uint64 `json:"epoch"`
+	Parts int    `json:"parts"`
+}
+
+// markerHolds reports whether the folder holds every part its marker
+// (data) commits: the parts it names, or, for an empty marker (no lease)
+// or one without the count, the parts this run would write.
+func markerHolds(ctx context.Context, store checkpoint.Store, folder string, data []byte, parts int) (bool, error) {
+	var info markerInfo
+	if len(data) > 0 && json.Unmarshal(data, &info) == nil && info.Parts > 0 {
+		parts = info.Parts
+	}
+	names, err := store.List(ctx, folder+"/")
+	if err != nil {
+		return false, err
+	}
+	have := make(map[string]bool, len(names))
+	for _, n := range names {
+		have[n] = true
+	}
+	for p := range parts {
+		if !have[partName(folder, p)] {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // commitMarker writes an interval folder's marker, the commit. Under a
-// master's lease it holds the epoch, {"epoch":N} (as Hadoop's S3A
-// committers write a manifest into _SUCCESS), it is written only while the
-// lease is held (a write still in flight at the lease's deadline is
-// abandoned: engine.Committing), and in a store with conditional writes
-// only if absent: a
-// second commit of the interval (a master that took over, writing the same
-// parts) is refused and changes nothing. Without a lease it is empty, as
-// Spark's.
-func commitMarker(ctx context.Context, store checkpoint.Store, marker string) error {
+// master's lease it holds the epoch and the number of parts,
+// {"epoch":N,"parts":P} (as Hadoop's S3A committers write a manifest into
+// _SUCCESS), so that a marker without its parts is recognized; it is
+// written only while the lease is held (a write still in flight at the
+// lease's deadline is abandoned: engine.Committing), and in a store with
+// conditional writes only if absent, or in place of the broken marker at
+// version overwrite: a second commit of the interval (a master that took
+// over, writing the same parts) is refused and changes nothing. Without a
+// lease it is empty, as Spark's.
+func commitMarker(ctx context.Context, store checkpoint.Store, marker string, parts int, overwrite *string) error {
 	epoch := engine.Epoch(ctx)
 	if epoch == 0 {
 		return store.Put(ctx, marker, nil)
@@ -200,12 +273,19 @@ func commitMarker(ctx context.Context, store checkpoint.Store, marker string) er
 		return err
 	}
 	defer cancel()
-	data := fmt.Appendf(nil, "{\"epoch\":%d}\n", epoch)
+	data, err := json.Marshal(markerInfo{Epoch: epoch, Parts: parts})
+	if err != nil {
+		return err
+	}
 	cond, ok := store.(checkpoint.Conditional)
 	if !ok {
 		return store.Put(ctx, marker, data)
 	}
-	if _, err := cond.PutIf(ctx, marker, data, ""); err != nil && !errors.Is(err, checkpoint.ErrConflict) {
+	version := ""
+	if overwrite != nil {
+		version = *overwrite
+	}
+	if _, err := cond.PutIf(ctx, marker, data, version); err != nil && !errors.Is(err, checkpoint.ErrConflict) {
 		return err
 	}
 	return nil

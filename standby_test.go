@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -184,5 +186,58 @@ func TestMetadataLogFencesAnOldMaster(t *testing.T) {
 	}
 	if next := after.Next(); next != intruder+1 {
 		t.Errorf("the log's next record is %d, want %d: the fenced master appended after the intruder", next, intruder+1)
+	}
+}
+
+// An interval that runs again after a change of master, whose folder has
+// a marker but lacks parts (a late commit of the master before, landing
+// after the new master cleared the folder), is written again: the marker
+// is only good with its parts.
+func TestRerunRewritesAMarkerWithoutItsParts(t *testing.T) {
+	ck, out := t.TempDir(), t.TempDir()
+	job := func() (*dstreamtest.Harness[kv], *dstreamtest.Collector[kv]) {
+		h := dstreamtest.New[kv](t, withLease(ck, holdTTL))
+		col := restartJob(h, false)
+		dstream.Map(h.In, func(p kv) string { return fmt.Sprint(p) }).SaveAsTextFiles("file://"+out+"/lines", "")
+		return h, col
+	}
+	first, _ := job()
+	first.Start()
+	var times []time.Time
+	for range 4 {
+		times = append(times, first.Tick())
+	}
+	if err := first.Ctx.Stop(true); err != nil {
+		t.Fatal(err)
+	}
+	folder := fmt.Sprintf("%s/lines-%d", out, times[3].UnixMilli())
+	parts, _ := filepath.Glob(folder + "/part-*")
+	if len(parts) == 0 {
+		t.Fatalf("no parts in %s", folder)
+	}
+	want := map[string]string{}
+	for _, p := range parts {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[filepath.Base(p)] = string(b)
+		if err := os.Remove(p); err != nil { // what a late marker leaves
+			t.Fatal(err)
+		}
+	}
+	forgetCompletion(t, ck, times[3])
+
+	second, _ := job()
+	second.Start()
+	advanceTo(t, second, times[3].Add(time.Second))
+	for name, w := range want {
+		b, err := os.ReadFile(filepath.Join(folder, name))
+		if err != nil || string(b) != w {
+			t.Errorf("%s after the re-run = %q, %v; want %q", name, b, err, w)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(folder, "_SUCCESS")); err != nil || !strings.Contains(string(b), `"epoch":2`) {
+		t.Errorf("the marker after the re-run = %q, %v; want the new master's epoch 2", b, err)
 	}
 }
