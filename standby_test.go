@@ -71,7 +71,7 @@ func TestStandbyTakesOverAfterACleanStop(t *testing.T) {
 	select {
 	case err := <-started:
 		t.Fatalf("the second master started (%v) while the first held the lease", err)
-	case <-time.After(2500 * time.Millisecond):
+	case <-time.After(time.Second):
 	}
 	if err := first.Ctx.Stop(true); err != nil {
 		t.Fatal(err)

@@ -211,7 +211,7 @@ func JobFlags(fs *flag.FlagSet) func(*Config) error {
 	bp := fs.Bool("backpressure", false, "adapt every receiver's rate to what the job processes (a PID controller, as Spark's spark.streaming.backpressure)")
 	maxRate := fs.Int("max-rate", 0, "records per second each receiver takes in at most (0: no cap)")
 	initial := fs.Int("initial-rate", 0, "with --backpressure: the rate receivers start at, until the first estimate (0: no limit until then)")
-	leaseTTL := fs.Duration("lease-ttl", 0, "with --checkpoint: how long the master holds the location's lease without renewing it; a second master started with the same location waits as a standby and takes over within about this once the active one is gone (default "+DefaultLeaseTTL.String()+"; negative: no lease)")
+	leaseTTL := fs.Duration("lease-ttl", 0, "with --checkpoint: how long the master holds the location's lease without renewing it; a second master started with the same location waits as a standby and takes over within about this once the active one is gone (default "+DefaultLeaseTTL.String()+"; -1s: no lease)")
 	wal := fs.Bool("write-ahead-log", false, "with --checkpoint: write every received block there before acknowledging it, so a restarted master loses no acknowledged record (as Spark's spark.streaming.receiver.writeAheadLog.enable)")
 	return func(c *Config) error {
 		switch {
