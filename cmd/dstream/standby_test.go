@@ -76,15 +76,7 @@ func TestStandbyTakesOverAKilledMaster(t *testing.T) {
 	if code, body := readyz(t, health); code != http.StatusOK {
 		t.Errorf("the new active master's /readyz: %d %q, want ready", code, body)
 	}
-	standby.signal(t, syscall.SIGTERM)
-	if code := standby.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("master B: exit status %d after SIGTERM, want 0", code)
-	}
-	for _, w := range workers {
-		if code := w.wait(t, 20*time.Second); code != 0 {
-			t.Errorf("%s: exit status %d once released, want 0", w.name, code)
-		}
-	}
+	stopAll(t, standby, workers)
 	checkExact(t, standby.stdout.String(), out, stopsCfg, 8)
 }
 
@@ -115,15 +107,7 @@ func TestPausedMasterStopsItself(t *testing.T) {
 		}
 	}
 	waitUntil(t, 30*time.Second, "two more intervals", func() bool { return len(committed(t, out)) >= before+5 }, all...)
-	standby.signal(t, syscall.SIGTERM)
-	if code := standby.wait(t, 20*time.Second); code != 0 {
-		t.Fatalf("master B: exit status %d after SIGTERM, want 0", code)
-	}
-	for _, w := range workers {
-		if code := w.wait(t, 20*time.Second); code != 0 {
-			t.Errorf("%s: exit status %d once released, want 0", w.name, code)
-		}
-	}
+	stopAll(t, standby, workers)
 	checkExact(t, standby.stdout.String(), out, stopsCfg, 8)
 }
 
@@ -176,4 +160,21 @@ func TestUpgradeByHandover(t *testing.T) {
 		}
 	}
 	checkExact(t, next.stdout.String(), out, stopsCfg, 8)
+}
+
+// stopAll stops a master gracefully, then its workers (which a master with
+// a lease hands over rather than releases: TestUpgradeByHandover waits for
+// that); every one must exit 0.
+func stopAll(t *testing.T, master *proc, workers []*proc) {
+	t.Helper()
+	master.signal(t, syscall.SIGTERM)
+	if code := master.wait(t, 20*time.Second); code != 0 {
+		t.Fatalf("%s: exit status %d after SIGTERM, want 0", master.name, code)
+	}
+	for _, w := range workers {
+		w.signal(t, syscall.SIGTERM)
+		if code := w.wait(t, 20*time.Second); code != 0 {
+			t.Errorf("%s: exit status %d after SIGTERM, want 0", w.name, code)
+		}
+	}
 }
