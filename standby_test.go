@@ -61,13 +61,7 @@ func TestStandbyTakesOverAfterACleanStop(t *testing.T) {
 	out2 := restartJob(second, false)
 	started := make(chan error, 1)
 	go func() { started <- second.Ctx.Start() }()
-	deadline := time.Now().Add(10 * time.Second)
-	for err := second.Ctx.Ready(); err == nil || !strings.Contains(err.Error(), "standby"); err = second.Ctx.Ready() {
-		if time.Now().After(deadline) {
-			t.Fatalf("the second master's Ready = %v; want it to say it is a standby", err)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	awaitStandby(t, second.Ctx)
 	select {
 	case err := <-started:
 		t.Fatalf("the second master started (%v) while the first held the lease", err)
@@ -111,7 +105,7 @@ func TestStandbyStoppedWhileWaiting(t *testing.T) {
 	restartJob(second, false)
 	started := make(chan error, 1)
 	go func() { started <- second.Ctx.Start() }()
-	time.Sleep(200 * time.Millisecond) // it is waiting (or about to)
+	awaitStandby(t, second.Ctx)
 	if err := second.Ctx.Stop(false); err != nil {
 		t.Fatalf("Stop of a standby: %v", err)
 	}
@@ -239,5 +233,18 @@ func TestRerunRewritesAMarkerWithoutItsParts(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(folder, "_SUCCESS")); err != nil || !strings.Contains(string(b), `"epoch":2`) {
 		t.Errorf("the marker after the re-run = %q, %v; want the new master's epoch 2", b, err)
+	}
+}
+
+// awaitStandby waits until ctx's Start waits as a standby (its Ready says
+// so), polling: the wait is another goroutine's.
+func awaitStandby(t *testing.T, ctx *dstream.Context) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for err := ctx.Ready(); err == nil || !strings.Contains(err.Error(), "standby"); err = ctx.Ready() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the second master's Ready = %v; want it to say it is a standby", err)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
