@@ -469,7 +469,7 @@ func TestSimulatedClusterFaults(t *testing.T) {
 			case !longTests():
 				n = 20
 			case raceDetector:
-				n = 20 // CI runs 150 more without -race (.ci/run)
+				n = 20 // CI runs 100 more without -race (.ci/run)
 			default:
 				n = 200
 			}
