@@ -526,6 +526,12 @@ func (d *drill) injectCut(ctx context.Context, f *drillFault, ws []ui.Worker) er
 			j++
 		}
 		a, b := peers[min(i, j)], peers[max(i, j)]
+		if d.store != nil && a == peers[0] && b == d.store {
+			// The active master cut off from the store is a fault of its
+			// own (--store-cuts: the master stops, and the standby takes
+			// over); a random cut takes the master and a worker instead.
+			b = peers[1]
+		}
 		f.Cut, f.Hosts = kind, []string{a.name, b.name}
 		f.At = time.Now()
 		if err := n.cutPair(a, b, kind); err != nil {
