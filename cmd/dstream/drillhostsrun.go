@@ -547,6 +547,12 @@ func (d *drill) injectCut(ctx context.Context, f *drillFault, ws []ui.Worker) er
 		}
 	}
 	d.logf("cut (%s): %s, for %v", f.Cut, strings.Join(f.Hosts, " - "), d.o.cut)
+	return d.holdCut(ctx, f, heal)
+}
+
+// holdCut keeps a cut for --cut (or until ctx is done), then heals it and
+// notes when in f.
+func (d *drill) holdCut(ctx context.Context, f *drillFault, heal func() error) error {
 	select {
 	case <-ctx.Done():
 	case <-time.After(d.o.cut):

@@ -305,17 +305,7 @@ func (d *drill) cutActive(ctx context.Context, f *drillFault, p *jobProc, ws []u
 		cut = append(cut, h)
 	}
 	d.logf("cut (%s): the active master's host %s - every worker's host, for %v", kind, p.host.name, d.o.cut)
-	select {
-	case <-ctx.Done():
-	case <-time.After(d.o.cut):
-	}
-	if err := heal(); err != nil {
-		return fmt.Errorf("healing the cut: %w", err)
-	}
-	until := time.Now()
-	f.Until = &until
-	d.logf("healed: %s", strings.Join(f.Hosts, " - "))
-	return nil
+	return d.holdCut(ctx, f, heal)
 }
 
 // cutStore is a store-cut: the link between the active master p's host

@@ -382,14 +382,8 @@ func (oi *OffsetInput) resume(ctx context.Context, store checkpoint.Store, logge
 		if err != nil {
 			return fmt.Errorf("offset stream %d: %w", oi.OpID(), err)
 		}
-		kind, _, payload, err := checkpoint.Unframe(b)
 		var sel offsetSelection
-		if err == nil && kind != offsetSelectionKind {
-			err = fmt.Errorf("holds a %q record", kind)
-		}
-		if err == nil {
-			err = json.Unmarshal(payload, &sel)
-		}
+		err = decodeSelection(b, offsetSelectionKind, &sel)
 		if err == nil && (sel.Time != t || sel.Stream != oi.OpID()) {
 			err = fmt.Errorf("holds interval %d of stream %d", sel.Time, sel.Stream)
 		}

@@ -176,6 +176,20 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 	return tl, nil
 }
 
+// decodeSelection decodes into sel a stream's selection record, as file
+// and offset streams write them at the cut: a frame of kind holding JSON.
+// An error says what the object holds instead.
+func decodeSelection(b []byte, kind string, sel any) error {
+	k, _, payload, err := checkpoint.Unframe(b)
+	if err == nil && k != kind {
+		err = fmt.Errorf("holds a %q record", k)
+	}
+	if err == nil {
+		err = json.Unmarshal(payload, sel)
+	}
+	return err
+}
+
 // resumeFileInputs restores every file and offset stream's selections
 // after a restart (resumer).
 func (c *Engine) resumeFileInputs(ctx context.Context, store checkpoint.Store, logged map[int64]loggedManifest, first time.Time) error {
@@ -213,14 +227,8 @@ func (fi *FileInput) resume(ctx context.Context, store checkpoint.Store, logged 
 		if err != nil {
 			return fmt.Errorf("file stream %d: %w", fi.OpID(), err)
 		}
-		kind, _, payload, err := checkpoint.Unframe(b)
 		var sel fileSelection
-		if err == nil && kind != fileSelectionKind {
-			err = fmt.Errorf("holds a %q record", kind)
-		}
-		if err == nil {
-			err = json.Unmarshal(payload, &sel)
-		}
+		err = decodeSelection(b, fileSelectionKind, &sel)
 		if err != nil || sel.Time != t || sel.Stream != fi.OpID() {
 			// The interval selects again by the rule (a file taken in
 			// it before may be taken again: said here).
