@@ -1,8 +1,8 @@
-package dstream
+package textout
 
 import "testing"
 
-func TestStorePrefix(t *testing.T) {
+func TestParseObjects(t *testing.T) {
 	for _, c := range []struct {
 		prefix, loc, stem string
 		bad               bool
@@ -16,12 +16,12 @@ func TestStorePrefix(t *testing.T) {
 		{prefix: "file:///words", bad: true}, // the root folder
 		{prefix: "s3:///words", bad: true},
 	} {
-		loc, stem, err := storePrefix(c.prefix)
+		o, err := ParseObjects(c.prefix, "")
 		switch {
 		case c.bad && err == nil:
-			t.Errorf("storePrefix(%q) = %q, %q; want an error", c.prefix, loc, stem)
-		case !c.bad && (err != nil || loc != c.loc || stem != c.stem):
-			t.Errorf("storePrefix(%q) = %q, %q, %v; want %q, %q", c.prefix, loc, stem, err, c.loc, c.stem)
+			t.Errorf("ParseObjects(%q) = %+v; want an error", c.prefix, o)
+		case !c.bad && (err != nil || o.Loc != c.loc || o.Stem != c.stem):
+			t.Errorf("ParseObjects(%q) = %+v, %v; want %q, %q", c.prefix, o, err, c.loc, c.stem)
 		}
 	}
 }
@@ -44,6 +44,25 @@ func TestIsIntervalName(t *testing.T) {
 	} {
 		if got := isIntervalName(c.name, c.stem, c.ext); got != c.want {
 			t.Errorf("isIntervalName(%q, %q, %q) = %v, want %v", c.name, c.stem, c.ext, got, c.want)
+		}
+	}
+}
+
+func TestIsTempName(t *testing.T) {
+	for _, c := range []struct {
+		name, stem, ext string
+		want            bool
+	}{
+		{".words-17.tmp-out", "words-", "", true},
+		{".words-17.txt.tmp-123", "words-", ".txt", true},
+		{"words-17.tmp-out", "words-", "", false},
+		{".words-.tmp-out", "words-", "", false},
+		{".words-17.csv.tmp-out", "words-", ".txt", false},
+		{".words-17", "words-", "", false},
+		{".other-17.tmp-out", "words-", "", false},
+	} {
+		if got := isTempName(c.name, c.stem, c.ext); got != c.want {
+			t.Errorf("isTempName(%q, %q, %q) = %v, want %v", c.name, c.stem, c.ext, got, c.want)
 		}
 	}
 }
