@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -101,4 +102,30 @@ func Open(ctx context.Context, location string) (Store, error) {
 		return s.Open(ctx, location)
 	}
 	return OpenDir(strings.TrimPrefix(location, "file://"))
+}
+
+// Absolute makes a location that is a folder absolute (a path or a file://
+// URL), so a process started elsewhere on the machine (a worker) finds it;
+// a URL of object storage names the same store from anywhere and stays as
+// it is, and "" stays "".
+func Absolute(location string) string {
+	if path, ok := strings.CutPrefix(location, "file://"); ok {
+		return "file://" + absPath(path)
+	}
+	if strings.Contains(location, "://") {
+		return location
+	}
+	return absPath(location)
+}
+
+// absPath is name made absolute ("" stays "", and a name that cannot be
+// made absolute stays as it is).
+func absPath(name string) string {
+	if name == "" {
+		return ""
+	}
+	if a, err := filepath.Abs(name); err == nil {
+		return a
+	}
+	return name
 }

@@ -1,4 +1,6 @@
-package dstream
+// Package bytesize parses and prints sizes in bytes as the --memory flags
+// take them ("512MiB", "2G", "1073741824").
+package bytesize
 
 import (
 	"flag"
@@ -17,12 +19,12 @@ var byteUnits = map[string]uint{
 	"t": 4, "tb": 4, "tib": 4,
 }
 
-// ParseBytes parses a size in bytes, as taken by the --memory flags: a
+// Parse parses a size in bytes, as taken by the --memory flags: a
 // non-negative integer followed by an optional unit, B, K, M, G or T, alone
 // or followed by B or iB, in any case ("512MiB", "1GiB", "2G", "300m",
 // "1073741824"). Every unit is a power of 1024, as in Spark's and the JVM's
 // memory settings: "2G" and "2GB" are 2 GiB.
-func ParseBytes(s string) (int64, error) {
+func Parse(s string) (int64, error) {
 	num := strings.TrimSpace(s)
 	end := len(num)
 	for end > 0 && (num[end-1] < '0' || num[end-1] > '9') {
@@ -41,13 +43,13 @@ func ParseBytes(s string) (int64, error) {
 }
 
 // Bytes is a positive size in bytes as a flag's value (flag.Value): it
-// parses what ParseBytes takes ("512MiB", "2G", "1073741824") and
+// parses what Parse takes ("512MiB", "2G", "1073741824") and
 // prints in the largest binary unit that divides it ("1GiB").
 type Bytes int64
 
 // Set parses s; a size that does not parse or is not positive is an error.
 func (b *Bytes) Set(s string) error {
-	n, err := ParseBytes(s)
+	n, err := Parse(s)
 	if err != nil {
 		return err
 	}
@@ -74,14 +76,11 @@ func (b Bytes) String() string {
 	return strconv.FormatInt(n, 10)
 }
 
-// DefaultMemory is the engine's memory budget when --memory is not given.
-const DefaultMemory = 1 << 30
-
 // MemoryFlag defines --memory on fs, the engine's memory budget
-// (Config.MemoryBytes) as a Bytes, and returns where it is stored:
-// DefaultMemory until the flag is set.
-func MemoryFlag(fs *flag.FlagSet) *int64 {
-	n := int64(DefaultMemory)
+// (dstream.Config.MemoryBytes) as a Bytes, and returns where it is stored:
+// def until the flag is set.
+func MemoryFlag(fs *flag.FlagSet, def int64) *int64 {
+	n := def
 	fs.Var((*Bytes)(&n), "memory", "engine memory budget shared by input, state and execution: a `size` such as 512MiB, 2G or a number of bytes")
 	return &n
 }

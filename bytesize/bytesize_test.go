@@ -1,4 +1,4 @@
-package dstream
+package bytesize
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	"testing"
 )
 
-func TestParseBytes(t *testing.T) {
+func TestParse(t *testing.T) {
 	for _, c := range []struct {
 		in   string
 		want int64
@@ -29,17 +29,17 @@ func TestParseBytes(t *testing.T) {
 		{"9223372036854775807", 1<<63 - 1},
 		{"8589934591G", 8589934591 << 30},
 	} {
-		got, err := ParseBytes(c.in)
+		got, err := Parse(c.in)
 		if err != nil || got != c.want {
-			t.Errorf("ParseBytes(%q) = %d, %v; want %d", c.in, got, err, c.want)
+			t.Errorf("Parse(%q) = %d, %v; want %d", c.in, got, err, c.want)
 		}
 	}
 	for _, in := range []string{
 		"", " ", "G", "MiB", "-1", "-1G", "+1G", "1.5GiB", "1e9", "1 2G", "12X", "1PiB", "1GiBs", "1iB", "0x10",
 		"9223372036854775808", "8589934592G", "99999999999999999999",
 	} {
-		if got, err := ParseBytes(in); err == nil {
-			t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
+		if got, err := Parse(in); err == nil {
+			t.Errorf("Parse(%q) = %d, want an error", in, got)
 		}
 	}
 }
@@ -89,15 +89,15 @@ func TestBytes(t *testing.T) {
 	}
 }
 
-// TestMemoryFlag: --memory in every command is a Bytes with the default
-// DefaultMemory, and its help names the placeholder and the default.
+// TestMemoryFlag: --memory in every command is a Bytes with its default, and its help names the placeholder and the default.
 func TestMemoryFlag(t *testing.T) {
+	const def = 1 << 30
 	for _, c := range []struct {
 		args []string
 		want int64
 		err  string
 	}{
-		{nil, DefaultMemory, ""},
+		{nil, def, ""},
 		{[]string{"--memory", "512MiB"}, 512 << 20, ""},
 		{[]string{"--memory=2G"}, 2 << 30, ""},
 		{[]string{"--memory", "268435456"}, 256 << 20, ""},
@@ -106,7 +106,7 @@ func TestMemoryFlag(t *testing.T) {
 	} {
 		fs := flag.NewFlagSet("cmd", flag.ContinueOnError)
 		fs.SetOutput(io.Discard)
-		memory := MemoryFlag(fs)
+		memory := MemoryFlag(fs, def)
 		err := fs.Parse(c.args)
 		if c.err != "" {
 			if err == nil || !strings.Contains(err.Error(), c.err) {
@@ -119,7 +119,7 @@ func TestMemoryFlag(t *testing.T) {
 		}
 	}
 	fs := flag.NewFlagSet("cmd", flag.ContinueOnError)
-	MemoryFlag(fs)
+	MemoryFlag(fs, def)
 	var out bytes.Buffer
 	fs.SetOutput(&out)
 	fs.PrintDefaults()
