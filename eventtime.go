@@ -149,7 +149,7 @@ func WithEventTime[T any](s *Stream[T], eventTime func(T) time.Time, maxDelay ti
 		return rdd.Map(ds, func(x T) Event[T] { return Event[T]{Time: eventTime(x), Value: x} })
 	})
 	src := &eventSource[T]{s: out, delay: maxDelay}
-	src.fn = partitionFunc(c, func(_ *rdd.TaskContext, records []Event[T], _ string) (eventStats, error) {
+	src.fn = engine.PartitionFunc(c.e, func(_ *rdd.TaskContext, records []Event[T], _ string) (eventStats, error) {
 		st := eventStats{Max: math.MinInt64}
 		for _, r := range records {
 			st.Max = max(st.Max, r.Time.UnixMilli())

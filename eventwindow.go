@@ -7,6 +7,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/rdd"
 )
 
@@ -117,7 +118,7 @@ func CountByEventWindow[T any, K comparable](s *Stream[Event[T]], key func(T) K,
 func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, key func(T) K, w EventWindows, mode OutputMode,
 	first func(T) A, add func(A, T) A, merge func(A, A) A, n int) *EventWindowStream[T, K, A] {
 	c := s.ctx
-	sources := eventSourcesOf(c, s.self)
+	sources := eventSourcesOf(c, s.rt)
 	switch err := w.check(); {
 	case err != nil:
 		c.setErr(fmt.Errorf("%s (%s): %w", name, caller(), err))
@@ -202,7 +203,7 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 		if prev == nil {
 			prev = rdd.Empty[Pair[K, entry]](c.rctx())
 		}
-		in, err := s.atOrEmpty(t)
+		in, err := s.rt.AtOrEmpty(t)
 		if err != nil {
 			return nil, err
 		}
@@ -212,12 +213,12 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 			return step(wm, hasWM, kg)
 		}), nil
 	}, s)
-	self.markState()
-	self.rememberAtLeast(2 * s.slide)
+	self.rt.MarkState()
+	self.rt.RememberAtLeast(2 * s.slide)
 	out := FlatMap(self, func(p Pair[K, entry]) []Windowed[K, A] { return p.Value.Out })
 	late := FlatMap(self, func(p Pair[K, entry]) []Event[T] { return p.Value.Late })
 	lc := &lateCounter[T, K, A]{state: self}
-	lc.fn = partitionFunc(c, func(_ *rdd.TaskContext, records []Pair[K, entry], _ string) (int64, error) {
+	lc.fn = engine.PartitionFunc(c.e, func(_ *rdd.TaskContext, records []Pair[K, entry], _ string) (int64, error) {
 		var n int64
 		for _, r := range records {
 			n += int64(len(r.Value.Late))

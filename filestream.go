@@ -106,6 +106,6 @@ func TextFileStream(c *Context, dir string, opts ...FileStreamOptions) *Stream[s
 	s := newStream(c, "file stream "+dir, c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[string], error) {
 		return fi.Dataset(t), nil
 	})
-	fi = c.e.AddFiles(s.self, dir, engine.FileOptions(o))
+	fi = c.e.AddFiles(s.rt, dir, engine.FileOptions(o))
 	return s
 }

@@ -1,8 +1,6 @@
 package dstream
 
 import (
-	"reflect"
-
 	"github.com/dstream/dstream/graphspec"
 )
 
@@ -20,11 +18,3 @@ func DiffGraphs(ours, theirs []GraphNode) error { return graphspec.Diff(ours, th
 // Graph describes the context's graph: every stream, then every output, in
 // creation order.
 func (c *Context) Graph() []GraphNode { return c.e.Graph() }
-
-func (s *Stream[T]) describe() GraphNode {
-	n := GraphNode{ID: s.id, Kind: "stream", Name: s.name, Type: reflect.TypeFor[T]().String(), Slide: s.slide, State: s.isState}
-	for _, p := range s.parents {
-		n.Parents = append(n.Parents, p.OpID())
-	}
-	return n
-}

@@ -24,7 +24,7 @@ func ReceiverStream(c *Context, r source.Receiver) *Stream[string] {
 	if c.cfg.WriteAheadLog && c.cfg.CheckpointDir == "" {
 		c.setErr(fmt.Errorf("ReceiverStream (%s): Config.WriteAheadLog (--write-ahead-log) needs a checkpoint folder (Config.CheckpointDir, --checkpoint): the log is written there", caller()))
 	}
-	c.e.AddReceiver(r, s.self)
+	c.e.AddReceiver(r, s.rt)
 	return s
 }
 
@@ -82,7 +82,7 @@ func QueueStream[T any](c *Context, q *Queue[T]) *Stream[T] {
 	s = newStream(c, "queue", c.cfg.BatchInterval, func(t time.Time) (*rdd.Dataset[T], error) {
 		return engine.BlocksDataset[T](c.e, s.id, c.e.BlocksAt(s.id, t)), nil
 	})
-	engine.AddQueue(c.e, s.self, q.pop)
+	engine.AddQueue(c.e, s.rt, q.pop)
 	return s
 }
 

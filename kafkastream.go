@@ -86,7 +86,7 @@ func KafkaStream(c *Context, opts KafkaOptions) *Stream[KafkaRecord] {
 		return kafkaDataset(c, src, rs, opts.SplitRecords), nil
 	})
 	if src != nil {
-		oi = c.e.AddOffsets(s.self, kafkaSource{src}, engine.OffsetOptions{MaxRatePerPartition: opts.MaxRatePerPartition, Commit: opts.CommitOffsets})
+		oi = c.e.AddOffsets(s.rt, kafkaSource{src}, engine.OffsetOptions{MaxRatePerPartition: opts.MaxRatePerPartition, Commit: opts.CommitOffsets})
 	}
 	return s
 }

@@ -96,7 +96,7 @@ func Union[T any](first *Stream[T], rest ...*Stream[T]) *Stream[T] {
 // static dataset. fn runs on the driver when the interval's job is built.
 func Transform[T, U any](s *Stream[T], fn func(ds *rdd.Dataset[T], t time.Time) (*rdd.Dataset[U], error)) *Stream[U] {
 	return newStream(s.ctx, "transform", s.slide, func(t time.Time) (*rdd.Dataset[U], error) {
-		ds, err := s.atOrEmpty(t)
+		ds, err := s.rt.AtOrEmpty(t)
 		if err != nil {
 			return nil, err
 		}
@@ -114,11 +114,11 @@ func TransformWith[T, U, V any](a *Stream[T], b *Stream[U], fn func(x *rdd.Datas
 func combine2[T, U, V any](a *Stream[T], b *Stream[U], name string, fn func(x *rdd.Dataset[T], y *rdd.Dataset[U], t time.Time) (*rdd.Dataset[V], error)) *Stream[V] {
 	checkSameSlide(a.ctx, name, a.slide, b.slide)
 	return newStream(a.ctx, name, a.slide, func(t time.Time) (*rdd.Dataset[V], error) {
-		x, err := a.atOrEmpty(t)
+		x, err := a.rt.AtOrEmpty(t)
 		if err != nil {
 			return nil, err
 		}
-		y, err := b.atOrEmpty(t)
+		y, err := b.rt.AtOrEmpty(t)
 		if err != nil {
 			return nil, err
 		}

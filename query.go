@@ -94,7 +94,7 @@ type query struct {
 // just before the next one completes still finds everything it reads.
 func Query[T, R any](s *Stream[T], name, doc string, params []QueryParam, fn func(ctx context.Context, ds *rdd.Dataset[T], args QueryArgs) (R, error)) {
 	c := s.ctx
-	s.rememberAtLeast(2 * s.slide)
+	s.rt.RememberAtLeast(2 * s.slide)
 	q := &query{info: QueryInfo{Name: name, Stream: s.String(), Doc: doc, Params: params}}
 	q.run = func(ctx context.Context, interval string, args QueryArgs) (any, time.Time, error) {
 		ds, t, err := s.intervalDataset(interval)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/rdd"
 )
 
@@ -19,20 +20,6 @@ const (
 	maxTopK      = 10_000
 	maxScanLimit = 10_000
 )
-
-// partitionFunc registers fn as the context's next partition function and
-// returns its id. Registration happens while the graph is built, in the
-// same order in every process, so ids agree.
-func partitionFunc[T, R any](c *Context, fn func(tc *rdd.TaskContext, records []T, arg string) (R, error)) int {
-	c.mu.Lock()
-	c.nextFunc++
-	id := c.nextFunc
-	c.mu.Unlock()
-	if err := rdd.RegisterPartitionFunc(c.rctx(), id, fn); err != nil {
-		c.setErr(err)
-	}
-	return id
-}
 
 // TopQuery registers query name on s: the k records (parameter k, default
 // 10) that come first by less, in that order. For a hashtag count, less
@@ -52,7 +39,7 @@ func TopQuery[T any](s *Stream[T], name string, less func(a, b T) bool) {
 		slices.SortStableFunc(xs, cmp)
 		return xs[:min(k, len(xs))]
 	}
-	id := partitionFunc(s.ctx, func(_ *rdd.TaskContext, records []T, arg string) ([]T, error) {
+	id := engine.PartitionFunc(s.ctx.e, func(_ *rdd.TaskContext, records []T, arg string) ([]T, error) {
 		k, err := strconv.Atoi(arg)
 		if err != nil {
 			return nil, err
@@ -79,7 +66,7 @@ func TopQuery[T any](s *Stream[T], name string, less func(a, b T) bool) {
 
 // CountQuery registers query name on s: the number of records.
 func CountQuery[T any](s *Stream[T], name string) {
-	id := partitionFunc(s.ctx, func(_ *rdd.TaskContext, records []T, _ string) (int64, error) { return int64(len(records)), nil })
+	id := engine.PartitionFunc(s.ctx.e, func(_ *rdd.TaskContext, records []T, _ string) (int64, error) { return int64(len(records)), nil })
 	Query(s, name, "the number of records", nil, func(ctx context.Context, ds *rdd.Dataset[T], _ QueryArgs) (int64, error) {
 		parts, err := rdd.RunPartitionFunc[T, int64](ctx, ds, id, "", nil)
 		var n int64
@@ -95,7 +82,7 @@ func CountQuery[T any](s *Stream[T], name string) {
 // When the stream's records are hash partitioned by key, only the key's
 // partition is read.
 func GetQuery[K comparable, V any](s *Stream[Pair[K, V]], name string) {
-	id := partitionFunc(s.ctx, func(_ *rdd.TaskContext, records []Pair[K, V], arg string) ([]V, error) {
+	id := engine.PartitionFunc(s.ctx.e, func(_ *rdd.TaskContext, records []Pair[K, V], arg string) ([]V, error) {
 		k, err := parseKey[K](arg)
 		if err != nil {
 			return nil, err
@@ -160,7 +147,7 @@ func ScanQuery[V any](s *Stream[Pair[string, V]], name string) {
 		more := len(out) > a.Limit
 		return out[:min(a.Limit, len(out))], more
 	}
-	id := partitionFunc(s.ctx, func(_ *rdd.TaskContext, records []Pair[string, V], arg string) ([]Pair[string, V], error) {
+	id := engine.PartitionFunc(s.ctx.e, func(_ *rdd.TaskContext, records []Pair[string, V], arg string) ([]Pair[string, V], error) {
 		var a scanArg
 		if err := json.Unmarshal([]byte(arg), &a); err != nil {
 			return nil, err

@@ -62,7 +62,7 @@ func TestRememberPropagatesToInputs(t *testing.T) {
 			in := ReceiverStream(c, idle{})
 			tt.build(in)
 			engine.PropagateRemember(c.e.Nodes(), false)
-			if got := in.rememberDuration(); got != tt.want {
+			if got := in.rt.RememberDuration(); got != tt.want {
 				t.Errorf("receiver remembers %v, want %v", got, tt.want)
 			}
 		})
@@ -82,10 +82,10 @@ func TestIncrementalWindowCheckpointsEveryIntervalsReducedData(t *testing.T) {
 	add := func(a, b int64) int64 { return a + b }
 	sub := func(a, b int64) int64 { return a - b }
 	ReduceByKeyAndWindowInv(QueueStream(c, q), add, sub, 4*time.Second, 2*time.Second, 0, nil).Print(1)
-	var reduced *Stream[Pair[string, int64]]
+	var reduced *engine.Series[Pair[string, int64]]
 	for _, n := range c.e.Nodes() {
-		if sn, ok := n.(streamNode[Pair[string, int64]]); ok && sn.s.name == "reduceByKey" {
-			reduced = sn.s
+		if sn, ok := n.(*engine.Series[Pair[string, int64]]); ok && sn.Describe().Name == "reduceByKey" {
+			reduced = sn
 		}
 	}
 	if reduced == nil {
@@ -105,14 +105,16 @@ func TestIncrementalWindowCheckpointsEveryIntervalsReducedData(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	reduced.mu.Lock()
-	defer reduced.mu.Unlock()
-	if len(reduced.datasets) < 4 {
-		t.Fatalf("reduced data of %d intervals remembered, want 4", len(reduced.datasets))
+	dss, err := reduced.Slice(c.StartTime().Add(time.Second), c.StartTime().Add(4*time.Second))
+	if err != nil {
+		t.Fatal(err)
 	}
-	for ms, ds := range reduced.datasets {
-		if ds != nil && !ds.Checkpointed() {
-			t.Errorf("reduced data of interval %d is not checkpointed", ms)
+	if len(dss) < 4 {
+		t.Fatalf("reduced data of %d intervals remembered, want 4", len(dss))
+	}
+	for _, ds := range dss {
+		if !ds.Checkpointed() {
+			t.Errorf("reduced data of interval %d is not checkpointed", ds.ID().Time)
 		}
 	}
 }

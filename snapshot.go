@@ -22,7 +22,7 @@ func (s *Stream[T]) Remember(d time.Duration) *Stream[T] {
 		s.ctx.setErr(fmt.Errorf("%s: Remember must be called before the context starts", s))
 		return s
 	}
-	s.rememberAtLeast(d + s.slide)
+	s.rt.RememberAtLeast(d + s.slide)
 	return s
 }
 
@@ -31,54 +31,10 @@ func (s *Stream[T]) Remember(d time.Duration) *Stream[T] {
 // first. The dataset stays usable while the stream remembers it (its slide,
 // or what Remember asked): a query that runs longer than that may find what
 // it reads forgotten, and fails saying so.
-func (s *Stream[T]) Latest() (ds *rdd.Dataset[T], t time.Time, ok bool) {
-	done := s.ctx.e.LastCompleted()
-	if done.IsZero() {
-		return nil, time.Time{}, false
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	best := int64(-1)
-	for ms, d := range s.datasets {
-		if d != nil && ms <= done.UnixMilli() && ms > best {
-			best, ds = ms, d
-		}
-	}
-	if ds == nil {
-		return nil, time.Time{}, false
-	}
-	return ds, time.UnixMilli(best), true
-}
+func (s *Stream[T]) Latest() (ds *rdd.Dataset[T], t time.Time, ok bool) { return s.rt.Latest() }
 
 // Slice returns the datasets the stream generated at its slide times in
 // [from, to], in time order, for intervals already completed. Every one of
 // them must still be remembered (see Remember): a range reaching further
 // back, or past the last completed interval, is an error saying which.
-func (s *Stream[T]) Slice(from, to time.Time) ([]*rdd.Dataset[T], error) {
-	done := s.ctx.e.LastCompleted()
-	if to.After(done) {
-		return nil, fmt.Errorf("%s: slice up to %d: the last completed interval is %d", s, to.UnixMilli(), done.UnixMilli())
-	}
-	if to.Before(from) {
-		return nil, fmt.Errorf("%s: slice from %d to %d: the range is empty", s, from.UnixMilli(), to.UnixMilli())
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []*rdd.Dataset[T]
-	for t := s.firstSlideAtOrAfter(from); !t.After(to); t = t.Add(s.slide) {
-		ds, ok := s.datasets[t.UnixMilli()]
-		if !ok {
-			return nil, fmt.Errorf("%s: interval %d is no longer remembered (it keeps %v; call Remember to keep more)", s, t.UnixMilli(), s.remember)
-		}
-		if ds != nil {
-			out = append(out, ds)
-		}
-	}
-	return out, nil
-}
-
-// firstSlideAtOrAfter returns the first time at or after t at which the
-// stream produces a dataset.
-func (s *Stream[T]) firstSlideAtOrAfter(t time.Time) time.Time {
-	return s.ctx.e.Timeline().FirstSlideAtOrAfter(t, s.slide)
-}
+func (s *Stream[T]) Slice(from, to time.Time) ([]*rdd.Dataset[T], error) { return s.rt.Slice(from, to) }

@@ -31,14 +31,14 @@ func stateStream[K comparable, V, S any](s *Stream[Pair[K, V]], name string, n i
 		if prev == nil {
 			prev = rdd.Empty[Pair[K, S]](c.rctx())
 		}
-		in, err := s.atOrEmpty(t)
+		in, err := s.rt.AtOrEmpty(t)
 		if err != nil {
 			return nil, err
 		}
 		return step(t, prev, in), nil
 	}, s)
-	self.markState()
-	self.rememberAtLeast(2 * s.slide)
+	self.rt.MarkState()
+	self.rt.RememberAtLeast(2 * s.slide)
 	return self
 }
 

@@ -39,7 +39,7 @@ func Window[T any](s *Stream[T], window, slide time.Duration) *Stream[T] {
 	if !ok {
 		window, slide = s.slide, s.slide
 	}
-	s.rememberAtLeast(window + slide)
+	s.rt.RememberAtLeast(window + slide)
 	return newStream(c, "window", slide, func(t time.Time) (*rdd.Dataset[T], error) {
 		dss, err := collect(s, windowTimes(t.Add(-window), t, s.slide))
 		if err != nil || len(dss) == 0 {
@@ -102,9 +102,9 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 	reduced := ReduceByKey(s, f, n)
 	// In a cluster its lineage is kept for one checkpoint interval, so it
 	// is written durably every slide: its parents then remember two slides.
-	reduced.markState()
-	reduced.ckEvery = reduced.slide
-	reduced.rememberAtLeast(window + slide)
+	reduced.rt.MarkState()
+	reduced.rt.SetCheckpointEvery(reduced.slide)
+	reduced.rt.RememberAtLeast(window + slide)
 	var self *Stream[Pair[K, V]]
 	self = newStream(c, "reduceByKeyAndWindow", slide, func(t time.Time) (*rdd.Dataset[Pair[K, V]], error) {
 		prevT := t.Add(-slide)
@@ -164,8 +164,8 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 		})
 		return merged, nil
 	}, reduced)
-	self.markState()
-	self.rememberAtLeast(2 * slide)
+	self.rt.MarkState()
+	self.rt.RememberAtLeast(2 * slide)
 	return self
 }
 

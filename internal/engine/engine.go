@@ -262,6 +262,7 @@ type Engine struct {
 	state    int // stateNew, stateStandby, stateRunning, stateStopped
 	graphErr error
 	nextOp   int32
+	nextFunc int // partition functions registered (PartitionFunc)
 	nodes    []Node
 	inputs   []input
 	cutters  []cutter // inputs fed at each cut (queues)
