@@ -20,7 +20,6 @@ import (
 	"os"
 	"os/signal"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,6 +28,7 @@ import (
 	"github.com/dstream/dstream/clock"
 	"github.com/dstream/dstream/health"
 	"github.com/dstream/dstream/internal/engine"
+	"github.com/dstream/dstream/internal/queries"
 	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
@@ -297,12 +297,9 @@ type Context struct {
 	e   *engine.Engine
 	log *slog.Logger
 
-	mu           sync.Mutex
-	health       *health.Endpoint  // serving the probes, from Start (health.go)
-	nextFunc     int               // partition functions registered (query_builtin.go)
-	queries      map[string]*query // named queries (query.go)
-	querySlots   chan struct{}     // queries running
-	queryWaiting atomic.Int64      // queries running or waiting
+	mu      sync.Mutex
+	health  *health.Endpoint  // serving the probes, from Start (health.go)
+	queries *queries.Registry // named queries (query.go)
 }
 
 // NewContext returns a Context for cfg.
@@ -315,7 +312,7 @@ func NewContext(cfg Config) (*Context, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dstream: %w", err)
 	}
-	return &Context{cfg: cfg, e: e, log: cfg.Logger, querySlots: make(chan struct{}, maxRunningQueries)}, nil
+	return &Context{cfg: cfg, e: e, log: cfg.Logger, queries: queries.New(cfg.QueryTimeout)}, nil
 }
 
 // rctx is the engine's dataset context.

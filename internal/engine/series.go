@@ -327,7 +327,6 @@ func (s *Series[T]) startDurable(t time.Time, ds *rdd.Dataset[T]) {
 	})
 }
 
-
 // checkpointEvery is how often s writes a durable checkpoint.
 func (s *Series[T]) checkpointEvery() time.Duration {
 	s.mu.Lock()
@@ -642,4 +641,3 @@ func (s *Series[T]) Slice(from, to time.Time) ([]*rdd.Dataset[T], error) {
 	}
 	return out, nil
 }
-
