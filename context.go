@@ -11,16 +11,13 @@
 package dstream
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/dstream/dstream/block"
@@ -33,6 +30,10 @@ import (
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/sched"
 )
+
+// DefaultQueryTimeout bounds a query's run unless Config.QueryTimeout says
+// otherwise.
+const DefaultQueryTimeout = 10 * time.Second
 
 // Config configures a Context. The zero value of every field has a default.
 type Config struct {
@@ -344,41 +345,6 @@ func (c *Context) BlockStats() block.Stats { return c.e.Blocks().Stats() }
 func (c *Context) Err() error { return c.e.Err() }
 
 func (c *Context) setErr(err error) { c.e.SetErr(err) }
-
-// Run starts the context and blocks until it stops: on SIGINT or SIGTERM it
-// stops gracefully (every record already received is processed and output),
-// and it returns when Stop is called from elsewhere.
-func (c *Context) Run() error {
-	sig, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer cancel()
-	return c.RunUntil(sig)
-}
-
-// RunUntil starts the context, waits until ctx is done (or the context is
-// stopped elsewhere), then stops gracefully.
-func (c *Context) RunUntil(ctx context.Context) error {
-	started := make(chan error, 1)
-	go func() { started <- c.Start() }()
-	select {
-	case err := <-started:
-		if err != nil {
-			return err
-		}
-	case <-ctx.Done():
-		// A standby master waits in Start for the lease: stop the wait.
-		_ = c.Stop(false)
-		if err := <-started; err != nil && !errors.Is(err, ErrStopped) {
-			return err
-		}
-		return nil
-	}
-	select {
-	case <-ctx.Done():
-		return c.Stop(true)
-	case <-c.Done():
-		return c.Stop(false) // it stopped on its own: the error it stopped with
-	}
-}
 
 // ErrStopped is returned when starting a context that has been stopped.
 var ErrStopped = engine.ErrStopped

@@ -2,7 +2,11 @@ package dstream
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/dstream/dstream/health"
@@ -32,6 +36,41 @@ func (c *Context) Start() error {
 		c.closeHealth(false)
 	}()
 	return nil
+}
+
+// Run starts the context and blocks until it stops: on SIGINT or SIGTERM it
+// stops gracefully (every record already received is processed and output),
+// and it returns when Stop is called from elsewhere.
+func (c *Context) Run() error {
+	sig, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer cancel()
+	return c.RunUntil(sig)
+}
+
+// RunUntil starts the context, waits until ctx is done (or the context is
+// stopped elsewhere), then stops gracefully.
+func (c *Context) RunUntil(ctx context.Context) error {
+	started := make(chan error, 1)
+	go func() { started <- c.Start() }()
+	select {
+	case err := <-started:
+		if err != nil {
+			return err
+		}
+	case <-ctx.Done():
+		// A standby master waits in Start for the lease: stop the wait.
+		_ = c.Stop(false)
+		if err := <-started; err != nil && !errors.Is(err, ErrStopped) {
+			return err
+		}
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return c.Stop(true)
+	case <-c.Done():
+		return c.Stop(false) // it stopped on its own: the error it stopped with
+	}
 }
 
 // Stop stops the context. A graceful stop stops the receivers, waits until

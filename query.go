@@ -43,10 +43,6 @@ var (
 // QueryArgError is a bad or missing query parameter.
 type QueryArgError = queries.ArgError
 
-// DefaultQueryTimeout bounds a query's run unless Config.QueryTimeout says
-// otherwise.
-const DefaultQueryTimeout = 10 * time.Second
-
 // Query registers fn as query name on s: RunQuery (and the HTTP API) runs it
 // on the dataset of one interval with the parameters given, checked against
 // params (unknown ones refused, required ones present, defaults filled in).
