@@ -50,6 +50,13 @@ func (w *EventWindowStream[T, K, A]) OpenWindows() *Stream[Windowed[K, A]] {
 	})
 }
 
+// Name names the operator's state, its open windows (Stream.Name). It
+// returns w.
+func (w *EventWindowStream[T, K, A]) Name(name string) *EventWindowStream[T, K, A] {
+	w.state.nameState(name, caller())
+	return w
+}
+
 // Checkpoint sets how often the operator writes its open windows to the
 // checkpoint store (Stream.Checkpoint on its state). It returns w.
 func (w *EventWindowStream[T, K, A]) Checkpoint(every time.Duration) *EventWindowStream[T, K, A] {
@@ -212,10 +219,11 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 			return step(wm, hasWM, kg)
 		}), nil
 	}, s)
-	self.markState()
+	self.markState(n, w.String())
 	self.rememberAtLeast(2 * s.slide)
 	out := FlatMap(self, func(p Pair[K, entry]) []Windowed[K, A] { return p.Value.Out })
 	late := FlatMap(self, func(p Pair[K, entry]) []Event[T] { return p.Value.Late })
+	out.nameTarget, late.nameTarget = self, self
 	lc := &lateCounter[T, K, A]{state: self}
 	lc.fn = partitionFunc(c, func(_ *rdd.TaskContext, records []Pair[K, entry], _ string) (int64, error) {
 		var n int64

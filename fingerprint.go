@@ -23,6 +23,10 @@ func (c *Context) Graph() []GraphNode { return c.e.Graph() }
 
 func (s *Stream[T]) describe() GraphNode {
 	n := GraphNode{ID: s.id, Kind: "stream", Name: s.name, Type: reflect.TypeFor[T]().String(), Slide: s.slide, State: s.isState}
+	if s.isState {
+		n.StateName, n.StateType = s.stateName, graphspec.TypeFingerprint(reflect.TypeFor[T]())
+		n.Partitions, n.Partitioner, n.Window = s.partitions, "hash", s.window
+	}
 	for _, p := range s.parents {
 		n.Parents = append(n.Parents, p.OpID())
 	}

@@ -19,19 +19,26 @@ type parent interface{ engineNode() engine.Node }
 // for windowed streams). Streams are built with this package's functions and
 // computed lazily, interval by interval, once the context runs.
 type Stream[T any] struct {
-	ctx      *Context
-	self     engine.Node // the stream's untyped face, as the engine sees it (node.go)
-	id       int32
-	name     string
-	slide    time.Duration
-	compute  func(t time.Time) (*rdd.Dataset[T], error)
-	isState  bool // materialize each interval's dataset and checkpoint it (checkpointing.go)
-	parents  []engine.Node
-	mu       sync.Mutex
-	remember time.Duration
-	datasets map[int64]*rdd.Dataset[T]
+	ctx     *Context
+	self    engine.Node // the stream's untyped face, as the engine sees it (node.go)
+	id      int32
+	name    string
+	slide   time.Duration
+	compute func(t time.Time) (*rdd.Dataset[T], error)
+	isState bool // materialize each interval's dataset and checkpoint it (checkpointing.go)
+	// nameTarget, on a stream an operator derives from its state stream
+	// (MapWithState's), is the state stream Name names.
+	nameTarget stateNamer
+	parents    []engine.Node
+	mu         sync.Mutex
+	remember   time.Duration
+	datasets   map[int64]*rdd.Dataset[T]
 
 	// State streams only (checkpointing.go).
+	stateName   string                                               // Name's; "" unnamed
+	partitions  int                                                  // the state's partitions
+	window      string                                               // the window the state covers ("" none)
+	companions  []stateNamer                                         // other state streams of the operator, named with it (Name)
 	ckEvery     time.Duration                                        // Checkpoint's interval; 0: the default
 	durableFunc int                                                  // the partition function writing a checkpoint's part
 	durable     map[int64]string                                     // committed checkpoints: interval time -> store folder
