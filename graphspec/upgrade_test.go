@@ -130,25 +130,25 @@ func TestUpgrade(t *testing.T) {
 type shapeA struct {
 	N    int
 	Tags []string
-	next *shapeA
+	Next *shapeA
 }
 
 type shapeB struct { // shapeA renamed
 	N    int
 	Tags []string
-	next *shapeB
+	Next *shapeB
 }
 
 type shapeC struct { // a field retyped
 	N    int64
 	Tags []string
-	next *shapeC
+	Next *shapeC
 }
 
 type shapeD struct { // a field renamed
 	M    int
 	Tags []string
-	next *shapeD
+	Next *shapeD
 }
 
 func TestTypeFingerprint(t *testing.T) {

@@ -23,8 +23,11 @@ import (
 //
 //  1. resume opens the folder's metadata log (metalog.go). A fresh folder
 //     gets its start record (the graph and the zero) and the job starts now.
-//     Otherwise the start record must match this program's graph and batch
-//     interval, and the log is replayed: the manifests of intervals started
+//     Otherwise the start record must match this program's batch interval,
+//     and its graph must be this program's or one graphspec.Upgrade finds
+//     compatible (upgrade.go: then the log's records of streams that start
+//     afresh are passed over, and the start record is rewritten with this
+//     graph once everything is restored), and the log is replayed: the manifests of intervals started
 //     (and not yet truncated), the receivers' logged blocks, and the last
 //     completed interval. The timeline resumes after it (package timeline).
 //  2. resumeFileInputs: every file stream takes back the files its logged
@@ -33,9 +36,9 @@ import (
 //  3. walRestore: with the write-ahead log, the blocks received and logged
 //     but not yet processed are read back from their objects and allocated
 //     to the intervals their manifests name, or to the next one (wal.go).
-//  4. restoreState: every state stream adopts its newest committed
-//     checkpoint of a completed interval that still reads, falling back
-//     to older ones.
+//  4. restoreState: every state stream the plan resumes adopts its newest
+//     committed checkpoint of a completed interval that still reads,
+//     falling back to older ones; a named state finds it by name.
 //  5. At Start, seedManifests gives back the manifests of the completed
 //     intervals a window or state still reaches, so workers learn them as
 //     any interval; the intervals started but not completed run again,
