@@ -115,6 +115,12 @@ type Config struct {
 	// synced writes per block (docs/ARCHITECTURE.md, "Write-ahead log").
 	// Default off.
 	WriteAheadLog bool
+	// AllowDroppedState lets a master restarted on a checkpoint folder run
+	// a graph that lacks a named state (Stream.Name) of the checkpoint:
+	// that state is not restored, and its checkpoints stay in the folder
+	// until a state of the same name starts afresh. Without it such a
+	// restart is refused, naming the state. Default off.
+	AllowDroppedState bool
 	// LeaseTTL is how long a master holds the lease of its checkpoint
 	// location without renewing it (it renews every third of it). With a
 	// CheckpointDir, a master acts only while it holds the lease, object
@@ -269,7 +275,7 @@ func (c Config) engineConfig() engine.Config {
 	ec := engine.Config{
 		Master: c.Master, BatchInterval: c.BatchInterval, BlockInterval: c.BlockInterval, Slack: c.Slack, Clock: c.Clock,
 		MaxTaskAttempts: c.MaxTaskAttempts, MemoryBytes: c.MemoryBytes, LimitProcessMemory: c.LimitProcessMemory,
-		MaxPendingBatches: c.MaxPendingBatches, CheckpointDir: c.CheckpointDir, WriteAheadLog: c.WriteAheadLog, LeaseTTL: c.LeaseTTL,
+		MaxPendingBatches: c.MaxPendingBatches, CheckpointDir: c.CheckpointDir, WriteAheadLog: c.WriteAheadLog, AllowDroppedState: c.AllowDroppedState, LeaseTTL: c.LeaseTTL,
 		CheckpointInterval: c.CheckpointInterval, Speculation: c.Speculation, Backpressure: c.Backpressure,
 		MaxRate: c.MaxRate, InitialRate: c.InitialRate, WorkDir: c.WorkDir, ClusterListen: c.ClusterListen,
 		ClusterAdvertise: c.ClusterAdvertise, Secret: c.Secret, Insecure: c.Insecure, TLSCert: c.TLSCert, TLSKey: c.TLSKey,

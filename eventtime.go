@@ -76,6 +76,17 @@ func SessionWindows(gap time.Duration) EventWindows { return EventWindows{gap: g
 
 func (w EventWindows) session() bool { return w.gap != 0 }
 
+// String describes the windows ("sliding 10s every 5s", "session gap 30s").
+func (w EventWindows) String() string {
+	switch {
+	case w.session():
+		return fmt.Sprintf("event-time session gap %v", w.gap)
+	case w.size == w.slide:
+		return fmt.Sprintf("event-time tumbling %v", w.size)
+	}
+	return fmt.Sprintf("event-time sliding %v every %v", w.size, w.slide)
+}
+
 func (w EventWindows) check() error {
 	ms := time.Millisecond
 	switch {

@@ -51,6 +51,13 @@ func (w *EventWindowStream[T, K, A]) OpenWindows() *Stream[Windowed[K, A]] {
 	})
 }
 
+// Name names the operator's state, its open windows (Stream.Name). It
+// returns w.
+func (w *EventWindowStream[T, K, A]) Name(name string) *EventWindowStream[T, K, A] {
+	w.state.nameState(name, caller())
+	return w
+}
+
 // Checkpoint sets how often the operator writes its open windows to the
 // checkpoint store (Stream.Checkpoint on its state). It returns w.
 func (w *EventWindowStream[T, K, A]) Checkpoint(every time.Duration) *EventWindowStream[T, K, A] {
@@ -213,10 +220,11 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 			return step(wm, hasWM, kg)
 		}), nil
 	}, s)
-	self.rt.MarkState()
+	self.rt.MarkState(n, w.String())
 	self.rt.RememberAtLeast(2 * s.slide)
 	out := FlatMap(self, func(p Pair[K, entry]) []Windowed[K, A] { return p.Value.Out })
 	late := FlatMap(self, func(p Pair[K, entry]) []Event[T] { return p.Value.Late })
+	out.nameTarget, late.nameTarget = self, self
 	lc := &lateCounter[T, K, A]{state: self}
 	lc.fn = engine.PartitionFunc(c.e, func(_ *rdd.TaskContext, records []Pair[K, entry], _ string) (int64, error) {
 		var n int64

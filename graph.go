@@ -23,6 +23,10 @@ type Stream[T any] struct {
 	id    int32
 	name  string
 	slide time.Duration
+	// nameTarget, on a stream an operator derives from its state stream
+	// (MapWithState's), is the state stream Name names.
+	nameTarget stateNamer
+	companions []stateNamer // other state streams of the operator, named with it (Name)
 }
 
 // newStream registers a stream in c's graph. Operator IDs are assigned in

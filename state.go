@@ -37,7 +37,7 @@ func stateStream[K comparable, V, S any](s *Stream[Pair[K, V]], name string, n i
 		}
 		return step(t, prev, in), nil
 	}, s)
-	self.rt.MarkState()
+	self.rt.MarkState(n, "")
 	self.rt.RememberAtLeast(2 * s.slide)
 	return self
 }
@@ -183,5 +183,12 @@ func MapWithState[K comparable, V, S, U any](s *Stream[Pair[K, V]], spec StateSp
 		}
 		return []Pair[K, S]{{Key: p.Key, Value: p.Value.State}}
 	})
+	mapped.nameTarget, snaps.nameTarget = internal, internal
 	return &MapWithStateStream[K, S, U]{Stream: mapped, snapshots: snaps}
+}
+
+// Name names the operator's state (Stream.Name). It returns m.
+func (m *MapWithStateStream[K, S, U]) Name(name string) *MapWithStateStream[K, S, U] {
+	m.nameTarget.nameState(name, caller())
+	return m
 }

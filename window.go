@@ -1,6 +1,7 @@
 package dstream
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/dstream/dstream/rdd"
@@ -72,7 +73,9 @@ func ReduceByWindow[T any](s *Stream[T], f func(T, T) T, window, slide time.Dura
 func ReduceByWindowInv[T any](s *Stream[T], f, invF func(T, T) T, window, slide time.Duration) *Stream[T] {
 	keyed := Map(s, func(x T) Pair[struct{}, T] { return Pair[struct{}, T]{Value: x} })
 	red := ReduceByKeyAndWindowInv(keyed, f, invF, window, slide, 1, nil)
-	return Map(red, func(p Pair[struct{}, T]) T { return p.Value })
+	out := Map(red, func(p Pair[struct{}, T]) T { return p.Value })
+	out.nameTarget = red
+	return out
 }
 
 // ReduceByKeyAndWindow yields, every slide, each key's values in the last
@@ -102,7 +105,7 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 	reduced := ReduceByKey(s, f, n)
 	// In a cluster its lineage is kept for one checkpoint interval, so it
 	// is written durably every slide: its parents then remember two slides.
-	reduced.rt.MarkState()
+	reduced.rt.MarkState(n, "")
 	reduced.rt.SetCheckpointEvery(reduced.slide)
 	reduced.rt.RememberAtLeast(window + slide)
 	var self *Stream[Pair[K, V]]
@@ -164,7 +167,8 @@ func ReduceByKeyAndWindowInv[K comparable, V any](s *Stream[Pair[K, V]], f, invF
 		})
 		return merged, nil
 	}, reduced)
-	self.rt.MarkState()
+	self.rt.MarkState(n, fmt.Sprintf("window %v slide %v", window, slide))
+	self.companions = append(self.companions, reduced)
 	self.rt.RememberAtLeast(2 * slide)
 	return self
 }

@@ -12,7 +12,8 @@ import (
 func graphToProto(g []graphspec.Node) []*clusterpb.GraphNode {
 	out := make([]*clusterpb.GraphNode, len(g))
 	for i, n := range g {
-		p := &clusterpb.GraphNode{Id: n.ID, Kind: n.Kind, Name: n.Name, Type: n.Type, Parents: n.Parents, State: n.State}
+		p := &clusterpb.GraphNode{Id: n.ID, Kind: n.Kind, Name: n.Name, Type: n.Type, Parents: n.Parents, State: n.State,
+			StateName: n.StateName, StateType: n.StateType, Partitions: int32(n.Partitions), Partitioner: n.Partitioner, Window: n.Window}
 		if n.Slide != 0 {
 			p.Slide = durationpb.New(n.Slide)
 		}
@@ -30,7 +31,8 @@ func graphFromProto(g []*clusterpb.GraphNode) []graphspec.Node {
 		if p.GetSlide() != nil {
 			slide = p.GetSlide().AsDuration()
 		}
-		out[i] = graphspec.Node{ID: p.GetId(), Kind: p.GetKind(), Name: p.GetName(), Type: p.GetType(), Slide: slide, Parents: p.GetParents(), State: p.GetState()}
+		out[i] = graphspec.Node{ID: p.GetId(), Kind: p.GetKind(), Name: p.GetName(), Type: p.GetType(), Slide: slide, Parents: p.GetParents(), State: p.GetState(),
+			StateName: p.GetStateName(), StateType: p.GetStateType(), Partitions: int(p.GetPartitions()), Partitioner: p.GetPartitioner(), Window: p.GetWindow()}
 	}
 	return out
 }

@@ -2,7 +2,9 @@
 // creation order, a fingerprint of them, and the first difference between
 // two. Every process of a program builds the same graph; a master compares
 // a joining worker's description with its own and refuses a worker whose
-// graph differs, naming the first difference.
+// graph differs, naming the first difference. A master restarted on a
+// checkpoint written by another graph asks Upgrade which state and inputs
+// the new graph resumes (upgrade.go).
 package graphspec
 
 import (
@@ -24,6 +26,15 @@ type Node struct {
 	Slide   time.Duration // how often the stream produces a dataset (streams)
 	Parents []int32       // the streams it reads
 	State   bool          // checkpointed every interval
+
+	// State streams only: what a checkpoint of the state depends on.
+	// Empty in descriptions written before they existed (Upgrade then
+	// does not compare them).
+	StateName   string `json:",omitempty"` // the name the program gave the state (Stream.Name); "" unnamed
+	StateType   string `json:",omitempty"` // TypeFingerprint of the state's record type
+	Partitions  int    `json:",omitempty"` // how many partitions the state has
+	Partitioner string `json:",omitempty"` // how keys are placed in them ("hash")
+	Window      string `json:",omitempty"` // the window the state covers, as the operator describes it; "" none
 }
 
 func (n Node) String() string {
@@ -36,7 +47,20 @@ func (n Node) String() string {
 		fmt.Fprintf(&b, " from %v", n.Parents)
 	}
 	if n.State {
-		b.WriteString(" (state)")
+		b.WriteString(" (state")
+		if n.StateName != "" {
+			fmt.Fprintf(&b, " %q", n.StateName)
+		}
+		if n.StateType != "" {
+			fmt.Fprintf(&b, " type %s", n.StateType)
+		}
+		if n.Partitions > 0 {
+			fmt.Fprintf(&b, " %d %s partitions", n.Partitions, n.Partitioner)
+		}
+		if n.Window != "" {
+			fmt.Fprintf(&b, " %s", n.Window)
+		}
+		b.WriteString(")")
 	}
 	return b.String()
 }

@@ -24,14 +24,20 @@ const (
 
 // GraphNode mirrors dstream.GraphNode: one operator of the stream graph.
 type GraphNode struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            int32                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
-	Kind          string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
-	Name          string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
-	Type          string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
-	Slide         *durationpb.Duration   `protobuf:"bytes,5,opt,name=slide,proto3" json:"slide,omitempty"`
-	Parents       []int32                `protobuf:"varint,6,rep,packed,name=parents,proto3" json:"parents,omitempty"`
-	State         bool                   `protobuf:"varint,7,opt,name=state,proto3" json:"state,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      int32                  `protobuf:"varint,1,opt,name=id,proto3" json:"id,omitempty"`
+	Kind    string                 `protobuf:"bytes,2,opt,name=kind,proto3" json:"kind,omitempty"`
+	Name    string                 `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
+	Type    string                 `protobuf:"bytes,4,opt,name=type,proto3" json:"type,omitempty"`
+	Slide   *durationpb.Duration   `protobuf:"bytes,5,opt,name=slide,proto3" json:"slide,omitempty"`
+	Parents []int32                `protobuf:"varint,6,rep,packed,name=parents,proto3" json:"parents,omitempty"`
+	State   bool                   `protobuf:"varint,7,opt,name=state,proto3" json:"state,omitempty"`
+	// State streams: what a checkpoint of the state depends on (graphspec.Node).
+	StateName     string `protobuf:"bytes,8,opt,name=state_name,json=stateName,proto3" json:"state_name,omitempty"`
+	StateType     string `protobuf:"bytes,9,opt,name=state_type,json=stateType,proto3" json:"state_type,omitempty"`
+	Partitions    int32  `protobuf:"varint,10,opt,name=partitions,proto3" json:"partitions,omitempty"`
+	Partitioner   string `protobuf:"bytes,11,opt,name=partitioner,proto3" json:"partitioner,omitempty"`
+	Window        string `protobuf:"bytes,12,opt,name=window,proto3" json:"window,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -113,6 +119,41 @@ func (x *GraphNode) GetState() bool {
 		return x.State
 	}
 	return false
+}
+
+func (x *GraphNode) GetStateName() string {
+	if x != nil {
+		return x.StateName
+	}
+	return ""
+}
+
+func (x *GraphNode) GetStateType() string {
+	if x != nil {
+		return x.StateType
+	}
+	return ""
+}
+
+func (x *GraphNode) GetPartitions() int32 {
+	if x != nil {
+		return x.Partitions
+	}
+	return 0
+}
+
+func (x *GraphNode) GetPartitioner() string {
+	if x != nil {
+		return x.Partitioner
+	}
+	return ""
+}
+
+func (x *GraphNode) GetWindow() string {
+	if x != nil {
+		return x.Window
+	}
+	return ""
 }
 
 type RegisterRequest struct {
@@ -772,7 +813,7 @@ var File_dstream_cluster_v1_cluster_proto protoreflect.FileDescriptor
 
 const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\n" +
-	" dstream/cluster/v1/cluster.proto\x12\x12dstream.cluster.v1\x1a\x1egoogle/protobuf/duration.proto\"\xb8\x01\n" +
+	" dstream/cluster/v1/cluster.proto\x12\x12dstream.cluster.v1\x1a\x1egoogle/protobuf/duration.proto\"\xd0\x02\n" +
 	"\tGraphNode\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\x05R\x02id\x12\x12\n" +
 	"\x04kind\x18\x02 \x01(\tR\x04kind\x12\x12\n" +
@@ -780,7 +821,17 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x04type\x18\x04 \x01(\tR\x04type\x12/\n" +
 	"\x05slide\x18\x05 \x01(\v2\x19.google.protobuf.DurationR\x05slide\x12\x18\n" +
 	"\aparents\x18\x06 \x03(\x05R\aparents\x12\x14\n" +
-	"\x05state\x18\a \x01(\bR\x05state\"\xc1\x02\n" +
+	"\x05state\x18\a \x01(\bR\x05state\x12\x1d\n" +
+	"\n" +
+	"state_name\x18\b \x01(\tR\tstateName\x12\x1d\n" +
+	"\n" +
+	"state_type\x18\t \x01(\tR\tstateType\x12\x1e\n" +
+	"\n" +
+	"partitions\x18\n" +
+	" \x01(\x05R\n" +
+	"partitions\x12 \n" +
+	"\vpartitioner\x18\v \x01(\tR\vpartitioner\x12\x16\n" +
+	"\x06window\x18\f \x01(\tR\x06window\"\xc1\x02\n" +
 	"\x0fRegisterRequest\x12\x1b\n" +
 	"\tworker_id\x18\x01 \x01(\tR\bworkerId\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12\x10\n" +

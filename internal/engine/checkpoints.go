@@ -72,6 +72,7 @@ func (c *Engine) WritePart(tc *rdd.TaskContext, records any, dir string) (string
 // CommitMeta is what a committed state checkpoint says about itself.
 type CommitMeta struct {
 	Stream         int32         `json:"stream"`
+	State          string        `json:"state,omitempty"` // the state's name (Stream.Name); "" unnamed
 	Dataset        manifest.ID   `json:"dataset"`
 	Name           string        `json:"name"`
 	Partitions     int           `json:"partitions"`
@@ -81,10 +82,22 @@ type CommitMeta struct {
 	Slide          time.Duration `json:"slide"`
 }
 
-// CheckpointDir names the store folder of stream's checkpoint at t: interval
-// times are zero-padded so names sort as times do.
-func CheckpointDir(stream int32, t int64) string {
-	return fmt.Sprintf("state/%06d/%020d", stream, t)
+// StatePrefix is where a state stream's checkpoints are: under its name
+// when it has one ("state/counts/"), so that a changed graph finds them
+// whatever the stream's operator ID (recovery.go), else under its operator
+// ID ("state/000003/"). A state's name begins with a letter, so the two
+// never meet.
+func StatePrefix(stream int32, name string) string {
+	if name != "" {
+		return "state/" + name + "/"
+	}
+	return fmt.Sprintf("state/%06d/", stream)
+}
+
+// CheckpointDir names the store folder of a state stream's checkpoint at
+// t (StatePrefix): interval times are zero-padded so names sort as times do.
+func CheckpointDir(stream int32, name string, t int64) string {
+	return fmt.Sprintf("%s%020d", StatePrefix(stream, name), t)
 }
 
 // DurableReader reads partition p of a committed checkpoint.

@@ -120,6 +120,7 @@ type Config struct {
 	MaxPendingBatches  int
 	CheckpointDir      string
 	WriteAheadLog      bool
+	AllowDroppedState  bool // a restart may leave a named state of the checkpoint behind (recovery.go)
 	LeaseTTL           time.Duration
 	CheckpointInterval time.Duration
 	Speculation        *sched.Speculation
@@ -285,11 +286,12 @@ type Engine struct {
 	// protecting counts the master's copies of lost workers' input blocks
 	// being made (reprotect); Stop cancels and waits for them.
 	protecting sync.WaitGroup
-	ckFailed   atomic.Int64 // durable checkpoints that failed
-	stores     storeSet     // file streams' and text outputs' stores by location (stores.go)
-	meta       *metaLog     // the master's metadata log (metalog.go)
-	lease      *masterLease // the master's lease of its checkpoint location (leader.go); set before it runs
-	crashed    atomic.Bool  // the simulation killed this process (Crash)
+	ckFailed   atomic.Int64   // durable checkpoints that failed
+	stores     storeSet       // file streams' and text outputs' stores by location (stores.go)
+	meta       *metaLog       // the master's metadata log (metalog.go)
+	fresh      map[int32]bool // inputs a changed graph starts afresh (upgrade.go)
+	lease      *masterLease   // the master's lease of its checkpoint location (leader.go); set before it runs
+	crashed    atomic.Bool    // the simulation killed this process (Crash)
 	run        *running
 	progressAt atomic.Int64 // when the interval loop last moved, Unix ns on the clock (health.go)
 	et         eventTimes   // event-time streams' progress and late records (eventtime.go)

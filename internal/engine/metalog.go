@@ -22,8 +22,8 @@ import (
 // (its graph, the time before its first interval, the batch interval); the
 // log under "meta/log/" holds each interval's manifest before it runs and
 // its completion after. A master started again with the same folder checks
-// that its graph is the one that wrote it (refusing, with the first
-// difference, if not), takes the same zero, restores every state stream
+// that its graph is the one that wrote it or a compatible change of it
+// (upgrade.go; refusing, saying why, if not), takes the same zero, restores every state stream
 // from its newest usable committed checkpoint, and runs every interval
 // after the last completed one: those pending when it stopped and those
 // missed while it was down, in order, before it catches up with the clock.

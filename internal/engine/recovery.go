@@ -23,8 +23,11 @@ import (
 //
 //  1. resume opens the folder's metadata log (metalog.go). A fresh folder
 //     gets its start record (the graph and the zero) and the job starts now.
-//     Otherwise the start record must match this program's graph and batch
-//     interval, and the log is replayed: the manifests of intervals started
+//     Otherwise the start record must match this program's batch interval,
+//     and its graph must be this program's or one graphspec.Upgrade finds
+//     compatible (upgrade.go: then the log's records of streams that start
+//     afresh are passed over, and the start record is rewritten with this
+//     graph once everything is restored), and the log is replayed: the manifests of intervals started
 //     (and not yet truncated), the receivers' logged blocks, and the last
 //     completed interval. The timeline resumes after it (package timeline).
 //  2. resumeFileInputs: every file stream takes back the files its logged
@@ -33,9 +36,9 @@ import (
 //  3. walRestore: with the write-ahead log, the blocks received and logged
 //     but not yet processed are read back from their objects and allocated
 //     to the intervals their manifests name, or to the next one (wal.go).
-//  4. restoreState: every state stream adopts its newest committed
-//     checkpoint of a completed interval that still reads, falling back
-//     to older ones.
+//  4. restoreState: every state stream the plan resumes adopts its newest
+//     committed checkpoint of a completed interval that still reads,
+//     falling back to older ones; a named state finds it by name.
 //  5. At Start, seedManifests gives back the manifests of the completed
 //     intervals a window or state still reaches, so workers learn them as
 //     any interval; the intervals started but not completed run again,
@@ -56,16 +59,12 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 	if err != nil {
 		return tl, err
 	}
-	graph := c.Graph()
+	graph := c.resolvedGraph()
 	b, err := store.Get(ctx, metaStartName)
 	switch {
 	case errors.Is(err, checkpoint.ErrNotFound):
-		st, err := json.Marshal(metaStart{Graph: graph, Zero: tl.Zero().UnixMilli(), Batch: c.cfg.BatchInterval})
-		if err != nil {
+		if err := c.putStart(ctx, store, metaStart{Graph: graph, Zero: tl.Zero().UnixMilli(), Batch: c.cfg.BatchInterval}); err != nil {
 			return tl, err
-		}
-		if err := store.Put(ctx, metaStartName, checkpoint.Frame("dstream.start", 1, st)); err != nil {
-			return tl, fmt.Errorf("checkpoint folder: %w", err)
 		}
 		log, err := checkpoint.OpenLog(ctx, store, metaLogPrefix)
 		if err != nil {
@@ -90,7 +89,8 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 	if st.Batch != c.cfg.BatchInterval {
 		return tl, fmt.Errorf("checkpoint folder %s was written with batch interval %v; this program's is %v", c.cfg.CheckpointDir, st.Batch, c.cfg.BatchInterval)
 	}
-	if err := graphspec.Diff(graph, st.Graph); err != nil {
+	plan, err := graphspec.Upgrade(st.Graph, graph, graphspec.UpgradeOptions{AllowDroppedState: c.cfg.AllowDroppedState})
+	if err != nil {
 		return tl, fmt.Errorf("checkpoint folder %s was written by another graph: %w", c.cfg.CheckpointDir, err)
 	}
 	zero := time.UnixMilli(st.Zero)
@@ -137,6 +137,9 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 		return tl, fmt.Errorf("checkpoint folder %s: metadata log: %w", c.cfg.CheckpointDir, err)
 	}
 	meta.log, meta.rerunUpTo = log, lastStarted
+	if plan.Changed {
+		logged, blocks, doneEventTimes = resumedOnly(plan, logged, blocks, doneEventTimes)
+	}
 	c.resumeEventTimes(logged, doneEventTimes)
 	switch {
 	case lastDone > 0:
@@ -155,17 +158,32 @@ func (c *Engine) resume(ctx context.Context, now time.Time) (tl timeline.Timelin
 	if err := c.walRestore(ctx, store, blocks, logged, lastDone, first); err != nil {
 		return tl, fmt.Errorf("checkpoint folder %s: %w", c.cfg.CheckpointDir, err)
 	}
+	if plan.Changed {
+		if err := c.upgrade(ctx, store, plan, st); err != nil {
+			return tl, fmt.Errorf("checkpoint folder %s: %w", c.cfg.CheckpointDir, err)
+		}
+	}
 	restored := 0
 	for _, n := range c.nodes {
-		if !n.Checkpoints() {
+		old, ok := plan.States[n.OpID()]
+		if !n.Checkpoints() || !ok {
 			continue
 		}
-		ok, err := c.restoreState(ctx, n, lastDone)
+		ok, err := c.restoreState(ctx, n, old, lastDone)
 		if err != nil {
 			return tl, err
 		}
 		if ok {
 			restored++
+		}
+	}
+	if plan.Changed {
+		// The folder is this graph's from now on: the next restart
+		// compares with it.
+		st.Graph = graph
+		st.Note = fmt.Sprintf("graph changed at interval %d", lastDone)
+		if err := c.putStart(ctx, store, st); err != nil {
+			return tl, err
 		}
 	}
 	c.log.Info("resuming from the checkpoint folder", "folder", c.cfg.CheckpointDir, "zero", st.Zero,
@@ -194,7 +212,7 @@ func decodeSelection(b []byte, kind string, sel any) error {
 // after a restart (resumer).
 func (c *Engine) resumeFileInputs(ctx context.Context, store checkpoint.Store, logged map[int64]loggedManifest, first time.Time) error {
 	for _, in := range c.cutters {
-		if r, ok := in.(resumer); ok {
+		if r, ok := in.(resumer); ok && !c.fresh[in.OpID()] {
 			if err := r.resume(ctx, store, logged, first); err != nil {
 				return err
 			}
@@ -389,7 +407,7 @@ func (c *Engine) seedManifests() {
 // such a checkpoint over for an older one).
 var errRunsAgain = fmt.Errorf("checkpoint of an interval that runs again: %w", checkpoint.ErrNotFound)
 
-func (c *Engine) restoreState(ctx context.Context, n Node, upTo int64) (bool, error) {
+func (c *Engine) restoreState(ctx context.Context, n Node, old graphspec.Node, upTo int64) (bool, error) {
 	store, err := c.CheckpointStore()
 	if err != nil {
 		return false, err
@@ -403,9 +421,15 @@ func (c *Engine) restoreState(ctx context.Context, n Node, upTo int64) (bool, er
 	// this master never runs.
 	// Every part is read and its frame checked: a corrupt checkpoint is
 	// passed over for the one before, said in the log.
+	// A named state's checkpoints are found by name, whatever operator ID
+	// wrote them (the graph may have changed: upgrade.go).
 	verify := func(ctx context.Context, rec *checkpoint.CommitRecord) error {
-		if m, err := CommitMetaOf(rec); err == nil && m.Dataset.Time > upTo {
+		m, err := CommitMetaOf(rec)
+		if err == nil && m.Dataset.Time > upTo {
 			return errRunsAgain
+		}
+		if err == nil && (m.State != old.StateName || old.StateName == "" && m.Stream != old.ID) {
+			return fmt.Errorf("written by stream %d (state %q), not %d (state %q)", m.Stream, m.State, old.ID, old.StateName)
 		}
 		for _, part := range rec.Parts {
 			b, err := store.Get(ctx, rec.Dir+"/"+part)
@@ -418,7 +442,7 @@ func (c *Engine) restoreState(ctx context.Context, n Node, upTo int64) (bool, er
 		}
 		return nil
 	}
-	rec, skipped, err := checkpoint.Latest(ctx, store, fmt.Sprintf("state/%06d/", n.OpID()), verify)
+	rec, skipped, err := checkpoint.Latest(ctx, store, StatePrefix(old.ID, old.StateName), verify)
 	for _, s := range skipped {
 		if errors.Is(s.Err, errRunsAgain) {
 			c.log.Info("state checkpoint of an interval that runs again passed over", "stream", n.OpID(), "checkpoint", s.Dir)
@@ -437,14 +461,19 @@ func (c *Engine) restoreState(ctx context.Context, n Node, upTo int64) (bool, er
 	if err != nil {
 		return false, err
 	}
-	if m.Stream != n.OpID() || m.Dataset.Op != n.OpID() {
-		return false, fmt.Errorf("state checkpoint %s belongs to stream %d, not %d", rec.Dir, m.Stream, n.OpID())
+	if m.Stream != m.Dataset.Op {
+		return false, fmt.Errorf("state checkpoint %s is of dataset %v, not of stream %d", rec.Dir, m.Dataset, m.Stream)
 	}
-	cp := manifest.Checkpoint{Stream: m.Stream, Dataset: m.Dataset, Name: m.Name, Partitions: m.Partitions,
+	// Written under another operator ID (a changed graph), the dataset
+	// takes this graph's: its ID is {Op, Time, Seq}, and the operator's
+	// computation gives its result the same Seq in every graph.
+	ds := m.Dataset
+	ds.Op = n.OpID()
+	cp := manifest.Checkpoint{Stream: n.OpID(), Dataset: ds, Name: m.Name, Partitions: m.Partitions,
 		HashPartitions: m.HashPartitions, Durable: rec.Dir}
 	if err := n.Adopt(cp); err != nil {
 		return false, err
 	}
-	c.log.Info("state restored from its checkpoint", "stream", n.OpID(), "time", m.Dataset.Time, "checkpoint", rec.Dir)
+	c.log.Info("state restored from its checkpoint", "stream", n.OpID(), "state", old.StateName, "time", m.Dataset.Time, "checkpoint", rec.Dir)
 	return true, nil
 }

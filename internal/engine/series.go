@@ -46,6 +46,9 @@ type Series[T any] struct {
 	datasets map[int64]*rdd.Dataset[T]
 
 	// State streams only.
+	stateName   string                                               // the user's name of the state (Stream.Name); "" unnamed
+	partitions  int                                                  // the state's partitions (0: the default parallelism)
+	window      string                                               // the window the state covers ("" none)
 	ckEvery     time.Duration                                        // SetCheckpointEvery's interval; 0: the default
 	durableFunc int                                                  // the partition function writing a checkpoint's part
 	durable     map[int64]string                                     // committed checkpoints: interval time -> store folder
@@ -106,6 +109,13 @@ func (s *Series[T]) Checkpoints() bool { return s.isState }
 // Describe says what the stream is, for the graph's fingerprint.
 func (s *Series[T]) Describe() graphspec.Node {
 	n := graphspec.Node{ID: s.id, Kind: "stream", Name: s.name, Type: reflect.TypeFor[T]().String(), Slide: s.slide, State: s.isState}
+	if s.isState {
+		s.mu.Lock()
+		n.StateName = s.stateName
+		s.mu.Unlock()
+		n.StateType = graphspec.TypeFingerprint(reflect.TypeFor[T]())
+		n.Partitions, n.Partitioner, n.Window = s.partitions, "hash", s.window
+	}
 	for _, p := range s.parents {
 		n.Parents = append(n.Parents, p.OpID())
 	}
@@ -335,14 +345,26 @@ func (s *Series[T]) checkpointEvery() time.Duration {
 	return timeline.CheckpointEvery(s.slide, every, s.e.cfg.CheckpointInterval)
 }
 
-// MarkState makes s a state stream: its datasets are materialized each
-// interval and checkpointed (see above). Call it while the graph is built:
-// it registers the partition function that writes a durable checkpoint.
-func (s *Series[T]) MarkState() {
+// MarkState makes s a state stream of n partitions (<= 0: the default
+// parallelism, which the master resolves: a worker learns it later)
+// covering window ("" none): its datasets are materialized each interval
+// and checkpointed. Call it while the graph is built: it registers the
+// partition function that writes a durable checkpoint.
+func (s *Series[T]) MarkState(n int, window string) {
 	s.isState = true
+	s.partitions, s.window = max(n, 0), window
 	s.durableFunc = PartitionFunc(s.e, func(tc *rdd.TaskContext, records []T, dir string) (string, error) {
 		return s.e.WritePart(tc, records, dir)
 	})
+}
+
+// SetStateName names the state (Stream.Name, which checked the name): its
+// checkpoints go under the name, and a restart with a changed graph
+// matches it by name (graphspec.Upgrade).
+func (s *Series[T]) SetStateName(name string) {
+	s.mu.Lock()
+	s.stateName = name
+	s.mu.Unlock()
 }
 
 // LoseHolder forgets that addr holds partitions of s's kept datasets: a
@@ -388,7 +410,10 @@ func (s *Series[T]) takeRetry() bool {
 // lineage stays (the next checkpoint tries again).
 func (s *Series[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 	ctx := s.e.RunCtx()
-	dir := CheckpointDir(s.id, t.UnixMilli())
+	s.mu.Lock()
+	name := s.stateName
+	s.mu.Unlock()
+	dir := CheckpointDir(s.id, name, t.UnixMilli())
 	start := s.e.cfg.Clock.Now()
 	err := func() error {
 		store, err := s.e.CheckpointStore()
@@ -411,7 +436,7 @@ func (s *Series[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 			return err
 		}
 		id := ds.ID()
-		meta, err := json.Marshal(CommitMeta{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq}, Name: ds.Node().Name,
+		meta, err := json.Marshal(CommitMeta{Stream: s.id, State: name, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq}, Name: ds.Node().Name,
 			Partitions: ds.NumPartitions(), HashPartitions: ds.HashPartitions(), Parts: parts, Zero: s.e.Timeline().Zero().UnixMilli(), Slide: s.slide})
 		if err != nil {
 			return err
@@ -441,7 +466,7 @@ func (s *Series[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		// which name the checkpoints of their time), and CheckpointsKept
 		// at least.
 		keep := max(CheckpointsKept, int((s.RememberDuration()+s.e.MaxRemember())/s.checkpointEvery())+2)
-		if err := checkpoint.Retain(ctx, store, fmt.Sprintf("state/%06d/", s.id), keep); err != nil && ctx.Err() == nil {
+		if err := checkpoint.Retain(ctx, store, StatePrefix(s.id, name), keep); err != nil && ctx.Err() == nil {
 			s.e.log.Warn("old state checkpoints not deleted", "stream", s.String(), "err", err)
 		}
 		return nil
