@@ -298,11 +298,13 @@ type Context struct {
 	log *slog.Logger
 
 	mu           sync.Mutex
-	health       *health.Endpoint  // serving the probes, from Start (health.go)
-	nextFunc     int               // partition functions registered (query_builtin.go)
-	queries      map[string]*query // named queries (query.go)
-	querySlots   chan struct{}     // queries running
-	queryWaiting atomic.Int64      // queries running or waiting
+	health       *health.Endpoint      // serving the probes, from Start (health.go)
+	nextFunc     int                   // partition functions registered (query_builtin.go)
+	queries      map[string]*query     // named queries (query.go)
+	querySlots   chan struct{}         // queries running
+	queryWaiting atomic.Int64          // queries running or waiting
+	kafkaInputs  map[int32]*kafkaInput // the Kafka streams, by operator (kafkastream.go)
+	eventOps     []eventOp             // the event-time window operators (eventwindow.go)
 }
 
 // NewContext returns a Context for cfg.
