@@ -141,7 +141,7 @@ func TestKafkaEventTimeIdlePartition(t *testing.T) {
 		"[] late=[]", "[] late=[]", "[] late=[]",
 		"[([100,110),1) ([110,120),2)] late=[]", // watermark 129: partition 2 idle
 		"[([120,130),2)] late=[(p2,103)]",       // 139: partition 2's 103 s is late
-		"[] late=[]", "[] late=[]", // 139: partition 2, active at interval 5, holds it
+		"[] late=[]", "[] late=[]",              // 139: partition 2, active at interval 5, holds it
 	}
 	for i := range want {
 		if out[i] != want[i] {
