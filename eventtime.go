@@ -114,6 +114,18 @@ func (w EventWindows) check() error {
 //     tasks report and records it in the next interval's manifest (package
 //     manifest), so a recomputation, a worker, a restart and a standby
 //     master that takes over all see the same one.
+//   - A stream read from a KafkaStream through operators that keep each
+//     partition's records apart (Map, Filter, FlatMap, MapPartitions...;
+//     no shuffle, union or window before WithEventTime) is tracked per
+//     topic-partition: its watermark is the minimum over the partitions of
+//     their largest event time, less maxDelay, so the slowest partition
+//     holds it, and it has none until every partition has carried a record.
+//     A partition that carries no record holds it too, unless WithIdleness
+//     makes it idle. Each partition's progress is in the manifest
+//     (manifest.EventTime.Partitions) and decided by the master from the
+//     tasks' reports and the interval's offset ranges only. A stream whose
+//     lineage mixes the partitions is tracked as a whole (a warning is
+//     logged once).
 //   - An operator fed by several event-time streams (unioned, joined,
 //     transformed together) uses the minimum of their watermarks, and none
 //     until every one of them has carried a record (Spark's default

@@ -59,6 +59,10 @@ type KafkaOptions struct {
 // (retention, compaction, a topic created again) stop the job with a
 // *kafka.OffsetsMissingError, unless Options.OnMissing skips them.
 //
+// An event-time stream read from it (WithEventTime) has a watermark that
+// follows the slowest partition, and WithIdleness says when a partition
+// that carries no records stops holding it.
+//
 // With Options.CommitOffsets each completed interval's positions are
 // committed to Options.Group, for lag tools; the job never resumes from
 // them (only a fresh job with Start: kafka.Committed starts there).
