@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -202,5 +203,42 @@ func TestKafkaEventTimeRestartKeepsPartitionWatermarks(t *testing.T) {
 	m, ok := second.Ctx.Manifest(times[n-1])
 	if !ok || len(m.EventTimes) != 1 || len(m.EventTimes[0].Partitions) != 3 || !m.EventTimes[0].Partitions[2].Idle {
 		t.Errorf("the last interval's manifest %+v: want the three partitions' progress, partition 2 idle", m)
+	}
+}
+
+// WithIdleness needs a stream read from one Kafka stream, and a whole
+// number of milliseconds, 0 or more: Start says so.
+func TestWithIdlenessRefusesBadUse(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		kafka    bool
+		idleness time.Duration
+		want     string
+	}{
+		{"not read from Kafka", false, sec, "WithIdleness applies to a stream read per partition"},
+		{"negative", true, -sec, "idleness -1s must be a whole number of milliseconds"},
+		{"below a millisecond", true, time.Microsecond, "idleness 1µs must be a whole number of milliseconds"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ctx, err := dstream.NewContext(dstream.Config{Master: "local[1]", BatchInterval: sec})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var s *dstream.Stream[kv]
+			if c.kafka {
+				recs := dstream.KafkaStream(ctx, dstream.KafkaOptions{Options: kafka.Options{Brokers: []string{"127.0.0.1:1"}, Topics: []string{kafkaTopic}}})
+				s = dstream.Map(recs, func(dstream.KafkaRecord) kv { return p("", 0) })
+			} else {
+				s = dstream.QueueStream(ctx, dstream.NewQueue[kv]())
+			}
+			dstream.WithEventTime(s, func(kv) time.Time { return time.Time{} }, sec, dstream.WithIdleness(c.idleness)).Print(1)
+			err = ctx.Start()
+			if err == nil {
+				_ = ctx.Stop(false)
+			}
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("Start = %v, want an error saying %q", err, c.want)
+			}
+		})
 	}
 }
