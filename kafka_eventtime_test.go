@@ -39,8 +39,12 @@ func kafkaETBatch(k int, sched kafkaETSchedule) map[int32][]string {
 // (append mode, 1 s delay) and returns, per interval, the windows output
 // and the late records, and the operator's watermark (in seconds; "-":
 // none). block, if not nil, may block interval at (a crash there).
-func kafkaETJob(h *dstreamtest.Harness[kv], brokers []string, idleness time.Duration, block func(time.Time) bool) (func(time.Time) string, func(time.Time) string) {
-	recs := dstream.KafkaStream(h.Ctx, dstream.KafkaOptions{Options: kafka.Options{Brokers: brokers, Topics: []string{kafkaTopic}}, MaxRatePerPartition: 1})
+func kafkaETJob(h *dstreamtest.Harness[kv], brokers []string, idleness time.Duration, block func(time.Time) bool, opts ...func(*dstream.KafkaOptions)) (func(time.Time) string, func(time.Time) string) {
+	ko := dstream.KafkaOptions{Options: kafka.Options{Brokers: brokers, Topics: []string{kafkaTopic}}, MaxRatePerPartition: 1}
+	for _, o := range opts {
+		o(&ko)
+	}
+	recs := dstream.KafkaStream(h.Ctx, ko)
 	dstream.ForeachRDD(recs, func(ctx context.Context, _ *rdd.Dataset[dstream.KafkaRecord], at time.Time) error {
 		if block != nil && block(at) {
 			<-ctx.Done()
@@ -52,11 +56,11 @@ func kafkaETJob(h *dstreamtest.Harness[kv], brokers []string, idleness time.Dura
 		s, _ := strconv.Atoi(string(r.Value))
 		return p(fmt.Sprint("p", r.Partition), s)
 	})
-	var opts []dstream.EventTimeOption
+	var etOpts []dstream.EventTimeOption
 	if idleness > 0 {
-		opts = append(opts, dstream.WithIdleness(idleness))
+		etOpts = append(etOpts, dstream.WithIdleness(idleness))
 	}
-	ev := dstream.WithEventTime(vals, func(x kv) time.Time { return time.Unix(int64(x.Value), 0) }, sec, opts...)
+	ev := dstream.WithEventTime(vals, func(x kv) time.Time { return time.Unix(int64(x.Value), 0) }, sec, etOpts...)
 	counts := dstream.CountByEventWindow(ev, func(kv) string { return "all" }, dstream.TumblingWindows(10*sec), dstream.AppendMode, 2)
 	out := dstreamtest.Collect(dstream.Map(counts.Stream, func(w dstream.Windowed[string, int64]) kv {
 		return p(fmt.Sprintf("[%d,%d)", w.Start.Unix(), w.End.Unix()), int(w.Value))
@@ -102,6 +106,30 @@ func TestKafkaEventTimeSlowestPartitionHoldsWatermark(t *testing.T) {
 	_, wms, _ := runKafkaET(t, "DSTREAM_TEST_KAFKA", 5, sched, 0)
 	if want := "[- 94 104 114 124]"; fmt.Sprint(wms) != want {
 		t.Errorf("watermarks %v, want %s (the slowest partition's, not the stream's largest event time's 109...)", wms, want)
+	}
+}
+
+// Ranges split into several dataset partitions (SplitRecords 1, three
+// records a partition an interval) still map to their Kafka partitions:
+// partition 2, 15 s behind, holds the watermark.
+func TestKafkaEventTimeSplitRanges(t *testing.T) {
+	_, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", 3)
+	h := dstreamtest.New[kv](t, dstreamtest.Options{})
+	_, wm := kafkaETJob(h, brokers, 0, nil, func(o *dstream.KafkaOptions) { o.MaxRatePerPartition, o.SplitRecords = 0, 1 })
+	h.Start()
+	var wms []string
+	for k := 1; k <= 3; k++ {
+		b := map[int32][]string{}
+		for p := range int32(3) {
+			for i := range 3 {
+				b[p] = append(b[p], strconv.Itoa(100+10*k-i-15*int(p/2)))
+			}
+		}
+		produce(t, brokers, b)
+		wms = append(wms, wm(h.Tick()))
+	}
+	if want := "[- 94 104]"; fmt.Sprint(wms) != want {
+		t.Errorf("watermarks %v, want %s", wms, want)
 	}
 }
 
