@@ -304,9 +304,11 @@ type Context struct {
 	e   *engine.Engine
 	log *slog.Logger
 
-	mu      sync.Mutex
-	health  *health.Endpoint  // serving the probes, from Start (health.go)
-	queries *queries.Registry // named queries (query.go)
+	mu          sync.Mutex
+	health      *health.Endpoint      // serving the probes, from Start (health.go)
+	queries     *queries.Registry     // named queries (query.go)
+	kafkaInputs map[int32]*kafkaInput // the Kafka streams, by operator (kafkastream.go)
+	eventOps    []eventOp             // the event-time window operators (eventwindow.go)
 }
 
 // NewContext returns a Context for cfg.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/internal/engine"
@@ -124,6 +125,18 @@ func (w EventWindows) check() error {
 //     tasks report and records it in the next interval's manifest (package
 //     manifest), so a recomputation, a worker, a restart and a standby
 //     master that takes over all see the same one.
+//   - A stream read from a KafkaStream through operators that keep each
+//     partition's records apart (Map, Filter, FlatMap, MapPartitions...;
+//     no shuffle, union or window before WithEventTime) is tracked per
+//     topic-partition: its watermark is the minimum over the partitions of
+//     their largest event time, less maxDelay, so the slowest partition
+//     holds it, and it has none until every partition has carried a record.
+//     A partition that carries no record holds it too, unless WithIdleness
+//     makes it idle. Each partition's progress is in the manifest
+//     (manifest.EventTime.Partitions) and decided by the master from the
+//     tasks' reports and the interval's offset ranges only. A stream whose
+//     lineage mixes the partitions is tracked as a whole (a warning is
+//     logged once).
 //   - An operator fed by several event-time streams (unioned, joined,
 //     transformed together) uses the minimum of their watermarks, and none
 //     until every one of them has carried a record (Spark's default
@@ -149,17 +162,32 @@ func (w EventWindows) check() error {
 //     watermark has not passed.
 //
 // Event times are taken at millisecond precision.
-func WithEventTime[T any](s *Stream[T], eventTime func(T) time.Time, maxDelay time.Duration) *Stream[Event[T]] {
+func WithEventTime[T any](s *Stream[T], eventTime func(T) time.Time, maxDelay time.Duration, opts ...EventTimeOption) *Stream[Event[T]] {
 	c := s.ctx
 	if eventTime == nil || maxDelay < 0 {
 		c.setErr(fmt.Errorf("withEventTime (%s): needs an event time function and a maxDelay of 0 or more (got %v)", caller(), maxDelay))
 		eventTime = func(T) time.Time { return time.Time{} }
 		maxDelay = 0
 	}
+	var o eventTimeOptions
+	for _, opt := range opts {
+		if opt != nil {
+			opt(&o)
+		}
+	}
+	kin := kafkaInputOf(c, s.rt)
+	switch {
+	case o.idleness < 0 || o.idleness%time.Millisecond != 0:
+		c.setErr(fmt.Errorf("withEventTime (%s): idleness %v must be a whole number of milliseconds, 0 or more", caller(), o.idleness))
+		o.idleness = 0
+	case o.idleness > 0 && kin == nil:
+		c.setErr(fmt.Errorf("withEventTime (%s): WithIdleness applies to a stream read per partition, derived from one KafkaStream by Map, Filter, FlatMap and the like", caller()))
+		o.idleness = 0
+	}
 	out := derive(s, "withEventTime", func(ds *rdd.Dataset[T]) *rdd.Dataset[Event[T]] {
 		return rdd.Map(ds, func(x T) Event[T] { return Event[T]{Time: eventTime(x), Value: x} })
 	})
-	src := &eventSource[T]{s: out, delay: maxDelay}
+	src := &eventSource[T]{s: out, delay: maxDelay, idleness: o.idleness, kafka: kin}
 	src.fn = engine.PartitionFunc(c.e, func(_ *rdd.TaskContext, records []Event[T], _ string) (eventStats, error) {
 		st := eventStats{Max: math.MinInt64}
 		for _, r := range records {
@@ -172,6 +200,45 @@ func WithEventTime[T any](s *Stream[T], eventTime func(T) time.Time, maxDelay ti
 	return out
 }
 
+// EventTimeOption configures WithEventTime.
+type EventTimeOption func(*eventTimeOptions)
+
+type eventTimeOptions struct {
+	idleness time.Duration
+}
+
+// WithIdleness makes a partition of a stream read per partition (a Kafka
+// stream's) idle once the stream has carried none of its records for d of
+// arrival time (interval times: the intervals of the last d read nothing
+// from it, or only records dropped before WithEventTime): an idle
+// partition no longer holds the watermark, as Flink's
+// WatermarkStrategy.withIdleness, until it carries records again. Those
+// records may then be late: the watermark never moves back. Without it (d
+// = 0, the default) a partition that carries no records holds the
+// watermark where its last record put it, or, if it never carried one,
+// keeps the stream without a watermark.
+func WithIdleness(d time.Duration) EventTimeOption {
+	return func(o *eventTimeOptions) { o.idleness = d }
+}
+
+// kafkaInputOf returns the Kafka stream n reads through single-parent
+// streams, or nil: n's event times can then be told apart per partition
+// when its lineage keeps the partitions apart (kafkaInput.partitionsOf).
+func kafkaInputOf(c *Context, n engine.Node) *kafkaInput {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for {
+		if k, ok := c.kafkaInputs[n.OpID()]; ok {
+			return k
+		}
+		ps := n.ParentNodes()
+		if len(ps) != 1 {
+			return nil
+		}
+		n = ps[0]
+	}
+}
+
 // eventStats is what one partition of an event-time stream reports.
 type eventStats struct {
 	Max int64 // Unix ms
@@ -180,30 +247,61 @@ type eventStats struct {
 
 // eventSource is an event-time stream as the engine sees it.
 type eventSource[T any] struct {
-	s     *Stream[Event[T]]
-	delay time.Duration
-	fn    int
+	s        *Stream[Event[T]]
+	delay    time.Duration
+	idleness time.Duration
+	kafka    *kafkaInput // the Kafka stream it is read from, or nil
+	fn       int
+	warned   atomic.Bool // that its lineage mixes the Kafka partitions
 }
 
 func (e *eventSource[T]) OpID() int32             { return e.s.id }
 func (e *eventSource[T]) MaxDelay() time.Duration { return e.delay }
+func (e *eventSource[T]) Idleness() time.Duration { return e.idleness }
 
-func (e *eventSource[T]) EventTimeStats(ctx context.Context, t time.Time) (int64, int64, error) {
+func (e *eventSource[T]) EventTimeStats(ctx context.Context, t time.Time) (engine.EventTimeStats, error) {
+	var out engine.EventTimeStats
 	ds, err := e.s.At(t)
 	if ds == nil || err != nil {
-		return 0, 0, err
+		return out, err
 	}
 	parts, err := rdd.RunPartitionFunc[Event[T], eventStats](ctx, ds, e.fn, "", nil)
 	if err != nil {
-		return 0, 0, err
+		return out, err
 	}
-	mx, n := int64(math.MinInt64), int64(0)
-	for _, p := range parts {
-		if p.N > 0 {
-			mx, n = max(mx, p.Max), n+p.N
+	var of []engine.Partition
+	if e.kafka != nil {
+		var all []engine.Partition
+		var ok bool
+		if of, all, ok = e.kafka.partitionsOf(ds.Node(), t); ok {
+			out.Partitions = make(map[engine.Partition]engine.PartitionStats, len(all))
+			for _, p := range all {
+				out.Partitions[p] = engine.PartitionStats{}
+			}
+		} else if !e.warned.Swap(true) {
+			e.s.ctx.log.Warn("event time: the stream's records mix the Kafka partitions (a shuffle, union or window before WithEventTime): its watermark follows the stream as a whole", "stream", e.s.String())
 		}
 	}
-	return mx, n, nil
+	out.Max = math.MinInt64
+	for i, p := range parts {
+		if p.N == 0 {
+			continue
+		}
+		out.Max, out.Records = max(out.Max, p.Max), out.Records+p.N
+		if out.Partitions != nil {
+			k := of[i]
+			ps := out.Partitions[k]
+			if ps.Records == 0 || p.Max > ps.Max {
+				ps.Max = p.Max
+			}
+			ps.Records += p.N
+			out.Partitions[k] = ps
+		}
+	}
+	if out.Records == 0 {
+		out.Max = 0
+	}
+	return out, nil
 }
 
 // eventSourcesOf returns the event-time streams among n and its ancestors.
@@ -241,7 +339,7 @@ func watermarkAt(c *Context, sources []int32, t time.Time) (int64, bool, error) 
 	wm := int64(math.MaxInt64)
 	for _, id := range sources {
 		i := slices.IndexFunc(ets, func(e manifest.EventTime) bool { return e.Stream == id })
-		if i < 0 {
+		if i < 0 || !ets[i].HasWatermark() {
 			return 0, false, nil
 		}
 		wm = min(wm, ets[i].Watermark)

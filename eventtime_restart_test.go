@@ -1,12 +1,17 @@
 package dstream_test
 
 import (
+	"context"
 	"fmt"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/listener"
+	"github.com/dstream/dstream/rdd"
 )
 
 // etRestartInput is a replayable, out-of-order event-time input: a record's
@@ -29,8 +34,18 @@ func etRestartInput(t time.Time) [][]kv {
 // in 3 s sessions, with a 2 s delay; the state is checkpointed every two
 // intervals. It returns the outputs rendered per interval, and the
 // operator, whose watermark the test compares.
-func etRestartJob(h *dstreamtest.Harness[kv]) (func(time.Time) string, *dstream.EventWindowStream[kv, string, int64]) {
+//
+// block, if not nil, runs last each interval and may block interval at
+// until the context stops (a master killed while the interval runs).
+func etRestartJob(h *dstreamtest.Harness[kv], block func(time.Time) bool) (func(time.Time) string, *dstream.EventWindowStream[kv, string, int64]) {
 	s := dstream.GeneratedStream(h.Ctx, "replayable", etRestartInput)
+	defer dstream.ForeachRDD(s, func(ctx context.Context, _ *rdd.Dataset[kv], at time.Time) error {
+		if block != nil && block(at) {
+			<-ctx.Done()
+			return ctx.Err()
+		}
+		return nil
+	})
 	ev := dstream.WithEventTime(s, func(x kv) time.Time { return time.UnixMilli(int64(x.Value)) }, 2*sec)
 	key := func(x kv) string { return x.Key }
 	appendCounts := dstream.CountByEventWindow(ev, key, dstream.TumblingWindows(2*sec), dstream.AppendMode, 2)
@@ -59,7 +74,7 @@ func etRestartJob(h *dstreamtest.Harness[kv]) (func(time.Time) string, *dstream.
 // the fault-free run's watermark and output.
 func TestEventTimeRestartKeepsWatermarks(t *testing.T) {
 	ref := dstreamtest.New[kv](t, dstreamtest.Options{})
-	refOut, refOp := etRestartJob(ref)
+	refOut, refOp := etRestartJob(ref, nil)
 	ref.Start()
 	var times []time.Time
 	var want, wantWM []string
@@ -78,7 +93,7 @@ func TestEventTimeRestartKeepsWatermarks(t *testing.T) {
 			dir := t.TempDir()
 			withDir := dstreamtest.Options{Config: func(c *dstream.Config) { c.CheckpointDir = dir }}
 			first := dstreamtest.New[kv](t, withDir)
-			out1, _ := etRestartJob(first)
+			out1, _ := etRestartJob(first, nil)
 			first.Start()
 			for i := range 7 {
 				if at := first.Tick(); out1(at) != want[i] {
@@ -92,7 +107,7 @@ func TestEventTimeRestartKeepsWatermarks(t *testing.T) {
 				t.Fatal(err)
 			}
 			second := dstreamtest.New[kv](t, withDir)
-			out2, op2 := etRestartJob(second)
+			out2, op2 := etRestartJob(second, nil)
 			second.Start()
 			defer func() {
 				if t.Failed() {
@@ -107,6 +122,129 @@ func TestEventTimeRestartKeepsWatermarks(t *testing.T) {
 				wm, ok := op2.Watermark(times[i])
 				if got := fmt.Sprint(wm.UnixMilli(), ok); got != wantWM[i] {
 					t.Errorf("resumed, interval %d: watermark %s, want %s", i+1, got, wantWM[i])
+				}
+			}
+		})
+	}
+}
+
+// lateCounts collects the late records the master counts per interval
+// (listener.LateRecords), as the UI and the metrics see them.
+type lateCounts struct {
+	mu   sync.Mutex
+	late map[int64]int64
+	done map[int64]chan struct{}
+}
+
+func newLateCounts(h *dstreamtest.Harness[kv]) *lateCounts {
+	l := &lateCounts{late: map[int64]int64{}, done: map[int64]chan struct{}{}}
+	h.Ctx.AddListener(l)
+	return l
+}
+
+func (l *lateCounts) ch(ms int64) chan struct{} {
+	if l.done[ms] == nil {
+		l.done[ms] = make(chan struct{})
+	}
+	return l.done[ms]
+}
+
+func (l *lateCounts) OnEvent(e listener.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch e := e.(type) {
+	case listener.LateRecords:
+		l.late[e.Time.UnixMilli()] += e.Records
+	case listener.BatchCompleted:
+		if e.Batch.Err == nil {
+			close(l.ch(e.Batch.Time.UnixMilli()))
+		}
+	}
+}
+
+// at returns interval at's late records, once its completion is delivered.
+func (l *lateCounts) at(t *testing.T, at time.Time) int64 {
+	t.Helper()
+	l.mu.Lock()
+	ch := l.ch(at.UnixMilli())
+	l.mu.Unlock()
+	select {
+	case <-ch:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("interval %d's completion never reached the listeners", at.UnixMilli())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.late[at.UnixMilli()]
+}
+
+// A master stopped hard after it cut interval 8 and started running it,
+// before its completion is logged, resumes with the fault-free run's
+// watermarks, late counts and outputs: killed while interval 8's last output
+// runs, and stopped after interval 8 ran but before its "done" record
+// (forgetCompletion). Interval 8 runs again with the progress its logged
+// manifest recorded; its late records are counted again by the new master.
+func TestEventTimeRestartOfIntervalNotCompleted(t *testing.T) {
+	const n, crash = 12, 8
+	ref := dstreamtest.New[kv](t, dstreamtest.Options{})
+	refOut, refOp := etRestartJob(ref, nil)
+	refLate := newLateCounts(ref)
+	ref.Start()
+	var times []time.Time
+	var want []string
+	for range n {
+		at := ref.Tick()
+		times = append(times, at)
+		wm, ok := refOp.Watermark(at)
+		want = append(want, fmt.Sprint(refOut(at), " wm=", wm.UnixMilli(), ok, " late=", refLate.at(t, at)))
+	}
+	if lastLate := refLate.at(t, times[n-1]); lastLate == 0 {
+		t.Fatalf("the reference run counted no late record in interval %d: the test needs some", n)
+	}
+	for _, how := range []string{"killed-while-running", "stopped-before-done"} {
+		t.Run(how, func(t *testing.T) {
+			dir := t.TempDir()
+			withDir := dstreamtest.Options{Config: func(c *dstream.Config) { c.CheckpointDir = dir }}
+			first := dstreamtest.New[kv](t, withDir)
+			entered := make(chan struct{})
+			out1, _ := etRestartJob(first, func(at time.Time) bool {
+				if how == "killed-while-running" && at.Equal(times[crash-1]) {
+					close(entered)
+					return true
+				}
+				return false
+			})
+			first.Start()
+			for i := range crash - 1 {
+				if at := first.Tick(); !strings.HasPrefix(want[i], out1(at)+" wm=") {
+					t.Fatalf("first run, interval %d = %s, want %s", i+1, out1(at), want[i])
+				}
+			}
+			if how == "killed-while-running" {
+				first.Clock.Advance(sec)
+				<-entered // interval 8's manifest is logged and its outputs run
+				_ = first.Ctx.Stop(false)
+			} else {
+				first.Tick()
+				if err := first.Ctx.Stop(false); err != nil {
+					t.Fatal(err)
+				}
+				forgetCompletion(t, dir, times[crash-1])
+			}
+			second := dstreamtest.New[kv](t, withDir)
+			out2, op2 := etRestartJob(second, nil)
+			late2 := newLateCounts(second)
+			second.Start()
+			defer func() {
+				if t.Failed() {
+					t.Logf("the resumed run stopped with %v", second.Ctx.Stop(false))
+				}
+			}()
+			for i := crash - 1; i < n; i++ {
+				advanceTo(t, second, times[i])
+				wm, ok := op2.Watermark(times[i])
+				if got := fmt.Sprint(out2(times[i]), " wm=", wm.UnixMilli(), ok, " late=", late2.at(t, times[i])); got != want[i] {
+					t.Errorf("resumed, interval %d = %s\n want %s", i+1, got, want[i])
 				}
 			}
 		})

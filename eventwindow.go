@@ -234,6 +234,9 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 		return n, nil
 	})
 	c.e.AddLateCounter(lc)
+	c.mu.Lock()
+	c.eventOps = append(c.eventOps, eventOp{id: self.id, name: name, sources: sources})
+	c.mu.Unlock()
 	return &EventWindowStream[T, K, A]{Stream: out, late: late, state: self, sources: sources}
 }
 
@@ -286,4 +289,45 @@ func (l *lateCounter[T, K, A]) LateRecords(ctx context.Context, t time.Time) (in
 		n += p
 	}
 	return n, err
+}
+
+// eventOp is an event-time window operator, as Watermarks lists it.
+type eventOp struct {
+	id      int32 // its state stream's
+	name    string
+	sources []int32
+}
+
+// OperatorWatermark is the watermark an event-time window operator ran (or
+// runs) an interval with.
+type OperatorWatermark struct {
+	// Stream is the operator's state stream, which listener.LateRecords
+	// names, and Name its operator ("countByEventWindow", ...).
+	Stream int32
+	Name   string
+	// Watermark is the watermark; none (HasWatermark false) while an
+	// event-time stream the operator reads has none.
+	Watermark    time.Time
+	HasWatermark bool
+}
+
+// Watermarks returns the watermark of every event-time window operator in
+// interval t, in the order the program made them; false while the context
+// does not know t's manifest (not cut yet, or forgotten).
+func (c *Context) Watermarks(t time.Time) ([]OperatorWatermark, bool) {
+	if _, ok := c.e.EventTimesAt(t); !ok {
+		return nil, false
+	}
+	c.mu.Lock()
+	ops := slices.Clone(c.eventOps)
+	c.mu.Unlock()
+	out := make([]OperatorWatermark, 0, len(ops))
+	for _, op := range ops {
+		w := OperatorWatermark{Stream: op.id, Name: op.name}
+		if wm, ok, err := watermarkAt(c, op.sources, t); err == nil && ok {
+			w.Watermark, w.HasWatermark = time.UnixMilli(wm).UTC(), true
+		}
+		out = append(out, w)
+	}
+	return out, true
 }

@@ -59,6 +59,10 @@ type KafkaOptions struct {
 // (retention, compaction, a topic created again) stop the job with a
 // *kafka.OffsetsMissingError, unless Options.OnMissing skips them.
 //
+// An event-time stream read from it (WithEventTime) has a watermark that
+// follows the slowest partition, and WithIdleness says when a partition
+// that carries no records stops holding it.
+//
 // With Options.CommitOffsets each completed interval's positions are
 // committed to Options.Group, for lag tools; the job never resumes from
 // them (only a fresh job with Start: kafka.Committed starts there).
@@ -87,13 +91,27 @@ func KafkaStream(c *Context, opts KafkaOptions) *Stream[KafkaRecord] {
 	})
 	if src != nil {
 		oi = c.e.AddOffsets(s.rt, kafkaSource{src}, engine.OffsetOptions{MaxRatePerPartition: opts.MaxRatePerPartition, Commit: opts.CommitOffsets})
+		c.mu.Lock()
+		if c.kafkaInputs == nil {
+			c.kafkaInputs = map[int32]*kafkaInput{}
+		}
+		c.kafkaInputs[s.id] = &kafkaInput{id: s.id, oi: oi, split: opts.SplitRecords}
+		c.mu.Unlock()
 	}
 	return s
 }
 
-// kafkaDataset fetches the non-empty ranges of rs, one partition each, or
-// one per split of at most split offsets (split > 0).
-func kafkaDataset(c *Context, src *kafka.Source, rs []manifest.OffsetRange, split int64) *rdd.Dataset[KafkaRecord] {
+// kafkaInput is what an event-time stream read from a Kafka stream needs
+// to tell its records' partitions apart (eventtime.go).
+type kafkaInput struct {
+	id    int32
+	oi    *engine.OffsetInput
+	split int64
+}
+
+// kafkaParts is the dataset's partitions for ranges rs: the non-empty
+// ranges, each whole or (split > 0) in splits of at most split offsets.
+func kafkaParts(rs []manifest.OffsetRange, split int64) []kafka.Range {
 	var parts []kafka.Range
 	for _, r := range rs {
 		for from := r.From; from < r.Until; {
@@ -105,6 +123,53 @@ func kafkaDataset(c *Context, src *kafka.Source, rs []manifest.OffsetRange, spli
 			from = until
 		}
 	}
+	return parts
+}
+
+// partitionsOf maps each partition of n, a dataset of interval t derived
+// from the stream's dataset of t by operators that keep each partition's
+// records apart (each node one narrow dependency on a parent of as many
+// partitions: Map, Filter, FlatMap, MapPartitions...), to the Kafka
+// partition its records come from; all is every partition the interval
+// read, an empty range too. False if n's lineage mixes partitions (a
+// shuffle, a union, a window).
+func (k *kafkaInput) partitionsOf(n *rdd.Node, t time.Time) (of, all []engine.Partition, ok bool) {
+	parts := n.NumPartitions
+	for n.ID.Op != k.id || n.ID.Time != t.UnixMilli() {
+		deps := n.Deps()
+		if len(deps) != 1 {
+			return nil, nil, false
+		}
+		nd, narrow := deps[0].(rdd.NarrowDep)
+		if !narrow || nd.Parent.NumPartitions != parts {
+			return nil, nil, false
+		}
+		n = nd.Parent
+	}
+	rs, known := k.oi.RangesAt(t)
+	if !known {
+		return nil, nil, false
+	}
+	for _, r := range rs {
+		all = append(all, engine.Partition{Topic: r.Topic, Partition: r.Partition})
+	}
+	ps := kafkaParts(rs, k.split)
+	if len(ps) == 0 {
+		return make([]engine.Partition, parts), all, true // the empty dataset: no record to place
+	}
+	if len(ps) != parts {
+		return nil, nil, false
+	}
+	for _, r := range ps {
+		of = append(of, engine.Partition{Topic: r.Topic, Partition: r.Partition})
+	}
+	return of, all, true
+}
+
+// kafkaDataset fetches the non-empty ranges of rs, one partition each, or
+// one per split of at most split offsets (split > 0).
+func kafkaDataset(c *Context, src *kafka.Source, rs []manifest.OffsetRange, split int64) *rdd.Dataset[KafkaRecord] {
+	parts := kafkaParts(rs, split)
 	if len(parts) == 0 {
 		return rdd.Empty[KafkaRecord](c.rctx())
 	}

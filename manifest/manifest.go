@@ -66,6 +66,40 @@ type EventTime struct {
 	Stream    int32 `json:"stream"`
 	Max       int64 `json:"max"`
 	Watermark int64 `json:"watermark"`
+	// Pending says the stream has no watermark yet (Watermark means
+	// nothing, and Max nothing unless a partition was Seen): a stream
+	// read per partition whose partitions not idle have not all carried a
+	// record. Only such a stream is listed before it has a watermark.
+	Pending bool `json:"pending,omitempty"`
+	// Partitions is, for a stream read per partition of a log (a Kafka
+	// stream's topic-partitions), each partition's progress, sorted by
+	// topic and partition: the watermark is the minimum of the Max of the
+	// partitions not Idle, less the stream's maximum delay, and never
+	// moves back. Older manifests, and other streams, have none.
+	Partitions []PartitionTime `json:"partitions,omitempty"`
+}
+
+// HasWatermark reports whether the stream has a watermark as the interval
+// starts.
+func (e EventTime) HasWatermark() bool { return !e.Pending }
+
+// PartitionTime is one partition's part of an event-time stream's
+// progress as an interval starts (Unix milliseconds).
+type PartitionTime struct {
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	// Max is the largest event time the partition's records carried in
+	// the intervals before; it means nothing unless Seen.
+	Max  int64 `json:"max"`
+	Seen bool  `json:"seen,omitempty"`
+	// Active is the end of the last interval in which the stream carried
+	// records of the partition or, if none did yet, the start of the first
+	// interval that read it: the partition has been quiet since.
+	Active int64 `json:"active"`
+	// Idle says it has been quiet for the stream's idleness timeout or
+	// longer: it does not hold the watermark until it carries records
+	// again.
+	Idle bool `json:"idle,omitempty"`
 }
 
 // Input lists the blocks of one input stream allocated to the interval, or
@@ -227,10 +261,21 @@ func (m *Interval) Validate() error {
 	}
 	seenET := map[int32]bool{}
 	for _, e := range m.EventTimes {
-		if seenET[e.Stream] || e.Watermark > e.Max {
+		if seenET[e.Stream] || !e.Pending && e.Watermark > e.Max {
 			return fmt.Errorf("manifest of interval %d: malformed event time %+v (listed twice, or a watermark past its largest event time)", m.Time, e)
 		}
 		seenET[e.Stream] = true
+		for i, p := range e.Partitions {
+			if p.Topic == "" || p.Partition < 0 || p.Seen && !e.Pending && p.Max > e.Max {
+				return fmt.Errorf("manifest of interval %d: stream %d has a malformed partition event time %+v", m.Time, e.Stream, p)
+			}
+			if i > 0 {
+				q := e.Partitions[i-1]
+				if cmp.Or(cmp.Compare(q.Topic, p.Topic), cmp.Compare(q.Partition, p.Partition)) >= 0 {
+					return fmt.Errorf("manifest of interval %d: stream %d's partition event times are not sorted by topic and partition, each once (%s/%d after %s/%d)", m.Time, e.Stream, p.Topic, p.Partition, q.Topic, q.Partition)
+				}
+			}
+		}
 	}
 	for _, c := range m.Checkpoints {
 		if c.Partitions < 0 || c.Dataset.Op != c.Stream || c.Dataset.Time >= m.Time || c.Dataset.Time <= m.Zero {

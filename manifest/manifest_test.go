@@ -246,7 +246,8 @@ func TestLog(t *testing.T) {
 
 func TestEventTimesRoundTripAndValidate(t *testing.T) {
 	m := sample()
-	m.EventTimes = []EventTime{{Stream: 9, Max: 5000, Watermark: 3000}, {Stream: 2, Max: 100, Watermark: 100}}
+	m.EventTimes = []EventTime{{Stream: 9, Max: 5000, Watermark: 3000}, {Stream: 2, Max: 100, Watermark: 100},
+		{Stream: 4, Pending: true, Partitions: []PartitionTime{{Topic: "t", Partition: 0, Max: 70, Seen: true, Active: 1000}, {Topic: "t", Partition: 1, Active: 0, Idle: true}}}}
 	b, err := m.Marshal()
 	if err != nil {
 		t.Fatal(err)
@@ -258,9 +259,15 @@ func TestEventTimesRoundTripAndValidate(t *testing.T) {
 	if e, ok := got.EventTimeOf(9); !ok || e.Watermark != 3000 || got.EventTimes[0].Stream != 2 {
 		t.Errorf("read back %+v: want both, sorted by stream", got.EventTimes)
 	}
+	if e, ok := got.EventTimeOf(4); !ok || e.HasWatermark() || !reflect.DeepEqual(e, m.EventTimes[2]) {
+		t.Errorf("read back %+v, want %+v: a stream read per partition, no watermark yet", e, m.EventTimes[2])
+	}
 	for _, bad := range [][]EventTime{
 		{{Stream: 1, Max: 1, Watermark: 2}},
 		{{Stream: 1, Max: 5, Watermark: 2}, {Stream: 1, Max: 5, Watermark: 2}},
+		{{Stream: 1, Max: 5, Watermark: 2, Partitions: []PartitionTime{{Topic: "t", Partition: 1}, {Topic: "t", Partition: 0}}}},
+		{{Stream: 1, Max: 5, Watermark: 2, Partitions: []PartitionTime{{Topic: "", Partition: 0}}}},
+		{{Stream: 1, Max: 5, Watermark: 2, Partitions: []PartitionTime{{Topic: "t", Partition: 0, Max: 9, Seen: true}}}},
 	} {
 		m.EventTimes = bad
 		if err := m.Validate(); err == nil {

@@ -17,8 +17,9 @@
 //     the last 300 retained batches (SVG drawn by the script), and the tables
 //     of the active, completed (newest first, 50 at a time) and failed
 //     batches, with their errors;
-//   - #/batch/{batchTime} a batch: its times, output operations, and the
-//     jobs its output operations ran, their stages (records, shuffle bytes,
+//   - #/batch/{batchTime} a batch: its times, a Kafka stream's offset
+//     ranges, each event-time window operator's watermark and late records,
+//     its output operations, and the jobs its output operations ran, their stages (records, shuffle bytes,
 //     task durations, workers) and task attempts (a timeline per stage, by
 //     worker, and a table);
 //   - #/receivers (rate, records, errors), #/workers (slots, memory,
@@ -109,7 +110,11 @@
 //
 // GET /api/v1/batches/{batchTime} adds, for a job reading Kafka,
 // "offsetRanges": [{"stream", "topic", "partition", "fromOffset",
-// "untilOffset"}], the offsets each partition's range took.
+// "untilOffset"}], the offsets each partition's range took, and, for a job
+// with event-time windows, "eventTimeOperators": [{"stream", "name",
+// "watermark", "lateRecords"}], the watermark each event-time window
+// operator ran the batch with (RFC 3339; null: none yet) and the records it
+// dropped as late in it (null until the batch has completed).
 //
 // Bounds: the batches retained (Options.RetainedBatches), each batch's
 // output operations (as many as the graph has), its task attempts

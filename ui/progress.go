@@ -2,6 +2,7 @@ package ui
 
 import (
 	"cmp"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -96,6 +97,27 @@ type Batch struct {
 	// /api/v1/batches/{batchTime} has them, while the master remembers
 	// the interval's manifest.
 	OffsetRanges []OffsetRange `json:"offsetRanges,omitempty"`
+	// EventTimeOperators ("eventTimeOperators") are the event-time window
+	// operators (CountByEventWindow, ...): the watermark each ran the
+	// interval with and the records it dropped as late. Only GET
+	// /api/v1/batches/{batchTime} has them, while the master remembers the
+	// interval's manifest.
+	EventTimeOperators []EventTimeOperator `json:"eventTimeOperators,omitempty"`
+}
+
+// EventTimeOperator is an event-time window operator's part in a batch.
+type EventTimeOperator struct {
+	// Stream ("stream") is the operator's stream (its state's), and Name
+	// ("name") its operator: "countByEventWindow", ...
+	Stream int32  `json:"stream"`
+	Name   string `json:"name"`
+	// Watermark ("watermark") is the watermark the batch ran with, RFC
+	// 3339 with milliseconds; null while an event-time input has none.
+	Watermark *string `json:"watermark"`
+	// LateRecords ("lateRecords") counts the batch's records the operator
+	// dropped as late (listener.LateRecords); null until the batch has
+	// completed (a failed batch's are not counted).
+	LateRecords *int64 `json:"lateRecords"`
 }
 
 // OffsetRange is the offsets [fromOffset, untilOffset) a Kafka stream took
@@ -219,7 +241,12 @@ type batchRecord struct {
 	tasksEvicted bool         // its tasks were dropped for the total bound: keep none
 	jobs         []jobRecord  // at most MaxJobsPerBatch
 	jobsDropped  int64
+	late         map[int32]int64 // late records by event-time operator; at most maxLateOperators
 }
+
+// maxLateOperators bounds the event-time operators whose late records a
+// batch keeps (a graph has a few).
+const maxLateOperators = 1024
 
 type opRecord struct {
 	id       int
@@ -271,6 +298,17 @@ func (p *Progress) OnEvent(e listener.Event) {
 			op.failed, op.failure = true, truncate(e.Err.Error())
 		}
 		b.ops = append(b.ops, op)
+	case listener.LateRecords:
+		b := p.lookup(e.Time.UnixMilli())
+		if b == nil || b.status.finished() {
+			return
+		}
+		if b.late == nil {
+			b.late = map[int32]int64{}
+		}
+		if _, ok := b.late[e.Stream]; ok || len(b.late) < maxLateOperators {
+			b.late[e.Stream] += e.Records
+		}
 	case listener.BatchCompleted:
 		b := p.find(e.Batch)
 		if b == nil || b.status.finished() {
@@ -370,6 +408,19 @@ func (p *Progress) Batch(ms int64, interval time.Duration) (Batch, bool) {
 		return Batch{}, false
 	}
 	return b.view(interval), true
+}
+
+// LateRecords returns the late records each event-time operator dropped
+// in the retained batch of interval ms, by operator stream (an operator
+// that dropped none is absent); false unless the batch has completed.
+func (p *Progress) LateRecords(ms int64) (map[int32]int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	b := p.lookup(ms)
+	if b == nil || b.status != StatusCompleted {
+		return nil, false
+	}
+	return maps.Clone(b.late), true
 }
 
 // Operations returns the output operations of the retained batch of

@@ -202,6 +202,19 @@ func (s *Server) batch(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	if wms, ok := s.sctx.Watermarks(time.UnixMilli(ms)); ok {
+		late, counted := s.progress.LateRecords(ms)
+		for _, w := range wms {
+			op := EventTimeOperator{Stream: w.Stream, Name: w.Name}
+			if w.HasWatermark {
+				op.Watermark = ptr(stamp(w.Watermark))
+			}
+			if counted {
+				op.LateRecords = ptr(late[w.Stream])
+			}
+			b.EventTimeOperators = append(b.EventTimeOperators, op)
+		}
+	}
 	writeJSON(w, http.StatusOK, b)
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math"
 	"slices"
 	"sync"
 	"time"
@@ -27,16 +28,48 @@ import (
 // record, and the manifests of earlier intervals it rebuilds from the
 // manifests it logged.
 
+//
+// A stream read per partition of a log (a Kafka stream, through operators
+// that keep each partition's records apart) reports its statistics per
+// partition, and its watermark follows the slowest partition: the minimum
+// over the partitions of their largest event time, less the maximum delay,
+// as Flink's per-split watermarks. A partition that carried no record for
+// the stream's idleness timeout (measured in interval times, never the wall
+// clock) is idle and left out of the minimum until it carries records
+// again; without a timeout (0) a quiet partition holds the watermark. Every
+// partition idle, the watermark stays. advanceEventTime decides, from the
+// progress before the interval and the interval's statistics only.
+
 // EventTimeSource is a stream whose records carry event times.
 type EventTimeSource interface {
 	OpID() int32
 	// MaxDelay is how far behind the largest event time seen the
 	// watermark stays.
 	MaxDelay() time.Duration
-	// EventTimeStats runs a job over the stream's dataset of interval t and
-	// returns the largest event time among its records (Unix ms) and how
-	// many records it has (0: none, and max means nothing).
-	EventTimeStats(ctx context.Context, t time.Time) (max int64, records int64, err error)
+	// Idleness is how long a partition of a stream read per partition
+	// carries no record before it no longer holds the watermark (0:
+	// never).
+	Idleness() time.Duration
+	// EventTimeStats runs a job over the stream's dataset of interval t
+	// and returns what its records carried.
+	EventTimeStats(ctx context.Context, t time.Time) (EventTimeStats, error)
+}
+
+// EventTimeStats is what an event-time stream's records of one interval
+// carried.
+type EventTimeStats struct {
+	// Max is the largest event time among the records (Unix ms) and
+	// Records how many there are (0: none, and Max means nothing).
+	Max, Records int64
+	// Partitions is, for a stream read per partition of a log, the same per
+	// partition, one entry for every partition the interval read (an empty
+	// range too: Records 0); nil for other streams.
+	Partitions map[Partition]PartitionStats
+}
+
+// PartitionStats is what one partition's records of an interval carried.
+type PartitionStats struct {
+	Max, Records int64
 }
 
 // LateCounter is an event-time operator that drops late records.
@@ -134,19 +167,16 @@ func (c *Engine) observeEventTimes(t time.Time) error {
 	}
 	ctx := c.RunCtx()
 	type obs struct {
-		id    int32
-		delay time.Duration
-		max   int64
+		src EventTimeSource
+		st  EventTimeStats
 	}
 	var seen []obs
 	for _, s := range sources {
-		mx, n, err := s.EventTimeStats(ctx, t)
+		st, err := s.EventTimeStats(ctx, t)
 		if err != nil {
 			return fmt.Errorf("event time of stream %d: %w", s.OpID(), err)
 		}
-		if n > 0 {
-			seen = append(seen, obs{s.OpID(), s.MaxDelay(), mx})
-		}
+		seen = append(seen, obs{s, st})
 	}
 	var late int64
 	for _, l := range counters {
@@ -166,12 +196,95 @@ func (c *Engine) observeEventTimes(t time.Time) error {
 		c.et.cur = make(map[int32]manifest.EventTime)
 	}
 	for _, o := range seen {
-		e, ok := c.et.cur[o.id]
-		if !ok || o.max > e.Max {
-			c.et.cur[o.id] = manifest.EventTime{Stream: o.id, Max: o.max, Watermark: o.max - o.delay.Milliseconds()}
+		id := o.src.OpID()
+		prev, had := c.et.cur[id]
+		if e, ok := advanceEventTime(prev, had, id, o.st, t.UnixMilli(), c.cfg.BatchInterval.Milliseconds(), o.src.MaxDelay(), o.src.Idleness()); ok {
+			c.et.cur[id] = e
 		}
 	}
 	return nil
+}
+
+// advanceEventTime returns stream's progress after interval t (Unix ms),
+// from its progress before (prev, if had) and the interval's statistics
+// st; false while the stream has none (no record, no partition). batch is
+// the batch interval (ms): a partition first read in interval t has been
+// quiet since t - batch. It is pure: a restarted master given the same
+// progress and statistics decides the same.
+func advanceEventTime(prev manifest.EventTime, had bool, stream int32, st EventTimeStats, t, batch int64, delay, idleness time.Duration) (manifest.EventTime, bool) {
+	if st.Partitions == nil && len(prev.Partitions) == 0 {
+		if st.Records == 0 {
+			return prev, had
+		}
+		if had && st.Max <= prev.Max {
+			return prev, true
+		}
+		return manifest.EventTime{Stream: stream, Max: st.Max, Watermark: st.Max - delay.Milliseconds()}, true
+	}
+	e := manifest.EventTime{Stream: stream, Max: prev.Max, Watermark: prev.Watermark, Pending: !had || prev.Pending}
+	seenAny := had && (!prev.Pending || slices.ContainsFunc(prev.Partitions, func(p manifest.PartitionTime) bool { return p.Seen }))
+	if st.Records > 0 {
+		if !seenAny || st.Max > e.Max {
+			e.Max = st.Max
+		}
+		seenAny = true
+	}
+	old := make(map[Partition]manifest.PartitionTime, len(prev.Partitions))
+	for _, p := range prev.Partitions {
+		old[Partition{p.Topic, p.Partition}] = p
+	}
+	// The partitions the interval read; one it no longer reads (a topic
+	// gone) no longer counts.
+	keys := slices.SortedFunc(maps.Keys(st.Partitions), func(a, b Partition) int {
+		return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+	})
+	if st.Partitions == nil {
+		// (A stream read per partition before whose lineage no longer
+		// tells the partitions apart: the partitions keep their progress.)
+		keys = slices.Collect(maps.Keys(old))
+		slices.SortFunc(keys, func(a, b Partition) int {
+			return cmp.Or(cmp.Compare(a.Topic, b.Topic), cmp.Compare(a.Partition, b.Partition))
+		})
+	}
+	low, all, active := int64(math.MaxInt64), true, 0
+	for _, k := range keys {
+		p, ok := old[k]
+		if !ok {
+			p = manifest.PartitionTime{Topic: k.Topic, Partition: k.Partition, Active: t - batch}
+		}
+		if ps := st.Partitions[k]; ps.Records > 0 {
+			if !p.Seen || ps.Max > p.Max {
+				p.Max = ps.Max
+			}
+			p.Seen, p.Active = true, t
+		}
+		p.Idle = idleness > 0 && t-p.Active >= idleness.Milliseconds()
+		e.Partitions = append(e.Partitions, p)
+		if p.Idle {
+			continue
+		}
+		active++
+		if !p.Seen {
+			all = false
+			continue
+		}
+		low = min(low, p.Max)
+	}
+	if active > 0 && all {
+		// Every partition not idle has carried a record: the slowest one's
+		// progress gives the watermark, which never moves back. (Every
+		// partition idle: it stays.)
+		if w := low - delay.Milliseconds(); e.Pending || w > e.Watermark {
+			e.Watermark, e.Pending = w, false
+		}
+	}
+	if !seenAny {
+		e.Max = 0
+	}
+	if e.Pending {
+		e.Watermark = 0
+	}
+	return e, had || len(e.Partitions) > 0 || seenAny
 }
 
 // resumeEventTimes gives a restarted master the progress it logged: done,

@@ -392,6 +392,18 @@
         }), '')));
     }
 
+    if (b.eventTimeOperators && b.eventTimeOperators.length > 0) {
+      // Event-time windows: the watermark each operator ran the batch with,
+      // and the records it dropped as late.
+      page.append(section('Event time (' + b.eventTimeOperators.length + ')', table('event-time',
+        ['Stream', 'Operator', 'Watermark', 'Late records'],
+        b.eventTimeOperators.map(function (o) {
+          return el('tr', {}, el('td', { class: 'n', text: String(o.stream) }), el('td', { text: o.name }),
+            el('td', { text: o.watermark === null ? 'none yet' : stampText(o.watermark) }),
+            el('td', { class: 'n', text: o.lateRecords === null ? '-' : num(o.lateRecords) }));
+        }), '')));
+    }
+
     const jobsByOp = new Map();
     for (const j of tasks.jobs) {
       const k = j.outputOpId === null ? -1 : j.outputOpId;

@@ -1,0 +1,104 @@
+package ui_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/dstream/dstream"
+	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/ui"
+)
+
+// A batch of a job with an event-time window shows the watermark the
+// operator ran it with and the records it dropped as late: none in batch 1
+// (no record before it), 22:13:19.500 and one late record in batch 2 (a
+// record 10 s old), 22:13:20.800 in batch 3. Each batch is asked for while
+// the master remembers its manifest (the latest one is always).
+func TestEventTimeWatermarkAndLateRecords(t *testing.T) {
+	f := newFixture(t, 0, nil, func(in *dstream.Stream[string]) {
+		parsed := dstream.Map(in, func(line string) dstream.Pair[string, int64] {
+			k, ms, _ := strings.Cut(line, " ")
+			n, _ := strconv.ParseInt(ms, 10, 64)
+			return dstream.KV(k, n)
+		})
+		ev := dstream.WithEventTime(parsed, func(x dstream.Pair[string, int64]) time.Time { return time.UnixMilli(x.Value) }, time.Second)
+		counts := dstream.CountByEventWindow(ev, func(x dstream.Pair[string, int64]) string { return x.Key }, dstream.TumblingWindows(time.Second), dstream.AppendMode, 2)
+		dstreamtest.Collect(counts.Stream)
+	})
+	// The batch page (when a browser is at hand) shows the same.
+	page := func() {
+		browser := findBrowser()
+		if browser == "" {
+			if inCI() {
+				t.Fatal("no Chromium in PATH: CI must not skip the batch page's check")
+			}
+			return
+		}
+		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.Flag("headless", "new"),
+			chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))
+		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+		defer cancelAlloc()
+		bctx, cancelBrowser := chromedp.NewContext(actx)
+		defer cancelBrowser()
+		bctx, cancel := context.WithTimeout(bctx, 30*time.Second)
+		defer cancel()
+		if err := chromedp.Do(bctx, chromedp.Navigate(fmt.Sprintf("%s/#/batch/%d", f.url, t2))); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Run(bctx, chromedp.Poll[bool](`document.querySelectorAll('#event-time tbody tr').length === 1`,
+			chromedp.WithPollingInterval(50*time.Millisecond), chromedp.WithPollingTimeout(20*time.Second))); err != nil {
+			t.Fatalf("the batch page lists no event-time operator: %v", err)
+		}
+		cells, err := chromedp.Run(bctx, chromedp.Evaluate[[]string](`Array.from(document.querySelectorAll('#event-time tbody td')).map(function (td) { return td.textContent; })`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cells) != 4 || cells[0] != "4" || cells[1] != "countByEventWindow" || !strings.HasSuffix(cells[2], ":19.500") || cells[3] != "1" {
+			t.Errorf("the batch page's event-time row %q: want stream 4, countByEventWindow, the watermark at :19.500, 1 late record", cells)
+		}
+	}
+	for _, c := range []struct {
+		in   []string
+		ms   int64
+		want string
+	}{
+		{[]string{"a 1700000000500"}, t1, "countByEventWindow#4 watermark=<nil> late=0"},
+		{[]string{"a 1700000001800", "b 1699999990000"}, t2, "countByEventWindow#4 watermark=2023-11-14T22:13:19.500Z late=1"},
+		{nil, t3, "countByEventWindow#4 watermark=2023-11-14T22:13:20.800Z late=0"},
+	} {
+		f.h.Input.Push(c.in...)
+		f.tick(t)
+		code, body, _ := request(t, http.MethodGet, fmt.Sprintf("%s/api/v1/batches/%d", f.url, c.ms))
+		var b ui.Batch
+		if err := json.Unmarshal([]byte(body), &b); code != 200 || err != nil {
+			t.Fatalf("GET batch %d: %d %v\n%s", c.ms, code, err, body)
+		}
+		var got []string
+		for _, op := range b.EventTimeOperators {
+			wm := "<nil>"
+			if op.Watermark != nil {
+				wm = *op.Watermark
+			}
+			late := "<nil>"
+			if op.LateRecords != nil {
+				late = fmt.Sprint(*op.LateRecords)
+			}
+			got = append(got, fmt.Sprintf("%s#%d watermark=%s late=%s", op.Name, op.Stream, wm, late))
+		}
+		if strings.Join(got, "; ") != c.want {
+			t.Errorf("batch %d's event-time operators: %v, want %s\n%s", c.ms, got, c.want, body)
+		}
+		if c.ms == t2 {
+			page()
+		}
+	}
+
+}
