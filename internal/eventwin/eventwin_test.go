@@ -46,7 +46,7 @@ func TestLate(t *testing.T) {
 		late bool
 	}{
 		{tumbling, noWM, -100, false},
-		{tumbling, wm(10), 9, true},  // [0,10) ends at the watermark
+		{tumbling, wm(10), 9, true},   // [0,10) ends at the watermark
 		{tumbling, wm(10), 10, false}, // [10,20)
 		{tumbling, wm(9), 9, false},
 		{tumbling, wm(0), -1, true}, // [-10,0): negative times floor
