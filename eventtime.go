@@ -3,12 +3,14 @@ package dstream
 import (
 	"context"
 	"fmt"
+	"iter"
 	"math"
 	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/internal/engine"
+	"github.com/dstream/dstream/internal/eventwin"
 	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
 )
@@ -86,6 +88,11 @@ func (w EventWindows) String() string {
 		return fmt.Sprintf("event-time tumbling %v", w.size)
 	}
 	return fmt.Sprintf("event-time sliding %v every %v", w.size, w.slide)
+}
+
+// spec is w in package eventwin's terms.
+func (w EventWindows) spec() eventwin.Windows {
+	return eventwin.Windows{Size: w.size.Milliseconds(), Slide: w.slide.Milliseconds(), Gap: w.gap.Milliseconds()}
 }
 
 func (w EventWindows) check() error {
@@ -187,13 +194,27 @@ func WithEventTime[T any](s *Stream[T], eventTime func(T) time.Time, maxDelay ti
 	out := derive(s, "withEventTime", func(ds *rdd.Dataset[T]) *rdd.Dataset[Event[T]] {
 		return rdd.Map(ds, func(x T) Event[T] { return Event[T]{Time: eventTime(x), Value: x} })
 	})
-	src := &eventSource[T]{s: out, delay: maxDelay, idleness: o.idleness, kafka: kin}
-	src.fn = engine.PartitionFunc(c.e, func(_ *rdd.TaskContext, records []Event[T], _ string) (eventStats, error) {
+	// Each partition's largest event time, folded where the partition is
+	// (one record a partition), so the master's job after each interval
+	// moves no records.
+	stats := derive(out, "eventTimeStats", func(ds *rdd.Dataset[Event[T]]) *rdd.Dataset[eventStats] {
+		return rdd.MapPartitions(ds, func(recs iter.Seq[Event[T]]) iter.Seq[eventStats] {
+			return func(yield func(eventStats) bool) {
+				st := eventStats{Max: math.MinInt64}
+				for r := range recs {
+					st.Max = max(st.Max, r.Time.UnixMilli())
+					st.N++
+				}
+				yield(st)
+			}
+		})
+	})
+	src := &eventSource[T]{s: out, stats: stats, delay: maxDelay, idleness: o.idleness, kafka: kin}
+	src.fn = engine.PartitionFunc(c.e, func(_ *rdd.TaskContext, parts []eventStats, _ string) (eventStats, error) {
 		st := eventStats{Max: math.MinInt64}
-		for _, r := range records {
-			st.Max = max(st.Max, r.Time.UnixMilli())
+		for _, p := range parts {
+			st.Max, st.N = max(st.Max, p.Max), st.N+p.N
 		}
-		st.N = int64(len(records))
 		return st, nil
 	})
 	c.e.AddEventTimeSource(src)
@@ -248,6 +269,7 @@ type eventStats struct {
 // eventSource is an event-time stream as the engine sees it.
 type eventSource[T any] struct {
 	s        *Stream[Event[T]]
+	stats    *Stream[eventStats] // each partition's eventStats
 	delay    time.Duration
 	idleness time.Duration
 	kafka    *kafkaInput // the Kafka stream it is read from, or nil
@@ -261,11 +283,11 @@ func (e *eventSource[T]) Idleness() time.Duration { return e.idleness }
 
 func (e *eventSource[T]) EventTimeStats(ctx context.Context, t time.Time) (engine.EventTimeStats, error) {
 	var out engine.EventTimeStats
-	ds, err := e.s.At(t)
+	ds, err := e.stats.At(t)
 	if ds == nil || err != nil {
 		return out, err
 	}
-	parts, err := rdd.RunPartitionFunc[Event[T], eventStats](ctx, ds, e.fn, "", nil)
+	parts, err := rdd.RunPartitionFunc[eventStats, eventStats](ctx, ds, e.fn, "", nil)
 	if err != nil {
 		return out, err
 	}

@@ -4,10 +4,13 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"iter"
 	"slices"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/internal/engine"
+	"github.com/dstream/dstream/internal/eventwin"
 	"github.com/dstream/dstream/rdd"
 )
 
@@ -29,7 +32,7 @@ type Aggregator[T, A any] struct {
 type EventWindowStream[T any, K comparable, A any] struct {
 	*Stream[Windowed[K, A]]
 	late    *Stream[Event[T]]
-	state   *Stream[Pair[K, ewEntry[T, K, A]]]
+	state   *Stream[Pair[K, ewState[T, A]]]
 	sources []int32
 }
 
@@ -42,13 +45,7 @@ func (w *EventWindowStream[T, K, A]) Late() *Stream[Event[T]] { return w.late }
 // holds after it: those the watermark has not passed, with their values so
 // far (a snapshot, as MapWithState's StateSnapshots).
 func (w *EventWindowStream[T, K, A]) OpenWindows() *Stream[Windowed[K, A]] {
-	return FlatMap(w.state, func(p Pair[K, ewEntry[T, K, A]]) []Windowed[K, A] {
-		out := make([]Windowed[K, A], len(p.Value.Wins))
-		for i, x := range p.Value.Wins {
-			out[i] = Windowed[K, A]{Key: p.Key, Start: time.UnixMilli(x.Start).UTC(), End: time.UnixMilli(x.End).UTC(), Value: x.Acc}
-		}
-		return out
-	})
+	return FlatMap(w.state, func(p Pair[K, ewState[T, A]]) []Windowed[K, A] { return windowed(p.Key, p.Value.Wins) })
 }
 
 // Name names the operator's state, its open windows (Stream.Name). It
@@ -76,20 +73,10 @@ func (w *EventWindowStream[T, K, A]) Watermark(t time.Time) (time.Time, bool) {
 	return time.UnixMilli(wm).UTC(), true
 }
 
-// ewWin is one open window of a key.
-type ewWin[A any] struct {
-	Start, End int64 // Unix ms
-	Acc        A
-	Changed    bool // this interval's records changed it
-}
-
-// ewEntry is a key's state: its open windows, by start, and what the
-// interval outputs and dropped (emptied every interval).
-type ewEntry[T any, K comparable, A any] struct {
-	Wins []ewWin[A]
-	Out  []Windowed[K, A]
-	Late []Event[T]
-}
+// ewState is a key's window state after an interval (package eventwin):
+// its open windows, the windows the interval outputs, the records it
+// dropped as late.
+type ewState[T, A any] = eventwin.State[Event[T], A]
 
 // AggregateByEventWindow groups s's records by key and event-time window
 // and folds each group with agg; see WithEventTime for the watermark, late
@@ -100,30 +87,47 @@ type ewEntry[T any, K comparable, A any] struct {
 func AggregateByEventWindow[T any, K comparable, A any](s *Stream[Event[T]], key func(T) K, w EventWindows, mode OutputMode, agg Aggregator[T, A], n int) *EventWindowStream[T, K, A] {
 	if agg.Zero == nil || agg.Add == nil || (w.session() && agg.Merge == nil) {
 		s.ctx.setErr(fmt.Errorf("aggregateByEventWindow (%s): the aggregator needs Zero and Add, and Merge for session windows", caller()))
-		return eventWindow[T, K, A](s, "aggregateByEventWindow", key, w, mode, nil, nil, nil, n)
+		return eventWindow(s, "aggregateByEventWindow", key, w, mode, &eventwin.Fold[Event[T], A]{}, false, n)
 	}
-	first := func(x T) A { return agg.Add(agg.Zero(), x) }
-	return eventWindow(s, "aggregateByEventWindow", key, w, mode, first, agg.Add, agg.Merge, n)
+	return eventWindow(s, "aggregateByEventWindow", key, w, mode, &eventwin.Fold[Event[T], A]{
+		First: func(x Event[T]) A { return agg.Add(agg.Zero(), x.Value) },
+		Add:   func(a A, x Event[T]) A { return agg.Add(a, x.Value) },
+		Merge: agg.Merge,
+	}, false, n)
 }
 
 // ReduceByEventWindow folds each key's values in each event-time window by
-// f, which must be associative (and commutative when the order of records
-// of equal event time varies).
+// f, which must be associative and commutative: each map partition folds
+// its records per key and window before the shuffle (as ReduceByKey does),
+// and the partial results are folded in an order that is fixed but not
+// event time's.
 func ReduceByEventWindow[K comparable, V any](s *Stream[Event[Pair[K, V]]], f func(V, V) V, w EventWindows, mode OutputMode, n int) *EventWindowStream[Pair[K, V], K, V] {
-	return eventWindow(s, "reduceByEventWindow", func(p Pair[K, V]) K { return p.Key },
-		w, mode, func(p Pair[K, V]) V { return p.Value }, func(a V, p Pair[K, V]) V { return f(a, p.Value) }, f, n)
+	return eventWindow(s, "reduceByEventWindow", func(p Pair[K, V]) K { return p.Key }, w, mode, &eventwin.Fold[Event[Pair[K, V]], V]{
+		First: func(x Event[Pair[K, V]]) V { return x.Value.Value },
+		Add:   func(a V, x Event[Pair[K, V]]) V { return f(a, x.Value.Value) },
+		Merge: f,
+	}, true, n)
 }
 
-// CountByEventWindow counts each key's records in each event-time window.
+// CountByEventWindow counts each key's records in each event-time window
+// (combined per map partition before the shuffle).
 func CountByEventWindow[T any, K comparable](s *Stream[Event[T]], key func(T) K, w EventWindows, mode OutputMode, n int) *EventWindowStream[T, K, int64] {
-	return eventWindow(s, "countByEventWindow", key, w, mode,
-		func(T) int64 { return 1 }, func(a int64, _ T) int64 { return a + 1 }, addInt64, n)
+	return eventWindow(s, "countByEventWindow", key, w, mode, &eventwin.Fold[Event[T], int64]{
+		First: func(Event[T]) int64 { return 1 },
+		Add:   func(a int64, _ Event[T]) int64 { return a + 1 },
+		Merge: addInt64,
+	}, true, n)
 }
 
 // eventWindow builds the operator: a state stream of each key's open
-// windows, and the output and late streams read from it.
+// windows, and the output and late streams read from it. combine folds
+// each map partition's records per key and window before the shuffle
+// (fold.Add and fold.Merge must then be associative and commutative: the
+// count and reduce forms); without it every record crosses the shuffle
+// and a key's records are added in event-time order (AggregateByEventWindow,
+// whose Add need not commute).
 func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, key func(T) K, w EventWindows, mode OutputMode,
-	first func(T) A, add func(A, T) A, merge func(A, A) A, n int) *EventWindowStream[T, K, A] {
+	fold *eventwin.Fold[Event[T], A], combine bool, n int) *EventWindowStream[T, K, A] {
 	c := s.ctx
 	sources := eventSourcesOf(c, s.rt)
 	switch err := w.check(); {
@@ -137,96 +141,82 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 	case key == nil:
 		c.setErr(fmt.Errorf("%s (%s): needs a key function", name, caller()))
 	}
-	type entry = ewEntry[T, K, A]
-	step := func(wm int64, hasWM bool, kg Pair[K, rdd.Grouped[entry, Event[T]]]) []Pair[K, entry] {
-		var e entry
-		if len(kg.Value.Left) > 0 {
-			e = kg.Value.Left[0]
-			e.Wins = slices.Clone(e.Wins)
-		}
-		e.Out, e.Late = nil, nil
-		for i := range e.Wins {
-			e.Wins[i].Changed = false
-		}
-		closed := func(end int64) bool { return hasWM && end <= wm }
-		recs := slices.Clone(kg.Value.Right)
-		slices.SortStableFunc(recs, func(a, b Event[T]) int { return cmp.Compare(a.Time.UnixMilli(), b.Time.UnixMilli()) })
-		for _, r := range recs {
-			ts := r.Time.UnixMilli()
-			if w.session() {
-				end := ts + w.gap.Milliseconds()
-				if closed(end) {
-					e.Late = append(e.Late, r)
-					continue
-				}
-				e.Wins = addToSession(e.Wins, ts, end, r.Value, first, add, merge)
-				continue
-			}
-			size, slide := w.size.Milliseconds(), w.slide.Milliseconds()
-			last := floorDiv(ts, slide) * slide
-			open := false
-			for start := last - (size-1)/slide*slide; start <= last; start += slide {
-				if start+size <= ts || closed(start+size) {
-					continue
-				}
-				open = true
-				i, found := slices.BinarySearchFunc(e.Wins, start, func(x ewWin[A], s int64) int { return cmp.Compare(x.Start, s) })
-				if found {
-					e.Wins[i].Acc, e.Wins[i].Changed = add(e.Wins[i].Acc, r.Value), true
-				} else {
-					e.Wins = slices.Insert(e.Wins, i, ewWin[A]{Start: start, End: start + size, Acc: first(r.Value), Changed: true})
-				}
-			}
-			if !open {
-				e.Late = append(e.Late, r)
-			}
-		}
-		kept := e.Wins[:0]
-		for _, x := range e.Wins {
-			out := x.Changed && mode == UpdateMode || closed(x.End) && mode == AppendMode
-			if out {
-				e.Out = append(e.Out, Windowed[K, A]{Key: kg.Key, Start: time.UnixMilli(x.Start).UTC(), End: time.UnixMilli(x.End).UTC(), Value: x.Acc})
-			}
-			if !closed(x.End) {
-				kept = append(kept, x)
-			}
-		}
-		e.Wins = kept
-		if len(e.Wins) == 0 && len(e.Out) == 0 && len(e.Late) == 0 {
+	spec := w.spec()
+	wmode := eventwin.Append
+	if mode == UpdateMode {
+		wmode = eventwin.Update
+	}
+	type state = ewState[T, A]
+	// close ends a key's interval; nil when nothing is left of it.
+	closeKey := func(k K, st *state, wm eventwin.Watermark) []Pair[K, state] {
+		if !st.Close(wm, wmode) {
 			return nil
 		}
-		return []Pair[K, entry]{{Key: kg.Key, Value: e}}
+		return []Pair[K, state]{{Key: k, Value: *st}}
 	}
-	var self *Stream[Pair[K, entry]]
-	self = newStream(c, name, s.slide, func(t time.Time) (*rdd.Dataset[Pair[K, entry]], error) {
-		wm, hasWM, err := watermarkAt(c, sources, t)
+	var keys atomic.Int64 // keys in the last map partition combined: the next one's size hint
+	var self *Stream[Pair[K, state]]
+	self = newStream(c, name, s.slide, func(t time.Time) (*rdd.Dataset[Pair[K, state]], error) {
+		at, known, err := watermarkAt(c, sources, t)
 		if err != nil {
 			return nil, err
 		}
+		wm := eventwin.Watermark{At: at, Known: known}
 		prev, err := self.At(t.Add(-s.slide))
 		if err != nil {
 			return nil, err
 		}
 		if prev == nil {
-			prev = rdd.Empty[Pair[K, entry]](c.rctx())
+			prev = rdd.Empty[Pair[K, state]](c.rctx())
 		}
 		in, err := s.rt.AtOrEmpty(t)
 		if err != nil {
 			return nil, err
 		}
+		if combine {
+			partials := rdd.MapPartitions(in, func(recs iter.Seq[Event[T]]) iter.Seq[Pair[K, state]] {
+				return func(yield func(Pair[K, state]) bool) {
+					cb := eventwin.NewCombiner[K](spec, wm, fold, int(keys.Load()))
+					recs(func(r Event[T]) bool {
+						cb.Add(key(r.Value), r.Time.UnixMilli(), r)
+						return true
+					})
+					keys.Store(int64(cb.Len()))
+					for k, st := range cb.All() {
+						if !yield(Pair[K, state]{Key: k, Value: st}) {
+							return
+						}
+					}
+				}
+			})
+			cg := rdd.Cogroup(prev, partials, n)
+			return rdd.FlatMapSameKey(cg, func(kg Pair[K, rdd.Grouped[state, state]]) []Pair[K, state] {
+				st := eventwin.Resume(first(kg.Value.Left))
+				for i := range kg.Value.Right {
+					st.Merge(spec, &kg.Value.Right[i], fold.Merge)
+				}
+				return closeKey(kg.Key, &st, wm)
+			}), nil
+		}
 		keyed := rdd.Map(in, func(r Event[T]) Pair[K, Event[T]] { return Pair[K, Event[T]]{Key: key(r.Value), Value: r} })
 		cg := rdd.Cogroup(prev, keyed, n)
-		return rdd.FlatMapSameKey(cg, func(kg Pair[K, rdd.Grouped[entry, Event[T]]]) []Pair[K, entry] {
-			return step(wm, hasWM, kg)
+		return rdd.FlatMapSameKey(cg, func(kg Pair[K, rdd.Grouped[state, Event[T]]]) []Pair[K, state] {
+			st := eventwin.Resume(first(kg.Value.Left))
+			recs := slices.Clone(kg.Value.Right)
+			slices.SortStableFunc(recs, func(a, b Event[T]) int { return cmp.Compare(a.Time.UnixMilli(), b.Time.UnixMilli()) })
+			for _, r := range recs {
+				st.Add(spec, wm, r.Time.UnixMilli(), r, fold)
+			}
+			return closeKey(kg.Key, &st, wm)
 		}), nil
 	}, s)
 	self.rt.MarkState(n, w.String())
 	self.rt.RememberAtLeast(2 * s.slide)
-	out := FlatMap(self, func(p Pair[K, entry]) []Windowed[K, A] { return p.Value.Out })
-	late := FlatMap(self, func(p Pair[K, entry]) []Event[T] { return p.Value.Late })
+	out := FlatMap(self, func(p Pair[K, state]) []Windowed[K, A] { return windowed(p.Key, p.Value.Out) })
+	late := FlatMap(self, func(p Pair[K, state]) []Event[T] { return p.Value.Late })
 	out.nameTarget, late.nameTarget = self, self
 	lc := &lateCounter[T, K, A]{state: self}
-	lc.fn = engine.PartitionFunc(c.e, func(_ *rdd.TaskContext, records []Pair[K, entry], _ string) (int64, error) {
+	lc.fn = engine.PartitionFunc(c.e, func(_ *rdd.TaskContext, records []Pair[K, state], _ string) (int64, error) {
 		var n int64
 		for _, r := range records {
 			n += int64(len(r.Value.Late))
@@ -240,39 +230,26 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 	return &EventWindowStream[T, K, A]{Stream: out, late: late, state: self, sources: sources}
 }
 
-// addToSession adds a record at ts, opening [ts, end), to a key's sessions
-// (sorted by start), merging every session it overlaps or touches.
-func addToSession[T, A any](wins []ewWin[A], ts, end int64, x T, first func(T) A, add func(A, T) A, merge func(A, A) A) []ewWin[A] {
-	lo := slices.IndexFunc(wins, func(w ewWin[A]) bool { return w.End >= ts && w.Start <= end })
-	if lo < 0 {
-		i, _ := slices.BinarySearchFunc(wins, ts, func(w ewWin[A], s int64) int { return cmp.Compare(w.Start, s) })
-		return slices.Insert(wins, i, ewWin[A]{Start: ts, End: end, Acc: first(x), Changed: true})
+// first returns the first of xs, or nil.
+func first[X any](xs []X) *X {
+	if len(xs) == 0 {
+		return nil
 	}
-	hi := lo
-	for hi+1 < len(wins) && wins[hi+1].Start <= end {
-		hi++
-	}
-	m := wins[lo]
-	for _, w := range wins[lo+1 : hi+1] {
-		m.Acc = merge(m.Acc, w.Acc)
-		m.End = max(m.End, w.End)
-	}
-	m.Acc = add(m.Acc, x)
-	m.Start, m.End, m.Changed = min(m.Start, ts), max(m.End, end), true
-	return slices.Replace(wins, lo, hi+1, m)
+	return &xs[0]
 }
 
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b != 0 && (a < 0) != (b < 0) {
-		q--
+// windowed returns key's windows as the operator outputs them.
+func windowed[K, A any](key K, wins []eventwin.Win[A]) []Windowed[K, A] {
+	out := make([]Windowed[K, A], len(wins))
+	for i, x := range wins {
+		out[i] = Windowed[K, A]{Key: key, Start: time.UnixMilli(x.Start).UTC(), End: time.UnixMilli(x.End).UTC(), Value: x.Acc}
 	}
-	return q
+	return out
 }
 
 // lateCounter counts an operator's late records for the engine.
 type lateCounter[T any, K comparable, A any] struct {
-	state *Stream[Pair[K, ewEntry[T, K, A]]]
+	state *Stream[Pair[K, ewState[T, A]]]
 	fn    int
 }
 
@@ -283,7 +260,7 @@ func (l *lateCounter[T, K, A]) LateRecords(ctx context.Context, t time.Time) (in
 	if ds == nil || err != nil {
 		return 0, err
 	}
-	parts, err := rdd.RunPartitionFunc[Pair[K, ewEntry[T, K, A]], int64](ctx, ds, l.fn, "", nil)
+	parts, err := rdd.RunPartitionFunc[Pair[K, ewState[T, A]], int64](ctx, ds, l.fn, "", nil)
 	var n int64
 	for _, p := range parts {
 		n += p

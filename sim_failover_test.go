@@ -149,7 +149,7 @@ func compareFailover(t *testing.T, want, first, second *simOutputs, completed, i
 }
 
 // simOutputNames are simGraph's outputs.
-var simOutputNames = []string{"reduceByKey", "state", "window", "window-inv"}
+var simOutputNames = []string{"eventtime", "reduceByKey", "state", "window", "window-inv"}
 
 func TestSimulatedMasterFailover(t *testing.T) {
 	const intervals = 14

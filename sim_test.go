@@ -66,6 +66,7 @@ func simGraph(c *Context, q *Queue[string], out *simOutputs) {
 		}, 3)),
 		"window": show(CountByValue(Window(words, 2*simBatch, simBatch), 2)),
 	}
+	outs["eventtime"] = simEventTime(c)
 	for _, name := range slices.Sorted(maps.Keys(outs)) {
 		ForeachRDD(outs[name], func(ctx context.Context, ds *rdd.Dataset[string], tm time.Time) error {
 			recs, err := ds.Collect(ctx)
@@ -76,6 +77,44 @@ func simGraph(c *Context, q *Queue[string], out *simOutputs) {
 			return nil
 		})
 	}
+}
+
+// simEventTime is the simulated job's event-time part: a generated input
+// (replayable, so a new master rebuilds it too) whose records carry event
+// times out of order, most up to 360 ms behind their interval's end and
+// one in ten 1.5-2.4 s behind, later than the watermark (300 ms behind the
+// largest event time seen); counted per key in tumbling 1 s windows,
+// appended as the watermark closes them. Its output is the windows and the
+// late records, in ms after the zero.
+func simEventTime(c *Context) *Stream[string] {
+	const maxDelay = 300 * time.Millisecond
+	type rec struct {
+		Key string
+		At  int64 // Unix ms
+	}
+	in := GeneratedStream(c, "events", func(t time.Time) [][]rec {
+		k := t.UnixMilli() / simBatch.Milliseconds()
+		parts := make([][]rec, 2)
+		for i := range parts {
+			for j := range 3 + int(k%2) {
+				d := (k*31 + int64(i*7+j*13)) % 10
+				behind := d * 40
+				if d == 0 {
+					behind = 1500 + (k*53+int64(j))%10*100
+				}
+				parts[i] = append(parts[i], rec{Key: fmt.Sprintf("e%d", (k+int64(i+j))%3), At: t.UnixMilli() - behind})
+			}
+		}
+		return parts
+	})
+	ev := WithEventTime(in, func(r rec) time.Time { return time.UnixMilli(r.At) }, maxDelay)
+	w := CountByEventWindow(ev, func(r rec) string { return r.Key }, TumblingWindows(2*simBatch), AppendMode, 2)
+	zero := func() int64 { return c.StartTime().UnixMilli() }
+	wins := Map(w.Stream, func(x Windowed[string, int64]) string {
+		return fmt.Sprintf("%s[%d,%d)=%d", x.Key, x.Start.UnixMilli()-zero(), x.End.UnixMilli()-zero(), x.Value)
+	})
+	late := Map(w.Late(), func(e Event[rec]) string { return fmt.Sprintf("late:%s@%d", e.Value.Key, e.Value.At-zero()) })
+	return Union(wins, late)
 }
 
 func newSimOutputs() *simOutputs {

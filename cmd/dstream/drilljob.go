@@ -20,15 +20,16 @@ import (
 )
 
 // The job under test of `dstream drill`: word count, running totals per
-// word (state) and an incremental window over a replayable input, each
-// saved with SaveAsTextFiles. The drill runs it as a local-cluster master
+// word (state), an incremental window and an event-time window count (over
+// out-of-order records, some later than the watermark) over replayable
+// inputs, each saved with SaveAsTextFiles. The drill runs it as a local-cluster master
 // (and so as its workers: the same program with the same arguments), and
 // runs the same graph in its own process on a manual clock for the
 // fault-free reference.
 
 // Output folders under --out: out/NAME/NAME-<interval ms>, in a folder or
 // a store (--out s3://BUCKET/PATH).
-var drillOutputs = []string{"counts", "totals", "window"}
+var drillOutputs = []string{"counts", "events", "totals", "window"}
 
 // drillJobConfig is what the job's graph depends on.
 type drillJobConfig struct {
@@ -100,6 +101,49 @@ func buildDrillGraph(sctx *dstream.Context, cfg drillJobConfig, out string) {
 	window := dstream.ReduceByKeyAndWindowInv(ones, add, sub, cfg.Window, cfg.Batch, 0,
 		func(p dstream.Pair[string, int64]) bool { return p.Value > 0 })
 	window.SaveAsTextFiles(outputPrefix(out, "window"), "")
+	drillEventTime(sctx, cfg).SaveAsTextFiles(outputPrefix(out, "events"), "")
+}
+
+// drillEvent is a record of the event-time input: a word and when it
+// happened.
+type drillEvent struct {
+	Word string
+	At   int64 // Unix ms
+}
+
+// drillEvents is the event-time input of the interval ending at t, a tenth
+// of drillWords' size: most records up to one batch behind t, one in ten
+// three to four batches behind (later than the watermark, one batch behind
+// the largest event time seen).
+func drillEvents(seed uint64, words int, batch time.Duration, t time.Time) [][]drillEvent {
+	r := rand.New(rand.NewPCG(seed+1, uint64(t.UnixMilli())))
+	parts := make([][]drillEvent, drillParts)
+	b := batch.Milliseconds()
+	for i := range max(1, words/10) {
+		behind := r.Int64N(b)
+		if r.IntN(10) == 0 {
+			behind = 3*b + r.Int64N(b)
+		}
+		parts[i%drillParts] = append(parts[i%drillParts], drillEvent{Word: fmt.Sprintf("w%02d", r.IntN(20)), At: t.UnixMilli() - behind})
+	}
+	return parts
+}
+
+// drillEventTime is the event-time output: each word's records in tumbling
+// windows of two batches, appended as the watermark closes them ("w07
+// [START,END) N", Unix ms), and the records dropped as late ("late w07
+// AT").
+func drillEventTime(sctx *dstream.Context, cfg drillJobConfig) *dstream.Stream[string] {
+	in := dstream.GeneratedStream(sctx, "drill-events", func(t time.Time) [][]drillEvent {
+		return drillEvents(cfg.Seed, cfg.Words, cfg.Batch, t)
+	})
+	ev := dstream.WithEventTime(in, func(e drillEvent) time.Time { return time.UnixMilli(e.At) }, cfg.Batch)
+	w := dstream.CountByEventWindow(ev, func(e drillEvent) string { return e.Word }, dstream.TumblingWindows(2*cfg.Batch), dstream.AppendMode, 0)
+	wins := dstream.Map(w.Stream, func(x dstream.Windowed[string, int64]) string {
+		return fmt.Sprintf("%s [%d,%d) %d", x.Key, x.Start.UnixMilli(), x.End.UnixMilli(), x.Value)
+	})
+	late := dstream.Map(w.Late(), func(e dstream.Event[drillEvent]) string { return fmt.Sprintf("late %s %d", e.Value.Word, e.Value.At) })
+	return dstream.Union(wins, late)
 }
 
 // drillJobFlags are the job's flags; the drill writes its command line
@@ -118,7 +162,7 @@ func parseDrillJobFlags(args []string, stdout io.Writer) (*drillJobFlags, func(*
 	fs.StringVar(&f.master, "master", "local-cluster[3]", "where tasks run: local[N], local-cluster[N], cluster (a standalone master that worker processes, dstream worker, join)")
 	fs.IntVar(&f.parallelism, "parallelism", 0, "partitions of the shuffles (0: the deployment's default)")
 	fs.DurationVar(&f.cfg.Batch, "batch", 500*time.Millisecond, "batch interval")
-	fs.StringVar(&f.out, "out", "", "output `location`, a folder or s3://BUCKET/PATH: counts/, totals/ and window/ hold one folder per interval (required)")
+	fs.StringVar(&f.out, "out", "", "output `location`, a folder or s3://BUCKET/PATH: counts/, events/, totals/ and window/ hold one folder per interval (required)")
 	fs.StringVar(&f.uiListen, "ui-listen", "127.0.0.1:0", "`address` of the UI's JSON API (port 0: any free port; the job prints it)")
 	fs.Uint64Var(&f.cfg.Seed, "seed", 1, "seed of the generated input")
 	fs.IntVar(&f.cfg.Words, "words", 3000, "words per interval, about (between half and one and a half times this)")
