@@ -33,6 +33,16 @@ func TestEventTimeWatermarkAndLateRecords(t *testing.T) {
 		counts := dstream.CountByEventWindow(ev, func(x dstream.Pair[string, int64]) string { return x.Key }, dstream.TumblingWindows(time.Second), dstream.AppendMode, 2)
 		dstreamtest.Collect(counts.Stream)
 	})
+	// The window operator's stream, as the graph numbers it.
+	var opID int32
+	for _, n := range f.h.Ctx.Graph() {
+		if n.Name == "countByEventWindow" {
+			opID = n.ID
+		}
+	}
+	if opID == 0 {
+		t.Fatal("no countByEventWindow stream in the graph")
+	}
 	// The batch page (when a browser is at hand) shows the same.
 	page := func() {
 		browser := findBrowser()
@@ -61,8 +71,8 @@ func TestEventTimeWatermarkAndLateRecords(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(cells) != 4 || cells[0] != "4" || cells[1] != "countByEventWindow" || !strings.HasSuffix(cells[2], ":19.500") || cells[3] != "1" {
-			t.Errorf("the batch page's event-time row %q: want stream 4, countByEventWindow, the watermark at :19.500, 1 late record", cells)
+		if len(cells) != 4 || cells[0] != fmt.Sprint(opID) || cells[1] != "countByEventWindow" || !strings.HasSuffix(cells[2], ":19.500") || cells[3] != "1" {
+			t.Errorf("the batch page's event-time row %q: want stream %d, countByEventWindow, the watermark at :19.500, 1 late record", cells, opID)
 		}
 	}
 	for _, c := range []struct {
@@ -70,9 +80,9 @@ func TestEventTimeWatermarkAndLateRecords(t *testing.T) {
 		ms   int64
 		want string
 	}{
-		{[]string{"a 1700000000500"}, t1, "countByEventWindow#4 watermark=<nil> late=0"},
-		{[]string{"a 1700000001800", "b 1699999990000"}, t2, "countByEventWindow#4 watermark=2023-11-14T22:13:19.500Z late=1"},
-		{nil, t3, "countByEventWindow#4 watermark=2023-11-14T22:13:20.800Z late=0"},
+		{[]string{"a 1700000000500"}, t1, "countByEventWindow#%d watermark=<nil> late=0"},
+		{[]string{"a 1700000001800", "b 1699999990000"}, t2, "countByEventWindow#%d watermark=2023-11-14T22:13:19.500Z late=1"},
+		{nil, t3, "countByEventWindow#%d watermark=2023-11-14T22:13:20.800Z late=0"},
 	} {
 		f.h.Input.Push(c.in...)
 		f.tick(t)
@@ -93,8 +103,8 @@ func TestEventTimeWatermarkAndLateRecords(t *testing.T) {
 			}
 			got = append(got, fmt.Sprintf("%s#%d watermark=%s late=%s", op.Name, op.Stream, wm, late))
 		}
-		if strings.Join(got, "; ") != c.want {
-			t.Errorf("batch %d's event-time operators: %v, want %s\n%s", c.ms, got, c.want, body)
+		if want := fmt.Sprintf(c.want, opID); strings.Join(got, "; ") != want {
+			t.Errorf("batch %d's event-time operators: %v, want %s\n%s", c.ms, got, want, body)
 		}
 		if c.ms == t2 {
 			page()
