@@ -28,9 +28,9 @@ import (
 )
 
 // What the master costs as the cluster grows. A standalone master and N
-// workers of 8 slots run in
-// the simulation (sim_test.go: one process, the real engine and protocol
-// over simnet, virtual time) a job of trivial tasks at 1 s intervals: a
+// workers of 8 slots run in the simulation (sim_test.go: one process, the
+// real engine and protocol over simnet, virtual time) a job of trivial
+// tasks at 1 s intervals: a
 // generated input of 8N partitions (one map task per slot), a Map, a
 // ReduceByKey into 8 partitions, collected on the master. Every goroutine
 // carries the pprof label of the process that started it (simCluster.start,
