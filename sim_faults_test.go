@@ -198,13 +198,58 @@ func (f *simFaults) unary(host string) grpc.UnaryClientInterceptor {
 type simHost struct {
 	*simnet.Host
 	faults *simFaults
+	calls  *simCalls
 }
 
 func (h simHost) DialOptions() []grpc.DialOption {
-	if h.faults == nil {
-		return nil
+	var opts []grpc.DialOption
+	if h.calls != nil {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(h.calls.unary(h.Name())), grpc.WithChainStreamInterceptor(h.calls.stream(h.Name())))
 	}
-	return []grpc.DialOption{grpc.WithChainUnaryInterceptor(h.faults.unary(h.Name()))}
+	if h.faults != nil {
+		opts = append(opts, grpc.WithChainUnaryInterceptor(h.faults.unary(h.Name())))
+	}
+	return opts
+}
+
+// simCalls counts the calls each host makes and is sent: unary calls and
+// streams (a stream counts once, whatever it carries).
+type simCalls struct {
+	mu             sync.Mutex
+	made, received map[string]int64 // by host
+}
+
+func newSimCalls() *simCalls {
+	return &simCalls{made: map[string]int64{}, received: map[string]int64{}}
+}
+
+func (c *simCalls) count(from string, cc *grpc.ClientConn) {
+	to, _, _ := strings.Cut(strings.TrimPrefix(cc.Target(), "passthrough:///"), ":")
+	c.mu.Lock()
+	c.made[from]++
+	c.received[to]++
+	c.mu.Unlock()
+}
+
+// of returns how many calls host has made and been sent so far.
+func (c *simCalls) of(host string) (made, received int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.made[host], c.received[host]
+}
+
+func (c *simCalls) unary(host string) grpc.UnaryClientInterceptor {
+	return func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+		c.count(host, cc)
+		return invoker(ctx, method, req, reply, cc, opts...)
+	}
+}
+
+func (c *simCalls) stream(host string) grpc.StreamClientInterceptor {
+	return func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+		c.count(host, cc)
+		return streamer(ctx, desc, cc, method, opts...)
+	}
 }
 
 // inject applies the schedule from zero on, until stop is closed.

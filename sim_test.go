@@ -10,6 +10,7 @@ import (
 	"maps"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -257,6 +258,11 @@ type simCluster struct {
 	cfg    Config
 	log    *slog.Logger
 
+	// graph builds the job in a worker's context (nil: simGraph's).
+	graph func(c *Context)
+	// calls, if set, counts every call between hosts.
+	calls *simCalls
+
 	mu      sync.Mutex
 	spawned cluster.SpawnConfig
 	workers map[string]*simWorker // by host
@@ -271,7 +277,7 @@ type simWorker struct {
 // host returns name's view of the network, with the simulation's message
 // faults on its calls.
 func (cl *simCluster) host(name string) cluster.Network {
-	return simHost{Host: cl.net.Host(name), faults: cl.faults}
+	return simHost{Host: cl.net.Host(name), faults: cl.faults, calls: cl.calls}
 }
 
 // spawn is the master's way to start its local workers: contexts on hosts
@@ -299,13 +305,24 @@ func (cl *simCluster) start(host string) error {
 	cfg := cl.cfg
 	cfg.Logger = cl.log.With("process", host)
 	cfg.sim = &engine.Sim{Net: cl.host(host), Worker: env, OpenStore: cl.faults.openStore()}
-	c, err := NewContext(cfg)
+	var c *Context
+	var err error
+	// The worker's goroutines carry its host's name: a CPU profile of the
+	// simulation tells the master's work from the workers' (sim_scale_test.go).
+	pprof.Do(context.Background(), pprof.Labels("process", host), func(context.Context) {
+		if c, err = NewContext(cfg); err != nil {
+			return
+		}
+		if cl.graph != nil {
+			cl.graph(c)
+		} else {
+			simGraph(c, NewQueue[string](), newSimOutputs())
+		}
+		if err = c.Start(); err != nil {
+			c.Stop(false)
+		}
+	})
 	if err != nil {
-		return err
-	}
-	simGraph(c, NewQueue[string](), newSimOutputs())
-	if err := c.Start(); err != nil {
-		c.Stop(false)
 		return err
 	}
 	cl.mu.Lock()

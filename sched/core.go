@@ -71,6 +71,7 @@ type Core struct {
 	now     time.Time // the latest time an event carried
 	workers map[string]*worker
 	order   []string // workers in the order they were added
+	free    freest   // the same workers, freest first
 	jobs    map[int]*coreJob
 	queue   []Task // launchable, waiting for a slot, in order
 	running map[taskKey]taskRun
@@ -121,6 +122,14 @@ func (s Speculation) WithDefaults() Speculation {
 type worker struct {
 	id          string
 	slots, free int
+	seq         uint64 // when it was added (freest)
+	pos         int    // its place in freest's heap
+}
+
+// use takes n slots of w (n < 0 gives them back).
+func (c *Core) use(w *worker, n int) {
+	w.free -= n
+	c.free.fix(w)
 }
 
 type coreJob struct {
@@ -128,10 +137,13 @@ type coreJob struct {
 	durs map[int]*runTimes // stage -> durations of its current run's successes
 }
 
-// runTimes are the durations of a stage run's accepted successes, sorted.
+// runTimes are the durations of a stage run's accepted successes, sorted
+// when a median is asked for (at a Tick), not at every success: an insert
+// in order cost O(tasks) per task.
 type runTimes struct {
 	run    int
-	sorted []time.Duration
+	durs   []time.Duration
+	sorted bool
 }
 
 // taskRun is a running task attempt.
@@ -220,11 +232,13 @@ func (c *Core) Missing(shuffle rdd.ID, numMaps int) []int {
 func (c *Core) AddWorker(now time.Time, id string, slots int) []Decision {
 	c.advance(now)
 	if w, ok := c.workers[id]; ok {
-		w.free += slots - w.slots
+		c.use(w, w.slots-slots)
 		w.slots = slots
 	} else {
-		c.workers[id] = &worker{id: id, slots: slots, free: slots}
+		w := &worker{id: id, slots: slots, free: slots}
+		c.workers[id] = w
 		c.order = append(c.order, id)
+		c.free.add(w)
 	}
 	return c.place(nil)
 }
@@ -235,9 +249,11 @@ func (c *Core) AddWorker(now time.Time, id string, slots int) []Decision {
 // copy on another worker, or the copy of one, lets the other run on).
 func (c *Core) LoseWorker(now time.Time, id string) []Decision {
 	c.advance(now)
-	if _, ok := c.workers[id]; !ok {
+	w, ok := c.workers[id]
+	if !ok {
 		return nil
 	}
+	c.free.remove(w)
 	delete(c.workers, id)
 	c.order = slices.DeleteFunc(c.order, func(w string) bool { return w == id })
 	for _, outs := range c.outputs {
@@ -303,7 +319,7 @@ func (c *Core) TaskEnded(now time.Time, t Task, worker string, result any, err e
 	}
 	delete(c.running, k)
 	if wk := c.workers[worker]; wk != nil {
-		wk.free++
+		c.use(wk, -1)
 	}
 	if r.killed {
 		// Another attempt won. Whatever this one says (a success, the
@@ -377,8 +393,8 @@ func (j *coreJob) record(ts TaskSet, d time.Duration) {
 		rt = &runTimes{run: ts.Run}
 		j.durs[ts.Stage] = rt
 	}
-	i, _ := slices.BinarySearch(rt.sorted, d)
-	rt.sorted = slices.Insert(rt.sorted, i, d)
+	rt.durs = append(rt.durs, d)
+	rt.sorted = false
 }
 
 // median returns the median of the durations of stage run ts's successes
@@ -386,14 +402,18 @@ func (j *coreJob) record(ts TaskSet, d time.Duration) {
 // false if none is known.
 func (j *coreJob) median(ts TaskSet) (time.Duration, bool) {
 	rt := j.durs[ts.Stage]
-	if rt == nil || rt.run != ts.Run || len(rt.sorted) == 0 {
+	if rt == nil || rt.run != ts.Run || len(rt.durs) == 0 {
 		return 0, false
 	}
-	n := len(rt.sorted)
-	if n%2 == 1 {
-		return rt.sorted[n/2], true
+	if !rt.sorted {
+		slices.Sort(rt.durs)
+		rt.sorted = true
 	}
-	return (rt.sorted[n/2-1] + rt.sorted[n/2]) / 2, true
+	n := len(rt.durs)
+	if n%2 == 1 {
+		return rt.durs[n/2], true
+	}
+	return (rt.durs[n/2-1] + rt.durs[n/2]) / 2, true
 }
 
 // Tick tells the core the time is now and, with speculation on, copies the
@@ -426,12 +446,8 @@ func (c *Core) WantsTicks() bool {
 
 // speculate launches speculative copies of the stragglers (see Core).
 func (c *Core) speculate(ds []Decision) []Decision {
-	free := false
-	for _, w := range c.workers {
-		free = free || (w.free > 0 && w.id != c.Reserved)
-	}
-	if !free {
-		return ds
+	if c.free.best(func(w *worker) bool { return w.id == c.Reserved }) == nil {
+		return ds // no slot free
 	}
 	cfg := c.Speculation.WithDefaults()
 	type setKey struct{ job, stage int }
@@ -467,7 +483,7 @@ func (c *Core) speculate(ds []Decision) []Decision {
 			continue
 		}
 		cp, _ := j.js.Speculate(t)
-		w.free--
+		c.use(w, 1)
 		c.running[keyOf(cp)] = taskRun{worker: w.id, start: c.now}
 		ds = append(ds, Run{Task: cp, Worker: w.id, Start: c.now, Speculative: true})
 	}
@@ -485,13 +501,7 @@ func (c *Core) pickOther(t Task, busy string) *worker {
 			}
 		}
 	}
-	var best *worker
-	for _, id := range c.order {
-		if w := c.workers[id]; ok(w) && (best == nil || w.free > best.free) {
-			best = w
-		}
-	}
-	return best
+	return c.free.best(func(w *worker) bool { return w.id == c.Reserved || w.id == busy })
 }
 
 // Cancel ends job id without a JobDone (its submitter stopped waiting): its
@@ -578,7 +588,7 @@ func (c *Core) place(ds []Decision) []Decision {
 			rest = append(rest, c.queue[i:]...)
 			break
 		}
-		w.free--
+		c.use(w, 1)
 		c.running[keyOf(t)] = taskRun{worker: w.id, start: c.now}
 		ds = append(ds, Run{Task: t, Worker: w.id, Start: c.now})
 	}
@@ -610,13 +620,7 @@ func (c *Core) pickAny(t Task) *worker {
 			}
 		}
 	}
-	var best *worker
-	for _, id := range c.order {
-		if w := c.workers[id]; w.free > 0 && id != c.Reserved && (best == nil || w.free > best.free) {
-			best = w
-		}
-	}
-	return best
+	return c.free.best(func(w *worker) bool { return w.id == c.Reserved })
 }
 
 // Running returns how many tasks run, and Queued how many wait for a slot.

@@ -59,6 +59,41 @@ type Network struct {
 	down      map[string]bool      // crashed hosts
 	cut       map[link]bool        // partitioned pairs of hosts
 	healed    chan struct{}        // closed (and replaced) when a partition heals
+	traffic   map[string]*Traffic  // by host
+}
+
+// Traffic is what a host has sent and received since the network was
+// made: writes (each Write on a connection: a gRPC flush of one or more
+// frames) and their bytes. A write counts as received when it is written,
+// whether or not it is read.
+type Traffic struct {
+	WritesSent, BytesSent         int64
+	WritesReceived, BytesReceived int64
+}
+
+// Traffic returns what host has sent and received so far.
+func (n *Network) Traffic(host string) Traffic {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if t := n.traffic[host]; t != nil {
+		return *t
+	}
+	return Traffic{}
+}
+
+// countLocked adds a write of size bytes from one host to another; n.mu is
+// held.
+func (n *Network) countLocked(from, to string, size int) {
+	for _, h := range [...]string{from, to} {
+		if n.traffic[h] == nil {
+			n.traffic[h] = &Traffic{}
+		}
+	}
+	f, t := n.traffic[from], n.traffic[to]
+	f.WritesSent++
+	f.BytesSent += int64(size)
+	t.WritesReceived++
+	t.BytesReceived += int64(size)
 }
 
 // link is an unordered pair of hosts.
@@ -74,7 +109,8 @@ func linkOf(a, b string) link {
 // New returns an empty network.
 func New(cfg Config) *Network {
 	return &Network{cfg: cfg, listeners: map[string]*listener{}, ports: map[string]int{},
-		pipes: map[*pipe]struct{}{}, down: map[string]bool{}, cut: map[link]bool{}, healed: make(chan struct{})}
+		pipes: map[*pipe]struct{}{}, down: map[string]bool{}, cut: map[link]bool{}, healed: make(chan struct{}),
+		traffic: map[string]*Traffic{}}
 }
 
 // Host returns host name's view of the network: what its process listens
@@ -457,6 +493,7 @@ func (c *Conn) Write(b []byte) (int, error) {
 			p.writes++
 			p.chunks = append(p.chunks, chunk{data: slices.Clone(b), at: at})
 			p.buffered += len(b)
+			n.countLocked(p.from, p.to, len(b))
 			p.notifyLocked()
 			n.mu.Unlock()
 			return len(b), nil

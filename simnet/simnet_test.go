@@ -264,3 +264,23 @@ func closedInPartition(t *testing.T, msg string) (*Network, net.Conn) {
 	c.Close()
 	return n, s
 }
+
+func TestTrafficCountsEveryWriteByHost(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := New(Config{})
+		c, s := pair(t, n, "a", "b")
+		c.Write([]byte("hello"))
+		c.Write([]byte("!"))
+		s.Write([]byte("ok"))
+		want := map[string]Traffic{
+			"a": {WritesSent: 2, BytesSent: 6, WritesReceived: 1, BytesReceived: 2},
+			"b": {WritesSent: 1, BytesSent: 2, WritesReceived: 2, BytesReceived: 6},
+			"c": {},
+		}
+		for h, w := range want {
+			if got := n.Traffic(h); got != w {
+				t.Errorf("Traffic(%s) = %+v, want %+v", h, got, w)
+			}
+		}
+	})
+}

@@ -7,6 +7,13 @@
 // BENCHMARKS.md.
 //
 //	go run ./bench/soak --duration 5m --memory 1GiB --batch 500ms
+//
+// --master local-cluster[N] runs wordcount's workers as processes of their
+// own: each sample then shows the master's RSS and the workers' (smallest,
+// median, largest). --running makes the job stateful (wordcount --running:
+// per-key totals since the start, checkpointed), and the check compares
+// the last interval's totals with the counts of every line received.
+// --rate caps the sender (lines per second; 0 floods).
 package main
 
 import (
@@ -21,6 +28,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -61,6 +69,9 @@ func run() error {
 	sample := flag.Duration("sample", 10*time.Second, "sampling period")
 	seed := flag.Int64("seed", 1, "the sender's seed")
 	listen := flag.String("listen", "127.0.0.1:19876", "wordcount's --listen")
+	master := flag.String("master", "local[2]", "wordcount's --master")
+	running := flag.Bool("running", false, "run wordcount --running (per-key state) and check its last totals")
+	rate := flag.Int("rate", 0, "lines per second the sender sends (0: as fast as it can)")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "soak-")
@@ -75,7 +86,11 @@ func run() error {
 		}
 	}
 	out := filepath.Join(dir, "out")
-	wc := exec.Command(wcBin, "--listen", *listen, "--batch", *batch, "--memory", memory.String(), "--out", out, "--ui-listen", "")
+	args := []string{"--listen", *listen, "--batch", *batch, "--memory", memory.String(), "--out", out, "--ui-listen", "", "--master", *master}
+	if *running {
+		args = append(args, "--running")
+	}
+	wc := exec.Command(wcBin, args...)
 	wcOut, err := wc.StdoutPipe()
 	if err != nil {
 		return err
@@ -141,7 +156,7 @@ func run() error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	send := exec.CommandContext(ctx, dsBin, "send", "--to", to, "--generate", "words", "--seed", strconv.FormatInt(*seed, 10),
-		"--rate", "0", "--duration", duration.String())
+		"--rate", strconv.Itoa(*rate), "--duration", duration.String())
 	var sendOut strings.Builder
 	send.Stdout = &sendOut
 	send.Stderr = io.Discard
@@ -151,13 +166,13 @@ func run() error {
 	sendDone := make(chan error, 1)
 	go func() { sendDone <- send.Wait() }()
 
-	fmt.Printf("wordcount --batch %s --memory %s, flooded by `dstream send --generate words --rate 0` for %v\n\n", *batch, memory, *duration)
-	fmt.Println("| t (s) | RSS (MiB) | records accepted/s | intervals | max scheduling delay | max total delay | failed |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|")
+	fmt.Printf("wordcount %s, sent to by `dstream send --generate words --rate %d` for %v\n\n", strings.Join(args, " "), *rate, *duration)
+	fmt.Println("| t (s) | RSS (MiB) | workers' RSS (MiB): min / median / max (n) | records accepted/s | intervals | max scheduling delay | max total delay | failed |")
+	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
 	start := time.Now()
 	tick := time.NewTicker(*sample)
 	defer tick.Stop()
-	var peakRSS int64
+	var peakRSS, peakWorker int64
 	var sendErr error
 loop:
 	for {
@@ -167,11 +182,17 @@ loop:
 		case <-tick.C:
 			rss := procKiB(wc.Process.Pid, "VmRSS")
 			peakRSS = max(peakRSS, rss)
+			workers := "-"
+			if ws := childrenRSS(wc.Process.Pid); len(ws) > 0 {
+				slices.Sort(ws)
+				peakWorker = max(peakWorker, ws[len(ws)-1])
+				workers = fmt.Sprintf("%d / %d / %d (%d)", ws[0]>>10, ws[len(ws)/2]>>10, ws[len(ws)-1]>>10, len(ws))
+			}
 			mu.Lock()
 			w := cur
 			cur = window{}
 			mu.Unlock()
-			fmt.Printf("| %.0f | %d | %.0f | %d | %v | %v | %d |\n", time.Since(start).Seconds(), rss>>10,
+			fmt.Printf("| %.0f | %d | %s | %.0f | %d | %v | %v | %d |\n", time.Since(start).Seconds(), rss>>10, workers,
 				float64(w.records)/sample.Seconds(), w.intervals, w.maxDelay, w.maxTotal, w.failed)
 		}
 	}
@@ -192,12 +213,12 @@ loop:
 	stopTook := time.Since(stopAt)
 	mu.Lock()
 	defer mu.Unlock()
-	fmt.Printf("\nsent %d lines in %v; wordcount received %d, stopped (exit %d, %v) %v after SIGTERM; %d intervals, %d failed, %d records, max scheduling delay %v; peak RSS %d MiB (VmHWM)\n",
-		sent, *duration, received, code, werr, stopTook.Round(time.Millisecond), all.intervals, all.failed, all.records, all.maxDelay, hwm>>10)
+	fmt.Printf("\nsent %d lines in %v; wordcount received %d, stopped (exit %d, %v) %v after SIGTERM; %d intervals, %d failed, %d records, max scheduling delay %v; peak RSS %d MiB (VmHWM), a worker's largest sampled %d MiB\n",
+		sent, *duration, received, code, werr, stopTook.Round(time.Millisecond), all.intervals, all.failed, all.records, all.maxDelay, hwm>>10, peakWorker>>10)
 	if received < 0 {
 		return errors.New("wordcount did not report what it received")
 	}
-	got, err := readCounts(out)
+	got, err := readCounts(out, *running)
 	if err != nil {
 		return err
 	}
@@ -228,11 +249,40 @@ func procKiB(pid int, key string) int64 {
 	return 0
 }
 
-// readCounts sums every interval's "word<TAB>count" lines.
-func readCounts(out string) (map[string]int64, error) {
+// childrenRSS returns the resident memory (KiB) of every process whose
+// parent is pid: a local-cluster master's workers.
+func childrenRSS(pid int) []int64 {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	var out []int64
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if procKiB(child, "PPid") == int64(pid) {
+			out = append(out, procKiB(child, "VmRSS"))
+		}
+	}
+	return out
+}
+
+// readCounts sums every interval's "word<TAB>count" lines; last reads the
+// last interval's only (running totals).
+func readCounts(out string, last bool) (map[string]int64, error) {
 	parts, err := filepath.Glob(filepath.Join(out, "words-*", "part-*"))
 	if err != nil {
 		return nil, err
+	}
+	if last {
+		var lastT int64 = -1
+		for _, p := range parts {
+			t, _ := strconv.ParseInt(strings.TrimPrefix(filepath.Base(filepath.Dir(p)), "words-"), 10, 64)
+			lastT = max(lastT, t)
+		}
+		parts = slices.DeleteFunc(parts, func(p string) bool { return filepath.Base(filepath.Dir(p)) != "words-"+strconv.FormatInt(lastT, 10) })
 	}
 	got := map[string]int64{}
 	for _, p := range parts {

@@ -89,6 +89,7 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	topic := fs.String("topic", "", "with --kafka-brokers: the topic to read, each record's value a line")
 	kafkaStart := fs.String("kafka-start", "earliest", "with --kafka-brokers: where a fresh job starts reading: earliest, latest or committed (the group's offsets)")
 	kafkaGroup := fs.String("kafka-group", "", "with --kafka-brokers: commit each completed interval's offsets to this consumer `group` (for lag tools)")
+	running := fs.Bool("running", false, "write running totals: every interval writes every word's count since the start (per-key state, checkpointed), not the interval's counts")
 	maxRatePerPartition := fs.Int64("max-rate-per-partition", 0, "with --kafka-brokers: most records per second an interval takes from each partition (0: no cap)")
 	if err := program.ParseFlags(fs, "wordcount --out FOLDER [flags]", args, stdout); err != nil {
 		return err
@@ -160,6 +161,14 @@ func wordcount(sig context.Context, args []string, stdout, stderr io.Writer) err
 	words := dstream.FlatMap(lines, strings.Fields)
 	pairs := dstream.Map(words, func(w string) dstream.Pair[string, int64] { return dstream.KV(w, int64(1)) })
 	counts := dstream.ReduceByKey(pairs, func(a, b int64) int64 { return a + b }, 0)
+	if *running {
+		counts = dstream.UpdateStateByKey(counts, func(ns []int64, total dstream.Opt[int64]) dstream.Opt[int64] {
+			for _, n := range ns {
+				total.Value += n
+			}
+			return dstream.Some(total.Value)
+		}, 0)
+	}
 	text := dstream.Map(counts, func(p dstream.Pair[string, int64]) string {
 		return p.Key + "\t" + strconv.FormatInt(p.Value, 10)
 	})
