@@ -86,9 +86,6 @@ func (s *Stream[T]) Name(name string) *Stream[T] {
 	return s
 }
 
-// stateNamer is a state stream of any record type, named by Name.
-type stateNamer interface{ nameState(name, at string) }
-
 var validStateName = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,99}$`)
 
 func (s *Stream[T]) nameState(name, at string) {

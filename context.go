@@ -311,6 +311,24 @@ type Context struct {
 	eventOps    []eventOp             // the event-time window operators (eventwindow.go)
 }
 
+// The context's registries of the graph's Kafka inputs and event-time
+// window operators, which event time reads (eventtime.go, eventwindow.go).
+
+// kafkaInput is what an event-time stream read from a Kafka stream needs
+// to tell its records' partitions apart (kafkastream.go).
+type kafkaInput struct {
+	id    int32
+	oi    *engine.OffsetInput
+	split int64
+}
+
+// eventOp is an event-time window operator, as Watermarks lists it.
+type eventOp struct {
+	id      int32 // its state stream's
+	name    string
+	sources []int32
+}
+
 // NewContext returns a Context for cfg.
 func NewContext(cfg Config) (*Context, error) {
 	if err := cfg.Validate(); err != nil {

@@ -5,13 +5,11 @@ import (
 	"fmt"
 	"iter"
 	"math"
-	"slices"
 	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/internal/engine"
 	"github.com/dstream/dstream/internal/eventwin"
-	"github.com/dstream/dstream/manifest"
 	"github.com/dstream/dstream/rdd"
 )
 
@@ -324,47 +322,4 @@ func (e *eventSource[T]) EventTimeStats(ctx context.Context, t time.Time) (engin
 		out.Max = 0
 	}
 	return out, nil
-}
-
-// eventSourcesOf returns the event-time streams among n and its ancestors.
-func eventSourcesOf(c *Context, n engine.Node) []int32 {
-	srcs := c.e.EventTimeSources()
-	seen := map[int32]bool{}
-	var out []int32
-	var walk func(engine.Node)
-	walk = func(n engine.Node) {
-		if seen[n.OpID()] {
-			return
-		}
-		seen[n.OpID()] = true
-		if _, ok := srcs[n.OpID()]; ok {
-			out = append(out, n.OpID())
-			return
-		}
-		for _, p := range n.ParentNodes() {
-			walk(p)
-		}
-	}
-	walk(n)
-	slices.Sort(out)
-	return out
-}
-
-// watermarkAt returns the watermark interval t runs with for an operator
-// fed by sources: the minimum of theirs in t's manifest; false if one has
-// none yet.
-func watermarkAt(c *Context, sources []int32, t time.Time) (int64, bool, error) {
-	ets, ok := c.e.EventTimesAt(t)
-	if !ok {
-		return 0, false, fmt.Errorf("no manifest of interval %d: its watermark is unknown", t.UnixMilli())
-	}
-	wm := int64(math.MaxInt64)
-	for _, id := range sources {
-		i := slices.IndexFunc(ets, func(e manifest.EventTime) bool { return e.Stream == id })
-		if i < 0 || !ets[i].HasWatermark() {
-			return 0, false, nil
-		}
-		wm = min(wm, ets[i].Watermark)
-	}
-	return wm, len(sources) > 0, nil
 }

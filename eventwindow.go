@@ -66,7 +66,7 @@ func (w *EventWindowStream[T, K, A]) Checkpoint(every time.Duration) *EventWindo
 // context remembers t's manifest; false if the operator has none yet (an
 // input stream has carried no record) or t is unknown.
 func (w *EventWindowStream[T, K, A]) Watermark(t time.Time) (time.Time, bool) {
-	wm, ok, err := watermarkAt(w.ctx, w.sources, t)
+	wm, ok, err := w.ctx.e.WatermarkAt(w.sources, t)
 	if err != nil || !ok {
 		return time.Time{}, false
 	}
@@ -129,7 +129,7 @@ func CountByEventWindow[T any, K comparable](s *Stream[Event[T]], key func(T) K,
 func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, key func(T) K, w EventWindows, mode OutputMode,
 	fold *eventwin.Fold[Event[T], A], combine bool, n int) *EventWindowStream[T, K, A] {
 	c := s.ctx
-	sources := eventSourcesOf(c, s.rt)
+	sources := c.e.EventTimeSourcesOf(s.rt)
 	switch err := w.check(); {
 	case err != nil:
 		c.setErr(fmt.Errorf("%s (%s): %w", name, caller(), err))
@@ -157,7 +157,7 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 	var keys atomic.Int64 // keys in the last map partition combined: the next one's size hint
 	var self *Stream[Pair[K, state]]
 	self = newStream(c, name, s.slide, func(t time.Time) (*rdd.Dataset[Pair[K, state]], error) {
-		at, known, err := watermarkAt(c, sources, t)
+		at, known, err := c.e.WatermarkAt(sources, t)
 		if err != nil {
 			return nil, err
 		}
@@ -191,7 +191,7 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 			})
 			cg := rdd.Cogroup(prev, partials, n)
 			return rdd.FlatMapSameKey(cg, func(kg Pair[K, rdd.Grouped[state, state]]) []Pair[K, state] {
-				st := eventwin.Resume(first(kg.Value.Left))
+				st := eventwin.Resume(headOf(kg.Value.Left))
 				for i := range kg.Value.Right {
 					st.Merge(spec, &kg.Value.Right[i], fold.Merge)
 				}
@@ -201,7 +201,7 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 		keyed := rdd.Map(in, func(r Event[T]) Pair[K, Event[T]] { return Pair[K, Event[T]]{Key: key(r.Value), Value: r} })
 		cg := rdd.Cogroup(prev, keyed, n)
 		return rdd.FlatMapSameKey(cg, func(kg Pair[K, rdd.Grouped[state, Event[T]]]) []Pair[K, state] {
-			st := eventwin.Resume(first(kg.Value.Left))
+			st := eventwin.Resume(headOf(kg.Value.Left))
 			recs := slices.Clone(kg.Value.Right)
 			slices.SortStableFunc(recs, func(a, b Event[T]) int { return cmp.Compare(a.Time.UnixMilli(), b.Time.UnixMilli()) })
 			for _, r := range recs {
@@ -230,8 +230,8 @@ func eventWindow[T any, K comparable, A any](s *Stream[Event[T]], name string, k
 	return &EventWindowStream[T, K, A]{Stream: out, late: late, state: self, sources: sources}
 }
 
-// first returns the first of xs, or nil.
-func first[X any](xs []X) *X {
+// headOf returns the first of xs, or nil.
+func headOf[X any](xs []X) *X {
 	if len(xs) == 0 {
 		return nil
 	}
@@ -268,13 +268,6 @@ func (l *lateCounter[T, K, A]) LateRecords(ctx context.Context, t time.Time) (in
 	return n, err
 }
 
-// eventOp is an event-time window operator, as Watermarks lists it.
-type eventOp struct {
-	id      int32 // its state stream's
-	name    string
-	sources []int32
-}
-
 // OperatorWatermark is the watermark an event-time window operator ran (or
 // runs) an interval with.
 type OperatorWatermark struct {
@@ -301,7 +294,7 @@ func (c *Context) Watermarks(t time.Time) ([]OperatorWatermark, bool) {
 	out := make([]OperatorWatermark, 0, len(ops))
 	for _, op := range ops {
 		w := OperatorWatermark{Stream: op.id, Name: op.name}
-		if wm, ok, err := watermarkAt(c, op.sources, t); err == nil && ok {
+		if wm, ok, err := c.e.WatermarkAt(op.sources, t); err == nil && ok {
 			w.Watermark, w.HasWatermark = time.UnixMilli(wm).UTC(), true
 		}
 		out = append(out, w)

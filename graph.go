@@ -29,6 +29,9 @@ type Stream[T any] struct {
 	companions []stateNamer // other state streams of the operator, named with it (Name)
 }
 
+// stateNamer is a state stream of any record type, named by Name.
+type stateNamer interface{ nameState(name, at string) }
+
 // newStream registers a stream in c's graph. Operator IDs are assigned in
 // creation order, so every process that builds the same graph agrees on them.
 func newStream[T any](c *Context, name string, slide time.Duration, compute func(time.Time) (*rdd.Dataset[T], error), parents ...parent) *Stream[T] {

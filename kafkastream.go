@@ -101,14 +101,6 @@ func KafkaStream(c *Context, opts KafkaOptions) *Stream[KafkaRecord] {
 	return s
 }
 
-// kafkaInput is what an event-time stream read from a Kafka stream needs
-// to tell its records' partitions apart (eventtime.go).
-type kafkaInput struct {
-	id    int32
-	oi    *engine.OffsetInput
-	split int64
-}
-
 // kafkaParts is the dataset's partitions for ranges rs: the non-empty
 // ranges, each whole or (split > 0) in splits of at most split offsets.
 func kafkaParts(rs []manifest.OffsetRange, split int64) []kafka.Range {

@@ -316,3 +316,46 @@ func (c *Engine) EventTimesAt(t time.Time) ([]manifest.EventTime, bool) {
 	ets, ok := c.et.logged[t.UnixMilli()]
 	return ets, ok
 }
+
+// EventTimeSourcesOf returns the event-time streams among n and its ancestors.
+func (c *Engine) EventTimeSourcesOf(n Node) []int32 {
+	srcs := c.EventTimeSources()
+	seen := map[int32]bool{}
+	var out []int32
+	var walk func(Node)
+	walk = func(n Node) {
+		if seen[n.OpID()] {
+			return
+		}
+		seen[n.OpID()] = true
+		if _, ok := srcs[n.OpID()]; ok {
+			out = append(out, n.OpID())
+			return
+		}
+		for _, p := range n.ParentNodes() {
+			walk(p)
+		}
+	}
+	walk(n)
+	slices.Sort(out)
+	return out
+}
+
+// WatermarkAt returns the watermark interval t runs with for an operator
+// fed by the event-time streams sources: the minimum of theirs in t's manifest; false if one has
+// none yet.
+func (c *Engine) WatermarkAt(sources []int32, t time.Time) (int64, bool, error) {
+	ets, ok := c.EventTimesAt(t)
+	if !ok {
+		return 0, false, fmt.Errorf("no manifest of interval %d: its watermark is unknown", t.UnixMilli())
+	}
+	wm := int64(math.MaxInt64)
+	for _, id := range sources {
+		i := slices.IndexFunc(ets, func(e manifest.EventTime) bool { return e.Stream == id })
+		if i < 0 || !ets[i].HasWatermark() {
+			return 0, false, nil
+		}
+		wm = min(wm, ets[i].Watermark)
+	}
+	return wm, len(sources) > 0, nil
+}
