@@ -91,10 +91,10 @@ type wallSpan struct{ t, start, end time.Time }
 
 // intervalLog is what the bus said of one interval.
 type intervalLog struct {
-	done bool // BatchCompleted came
-	jobs       [][2]time.Time // each job's start and end
-	tasks      [][2]time.Time // each task attempt's start and end
-	stages     map[[2]int]bool
+	done   bool           // BatchCompleted came
+	jobs   [][2]time.Time // each job's start and end
+	tasks  [][2]time.Time // each task attempt's start and end
+	stages map[[2]int]bool
 }
 
 // intervalEvents gathers the bus's events by interval (a listener.Listener).
@@ -220,4 +220,7 @@ func maxTime(a, b time.Time) time.Time {
 	return b
 }
 
-var debugJobs = os.Getenv("BENCH_DEBUG_JOBS") != ""
+// debugJobs, with DSTREAM_BENCH_JOBS=1 in the environment, prints every job
+// and task of a Burst to stderr as the master saw it (start, duration,
+// worker): how an interval's time splits between its tasks.
+var debugJobs = os.Getenv("DSTREAM_BENCH_JOBS") != ""
