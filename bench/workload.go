@@ -166,7 +166,8 @@ func NewPool(n int) *Pool {
 // Interval returns the records of interval k at n records per interval,
 // cycling through the pool, as about parts partitions of sub-slices of the
 // pool: nothing is copied (a partition that would wrap around the pool's end
-// is split in two).
+// is split in two). With n = 0 it is parts empty partitions: an interval
+// with no data still runs its tasks.
 func (p *Pool) Interval(k int64, n, parts int) [][]string {
 	out := make([][]string, 0, parts+1)
 	size := len(p.Records)
@@ -174,6 +175,10 @@ func (p *Pool) Interval(k int64, n, parts int) [][]string {
 	for i := range parts {
 		lo, hi := i*n/parts, (i+1)*n/parts
 		from, count := (start+lo)%size, hi-lo
+		if n == 0 {
+			out = append(out, nil)
+			continue
+		}
 		for count > 0 {
 			take := min(count, size-from)
 			out = append(out, p.Records[from:from+take])

@@ -30,6 +30,8 @@ type Dir struct {
 	root   string
 	lock   *os.File // shared lock held while open; see lockShared
 	closed atomic.Bool
+	// scratch: writes are not synced (OpenScratchDir).
+	scratch bool
 }
 
 const (
@@ -65,6 +67,22 @@ func OpenDir(path string) (*Dir, error) {
 			return nil, fmt.Errorf("checkpoint: open dir %s: removing leftover temporaries: %w", root, err)
 		}
 	}
+	return d, nil
+}
+
+// OpenScratchDir is OpenDir for a folder that lives and dies with its
+// process, such as a temporary folder the process deletes when it stops: a
+// Put is atomic and visible to every reader when it returns, as in any Dir,
+// but nothing is synced to the disk (neither the file nor its directories),
+// since nothing is ever read from the folder after a crash of the machine.
+// A local-cluster master's checkpoints of a job with no checkpoint location
+// go to such a folder.
+func OpenScratchDir(path string) (*Dir, error) {
+	d, err := OpenDir(path)
+	if err != nil {
+		return nil, err
+	}
+	d.scratch = true
 	return d, nil
 }
 
@@ -155,7 +173,7 @@ func (d *Dir) put(name string, data []byte, stop func(putStage) bool) (err error
 		}
 	}()
 	_, err = f.Write(data)
-	if err == nil {
+	if err == nil && !d.scratch {
 		err = f.Sync()
 	}
 	if cerr := f.Close(); err == nil {
@@ -175,6 +193,9 @@ func (d *Dir) put(name string, data []byte, stop func(putStage) bool) (err error
 	}
 	// The rename is durable once the parent is synced; a directory Put
 	// created is durable once its own parent is.
+	if d.scratch {
+		return nil
+	}
 	if err := syncDir(parent); err != nil {
 		return fmt.Errorf("checkpoint: put %q: %w", name, err)
 	}
@@ -332,8 +353,10 @@ func (d *Dir) delete(name string, stop func(putStage) bool) error {
 		return errStopped
 	}
 	parent := filepath.Dir(full)
-	if err := syncDir(parent); err != nil && !notFound(err) {
-		return fmt.Errorf("checkpoint: delete %q: %w", name, err)
+	if !d.scratch {
+		if err := syncDir(parent); err != nil && !notFound(err) {
+			return fmt.Errorf("checkpoint: delete %q: %w", name, err)
+		}
 	}
 	// Remove emptied directories; Remove fails, harmlessly, on the first
 	// that is not empty (or that a concurrent Put is filling).

@@ -394,3 +394,28 @@ func TestDirLongNames(t *testing.T) {
 		t.Fatalf("Get = %q, %v", got, err)
 	}
 }
+
+// TestScratchDir: a scratch folder (no syncs) is a Store like any Dir: a
+// Put is visible at once, a Delete removes the object and its emptied
+// folders.
+func TestScratchDir(t *testing.T) {
+	root := t.TempDir()
+	d, err := OpenScratchDir(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	ctx := context.Background()
+	if err := d.Put(ctx, "state/000001/x/part-00000", []byte("data")); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := d.Get(ctx, "state/000001/x/part-00000"); err != nil || string(b) != "data" {
+		t.Fatalf("Get = %q, %v", b, err)
+	}
+	if err := d.Delete(ctx, "state/000001/x/part-00000"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(root, "state")); !os.IsNotExist(err) {
+		t.Fatalf("emptied folders left: %v", err)
+	}
+}

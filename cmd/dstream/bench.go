@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,6 +41,9 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	asJSON := fs.Bool("json", false, "print one JSON object per workload")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile (pprof) of the whole run to this file")
 	memProfile := fs.String("memprofile", "", "write an allocation profile (pprof) at the end of the run to this file")
+	burst := fs.Int("burst", -1, "`records` an interval: no search and no wall clock, only intervals of this many records back to back on a manual clock, each --master in turn for --rounds rounds, timed (0: empty intervals, the fixed cost); for profiles and paired comparisons")
+	intervals := fs.Int("intervals", 20, "with --burst, the intervals measured a round (after filling the window)")
+	rounds := fs.Int("rounds", 3, "with --burst, the rounds (each --master once a round, in turn)")
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
 	}
@@ -59,6 +63,10 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return program.Usagef("--window %v must be a positive multiple of --batch %v", *window, *batch)
 	case *src != "memory" && *src != "socket":
 		return program.Usagef("--source %q: want memory or socket", *src)
+	case *burst >= 0 && *src != "memory":
+		return program.Usagef("--burst runs the memory source only")
+	case *burst >= 0 && (*intervals < 1 || *rounds < 1):
+		return program.Usagef("--intervals %d and --rounds %d must be positive", *intervals, *rounds)
 	}
 	if len(masters) == 0 {
 		masters = []string{"local[2]"}
@@ -94,13 +102,26 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}()
 	}
+	workerArgs := func(name string, master string) func(n int, source string) []string {
+		return func(n int, source string) []string {
+			return []string{"bench-worker", "--workload", name, "--batch", batch.String(), "--window", window.String(),
+				"--memory", strconv.FormatInt(*memory, 10), "--master", master, "--source", source, "--records", strconv.Itoa(n)}
+		}
+	}
+	if *burst >= 0 {
+		for _, name := range names {
+			if err := runBurst(stdout, name, masters, *burst, *intervals, *rounds, func(master string) bench.Config {
+				return bench.Config{Workload: name, Batch: *batch, Master: master, Window: *window, Memory: *memory, WorkerArgs: workerArgs(name, master)}
+			}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	for _, name := range names {
 		for _, master := range masters {
 			cfg := bench.Config{Workload: name, Batch: *batch, Master: master, Duration: *duration, Source: *src, Window: *window, Memory: *memory, Checkpoint: *ckpt, LeaseTTL: *leaseTTL}
-			cfg.WorkerArgs = func(n int, source string) []string {
-				return []string{"bench-worker", "--workload", name, "--batch", batch.String(), "--window", window.String(),
-					"--memory", strconv.FormatInt(*memory, 10), "--master", master, "--source", source, "--records", strconv.Itoa(n)}
-			}
+			cfg.WorkerArgs = workerArgs(name, master)
 			// Progress goes to stdout, or to stderr when stdout is for JSON.
 			progress := stdout
 			if *asJSON {
@@ -140,4 +161,47 @@ func runBenchWorker(ctx context.Context, args []string, stdout, _ io.Writer) err
 		return err
 	}
 	return bench.Serve(ctx, bench.Config{Workload: *workload, Batch: *batch, Window: *window, Master: *master, Source: *src, Memory: *memory}, *records)
+}
+
+// runBurst is `dstream bench --burst N`: rounds of each master in turn, n
+// records an interval back to back on a manual clock (bench.Burst), the
+// window filled first; it prints each round's median and 90th percentile
+// interval per master and, for every master after the first, the median over
+// rounds of the first's median divided by its own: its speed against the
+// first's, pair by pair (a noisy machine moves both of a pair alike).
+func runBurst(out io.Writer, name string, masters []string, n, intervals, rounds int, config func(master string) bench.Config) error {
+	ratios := make([][]float64, len(masters))
+	for r := range rounds {
+		var first time.Duration
+		for i, master := range masters {
+			cfg := config(master)
+			fill := int(cfg.Window / cfg.Batch)
+			if name == "grep" {
+				fill = 2
+			}
+			res, err := bench.Burst(cfg, n, fill, intervals)
+			if err != nil {
+				return fmt.Errorf("%s on %s: %w", name, master, err)
+			}
+			med := res.Median()
+			ph := res.Phases
+			us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
+			line := fmt.Sprintf("%s round %d %-18s %d records an interval: median %v, p90 %v (medians: before the first job %v, tasks running %v, between tasks %v, after the last job %v; %d jobs, %d stages, %d tasks)",
+				name, r+1, master, n, us(med), us(res.P90()), us(ph.Before), us(ph.Tasks), us(ph.Between), us(ph.After), ph.Jobs, ph.Stages, ph.TasksRun)
+			if i == 0 {
+				first = med
+			} else {
+				ratio := float64(first) / float64(med)
+				ratios[i] = append(ratios[i], ratio)
+				line += fmt.Sprintf(", speed against %s %.3f", masters[0], ratio)
+			}
+			fmt.Fprintln(out, line)
+		}
+	}
+	for i := 1; i < len(masters); i++ {
+		rs := slices.Clone(ratios[i])
+		slices.Sort(rs)
+		fmt.Fprintf(out, "%s: %s / %s, median of %d pairs: %.3f (%.3f-%.3f)\n", name, masters[i], masters[0], len(rs), rs[len(rs)/2], rs[0], rs[len(rs)-1])
+	}
+	return nil
 }

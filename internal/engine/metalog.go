@@ -289,6 +289,11 @@ func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
 			return
 		}
 		open := func(dir string) (checkpoint.Store, error) { return checkpoint.Open(context.Background(), dir) }
+		if dir == c.ckTemp {
+			// The temporary folder dies with this master: its writes
+			// need not be synced (checkpoint.OpenScratchDir).
+			open = func(dir string) (checkpoint.Store, error) { return checkpoint.OpenScratchDir(dir) }
+		}
 		if c.cfg.Sim != nil && c.cfg.Sim.OpenStore != nil {
 			open = c.cfg.Sim.OpenStore
 		}
