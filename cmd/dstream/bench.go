@@ -102,10 +102,14 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}()
 	}
-	workerArgs := func(name string, master string) func(n int, source string) []string {
-		return func(n int, source string) []string {
-			return []string{"bench-worker", "--workload", name, "--batch", batch.String(), "--window", window.String(),
+	workerArgs := func(name string, master string) func(n int, source, rates string) []string {
+		return func(n int, source, rates string) []string {
+			args := []string{"bench-worker", "--workload", name, "--batch", batch.String(), "--window", window.String(),
 				"--memory", strconv.FormatInt(*memory, 10), "--master", master, "--source", source, "--records", strconv.Itoa(n)}
+			if rates != "" {
+				args = append(args, "--rates", rates)
+			}
+			return args
 		}
 	}
 	if *burst >= 0 {
@@ -156,11 +160,12 @@ func runBenchWorker(ctx context.Context, args []string, stdout, _ io.Writer) err
 	master := fs.String("master", "", "")
 	src := fs.String("source", "memory", "")
 	records := fs.Int("records", 0, "")
+	rates := fs.String("rates", "", "")
 	memory := dstream.MemoryFlag(fs)
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
 	}
-	return bench.Serve(ctx, bench.Config{Workload: *workload, Batch: *batch, Window: *window, Master: *master, Source: *src, Memory: *memory}, *records)
+	return bench.Serve(ctx, bench.Config{Workload: *workload, Batch: *batch, Window: *window, Master: *master, Source: *src, Memory: *memory, Rates: *rates}, *records)
 }
 
 // runBurst is `dstream bench --burst N`: rounds of each master in turn, n
