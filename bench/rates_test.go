@@ -133,3 +133,25 @@ func TestSearchRunKeepsOneContext(t *testing.T) {
 		}
 	}
 }
+
+// TestSearchProbeEndsWhenPlainlyBehind: a probe whose interval takes over 3
+// times the target ends there, not after all its intervals.
+func TestSearchProbeEndsWhenPlainlyBehind(t *testing.T) {
+	cfg := Config{Workload: "wordcount", Batch: 10 * time.Millisecond, Master: "local[2]", Window: 100 * time.Millisecond}
+	if err := cfg.defaults(); err != nil {
+		t.Fatal(err)
+	}
+	s, err := startSearch(Workloads[cfg.Workload], cfg, NewPool(1<<16), 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.stop()
+	// 200k records of WordCount take far over 27 ms on any machine.
+	took, err := s.probe(200_000, 3, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if took <= 27*time.Millisecond || s.i != 1 {
+		t.Fatalf("probe took %v after %d intervals; want over 27 ms after 1", took, s.i)
+	}
+}

@@ -49,6 +49,11 @@ type Config struct {
 	// what checkpointing, or the lease, costs. Only local[N].
 	Checkpoint string
 	LeaseTTL   time.Duration
+	// Rate, if positive, is a fixed input rate (records per second): no
+	// baseline and no search, one real-time run at Rate for --duration,
+	// for latency at a given rate (the Result's latency, Sustained and
+	// RecordsPerSec are of that run).
+	Rate float64
 }
 
 // Result is what a run measured. JSON names are part of the CLI's contract.
@@ -133,6 +138,9 @@ func Run(cfg Config) (Result, error) {
 		Cores: cores, CPU: cpuModel()}
 	pool := NewPool(1 << 20)
 	windowIntervals := int(cfg.Window / cfg.Batch)
+	if cfg.Rate > 0 {
+		return fixedRate(w, cfg, pool, res)
+	}
 
 	// 1. The baseline on the same records, at 100k records per second.
 	// It is measured again at the end and the faster figure kept, so a
@@ -294,6 +302,29 @@ func Run(cfg Config) (Result, error) {
 	return res, nil
 }
 
+// fixedRate is Run at cfg.Rate: one real-time run for the whole duration
+// (less a second for the start), its figures in res.
+func fixedRate(w Workload, cfg Config, pool *Pool, res Result) (Result, error) {
+	n := max(1, int(math.Round(cfg.Rate*cfg.Batch.Seconds())))
+	intervals := int((cfg.Duration - time.Second) / cfg.Batch)
+	if intervals < 3 {
+		return res, fmt.Errorf("--duration %v holds fewer than 3 intervals of %v after the start; give more", cfg.Duration, cfg.Batch)
+	}
+	v, err := realtime(w, cfg, pool, n, intervals)
+	if err != nil {
+		return res, err
+	}
+	res.RecordsPerSec = rate(n, cfg.Batch)
+	res.RecordsPerSecPerCore = res.RecordsPerSec / float64(res.Cores)
+	res.P50LatencyMs, res.P99LatencyMs, res.MaxSchedDelayMs = v.p50, v.p99, v.maxSched
+	res.ValidatedIntervals = v.measured
+	res.Sustained = v.keptUp && (cfg.Source == "memory" || v.received >= int64(n)*int64(intervals)*9/10)
+	res.WindowFilled = intervals > int(cfg.Window/cfg.Batch) || w.Name == "grep"
+	cfg.logf("  real time %9.0f records/s for %d intervals: p50 %.0f ms, p99 %.0f ms, max scheduling delay %.0f ms -> %s",
+		res.RecordsPerSec, intervals, v.p50, v.p99, v.maxSched, map[bool]string{true: "sustained", false: "behind"}[res.Sustained])
+	return res, nil
+}
+
 // nextAttempt returns the rate of the real-time run after one at n, or 0 to
 // stop. Until a rate is sustained (found is 0) it backs off by 10%, or
 // through a socket that carried less than 90% of n (cameIn records an
@@ -427,19 +458,27 @@ func startSearch(w Workload, cfg Config, pool *Pool, n int) (*searchRun, error) 
 // time (a search step, so one hiccup of the machine should not steer it;
 // the real-time run that follows holds every interval to the interval). The
 // fill intervals are the warm-up at the new rate: the window's state, the
-// combiners and the heap grow to it.
+// combiners and the heap grow to it. An interval, warm-up or measured, over
+// 3 times the target (90% of the interval) ends the probe at once with its
+// time: the rate falls plainly behind, and the search's budget is better
+// spent on the next probe, aimed by that time.
 func (s *searchRun) probe(n, fill, measure int) (time.Duration, error) {
 	if err := s.rates.set(int64(s.i)+1, n); err != nil {
 		return 0, err
 	}
+	plainlyBehind := 3 * s.cfg.Batch * 9 / 10
 	var took []time.Duration
 	for k := range fill + measure {
 		start := time.Now()
 		if err := s.next(); err != nil {
 			return 0, err
 		}
+		t := time.Since(start)
+		if t > plainlyBehind {
+			return t, nil
+		}
 		if k >= fill {
-			took = append(took, time.Since(start))
+			took = append(took, t)
 		}
 	}
 	slices.Sort(took)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -33,6 +34,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	})
 	duration := fs.Duration("duration", 60*time.Second, "bounds each workload's whole run, search included")
+	fixed := fs.Float64("rate", 0, "records/s: no baseline and no search, one real-time run at this rate for --duration, for latency at a given rate (0: search for the sustained rate)")
 	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
 	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
 	memory := dstream.MemoryFlag(fs)
@@ -48,6 +50,9 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	// Every flag is checked before anything is printed or created.
+	if *fixed < 0 || math.IsNaN(*fixed) || math.IsInf(*fixed, 0) {
+		return program.Usagef("--rate %v: want records per second, 0 or more", *fixed)
+	}
 	names := []string{*workload}
 	if *workload == "all" {
 		names = bench.Names()
@@ -124,7 +129,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	for _, name := range names {
 		for _, master := range masters {
-			cfg := bench.Config{Workload: name, Batch: *batch, Master: master, Duration: *duration, Source: *src, Window: *window, Memory: *memory, Checkpoint: *ckpt, LeaseTTL: *leaseTTL}
+			cfg := bench.Config{Workload: name, Batch: *batch, Master: master, Duration: *duration, Source: *src, Window: *window, Memory: *memory, Checkpoint: *ckpt, LeaseTTL: *leaseTTL, Rate: *fixed}
 			cfg.WorkerArgs = workerArgs(name, master)
 			// Progress goes to stdout, or to stderr when stdout is for JSON.
 			progress := stdout
