@@ -17,7 +17,7 @@ import (
 // against local, and latency against the interval"): TestBenchFigures reads
 // the results' JSON lines and draws the charts.
 var (
-	figLatency = flag.String("figures.latency", "", "JSON lines of `dstream bench --json` runs of one workload at several --batch, each under local[2] and local-cluster[2]: draw half-rate latency against the interval to the .svg of the same name")
+	figLatency = flag.String("figures.latency", "", "JSON lines of `dstream bench --rate R --json` runs of one workload at several --batch, each under local[2] and local-cluster[2]: draw latency at R against the interval to the .svg of the same name")
 	figRatio   = flag.String("figures.ratio", "", "JSON lines of `dstream bench --json` runs, each local[2] then local-cluster[2] (a pair): draw the cluster/local ratio of each pair to the .svg of the same name")
 )
 
@@ -67,8 +67,8 @@ func pairs(rs []Result) []pair {
 	return ps
 }
 
-// latencyChart is half-rate p50 and p99 latency against the interval, per
-// master; a run with no half-rate figure (nothing sustained) is left out.
+// latencyChart is p50 and p99 latency against the interval, per master, of
+// runs at one fixed rate (`dstream bench --rate`).
 func latencyChart(ps []pair) plot.Chart {
 	series := []plot.Series{{Name: "local[2] p50"}, {Name: "local[2] p99"}, {Name: "local-cluster[2] p50"}, {Name: "local-cluster[2] p99"}}
 	add := func(s *plot.Series, x, y float64) {
@@ -78,15 +78,16 @@ func latencyChart(ps []pair) plot.Chart {
 	}
 	slices.SortFunc(ps, func(a, b pair) int { return int(a.local.BatchMs - b.local.BatchMs) })
 	var workload string
+	var rate float64
 	for _, p := range ps {
-		workload = p.local.Workload
+		workload, rate = p.local.Workload, p.local.RecordsPerSec
 		x := float64(p.local.BatchMs)
-		add(&series[0], x, p.local.HalfRateP50Ms)
-		add(&series[1], x, p.local.HalfRateP99Ms)
-		add(&series[2], x, p.cluster.HalfRateP50Ms)
-		add(&series[3], x, p.cluster.HalfRateP99Ms)
+		add(&series[0], x, p.local.P50LatencyMs)
+		add(&series[1], x, p.local.P99LatencyMs)
+		add(&series[2], x, p.cluster.P50LatencyMs)
+		add(&series[3], x, p.cluster.P99LatencyMs)
 	}
-	return plot.Chart{Title: fmt.Sprintf("%s: end-to-end latency at half the sustained rate against the interval (short runs on a shared 2-core machine)", workload),
+	return plot.Chart{Title: fmt.Sprintf("%s at %.0f records/s: end-to-end latency against the interval (15 s runs on a loaded, shared 2-core machine)", workload, rate),
 		XLabel: "interval (ms)", YLabel: "latency (ms)", Series: series}
 }
 
@@ -136,11 +137,11 @@ func ratioTable(ps []pair) string {
 // latencyTable is the latency pairs as a Markdown table.
 func latencyTable(ps []pair) string {
 	var b strings.Builder
-	fmt.Fprintln(&b, "| interval | local[2] records/s | half-rate p50 / p99 | local-cluster[2] records/s | half-rate p50 / p99 |")
+	fmt.Fprintln(&b, "| interval | local[2] records/s | p50 / p99 | local-cluster[2] records/s | p50 / p99 |")
 	fmt.Fprintln(&b, "|---:|---:|---:|---:|---:|")
 	for _, p := range ps {
-		fmt.Fprintf(&b, "| %d ms | %s | %.0f / %.0f ms | %s | %.0f / %.0f ms |\n", p.local.BatchMs, sustained(p.local), p.local.HalfRateP50Ms, p.local.HalfRateP99Ms,
-			sustained(p.cluster), p.cluster.HalfRateP50Ms, p.cluster.HalfRateP99Ms)
+		fmt.Fprintf(&b, "| %d ms | %s | %.0f / %.0f ms | %s | %.0f / %.0f ms |\n", p.local.BatchMs, sustained(p.local), p.local.P50LatencyMs, p.local.P99LatencyMs,
+			sustained(p.cluster), p.cluster.P50LatencyMs, p.cluster.P99LatencyMs)
 	}
 	return b.String()
 }
@@ -158,6 +159,8 @@ func sustained(r Result) string {
 // (skipped without them):
 //
 //	go test -count=1 -run TestBenchFigures -v ./bench -figures.latency=../docs/bench-latency.jsonl -figures.ratio=../docs/bench-ratio.jsonl
+//
+// (BENCHMARKS.md has the commands that made the JSON lines.)
 func TestBenchFigures(t *testing.T) {
 	if *figLatency == "" && *figRatio == "" {
 		t.Skip("no -figures.latency or -figures.ratio")
@@ -199,7 +202,7 @@ func writeChart(t *testing.T, file string, chart plot.Chart) {
 
 func TestPairsAndCharts(t *testing.T) {
 	r := func(w, master string, batch int64, rate, p50 float64) Result {
-		return Result{Workload: w, Master: master, BatchMs: batch, RecordsPerSec: rate, HalfRateP50Ms: p50, HalfRateP99Ms: 2 * p50, Sustained: true}
+		return Result{Workload: w, Master: master, BatchMs: batch, RecordsPerSec: rate, P50LatencyMs: p50, P99LatencyMs: 2 * p50, Sustained: true}
 	}
 	rs := []Result{
 		r("grep", "local[2]", 1000, 100, 0), r("grep", "local-cluster[2]", 1000, 80, 0),
