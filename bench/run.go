@@ -33,8 +33,15 @@ type Config struct {
 	Progress io.Writer     // progress lines; nil for none
 	// WorkerArgs, for a local-cluster master, returns the arguments that
 	// make this program build, as a worker, the graph of a run at n
-	// records an interval from source (see Serve).
-	WorkerArgs func(n int, source string) []string
+	// records an interval from source (see Serve), or, when rates is not
+	// "", at the records per interval the schedule file rates names (the
+	// capacity search's one cluster, whose rate changes from probe to
+	// probe; Config.Rates).
+	WorkerArgs func(n int, source, rates string) []string
+	// Rates is, for a worker (Serve), the schedule file of the capacity
+	// search it serves: the records of each interval, which the master
+	// writes before the interval is cut; "" for a fixed n.
+	Rates string
 	// Checkpoint, if set, is a folder under which every context of the run
 	// (each step of the search, the latency run) checkpoints in a new
 	// folder of its own, with LeaseTTL (dstream.Config.LeaseTTL: a master
@@ -42,6 +49,11 @@ type Config struct {
 	// what checkpointing, or the lease, costs. Only local[N].
 	Checkpoint string
 	LeaseTTL   time.Duration
+	// Rate, if positive, is a fixed input rate (records per second): no
+	// baseline and no search, one real-time run at Rate for --duration,
+	// for latency at a given rate (the Result's latency, Sustained and
+	// RecordsPerSec are of that run).
+	Rate float64
 }
 
 // Result is what a run measured. JSON names are part of the CLI's contract.
@@ -126,6 +138,9 @@ func Run(cfg Config) (Result, error) {
 		Cores: cores, CPU: cpuModel()}
 	pool := NewPool(1 << 20)
 	windowIntervals := int(cfg.Window / cfg.Batch)
+	if cfg.Rate > 0 {
+		return fixedRate(w, cfg, pool, res)
+	}
 
 	// 1. The baseline on the same records, at 100k records per second.
 	// It is measured again at the end and the faster figure kept, so a
@@ -158,10 +173,19 @@ func Run(cfg Config) (Result, error) {
 		return time.Now().Add(lastTook * time.Duration(n) / time.Duration(lastN)).Before(searchEnd)
 	}
 	var searchErr error
+	// One context serves every probe (startSearch): only the input rate
+	// changes between probes, and each probe measures after its own
+	// warm-up, so a deployment's start-up (a cluster's processes) is paid
+	// once rather than by every probe.
+	guess := int(res.BaselineRecordsPer * float64(cores) * cfg.Batch.Seconds())
+	search, err := startSearch(w, cfg, pool, max(guess, 1000))
+	if err != nil {
+		return res, err
+	}
 	sustains := func(n int) time.Duration {
 		res.Probes++
 		began := time.Now()
-		took, err := probe(w, cfg, pool, n, fill, 3)
+		took, err := search.probe(n, fill, 3)
 		lastN, lastTook, lastInterval = n, time.Since(began), took
 		if err != nil {
 			searchErr = err
@@ -170,7 +194,8 @@ func Run(cfg Config) (Result, error) {
 		cfg.logf("  probe %-9s %9.0f records/s: median interval %v of %v -> %v", w.Name, rate(n, cfg.Batch), took.Round(time.Millisecond), cfg.Batch, map[bool]string{true: "keeps up", false: "falls behind"}[took <= cfg.Batch*9/10])
 		return took
 	}
-	lo, hi := searchCapacity(int(res.BaselineRecordsPer*float64(cores)*cfg.Batch.Seconds()), cfg.Batch*9/10, affordable, sustains)
+	lo, hi := searchCapacity(guess, cfg.Batch*9/10, affordable, sustains)
+	search.stop()
 	if err := searchErr; err != nil {
 		return res, err
 	}
@@ -277,6 +302,29 @@ func Run(cfg Config) (Result, error) {
 	return res, nil
 }
 
+// fixedRate is Run at cfg.Rate: one real-time run for the whole duration
+// (less a second for the start), its figures in res.
+func fixedRate(w Workload, cfg Config, pool *Pool, res Result) (Result, error) {
+	n := max(1, int(math.Round(cfg.Rate*cfg.Batch.Seconds())))
+	intervals := int((cfg.Duration - time.Second) / cfg.Batch)
+	if intervals < 3 {
+		return res, fmt.Errorf("--duration %v holds fewer than 3 intervals of %v after the start; give more", cfg.Duration, cfg.Batch)
+	}
+	v, err := realtime(w, cfg, pool, n, intervals)
+	if err != nil {
+		return res, err
+	}
+	res.RecordsPerSec = rate(n, cfg.Batch)
+	res.RecordsPerSecPerCore = res.RecordsPerSec / float64(res.Cores)
+	res.P50LatencyMs, res.P99LatencyMs, res.MaxSchedDelayMs = v.p50, v.p99, v.maxSched
+	res.ValidatedIntervals = v.measured
+	res.Sustained = v.keptUp && (cfg.Source == "memory" || v.received >= int64(n)*int64(intervals)*9/10)
+	res.WindowFilled = intervals > int(cfg.Window/cfg.Batch) || w.Name == "grep"
+	cfg.logf("  real time %9.0f records/s for %d intervals: p50 %.0f ms, p99 %.0f ms, max scheduling delay %.0f ms -> %s",
+		res.RecordsPerSec, intervals, v.p50, v.p99, v.maxSched, map[bool]string{true: "sustained", false: "behind"}[res.Sustained])
+	return res, nil
+}
+
 // nextAttempt returns the rate of the real-time run after one at n, or 0 to
 // stop. Until a rate is sustained (found is 0) it backs off by 10%, or
 // through a socket that carried less than 90% of n (cameIn records an
@@ -366,28 +414,85 @@ func rate(perInterval int, batch time.Duration) float64 {
 	return float64(perInterval) / batch.Seconds()
 }
 
-// probe runs fill+measure intervals of n records back to back on a manual
-// clock and returns the median measured interval's processing time (a
-// search step, so one hiccup of the machine should not steer it; the real-
-// time run that follows holds every interval to the interval).
-func probe(w Workload, cfg Config, pool *Pool, n, fill, measure int) (time.Duration, error) {
-	m, err := startManual(w, cfg, pool, n)
+// searchRun is the capacity search's one context: a workload on a manual
+// clock whose records per interval follow a schedule the search sets before
+// each probe.
+type searchRun struct {
+	*manualRun
+	rates *rates
+	dir   string // the schedule file's folder; "" in local[N]
+}
+
+// startSearch starts the search's context at n records an interval. A
+// local-cluster master writes the schedule to a file in a new temporary
+// folder its workers read (Config.Rates), removed by stop.
+func startSearch(w Workload, cfg Config, pool *Pool, n int) (*searchRun, error) {
+	s := &searchRun{}
+	if cfg.WorkerArgs != nil {
+		dir, err := os.MkdirTemp("", "dstream-bench-rates-")
+		if err != nil {
+			return nil, err
+		}
+		s.dir = dir
+	}
+	r, err := newRates(s.dir, n)
 	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	s.rates = r
+	var path string
+	if s.dir != "" {
+		path = r.path
+	}
+	s.manualRun, err = startManualWith(w, cfg, pool, r.at, cfg.workerArgs(n, "memory", path))
+	if err != nil {
+		s.stop()
+		return nil, err
+	}
+	return s, nil
+}
+
+// probe runs fill+measure intervals of n records back to back on the
+// search's context and returns the median measured interval's processing
+// time (a search step, so one hiccup of the machine should not steer it;
+// the real-time run that follows holds every interval to the interval). The
+// fill intervals are the warm-up at the new rate: the window's state, the
+// combiners and the heap grow to it. An interval, warm-up or measured, over
+// 3 times the target (90% of the interval) ends the probe at once with its
+// time: the rate falls plainly behind, and the search's budget is better
+// spent on the next probe, aimed by that time.
+func (s *searchRun) probe(n, fill, measure int) (time.Duration, error) {
+	if err := s.rates.set(int64(s.i)+1, n); err != nil {
 		return 0, err
 	}
-	defer m.ctx.Stop(false)
+	plainlyBehind := 3 * s.cfg.Batch * 9 / 10
 	var took []time.Duration
-	for range fill + measure {
+	for k := range fill + measure {
 		start := time.Now()
-		if err := m.next(); err != nil {
+		if err := s.next(); err != nil {
 			return 0, err
 		}
-		if m.i > fill {
-			took = append(took, time.Since(start))
+		t := time.Since(start)
+		if t > plainlyBehind {
+			return t, nil
+		}
+		if k >= fill {
+			took = append(took, t)
 		}
 	}
 	slices.Sort(took)
 	return took[len(took)/2], nil
+}
+
+// stop stops the context and removes the schedule's folder.
+func (s *searchRun) stop() {
+	if s.manualRun != nil {
+		_ = s.ctx.Stop(false)
+	}
+	if s.dir != "" {
+		_ = os.RemoveAll(s.dir)
+	}
 }
 
 // manualRun is a workload started on a manual clock with n records an
@@ -400,8 +505,14 @@ type manualRun struct {
 }
 
 func startManual(w Workload, cfg Config, pool *Pool, n int) (*manualRun, error) {
+	return startManualWith(w, cfg, pool, func(int64) int { return n }, cfg.workerArgs(n, "memory", ""))
+}
+
+// startManualWith starts a workload on a manual clock whose interval k takes
+// count(k) records, its workers (local-cluster) started with workerArgs.
+func startManualWith(w Workload, cfg Config, pool *Pool, count func(k int64) int, workerArgs []string) (*manualRun, error) {
 	clk := clock.NewManual(time.UnixMilli(1_700_000_000_000))
-	dc, err := cfg.checkpointed(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Clock: clk, Logger: quiet, WorkerArgs: cfg.workerArgs(n, "memory")})
+	dc, err := cfg.checkpointed(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Clock: clk, Logger: quiet, WorkerArgs: workerArgs})
 	if err != nil {
 		return nil, err
 	}
@@ -409,9 +520,10 @@ func startManual(w Workload, cfg Config, pool *Pool, n int) (*manualRun, error) 
 	if err != nil {
 		return nil, err
 	}
-	in, _ := input(ctx, Config{Batch: cfg.Batch, Source: "memory"}, pool, n)
+	in, _ := input(ctx, Config{Batch: cfg.Batch, Source: "memory"}, pool, count)
 	w.Build(in, cfg.Window, func(time.Time, int64) {})
 	if err := ctx.Start(); err != nil {
+		_ = ctx.Stop(false)
 		return nil, err
 	}
 	return &manualRun{ctx: ctx, clk: clk, cfg: cfg}, nil
@@ -466,7 +578,7 @@ type realtimeResult struct {
 // from arrival (spread evenly over each interval) to the interval's output.
 func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeResult, error) {
 	var r realtimeResult
-	dc, err := cfg.checkpointed(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet, WorkerArgs: cfg.workerArgs(n, cfg.Source)})
+	dc, err := cfg.checkpointed(dstream.Config{Master: cfg.Master, BatchInterval: cfg.Batch, MemoryBytes: cfg.Memory, Logger: quiet, WorkerArgs: cfg.workerArgs(n, cfg.Source, "")})
 	if err != nil {
 		return r, err
 	}
@@ -474,7 +586,7 @@ func realtime(w Workload, cfg Config, pool *Pool, n, intervals int) (realtimeRes
 	if err != nil {
 		return r, err
 	}
-	in, sock := input(ctx, cfg, pool, n)
+	in, sock := input(ctx, cfg, pool, func(int64) int { return n })
 	var mu sync.Mutex
 	var batches []listener.BatchInfo
 	// A run that is plainly behind (a backlog of several intervals after
@@ -612,18 +724,18 @@ func (c Config) checkpointed(dc dstream.Config) (dstream.Config, error) {
 	return dc, nil
 }
 
-func (c Config) workerArgs(n int, source string) []string {
+func (c Config) workerArgs(n int, source, rates string) []string {
 	if c.WorkerArgs == nil {
 		return nil
 	}
-	return c.WorkerArgs(n, source)
+	return c.WorkerArgs(n, source, rates)
 }
 
-// input is a run's input stream: n generated records an interval (interval
-// k of the run takes the pool's k-th slice, k counted from the context's
-// start, so every process of a cluster generates the same records), or a
-// socket receiver fed by the client.
-func input(ctx *dstream.Context, cfg Config, pool *Pool, n int) (*dstream.Stream[string], *source.Socket) {
+// input is a run's input stream: count(k) generated records at interval k
+// (which takes the pool's k-th slice, k counted from the context's start,
+// so every process of a cluster generates the same records), or a socket
+// receiver fed by the client.
+func input(ctx *dstream.Context, cfg Config, pool *Pool, count func(k int64) int) (*dstream.Stream[string], *source.Socket) {
 	if cfg.Source == "socket" {
 		sock := source.NewSocket("127.0.0.1:0", source.SocketOptions{Logger: quiet})
 		return dstream.ReceiverStream(ctx, sock), sock
@@ -631,12 +743,13 @@ func input(ctx *dstream.Context, cfg Config, pool *Pool, n int) (*dstream.Stream
 	parts := ctx.Datasets().Parallelism()
 	return dstream.GeneratedStream(ctx, "generator", func(t time.Time) [][]string {
 		k := int64(t.Sub(ctx.StartTime()) / cfg.Batch)
-		return pool.Interval(k, n, parts)
+		return pool.Interval(k, count(k), parts)
 	}), nil
 }
 
 // Serve runs this process as a worker of a local-cluster benchmark run (the
-// master started it with WorkerArgs(n)): it builds that run's graph and
+// master started it with WorkerArgs(n, source, rates)): it builds that run's
+// graph, at n records an interval or at cfg.Rates's schedule, and
 // serves the master's tasks until the master releases it or ctx is done
 // (program.Run). In a process that is not a worker it is an error.
 func Serve(ctx context.Context, cfg Config, n int) error {
@@ -651,7 +764,16 @@ func Serve(ctx context.Context, cfg Config, n int) error {
 		_ = sctx.Stop(false)
 		return errors.New("bench: Serve runs only in a worker process a local-cluster master started")
 	}
-	in, _ := input(sctx, cfg, NewPool(1<<20), n)
+	count := func(int64) int { return n }
+	if cfg.Rates != "" {
+		f, err := newRatesFile(cfg.Rates)
+		if err != nil {
+			_ = sctx.Stop(false)
+			return err
+		}
+		count = f.at
+	}
+	in, _ := input(sctx, cfg, NewPool(1<<20), count)
 	Workloads[cfg.Workload].Build(in, cfg.Window, func(time.Time, int64) {})
 	return program.Run(ctx, sctx, program.Master{})
 }

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime/pprof"
 	"slices"
@@ -33,6 +34,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	})
 	duration := fs.Duration("duration", 60*time.Second, "bounds each workload's whole run, search included")
+	fixed := fs.Float64("rate", 0, "records/s: no baseline and no search, one real-time run at this rate for --duration, for latency at a given rate (0: search for the sustained rate)")
 	src := fs.String("source", "memory", "input: memory (the engine alone) or socket (through the client and a socket receiver)")
 	window := fs.Duration("window", bench.Window, "window of wordcount and topk")
 	memory := dstream.MemoryFlag(fs)
@@ -48,6 +50,9 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	// Every flag is checked before anything is printed or created.
+	if *fixed < 0 || math.IsNaN(*fixed) || math.IsInf(*fixed, 0) {
+		return program.Usagef("--rate %v: want records per second, 0 or more", *fixed)
+	}
 	names := []string{*workload}
 	if *workload == "all" {
 		names = bench.Names()
@@ -102,10 +107,14 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 			}
 		}()
 	}
-	workerArgs := func(name string, master string) func(n int, source string) []string {
-		return func(n int, source string) []string {
-			return []string{"bench-worker", "--workload", name, "--batch", batch.String(), "--window", window.String(),
+	workerArgs := func(name string, master string) func(n int, source, rates string) []string {
+		return func(n int, source, rates string) []string {
+			args := []string{"bench-worker", "--workload", name, "--batch", batch.String(), "--window", window.String(),
 				"--memory", strconv.FormatInt(*memory, 10), "--master", master, "--source", source, "--records", strconv.Itoa(n)}
+			if rates != "" {
+				args = append(args, "--rates", rates)
+			}
+			return args
 		}
 	}
 	if *burst >= 0 {
@@ -120,7 +129,7 @@ func runBench(_ context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	for _, name := range names {
 		for _, master := range masters {
-			cfg := bench.Config{Workload: name, Batch: *batch, Master: master, Duration: *duration, Source: *src, Window: *window, Memory: *memory, Checkpoint: *ckpt, LeaseTTL: *leaseTTL}
+			cfg := bench.Config{Workload: name, Batch: *batch, Master: master, Duration: *duration, Source: *src, Window: *window, Memory: *memory, Checkpoint: *ckpt, LeaseTTL: *leaseTTL, Rate: *fixed}
 			cfg.WorkerArgs = workerArgs(name, master)
 			// Progress goes to stdout, or to stderr when stdout is for JSON.
 			progress := stdout
@@ -156,11 +165,12 @@ func runBenchWorker(ctx context.Context, args []string, stdout, _ io.Writer) err
 	master := fs.String("master", "", "")
 	src := fs.String("source", "memory", "")
 	records := fs.Int("records", 0, "")
+	rates := fs.String("rates", "", "")
 	memory := dstream.MemoryFlag(fs)
 	if err := parseFlags(fs, "[flags]", args, stdout); err != nil {
 		return err
 	}
-	return bench.Serve(ctx, bench.Config{Workload: *workload, Batch: *batch, Window: *window, Master: *master, Source: *src, Memory: *memory}, *records)
+	return bench.Serve(ctx, bench.Config{Workload: *workload, Batch: *batch, Window: *window, Master: *master, Source: *src, Memory: *memory, Rates: *rates}, *records)
 }
 
 // runBurst is `dstream bench --burst N`: rounds of each master in turn, n

@@ -81,6 +81,7 @@ func TestBenchValidatesFirst(t *testing.T) {
 		{[]string{"--workload", "grep", "--batch", "2s", "--window", "7s"}, "--window"},
 		{[]string{"--workload", "all", "--window", "-1s"}, "--window"},
 		{[]string{"--workload", "grep", "--json", "--source", "file"}, "--source"},
+		{[]string{"--workload", "grep", "--rate", "-5"}, "--rate"},
 	} {
 		var out, errb bytes.Buffer
 		code := run(append([]string{"bench"}, c.args...), &out, &errb)
