@@ -51,12 +51,8 @@
 // scheduler shell: a sched.Shell whose executor sends RunTask to the worker
 // sched.Core chose, or runs a task pinned to the master itself. Host is a
 // worker process's runtime: it serves the Peer service, joins through a
-// Worker, learns the manifests of the intervals up to a task's before
-// running it, and runs the task in its Program. The task carries the
-// manifests its worker has not learned as far as the runner knows (with
-// the master's session); a worker that knows less than they assume, or
-// follows another session, asks the master for what it misses instead
-// (Manifests), so the runner's view is only a shortcut.
+// Worker, learns from the master the manifests of the intervals up to a
+// task's before running it, and runs the task in its Program.
 //
 // # Processes
 //

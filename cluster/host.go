@@ -137,11 +137,6 @@ type Host struct {
 	// up when its context ends.
 	learning chan struct{}
 	known    int64 // the latest interval learned (Unix ms)
-	// session is the session of the master whose intervals the host
-	// learns: set at registration, and by rejoin (holding the learning
-	// lock) before the new master accepts the worker. Manifests a task
-	// carries are learned only when they come from it.
-	session atomic.Pointer[string]
 
 	// learnMu guards learnCtx, which every learning call runs under:
 	// rejoin cancels it, so a call waiting for a master that is gone does
@@ -270,7 +265,6 @@ func (h *Host) release(reason string) {
 // registered cancels a handed-over release when a master other than the
 // one that handed the worker over accepted it (session).
 func (h *Host) registered(session string) {
-	h.session.Store(&session)
 	h.handoverMu.Lock()
 	defer h.handoverMu.Unlock()
 	if h.handover == nil || session == h.handoverFrom {
@@ -285,7 +279,7 @@ func (h *Host) registered(session string) {
 // rejoin makes the program forget the old master's run (Rejoiner.Reset) and
 // this host forget the intervals it learned, with no interval being learned
 // meanwhile.
-func (h *Host) rejoin(ctx context.Context, session string) ([]string, error) {
+func (h *Host) rejoin(ctx context.Context) ([]string, error) {
 	rj, ok := h.cfg.Program.(Rejoiner)
 	if !ok {
 		return nil, ErrMasterRestarted
@@ -305,7 +299,6 @@ func (h *Host) rejoin(ctx context.Context, session string) ([]string, error) {
 		return nil, err
 	}
 	h.known = 0
-	h.session.Store(&session)
 	return held, nil
 }
 
@@ -323,7 +316,7 @@ func (h *Host) run(ctx context.Context) error {
 		GiveUp: h.cfg.GiveUp, Failover: h.cfg.Failover,
 	}
 	if rj, ok := h.cfg.Program.(Rejoiner); ok {
-		wc.Rejoin = func(session string) ([]string, error) { return h.rejoin(ctx, session) }
+		wc.Rejoin = func(string) ([]string, error) { return h.rejoin(ctx) }
 		wc.Kept = func(offered, kept []string) {
 			keep := make(map[string]bool, len(kept))
 			for _, k := range kept {
@@ -378,8 +371,11 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 	fail := func(err error) (*clusterpb.RunTaskResponse, error) {
 		return &clusterpb.RunTaskResponse{Failure: failureOf(err)}, nil
 	}
-	t := taskTime(spec)
-	if err := h.learn(ctx, t, sentManifests{session: req.GetManifestsSession(), after: req.GetManifestsAfter(), frames: req.GetManifests()}); err != nil {
+	t := spec.Dataset.Time
+	if spec.Shuffle != nil {
+		t = max(t, spec.Shuffle.Time)
+	}
+	if err := h.learnUpTo(ctx, t); err != nil {
 		return fail(err)
 	}
 	lin, err := h.cfg.Program.Lineage(spec)
@@ -419,23 +415,6 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 // learnUpTo learns every interval up to t the master remembers and this
 // worker does not know yet.
 func (h *Host) learnUpTo(ctx context.Context, t int64) error {
-	return h.learn(ctx, t, sentManifests{})
-}
-
-// sentManifests are the manifests a task carries (RunTaskRequest): the
-// frames of the intervals in (after, the task's interval] the master of
-// session remembers.
-type sentManifests struct {
-	session string
-	after   int64
-	frames  [][]byte
-}
-
-// learn is learnUpTo with the manifests a task carries: when they come from
-// the master this host follows and start no later than what it knows, it
-// learns them without asking the master (one round trip fewer before an
-// interval's first task); otherwise it asks, as learnUpTo does.
-func (h *Host) learn(ctx context.Context, t int64, sent sentManifests) error {
 	select {
 	case h.learning <- struct{}{}:
 		defer func() { <-h.learning }()
@@ -444,11 +423,6 @@ func (h *Host) learn(ctx context.Context, t int64, sent sentManifests) error {
 	}
 	if t <= h.known {
 		return nil
-	}
-	if len(sent.frames) > 0 && sent.after <= h.known && sent.session != "" {
-		if cur := h.session.Load(); cur != nil && *cur == sent.session {
-			return h.learnFrames(sent.frames, t)
-		}
 	}
 	conn, err := h.peers.Conn(h.Master())
 	if err != nil {
@@ -467,25 +441,15 @@ func (h *Host) learn(ctx context.Context, t int64, sent sentManifests) error {
 	if err != nil {
 		return fmt.Errorf("learning intervals up to %d from the master: %w", t, err)
 	}
-	return h.learnFrames(resp.GetFrames(), t)
-}
-
-// learnFrames learns, in order, the intervals of frames (the master's, in
-// time order) this host does not know yet, then counts every interval up to
-// t as known. The caller holds the learning lock.
-func (h *Host) learnFrames(frames [][]byte, t int64) error {
-	for _, f := range frames {
+	for _, f := range resp.GetFrames() {
 		m, _, err := manifest.Unmarshal(f)
 		if err != nil {
 			return fmt.Errorf("manifest from the master: %w", err)
 		}
-		if m.Time <= h.known {
-			continue // sent with an earlier task, or learned meanwhile
-		}
 		if err := h.cfg.Program.Learn(m); err != nil {
 			return err
 		}
-		h.known = m.Time
+		h.known = max(h.known, m.Time)
 	}
 	h.known = max(h.known, t)
 	return nil

@@ -179,13 +179,7 @@ func (c *Engine) deploy(slots int) (int, error) {
 	cr := &clusterRole{dep: d, lis: lis, self: self, secret: secret, tls: tlsID, peers: cluster.NewPeers(secret, tlsID, c.cfg.network()), joined: make(chan struct{}, 1)}
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{
 		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers, Speculation: c.cfg.Speculation,
-		Rebuildable: cr.rebuildable, Logger: c.log, Manifests: c.manifestFrames,
-		Session: func() string {
-			if m := cr.master.Load(); m != nil {
-				return m.Session()
-			}
-			return ""
-		},
+		Rebuildable: cr.rebuildable, Logger: c.log,
 		Unreachable: func(addr string, err error) {
 			if m := cr.master.Load(); m != nil {
 				m.Drop(addr, "unreachable: "+err.Error())
