@@ -497,7 +497,7 @@ func compareSim(t *testing.T, want, got *simOutputs, intervals int) {
 }
 
 var (
-	simSeeds = flag.Int("sim.seeds", 0, "seeds the cluster simulation runs (0: 20; with DSTREAM_LONG=1, 200, or 20 with -race)")
+	simSeeds = flag.Int("sim.seeds", 0, "seeds the cluster simulation runs (0: 20; with DSTREAM_LONG=1, 200, or 14 with -race)")
 	simSeed  = flag.Uint64("sim.seed", 0, "run the cluster simulation with this seed only (a failure's)")
 	simFirst = flag.Uint64("sim.first", 1, "the first of the seeds the cluster simulation runs")
 )
@@ -525,7 +525,7 @@ func TestSimulatedClusterFaults(t *testing.T) {
 			case !longTests():
 				n = 20
 			case raceDetector:
-				n = 20 // CI runs 100 more without -race (.ci/run)
+				n = 14 // CI runs 60 more without -race (.ci/run)
 			default:
 				n = 200
 			}
