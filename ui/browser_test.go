@@ -361,3 +361,17 @@ func fakeJob(b listener.BatchInfo, job int) []listener.Event {
 		listener.JobEnded{Time: b.Time, OutputOp: 0, Job: job, Name: "count", Start: at(0), End: at(12)},
 	}
 }
+
+// headless starts browser headless for the test and returns a context of
+// its first tab, bounded by timeout; the browser goes at the test's end.
+func headless(t *testing.T, browser string, timeout time.Duration) context.Context {
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.Flag("headless", "new"),
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
+	t.Cleanup(cancelAlloc)
+	bctx, cancelBrowser := chromedp.NewContext(actx)
+	t.Cleanup(cancelBrowser)
+	ctx, cancel := context.WithTimeout(bctx, timeout)
+	t.Cleanup(cancel)
+	return ctx
+}

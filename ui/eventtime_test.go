@@ -1,7 +1,6 @@
 package ui_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -52,14 +51,7 @@ func TestEventTimeWatermarkAndLateRecords(t *testing.T) {
 			}
 			return
 		}
-		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.Flag("headless", "new"),
-			chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))
-		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-		defer cancelAlloc()
-		bctx, cancelBrowser := chromedp.NewContext(actx)
-		defer cancelBrowser()
-		bctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
+		bctx := headless(t, browser, 30*time.Second)
 		if err := chromedp.Do(bctx, chromedp.Navigate(fmt.Sprintf("%s/#/batch/%d", f.url, t2))); err != nil {
 			t.Fatal(err)
 		}

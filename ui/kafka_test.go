@@ -62,14 +62,7 @@ func TestKafkaOffsetsAndLag(t *testing.T) {
 	}
 	// The batch's page lists the ranges (when a browser is at hand).
 	if browser := findBrowser(); browser != "" {
-		opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(browser), chromedp.Flag("headless", "new"),
-			chromedp.NoSandbox, chromedp.DisableGPU, chromedp.Flag("disable-dev-shm-usage", true))
-		actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-		defer cancelAlloc()
-		bctx, cancelBrowser := chromedp.NewContext(actx)
-		defer cancelBrowser()
-		bctx, cancel := context.WithTimeout(bctx, 30*time.Second)
-		defer cancel()
+		bctx := headless(t, browser, 30*time.Second)
 		if err := chromedp.Do(bctx, chromedp.Navigate(fmt.Sprintf("%s/#/batch/%d", f.url, t1))); err != nil {
 			t.Fatal(err)
 		}
