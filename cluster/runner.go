@@ -89,7 +89,11 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	}
 	r := &Runner{cfg: cfg}
 	r.Shell = sched.NewShell(sched.ShellConfig{MaxAttempts: cfg.MaxAttempts, OnTask: cfg.OnTask, Executor: r,
-		Prefer: r.prefer, Pin: r.pin, Reserved: cfg.Self, Speculation: spec, Clock: cfg.Clock})
+		Prefer: r.prefer, Pin: r.pin, Reserved: cfg.Self, Speculation: spec, Clock: cfg.Clock,
+		OnExclude: func(e sched.Exclude) {
+			r.cfg.Logger.Warn("cluster: a worker's task was beaten by its speculative copy; no new task goes there for a while",
+				"worker", e.Worker, "until", e.Until.Format(time.RFC3339Nano))
+		}})
 	r.local = sched.GoExecutor{Location: cfg.Self, Remote: &remote{peers: cfg.Peers, self: cfg.Self, mapOutput: r.MapOutput}}
 	r.Shell.AddWorker(cfg.Self, cfg.LocalSlots)
 	return r

@@ -48,6 +48,21 @@ import (
 // only frees its slot. A copy's failure while the other attempt runs is not
 // counted against maxAttempts; losing the worker of one leaves the other
 // running. A partition gets at most one copy until it is launched afresh.
+//
+// Stragglers' workers (with speculation on and Speculation.ExcludeFor not
+// negative): a worker whose attempt was beaten by a copy started later
+// elsewhere is excluded from placement for ExcludeFor (default 5 s), twice
+// as long each time it is beaten again within 10 ExcludeFor of its last
+// beating (at most 16 times as long), since a worker slow once is likely
+// slow again: without it, every later stage that placed a task there would
+// wait for a copy (at least MinRuntime), so a slow machine would cost every
+// short interval that much. An excluded worker runs only the tasks pinned
+// to it; the others prefer a worker not excluded even when their input is
+// there (they read it from there), and wait for a slot elsewhere rather
+// than take one of its. At most half of the workers (not counting the
+// reserved one) are excluded at once: a beating beyond that is not acted
+// on. The exclusion ends by itself at the first event at or after its end
+// (the core has no timers), and an Exclude decision reports each one.
 type Core struct {
 	maxAttempts int
 	// Prefer returns the workers that hold a task's input (nil: any). Set
@@ -93,6 +108,10 @@ type Speculation struct {
 	// Interval is how often a shell ticks its core while tasks run
 	// (default 100 ms); the core itself does not use it.
 	Interval time.Duration
+	// ExcludeFor is how long a worker whose attempt a copy beat is
+	// excluded from placement at first (see Core; default 5 s); negative:
+	// never.
+	ExcludeFor time.Duration
 }
 
 // DefaultSpeculation is speculation on, with Spark's defaults.
@@ -116,15 +135,36 @@ func (s Speculation) WithDefaults() Speculation {
 	if s.Interval <= 0 {
 		s.Interval = 100 * time.Millisecond
 	}
+	if s.ExcludeFor == 0 {
+		s.ExcludeFor = DefaultExcludeFor
+	}
 	return s
 }
+
+// DefaultExcludeFor is Speculation.ExcludeFor's default: long enough for
+// many short intervals to run without a slow worker, short enough that one
+// slowed only for a moment (a pause of its collector, a noisy neighbour) is
+// soon back.
+const DefaultExcludeFor = 5 * time.Second
+
+// maxExcludeDoublings bounds an exclusion at 16 ExcludeFor.
+const maxExcludeDoublings = 4
 
 type worker struct {
 	id          string
 	slots, free int
 	seq         uint64 // when it was added (freest)
 	pos         int    // its place in freest's heap
+
+	// A straggler's exclusion (see Core): excluded until this time (zero:
+	// never excluded); beatings in a row and the last one's time.
+	excludedUntil time.Time
+	beatings      int
+	lastBeaten    time.Time
 }
+
+// excluded reports whether w takes no task but those pinned to it at now.
+func (w *worker) excluded(now time.Time) bool { return now.Before(w.excludedUntil) }
 
 // use takes n slots of w (n < 0 gives them back).
 func (c *Core) use(w *worker, n int) {
@@ -189,9 +229,18 @@ type JobDone struct {
 	Err     error
 }
 
+// Exclude reports that Worker is excluded from placement until Until: an
+// attempt of its was beaten by a speculative copy (see Core). The shell
+// need do nothing but say so.
+type Exclude struct {
+	Worker string
+	Until  time.Time
+}
+
 func (Run) isDecision()     {}
 func (Kill) isDecision()    {}
 func (JobDone) isDecision() {}
+func (Exclude) isDecision() {}
 
 // ErrWorkerLost is the error of a task whose worker was lost; such a task is
 // run again without counting against its attempts.
@@ -349,7 +398,65 @@ func (c *Core) TaskEnded(now time.Time, t Task, worker string, result any, err e
 			c.loseOutputsAt(ff.From)
 		}
 	}
-	return c.place(c.feed(t, result, err, nil))
+	ds := c.feed(t, result, err, nil)
+	if err == nil && c.Speculation.Enabled {
+		ds = c.excludeBeaten(r, ds)
+	}
+	return c.place(ds)
+}
+
+// excludeBeaten excludes the worker of every attempt this success (won,
+// which ran as r) superseded that started before it: a copy beat it (see
+// Core). A copy that lost to its original says nothing of its worker.
+func (c *Core) excludeBeaten(won taskRun, ds []Decision) []Decision {
+	cfg := c.Speculation.WithDefaults()
+	if cfg.ExcludeFor < 0 {
+		return ds
+	}
+	for _, d := range ds {
+		k, ok := d.(Kill)
+		if !ok {
+			continue
+		}
+		lost, ok := c.running[keyOf(k.Task)]
+		if !ok || !lost.start.Before(won.start) || lost.worker == won.worker {
+			continue
+		}
+		w := c.workers[lost.worker]
+		if w == nil || w.id == c.Reserved || w.excluded(c.now) {
+			continue // launched before its exclusion: not news
+		}
+		if !w.lastBeaten.IsZero() && c.now.Sub(w.lastBeaten) > 10*cfg.ExcludeFor {
+			w.beatings = 0
+		}
+		w.beatings++
+		w.lastBeaten = c.now
+		if c.excludedCount() >= c.eligibleCount()/2 {
+			continue // enough workers are out already
+		}
+		w.excludedUntil = c.now.Add(cfg.ExcludeFor << min(w.beatings-1, maxExcludeDoublings))
+		ds = append(ds, Exclude{Worker: w.id, Until: w.excludedUntil})
+	}
+	return ds
+}
+
+// excludedCount is how many workers are excluded now; eligibleCount how
+// many could be (all but the reserved one).
+func (c *Core) excludedCount() int {
+	n := 0
+	for _, w := range c.workers {
+		if w.excluded(c.now) {
+			n++
+		}
+	}
+	return n
+}
+
+func (c *Core) eligibleCount() int {
+	if _, ok := c.workers[c.Reserved]; ok {
+		return len(c.workers) - 1
+	}
+	return len(c.workers)
 }
 
 // timeSuccess records the duration of t's success, which started at
@@ -493,15 +600,15 @@ func (c *Core) speculate(ds []Decision) []Decision {
 // pickOther chooses a free worker for a copy of t other than busy (where t
 // runs), preferring where its input is; never the reserved worker.
 func (c *Core) pickOther(t Task, busy string) *worker {
-	ok := func(w *worker) bool { return w != nil && w.free > 0 && w.id != c.Reserved && w.id != busy }
+	skip := func(w *worker) bool { return w.id == c.Reserved || w.id == busy || w.excluded(c.now) }
 	if c.Prefer != nil {
 		for _, id := range c.Prefer(t) {
-			if w := c.workers[id]; ok(w) {
+			if w := c.workers[id]; w != nil && w.free > 0 && !skip(w) {
 				return w
 			}
 		}
 	}
-	return c.free.best(func(w *worker) bool { return w.id == c.Reserved || w.id == busy })
+	return c.free.best(skip)
 }
 
 // Cancel ends job id without a JobDone (its submitter stopped waiting): its
@@ -613,14 +720,15 @@ func (c *Core) pick(t Task) (w *worker, pinned bool) {
 
 // pickAny chooses a free worker for t, preferring where its input is.
 func (c *Core) pickAny(t Task) *worker {
+	skip := func(w *worker) bool { return w.id == c.Reserved || w.excluded(c.now) }
 	if c.Prefer != nil {
 		for _, id := range c.Prefer(t) {
-			if w := c.workers[id]; w != nil && w.free > 0 && id != c.Reserved {
+			if w := c.workers[id]; w != nil && w.free > 0 && !skip(w) {
 				return w
 			}
 		}
 	}
-	return c.free.best(func(w *worker) bool { return w.id == c.Reserved })
+	return c.free.best(skip)
 }
 
 // Running returns how many tasks run, and Queued how many wait for a slot.

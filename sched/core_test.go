@@ -34,8 +34,10 @@ import (
 //
 // Time and speculation:
 //
-//	speculation [quantile=Q] [multiplier=M] [min=MS]  turn speculation on
-//	                       (Spark's defaults otherwise); from then on runs
+//	speculation [quantile=Q] [multiplier=M] [min=MS] [exclude=MS]  turn
+//	                       speculation on (Spark's defaults otherwise;
+//	                       exclude=-1: no straggler's worker is excluded,
+//	                       see Core); from then on runs
 //	                       show their start (at=MS), speculative copies are
 //	                       marked, and results name their attempt (r3#1)
 //	tick MS                the clock reads MS (ms since the transcript's
@@ -84,6 +86,8 @@ func TestCoreTranscripts(t *testing.T) {
 				case Kill:
 					tk := d.Task
 					lines = append(lines, fmt.Sprintf("kill job=%d stage=%d part=%d attempt=%d on %s", tk.Job, tk.Stage, tk.Partition(), tk.Attempt(), d.Worker))
+				case Exclude:
+					lines = append(lines, fmt.Sprintf("exclude %s until=%d", d.Worker, ms(d.Until)))
 				case JobDone:
 					if d.Err != nil {
 						lines = append(lines, fmt.Sprintf("job %d done error: %v", d.Job, d.Err))
@@ -168,6 +172,11 @@ func TestCoreTranscripts(t *testing.T) {
 					var n int
 					d.ScanArgs(t, "min", &n)
 					sp.MinRuntime = time.Duration(n) * time.Millisecond
+				}
+				if d.HasArg("exclude") {
+					var n int
+					d.ScanArgs(t, "exclude", &n)
+					sp.ExcludeFor = time.Duration(n) * time.Millisecond
 				}
 				core.Speculation = sp
 				timed = true

@@ -102,6 +102,8 @@ type Shell struct {
 	clk      clock.Clock
 	spec     bool          // speculation on: stamp times, cancel per task, tick
 	interval time.Duration // tick period
+	// onExclude is ShellConfig.OnExclude.
+	onExclude func(Exclude)
 
 	mu      sync.Mutex
 	core    *Core
@@ -147,6 +149,10 @@ type ShellConfig struct {
 	Speculate func(t Task, lin *rdd.Lineage) bool
 	// Clock times tasks and ticks the core; default the wall clock.
 	Clock clock.Clock
+	// OnExclude, if set, is told of each straggler's worker the core
+	// excludes (Exclude), with the shell's lock held: it must return
+	// quickly (log it).
+	OnExclude func(Exclude)
 }
 
 // NewShell returns a shell with no workers.
@@ -160,7 +166,7 @@ func NewShell(cfg ShellConfig) *Shell {
 	if cfg.Clock == nil {
 		cfg.Clock = clock.Real{}
 	}
-	s := &Shell{exec: cfg.Executor, clk: cfg.Clock, core: NewCore(cfg.MaxAttempts), jobs: map[int]*shellJob{}}
+	s := &Shell{exec: cfg.Executor, clk: cfg.Clock, core: NewCore(cfg.MaxAttempts), jobs: map[int]*shellJob{}, onExclude: cfg.OnExclude}
 	s.SetOnTask(cfg.OnTask)
 	s.core.Reserved = cfg.Reserved
 	if cfg.Speculation.Enabled {
@@ -321,6 +327,10 @@ func (s *Shell) act(ds []Decision) {
 		case JobDone:
 			if sj := s.jobs[d.Job]; sj != nil {
 				s.settle(d.Job, sj, d)
+			}
+		case Exclude:
+			if s.onExclude != nil {
+				s.onExclude(d)
 			}
 		}
 	}

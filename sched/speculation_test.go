@@ -33,18 +33,19 @@ func TestCoreSpeculationProperties(t *testing.T) {
 	if testing.Short() {
 		seeds = 50
 	}
-	var copies, kills int
+	var copies, kills, exclusions int
 	for seed := range seeds {
-		c, k := runSpeculationSchedule(t, uint64(seed))
+		c, k, e := runSpeculationSchedule(t, uint64(seed))
 		copies += c
 		kills += k
+		exclusions += e
 		if t.Failed() {
 			t.Fatalf("seed %d failed", seed)
 		}
 	}
 	// The schedules must exercise speculation, not just pass without it.
-	if copies < seeds || kills < seeds/4 {
-		t.Fatalf("%d schedules launched only %d copies and %d kills", seeds, copies, kills)
+	if copies < seeds || kills < seeds/4 || exclusions < seeds/10 {
+		t.Fatalf("%d schedules launched only %d copies, %d kills and %d exclusions", seeds, copies, kills, exclusions)
 	}
 }
 
@@ -54,7 +55,7 @@ type simRun struct {
 	killed bool
 }
 
-func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills int) {
+func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusions int) {
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	fail := func(format string, args ...any) {
 		t.Helper()
@@ -70,7 +71,8 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills int) {
 
 	core := NewCore(4)
 	core.Speculation = Speculation{Enabled: true, Quantile: []float64{0.5, 0.75, 0.9}[rng.IntN(3)],
-		Multiplier: []float64{1, 1.5, 2}[rng.IntN(3)], MinRuntime: time.Duration(rng.IntN(150)) * time.Millisecond}
+		Multiplier: []float64{1, 1.5, 2}[rng.IntN(3)], MinRuntime: time.Duration(rng.IntN(150)) * time.Millisecond,
+		ExcludeFor: []time.Duration{-1, 0, 300 * time.Millisecond, time.Second}[rng.IntN(4)]}
 	pinOther := rng.IntN(3) == 0 // tasks of "other" are pinned to the master
 	if rng.IntN(2) == 0 || pinOther {
 		core.Reserved = "master"
@@ -101,11 +103,36 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills int) {
 	jobs := map[int]*jobState{}
 	nextJob := 1
 
+	excludedUntil := map[string]time.Time{} // the Exclude decisions seen
 	check := func(ds []Decision) {
 		t.Helper()
 		for _, d := range ds {
 			switch d := d.(type) {
+			case Exclude:
+				exclusions++
+				if _, ok := slots[d.Worker]; !ok || d.Worker == core.Reserved {
+					fail("exclusion of %s, not a worker that runs any task", d.Worker)
+				}
+				if !d.Until.After(now) {
+					fail("exclusion of %s until %v, not after now (%v)", d.Worker, d.Until, now)
+				}
+				excludedUntil[d.Worker] = d.Until
+				n, eligible := 0, 0
+				for _, w := range core.Workers() {
+					if w.ID != core.Reserved {
+						eligible++
+					}
+					if now.Before(excludedUntil[w.ID]) {
+						n++
+					}
+				}
+				if n > eligible/2 {
+					fail("%d of %d workers excluded at once", n, eligible)
+				}
 			case Run:
+				if now.Before(excludedUntil[d.Worker]) && pin(d.Task) != d.Worker {
+					fail("%s launched on %s, excluded until %v", d.Task, d.Worker, excludedUntil[d.Worker])
+				}
 				k := keyOf(d.Task)
 				if running[k] != nil {
 					fail("%s launched twice (on %s and %s)", d.Task, running[k].r.Worker, d.Worker)
@@ -304,6 +331,7 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills int) {
 					delete(running, k)
 				}
 			}
+			delete(excludedUntil, id)
 			check(core.LoseWorker(advance(), id))
 		case x < 88:
 			addWorker()
@@ -324,7 +352,7 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills int) {
 			}
 		}
 		if t.Failed() {
-			return copies, kills
+			return copies, kills, exclusions
 		}
 	}
 	// Drain: enough workers, no more failures; every job must end.
@@ -341,19 +369,19 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills int) {
 		}
 		if step > 10000 {
 			fail("jobs still running after the drain: %d attempts run, %d queued", core.Running(), core.Queued())
-			return copies, kills
+			return copies, kills, exclusions
 		}
 		if len(running) == 0 || rng.IntN(4) == 0 {
 			check(core.Tick(advance()))
 			if len(running) == 0 && pending {
 				fail("jobs wait but nothing runs: %d queued", core.Queued())
-				return copies, kills
+				return copies, kills, exclusions
 			}
 			continue
 		}
 		end(pick(), false)
 		if t.Failed() {
-			return copies, kills
+			return copies, kills, exclusions
 		}
 	}
 	for id, j := range jobs {
@@ -366,5 +394,5 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills int) {
 			fail("worker %s: %d of %d slots free at the end", w.ID, w.Free, w.Slots)
 		}
 	}
-	return copies, kills
+	return copies, kills, exclusions
 }
