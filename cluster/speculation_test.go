@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -62,6 +63,7 @@ func serveTasks(t *testing.T, newTasks func(addr string) TaskRunner) string {
 // A straggling task on one worker gets a copy on the other; the copy wins,
 // and the master kills the original by cancelling its RunTask call, which
 // the worker sees as its task's context cancelled. OnTask reports both.
+// The straggler's worker is then excluded from placement for a while.
 func TestRunnerSpeculation(t *testing.T) {
 	var mu sync.Mutex
 	var calls []string
@@ -100,7 +102,6 @@ func TestRunnerSpeculation(t *testing.T) {
 		t.Fatalf("the straggler's call was never cancelled; calls %v", calls)
 	}
 	evMu.Lock()
-	defer evMu.Unlock()
 	var copyOn, killedOn string
 	for _, e := range events {
 		if e.Task.Partition() != 3 {
@@ -116,9 +117,28 @@ func TestRunnerSpeculation(t *testing.T) {
 	if copyOn == "" || copyOn == orig || killedOn != orig || !slices.Contains([]string{w1, w2}, copyOn) {
 		t.Fatalf("copy on %q, killed original on %q, straggler on %q; events %+v", copyOn, killedOn, orig, events)
 	}
+	evMu.Unlock()
 	for _, w := range r.Workers() {
 		if w.Free != w.Slots {
 			t.Errorf("worker %s: %d of %d slots free", w.ID, w.Free, w.Slots)
+		}
+		if excluded := !w.ExcludedUntil.IsZero(); excluded != (w.ID == orig) {
+			t.Errorf("worker %s: excluded until %v; want the straggler's worker (%s) excluded, and it alone", w.ID, w.ExcludedUntil, orig)
+		}
+	}
+	// The straggler's worker takes no new task while it is excluded: the
+	// next job (three partitions, none slow) runs on the other worker.
+	mu.Lock()
+	before := len(calls)
+	mu.Unlock()
+	if n, err := rdd.Parallelize(rc, []int{1, 2, 3, 4, 5, 6}, 3).Count(ctx); err != nil || n != 6 {
+		t.Fatalf("second count = %d, %v", n, err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range calls[before:] {
+		if strings.HasPrefix(c, orig+" ") {
+			t.Errorf("task %q ran on the excluded worker %s", c, orig)
 		}
 	}
 }

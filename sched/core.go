@@ -742,15 +742,22 @@ func (c *Core) Workers() []WorkerSlots {
 	out := make([]WorkerSlots, 0, len(c.order))
 	for _, id := range c.order {
 		w := c.workers[id]
-		out = append(out, WorkerSlots{ID: id, Slots: w.slots, Free: w.free})
+		ws := WorkerSlots{ID: id, Slots: w.slots, Free: w.free}
+		if w.excluded(c.now) {
+			ws.ExcludedUntil = w.excludedUntil
+		}
+		out = append(out, ws)
 	}
 	return out
 }
 
-// WorkerSlots is a worker's slot accounting.
+// WorkerSlots is a worker's slot accounting, and when its exclusion as a
+// straggler's worker ends (zero unless it is excluded as of the core's
+// latest event; see Core).
 type WorkerSlots struct {
-	ID          string
-	Slots, Free int
+	ID            string
+	Slots, Free   int
+	ExcludedUntil time.Time
 }
 
 // Locations returns the worker holding each map output of shuffle ("" for

@@ -153,6 +153,7 @@
 //	  dstream_block_store_blocks                           blocks in the store
 //	  dstream_worker_slots{worker="local"}                 task slots of each worker
 //	  dstream_worker_free_slots{worker="local"}            of those, the ones not running a task
+//	  dstream_worker_excluded{worker="local"}              1 while it takes no new task (a straggler's machine)
 //	  dstream_master_lease_epoch                           the epoch of the checkpoint location's lease this master acts with (0: a standby, or no lease)
 //	  dstream_kafka_lag_records{stream,topic,partition}    offsets of a Kafka partition past its
 //	                                                       stream's range at the latest cut

@@ -121,11 +121,11 @@ type contextCollector struct {
 	sctx     *dstream.Context
 	progress *Progress
 
-	active, storeBytes, storeCapacity, storeInputLimit, storePeak, storeBlocks *prometheus.Desc
-	evictions, receiverWaits, receiverRecords, slots, freeSlots, dropped       *prometheus.Desc
-	checkpointFailures, streamRecords, receiverDropped, streamDropped          *prometheus.Desc
-	leaseEpoch                                                                 *prometheus.Desc
-	kafkaLag                                                                   *prometheus.Desc
+	active, storeBytes, storeCapacity, storeInputLimit, storePeak, storeBlocks     *prometheus.Desc
+	evictions, receiverWaits, receiverRecords, slots, freeSlots, excluded, dropped *prometheus.Desc
+	checkpointFailures, streamRecords, receiverDropped, streamDropped              *prometheus.Desc
+	leaseEpoch                                                                     *prometheus.Desc
+	kafkaLag                                                                       *prometheus.Desc
 }
 
 func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
@@ -145,6 +145,7 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 		receiverRecords:    d("receiver_records_total", "Records the receivers have taken in (queue inputs are not receivers and are not counted)."),
 		slots:              d("worker_slots", "Task slots of a worker.", "worker"),
 		freeSlots:          d("worker_free_slots", "Task slots of a worker not running a task now.", "worker"),
+		excluded:           d("worker_excluded", "1 while a worker takes no new task because a speculative copy beat one of its tasks (a straggler's machine), else 0.", "worker"),
 		dropped:            d("listener_events_dropped_total", "Events the listener bus dropped because a listener fell behind (the UI's counts then miss them)."),
 		leaseEpoch:         d("master_lease_epoch", "The epoch of the checkpoint location's lease this master acts with (it grows at every failover); 0 for a standby, and without a lease."),
 		checkpointFailures: d("state_checkpoint_failures_total", "Durable state checkpoints that failed (the state keeps its lineage until the next one)."),
@@ -158,7 +159,7 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 // Describe implements prometheus.Collector.
 func (c *contextCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.active, c.storeBytes, c.storeCapacity, c.storeInputLimit, c.storePeak, c.storeBlocks,
-		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped, c.leaseEpoch, c.kafkaLag} {
+		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.excluded, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped, c.leaseEpoch, c.kafkaLag} {
 		ch <- d
 	}
 }
@@ -205,6 +206,11 @@ func (c *contextCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, w := range c.sctx.Workers() {
 		gauge(c.slots, float64(w.Slots), w.ID)
 		gauge(c.freeSlots, float64(w.FreeSlots), w.ID)
+		ex := 0.0
+		if !w.ExcludedUntil.IsZero() {
+			ex = 1
+		}
+		gauge(c.excluded, ex, w.ID)
 	}
 }
 

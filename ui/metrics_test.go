@@ -143,6 +143,7 @@ var contextFamilies = []string{
 	"dstream_receiver_records_dropped_total",
 	"dstream_receiver_records_total",
 	"dstream_receiver_waits_total",
+	"dstream_worker_excluded",
 	"dstream_worker_free_slots",
 	"dstream_worker_slots",
 }
@@ -176,6 +177,8 @@ dstream_receiver_records_dropped_total %d
 dstream_receiver_records_total %d
 # TYPE dstream_receiver_waits_total counter
 dstream_receiver_waits_total %d
+# TYPE dstream_worker_excluded gauge
+dstream_worker_excluded{worker="local"} 0
 # TYPE dstream_worker_free_slots gauge
 dstream_worker_free_slots{worker="local"} 2
 # TYPE dstream_worker_slots gauge

@@ -139,6 +139,10 @@ type Worker struct {
 	// LastHeartbeat ("lastHeartbeat") is when it last reported, RFC 3339;
 	// null for this process.
 	LastHeartbeat *string `json:"lastHeartbeat"`
+	// ExcludedUntil ("excludedUntil") is when it takes new tasks again,
+	// RFC 3339, while it is excluded because a speculative copy beat one
+	// of its tasks (a straggler's machine); null otherwise.
+	ExcludedUntil *string `json:"excludedUntil"`
 }
 
 // workers serves GET /api/v1/workers.
@@ -154,6 +158,10 @@ func (s *Server) workers(w http.ResponseWriter, r *http.Request) {
 		if !wi.LastHeartbeat.IsZero() {
 			ts := stamp(wi.LastHeartbeat)
 			out[i].LastHeartbeat = &ts
+		}
+		if !wi.ExcludedUntil.IsZero() {
+			ts := stamp(wi.ExcludedUntil)
+			out[i].ExcludedUntil = &ts
 		}
 	}
 	writeJSON(w, http.StatusOK, out)

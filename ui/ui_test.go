@@ -756,7 +756,7 @@ func TestWorkers(t *testing.T) {
 	f.tick(t)
 	bs := f.h.Ctx.BlockStats()
 	f.expect(t, "/api/v1/workers", 200, fmt.Sprintf(`[{"id":"local","address":null,"pid":%d,"slots":2,"freeSlots":2,
-		"memoryUsed":%d,"memoryLimit":%d,"blocks":%d,"state":"alive","lastHeartbeat":null}]`, os.Getpid(), bs.Bytes, 64<<20, bs.Blocks))
+		"memoryUsed":%d,"memoryLimit":%d,"blocks":%d,"state":"alive","lastHeartbeat":null,"excludedUntil":null}]`, os.Getpid(), bs.Bytes, 64<<20, bs.Blocks))
 }
 
 // ListenNear moves to the next free port when the one asked for is taken;

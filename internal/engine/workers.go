@@ -18,6 +18,10 @@ type WorkerInfo struct {
 	Blocks        int       // blocks in its store
 	State         string    // "alive" or "lost"
 	LastHeartbeat time.Time // zero for this process
+	// ExcludedUntil is when its exclusion from placement ends, its task
+	// having been beaten by a speculative copy (sched.Core); zero when it
+	// is not excluded.
+	ExcludedUntil time.Time
 }
 
 // Workers returns the processes that run the context's tasks: this one,
@@ -37,15 +41,18 @@ func (c *Engine) Workers() []WorkerInfo {
 		return out
 	}
 	free := map[string]int{}
+	excluded := map[string]time.Time{}
 	for _, w := range slots {
 		free[w.ID] = w.Free
+		excluded[w.ID] = w.ExcludedUntil
 	}
 	cr := c.cluster
 	self.ID, self.Address, self.Slots, self.FreeSlots = "master", cr.self, cr.dep.slots, free[cr.self]
 	out := []WorkerInfo{self}
 	for _, w := range cr.master.Load().Workers() {
 		out = append(out, WorkerInfo{ID: w.ID, Address: w.Address, PID: int(w.PID), Slots: w.Slots, FreeSlots: free[w.Address],
-			MemoryUsed: w.MemoryUsed, MemoryLimit: w.MemoryBytes, Blocks: int(w.Blocks), State: w.State.String(), LastHeartbeat: w.LastHeartbeat})
+			MemoryUsed: w.MemoryUsed, MemoryLimit: w.MemoryBytes, Blocks: int(w.Blocks), State: w.State.String(), LastHeartbeat: w.LastHeartbeat,
+			ExcludedUntil: excluded[w.Address]})
 	}
 	return out
 }
