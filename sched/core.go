@@ -61,7 +61,8 @@ import (
 // there (they read it from there), and wait for a slot elsewhere rather
 // than take one of its. At most half of the workers (not counting the
 // reserved one) are excluded at once: a beating beyond that is not acted
-// on. The exclusion ends by itself at the first event at or after its end
+// on, and a lost worker that leaves more than half excluded ends every
+// exclusion. The exclusion ends by itself at the first event at or after its end
 // (the core has no timers), and an Exclude decision reports each one.
 type Core struct {
 	maxAttempts int
@@ -305,6 +306,13 @@ func (c *Core) LoseWorker(now time.Time, id string) []Decision {
 	c.free.remove(w)
 	delete(c.workers, id)
 	c.order = slices.DeleteFunc(c.order, func(w string) bool { return w == id })
+	if c.excludedCount() > c.eligibleCount()/2 {
+		// Too few workers are left to keep any out (see Core): the
+		// tasks of the lost one must not wait for an exclusion to end.
+		for _, w := range c.workers {
+			w.excludedUntil = time.Time{}
+		}
+	}
 	for _, outs := range c.outputs {
 		for m, w := range outs.at {
 			if w == id {

@@ -218,6 +218,21 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusion
 				fail("worker %s: %d slots busy, %d attempts run there", w.ID, busy, perWorker[w.ID])
 			}
 		}
+		n, eligible := 0, 0
+		for _, w := range core.Workers() {
+			if w.ID != core.Reserved {
+				eligible++
+			}
+			if !w.ExcludedUntil.IsZero() {
+				n++
+				if !now.Before(w.ExcludedUntil) {
+					fail("worker %s reported excluded until %v at %v", w.ID, w.ExcludedUntil, now)
+				}
+			}
+		}
+		if n > eligible/2 {
+			fail("%d of %d workers excluded", n, eligible)
+		}
 		if core.Running() != len(running) {
 			fail("core runs %d attempts, the shell %d", core.Running(), len(running))
 		}
@@ -332,7 +347,14 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusion
 				}
 			}
 			delete(excludedUntil, id)
-			check(core.LoseWorker(advance(), id))
+			ds := core.LoseWorker(advance(), id)
+			// A loss that leaves too few workers ends every exclusion.
+			for _, w := range core.Workers() {
+				if w.ExcludedUntil.IsZero() {
+					delete(excludedUntil, w.ID)
+				}
+			}
+			check(ds)
 		case x < 88:
 			addWorker()
 		case x < 91 && len(lost) > 0:
