@@ -33,7 +33,13 @@ func runPartitions[T, R any](ctx context.Context, d *Dataset[T], name string, pa
 // runNamed runs the named result kind on the given partitions of d; each
 // partition's result is an R.
 func runNamed[T, R any](ctx context.Context, d *Dataset[T], kind ResultKind, parts []int) ([]R, error) {
-	res, err := d.node.ctx.RunJob(ctx, &Job{Name: kind.Name, Final: d.node, Partitions: parts, Kind: kind})
+	return runJob[T, R](ctx, d, &Job{Name: kind.Name, Final: d.node, Partitions: parts, Kind: kind})
+}
+
+// runJob runs job, a job of a kind named by its Kind, on d.
+func runJob[T, R any](ctx context.Context, d *Dataset[T], job *Job) ([]R, error) {
+	kind := job.Kind
+	res, err := d.node.ctx.RunJob(ctx, job)
 	if err != nil {
 		return nil, fmt.Errorf("%s on %s: %w", kind.Name, d.node, err)
 	}

@@ -45,6 +45,12 @@ type Job struct {
 	Partitions []int
 	Kind       ResultKind
 	Func       func(tc *TaskContext, p int) (any, error)
+	// Background runs the job's tasks in each worker's background slot,
+	// beside its task slots, not in one of them: for work that mostly
+	// waits on I/O and must not hold back the next interval's tasks (a
+	// state checkpoint's writes). A runner without such slots runs it as
+	// any job.
+	Background bool
 }
 
 // JobRunner runs jobs: splits them into stages, schedules tasks, retries.

@@ -85,3 +85,14 @@ func RunPartitionFunc[T, R any](ctx context.Context, d *Dataset[T], id int, arg 
 	}
 	return runNamed[T, R](ctx, d, KindPartitionFunc(id, arg), parts)
 }
+
+// RunPartitionFuncBackground is RunPartitionFunc as a background job
+// (Job.Background): its tasks take the workers' background slots, beside
+// the tasks of the intervals that follow.
+func RunPartitionFuncBackground[T, R any](ctx context.Context, d *Dataset[T], id int, arg string, parts []int) ([]R, error) {
+	if parts == nil {
+		parts = allPartitions(d.node.NumPartitions)
+	}
+	kind := KindPartitionFunc(id, arg)
+	return runJob[T, R](ctx, d, &Job{Name: kind.Name, Final: d.node, Partitions: parts, Kind: kind, Background: true})
+}

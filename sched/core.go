@@ -37,6 +37,14 @@ import (
 // worker with the most free slots (ties: the earliest added); tasks wait in
 // submission order when no slot is free.
 //
+// Background jobs (rdd.Job.Background: a state checkpoint's writes) do not
+// use those slots: every worker has BackgroundSlots more, for their tasks
+// only, so they run beside the tasks of the intervals that follow rather
+// than ahead of them. A background task goes to a preferred worker with a
+// background slot free, else to the next one with one (round robin); it
+// waits for one without holding back the tasks queued after it, and it is
+// never speculated (it mostly waits on a store).
+//
 // Speculation (when Speculation.Enabled), as Spark's: on Tick, in each
 // running stage run (task set) where at least Quantile of the tasks have
 // succeeded, a task running longer than max(Multiplier × the median duration
@@ -88,6 +96,7 @@ type Core struct {
 	workers map[string]*worker
 	order   []string // workers in the order they were added
 	free    freest   // the same workers, freest first
+	bgNext  int      // where the next background task's search starts in order
 	jobs    map[int]*coreJob
 	queue   []Task // launchable, waiting for a slot, in order
 	running map[taskKey]taskRun
@@ -151,9 +160,14 @@ const DefaultExcludeFor = 5 * time.Second
 // maxExcludeDoublings bounds an exclusion at 16 ExcludeFor.
 const maxExcludeDoublings = 4
 
+// BackgroundSlots is how many tasks of background jobs a worker runs at
+// once, beside its task slots.
+const BackgroundSlots = 1
+
 type worker struct {
 	id          string
 	slots, free int
+	bgFree      int // background slots free (of BackgroundSlots)
 	seq         uint64 // when it was added (freest)
 	pos         int    // its place in freest's heap
 
@@ -173,9 +187,56 @@ func (c *Core) use(w *worker, n int) {
 	c.free.fix(w)
 }
 
+// release gives back the slot attempt r took on w.
+func (c *Core) release(w *worker, r taskRun) {
+	if r.bg {
+		w.bgFree++
+		return
+	}
+	c.use(w, -1)
+}
+
+// background reports whether t is a task of a background job.
+func (c *Core) background(t Task) bool {
+	j := c.jobs[t.Job]
+	return j != nil && j.background
+}
+
+// pickBackground chooses a worker with a background slot free for t, or
+// nil: the one it is pinned to, else a preferred one, else the next in
+// order (round robin); never the reserved worker unless pinned there, nor
+// an excluded one.
+func (c *Core) pickBackground(t Task) *worker {
+	if c.Pin != nil {
+		if id := c.Pin(t); id != "" {
+			if w := c.workers[id]; w != nil && w.bgFree > 0 {
+				return w
+			}
+			return nil
+		}
+	}
+	ok := func(w *worker) bool { return w != nil && w.bgFree > 0 && w.id != c.Reserved && !w.excluded(c.now) }
+	if c.Prefer != nil {
+		for _, id := range c.Prefer(t) {
+			if w := c.workers[id]; ok(w) {
+				return w
+			}
+		}
+	}
+	for i := range c.order {
+		at := (c.bgNext + i) % len(c.order)
+		if w := c.workers[c.order[at]]; ok(w) {
+			c.bgNext = at + 1
+			return w
+		}
+	}
+	return nil
+}
+
 type coreJob struct {
-	js   *JobScheduler
-	durs map[int]*runTimes // stage -> durations of its current run's successes
+	js         *JobScheduler
+	durs       map[int]*runTimes // stage -> durations of its current run's successes
+	background bool              // rdd.Job.Background: its tasks take background slots
 }
 
 // runTimes are the durations of a stage run's accepted successes, sorted
@@ -192,6 +253,7 @@ type taskRun struct {
 	worker string
 	start  time.Time
 	killed bool // another attempt won: its end only frees the slot
+	bg     bool // in a background slot
 }
 
 type taskKey struct{ job, stage, part, attempt int }
@@ -285,7 +347,7 @@ func (c *Core) AddWorker(now time.Time, id string, slots int) []Decision {
 		c.use(w, w.slots-slots)
 		w.slots = slots
 	} else {
-		w := &worker{id: id, slots: slots, free: slots}
+		w := &worker{id: id, slots: slots, free: slots, bgFree: BackgroundSlots}
 		c.workers[id] = w
 		c.order = append(c.order, id)
 		c.free.add(w)
@@ -359,7 +421,7 @@ func compareKeys(a, b taskKey) int {
 func (c *Core) Submit(now time.Time, id int, job *rdd.Job) []Decision {
 	c.advance(now)
 	js := NewJob(id, job, c, c.maxAttempts)
-	c.jobs[id] = &coreJob{js: js}
+	c.jobs[id] = &coreJob{js: js, background: job.Background}
 	return c.place(c.absorb(id, js.Start(), nil))
 }
 
@@ -376,7 +438,7 @@ func (c *Core) TaskEnded(now time.Time, t Task, worker string, result any, err e
 	}
 	delete(c.running, k)
 	if wk := c.workers[worker]; wk != nil {
-		c.use(wk, -1)
+		c.release(wk, r)
 	}
 	if r.killed {
 		// Another attempt won. Whatever this one says (a success, the
@@ -590,7 +652,7 @@ func (c *Core) speculate(ds []Decision) []Decision {
 	for _, k := range stragglers {
 		j, r := c.jobs[k.job], c.running[k]
 		t := c.taskOf(k)
-		if !j.js.CanSpeculate(t) || (c.Pin != nil && c.Pin(t) != "") || (c.Speculate != nil && !c.Speculate(t)) {
+		if j.background || !j.js.CanSpeculate(t) || (c.Pin != nil && c.Pin(t) != "") || (c.Speculate != nil && !c.Speculate(t)) {
 			continue
 		}
 		w := c.pickOther(t, r.worker)
@@ -693,18 +755,28 @@ func (c *Core) absorb(job int, acts []Action, ds []Decision) []Decision {
 // whose worker is busy lets the tasks after it go first.
 func (c *Core) place(ds []Decision) []Decision {
 	rest := c.queue[:0]
-	for i, t := range c.queue {
-		w, pinned := c.pick(t)
-		if w == nil {
-			if pinned {
-				rest = append(rest, t)
-				continue
-			}
-			rest = append(rest, c.queue[i:]...)
-			break
+	full := false // an unpinned task found no task slot: nor will the later ones
+	for _, t := range c.queue {
+		var w *worker
+		bg := c.background(t)
+		switch {
+		case bg:
+			w = c.pickBackground(t)
+		case !full:
+			var pinned bool
+			w, pinned = c.pick(t)
+			full = w == nil && !pinned
 		}
-		c.use(w, 1)
-		c.running[keyOf(t)] = taskRun{worker: w.id, start: c.now}
+		if w == nil {
+			rest = append(rest, t)
+			continue
+		}
+		if bg {
+			w.bgFree--
+		} else {
+			c.use(w, 1)
+		}
+		c.running[keyOf(t)] = taskRun{worker: w.id, start: c.now, bg: bg}
 		ds = append(ds, Run{Task: t, Worker: w.id, Start: c.now})
 	}
 	clear(c.queue[len(rest):])

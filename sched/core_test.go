@@ -23,7 +23,8 @@ import (
 //	prefer NAME PART ID... tasks computing partition PART of NAME prefer workers ID...
 //	pin NAME ID            tasks computing NAME may run on worker ID only
 //	reserve ID             worker ID runs pinned tasks only
-//	run JOB NAME [parts=(0,1)]  submit a job
+//	run JOB NAME [parts=(0,1)] [background]  submit a job (a background
+//	                       one: its tasks take background slots)
 //	ok JOB STAGE PART      the running attempt of a task succeeded on its worker
 //	fail JOB STAGE PART    it failed with an ordinary error
 //	fetchfail JOB STAGE PART SHUFFLE MAP   it found a map output gone
@@ -213,7 +214,7 @@ func TestCoreTranscripts(t *testing.T) {
 						parts = append(parts, p)
 					}
 				}
-				return render(core.Submit(now, arg(d, 0), &rdd.Job{Final: n, Partitions: parts}))
+				return render(core.Submit(now, arg(d, 0), &rdd.Job{Final: n, Partitions: parts, Background: d.HasArg("background")}))
 			case "ok":
 				r := current(d)
 				var res any

@@ -97,8 +97,9 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusion
 		parts     []int
 		js        *JobScheduler
 		accepted  map[int]string // partition -> the result it accepted
-		done      bool
-		cancelled bool
+		done       bool
+		cancelled  bool
+		background bool // its tasks take background slots
 	}
 	jobs := map[int]*jobState{}
 	nextJob := 1
@@ -145,6 +146,9 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusion
 				}
 				if d.Speculative {
 					copies++
+					if j := jobs[d.Task.Job]; j != nil && j.background {
+						fail("a background job's %s speculated", d.Task)
+					}
 					if pin(d.Task) != "" {
 						fail("pinned %s speculated", d.Task)
 					}
@@ -192,9 +196,13 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusion
 			}
 		}
 		// Slots and running attempts.
-		perWorker := map[string]int{}
+		perWorker, bgPerWorker := map[string]int{}, map[string]int{}
 		for _, o := range running {
-			perWorker[o.r.Worker]++
+			if j := jobs[o.r.Task.Job]; j != nil && j.background {
+				bgPerWorker[o.r.Worker]++
+			} else {
+				perWorker[o.r.Worker]++
+			}
 			j := jobs[o.r.Task.Job]
 			if j == nil || j.js == nil {
 				continue
@@ -213,6 +221,9 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusion
 		for _, w := range core.Workers() {
 			if w.Free < 0 || w.Free > w.Slots {
 				fail("worker %s: %d of %d slots free", w.ID, w.Free, w.Slots)
+			}
+			if bgPerWorker[w.ID] > BackgroundSlots {
+				fail("worker %s: %d background attempts run there", w.ID, bgPerWorker[w.ID])
 			}
 			if busy := w.Slots - w.Free; busy != perWorker[w.ID] {
 				fail("worker %s: %d slots busy, %d attempts run there", w.ID, busy, perWorker[w.ID])
@@ -263,8 +274,9 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusion
 		parts = parts[:1+rng.IntN(len(parts))]
 		id := nextJob
 		nextJob++
-		jobs[id] = &jobState{parts: parts, accepted: map[int]string{}}
-		ds := core.Submit(advance(), id, &rdd.Job{Final: n, Partitions: parts})
+		bg := rng.IntN(4) == 0
+		jobs[id] = &jobState{parts: parts, accepted: map[int]string{}, background: bg}
+		ds := core.Submit(advance(), id, &rdd.Job{Final: n, Partitions: parts, Background: bg})
 		if cj := core.jobs[id]; cj != nil {
 			jobs[id].js = cj.js
 		}

@@ -440,7 +440,7 @@ func (s *Series[T]) checkpointDurably(t time.Time, ds *rdd.Dataset[T]) {
 		// do, the job once more, and the commit three times.
 		var parts []string
 		for attempt := range 2 {
-			if parts, err = rdd.RunPartitionFunc[T, string](ctx, ds, s.durableFunc, dir, nil); err == nil || ctx.Err() != nil {
+			if parts, err = rdd.RunPartitionFuncBackground[T, string](ctx, ds, s.durableFunc, dir, nil); err == nil || ctx.Err() != nil {
 				break
 			}
 			if attempt == 0 {
