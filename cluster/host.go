@@ -137,6 +137,11 @@ type Host struct {
 	// up when its context ends.
 	learning chan struct{}
 	known    int64 // the latest interval learned (Unix ms)
+	// learned is the manifest learned last, from the master of session
+	// learnedFrom: the base of the delta frames the next answer may start
+	// with. Both are guarded by the learning lock.
+	learned     *manifest.Interval
+	learnedFrom string
 
 	// learnMu guards learnCtx, which every learning call runs under:
 	// rejoin cancels it, so a call waiting for a master that is gone does
@@ -298,7 +303,7 @@ func (h *Host) rejoin(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.known = 0
+	h.known, h.learned, h.learnedFrom = 0, nil, ""
 	return held, nil
 }
 
@@ -414,6 +419,14 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 
 // learnUpTo learns every interval up to t the master remembers and this
 // worker does not know yet.
+//
+// It asks for delta frames (manifest.Delta): each is applied to the
+// manifest learned before it (the one before it in the answer, or, for the
+// first, the manifest this worker learned last from the same master
+// process), and the program learns the whole manifest, as if the master
+// had sent it whole. A delta relative to another manifest than the one
+// known (which a master that follows the protocol never sends) is not
+// applied: the worker asks again for full frames.
 func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	select {
 	case h.learning <- struct{}{}:
@@ -434,22 +447,65 @@ func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	stop := context.AfterFunc(h.learnCtx, cancel)
 	h.learnMu.Unlock()
 	defer stop()
+	for _, deltas := range []bool{true, false} {
+		err := h.learnFrom(cctx, clusterpb.NewClusterClient(conn), t, deltas)
+		if !errors.Is(err, errDeltaBase) {
+			return err
+		}
+		h.cfg.Logger.Warn("cluster: a manifest delta from the master does not fit what this worker knows; asking for full manifests", "err", err)
+	}
+	return fmt.Errorf("learning intervals up to %d from the master: full manifests asked for, a delta came", t)
+}
+
+// errDeltaBase is learnFrom's error for a delta frame relative to another
+// manifest than the one the worker knows.
+var errDeltaBase = errors.New("manifest delta relative to a manifest this worker does not know")
+
+// learnFrom makes one Manifests call for the intervals in (known, t],
+// asking for delta frames or not, and learns them; the learning lock is
+// held.
+func (h *Host) learnFrom(ctx context.Context, cc clusterpb.ClusterClient, t int64, deltas bool) error {
+	req := &clusterpb.ManifestsRequest{After: h.known, UpTo: t, Deltas: deltas}
+	if deltas && h.learned != nil {
+		req.Base, req.BaseSession = h.learned.Time, h.learnedFrom
+	}
 	// Wait for a connection (within the timeout) rather than fail at once
 	// while a reset one waits out gRPC's reconnection backoff: a worker
 	// can do nothing without its master's intervals.
-	resp, err := clusterpb.NewClusterClient(conn).Manifests(cctx, &clusterpb.ManifestsRequest{After: h.known, UpTo: t}, grpc.WaitForReady(true))
+	resp, err := cc.Manifests(ctx, req, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("learning intervals up to %d from the master: %w", t, err)
 	}
+	// The base of the answer's first frame: what was learned last, if
+	// from the master that answered.
+	base := h.learned
+	if h.learnedFrom != resp.GetSession() {
+		base = nil
+	}
 	for _, f := range resp.GetFrames() {
-		m, _, err := manifest.Unmarshal(f)
+		m, d, _, err := manifest.Decode(f)
 		if err != nil {
 			return fmt.Errorf("manifest from the master: %w", err)
+		}
+		if d != nil {
+			if !deltas || base == nil || base.Time != d.Base {
+				knows := "none"
+				if base != nil {
+					knows = fmt.Sprint(base.Time)
+				}
+				return fmt.Errorf("%w: interval %d relative to interval %d, this worker knows %s", errDeltaBase, d.Time, d.Base, knows)
+			}
+			if m, err = d.Apply(base); errors.Is(err, manifest.ErrBase) {
+				return fmt.Errorf("%w: %w", errDeltaBase, err)
+			} else if err != nil {
+				return fmt.Errorf("manifest delta from the master: %w", err)
+			}
 		}
 		if err := h.cfg.Program.Learn(m); err != nil {
 			return err
 		}
 		h.known = max(h.known, m.Time)
+		h.learned, h.learnedFrom, base = m, resp.GetSession(), m
 	}
 	h.known = max(h.known, t)
 	return nil

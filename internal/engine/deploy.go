@@ -589,19 +589,13 @@ func replicate[T any](c *Engine, ctx context.Context, key string, recs []T) []st
 	return append(locs, cr.self)
 }
 
-// manifestFrames serves the manifests of the intervals in (after, upTo] the
-// master remembers, in time order.
-func (c *Engine) manifestFrames(after, upTo int64) ([][]byte, error) {
-	ms := c.manifests.Between(after, upTo)
-	frames := make([][]byte, 0, len(ms))
-	for _, m := range ms {
-		b, err := m.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		frames = append(frames, b)
-	}
-	return frames, nil
+// manifestFrames serves the manifests of the intervals in (q.After,
+// q.UpTo] the master remembers, in time order: full frames, or deltas when
+// the worker reads them (manifest.Log.Frames). Each manifest is marshaled
+// once, and its delta relative to the interval before it once, however
+// many workers ask.
+func (c *Engine) manifestFrames(q cluster.ManifestQuery) ([][]byte, error) {
+	return c.manifests.Frames(q.After, q.UpTo, q.Deltas, q.Base)
 }
 
 // startWorker runs this process as a worker: it serves the master's tasks
