@@ -201,7 +201,7 @@ func TestHostLearnsDeltas(t *testing.T) {
 		}
 	}
 	wantLearned(t, "the worker of a bad master", wp, a.log, 0, n)
-	if whole, delta := bad.counts(); whole != 1+n-5 || delta != 4+1 {
-		t.Fatalf("the bad master served %d whole frames and %d deltas, want %d and %d (one refused, then whole ones)", whole, delta, 1+n-5, 5)
+	if whole, delta := bad.counts(); whole != 1+n-5 || delta != 4+n-5 {
+		t.Fatalf("the bad master served %d whole frames and %d deltas, want %d and %d (an answer of deltas refused, then whole ones)", whole, delta, 1+n-5, 4+n-5)
 	}
 }
