@@ -34,6 +34,16 @@ type Program interface {
 	Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error)
 }
 
+// DeltaLearner is a Program that learns an interval from what changed
+// since the one it learned before (an optional capability of Program).
+type DeltaLearner interface {
+	// LearnChanged is Learn(m) for a manifest whose checkpoint entries
+	// other than changed (those new or different) are those of the
+	// manifest the program learned last, with Learn or LearnChanged. It
+	// must leave the program exactly where Learn(m) would.
+	LearnChanged(m *manifest.Interval, changed []manifest.Checkpoint) error
+}
+
 // Receivers is what a Program that can run receivers for its master
 // implements (an optional capability of Program).
 type Receivers interface {
@@ -141,6 +151,7 @@ type Host struct {
 	// learnedFrom: the base of the delta frames the next answer may start
 	// with. Both are guarded by the learning lock.
 	learned     *manifest.Interval
+	learnedSum  uint64 // learned's Sum
 	learnedFrom string
 
 	// learnMu guards learnCtx, which every learning call runs under:
@@ -303,7 +314,7 @@ func (h *Host) rejoin(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.known, h.learned, h.learnedFrom = 0, nil, ""
+	h.known, h.learned, h.learnedSum, h.learnedFrom = 0, nil, 0, ""
 	return held, nil
 }
 
@@ -478,15 +489,17 @@ func (h *Host) learnFrom(ctx context.Context, cc clusterpb.ClusterClient, t int6
 	}
 	// The base of the answer's first frame: what was learned last, if
 	// from the master that answered.
-	base := h.learned
+	base, baseSum := h.learned, h.learnedSum
 	if h.learnedFrom != resp.GetSession() {
 		base = nil
 	}
+	dl, _ := h.cfg.Program.(DeltaLearner)
 	for _, f := range resp.GetFrames() {
 		m, d, _, err := manifest.Decode(f)
 		if err != nil {
 			return fmt.Errorf("manifest from the master: %w", err)
 		}
+		var sum uint64
 		if d != nil {
 			if !deltas || base == nil || base.Time != d.Base {
 				knows := "none"
@@ -495,17 +508,27 @@ func (h *Host) learnFrom(ctx context.Context, cc clusterpb.ClusterClient, t int6
 				}
 				return fmt.Errorf("%w: interval %d relative to interval %d, this worker knows %s", errDeltaBase, d.Time, d.Base, knows)
 			}
-			if m, err = d.Apply(base); errors.Is(err, manifest.ErrBase) {
+			if m, sum, err = d.ApplySummed(base, baseSum); errors.Is(err, manifest.ErrBase) {
 				return fmt.Errorf("%w: %w", errDeltaBase, err)
 			} else if err != nil {
 				return fmt.Errorf("manifest delta from the master: %w", err)
 			}
+			// base is the manifest the program learned last.
+			if dl != nil {
+				err = dl.LearnChanged(m, d.Checkpoints)
+			} else {
+				err = h.cfg.Program.Learn(m)
+			}
+		} else {
+			sum = m.Sum()
+			err = h.cfg.Program.Learn(m)
 		}
-		if err := h.cfg.Program.Learn(m); err != nil {
+		if err != nil {
 			return err
 		}
 		h.known = max(h.known, m.Time)
-		h.learned, h.learnedFrom, base = m, resp.GetSession(), m
+		h.learned, h.learnedSum, h.learnedFrom = m, sum, resp.GetSession()
+		base, baseSum = m, sum
 	}
 	h.known = max(h.known, t)
 	return nil

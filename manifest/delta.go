@@ -41,9 +41,8 @@ const DeltaVersion = 1
 type Delta struct {
 	Version int   `json:"v"`
 	Base    int64 `json:"base"`
-	// BaseSum is Base's manifest's checkpoint entries' checksum (FNV-1a,
-	// 64 bits, over every field): Apply refuses a base of that interval
-	// that lists other entries than the manifest Diff was given.
+	// BaseSum is Base's manifest's Sum: Apply refuses a base of that
+	// interval that lists other entries than the manifest Diff was given.
 	BaseSum uint64 `json:"baseSum"`
 	Zero    int64  `json:"zero"`
 	Time    int64  `json:"time"`
@@ -108,7 +107,7 @@ func Diff(base, m *Interval) (*Delta, error) {
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("manifest delta of interval %d relative to interval %d: an entry is listed twice", m.Time, base.Time)
 	}
-	d := &Delta{Version: DeltaVersion, Base: base.Time, BaseSum: checkpointSum(from), Zero: m.Zero, Time: m.Time, Inputs: m.Inputs, EventTimes: m.EventTimes}
+	d := &Delta{Version: DeltaVersion, Base: base.Time, BaseSum: base.Sum(), Zero: m.Zero, Time: m.Time, Inputs: m.Inputs, EventTimes: m.EventTimes}
 	i, j := 0, 0
 	for i < len(from) || j < len(to) {
 		var c int
@@ -148,31 +147,43 @@ var ErrBase = errors.New("manifest delta does not fit its base")
 // delta was made from); the result is validated as Unmarshal validates a
 // manifest.
 func (d *Delta) Apply(base *Interval) (*Interval, error) {
+	m, _, err := d.ApplySummed(base, base.Sum())
+	return m, err
+}
+
+// ApplySummed is Apply given base's Sum (from Sum, or from the
+// ApplySummed that returned base), and returns the manifest's Sum too.
+// Checksums cost what changed, so a process that learns every interval
+// from a delta hashes only the entries that changed.
+func (d *Delta) ApplySummed(base *Interval, baseSum uint64) (*Interval, uint64, error) {
 	switch {
 	case base.Time != d.Base:
-		return nil, fmt.Errorf("%w: the delta of interval %d is relative to interval %d, not to %d", ErrBase, d.Time, d.Base, base.Time)
+		return nil, 0, fmt.Errorf("%w: the delta of interval %d is relative to interval %d, not to %d", ErrBase, d.Time, d.Base, base.Time)
 	case base.Zero != d.Zero:
-		return nil, fmt.Errorf("%w: the delta of interval %d is of zero %d, its base of zero %d", ErrBase, d.Time, d.Zero, base.Zero)
+		return nil, 0, fmt.Errorf("%w: the delta of interval %d is of zero %d, its base of zero %d", ErrBase, d.Time, d.Zero, base.Zero)
+	case baseSum != d.BaseSum:
+		return nil, 0, fmt.Errorf("%w: the delta of interval %d is relative to other entries of interval %d than this process knows (checksum %x, not %x)", ErrBase, d.Time, d.Base, d.BaseSum, baseSum)
 	}
 	from, ok := sortedCheckpoints(base.Checkpoints)
 	if !ok {
-		return nil, fmt.Errorf("%w: the delta of interval %d: its base lists an entry twice", ErrBase, d.Time)
+		return nil, 0, fmt.Errorf("%w: the delta of interval %d: its base lists an entry twice", ErrBase, d.Time)
 	}
-	if sum := checkpointSum(from); sum != d.BaseSum {
-		return nil, fmt.Errorf("%w: the delta of interval %d is relative to other entries of interval %d than this process knows (checksum %x, not %x)", ErrBase, d.Time, d.Base, d.BaseSum, sum)
-	}
+	sum := baseSum
 	cps := make([]Checkpoint, 0, len(from)+len(d.Checkpoints))
 	i, j, k := 0, 0, 0 // from, d.Checkpoints, d.Dropped
 	for i < len(from) || j < len(d.Checkpoints) {
 		if j < len(d.Checkpoints) && (i == len(from) || compareRef(refOf(d.Checkpoints[j]), refOf(from[i])) <= 0) {
 			if i < len(from) && refOf(d.Checkpoints[j]) == refOf(from[i]) {
-				i++ // replaced
+				sum -= entrySum(&from[i]) // replaced
+				i++
 			}
+			sum += entrySum(&d.Checkpoints[j])
 			cps = append(cps, d.Checkpoints[j])
 			j++
 			continue
 		}
 		if k < len(d.Dropped) && d.Dropped[k] == refOf(from[i]) {
+			sum -= entrySum(&from[i])
 			k++
 			i++
 			continue
@@ -181,25 +192,36 @@ func (d *Delta) Apply(base *Interval) (*Interval, error) {
 		i++
 	}
 	if k < len(d.Dropped) {
-		return nil, fmt.Errorf("%w: the delta of interval %d drops entry %+v, which the manifest of interval %d does not hold after the ones it keeps", ErrBase, d.Time, d.Dropped[k], d.Base)
+		return nil, 0, fmt.Errorf("%w: the delta of interval %d drops entry %+v, which the manifest of interval %d does not hold after the ones it keeps", ErrBase, d.Time, d.Dropped[k], d.Base)
 	}
 	if len(cps) == 0 {
 		cps = nil
 	}
 	if _, ok := sortedCheckpoints(cps); !ok {
-		return nil, fmt.Errorf("manifest delta of interval %d: an entry is listed twice", d.Time)
+		return nil, 0, fmt.Errorf("manifest delta of interval %d: an entry is listed twice", d.Time)
 	}
 	m := &Interval{Version: Version, Zero: d.Zero, Time: d.Time, Inputs: d.Inputs, Checkpoints: cps, EventTimes: d.EventTimes}
 	if err := m.Validate(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	return m, nil
+	return m, sum, nil
 }
 
-// checkpointSum is the FNV-1a hash (64 bits) of sorted checkpoint
-// entries, every field, each string and list with its length (no
-// locations and empty ones hash alike: a frame does not tell them apart).
-func checkpointSum(cps []Checkpoint) uint64 {
+// Sum is the checksum of m's checkpoint entries that a delta relative to m
+// carries (Delta.BaseSum): the sum (mod 2^64) of each entry's FNV-1a hash
+// (64 bits) over every field, each string and list with its length, so it
+// does not depend on the entries' order and changes by what changed. No
+// locations and empty ones hash alike: a frame does not tell them apart.
+func (m *Interval) Sum() uint64 {
+	var sum uint64
+	for i := range m.Checkpoints {
+		sum += entrySum(&m.Checkpoints[i])
+	}
+	return sum
+}
+
+// entrySum is one checkpoint entry's part of Sum.
+func entrySum(c *Checkpoint) uint64 {
 	const prime = 1099511628211
 	h := uint64(14695981039346656037)
 	num := func(v int64) {
@@ -221,21 +243,18 @@ func checkpointSum(cps []Checkpoint) uint64 {
 			num(0)
 		}
 	}
-	num(int64(len(cps)))
-	for _, c := range cps {
-		num(int64(c.Stream))
-		num(int64(c.Dataset.Op))
-		num(c.Dataset.Time)
-		num(int64(c.Dataset.Seq))
-		str(c.Name)
-		num(int64(c.Partitions))
-		num(int64(c.HashPartitions))
-		flag(c.Kept)
-		str(c.Durable)
-		num(int64(len(c.Locations)))
-		for _, l := range c.Locations {
-			str(l)
-		}
+	num(int64(c.Stream))
+	num(int64(c.Dataset.Op))
+	num(c.Dataset.Time)
+	num(int64(c.Dataset.Seq))
+	str(c.Name)
+	num(int64(c.Partitions))
+	num(int64(c.HashPartitions))
+	flag(c.Kept)
+	str(c.Durable)
+	num(int64(len(c.Locations)))
+	for _, l := range c.Locations {
+		str(l)
 	}
 	return h
 }

@@ -88,6 +88,9 @@ func TestDelta(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			if _, sum, _ := got.ApplySummed(base, base.Sum()); sum != want.Sum() {
+				t.Fatalf("ApplySummed's sum %x, the manifest's %x", sum, want.Sum())
+			}
 			if !reflect.DeepEqual(applied, want) {
 				t.Fatalf("applied delta:\n%+v\nfull manifest:\n%+v", applied, want)
 			}

@@ -673,10 +673,21 @@ func (p workerProgram) BlockStats() (used, blocks int64) {
 }
 
 func (p workerProgram) Learn(m *manifest.Interval) error {
+	return p.learn(m, m.Checkpoints)
+}
+
+// LearnChanged implements cluster.DeltaLearner: the entries that did not
+// change were adopted with the manifest before, so learning an interval
+// costs what changed, not what a window remembers.
+func (p workerProgram) LearnChanged(m *manifest.Interval, changed []manifest.Checkpoint) error {
+	return p.learn(m, changed)
+}
+
+func (p workerProgram) learn(m *manifest.Interval, adopt []manifest.Checkpoint) error {
 	c := p.c
 	c.worker.gen.Lock()
 	defer c.worker.gen.Unlock()
-	if err := c.Materialize(m); err != nil {
+	if err := c.materialize(m, adopt); err != nil {
 		return err
 	}
 	// The master runs one interval at a time: when it sends interval t's
