@@ -2,6 +2,7 @@ package manifest
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -285,4 +286,67 @@ func must(b []byte, err error) []byte {
 		panic(err)
 	}
 	return b
+}
+
+// TestLogFramesConcurrent: workers asking while the log grows and forgets
+// (run with -race).
+func TestLogFramesConcurrent(t *testing.T) {
+	var l Log
+	add := func(i int64) {
+		var cps []Checkpoint
+		for j := max(1, i-5); j < i; j++ {
+			cps = append(cps, cp(3, j*100, nil))
+		}
+		l.Add(interval(i*100, cps...))
+	}
+	add(1)
+	done := make(chan struct{})
+	errs := make(chan error, 4)
+	for range 4 {
+		go func() {
+			var base *Interval
+			for {
+				select {
+				case <-done:
+					errs <- nil
+					return
+				default:
+				}
+				after := int64(0)
+				if base != nil {
+					after = base.Time
+				}
+				frames, err := l.Frames(after, zero+1<<20, true, after)
+				if err != nil {
+					errs <- err
+					return
+				}
+				for _, f := range frames {
+					m, d, _, err := Decode(f)
+					if err == nil && d != nil {
+						if base == nil {
+							err = fmt.Errorf("a delta of %d with no base", d.Time)
+						} else {
+							m, err = d.Apply(base)
+						}
+					}
+					if err != nil {
+						errs <- err
+						return
+					}
+					base = m
+				}
+			}
+		}()
+	}
+	for i := int64(2); i < 300; i++ {
+		add(i)
+		l.Forget(zero + (i-20)*100)
+	}
+	close(done)
+	for range 4 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
 }

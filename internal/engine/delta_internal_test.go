@@ -18,8 +18,7 @@ func deltaWorker(t *testing.T) (*Engine, *Series[int]) {
 	t.Helper()
 	e := newTestEngine(t, Config{BatchInterval: time.Second})
 	e.worker = &workerRole{}
-	var s *Series[int]
-	s = NewSeries(e, "state", time.Second, func(at time.Time) (*rdd.Dataset[int], error) {
+	s := NewSeries(e, "state", time.Second, func(at time.Time) (*rdd.Dataset[int], error) {
 		return rdd.Parallelize(e.rctx, []int{int(at.Unix() % 7)}, 2), nil
 	}, nil)
 	s.MarkState(2, "")
