@@ -34,6 +34,7 @@ func (s *Store) spillLocked(victim *entry) bool {
 		return false
 	}
 	s.spilled[victim.key] = int64(len(b))
+	s.indexLocked(victim.key) // removeLocked unindexed it
 	s.spilledBytes += int64(len(b))
 	s.spills++
 	return true
@@ -47,6 +48,9 @@ func (s *Store) unspillLocked(key string) bool {
 		return false
 	}
 	delete(s.spilled, key)
+	if _, ok := s.blocks[key]; !ok {
+		s.unindexLocked(key)
+	}
 	s.spilledBytes -= n
 	_ = os.Remove(s.spillFile(key))
 	return true

@@ -22,6 +22,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 )
 
@@ -84,6 +85,12 @@ type Options struct {
 	// MaxSpillBytes bounds the bytes on disk; past it, blocks are dropped.
 	// Default 8 times MaxBytes.
 	MaxSpillBytes int64
+	// Series, if set, names the series a block belongs to and its place
+	// in it (rdd.BlockSeries: a dataset's operator and interval); ok is
+	// false for a block of none. The store then indexes its blocks by
+	// series, and RemoveSeries drops a series' blocks up to a place at
+	// the cost of the blocks it drops, not of the whole store.
+	Series func(key string) (series, at int64, ok bool)
 }
 
 // Encoded is a block's records encoded (package codec): a replica from
@@ -139,6 +146,14 @@ type Store struct {
 	spilled      map[string]int64 // key -> bytes on disk (spill.go)
 	spilledBytes int64
 	spills       uint64
+
+	series map[int64]*seriesIndex // Options.Series: the keys held (in memory or spilled) by series
+}
+
+// seriesIndex is one series' keys held, by place.
+type seriesIndex struct {
+	ats  []int64                       // the places with keys, ascending
+	keys map[int64]map[string]struct{} // place -> keys
 }
 
 // New returns an empty store.
@@ -287,6 +302,7 @@ func (s *Store) putLocked(key string, v any, size int64, class Class, evictedKey
 		e.elem = s.lru[class].PushFront(e)
 	}
 	s.blocks[key] = e
+	s.indexLocked(key)
 	s.bytes += size
 	s.byClass[class] += size
 	s.peak = max(s.peak, s.bytes)
@@ -324,6 +340,9 @@ func (s *Store) notify(keys []string) {
 // removeLocked unlinks e; s.mu must be held.
 func (s *Store) removeLocked(e *entry) {
 	delete(s.blocks, e.key)
+	if _, spilled := s.spilled[e.key]; !spilled {
+		s.unindexLocked(e.key)
+	}
 	s.bytes -= e.size
 	s.byClass[e.class] -= e.size
 	if e.elem != nil {
@@ -405,6 +424,100 @@ func (s *Store) RemoveIf(pred func(key string) bool) int {
 	return n
 }
 
+// RemoveSeries deletes every block of series (Options.Series) at a place
+// up to upTo, in memory or spilled, and returns how many; ok is false, and
+// nothing is deleted, when the store indexes no series (RemoveIf does it
+// then). It costs what it deletes.
+func (s *Store) RemoveSeries(series, upTo int64) (n int, ok bool) {
+	if s.opts.Series == nil {
+		return 0, false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ix := s.series[series]
+	for ix != nil && len(ix.ats) > 0 && ix.ats[0] <= upTo {
+		at := ix.ats[0]
+		for key := range ix.keys[at] {
+			// Either removal unindexes the key once it is gone from both.
+			if e, ok := s.blocks[key]; ok {
+				s.removeLocked(e)
+				n++
+			}
+			if s.unspillLocked(key) {
+				n++
+			}
+		}
+		if len(ix.ats) > 0 && ix.ats[0] == at { // never: every key indexed is held
+			delete(ix.keys, at)
+			ix.ats = slices.Delete(ix.ats, 0, 1)
+			if len(ix.ats) == 0 {
+				delete(s.series, series)
+			}
+		}
+		ix = s.series[series] // emptied places go, and an emptied series
+	}
+	if n > 0 {
+		s.released()
+	}
+	return n, true
+}
+
+// indexLocked records key, held now, under its series; s.mu is held.
+func (s *Store) indexLocked(key string) {
+	if s.opts.Series == nil {
+		return
+	}
+	series, at, ok := s.opts.Series(key)
+	if !ok {
+		return
+	}
+	if s.series == nil {
+		s.series = make(map[int64]*seriesIndex)
+	}
+	ix := s.series[series]
+	if ix == nil {
+		ix = &seriesIndex{keys: make(map[int64]map[string]struct{})}
+		s.series[series] = ix
+	}
+	keys := ix.keys[at]
+	if keys == nil {
+		keys = make(map[string]struct{})
+		ix.keys[at] = keys
+		// Places mostly come in time order: an append.
+		i, _ := slices.BinarySearch(ix.ats, at)
+		ix.ats = slices.Insert(ix.ats, i, at)
+	}
+	keys[key] = struct{}{}
+}
+
+// unindexLocked forgets key, held no more (in memory or spilled); s.mu is
+// held.
+func (s *Store) unindexLocked(key string) {
+	if s.opts.Series == nil {
+		return
+	}
+	series, at, ok := s.opts.Series(key)
+	if !ok {
+		return
+	}
+	ix := s.series[series]
+	if ix == nil {
+		return
+	}
+	keys := ix.keys[at]
+	delete(keys, key)
+	if len(keys) > 0 {
+		return
+	}
+	delete(ix.keys, at)
+	if i, found := slices.BinarySearch(ix.ats, at); found {
+		ix.ats = slices.Delete(ix.ats, i, i+1)
+	}
+	if len(ix.ats) == 0 {
+		delete(s.series, series)
+	}
+}
+
 // Unpin makes a pinned block an evictable cached block and reports whether
 // it was pinned.
 func (s *Store) Unpin(key string) bool {
@@ -469,6 +582,40 @@ func (s *Store) checkInvariants() error {
 	}
 	if bytes != s.bytes || byClass != s.byClass {
 		return fmt.Errorf("accounted %d bytes %v, blocks hold %d %v", s.bytes, s.byClass, bytes, byClass)
+	}
+	if s.opts.Series != nil {
+		indexed := 0
+		for series, ix := range s.series {
+			if len(ix.ats) == 0 || len(ix.ats) != len(ix.keys) || !slices.IsSorted(ix.ats) {
+				return fmt.Errorf("series %d: places %v, keys at %d places", series, ix.ats, len(ix.keys))
+			}
+			for at, keys := range ix.keys {
+				for k := range keys {
+					_, held := s.blocks[k]
+					_, spilled := s.spilled[k]
+					if sr, a, ok := s.opts.Series(k); !ok || sr != series || a != at || !held && !spilled {
+						return fmt.Errorf("series %d at %d indexes %q, which is not held there", series, at, k)
+					}
+					indexed++
+				}
+			}
+		}
+		want := 0
+		for k := range s.blocks {
+			if _, _, ok := s.opts.Series(k); ok {
+				want++
+			}
+		}
+		for k := range s.spilled {
+			if _, held := s.blocks[k]; !held {
+				if _, _, ok := s.opts.Series(k); ok {
+					want++
+				}
+			}
+		}
+		if indexed != want {
+			return fmt.Errorf("%d blocks of a series held, %d indexed", want, indexed)
+		}
 	}
 	for cl, l := range s.lru {
 		if l.Len() != listed[cl] {

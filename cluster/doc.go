@@ -54,6 +54,22 @@
 // Worker, learns from the master the manifests of the intervals up to a
 // task's before running it, and runs the task in its Program.
 //
+// Manifests are learned as deltas (manifest.Delta). A host asks for the
+// intervals after the latest it knows, for deltas, and names the manifest
+// it learned last and the session of the master it learned it from; the
+// master answers with its session, each frame a delta relative to the
+// frame before it in the answer, and the first relative to the manifest
+// named only when that is of its own session and it still remembers it
+// (else the first frame is whole: a worker that joins late, rejoins a
+// restarted master or follows another master of its list, or whose base
+// the master forgot). The host applies each delta to the manifest it knows
+// and its Program learns whole manifests, exactly what full frames would
+// have said; a delta relative to another manifest is not applied, and the
+// host asks again for full frames. Rejoining forgets the manifest learned
+// last with everything else. A master that predates deltas ignores the
+// request's fields and answers with full frames, which a host reads as
+// before.
+//
 // # Processes
 //
 // Spawn starts a local-cluster's workers: copies of this executable, told

@@ -34,6 +34,16 @@ type Program interface {
 	Lineage(spec rdd.TaskSpec) (*rdd.Lineage, error)
 }
 
+// DeltaLearner is a Program that learns an interval from what changed
+// since the one it learned before (an optional capability of Program).
+type DeltaLearner interface {
+	// LearnChanged is Learn(m) for a manifest whose checkpoint entries
+	// other than changed (those new or different) are those of the
+	// manifest the program learned last, with Learn or LearnChanged. It
+	// must leave the program exactly where Learn(m) would.
+	LearnChanged(m *manifest.Interval, changed []manifest.Checkpoint) error
+}
+
 // Receivers is what a Program that can run receivers for its master
 // implements (an optional capability of Program).
 type Receivers interface {
@@ -137,6 +147,12 @@ type Host struct {
 	// up when its context ends.
 	learning chan struct{}
 	known    int64 // the latest interval learned (Unix ms)
+	// learned is the manifest learned last, from the master of session
+	// learnedFrom: the base of the delta frames the next answer may start
+	// with. Both are guarded by the learning lock.
+	learned     *manifest.Interval
+	learnedSum  uint64 // learned's Sum
+	learnedFrom string
 
 	// learnMu guards learnCtx, which every learning call runs under:
 	// rejoin cancels it, so a call waiting for a master that is gone does
@@ -298,7 +314,7 @@ func (h *Host) rejoin(ctx context.Context) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
-	h.known = 0
+	h.known, h.learned, h.learnedSum, h.learnedFrom = 0, nil, 0, ""
 	return held, nil
 }
 
@@ -414,6 +430,14 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 
 // learnUpTo learns every interval up to t the master remembers and this
 // worker does not know yet.
+//
+// It asks for delta frames (manifest.Delta): each is applied to the
+// manifest learned before it (the one before it in the answer, or, for the
+// first, the manifest this worker learned last from the same master
+// process), and the program learns the whole manifest, as if the master
+// had sent it whole. A delta relative to another manifest than the one
+// known (which a master that follows the protocol never sends) is not
+// applied: the worker asks again for full frames.
 func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	select {
 	case h.learning <- struct{}{}:
@@ -434,22 +458,77 @@ func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	stop := context.AfterFunc(h.learnCtx, cancel)
 	h.learnMu.Unlock()
 	defer stop()
+	for _, deltas := range []bool{true, false} {
+		err := h.learnFrom(cctx, clusterpb.NewClusterClient(conn), t, deltas)
+		if !errors.Is(err, errDeltaBase) {
+			return err
+		}
+		h.cfg.Logger.Warn("cluster: a manifest delta from the master does not fit what this worker knows; asking for full manifests", "err", err)
+	}
+	return fmt.Errorf("learning intervals up to %d from the master: full manifests asked for, a delta came", t)
+}
+
+// errDeltaBase is learnFrom's error for a delta frame relative to another
+// manifest than the one the worker knows.
+var errDeltaBase = errors.New("manifest delta relative to a manifest this worker does not know")
+
+// learnFrom makes one Manifests call for the intervals in (known, t],
+// asking for delta frames or not, and learns them; the learning lock is
+// held.
+func (h *Host) learnFrom(ctx context.Context, cc clusterpb.ClusterClient, t int64, deltas bool) error {
+	req := &clusterpb.ManifestsRequest{After: h.known, UpTo: t, Deltas: deltas}
+	if deltas && h.learned != nil {
+		req.Base, req.BaseSession = h.learned.Time, h.learnedFrom
+	}
 	// Wait for a connection (within the timeout) rather than fail at once
 	// while a reset one waits out gRPC's reconnection backoff: a worker
 	// can do nothing without its master's intervals.
-	resp, err := clusterpb.NewClusterClient(conn).Manifests(cctx, &clusterpb.ManifestsRequest{After: h.known, UpTo: t}, grpc.WaitForReady(true))
+	resp, err := cc.Manifests(ctx, req, grpc.WaitForReady(true))
 	if err != nil {
 		return fmt.Errorf("learning intervals up to %d from the master: %w", t, err)
 	}
+	// The base of the answer's first frame: what was learned last, if
+	// from the master that answered.
+	base, baseSum := h.learned, h.learnedSum
+	if h.learnedFrom != resp.GetSession() {
+		base = nil
+	}
+	dl, _ := h.cfg.Program.(DeltaLearner)
 	for _, f := range resp.GetFrames() {
-		m, _, err := manifest.Unmarshal(f)
+		m, d, _, err := manifest.Decode(f)
 		if err != nil {
 			return fmt.Errorf("manifest from the master: %w", err)
 		}
-		if err := h.cfg.Program.Learn(m); err != nil {
+		var sum uint64
+		if d != nil {
+			if !deltas || base == nil || base.Time != d.Base {
+				knows := "none"
+				if base != nil {
+					knows = fmt.Sprint(base.Time)
+				}
+				return fmt.Errorf("%w: interval %d relative to interval %d, this worker knows %s", errDeltaBase, d.Time, d.Base, knows)
+			}
+			if m, sum, err = d.ApplySummed(base, baseSum); errors.Is(err, manifest.ErrBase) {
+				return fmt.Errorf("%w: %w", errDeltaBase, err)
+			} else if err != nil {
+				return fmt.Errorf("manifest delta from the master: %w", err)
+			}
+			// base is the manifest the program learned last.
+			if dl != nil {
+				err = dl.LearnChanged(m, d.Checkpoints)
+			} else {
+				err = h.cfg.Program.Learn(m)
+			}
+		} else {
+			sum = m.Sum()
+			err = h.cfg.Program.Learn(m)
+		}
+		if err != nil {
 			return err
 		}
 		h.known = max(h.known, m.Time)
+		h.learned, h.learnedSum, h.learnedFrom = m, sum, resp.GetSession()
+		base, baseSum = m, sum
 	}
 	h.known = max(h.known, t)
 	return nil

@@ -65,8 +65,9 @@ type MasterConfig struct {
 	// listener: the master's side of the data plane.
 	Peer clusterpb.PeerServer
 	// Manifests, if set, answers the Manifests call: the frames of the
-	// interval manifests with times in (after, upTo].
-	Manifests func(after, upTo int64) ([][]byte, error)
+	// interval manifests with times in q's (After, UpTo], deltas as q asks
+	// (ManifestQuery).
+	Manifests func(q ManifestQuery) ([][]byte, error)
 	// Latest, if set, returns the latest interval started (Unix ms), which
 	// heartbeats tell workers. It is called for every accepted heartbeat,
 	// outside the registry's lock, so it must be quick.
@@ -458,11 +459,31 @@ func (m *Master) Manifests(ctx context.Context, req *clusterpb.ManifestsRequest)
 	if m.cfg.Manifests == nil {
 		return nil, status.Error(codes.Unimplemented, "this master serves no manifests")
 	}
-	frames, err := m.cfg.Manifests(req.GetAfter(), req.GetUpTo())
+	q := ManifestQuery{After: req.GetAfter(), UpTo: req.GetUpTo(), Deltas: req.GetDeltas()}
+	if req.GetBaseSession() == m.session {
+		// A base the worker learned from another master process names
+		// that process's manifest, not this one's: the first frame is
+		// whole.
+		q.Base = req.GetBase()
+	}
+	frames, err := m.cfg.Manifests(q)
 	if err != nil {
 		return nil, status.Error(codes.FailedPrecondition, err.Error())
 	}
-	return &clusterpb.ManifestsResponse{Frames: frames}, nil
+	return &clusterpb.ManifestsResponse{Frames: frames, Session: m.session}, nil
+}
+
+// ManifestQuery is a worker's Manifests call as the master's engine answers
+// it.
+type ManifestQuery struct {
+	// After and UpTo bound the intervals asked for: (After, UpTo].
+	After, UpTo int64
+	// Deltas says frames may be deltas (manifest.Delta): each relative to
+	// the manifest of the frame before it in the answer, the first
+	// relative to the manifest of interval Base (0: none, the first frame
+	// is whole), which the worker learned from this master process.
+	Deltas bool
+	Base   int64
 }
 
 // Drop declares lost the alive worker serving at address (a peer found it

@@ -27,6 +27,16 @@
 // is their sequence (Marshal frames one, as a checkpoint.Frame of kind Kind;
 // Unmarshal refuses a frame that is truncated, corrupt, not a manifest or of
 // an unknown version, with an error saying which).
+//
+// A worker learns every interval, and a state stream's entries change
+// little from one interval to the next, so the master may send it a Delta
+// instead (delta.go): the entries that changed since the manifest of an
+// earlier interval the worker knows, which Apply turns back into the whole
+// manifest. A delta is a frame of its own kind (DeltaKind); only the
+// workers' Manifests answers carry deltas, and only to a worker that asks
+// for them (package cluster); everything durable holds whole manifests. Log
+// keeps each manifest's frames once made (Frames), so a manifest is
+// marshaled once however many workers ask.
 package manifest
 
 import (
@@ -344,10 +354,24 @@ func Unmarshal(b []byte) (*Interval, []byte, error) {
 }
 
 // Log keeps the manifests of the intervals a process still remembers, by
-// interval time. It is safe for concurrent use; the zero value is empty.
+// interval time, with their frames once asked for (Frame, Frames): a
+// manifest is marshaled once however often it is served. Manifests added
+// must not be changed after. It is safe for concurrent use; the zero value
+// is empty.
 type Log struct {
 	mu sync.Mutex
-	m  map[int64]*Interval
+	m  map[int64]*logEntry
+}
+
+// logEntry is a remembered manifest and its frames, made when first asked
+// for.
+type logEntry struct {
+	m     *Interval
+	frame []byte
+	// delta is m's delta frame relative to deltaBase, the manifest the log
+	// held before m when it was made.
+	delta     []byte
+	deltaBase *Interval
 }
 
 // Add records m, replacing a manifest of the same interval.
@@ -355,17 +379,20 @@ func (l *Log) Add(m *Interval) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.m == nil {
-		l.m = make(map[int64]*Interval)
+		l.m = make(map[int64]*logEntry)
 	}
-	l.m[m.Time] = m
+	l.m[m.Time] = &logEntry{m: m}
 }
 
 // Get returns the manifest of interval t (Unix ms).
 func (l *Log) Get(t int64) (*Interval, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	m, ok := l.m[t]
-	return m, ok
+	e, ok := l.m[t]
+	if !ok {
+		return nil, false
+	}
+	return e.m, true
 }
 
 // Latest returns the time of the latest manifest (0: none).
@@ -381,16 +408,123 @@ func (l *Log) Latest() int64 {
 
 // Between returns the manifests of intervals in (after, upTo], in time order.
 func (l *Log) Between(after, upTo int64) []*Interval {
+	es := l.between(after, upTo)
+	out := make([]*Interval, len(es))
+	for i, e := range es {
+		out[i] = e.m
+	}
+	return out
+}
+
+func (l *Log) between(after, upTo int64) []*logEntry {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	var out []*Interval
-	for t, m := range l.m {
+	var out []*logEntry
+	for t, e := range l.m {
 		if t > after && t <= upTo {
-			out = append(out, m)
+			out = append(out, e)
 		}
 	}
-	slices.SortFunc(out, func(a, b *Interval) int { return cmp.Compare(a.Time, b.Time) })
+	slices.SortFunc(out, func(a, b *logEntry) int { return cmp.Compare(a.m.Time, b.m.Time) })
 	return out
+}
+
+// Frame returns m's frame (Marshal), made once while the log holds m.
+func (l *Log) Frame(m *Interval) ([]byte, error) {
+	l.mu.Lock()
+	e := l.m[m.Time]
+	if e == nil || e.m != m {
+		l.mu.Unlock()
+		return m.Marshal()
+	}
+	return l.frameLocked(e)
+}
+
+// frameLocked returns e's frame; it is called with l.mu held, and releases
+// it (marshaling runs unlocked).
+func (l *Log) frameLocked(e *logEntry) ([]byte, error) {
+	if f := e.frame; f != nil {
+		l.mu.Unlock()
+		return f, nil
+	}
+	l.mu.Unlock()
+	f, err := e.m.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	f = slices.Clip(f) // shared: an append by a caller copies it
+	l.mu.Lock()
+	e.frame = f
+	l.mu.Unlock()
+	return f, nil
+}
+
+// Frames returns the frames of the manifests of intervals in (after, upTo]
+// the log holds, in time order. Without deltas each is a full manifest's
+// (Marshal). With deltas, each is a delta (Diff) relative to the manifest
+// of the frame before it in the answer and the first relative to the
+// manifest of interval base (0: none), when the log holds it; a frame with
+// no manifest to be relative to, or whose manifest cannot be related to it
+// (Diff fails), is a full one. A delta relative to the manifest the log
+// held before it is made once; others are made per call.
+func (l *Log) Frames(after, upTo int64, deltas bool, base int64) ([][]byte, error) {
+	es := l.between(after, upTo)
+	frames := make([][]byte, 0, len(es))
+	var prev *Interval
+	if deltas && base > 0 {
+		prev, _ = l.Get(base)
+	}
+	for _, e := range es {
+		var f []byte
+		var err error
+		if deltas && prev != nil {
+			f, err = l.deltaFrame(e, prev)
+		}
+		if f == nil && err == nil {
+			l.mu.Lock()
+			f, err = l.frameLocked(e)
+		}
+		if err != nil {
+			return nil, err
+		}
+		frames = append(frames, f)
+		prev = e.m
+	}
+	return frames, nil
+}
+
+// deltaFrame returns e's delta frame relative to base, or nil (no error)
+// if the two cannot be related.
+func (l *Log) deltaFrame(e *logEntry, base *Interval) ([]byte, error) {
+	l.mu.Lock()
+	if e.deltaBase == base {
+		f := e.delta
+		l.mu.Unlock()
+		return f, nil
+	}
+	l.mu.Unlock()
+	d, err := Diff(base, e.m)
+	if err != nil {
+		return nil, nil // a full frame instead
+	}
+	f, err := d.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	f = slices.Clip(f)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	// Cache it when base is the manifest the log holds just before e's.
+	var before *logEntry
+	for t, o := range l.m {
+		if t < e.m.Time && (before == nil || t > before.m.Time) {
+			before = o
+		}
+	}
+	if before != nil && before.m == base {
+		e.delta, e.deltaBase = f, base
+	}
+	return f, nil
 }
 
 // Forget drops the manifests of intervals at or before cutoff (Unix ms).

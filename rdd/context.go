@@ -115,15 +115,21 @@ func BlockKey(id ID, p int) string {
 	return fmt.Sprintf("rdd_%d_%d_%d_%d", id.Op, id.Time, id.Seq, p)
 }
 
-// parseBlockKey inverts BlockKey.
+// parseBlockKey inverts BlockKey. It allocates nothing: a block store's
+// index (BlockSeries) calls it for every block stored and removed.
 func parseBlockKey(key string) (ID, bool) {
 	rest, ok := strings.CutPrefix(key, "rdd_")
 	if !ok {
 		return ID{}, false
 	}
-	f := strings.Split(rest, "_")
-	if len(f) != 4 {
-		return ID{}, false
+	var f [3]string
+	for i := range f {
+		if f[i], rest, ok = strings.Cut(rest, "_"); !ok {
+			return ID{}, false
+		}
+	}
+	if strings.Contains(rest, "_") {
+		return ID{}, false // not four fields
 	}
 	op, e1 := strconv.ParseInt(f[0], 10, 32)
 	t, e2 := strconv.ParseInt(f[1], 10, 64)
@@ -132,6 +138,22 @@ func parseBlockKey(key string) (ID, bool) {
 		return ID{}, false
 	}
 	return ID{Op: int32(op), Time: t, Seq: int32(seq)}, true
+}
+
+// seriesRemover is a BlockStore that indexes the blocks of datasets by
+// operator and interval (block.Store with Options.Series = BlockSeries).
+type seriesRemover interface {
+	// RemoveSeries drops the blocks of operator series' datasets of
+	// intervals up to upTo; ok is false if the store keeps no index.
+	RemoveSeries(series, upTo int64) (n int, ok bool)
+}
+
+// BlockSeries names the series of a dataset's block for a block store's
+// index (block.Options.Series): the dataset's operator, and its interval as
+// the place in it. ok is false for a key BlockKey did not make.
+func BlockSeries(key string) (series, at int64, ok bool) {
+	id, ok := parseBlockKey(key)
+	return int64(id.Op), id.Time, ok
 }
 
 // ShuffleForgetter is implemented by job runners that track where shuffle
@@ -166,10 +188,20 @@ func (c *Context) Forget(rules ...ForgetRule) {
 		}
 		return false
 	}
-	c.cfg.Blocks.RemoveIf(func(key string) bool {
-		id, ok := parseBlockKey(key)
-		return ok && pred(id)
-	})
+	indexed := false
+	if ix, ok := c.cfg.Blocks.(seriesRemover); ok {
+		// Each rule's blocks, found by the store's index: forgetting an
+		// interval costs what it holds, not a scan of every block.
+		for _, r := range rules {
+			_, indexed = ix.RemoveSeries(int64(r.Op), r.UpTo)
+		}
+	}
+	if !indexed {
+		c.cfg.Blocks.RemoveIf(func(key string) bool {
+			id, ok := parseBlockKey(key)
+			return ok && pred(id)
+		})
+	}
 	c.cfg.Shuffles.RemoveIf(pred)
 	if f, ok := c.cfg.Runner.(ShuffleForgetter); ok {
 		f.ForgetShuffles(pred)

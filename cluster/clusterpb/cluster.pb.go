@@ -482,9 +482,19 @@ func (x *HeartbeatResponse) GetLatestInterval() int64 {
 }
 
 type ManifestsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	After         int64                  `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
-	UpTo          int64                  `protobuf:"varint,2,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	After int64                  `protobuf:"varint,1,opt,name=after,proto3" json:"after,omitempty"`
+	UpTo  int64                  `protobuf:"varint,2,opt,name=up_to,json=upTo,proto3" json:"up_to,omitempty"`
+	// deltas says the worker reads delta frames: each frame may then be a
+	// delta relative to the manifest of the frame before it in the answer,
+	// and the first relative to the manifest of interval base, which the
+	// worker learned last from the master of session base_session. The
+	// master sends the first frame whole unless base_session is its own and
+	// it still remembers base. A master that predates deltas ignores these
+	// fields and sends full frames.
+	Deltas        bool   `protobuf:"varint,3,opt,name=deltas,proto3" json:"deltas,omitempty"`
+	Base          int64  `protobuf:"varint,4,opt,name=base,proto3" json:"base,omitempty"`
+	BaseSession   string `protobuf:"bytes,5,opt,name=base_session,json=baseSession,proto3" json:"base_session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -533,9 +543,34 @@ func (x *ManifestsRequest) GetUpTo() int64 {
 	return 0
 }
 
+func (x *ManifestsRequest) GetDeltas() bool {
+	if x != nil {
+		return x.Deltas
+	}
+	return false
+}
+
+func (x *ManifestsRequest) GetBase() int64 {
+	if x != nil {
+		return x.Base
+	}
+	return 0
+}
+
+func (x *ManifestsRequest) GetBaseSession() string {
+	if x != nil {
+		return x.BaseSession
+	}
+	return ""
+}
+
 type ManifestsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Frames        [][]byte               `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
+	state  protoimpl.MessageState `protogen:"open.v1"`
+	Frames [][]byte               `protobuf:"bytes,1,rep,name=frames,proto3" json:"frames,omitempty"`
+	// session identifies the master process that answered
+	// (RegisterResponse.session): the session of the manifests learned from
+	// the answer, which a later request names as base_session.
+	Session       string `protobuf:"bytes,2,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -575,6 +610,13 @@ func (x *ManifestsResponse) GetFrames() [][]byte {
 		return x.Frames
 	}
 	return nil
+}
+
+func (x *ManifestsResponse) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
 }
 
 type ProgramRequest struct {
@@ -860,12 +902,16 @@ const file_dstream_cluster_v1_cluster_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\x05R\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\x03R\x05value:\x028\x01\"<\n" +
 	"\x11HeartbeatResponse\x12'\n" +
-	"\x0flatest_interval\x18\x01 \x01(\x03R\x0elatestInterval\"=\n" +
+	"\x0flatest_interval\x18\x01 \x01(\x03R\x0elatestInterval\"\x8c\x01\n" +
 	"\x10ManifestsRequest\x12\x14\n" +
 	"\x05after\x18\x01 \x01(\x03R\x05after\x12\x13\n" +
-	"\x05up_to\x18\x02 \x01(\x03R\x04upTo\"+\n" +
+	"\x05up_to\x18\x02 \x01(\x03R\x04upTo\x12\x16\n" +
+	"\x06deltas\x18\x03 \x01(\bR\x06deltas\x12\x12\n" +
+	"\x04base\x18\x04 \x01(\x03R\x04base\x12!\n" +
+	"\fbase_session\x18\x05 \x01(\tR\vbaseSession\"E\n" +
 	"\x11ManifestsResponse\x12\x16\n" +
-	"\x06frames\x18\x01 \x03(\fR\x06frames\"\x10\n" +
+	"\x06frames\x18\x01 \x03(\fR\x06frames\x12\x18\n" +
+	"\asession\x18\x02 \x01(\tR\asession\"\x10\n" +
 	"\x0eProgramRequest\"\x8e\x01\n" +
 	"\x0fProgramResponse\x12\x12\n" +
 	"\x04args\x18\x01 \x03(\tR\x04args\x12 \n" +

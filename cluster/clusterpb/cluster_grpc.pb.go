@@ -48,8 +48,9 @@ type ClusterClient interface {
 	// Manifests returns the interval manifests the master remembers with
 	// times in (after, up_to], in time order, each a manifest frame (package
 	// manifest): a worker learns an interval before it runs the interval's
-	// tasks. FAILED_PRECONDITION: an interval in the range is no longer
-	// remembered.
+	// tasks. A worker that asks for deltas may get delta frames (package
+	// manifest's Delta): see ManifestsRequest. FAILED_PRECONDITION: an
+	// interval in the range is no longer remembered.
 	Manifests(ctx context.Context, in *ManifestsRequest, opts ...grpc.CallOption) (*ManifestsResponse, error)
 	// Program tells a worker started by hand (`APP worker --master ...`)
 	// how the master's program was started, so the worker runs the same
@@ -140,8 +141,9 @@ type ClusterServer interface {
 	// Manifests returns the interval manifests the master remembers with
 	// times in (after, up_to], in time order, each a manifest frame (package
 	// manifest): a worker learns an interval before it runs the interval's
-	// tasks. FAILED_PRECONDITION: an interval in the range is no longer
-	// remembered.
+	// tasks. A worker that asks for deltas may get delta frames (package
+	// manifest's Delta): see ManifestsRequest. FAILED_PRECONDITION: an
+	// interval in the range is no longer remembered.
 	Manifests(context.Context, *ManifestsRequest) (*ManifestsResponse, error)
 	// Program tells a worker started by hand (`APP worker --master ...`)
 	// how the master's program was started, so the worker runs the same

@@ -589,19 +589,13 @@ func replicate[T any](c *Engine, ctx context.Context, key string, recs []T) []st
 	return append(locs, cr.self)
 }
 
-// manifestFrames serves the manifests of the intervals in (after, upTo] the
-// master remembers, in time order.
-func (c *Engine) manifestFrames(after, upTo int64) ([][]byte, error) {
-	ms := c.manifests.Between(after, upTo)
-	frames := make([][]byte, 0, len(ms))
-	for _, m := range ms {
-		b, err := m.Marshal()
-		if err != nil {
-			return nil, err
-		}
-		frames = append(frames, b)
-	}
-	return frames, nil
+// manifestFrames serves the manifests of the intervals in (q.After,
+// q.UpTo] the master remembers, in time order: full frames, or deltas when
+// the worker reads them (manifest.Log.Frames). Each manifest is marshaled
+// once, and its delta relative to the interval before it once, however
+// many workers ask.
+func (c *Engine) manifestFrames(q cluster.ManifestQuery) ([][]byte, error) {
+	return c.manifests.Frames(q.After, q.UpTo, q.Deltas, q.Base)
 }
 
 // startWorker runs this process as a worker: it serves the master's tasks
@@ -679,10 +673,21 @@ func (p workerProgram) BlockStats() (used, blocks int64) {
 }
 
 func (p workerProgram) Learn(m *manifest.Interval) error {
+	return p.learn(m, m.Checkpoints)
+}
+
+// LearnChanged implements cluster.DeltaLearner: the entries that did not
+// change were adopted with the manifest before, so learning an interval
+// costs what changed, not what a window remembers.
+func (p workerProgram) LearnChanged(m *manifest.Interval, changed []manifest.Checkpoint) error {
+	return p.learn(m, changed)
+}
+
+func (p workerProgram) learn(m *manifest.Interval, adopt []manifest.Checkpoint) error {
 	c := p.c
 	c.worker.gen.Lock()
 	defer c.worker.gen.Unlock()
-	if err := c.Materialize(m); err != nil {
+	if err := c.materialize(m, adopt); err != nil {
 		return err
 	}
 	// The master runs one interval at a time: when it sends interval t's

@@ -331,7 +331,7 @@ func New(cfg Config) (*Engine, error) {
 		}
 	}
 	c := &Engine{cfg: cfg, log: cfg.Logger, bus: listener.NewBus(0), tl: timeline.New(cfg.BatchInterval)}
-	opts := block.Options{MaxBytes: storeBytes(cfg.MemoryBytes)}
+	opts := block.Options{MaxBytes: storeBytes(cfg.MemoryBytes), Series: rdd.BlockSeries}
 	if cfg.WorkDir != "" {
 		opts.SpillDir = filepath.Join(cfg.WorkDir, fmt.Sprintf("dstream-%d-%d", os.Getpid(), spillDirs.Add(1)))
 		opts.Encode = rdd.EncodeBlock

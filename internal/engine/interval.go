@@ -96,6 +96,15 @@ func (c *Engine) manifestOf(t time.Time) *manifest.Interval {
 // reaches back to as well (as long as the graph remembers). The graph must be
 // complete; a context that materialized a manifest cannot be started.
 func (c *Engine) Materialize(m *manifest.Interval) error {
+	return c.materialize(m, m.Checkpoints)
+}
+
+// materialize is Materialize adopting only the checkpoint entries adopt:
+// those of m that the manifest materialized before it lacks or holds
+// different (the others it adopted then, and nothing forgot since: a
+// worker forgets an interval behind its master, which lists only what it
+// still remembers).
+func (c *Engine) materialize(m *manifest.Interval, adopt []manifest.Checkpoint) error {
 	if err := m.Validate(); err != nil {
 		return fmt.Errorf("dstream: %w", err)
 	}
@@ -139,7 +148,7 @@ func (c *Engine) Materialize(m *manifest.Interval) error {
 			return fmt.Errorf("dstream: manifest of interval %d names offset ranges of stream %d, which is not an offset stream of this graph", m.Time, in.Stream)
 		}
 	}
-	for _, cp := range m.Checkpoints {
+	for _, cp := range adopt {
 		if n, ok := byID[cp.Stream]; !ok || !n.Checkpoints() {
 			return fmt.Errorf("dstream: manifest of interval %d names a checkpoint of stream %d, not a state stream of this graph", m.Time, cp.Stream)
 		}
@@ -163,7 +172,7 @@ func (c *Engine) Materialize(m *manifest.Interval) error {
 		}
 		c.tracker.AddAllocated(t, in.Stream, infos)
 	}
-	for _, cp := range m.Checkpoints {
+	for _, cp := range adopt {
 		if err := byID[cp.Stream].Adopt(cp); err != nil {
 			return fmt.Errorf("dstream: manifest of interval %d: %w", m.Time, err)
 		}

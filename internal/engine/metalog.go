@@ -145,7 +145,7 @@ func (c *Engine) metaStarted(m *manifest.Interval) {
 	if !c.metaOpen() {
 		return
 	}
-	b, err := m.Marshal()
+	b, err := c.manifests.Frame(m) // marshaled once: workers are served the same frame
 	if err != nil {
 		c.log.Warn("metadata log: manifest not written", "time", m.Time, "err", err)
 		c.walStarted(m, 0)
