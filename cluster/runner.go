@@ -155,7 +155,7 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 	}
 	req := &clusterpb.RunTaskRequest{Job: int32(t.Job), Stage: int32(t.Stage), Spec: spec}
 	if n := lin.Find(t.Spec.Dataset); n != nil {
-		for _, dep := range rdd.InputShuffles(n) {
+		for _, dep := range lin.InputShuffles(n) {
 			req.MapOutputs = append(req.MapOutputs, &clusterpb.MapOutputs{
 				Shuffle: idToProto(dep.ID), Addresses: r.MapOutputs(dep.ID, dep.Parent.NumPartitions)})
 		}

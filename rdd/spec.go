@@ -173,6 +173,9 @@ type Lineage struct {
 	once     sync.Once
 	nodes    map[ID]*Node
 	shuffles map[ID]*ShuffleDep
+
+	inputsMu sync.Mutex
+	inputs   map[*Node][]*ShuffleDep // InputShuffles, by node asked
 }
 
 // IndexLineage returns the index of root and its ancestors.
@@ -200,6 +203,26 @@ func (l *Lineage) Find(id ID) *Node {
 	}
 	l.index()
 	return l.nodes[id]
+}
+
+// InputShuffles returns the shuffles a task computing a partition of n, a
+// node of the lineage, reads (the package's InputShuffles), walked once per
+// node: every task of a stage asks for the same, and a state stream's
+// lineage may be hundreds of intervals long. A lineage cut while its job
+// runs (Truncate) only loses shuffles, so the first answer still holds
+// every shuffle a task may read.
+func (l *Lineage) InputShuffles(n *Node) []*ShuffleDep {
+	l.inputsMu.Lock()
+	defer l.inputsMu.Unlock()
+	if deps, ok := l.inputs[n]; ok {
+		return deps
+	}
+	deps := InputShuffles(n)
+	if l.inputs == nil {
+		l.inputs = map[*Node][]*ShuffleDep{}
+	}
+	l.inputs[n] = deps
+	return deps
 }
 
 // Shuffle returns the shuffle dependency id, or nil.
