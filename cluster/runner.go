@@ -143,6 +143,13 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 		return r.local.Execute(ctx, worker, t, job, lin)
 	}
 	res, resp, err := r.executeRemote(ctx, worker, t, lin)
+	if err == nil {
+		// The persisted datasets the task computed stay cached there: a
+		// later job's task on them goes there (a keep job's).
+		if n := lin.Find(t.Spec.Dataset); n != nil {
+			rdd.NoteComputed(n, t.Partition(), worker)
+		}
+	}
 	return res, figuresFromProto(resp.GetFigures()), err
 }
 

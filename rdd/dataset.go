@@ -48,6 +48,9 @@ func (d *Dataset[T]) String() string { return d.node.String() }
 // least recently used first; an evicted partition is recomputed from lineage).
 func (d *Dataset[T]) Persist() *Dataset[T] {
 	d.persisted.Store(true)
+	d.node.mu.Lock()
+	d.node.persisted = true
+	d.node.mu.Unlock()
 	return d
 }
 
