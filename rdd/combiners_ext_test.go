@@ -114,3 +114,27 @@ func TestStoredPartitionsAreNotHandedOut(t *testing.T) {
 		t.Fatalf("collect after keep: %v, %v", got, err)
 	}
 }
+
+// A persisted partition is collected at the size the dataset's last
+// partition had (a stream's next interval), and the cache keeps no more
+// room than its records need when a partition is much smaller (skew).
+func TestPersistedPartitionsHoldTheirSize(t *testing.T) {
+	c, bs := newCtx(t, 1, 0)
+	for i, n := range []int{5000, 10, 4000, 0} {
+		var d *rdd.Dataset[int]
+		c.InScope(9, int64(1000*(i+1)), func() {
+			d = rdd.Map(rdd.Parallelize(c, make([]int, n), 1), func(x int) int { return x + i }).Persist()
+		})
+		if got, err := d.Count(bg); err != nil || got != int64(n) {
+			t.Fatalf("interval %d: count %d, %v; want %d", i, got, err, n)
+		}
+		v, ok := bs.Get(rdd.BlockKey(d.ID(), 0))
+		if !ok {
+			t.Fatalf("interval %d: partition not cached", i)
+		}
+		xs := v.([]int)
+		if len(xs) != n || cap(xs) > 2*n+64 {
+			t.Errorf("interval %d: cached %d records in room for %d", i, len(xs), cap(xs))
+		}
+	}
+}

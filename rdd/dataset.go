@@ -73,10 +73,15 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 			sliceSeq(tc, v.([]T))(yield) // read from the cache: counted here
 			return
 		}
-		// Sized as the last interval's partition of the same dataset was
-		// (rdd/hint.go): no growing from empty, copying as it goes.
+		// Sized as the last partition of the same dataset was (rdd/hint.go):
+		// no growing from empty, copying as it goes. A partition much
+		// smaller than that (skew) is copied to its size: the cache holds
+		// no room it does not account.
 		xs := collectInto(make([]T, 0, d.node.ctx.hints.get(d.node.ID, hintCollect, 0)), d.compute(tc, p)) // its inputs counted what it read
 		d.node.ctx.hints.put(d.node.ID, hintCollect, len(xs))
+		if cap(xs) > 2*len(xs)+64 {
+			xs = slices.Clone(xs)
+		}
 		err := blocks.Put(key, xs, block.EstimateSize(xs), block.Cache)
 		if err != nil && !errors.Is(err, block.ErrTooLarge) {
 			d.node.ctx.cfg.Logger.Warn("not caching partition", "dataset", d.node.String(), "partition", p, "err", err)
