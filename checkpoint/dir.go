@@ -145,19 +145,22 @@ func (d *Dir) put(name string, data []byte, stop func(putStage) bool) (err error
 	parent := filepath.Dir(full)
 	var created []string // directories Put created, whose parents need a sync
 	var f *os.File
-	// A concurrent Delete may remove an emptied directory between our
-	// mkdir and create; make it again.
+	// The object's directory most often exists (an earlier object is in
+	// it): the temporary is created first, and the directories made only
+	// when it is missing. A concurrent Delete may remove an emptied
+	// directory between our mkdir and create; make it again.
 	for attempt := 0; ; attempt++ {
-		c, err := d.mkdirs(parent)
-		created = append(created, c...)
-		if err != nil {
-			return fmt.Errorf("checkpoint: put %q: %w", name, err)
-		}
+		var err error
 		f, err = os.CreateTemp(parent, tmpPattern(filepath.Base(full)))
 		if err == nil {
 			break
 		}
 		if !errors.Is(err, fs.ErrNotExist) || attempt == 10 {
+			return fmt.Errorf("checkpoint: put %q: %w", name, err)
+		}
+		c, err := d.mkdirs(parent)
+		created = append(created, c...)
+		if err != nil {
 			return fmt.Errorf("checkpoint: put %q: %w", name, err)
 		}
 	}

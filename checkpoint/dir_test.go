@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -417,5 +418,50 @@ func TestScratchDir(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "state")); !os.IsNotExist(err) {
 		t.Fatalf("emptied folders left: %v", err)
+	}
+}
+
+// Put makes an object's folders only when they are missing: into a folder
+// that exists it creates the temporary at once; a missing folder (never
+// made, or removed by a Delete of its last object) is made, and a path
+// through an object fails with nothing left behind.
+func TestDirPutMakesFoldersOnlyWhenMissing(t *testing.T) {
+	ctx := t.Context()
+	for _, scratch := range []bool{false, true} {
+		root := filepath.Join(t.TempDir(), "store")
+		d := openDir(t, root)
+		d.scratch = scratch
+		steps := []struct {
+			name    string
+			do      func() error
+			wantErr bool
+		}{
+			{"a new nested folder", func() error { return d.Put(ctx, "s/1/t/part-0", []byte("a")) }, false},
+			{"the same folder again", func() error { return d.Put(ctx, "s/1/t/part-1", []byte("b")) }, false},
+			{"a folder emptied by Delete", func() error {
+				for _, n := range []string{"s/1/t/part-0", "s/1/t/part-1"} {
+					if err := d.Delete(ctx, n); err != nil {
+						return err
+					}
+				}
+				return d.Put(ctx, "s/1/t/part-2", []byte("c"))
+			}, false},
+			{"through an object", func() error { return d.Put(ctx, "s/1/t/part-2/x", []byte("d")) }, true},
+		}
+		for _, s := range steps {
+			if err := s.do(); (err != nil) != s.wantErr {
+				t.Fatalf("scratch %v, %s: err %v, want an error: %v", scratch, s.name, err, s.wantErr)
+			}
+		}
+		if names := mustList(t, d, ""); !slices.Equal(names, []string{"s/1/t/part-2"}) {
+			t.Fatalf("scratch %v: the store lists %q", scratch, names)
+		}
+		if got, err := d.Get(ctx, "s/1/t/part-2"); err != nil || string(got) != "c" {
+			t.Fatalf("scratch %v: Get = %q, %v", scratch, got, err)
+		}
+		left, _ := filepath.Glob(filepath.Join(root, "s", "1", "t", tmpPrefix+"*"))
+		if len(left) > 0 {
+			t.Fatalf("scratch %v: temporaries left: %q", scratch, left)
+		}
 	}
 }

@@ -38,7 +38,7 @@ func (p *PeerServer) PutObject(stream grpc.ClientStreamingServer[clusterpb.PutOb
 		if first {
 			name = m.GetName()
 		}
-		data = append(data, m.GetData()...)
+		data = appendChunk(data, m.GetData())
 	}
 	if err := p.stores.Checkpoint.Put(stream.Context(), name, data); err != nil {
 		return objectStatus(err)

@@ -209,7 +209,7 @@ func (p *PeerServer) PutBlock(stream grpc.ClientStreamingServer[clusterpb.PutBlo
 		if key == "" {
 			key, class = m.GetKey(), m.GetClass()
 		}
-		data = append(data, m.GetData()...)
+		data = appendChunk(data, m.GetData())
 	}
 	var cls block.Class
 	switch class {
@@ -393,8 +393,18 @@ func receive[M interface{ GetData() []byte }](recv func() (M, error)) ([]byte, e
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, m.GetData()...)
+		out = appendChunk(out, m.GetData())
 	}
+}
+
+// appendChunk appends a received piece to what came before it. The first
+// piece is taken as it is, not copied: an unmarshalled message owns its
+// bytes, and most buckets, blocks and objects come in one piece.
+func appendChunk(out, c []byte) []byte {
+	if out == nil {
+		return c
+	}
+	return append(out, c...)
 }
 
 // notHeld wraps a NOT_FOUND answer in rdd.ErrNotHeld.

@@ -143,6 +143,13 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 		return r.local.Execute(ctx, worker, t, job, lin)
 	}
 	res, resp, err := r.executeRemote(ctx, worker, t, lin)
+	if err == nil {
+		// The persisted datasets the task computed stay cached there: a
+		// later job's task on them goes there (a keep job's).
+		if n := lin.Find(t.Spec.Dataset); n != nil {
+			rdd.NoteComputed(n, t.Partition(), worker)
+		}
+	}
 	return res, figuresFromProto(resp.GetFigures()), err
 }
 
@@ -155,7 +162,7 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 	}
 	req := &clusterpb.RunTaskRequest{Job: int32(t.Job), Stage: int32(t.Stage), Spec: spec}
 	if n := lin.Find(t.Spec.Dataset); n != nil {
-		for _, dep := range rdd.InputShuffles(n) {
+		for _, dep := range lin.InputShuffles(n) {
 			req.MapOutputs = append(req.MapOutputs, &clusterpb.MapOutputs{
 				Shuffle: idToProto(dep.ID), Addresses: r.MapOutputs(dep.ID, dep.Parent.NumPartitions)})
 		}

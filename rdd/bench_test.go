@@ -117,3 +117,29 @@ func BenchmarkEmptyTasks(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*64)/b.Elapsed().Seconds(), "tasks/s")
 }
+
+// BenchmarkWordCountIntervals is a stream's word count: the same operators
+// every interval (rdd.Context.InScope), over 10k records in two partitions,
+// so each interval's tasks start from the last one's sizes and combiners.
+func BenchmarkWordCountIntervals(b *testing.B) {
+	c, _ := newCtx(b, 2, 0)
+	recs := records(10_000)
+	t := int64(0)
+	for b.Loop() {
+		t += 50
+		var counts *rdd.Dataset[rdd.Pair[string, int64]]
+		c.InScope(5, t, func() {
+			words := rdd.FlatMapSeq(rdd.Parallelize(c, recs, 2), strings.FieldsSeq)
+			pairs := rdd.Map(words, func(w string) rdd.Pair[string, int64] { return rdd.KV(w, int64(1)) })
+			counts = rdd.ReduceByKey(pairs, func(a, b int64) int64 { return a + b }, 2).Persist()
+		})
+		if _, err := counts.Count(bg); err != nil {
+			b.Fatal(err)
+		}
+		if err := counts.Keep(bg); err != nil {
+			b.Fatal(err)
+		}
+		c.Forget(rdd.ForgetRule{Op: 5, UpTo: t})
+	}
+	b.ReportMetric(float64(b.N*len(recs))/b.Elapsed().Seconds(), "records/s")
+}

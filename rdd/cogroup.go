@@ -26,8 +26,8 @@ func Cogroup[K comparable, V, W any](a *Dataset[Pair[K, V]], b *Dataset[Pair[K, 
 	depB, readB := cogroupInput(c.scopes.newID(), b, part)
 	compute := func(tc *TaskContext, r int) iter.Seq[Pair[K, Grouped[V, W]]] {
 		return func(yield func(Pair[K, Grouped[V, W]]) bool) {
-			m := newCombiner[K, Grouped[V, W]](c.hints.get(id, 0, 64))
-			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
+			m := getCombiner[K, Grouped[V, W]](c, id, 0, 64)
+			defer putCombiner(c, id, 0, m, true) // its pairs are yielded, copied
 			readA(tc, r)(func(kv Pair[K, V]) bool {
 				g, _ := m.slot(kv.Key)
 				g.Left = append(g.Left, kv.Value)
@@ -71,8 +71,8 @@ func CogroupAll[K comparable, V any](n int, ds ...*Dataset[Pair[K, V]]) *Dataset
 	}
 	compute := func(tc *TaskContext, r int) iter.Seq[Pair[K, [][]V]] {
 		return func(yield func(Pair[K, [][]V]) bool) {
-			m := newCombiner[K, [][]V](c.hints.get(id, 0, 64))
-			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
+			m := getCombiner[K, [][]V](c, id, 0, 64)
+			defer putCombiner(c, id, 0, m, true) // its pairs are yielded, copied
 			for i, read := range reads {
 				read(tc, r)(func(kv Pair[K, V]) bool {
 					g, _ := m.slot(kv.Key)

@@ -71,11 +71,12 @@ type Config struct {
 
 // Context owns datasets: it names them, runs their jobs and stores their blocks.
 type Context struct {
-	cfg     Config
-	scopes  scopes
-	hints   sizeHints
-	outputs sync.Map // output id -> func(*TaskContext, int64, int, []T) error (RegisterOutput)
-	funcs   sync.Map // partition function id -> *partitionFunc (RegisterPartitionFunc)
+	cfg       Config
+	scopes    scopes
+	hints     sizeHints
+	combiners combinerPool // idle combiners of ended tasks (combiners.go)
+	outputs   sync.Map     // output id -> func(*TaskContext, int64, int, []T) error (RegisterOutput)
+	funcs     sync.Map     // partition function id -> *partitionFunc (RegisterPartitionFunc)
 }
 
 // NewContext returns a Context over cfg's services.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"iter"
+	"slices"
 	"sync/atomic"
 
 	"github.com/dstream/dstream/block"
@@ -47,6 +48,9 @@ func (d *Dataset[T]) String() string { return d.node.String() }
 // least recently used first; an evicted partition is recomputed from lineage).
 func (d *Dataset[T]) Persist() *Dataset[T] {
 	d.persisted.Store(true)
+	d.node.mu.Lock()
+	d.node.persisted = true
+	d.node.mu.Unlock()
 	return d
 }
 
@@ -69,7 +73,15 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 			sliceSeq(tc, v.([]T))(yield) // read from the cache: counted here
 			return
 		}
-		xs := collectOf(d.compute(tc, p)) // its inputs counted what it read
+		// Sized as the last partition of the same dataset was (rdd/hint.go):
+		// no growing from empty, copying as it goes. A partition much
+		// smaller than that (skew) is copied to its size: the cache holds
+		// no room it does not account.
+		xs := collectInto(make([]T, 0, d.node.ctx.hints.get(d.node.ID, hintCollect, 0)), d.compute(tc, p)) // its inputs counted what it read
+		d.node.ctx.hints.put(d.node.ID, hintCollect, len(xs))
+		if cap(xs) > 2*len(xs)+64 {
+			xs = slices.Clone(xs)
+		}
 		err := blocks.Put(key, xs, block.EstimateSize(xs), block.Cache)
 		if err != nil && !errors.Is(err, block.ErrTooLarge) {
 			d.node.ctx.cfg.Logger.Warn("not caching partition", "dataset", d.node.String(), "partition", p, "err", err)
@@ -80,6 +92,39 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 			}
 		}
 	}
+}
+
+// stored returns partition p as this process's block store holds it, when
+// d is kept, checkpointed or persisted and the block is here in its records
+// (not encoded), counting them as read as Iterator would; else nil, false.
+// The slice is the store's: read it, never change it.
+func (d *Dataset[T]) stored(tc *TaskContext, p int) ([]T, bool) {
+	n := d.node
+	n.mu.Lock()
+	kept := n.kept
+	n.mu.Unlock()
+	if !kept && !d.checkpointed.Load() && !d.persisted.Load() {
+		return nil, false
+	}
+	v, ok := n.ctx.cfg.Blocks.Get(BlockKey(n.ID, p))
+	if !ok {
+		return nil, false
+	}
+	xs, ok := v.([]T)
+	if ok {
+		tc.read(len(xs))
+	}
+	return xs, ok
+}
+
+// partition returns partition p's records in a slice of the caller's own:
+// a stored partition (stored) copied at its size in one step, else the
+// records Iterator yields, collected.
+func (d *Dataset[T]) partition(tc *TaskContext, p int) []T {
+	if xs, ok := d.stored(tc, p); ok {
+		return slices.Clone(xs)
+	}
+	return collectOf(d.Iterator(tc, p))
 }
 
 // Checkpoint materialises every partition into the block store, pinned, and

@@ -16,6 +16,11 @@ type sizeHints struct {
 	n atomic.Int64
 }
 
+// Sides of a dataset's hints beside its combiners' (0, 1).
+const (
+	hintCollect int8 = 2 // a persisted partition's records, collected to be cached
+)
+
 type hintKey struct {
 	op, seq int32
 	side    int8 // which combiner of the dataset: map side, reduce side, ...

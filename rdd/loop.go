@@ -85,13 +85,18 @@ func countOf[T any](seq iter.Seq[T]) int64 {
 }
 
 // collectOf returns the records seq yields, in order.
-func collectOf[T any](seq iter.Seq[T]) []T {
-	xs := cell[[]T]()
+func collectOf[T any](seq iter.Seq[T]) []T { return collectInto(nil, seq) }
+
+// collectInto appends the records seq yields to xs, in order (xs's
+// capacity, if any, sized for them).
+func collectInto[T any](xs []T, seq iter.Seq[T]) []T {
+	c := cell[[]T]()
+	*c = xs
 	seq(func(x T) bool {
-		*xs = append(*xs, x)
+		*c = append(*c, x)
 		return true
 	})
-	return *xs
+	return *c
 }
 
 // folded is the fold of a partition's n records: v is meaningful when ok

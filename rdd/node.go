@@ -24,6 +24,12 @@ type Node struct {
 
 	typed  partitionRunner      // the Dataset[T] wrapping the node (spec.go)
 	locate func(p int) []string // where partition p is stored, if known (remote.go)
+
+	// A persisted dataset's partitions are cached where a task computed
+	// them: computedAt says where, as the scheduler last heard
+	// (NoteComputed), so a later job's task goes there (PreferredLocations).
+	persisted  bool
+	computedAt []string
 }
 
 // Deps returns the node's dependencies: its lineage, one step back (none

@@ -46,7 +46,7 @@ func RegisterPartitionFunc[T, R any](c *Context, id int, fn func(tc *TaskContext
 			if !ok {
 				return nil, fmt.Errorf("partition function %d takes %v records, not those of %v", id, reflect.TypeFor[T](), d)
 			}
-			xs := collectOf(ds.Iterator(tc, p))
+			xs := ds.partition(tc, p) // fn's own: it may reorder them
 			tc.wrote(int64(len(xs)))
 			return fn(tc, xs, arg)
 		},

@@ -362,14 +362,23 @@ func (n *Node) Locations(p int) []string {
 }
 
 // PreferredLocations returns where partition p of n's input is stored, or
-// nil when nothing says.
+// nil when nothing says: where a kept dataset holds it, else where a
+// persisted one was computed (NoteComputed), else the same for the parent
+// it is read from one to one.
 func PreferredLocations(n *Node, p int) []string {
 	for range 64 {
 		n.mu.Lock()
 		locate, deps := n.locate, n.deps
+		var at string
+		if locate == nil && p >= 0 && p < len(n.computedAt) {
+			at = n.computedAt[p]
+		}
 		n.mu.Unlock()
 		if locate != nil {
 			return locate(p)
+		}
+		if at != "" {
+			return []string{at}
 		}
 		var next *Node
 		for _, d := range deps {
@@ -385,6 +394,44 @@ func PreferredLocations(n *Node, p int) []string {
 		n = next
 	}
 	return nil
+}
+
+// NoteComputed tells n's lineage that a task at worker (as the scheduler
+// names it) computed partition p of n: the persisted datasets it computed
+// or read from its cache there on the way, n and the parents it reads one
+// to one (as PreferredLocations follows them) up to a kept, checkpointed or
+// shuffled input, hold partition p there now, and a later job's task on
+// them is placed there (a keep job after the job that first computed the
+// partition) instead of computing it again elsewhere. A hint only: a
+// partition evicted since, or never cached (the store was full), is
+// computed as before.
+func NoteComputed(n *Node, p int, worker string) {
+	seen := 0
+	var walk func(n *Node)
+	walk = func(n *Node) {
+		if seen++; seen > 64 || p < 0 || p >= n.NumPartitions {
+			return
+		}
+		n.mu.Lock()
+		stored := n.kept || n.locate != nil // read where it is, not computed
+		if !stored && n.persisted {
+			if n.computedAt == nil {
+				n.computedAt = make([]string, n.NumPartitions)
+			}
+			n.computedAt[p] = worker
+		}
+		deps := n.deps
+		n.mu.Unlock()
+		if stored {
+			return
+		}
+		for _, d := range deps {
+			if nd, ok := d.(NarrowDep); ok && nd.Parent.NumPartitions == n.NumPartitions {
+				walk(nd.Parent)
+			}
+		}
+	}
+	walk(n)
 }
 
 // InputShuffles returns the shuffles a task computing a partition of n

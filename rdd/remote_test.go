@@ -238,3 +238,38 @@ func runMaps(t *testing.T, lin *rdd.Lineage, shuffle rdd.ID) *rdd.ShuffleDep {
 	}
 	return dep
 }
+
+// A persisted dataset's partition is cached where a task computed it: the
+// scheduler's note (NoteComputed) makes a later job's task on it prefer
+// that worker, for it and the persisted parents read one to one on the
+// way; a kept dataset's holders and unpersisted datasets are not changed.
+func TestNoteComputedPlacesCachedPartitions(t *testing.T) {
+	c, _ := newCtx(t, 2, 1<<20)
+	pairs := rdd.Map(rdd.Parallelize(c, []string{"a", "b", "a"}, 2), func(w string) rdd.Pair[string, int] { return rdd.Pair[string, int]{Key: w, Value: 1} })
+	reduced := rdd.ReduceByKey(pairs, func(a, b int) int { return a + b }, 2).Persist()
+	plain := rdd.ReduceByKey(pairs, func(a, b int) int { return a + b }, 2)
+	kept := rdd.ReduceByKey(pairs, func(a, b int) int { return a + b }, 2).Persist()
+	kept.MarkKept([]string{"h0", "h1"})
+	grouped := rdd.CogroupAll(2, kept, reduced, plain)
+	top := rdd.Map(grouped, func(p rdd.Pair[string, [][]int]) int { return len(p.Value) }).Persist()
+	rdd.NoteComputed(top.Node(), 1, "w1")
+	rdd.NoteComputed(reduced.Node(), 0, "w0")
+	cases := []struct {
+		name string
+		n    *rdd.Node
+		p    int
+		want []string
+	}{
+		{"the task's own persisted dataset", top.Node(), 1, []string{"w1"}},
+		{"a persisted parent read one to one", reduced.Node(), 1, []string{"w1"}},
+		{"another partition, noted by its own task", reduced.Node(), 0, []string{"w0"}},
+		{"a partition no task computed: its input decides", top.Node(), 0, []string{"h0"}},
+		{"an unpersisted dataset is computed anew anywhere", plain.Node(), 1, nil},
+		{"a kept dataset stays with its holders", kept.Node(), 1, []string{"h1"}},
+	}
+	for _, tc := range cases {
+		if got := rdd.PreferredLocations(tc.n, tc.p); !slices.Equal(got, tc.want) {
+			t.Errorf("%s: PreferredLocations = %q, want %q", tc.name, got, tc.want)
+		}
+	}
+}

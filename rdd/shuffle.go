@@ -145,8 +145,7 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 		dep = newShuffleDep(id, d, n, func(tc *TaskContext, in iter.Seq[Pair[K, V]]) [][]Pair[K, C] {
 			// One combiner for the whole map partition: keys are hashed
 			// for partitioning once per distinct key, not once per record.
-			m := newCombiner[K, C](c.hints.get(id, 0, 1024))
-			defer func() { c.hints.put(id, 0, len(m.pairs)) }()
+			m := getCombiner[K, C](c, id, 0, 1024)
 			in(func(kv Pair[K, V]) bool {
 				tc.enter(op)
 				slot, ok := m.slot(kv.Key)
@@ -159,7 +158,8 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 			})
 			b := padded[[]Pair[K, C]](n) // headers written per key: lines of their own
 			if n == 1 {
-				b[0] = m.pairs
+				b[0] = m.pairs // the bucket: the pairs go on with it
+				putCombiner(c, id, 0, m, false)
 				return b
 			}
 			// Partition once, count, then fill buckets of the right size.
@@ -176,12 +176,13 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 			for j, kc := range m.pairs {
 				b[where[j]] = append(b[where[j]], kc)
 			}
+			putCombiner(c, id, 0, m, true)
 			return b
 		})
 		compute = func(tc *TaskContext, r int) iter.Seq[Pair[K, C]] {
 			return func(yield func(Pair[K, C]) bool) {
-				m := newCombiner[K, C](c.hints.get(id, 1, 64))
-				defer func() { c.hints.put(id, 1, len(m.pairs)) }()
+				m := getCombiner[K, C](c, id, 1, 64)
+				defer putCombiner(c, id, 1, m, true) // its pairs are yielded, copied
 				fetch[Pair[K, C]](tc, dep, r)(func(b []Pair[K, C]) bool {
 					for _, kc := range b {
 						tc.enter(op)
@@ -205,8 +206,8 @@ func combineByKey[K comparable, V, C any](name string, d *Dataset[Pair[K, V]], a
 		dep = newShuffleDep(id, d, n, bucketByKey[K, V](part))
 		compute = func(tc *TaskContext, r int) iter.Seq[Pair[K, C]] {
 			return func(yield func(Pair[K, C]) bool) {
-				m := newCombiner[K, C](c.hints.get(id, 1, 64))
-				defer func() { c.hints.put(id, 1, len(m.pairs)) }()
+				m := getCombiner[K, C](c, id, 1, 64)
+				defer putCombiner(c, id, 1, m, true) // its pairs are yielded, copied
 				fetch[Pair[K, V]](tc, dep, r)(func(b []Pair[K, V]) bool {
 					for _, kv := range b {
 						tc.enter(op)

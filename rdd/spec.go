@@ -108,7 +108,7 @@ func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error
 		tc.wrote(n)
 		return n, nil
 	case KindCollect.Name:
-		xs := collectOf(d.Iterator(tc, p))
+		xs := d.partition(tc, p) // the caller's own: Collect hands it to user code
 		tc.wrote(int64(len(xs)))
 		return xs, nil
 	case "take":
@@ -116,7 +116,13 @@ func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error
 		tc.wrote(int64(len(xs)))
 		return xs, nil
 	case KindCheckpoint.Name:
-		xs := collectOf(d.Iterator(tc, p))
+		// A partition already stored here (persisted, computed by an
+		// earlier job of the interval) is pinned as it is: the store's
+		// records are never changed, so the block needs no copy.
+		xs, ok := d.stored(tc, p)
+		if !ok {
+			xs = collectOf(d.Iterator(tc, p))
+		}
 		tc.wrote(int64(len(xs)))
 		if err := d.node.ctx.cfg.Blocks.Put(BlockKey(d.node.ID, p), xs, block.EstimateSize(xs), block.State); err != nil {
 			return nil, fmt.Errorf("checkpoint %s: %w", d.node, err)
@@ -137,7 +143,7 @@ func (d *Dataset[T]) runResult(tc *TaskContext, p int, k ResultKind) (any, error
 		if !ok {
 			return nil, fmt.Errorf("output %d is %T; dataset %s holds %v", k.N, v, d.node, reflect.TypeFor[T]())
 		}
-		xs := collectOf(d.Iterator(tc, p))
+		xs := d.partition(tc, p)
 		tc.wrote(int64(len(xs)))
 		tc.enter(opForeachPartition)
 		return struct{}{}, fn(tc, d.node.ID.Time, p, xs)
@@ -167,6 +173,9 @@ type Lineage struct {
 	once     sync.Once
 	nodes    map[ID]*Node
 	shuffles map[ID]*ShuffleDep
+
+	inputsMu sync.Mutex
+	inputs   map[*Node][]*ShuffleDep // InputShuffles, by node asked
 }
 
 // IndexLineage returns the index of root and its ancestors.
@@ -194,6 +203,26 @@ func (l *Lineage) Find(id ID) *Node {
 	}
 	l.index()
 	return l.nodes[id]
+}
+
+// InputShuffles returns the shuffles a task computing a partition of n, a
+// node of the lineage, reads (the package's InputShuffles), walked once per
+// node: every task of a stage asks for the same, and a state stream's
+// lineage may be hundreds of intervals long. A lineage cut while its job
+// runs (Truncate) only loses shuffles, so the first answer still holds
+// every shuffle a task may read.
+func (l *Lineage) InputShuffles(n *Node) []*ShuffleDep {
+	l.inputsMu.Lock()
+	defer l.inputsMu.Unlock()
+	if deps, ok := l.inputs[n]; ok {
+		return deps
+	}
+	deps := InputShuffles(n)
+	if l.inputs == nil {
+		l.inputs = map[*Node][]*ShuffleDep{}
+	}
+	l.inputs[n] = deps
+	return deps
 }
 
 // Shuffle returns the shuffle dependency id, or nil.

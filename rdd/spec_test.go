@@ -126,3 +126,32 @@ func TestWrongBucketTypeIsAnError(t *testing.T) {
 		t.Fatalf("Collect over a bucket of the wrong type = %v", err)
 	}
 }
+
+// A lineage walks a node's input shuffles once: later tasks of the stage get
+// the first answer, which a cut made meanwhile (Truncate) cannot shrink.
+func TestLineageInputShuffles(t *testing.T) {
+	c, _ := newCtx(t, 2, 1<<20)
+	pairs := rdd.Map(rdd.Parallelize(c, []string{"a", "b", "a"}, 2), func(w string) rdd.Pair[string, int] { return rdd.Pair[string, int]{Key: w, Value: 1} })
+	counts := rdd.ReduceByKey(pairs, func(a, b int) int { return a + b }, 2)
+	top := rdd.Map(counts, func(p rdd.Pair[string, int]) int { return p.Value })
+	lin := rdd.IndexLineage(top.Node())
+	cases := []struct {
+		name string
+		n    *rdd.Node
+		want int
+	}{
+		{"through narrow dependencies to the shuffle", top.Node(), 1},
+		{"the reduce side itself", counts.Node(), 1},
+		{"the map side reads none", pairs.Node(), 0},
+	}
+	for _, tc := range cases {
+		got := lin.InputShuffles(tc.n)
+		if len(got) != tc.want || !reflect.DeepEqual(got, rdd.InputShuffles(tc.n)) {
+			t.Errorf("%s: %d shuffles, want %d (as InputShuffles)", tc.name, len(got), tc.want)
+		}
+	}
+	counts.Truncate(nil)
+	if got := lin.InputShuffles(top.Node()); len(got) != 1 {
+		t.Errorf("after a cut: %d shuffles, want the first answer's 1", len(got))
+	}
+}
