@@ -167,7 +167,7 @@ const BackgroundSlots = 1
 type worker struct {
 	id          string
 	slots, free int
-	bgFree      int // background slots free (of BackgroundSlots)
+	bgFree      int    // background slots free (of BackgroundSlots)
 	seq         uint64 // when it was added (freest)
 	pos         int    // its place in freest's heap
 

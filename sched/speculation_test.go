@@ -94,9 +94,9 @@ func runSpeculationSchedule(t *testing.T, seed uint64) (copies, kills, exclusion
 	var workers []string // alive, in the order added (not the master)
 
 	type jobState struct {
-		parts     []int
-		js        *JobScheduler
-		accepted  map[int]string // partition -> the result it accepted
+		parts      []int
+		js         *JobScheduler
+		accepted   map[int]string // partition -> the result it accepted
 		done       bool
 		cancelled  bool
 		background bool // its tasks take background slots
