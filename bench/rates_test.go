@@ -104,7 +104,9 @@ func TestRatesFile(t *testing.T) {
 // TestSearchRunKeepsOneContext: the search's probes run on one context, each
 // at its own rate, the interval count carrying on from probe to probe.
 func TestSearchRunKeepsOneContext(t *testing.T) {
-	cfg := Config{Workload: "wordcount", Batch: 100 * time.Millisecond, Master: "local[2]", Window: time.Second}
+	// The clock is manual, so a long interval costs no time; it keeps a slow
+	// machine (or -race) from ending a probe early as plainly behind.
+	cfg := Config{Workload: "wordcount", Batch: 10 * time.Second, Master: "local[2]", Window: 20 * time.Second}
 	if err := cfg.defaults(); err != nil {
 		t.Fatal(err)
 	}
