@@ -176,7 +176,7 @@ func TestHostLearnsDeltas(t *testing.T) {
 		t.Fatalf("B served %d whole frames to a worker whose base is A's, want 1", whole)
 	}
 	// Rejoined (known reset): everything B remembers, the same manifests.
-	if _, err := moved.rejoin(ctx); err != nil {
+	if _, err := moved.rejoin(ctx, mb.Session(), mb.addr); err != nil {
 		t.Fatal(err)
 	}
 	if err := moved.learnUpTo(ctx, deltaZero+int64(n+10)*100); err != nil {

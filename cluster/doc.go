@@ -70,6 +70,24 @@
 // request's fields and answers with full frames, which a host reads as
 // before.
 //
+// A task usually carries its manifests, so an interval's first task on a
+// worker makes no Manifests round trip. The Runner keeps, per worker, the
+// latest interval a task it ran to the end made it learn (a hint, dropped
+// when the worker joins again or is lost) and attaches the frames the
+// Manifests call would answer from there (RunTaskRequest.manifests, with
+// the interval they follow and the master's session; none before the
+// worker's first task, and none past 16 frames or 1 MiB). The host learns
+// them only if it follows that session and knows every interval up to the
+// one they follow; a delta that does not fit, or anything else, and it
+// asks as before, so the hint is never trusted for correctness.
+//
+// A host follows one master at a time: the one that accepted its latest
+// registration, or the one it is rejoining (Host.Master). Session and
+// address change together, so while the Worker tries another master of
+// its list, the followed master's tasks still read its store and learn
+// from it; and an answer from another session at the followed address (the
+// master restarted) is not learned into the old one's run.
+//
 // # Processes
 //
 // Spawn starts a local-cluster's workers: copies of this executable, told

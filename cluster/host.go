@@ -141,6 +141,13 @@ type Host struct {
 
 	masters []string               // ParseMasters(cfg.Master)
 	worker  atomic.Pointer[Worker] // set by Run: it knows the current master
+	// following is the master this host learns from, reports to and reads
+	// the master's store of: the one that accepted the worker's latest
+	// registration, or the one it rejoined (before registering there).
+	// Session and address change together, so a task of that master reads
+	// from that master even while the worker tries another of its list
+	// (Worker.Master), and manifests are learned only from that session.
+	following atomic.Pointer[follow]
 
 	// learning is a lock held while learning intervals from the master (a
 	// call that may wait long): a channel, so a task waiting for it gives
@@ -194,16 +201,32 @@ func NewHost(cfg HostConfig) (*Host, error) {
 	return &Host{masters: masters, learnCtx: learnCtx, learnCancel: learnCancel, cfg: cfg, peers: NewPeers(cfg.Secret, cfg.TLS, cfg.Network), lis: lis, addr: addr, learning: make(chan struct{}, 1), released: make(chan struct{})}, nil
 }
 
+// follow is a master process a host follows: its session and address.
+type follow struct{ session, addr string }
+
 // Addr returns the address peers dial.
 func (h *Host) Addr() string { return h.addr }
 
-// Master returns the address of the master this worker follows now: the
-// first of its list until Run's Worker moves on.
+// Master returns the address of the master this worker follows: the one
+// that accepted its latest registration (or that it is rejoining); before
+// the first, the one its Worker tries.
 func (h *Host) Master() string {
+	if f := h.following.Load(); f != nil {
+		return f.addr
+	}
 	if w := h.worker.Load(); w != nil {
 		return w.Master()
 	}
 	return h.masters[0]
+}
+
+// session returns the session of the master this worker follows ("" before
+// its first registration).
+func (h *Host) session() string {
+	if f := h.following.Load(); f != nil {
+		return f.session
+	}
+	return ""
 }
 
 // Remote is what jobs the worker's program runs by itself (a sort's
@@ -278,9 +301,11 @@ func (h *Host) release(reason string) {
 	})
 }
 
-// registered cancels a handed-over release when a master other than the
-// one that handed the worker over accepted it (session).
-func (h *Host) registered(session string) {
+// registered follows the master (session, at addr) that accepted the
+// worker, and cancels a handed-over release when it is another than the one
+// that handed the worker over.
+func (h *Host) registered(session, addr string) {
+	h.following.Store(&follow{session: session, addr: addr})
 	h.handoverMu.Lock()
 	defer h.handoverMu.Unlock()
 	if h.handover == nil || session == h.handoverFrom {
@@ -294,8 +319,8 @@ func (h *Host) registered(session string) {
 
 // rejoin makes the program forget the old master's run (Rejoiner.Reset) and
 // this host forget the intervals it learned, with no interval being learned
-// meanwhile.
-func (h *Host) rejoin(ctx context.Context) ([]string, error) {
+// meanwhile, and follows the new master (session, at addr).
+func (h *Host) rejoin(ctx context.Context, session, addr string) ([]string, error) {
 	rj, ok := h.cfg.Program.(Rejoiner)
 	if !ok {
 		return nil, ErrMasterRestarted
@@ -315,6 +340,7 @@ func (h *Host) rejoin(ctx context.Context) ([]string, error) {
 		return nil, err
 	}
 	h.known, h.learned, h.learnedSum, h.learnedFrom = 0, nil, 0, ""
+	h.following.Store(&follow{session: session, addr: addr})
 	return held, nil
 }
 
@@ -332,7 +358,7 @@ func (h *Host) run(ctx context.Context) error {
 		GiveUp: h.cfg.GiveUp, Failover: h.cfg.Failover,
 	}
 	if rj, ok := h.cfg.Program.(Rejoiner); ok {
-		wc.Rejoin = func(string) ([]string, error) { return h.rejoin(ctx) }
+		wc.Rejoin = func(session, addr string) ([]string, error) { return h.rejoin(ctx, session, addr) }
 		wc.Kept = func(offered, kept []string) {
 			keep := make(map[string]bool, len(kept))
 			for _, k := range kept {
@@ -387,11 +413,8 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 	fail := func(err error) (*clusterpb.RunTaskResponse, error) {
 		return &clusterpb.RunTaskResponse{Failure: failureOf(err)}, nil
 	}
-	t := spec.Dataset.Time
-	if spec.Shuffle != nil {
-		t = max(t, spec.Shuffle.Time)
-	}
-	if err := h.learnUpTo(ctx, t); err != nil {
+	sent := sentManifests{session: req.GetManifestsSession(), after: req.GetManifestsAfter(), frames: req.GetManifests()}
+	if err := h.learn(ctx, taskTime(spec), sent); err != nil {
 		return fail(err)
 	}
 	lin, err := h.cfg.Program.Lineage(spec)
@@ -439,6 +462,24 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 // known (which a master that follows the protocol never sends) is not
 // applied: the worker asks again for full frames.
 func (h *Host) learnUpTo(ctx context.Context, t int64) error {
+	return h.learn(ctx, t, sentManifests{})
+}
+
+// sentManifests are the manifests a task carries (RunTaskRequest): the
+// frames of the intervals in (after, the task's interval] that the master
+// of session remembers, deltas included.
+type sentManifests struct {
+	session string
+	after   int64
+	frames  [][]byte
+}
+
+// learn is learnUpTo with the manifests a task carries: when they come from
+// the master this host follows, start no later than what it knows, and fit
+// what it learned (a delta's base), it learns them without asking (one
+// round trip fewer before an interval's first task on this worker);
+// otherwise, or for what they leave out, it asks, as learnUpTo does.
+func (h *Host) learn(ctx context.Context, t int64, sent sentManifests) error {
 	select {
 	case h.learning <- struct{}{}:
 		defer func() { <-h.learning }()
@@ -447,6 +488,17 @@ func (h *Host) learnUpTo(ctx context.Context, t int64) error {
 	}
 	if t <= h.known {
 		return nil
+	}
+	if len(sent.frames) > 0 && sent.session != "" && sent.session == h.session() && sent.after <= h.known {
+		err := h.learnFrames(sent.frames, sent.session, true)
+		if err == nil {
+			h.known = max(h.known, t)
+			return nil
+		}
+		if !errors.Is(err, errDeltaBase) {
+			return err
+		}
+		// What it learned stays learned; it asks for the rest.
 	}
 	conn, err := h.peers.Conn(h.Master())
 	if err != nil {
@@ -487,17 +539,39 @@ func (h *Host) learnFrom(ctx context.Context, cc clusterpb.ClusterClient, t int6
 	if err != nil {
 		return fmt.Errorf("learning intervals up to %d from the master: %w", t, err)
 	}
-	// The base of the answer's first frame: what was learned last, if
-	// from the master that answered.
+	if s := h.session(); s != "" && resp.GetSession() != s {
+		// The master at this address is another process than the one
+		// this worker follows (it restarted): its intervals are not
+		// learned into the old one's; the worker rejoins it first.
+		return fmt.Errorf("learning intervals up to %d: the master answering is not the one this worker follows (it restarted); rejoining it first", t)
+	}
+	if err := h.learnFrames(resp.GetFrames(), resp.GetSession(), deltas); err != nil {
+		return err
+	}
+	h.known = max(h.known, t)
+	return nil
+}
+
+// learnFrames learns, in order, the intervals of frames (a master's, in
+// time order, from session) this host does not know yet. A delta frame is
+// applied to the manifest learned last, which must be its base and come
+// from session (else errDeltaBase); deltas false refuses every delta. The
+// learning lock is held.
+func (h *Host) learnFrames(frames [][]byte, session string, deltas bool) error {
+	// The base of the first frame: what was learned last, if from the
+	// master that sent the frames.
 	base, baseSum := h.learned, h.learnedSum
-	if h.learnedFrom != resp.GetSession() {
+	if h.learnedFrom != session {
 		base = nil
 	}
 	dl, _ := h.cfg.Program.(DeltaLearner)
-	for _, f := range resp.GetFrames() {
+	for _, f := range frames {
 		m, d, _, err := manifest.Decode(f)
 		if err != nil {
 			return fmt.Errorf("manifest from the master: %w", err)
+		}
+		if t := frameTime(m, d); t <= h.known {
+			continue // learned already (sent with another task, or asked for meanwhile)
 		}
 		var sum uint64
 		if d != nil {
@@ -527,11 +601,28 @@ func (h *Host) learnFrom(ctx context.Context, cc clusterpb.ClusterClient, t int6
 			return err
 		}
 		h.known = max(h.known, m.Time)
-		h.learned, h.learnedSum, h.learnedFrom = m, sum, resp.GetSession()
+		h.learned, h.learnedSum, h.learnedFrom = m, sum, session
 		base, baseSum = m, sum
 	}
-	h.known = max(h.known, t)
 	return nil
+}
+
+// frameTime is the interval of a decoded frame: its manifest's, or its
+// delta's.
+func frameTime(m *manifest.Interval, d *manifest.Delta) int64 {
+	if d != nil {
+		return d.Time
+	}
+	return m.Time
+}
+
+// taskTime is the latest interval a worker must know to run spec.
+func taskTime(spec rdd.TaskSpec) int64 {
+	t := spec.Dataset.Time
+	if spec.Shuffle != nil {
+		t = max(t, spec.Shuffle.Time)
+	}
+	return t
 }
 
 // Advertised is the address peers reach a listener at: adv when given, else

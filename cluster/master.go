@@ -522,3 +522,7 @@ func (m *Master) AddBlock(ctx context.Context, req *clusterpb.AddBlockRequest) (
 	}
 	return &clusterpb.AddBlockResponse{}, nil
 }
+
+// Session returns the session that identifies this master process to its
+// workers (RegisterResponse.session).
+func (m *Master) Session() string { return m.session }

@@ -335,7 +335,7 @@ func TestWorkerWaitsForMaster(t *testing.T) {
 	rejoined := make(chan string, 2)
 	kept := make(chan []string, 2)
 	w := runWorker(t, WorkerConfig{Master: addr, ID: "w1", Secret: testSecret, MaxBackoff: 100 * time.Millisecond,
-		Rejoin: func(session string) ([]string, error) { rejoined <- session; return []string{"b1", "b2"}, nil },
+		Rejoin: func(session, _ string) ([]string, error) { rejoined <- session; return []string{"b1", "b2"}, nil },
 		Kept:   func(offered, k []string) { kept <- k }})
 
 	serve := func() (*testMaster, func()) {
@@ -405,7 +405,10 @@ func TestWorkerOfAnotherProgram(t *testing.T) {
 	}
 	stop := serve(lis, testGraph())
 	w := runWorker(t, WorkerConfig{Master: addr, ID: "w1", Secret: testSecret, MaxBackoff: 100 * time.Millisecond,
-		Rejoin: func(string) ([]string, error) { t.Error("rejoined a master of another program"); return nil, nil }})
+		Rejoin: func(string, string) ([]string, error) {
+			t.Error("rejoined a master of another program")
+			return nil, nil
+		}})
 	w.waitRegistered(t)
 	stop()
 	other := append(testGraph(), graphspec.Node{ID: 99, Kind: "map", Name: "extra"})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/dstream/dstream/clock"
@@ -46,7 +47,15 @@ type RunnerConfig struct {
 	// process died, or the network failed): the membership should declare
 	// it lost (Master.Drop), which feeds LoseWorker.
 	Unreachable func(worker string, err error)
-	Logger      *slog.Logger
+	// Manifests, if set, gives the manifest frames the master's Manifests
+	// call would answer (MasterConfig.Manifests), and Session the master's
+	// session (Master.Session; "" while it has none): a task carries the
+	// frames of the intervals its worker has not learned as far as the
+	// runner knows, so the worker need not ask before it runs the task.
+	// Without them, every worker asks.
+	Manifests func(q ManifestQuery) ([][]byte, error)
+	Session   func() string
+	Logger    *slog.Logger
 }
 
 // Runner is the master's rdd.JobRunner: the scheduler's shell whose workers
@@ -69,7 +78,22 @@ type Runner struct {
 	*sched.Shell
 	cfg   RunnerConfig
 	local sched.GoExecutor
+
+	// learned is, per worker, the latest interval a task it ran to the end
+	// made it learn from this master: a hint of the manifests it holds,
+	// dropped when it joins again or is lost. A worker that knows less
+	// than the hint says (a request overtook another) asks for what it
+	// lacks, so the hint is never trusted for correctness.
+	learnedMu sync.Mutex
+	learned   map[string]int64
 }
+
+// The manifests a task carries at most (attachManifests): beyond, its
+// worker asks for them, as after a long pause.
+const (
+	maxSentFrames = 16
+	maxSentBytes  = 1 << 20
+)
 
 // NewRunner returns a runner with the master as its only worker; AddWorker
 // adds worker processes as they register.
@@ -87,7 +111,7 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	if cfg.Speculation != nil {
 		spec = *cfg.Speculation
 	}
-	r := &Runner{cfg: cfg}
+	r := &Runner{cfg: cfg, learned: map[string]int64{}}
 	r.Shell = sched.NewShell(sched.ShellConfig{MaxAttempts: cfg.MaxAttempts, OnTask: cfg.OnTask, Executor: r,
 		Prefer: r.prefer, Pin: r.pin, Reserved: cfg.Self, Speculation: spec, Clock: cfg.Clock,
 		OnExclude: func(e sched.Exclude) {
@@ -97,6 +121,66 @@ func NewRunner(cfg RunnerConfig) *Runner {
 	r.local = sched.GoExecutor{Location: cfg.Self, Remote: &remote{peers: cfg.Peers, self: cfg.Self, mapOutput: r.MapOutput}}
 	r.Shell.AddWorker(cfg.Self, cfg.LocalSlots)
 	return r
+}
+
+// AddWorker adds a worker process with slots task slots (sched.Shell's),
+// knowing none of its intervals.
+func (r *Runner) AddWorker(worker string, slots int) {
+	r.forget(worker)
+	r.Shell.AddWorker(worker, slots)
+}
+
+// LoseWorker removes a worker process (sched.Shell's).
+func (r *Runner) LoseWorker(worker string) {
+	r.forget(worker)
+	r.Shell.LoseWorker(worker)
+}
+
+func (r *Runner) forget(worker string) {
+	r.learnedMu.Lock()
+	defer r.learnedMu.Unlock()
+	delete(r.learned, worker)
+}
+
+// attachManifests adds to req the manifests of the intervals up to t that
+// worker has not learned as far as the runner knows: none when it knows
+// them all, the master has no session yet, or they are more than a task
+// carries (the worker then asks).
+func (r *Runner) attachManifests(req *clusterpb.RunTaskRequest, worker string, t int64) {
+	if r.cfg.Manifests == nil || r.cfg.Session == nil {
+		return
+	}
+	r.learnedMu.Lock()
+	after, ok := r.learned[worker]
+	r.learnedMu.Unlock()
+	if !ok || t <= after {
+		return // a worker that joined learns its first intervals by asking
+	}
+	session := r.cfg.Session()
+	if session == "" {
+		return
+	}
+	frames, err := r.cfg.Manifests(ManifestQuery{After: after, UpTo: t, Deltas: true, Base: after})
+	if err != nil || len(frames) == 0 || len(frames) > maxSentFrames {
+		return
+	}
+	size := 0
+	for _, f := range frames {
+		size += len(f)
+	}
+	if size > maxSentBytes {
+		return
+	}
+	req.Manifests, req.ManifestsAfter, req.ManifestsSession = frames, after, session
+}
+
+// learnedUpTo records that worker learned every interval up to t.
+func (r *Runner) learnedUpTo(worker string, t int64) {
+	r.learnedMu.Lock()
+	defer r.learnedMu.Unlock()
+	if t > r.learned[worker] {
+		r.learned[worker] = t
+	}
 }
 
 // pin keeps on the master the tasks a worker cannot run.
@@ -161,6 +245,8 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 		return nil, nil, err
 	}
 	req := &clusterpb.RunTaskRequest{Job: int32(t.Job), Stage: int32(t.Stage), Spec: spec}
+	tt := taskTime(t.Spec)
+	r.attachManifests(req, worker, tt)
 	if n := lin.Find(t.Spec.Dataset); n != nil {
 		for _, dep := range lin.InputShuffles(n) {
 			req.MapOutputs = append(req.MapOutputs, &clusterpb.MapOutputs{
@@ -198,6 +284,7 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 	if f := resp.GetFailure(); f != nil {
 		return nil, resp, failureError(f)
 	}
+	r.learnedUpTo(worker, tt)
 	res, err := lin.DecodeResult(t.Spec, resp.GetResult())
 	return res, resp, err
 }

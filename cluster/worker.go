@@ -86,13 +86,14 @@ type WorkerConfig struct {
 	// one, and returns the input blocks it still holds, which it offers
 	// the new master. Kept is then called with the offered blocks the new
 	// master needs (the others may go). Moving to another master of the
-	// list is rejoining it the same way. Without Rejoin, Run returns
+	// list is rejoining it the same way. It is given the new master's
+	// session and address. Without Rejoin, Run returns
 	// ErrMasterRestarted instead.
-	Rejoin func(session string) (held []string, err error)
+	Rejoin func(session, master string) (held []string, err error)
 	Kept   func(offered, kept []string)
 	// Registered, if set, is called after every accepted registration,
-	// with the session of the master that accepted it.
-	Registered func(session string)
+	// with the session and the address of the master that accepted it.
+	Registered func(session, master string)
 	// Clock paces heartbeats and backoff; nil means clock.Real.
 	Clock clock.Clock
 	// Logger; nil means slog.Default.
@@ -296,6 +297,7 @@ func (w *Worker) register(ctx context.Context, clientOf func() clusterpb.Cluster
 			WorkerId: w.ID(), Address: w.cfg.Address, Pid: w.cfg.PID, Slots: int32(w.cfg.Slots),
 			MemoryBytes: w.cfg.MemoryBytes, Graph: graphToProto(w.cfg.Graph), GraphFingerprint: fp,
 		}
+		addr := w.Master() // the master clientOf's client calls
 		client := clientOf()
 		w.mu.Lock()
 		served := w.session
@@ -316,7 +318,7 @@ func (w *Worker) register(ctx context.Context, clientOf func() clusterpb.Cluster
 					return 0, ErrMasterRestarted
 				}
 				w.cfg.Logger.Info("cluster: a new master session; rejoining it", "master", w.Master())
-				if offered, err = w.cfg.Rejoin(info.GetSession()); err != nil {
+				if offered, err = w.cfg.Rejoin(info.GetSession(), addr); err != nil {
 					return 0, fmt.Errorf("cluster: rejoining the restarted master: %w", err)
 				}
 				want = info.GetSession()
@@ -352,7 +354,7 @@ func (w *Worker) register(ctx context.Context, clientOf func() clusterpb.Cluster
 			}
 			w.once.Do(func() { close(w.registered) })
 			if w.cfg.Registered != nil {
-				w.cfg.Registered(resp.GetSession())
+				w.cfg.Registered(resp.GetSession(), addr)
 			}
 			w.cfg.Logger.Info("cluster: registered with master", "worker", resp.GetWorkerId(), "master", w.Master())
 			return interval, nil

@@ -144,9 +144,18 @@ type RunTaskRequest struct {
 	// The task spec as JSON (rdd.TaskSpec).
 	Spec []byte `protobuf:"bytes,3,opt,name=spec,proto3" json:"spec,omitempty"`
 	// Where the map outputs the task may read live.
-	MapOutputs    []*MapOutputs `protobuf:"bytes,4,rep,name=map_outputs,json=mapOutputs,proto3" json:"map_outputs,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	MapOutputs []*MapOutputs `protobuf:"bytes,4,rep,name=map_outputs,json=mapOutputs,proto3" json:"map_outputs,omitempty"`
+	// The manifest frames (as ManifestsResponse.frames, deltas included) of
+	// the intervals in (manifests_after, the task's interval] that the
+	// master of manifests_session remembers, when the master thinks the
+	// worker lacks them: the worker learns them without asking, if it
+	// follows that session and knows every interval up to manifests_after;
+	// otherwise it asks, as without them.
+	Manifests        [][]byte `protobuf:"bytes,5,rep,name=manifests,proto3" json:"manifests,omitempty"`
+	ManifestsAfter   int64    `protobuf:"varint,6,opt,name=manifests_after,json=manifestsAfter,proto3" json:"manifests_after,omitempty"`
+	ManifestsSession string   `protobuf:"bytes,7,opt,name=manifests_session,json=manifestsSession,proto3" json:"manifests_session,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *RunTaskRequest) Reset() {
@@ -205,6 +214,27 @@ func (x *RunTaskRequest) GetMapOutputs() []*MapOutputs {
 		return x.MapOutputs
 	}
 	return nil
+}
+
+func (x *RunTaskRequest) GetManifests() [][]byte {
+	if x != nil {
+		return x.Manifests
+	}
+	return nil
+}
+
+func (x *RunTaskRequest) GetManifestsAfter() int64 {
+	if x != nil {
+		return x.ManifestsAfter
+	}
+	return 0
+}
+
+func (x *RunTaskRequest) GetManifestsSession() string {
+	if x != nil {
+		return x.ManifestsSession
+	}
+	return ""
 }
 
 type TaskFailure struct {
@@ -1473,13 +1503,16 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"MapOutputs\x127\n" +
 	"\ashuffle\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\ashuffle\x12\x1c\n" +
-	"\taddresses\x18\x02 \x03(\tR\taddresses\"\x8d\x01\n" +
+	"\taddresses\x18\x02 \x03(\tR\taddresses\"\x81\x02\n" +
 	"\x0eRunTaskRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x05R\x03job\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x05R\x05stage\x12\x12\n" +
 	"\x04spec\x18\x03 \x01(\fR\x04spec\x12?\n" +
 	"\vmap_outputs\x18\x04 \x03(\v2\x1e.dstream.cluster.v1.MapOutputsR\n" +
-	"mapOutputs\"\xf9\x01\n" +
+	"mapOutputs\x12\x1c\n" +
+	"\tmanifests\x18\x05 \x03(\fR\tmanifests\x12'\n" +
+	"\x0fmanifests_after\x18\x06 \x01(\x03R\x0emanifestsAfter\x12+\n" +
+	"\x11manifests_session\x18\a \x01(\tR\x10manifestsSession\"\xf9\x01\n" +
 	"\vTaskFailure\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x127\n" +

@@ -180,6 +180,13 @@ func (c *Engine) deploy(slots int) (int, error) {
 	cr.runner = cluster.NewRunner(cluster.RunnerConfig{
 		Self: cr.self, LocalSlots: d.slots, MaxAttempts: c.cfg.MaxTaskAttempts, Peers: cr.peers, Speculation: c.cfg.Speculation,
 		Rebuildable: cr.rebuildable, Logger: c.log,
+		Manifests: c.manifestFrames,
+		Session: func() string {
+			if m := cr.master.Load(); m != nil {
+				return m.Session()
+			}
+			return ""
+		},
 		Unreachable: func(addr string, err error) {
 			if m := cr.master.Load(); m != nil {
 				m.Drop(addr, "unreachable: "+err.Error())
