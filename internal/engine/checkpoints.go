@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/dstream/dstream/checkpoint"
@@ -14,7 +15,7 @@ import (
 // State checkpoints, the engine's side. The typed state streams (package
 // dstream, checkpointing.go) decide when to checkpoint and hold the
 // records; the engine stores a checkpoint's parts in the checkpoint store
-// (WritePart, CheckpointDir), reads them back (DurableReader, ReadCommit),
+// (WritePart, CheckpointDir), reads them back (DurableReader, CommittedReader),
 // and tells the streams which holders of their kept partitions a cluster
 // lost (loseHolder, ForgetDeadHolders).
 
@@ -125,13 +126,36 @@ func (c *Engine) DurableReader(parts []string) func(ctx context.Context, p int) 
 	}
 }
 
-// ReadCommit reads the commit of a state checkpoint.
-func (c *Engine) ReadCommit(dir string) (*CommitMeta, error) {
+// CommittedReader reads partition p of the checkpoint committed in dir,
+// reading its commit (which lists the parts) at the first read, not now: a
+// worker adopts a durable checkpoint at every interval a manifest names a
+// new one, and reads it only to recover a partition it lacks, so the
+// commit's round trip to the store stays off the interval's first task.
+// The commit is read under the reading task's context (a task killed
+// meanwhile stops waiting); a failed read is tried again at the next.
+func (c *Engine) CommittedReader(dir string) func(ctx context.Context, p int) ([]byte, error) {
+	var parts atomic.Pointer[[]string]
+	return func(ctx context.Context, p int) ([]byte, error) {
+		ps := parts.Load()
+		if ps == nil {
+			meta, err := c.readCommit(ctx, dir)
+			if err != nil {
+				return nil, err
+			}
+			ps = &meta.Parts
+			parts.Store(ps)
+		}
+		return c.DurableReader(*ps)(ctx, p)
+	}
+}
+
+// readCommit reads the commit of a state checkpoint.
+func (c *Engine) readCommit(ctx context.Context, dir string) (*CommitMeta, error) {
 	store, err := c.CheckpointStore()
 	if err != nil {
 		return nil, err
 	}
-	rec, err := checkpoint.ReadCommit(c.RunCtx(), store, dir)
+	rec, err := checkpoint.ReadCommit(ctx, store, dir)
 	if err != nil {
 		return nil, fmt.Errorf("state checkpoint %s: %w", dir, err)
 	}

@@ -585,11 +585,7 @@ func (s *Series[T]) Adopt(cp manifest.Checkpoint) error {
 	}
 	var read func(ctx context.Context, p int) ([]byte, error)
 	if cp.Durable != "" {
-		meta, err := s.e.ReadCommit(cp.Durable)
-		if err != nil {
-			return err
-		}
-		read = s.e.DurableReader(meta.Parts)
+		read = s.e.CommittedReader(cp.Durable)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
