@@ -294,6 +294,35 @@ func (c *Engine) runBatches() {
 	}
 }
 
+// finishInterval runs every state stream's FinishInterval for interval t
+// and returns their errors in graph order. In a cluster the state streams
+// keep their datasets at once: each keep is a job whose tasks mostly pin
+// partitions already stored (a round trip to each worker), and one stream's
+// keep never reads what another's pins (a lost pin is a recomputation), so
+// their round trips overlap rather than add up. In one process they run in
+// turn: there a keep costs microseconds.
+func (c *Engine) finishInterval(t time.Time) []error {
+	var states []Node
+	for _, n := range c.nodes {
+		if n.Checkpoints() {
+			states = append(states, n)
+		}
+	}
+	errs := make([]error, len(states))
+	if len(states) < 2 || !c.KeepsLineage() {
+		for i, n := range states {
+			errs[i] = n.FinishInterval(t)
+		}
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i, n := range states {
+		wg.Go(func() { errs[i] = n.FinishInterval(t) })
+	}
+	wg.Wait()
+	return errs
+}
+
 func (c *Engine) runBatch(b batch) {
 	info := listener.BatchInfo{Time: b.time, Records: b.records, SubmissionTime: b.submitted}
 	info.StartTime = c.cfg.Clock.Now()
@@ -318,8 +347,8 @@ func (c *Engine) runBatch(b batch) {
 		}
 		c.bus.Post(listener.OutputOpCompleted{Time: b.time, OutputOp: i, Name: op.Name, Duration: c.cfg.Clock.Now().Sub(start), Err: err})
 	}
-	for _, n := range c.nodes {
-		if err := n.FinishInterval(b.time); err != nil {
+	for _, err := range c.finishInterval(b.time) {
+		if err != nil {
 			c.log.Error("state checkpoint failed", "time", b.time.UnixMilli(), "err", err)
 			if failed == nil {
 				failed = c.cfg.NewBatchError(b.time, -1, "state checkpoint", err)
