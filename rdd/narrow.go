@@ -8,10 +8,18 @@ func Map[T, U any](d *Dataset[T], f func(T) U) *Dataset[U] {
 	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
-			d.Iterator(tc, p)(func(x T) bool {
+			stop := cell[bool]()
+			d.feed(tc, p, func(x T) bool {
+				if *stop {
+					return false
+				}
 				tc.enter(op)
-				return yield(f(x))
-			})
+				if !yield(f(x)) {
+					*stop = true
+					return false
+				}
+				return true
+			}, stop)
 		}
 	}, NarrowDep{d.node})
 }
@@ -41,10 +49,18 @@ func Filter[T any](d *Dataset[T], keep func(T) bool) *Dataset[T] {
 	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[T] {
 		return func(yield func(T) bool) {
-			d.Iterator(tc, p)(func(x T) bool {
+			stop := cell[bool]()
+			d.feed(tc, p, func(x T) bool {
+				if *stop {
+					return false
+				}
 				tc.enter(op)
-				return !keep(x) || yield(x)
-			})
+				if keep(x) && !yield(x) {
+					*stop = true
+					return false
+				}
+				return true
+			}, stop)
 		}
 	}, NarrowDep{d.node})
 }
@@ -91,18 +107,24 @@ func Union[T any](first *Dataset[T], rest ...*Dataset[T]) *Dataset[T] {
 func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 	const name = "flatMap"
 	op := opID(name)
-	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
+	// flat hands f's sequences a body that stops itself (Dataset.feed):
+	// one body for the whole partition, since a range-over-func loop per
+	// record would allocate its body closure per record.
+	flat := func(tc *TaskContext, p int, body func(U) bool, stop *bool) {
+		d.Iterator(tc, p)(func(x T) bool {
+			tc.enter(op)
+			f(x)(body)
+			return !*stop
+		})
+	}
+	out := newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
-			// One body for the whole partition: a range-over-func loop
-			// per record would allocate its body closure per record.
-			body, stopped := guarded(yield)
-			d.Iterator(tc, p)(func(x T) bool {
-				tc.enter(op)
-				f(x)(body)
-				return !stopped()
-			})
+			body, stop := guarded(yield)
+			flat(tc, p, body, stop)
 		}
 	}, NarrowDep{d.node})
+	out.flat = flat
+	return out
 }
 
 // FlatMapSameKey is FlatMap for pair datasets whose f keeps every record's
