@@ -20,11 +20,6 @@ type Dataset[T any] struct {
 	persisted    atomic.Bool
 	checkpointed atomic.Bool // lineage truncated: partitions live pinned in the block store
 
-	// flat, when set, computes partition p as compute does, into a body
-	// that stops itself (feed): FlatMapSeq, which then hands its user's
-	// sequences that body without a guard between them.
-	flat func(tc *TaskContext, p int, body func(T) bool, stop *bool)
-
 	// hashN is n when the records are known to be placed by a hash
 	// partitioner over n partitions (0: unknown). A cogroup reads such an
 	// input in place, without shuffling it.
@@ -97,27 +92,6 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 			}
 		}
 	}
-}
-
-// feed passes partition p's records to body until body returns false, as
-// Iterator(tc, p)(body) does, for a body that stops itself: once it has
-// returned false, *stop is true and it returns false to every later call
-// without doing anything. Such a body may be handed to a user's sequence
-// as it is, where any other needs a guard (guarded) that costs a call per
-// record: a computed FlatMapSeq does so (flat).
-func (d *Dataset[T]) feed(tc *TaskContext, p int, body func(T) bool, stop *bool) {
-	if d.flat == nil {
-		d.Iterator(tc, p)(body)
-		return
-	}
-	d.node.mu.Lock()
-	kept := d.node.kept
-	d.node.mu.Unlock()
-	if kept || d.checkpointed.Load() || d.persisted.Load() {
-		d.Iterator(tc, p)(body) // from the block store, or computed into it
-		return
-	}
-	d.flat(tc, p, body, stop)
 }
 
 // stored returns partition p as this process's block store holds it, when

@@ -61,10 +61,9 @@ func cell[X any]() *X {
 
 // guarded returns a loop body that passes records to yield until yield
 // returns false and never after, even when the sequence calling it ignores
-// the answer (a user's iterator may), and the flag it sets when it stops: a
-// body that stops itself, as Dataset.feed wants.
-func guarded[T any](yield func(T) bool) (body func(T) bool, stop *bool) {
-	stop = cell[bool]()
+// the answer (a user's iterator may), and reports whether it has stopped.
+func guarded[T any](yield func(T) bool) (body func(T) bool, stopped func() bool) {
+	stop := cell[bool]()
 	body = func(x T) bool {
 		if *stop || !yield(x) {
 			*stop = true
@@ -72,7 +71,7 @@ func guarded[T any](yield func(T) bool) (body func(T) bool, stop *bool) {
 		}
 		return true
 	}
-	return body, stop
+	return body, func() bool { return *stop }
 }
 
 // countOf returns the number of records seq yields.

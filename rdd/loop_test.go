@@ -64,12 +64,12 @@ func TestGuardedNeverYieldsAfterStop(t *testing.T) {
 		return len(got) < 3
 	})
 	ignoring(10)(body)
-	if !slices.Equal(got, []int{0, 1, 2}) || !*stopped {
-		t.Fatalf("got %v, stopped %v", got, *stopped)
+	if !slices.Equal(got, []int{0, 1, 2}) || !stopped() {
+		t.Fatalf("got %v, stopped %v", got, stopped())
 	}
 	body2, stopped2 := guarded(func(int) bool { return true })
 	ignoring(4)(body2)
-	if *stopped2 {
+	if stopped2() {
 		t.Fatal("stopped without being told to")
 	}
 }

@@ -8,18 +8,10 @@ func Map[T, U any](d *Dataset[T], f func(T) U) *Dataset[U] {
 	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
-			stop := cell[bool]()
-			d.feed(tc, p, func(x T) bool {
-				if *stop {
-					return false
-				}
+			d.Iterator(tc, p)(func(x T) bool {
 				tc.enter(op)
-				if !yield(f(x)) {
-					*stop = true
-					return false
-				}
-				return true
-			}, stop)
+				return yield(f(x))
+			})
 		}
 	}, NarrowDep{d.node})
 }
@@ -49,18 +41,10 @@ func Filter[T any](d *Dataset[T], keep func(T) bool) *Dataset[T] {
 	op := opID(name)
 	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[T] {
 		return func(yield func(T) bool) {
-			stop := cell[bool]()
-			d.feed(tc, p, func(x T) bool {
-				if *stop {
-					return false
-				}
+			d.Iterator(tc, p)(func(x T) bool {
 				tc.enter(op)
-				if keep(x) && !yield(x) {
-					*stop = true
-					return false
-				}
-				return true
-			}, stop)
+				return !keep(x) || yield(x)
+			})
 		}
 	}, NarrowDep{d.node})
 }
@@ -107,24 +91,18 @@ func Union[T any](first *Dataset[T], rest ...*Dataset[T]) *Dataset[T] {
 func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 	const name = "flatMap"
 	op := opID(name)
-	// flat hands f's sequences a body that stops itself (Dataset.feed):
-	// one body for the whole partition, since a range-over-func loop per
-	// record would allocate its body closure per record.
-	flat := func(tc *TaskContext, p int, body func(U) bool, stop *bool) {
-		d.Iterator(tc, p)(func(x T) bool {
-			tc.enter(op)
-			f(x)(body)
-			return !*stop
-		})
-	}
-	out := newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
+	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
 		return func(yield func(U) bool) {
-			body, stop := guarded(yield)
-			flat(tc, p, body, stop)
+			// One body for the whole partition: a range-over-func loop
+			// per record would allocate its body closure per record.
+			body, stopped := guarded(yield)
+			d.Iterator(tc, p)(func(x T) bool {
+				tc.enter(op)
+				f(x)(body)
+				return !stopped()
+			})
 		}
 	}, NarrowDep{d.node})
-	out.flat = flat
-	return out
 }
 
 // FlatMapSameKey is FlatMap for pair datasets whose f keeps every record's

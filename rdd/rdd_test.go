@@ -410,12 +410,12 @@ func TestFlatMapSeqIgnoredStop(t *testing.T) {
 	}
 }
 
-// Map and Filter after FlatMapSeq take the records of f's sequences
-// without FlatMapSeq's guard between them (Dataset.feed): they stop
-// themselves, so an f that ignores the stop still yields nothing past it,
-// whether the flatMap is computed, persisted or read from the store, and
-// a consumer that breaks out of a range loop never sees another record.
-func TestFeedAfterFlatMapSeqStops(t *testing.T) {
+// Map and Filter after a FlatMapSeq whose f ignores the stop yield nothing
+// past it, whether the flatMap is computed, persisted or read from the
+// store, and a consumer that breaks out of a range loop never sees another
+// record: whatever sits between f's sequences and the consumer must keep
+// the guard's promise (guarded).
+func TestStopAfterFlatMapSeq(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		ignore   bool // f's sequences ignore the consumer's false
