@@ -3,6 +3,8 @@ package bench
 import (
 	"os"
 	"strings"
+	"syscall"
+	"time"
 )
 
 func cpuName() string {
@@ -16,4 +18,14 @@ func cpuName() string {
 		}
 	}
 	return "unknown CPU"
+}
+
+// processCPU is the CPU time this process has used so far, user and
+// system, over all its threads.
+func processCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

@@ -85,18 +85,37 @@ func buildWordCount(in *dstream.Stream[string], window time.Duration, sink func(
 	})
 }
 
-// topOf keeps the k largest counts of a sequence.
-func topOf(k int, all []dstream.Pair[string, int64]) []dstream.Pair[string, int64] {
-	slices.SortFunc(all, func(a, b dstream.Pair[string, int64]) int {
-		if a.Value != b.Value {
-			if a.Value > b.Value {
-				return -1
-			}
-			return 1
+// byCount orders pairs by count, largest first, then by word.
+func byCount(a, b dstream.Pair[string, int64]) int {
+	if a.Value != b.Value {
+		if a.Value > b.Value {
+			return -1
 		}
-		return strings.Compare(a.Key, b.Key)
-	})
-	return all[:min(k, len(all))]
+		return 1
+	}
+	return strings.Compare(a.Key, b.Key)
+}
+
+// topOf returns the k first pairs of xs in byCount order, as sorting xs and
+// keeping its first k would, but in one pass with a sorted slice of at most
+// k pairs (the baseline's way): a pair is compared with the smallest kept
+// and inserted only when it beats it.
+func topOf(k int, xs iter.Seq[dstream.Pair[string, int64]]) []dstream.Pair[string, int64] {
+	top := make([]dstream.Pair[string, int64], 0, k+1)
+	if k <= 0 {
+		return top
+	}
+	for x := range xs {
+		if len(top) == k && byCount(x, top[k-1]) >= 0 {
+			continue
+		}
+		i, _ := slices.BinarySearchFunc(top, x, byCount)
+		top = slices.Insert(top, i, x)
+		if len(top) > k {
+			top = top[:k]
+		}
+	}
+	return top
 }
 
 func buildTopK(in *dstream.Stream[string], window time.Duration, sink func(time.Time, int64)) {
@@ -104,11 +123,7 @@ func buildTopK(in *dstream.Stream[string], window time.Duration, sink func(time.
 	// Each partition keeps its own top 10; the driver merges the few.
 	tops := dstream.MapPartitions(counts, func(xs iter.Seq[dstream.Pair[string, int64]]) iter.Seq[dstream.Pair[string, int64]] {
 		return func(yield func(dstream.Pair[string, int64]) bool) {
-			var all []dstream.Pair[string, int64]
-			for x := range xs {
-				all = append(all, x)
-			}
-			for _, x := range topOf(10, all) {
+			for _, x := range topOf(10, xs) {
 				if !yield(x) {
 					return
 				}
@@ -118,7 +133,7 @@ func buildTopK(in *dstream.Stream[string], window time.Duration, sink func(time.
 	dstream.ForeachRDD(tops, func(ctx context.Context, ds *rdd.Dataset[dstream.Pair[string, int64]], t time.Time) error {
 		xs, err := ds.Collect(ctx)
 		if err == nil && len(xs) > 0 {
-			sink(t, topOf(10, xs)[0].Value)
+			sink(t, topOf(10, slices.Values(xs))[0].Value)
 		}
 		return err
 	})

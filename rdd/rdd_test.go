@@ -410,6 +410,78 @@ func TestFlatMapSeqIgnoredStop(t *testing.T) {
 	}
 }
 
+// Map and Filter after a FlatMapSeq whose f ignores the stop yield nothing
+// past it, whether the flatMap is computed, persisted or read from the
+// store, and a consumer that breaks out of a range loop never sees another
+// record: whatever sits between f's sequences and the consumer must keep
+// the guard's promise (guarded).
+func TestStopAfterFlatMapSeq(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		ignore   bool // f's sequences ignore the consumer's false
+		persist  bool
+		filter   bool
+		take     int
+		wantTake []int
+	}{
+		{"map", false, false, false, 3, []int{0, 10, 20}},
+		{"map/ignoring", true, false, false, 3, []int{0, 10, 20}},
+		{"map/ignoring/persisted", true, true, false, 4, []int{0, 10, 20, 30}},
+		{"filter/ignoring", true, false, true, 2, []int{0, 2}},
+		{"filter", false, false, true, 5, []int{0, 2, 4, 0, 2}},
+		{"filter/ignoring/persisted", true, true, true, 1, []int{0}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, _ := newCtx(t, 1, 0)
+			flat := rdd.FlatMapSeq(rdd.Parallelize(c, []int{5, 5, 0, 3}, 1), func(n int) iter.Seq[int] {
+				return func(yield func(int) bool) {
+					for i := range n {
+						if !yield(i) && !tc.ignore {
+							return
+						}
+					}
+				}
+			})
+			if tc.persist {
+				flat.Persist()
+			}
+			var d *rdd.Dataset[int]
+			if tc.filter {
+				d = rdd.Filter(flat, func(x int) bool { return x%2 == 0 })
+			} else {
+				d = rdd.Map(flat, func(x int) int { return 10 * x })
+			}
+			// A range loop that breaks panics if its sequence yields again.
+			first := rdd.MapPartitions(d, func(xs iter.Seq[int]) iter.Seq[int] {
+				return func(yield func(int) bool) {
+					for x := range xs {
+						yield(x)
+						break
+					}
+				}
+			})
+			for range 2 { // computed, then (persisted) from the store
+				got, err := d.Take(bg, tc.take)
+				if err != nil || !slices.Equal(got, tc.wantTake) {
+					t.Fatalf("Take(%d) = %v, %v; want %v", tc.take, got, err, tc.wantTake)
+				}
+				one, err := first.Collect(bg)
+				if err != nil || !slices.Equal(one, tc.wantTake[:1]) {
+					t.Fatalf("first = %v, %v; want %v", one, err, tc.wantTake[:1])
+				}
+			}
+			all, err := d.Collect(bg)
+			want := []int{0, 10, 20, 30, 40, 0, 10, 20, 30, 40, 0, 10, 20}
+			if tc.filter {
+				want = []int{0, 2, 4, 0, 2, 4, 0, 2}
+			}
+			if err != nil || !slices.Equal(all, want) {
+				t.Fatalf("Collect = %v, %v; want %v", all, err, want)
+			}
+		})
+	}
+}
+
 func TestCountAndFoldPartitions(t *testing.T) {
 	c, _ := newCtx(t, 2, 0)
 	d := rdd.FromPartitions(c, "in", [][]int{{1, 2, 3}, nil, {4}})
