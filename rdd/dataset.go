@@ -14,7 +14,10 @@ import (
 // RDD. Operators on it (Map, ReduceByKey, ...) are functions in this package;
 // actions (Count, Collect, ...) run a job.
 type Dataset[T any] struct {
-	node    *Node
+	node *Node
+	// compute computes a partition from the lineage: nil once the lineage
+	// is cut (Checkpoint, Truncate), under node.mu, since it holds the
+	// parent datasets (a state stream's every earlier interval).
 	compute func(tc *TaskContext, p int) iter.Seq[T]
 
 	persisted    atomic.Bool
@@ -58,13 +61,13 @@ func (d *Dataset[T]) Persist() *Dataset[T] {
 // dataset is persisted and the partition is there, else by computing it.
 func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 	d.node.mu.Lock()
-	kept := d.node.kept
+	kept, compute := d.node.kept, d.compute
 	d.node.mu.Unlock()
-	if kept || d.checkpointed.Load() {
+	if kept || compute == nil || d.checkpointed.Load() {
 		return d.keptIterator(tc, p)
 	}
 	if !d.persisted.Load() {
-		return d.compute(tc, p)
+		return compute(tc, p)
 	}
 	return func(yield func(T) bool) {
 		key := BlockKey(d.node.ID, p)
@@ -77,7 +80,7 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 		// no growing from empty, copying as it goes. A partition much
 		// smaller than that (skew) is copied to its size: the cache holds
 		// no room it does not account.
-		xs := collectInto(make([]T, 0, d.node.ctx.hints.get(d.node.ID, hintCollect, 0)), d.compute(tc, p)) // its inputs counted what it read
+		xs := collectInto(make([]T, 0, d.node.ctx.hints.get(d.node.ID, hintCollect, 0)), compute(tc, p)) // its inputs counted what it read
 		d.node.ctx.hints.put(d.node.ID, hintCollect, len(xs))
 		if cap(xs) > 2*len(xs)+64 {
 			xs = slices.Clone(xs)
@@ -140,10 +143,19 @@ func (d *Dataset[T]) Checkpoint(ctx context.Context) error {
 		return err
 	}
 	d.node.mu.Lock()
-	d.node.deps = nil
+	d.cutLocked()
 	d.node.mu.Unlock()
 	d.checkpointed.Store(true)
 	return nil
+}
+
+// cutLocked cuts d's lineage in memory: its dependencies and the function
+// that computes it from them, which holds its parents, so that nothing
+// before a cut stays reachable from it (a state stream's earlier
+// intervals). The caller holds d.node.mu.
+func (d *Dataset[T]) cutLocked() {
+	d.node.deps = nil
+	d.compute = nil
 }
 
 // Checkpointed reports whether the lineage has been truncated.

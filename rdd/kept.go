@@ -118,7 +118,7 @@ func (d *Dataset[T]) Truncate(durable func(ctx context.Context, p int) ([]byte, 
 	n := d.node
 	n.mu.Lock()
 	n.durable = durable
-	n.deps = nil
+	d.cutLocked()
 	n.mu.Unlock()
 	d.checkpointed.Store(true)
 }
@@ -191,7 +191,7 @@ func (d *Dataset[T]) readKept(tc *TaskContext, p int) ([]T, bool) {
 		errs = append(errs, err)
 	}
 	n.mu.Lock()
-	durable, deps := n.durable, n.deps
+	durable, deps, compute := n.durable, n.deps, d.compute
 	n.mu.Unlock()
 	var xs []T
 	stored := false
@@ -206,13 +206,13 @@ func (d *Dataset[T]) readKept(tc *TaskContext, p int) ([]T, bool) {
 		if err != nil {
 			tc.Fail(fmt.Errorf("%s from its checkpoint: %w", what, err))
 		}
-	case deps != nil && d.compute != nil:
+	case deps != nil && compute != nil:
 		if len(errs) > 0 {
 			n.ctx.cfg.Logger.Info("recomputing a kept partition from lineage", "dataset", n.String(), "partition", p, "err", errors.Join(errs...))
 		} else {
 			n.ctx.cfg.Logger.Info("recomputing a kept partition from lineage: no holder left", "dataset", n.String(), "partition", p)
 		}
-		xs = collectOf(d.compute(tc, p))
+		xs = collectOf(compute(tc, p))
 	default:
 		errs = append(errs, errors.New("no copy is left and its lineage is truncated"))
 		tc.Fail(fmt.Errorf("%s: block %s is lost: %w", what, key, errors.Join(errs...)))

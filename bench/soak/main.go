@@ -13,7 +13,11 @@
 // median, largest). --running makes the job stateful (wordcount --running:
 // per-key totals since the start, checkpointed), and the check compares
 // the last interval's totals with the counts of every line received.
-// --rate caps the sender (lines per second; 0 floods).
+// --rate caps the sender (lines per second; 0 floods). --heap-profile
+// PREFIX makes every process write a heap profile each --sample
+// (DSTREAM_HEAPPROFILE: PREFIX-master-N, PREFIX-ID-N, kept after the run
+// for `go tool pprof -base`), and each sample then shows the live heaps
+// (after a collection) beside the resident memory.
 package main
 
 import (
@@ -51,6 +55,7 @@ var (
 	listenRE   = regexp.MustCompile(`listening on (\S+),`)
 	receivedRE = regexp.MustCompile(`received (\d+) records`)
 	sentRE     = regexp.MustCompile(`sent (\d+) records`)
+	heapRE     = regexp.MustCompile(`msg="heap profile written" process=(\S+) .* live=(\d+)`)
 )
 
 // window accumulates the intervals completed between two samples.
@@ -72,6 +77,7 @@ func run() error {
 	master := flag.String("master", "local[2]", "wordcount's --master")
 	running := flag.Bool("running", false, "run wordcount --running (per-key state) and check its last totals")
 	rate := flag.Int("rate", 0, "lines per second the sender sends (0: as fast as it can)")
+	heapProfile := flag.String("heap-profile", "", "a file `prefix`: every process writes heap profiles there each --sample, and the table shows live heaps")
 	flag.Parse()
 
 	dir, err := os.MkdirTemp("", "soak-")
@@ -91,7 +97,16 @@ func run() error {
 		args = append(args, "--running")
 	}
 	wc := exec.Command(wcBin, args...)
+	if *heapProfile != "" {
+		// The engine's EnvHeapProfile and EnvHeapProfilePeriod; the
+		// workers inherit them.
+		wc.Env = append(os.Environ(), "DSTREAM_HEAPPROFILE="+*heapProfile, "DSTREAM_HEAPPROFILE_PERIOD="+sample.String())
+	}
 	wcOut, err := wc.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	wcErr, err := wc.StderrPipe()
 	if err != nil {
 		return err
 	}
@@ -99,7 +114,6 @@ func run() error {
 	if err != nil {
 		return err
 	}
-	wc.Stderr = wcLog
 	if err := wc.Start(); err != nil {
 		return err
 	}
@@ -108,7 +122,24 @@ func run() error {
 		cur      window
 		received int64 = -1
 		all      window
+		live     = map[string]int64{} // the latest live heap of each process, by its ID
 	)
+	logged := make(chan struct{})
+	go func() {
+		defer close(logged)
+		sc := bufio.NewScanner(wcErr)
+		sc.Buffer(nil, 1<<20)
+		for sc.Scan() {
+			fmt.Fprintln(wcLog, sc.Text())
+			if m := heapRE.FindStringSubmatch(sc.Text()); m != nil {
+				n, _ := strconv.ParseInt(m[2], 10, 64)
+				mu.Lock()
+				live[m[1]] = n
+				mu.Unlock()
+			}
+		}
+		_, _ = io.Copy(wcLog, wcErr) // past a line too long to scan
+	}()
 	addr := make(chan string, 1)
 	scanned := make(chan struct{})
 	go func() {
@@ -167,8 +198,12 @@ func run() error {
 	go func() { sendDone <- send.Wait() }()
 
 	fmt.Printf("wordcount %s, sent to by `dstream send --generate words --rate %d` for %v\n\n", strings.Join(args, " "), *rate, *duration)
-	fmt.Println("| t (s) | RSS (MiB) | workers' RSS (MiB): min / median / max (n) | records accepted/s | intervals | max scheduling delay | max total delay | failed |")
-	fmt.Println("|---:|---:|---:|---:|---:|---:|---:|---:|")
+	heapCols, heapSep := "", ""
+	if *heapProfile != "" {
+		heapCols, heapSep = " master live heap (MiB) | workers' live heap (MiB): min / median / max |", "---:|---:|"
+	}
+	fmt.Printf("| t (s) | RSS (MiB) | workers' RSS (MiB): min / median / max (n) |%s records accepted/s | intervals | max scheduling delay | max total delay | failed |\n", heapCols)
+	fmt.Printf("|---:|---:|---:|%s---:|---:|---:|---:|---:|\n", heapSep)
 	start := time.Now()
 	tick := time.NewTicker(*sample)
 	defer tick.Stop()
@@ -191,8 +226,12 @@ loop:
 			mu.Lock()
 			w := cur
 			cur = window{}
+			heaps := ""
+			if *heapProfile != "" {
+				heaps = " " + liveHeaps(live) + " |"
+			}
 			mu.Unlock()
-			fmt.Printf("| %.0f | %d | %s | %.0f | %d | %v | %v | %d |\n", time.Since(start).Seconds(), rss>>10, workers,
+			fmt.Printf("| %.0f | %d | %s |%s %.0f | %d | %v | %v | %d |\n", time.Since(start).Seconds(), rss>>10, workers, heaps,
 				float64(w.records)/sample.Seconds(), w.intervals, w.maxDelay, w.maxTotal, w.failed)
 		}
 	}
@@ -208,6 +247,7 @@ loop:
 	stopAt := time.Now()
 	_ = wc.Process.Signal(syscall.SIGTERM)
 	<-scanned
+	<-logged
 	werr := wc.Wait()
 	code := wc.ProcessState.ExitCode()
 	stopTook := time.Since(stopAt)
@@ -232,6 +272,27 @@ loop:
 	}
 	fmt.Printf("exact: the output's %d words (%d distinct) are the counts of the %d lines received\n", gotN, len(got), received)
 	return nil
+}
+
+// liveHeaps formats the latest live heaps: the master's, then the
+// workers' smallest, median and largest, in MiB with one decimal.
+func liveHeaps(live map[string]int64) string {
+	mib := func(n int64) string { return strconv.FormatFloat(float64(n)/(1<<20), 'f', 1, 64) }
+	master := "-"
+	if n, ok := live["master"]; ok {
+		master = mib(n)
+	}
+	var ws []int64
+	for id, n := range live {
+		if id != "master" {
+			ws = append(ws, n)
+		}
+	}
+	if len(ws) == 0 {
+		return master + " | -"
+	}
+	slices.Sort(ws)
+	return fmt.Sprintf("%s | %s / %s / %s", master, mib(ws[0]), mib(ws[len(ws)/2]), mib(ws[len(ws)-1]))
 }
 
 // procKiB reads a "Key:  N kB" line of /proc/PID/status.

@@ -624,6 +624,7 @@ func (c *Engine) startWorker() error {
 	c.worker.remote.r.Store(&rem)
 	c.worker.masterStore.Store(host.MasterStore())
 	c.worker.stopProfile = profileWorker(env.ID, c.log)
+	c.stopHeapProfile = profileHeap(env.ID, c.log)
 	r := &running{genDone: make(chan struct{}), runnerDone: make(chan struct{}), stopped: make(chan struct{})}
 	close(r.genDone)
 	close(r.runnerDone)

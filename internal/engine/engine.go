@@ -259,6 +259,8 @@ type Engine struct {
 	bus      *listener.Bus
 	log      *slog.Logger
 
+	stopHeapProfile func() // writes the last heap profile, if they are written (heapprofile.go)
+
 	mu       sync.Mutex
 	state    int // stateNew, stateStandby, stateRunning, stateStopped
 	graphErr error

@@ -181,6 +181,7 @@ func (c *Engine) start() error {
 	c.run = r
 	c.seedManifests()
 	c.state = stateRunning
+	c.stopHeapProfile = profileHeap("master", c.log)
 	c.mu.Unlock()
 
 	if err := c.startRateControl(); err != nil {
@@ -549,6 +550,9 @@ func (c *Engine) Stop(graceful bool) error {
 			if c.worker.stopProfile != nil {
 				c.worker.stopProfile()
 			}
+		}
+		if c.stopHeapProfile != nil {
+			c.stopHeapProfile()
 		}
 		c.closeStores() // no task runs any more
 		if err := c.blocks.Close(); err != nil {
