@@ -59,6 +59,25 @@ func TestFlatMap(t *testing.T) {
 	check(t, got, [][]int{{1, 2, 2, 4}, {3, 6}, {}})
 }
 
+func TestFlatMapSeqAndEmit(t *testing.T) {
+	in := [][]string{{"a b", "b"}, {""}, {"c  a c"}}
+	one := func(w string) dstream.Pair[string, int] { return dstream.KV(w, 1) }
+	want := [][]dstream.Pair[string, int]{{one("a"), one("b"), one("b")}, {}, {one("c"), one("a"), one("c")}}
+	seq := run(t, in, func(s *dstream.Stream[string]) *dstream.Stream[dstream.Pair[string, int]] {
+		words := dstream.FlatMapSeq(s, strings.FieldsSeq)
+		return dstream.Map(words, func(w string) dstream.Pair[string, int] { return dstream.KV(w, 1) })
+	}, 3)
+	check(t, seq, want)
+	emit := run(t, in, func(s *dstream.Stream[string]) *dstream.Stream[dstream.Pair[string, int]] {
+		return dstream.FlatMapEmit(s, func(line string, emit func(dstream.Pair[string, int])) {
+			for w := range strings.FieldsSeq(line) {
+				emit(dstream.KV(w, 1))
+			}
+		})
+	}, 3)
+	check(t, emit, want)
+}
+
 func TestFilter(t *testing.T) {
 	in := [][]int{{1, 2, 3, 4}, {5, 6}, {7}}
 	got := run(t, in, func(s *dstream.Stream[int]) *dstream.Stream[int] {

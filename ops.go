@@ -43,6 +43,21 @@ func FlatMapSeq[T, U any](s *Stream[T], f func(T) iter.Seq[U]) *Stream[U] {
 	return derive(s, "flatMap", func(ds *rdd.Dataset[T]) *rdd.Dataset[U] { return rdd.FlatMapSeq(ds, f) })
 }
 
+// FlatMapEmit applies f to every record; f passes each record it makes to
+// emit. It is the cheapest flat map per record: no slice or sequence per
+// input record, and f can split and pair at once (no Map after it):
+//
+//	pairs := dstream.FlatMapEmit(lines, func(line string, emit func(dstream.Pair[string, int64])) {
+//		for w := range strings.FieldsSeq(line) {
+//			emit(dstream.KV(w, int64(1)))
+//		}
+//	})
+//
+// After the consumer has stopped (a Take, say), emit drops what it is given.
+func FlatMapEmit[T, U any](s *Stream[T], f func(x T, emit func(U))) *Stream[U] {
+	return derive(s, "flatMap", func(ds *rdd.Dataset[T]) *rdd.Dataset[U] { return rdd.FlatMapEmit(ds, f) })
+}
+
 // Filter keeps the records for which keep returns true.
 func Filter[T any](s *Stream[T], keep func(T) bool) *Stream[T] {
 	return derive(s, "filter", func(ds *rdd.Dataset[T]) *rdd.Dataset[T] { return rdd.Filter(ds, keep) })

@@ -66,10 +66,16 @@ func buildGrep(in *dstream.Stream[string], _ time.Duration, sink func(time.Time,
 
 // windowCounts is the word count over the window, incremental with an inverse.
 func windowCounts(in *dstream.Stream[string], window time.Duration) *dstream.Stream[dstream.Pair[string, int64]] {
-	words := dstream.FlatMapSeq(in, strings.FieldsSeq)
-	ones := dstream.Map(words, func(w string) dstream.Pair[string, int64] { return dstream.KV(w, int64(1)) })
+	ones := dstream.FlatMapEmit(in, wordOnes)
 	return dstream.ReduceByKeyAndWindowInv(ones, add, sub, window, in.Slide(), 0,
 		func(p dstream.Pair[string, int64]) bool { return p.Value > 0 })
+}
+
+// wordOnes emits (word, 1) for each word of line.
+func wordOnes(line string, emit func(dstream.Pair[string, int64])) {
+	for w := range strings.FieldsSeq(line) {
+		emit(dstream.KV(w, int64(1)))
+	}
 }
 
 func add(a, b int64) int64 { return a + b }

@@ -105,6 +105,33 @@ func FlatMapSeq[T, U any](d *Dataset[T], f func(T) iter.Seq[U]) *Dataset[U] {
 	}, NarrowDep{d.node})
 }
 
+// FlatMapEmit applies f to every record; f passes each record it makes to
+// emit, as many as it likes (Beam's emitter, Flink's Collector). It is
+// FlatMapSeq without a sequence per record: no closure to build and call for
+// each input record, and the records f makes can be of any type at once (a
+// word split from a line and paired with its count, with no Map after it).
+// Once the consumer has stopped, emit drops what it is given, so f needs no
+// stop check; f must not keep emit past its return.
+func FlatMapEmit[T, U any](d *Dataset[T], f func(x T, emit func(U))) *Dataset[U] {
+	const name = "flatMap"
+	op := opID(name)
+	return newDataset(d.node.ctx, name, d.node.NumPartitions, func(tc *TaskContext, p int) iter.Seq[U] {
+		return func(yield func(U) bool) {
+			stop := cell[bool]()
+			emit := func(u U) {
+				if !*stop && !yield(u) {
+					*stop = true
+				}
+			}
+			d.Iterator(tc, p)(func(x T) bool {
+				tc.enter(op)
+				f(x, emit)
+				return !*stop
+			})
+		}
+	}, NarrowDep{d.node})
+}
+
 // FlatMapSameKey is FlatMap for pair datasets whose f keeps every record's
 // key: the result keeps d's hash partitioning, so a later cogroup reads it in
 // place. State streams use it to carry state without reshuffling it.

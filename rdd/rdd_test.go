@@ -410,6 +410,102 @@ func TestFlatMapSeqIgnoredStop(t *testing.T) {
 	}
 }
 
+// FlatMapEmit gives what FlatMapSeq gives for the same f, record for
+// record and in order, over partitions of every size, empty ones included.
+func TestFlatMapEmitAgainstFlatMapSeq(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 23))
+	for trial := range 40 {
+		parts := make([][]int, rng.IntN(4)+1)
+		for p := range parts {
+			for range rng.IntN(6) {
+				parts[p] = append(parts[p], rng.IntN(5))
+			}
+		}
+		c, _ := newCtx(t, 2, 0)
+		in := rdd.FromPartitions(c, "in", parts)
+		// n makes n records: n, n+1, ..., 2n-1 (none for 0).
+		emitted := rdd.FlatMapEmit(in, func(n int, emit func(string)) {
+			for i := range n {
+				emit(fmt.Sprint(n + i))
+			}
+		})
+		seq := rdd.FlatMapSeq(in, func(n int) iter.Seq[string] {
+			return func(yield func(string) bool) {
+				for i := range n {
+					if !yield(fmt.Sprint(n + i)) {
+						return
+					}
+				}
+			}
+		})
+		got, err := emitted.Collect(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := seq.Collect(bg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, want) {
+			t.Fatalf("trial %d, partitions %v: FlatMapEmit = %v, FlatMapSeq = %v", trial, parts, got, want)
+		}
+		if emitted.NumPartitions() != in.NumPartitions() {
+			t.Fatalf("FlatMapEmit has %d partitions, its input %d", emitted.NumPartitions(), in.NumPartitions())
+		}
+	}
+}
+
+// Once the consumer stops, FlatMapEmit reads no more input and drops what f
+// still emits: a Take gets exactly its records, and a consumer that breaks
+// out of a range loop (which panics if its sequence yields again) sees one.
+func TestFlatMapEmitStops(t *testing.T) {
+	c, _ := newCtx(t, 1, 0)
+	called := 0
+	d := rdd.FlatMapEmit(rdd.Parallelize(c, []int{1, 3, 2, 4}, 1), func(n int, emit func(int)) {
+		called++
+		for i := range n {
+			emit(10*n + i) // no stop check: emit drops records after the stop
+		}
+	})
+	mapped := 0
+	counted := rdd.Map(d, func(x int) int { mapped++; return x })
+	got, err := counted.Take(bg, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []int{10, 30, 31}; !slices.Equal(got, want) {
+		t.Fatalf("Take(3) = %v, want %v", got, want)
+	}
+	if called != 2 || mapped != 3 {
+		t.Fatalf("f called for %d records and the next operator for %d, want 2 and 3 (nothing read or passed on after the stop)", called, mapped)
+	}
+	for _, after := range []struct {
+		name string
+		d    *rdd.Dataset[int]
+		want int
+	}{
+		{"flatMap", d, 10},
+		{"map", rdd.Map(d, func(x int) int { return x + 1 }), 11},
+	} {
+		first := rdd.MapPartitions(after.d, func(xs iter.Seq[int]) iter.Seq[int] {
+			return func(yield func(int) bool) {
+				for x := range xs {
+					yield(x)
+					break
+				}
+			}
+		})
+		one, err := first.Collect(bg)
+		if err != nil || !slices.Equal(one, []int{after.want}) {
+			t.Fatalf("first after %s = %v, %v; want [%d]", after.name, one, err, after.want)
+		}
+	}
+	all, err := d.Collect(bg)
+	if want := []int{10, 30, 31, 32, 20, 21, 40, 41, 42, 43}; err != nil || !slices.Equal(all, want) {
+		t.Fatalf("Collect = %v, %v; want %v", all, err, want)
+	}
+}
+
 // Map and Filter after a FlatMapSeq whose f ignores the stop yield nothing
 // past it, whether the flatMap is computed, persisted or read from the
 // store, and a consumer that breaks out of a range loop never sees another
