@@ -146,6 +146,7 @@ func (d *Dataset[T]) Checkpoint(ctx context.Context) error {
 	d.cutLocked()
 	d.node.mu.Unlock()
 	d.checkpointed.Store(true)
+	d.node.storage.Add(1)
 	return nil
 }
 

@@ -44,9 +44,10 @@ func (d *Dataset[T]) Keep(ctx context.Context) error {
 	}
 	n.mu.Lock()
 	if located {
-		n.locate = func(p int) []string { return []string{locs[p]} }
+		n.locate = func(p int) []string { return locs[p : p+1 : p+1] }
 	}
 	n.kept = true
+	n.storage.Add(1)
 	n.mu.Unlock()
 	return nil
 }
@@ -68,10 +69,11 @@ func (d *Dataset[T]) MarkKept(locs []string) {
 			if locs[p] == "" {
 				return nil
 			}
-			return []string{locs[p]}
+			return locs[p : p+1 : p+1]
 		}
 	}
 	n.kept = true
+	n.storage.Add(1)
 }
 
 // Kept reports whether d's partitions are kept (Keep, MarkKept) or
@@ -107,6 +109,7 @@ func (d *Dataset[T]) LoseLocation(addr string) bool {
 		return false
 	}
 	n.locate = func(p int) []string { return locs[p] }
+	n.storage.Add(1)
 	return true
 }
 
@@ -121,6 +124,7 @@ func (d *Dataset[T]) Truncate(durable func(ctx context.Context, p int) ([]byte, 
 	d.cutLocked()
 	n.mu.Unlock()
 	d.checkpointed.Store(true)
+	n.storage.Add(1)
 }
 
 // Durable reports whether d's partitions can be read from durable storage.

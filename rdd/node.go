@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Node is the untyped face of a dataset: what the scheduler needs to know to
@@ -30,7 +31,21 @@ type Node struct {
 	// (NoteComputed), so a later job's task goes there (PreferredLocations).
 	persisted  bool
 	computedAt []string
+
+	// storage counts the changes to how n's partitions are read: kept,
+	// located, checkpointed, lost (StorageVersion).
+	storage atomic.Uint64
 }
+
+// StorageVersion changes (grows) whenever what a manifest says of n's
+// partitions may have changed: whether they are kept or checkpointed, where
+// they are (Locations), a durable copy. A caller that read the version, then
+// that state, may reuse what it derived from the state for as long as the
+// version stays the same (the master's manifest entries, built for every
+// interval from a window's worth of kept datasets). Each change is made
+// before the version grows, so a reader never pairs a new version with an
+// old state.
+func (n *Node) StorageVersion() uint64 { return n.storage.Load() }
 
 // Deps returns the node's dependencies: its lineage, one step back (none
 // once a checkpoint truncated it). A kept node (Keep) shows its lineage

@@ -346,12 +346,16 @@ func (d *Dataset[T]) decodeResult(k ResultKind, b []byte) (any, error) {
 func (d *Dataset[T]) SetLocations(f func(p int) []string) *Dataset[T] {
 	d.node.mu.Lock()
 	d.node.locate = f
+	d.node.storage.Add(1)
 	d.node.mu.Unlock()
 	return d
 }
 
 // Locations returns where partition p of n is stored, as SetLocations or
-// a checkpoint said (nil: unknown, or this process).
+// a checkpoint said (nil: unknown, or this process). The slice is n's own,
+// shared with every caller: read it, never write to it. (The master reads
+// every kept partition's location for every interval's manifest, so this
+// allocates nothing.)
 func (n *Node) Locations(p int) []string {
 	n.mu.Lock()
 	defer n.mu.Unlock()

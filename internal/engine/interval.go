@@ -80,8 +80,21 @@ func (c *Engine) manifestOf(t time.Time) *manifest.Interval {
 		}
 		m.Inputs = append(m.Inputs, mi)
 	}
+	var all [][]manifest.Checkpoint
+	size := 0
 	for _, n := range c.nodes {
-		m.Checkpoints = append(m.Checkpoints, n.LastCheckpoints(t)...)
+		if cps := n.LastCheckpoints(t); len(cps) > 0 {
+			all = append(all, cps)
+			size += len(cps)
+		}
+	}
+	if len(all) == 1 {
+		m.Checkpoints = all[0] // one state stream (or one window): its own slice
+	} else if size > 0 {
+		m.Checkpoints = make([]manifest.Checkpoint, 0, size)
+		for _, cps := range all {
+			m.Checkpoints = append(m.Checkpoints, cps...)
+		}
 	}
 	m.EventTimes = c.eventTimesFor(t)
 	return m

@@ -59,6 +59,17 @@ type Series[T any] struct {
 	ckRetry     bool                                                 // a checkpoint failed: the next interval's dataset tries again
 	retained    bool                                                 // checkpoint.Retain ran once
 	unretained  int                                                  // checkpoints committed since it last ran
+	entries     map[int64]entry[T]                                   // LastCheckpoints' entries, reused while unchanged
+}
+
+// entry is a manifest entry LastCheckpoints built, with what it was built
+// from: it stands while the interval's dataset, its storage version and its
+// durable checkpoint are the same.
+type entry[T any] struct {
+	ds      *rdd.Dataset[T]
+	version uint64
+	durable string
+	cp      manifest.Checkpoint
 }
 
 var _ Node = (*Series[int])(nil)
@@ -75,7 +86,7 @@ func NewSeries[T any](e *Engine, name string, slide time.Duration, compute func(
 	e.CheckBuilding(name)
 	s := &Series[T]{e: e, id: e.NextID(), name: name, slide: slide, compute: compute, parents: parents, remember: slide,
 		datasets: make(map[int64]*rdd.Dataset[T]), durable: make(map[int64]string), keptAt: make(map[int64][]string),
-		pendingCut: make(map[int64]func(context.Context, int) ([]byte, error))}
+		pendingCut: make(map[int64]func(context.Context, int) ([]byte, error)), entries: make(map[int64]entry[T])}
 	e.AddNode(s)
 	return s
 }
@@ -542,29 +553,51 @@ func (s *Series[T]) LastCheckpoints(t time.Time) []manifest.Checkpoint {
 		}
 		delete(s.pendingCut, ms)
 	}
-	var times []int64
+	// Called for every interval, over a window's worth of datasets (200
+	// at 50 ms intervals and a 10 s window): sized once, no growing.
+	times := make([]int64, 0, len(s.datasets))
 	for ms, ds := range s.datasets {
 		if ds != nil && ms < t.UnixMilli() && ds.Kept() {
 			times = append(times, ms)
 		}
 	}
 	slices.Sort(times)
-	var cps []manifest.Checkpoint
+	cps := make([]manifest.Checkpoint, 0, len(times))
 	for _, ms := range times {
 		ds := s.datasets[ms]
+		n := ds.Node()
+		// The version first, then the state it covers (StorageVersion).
+		version := n.StorageVersion()
+		if e, ok := s.entries[ms]; ok && e.ds == ds && e.version == version && e.durable == s.durable[ms] {
+			cps = append(cps, e.cp) // shares its Locations: entries are never written to
+			continue
+		}
 		id := ds.ID()
 		cp := manifest.Checkpoint{Stream: s.id, Dataset: manifest.ID{Op: id.Op, Time: id.Time, Seq: id.Seq},
-			Name: ds.Node().Name, Partitions: ds.NumPartitions(), HashPartitions: ds.HashPartitions(),
+			Name: n.Name, Partitions: ds.NumPartitions(), HashPartitions: ds.HashPartitions(),
 			Kept: !ds.Checkpointed(), Durable: s.durable[ms]}
 		for p := range cp.Partitions {
-			if l := ds.Node().Locations(p); len(l) > 0 {
+			if l := n.Locations(p); len(l) > 0 {
 				if cp.Locations == nil {
 					cp.Locations = make([]string, cp.Partitions)
 				}
 				cp.Locations[p] = l[0]
 			}
 		}
+		s.entries[ms] = entry[T]{ds: ds, version: version, durable: cp.Durable, cp: cp}
 		cps = append(cps, cp)
+	}
+	if len(s.entries) > len(times) {
+		// Forget the entries of datasets gone from the listing.
+		listed := make(map[int64]bool, len(times))
+		for _, ms := range times {
+			listed[ms] = true
+		}
+		for ms := range s.entries {
+			if !listed[ms] {
+				delete(s.entries, ms)
+			}
+		}
 	}
 	return cps
 }
