@@ -295,32 +295,23 @@ func (c *Engine) runBatches() {
 	}
 }
 
-// finishInterval runs every state stream's FinishInterval for interval t
-// and returns their errors in graph order. In a cluster the state streams
-// keep their datasets at once: each keep is a job whose tasks mostly pin
-// partitions already stored (a round trip to each worker), and one stream's
-// keep never reads what another's pins (a lost pin is a recomputation), so
-// their round trips overlap rather than add up. In one process they run in
-// turn: there a keep costs microseconds.
+// finishInterval runs every state stream's FinishInterval for interval t,
+// in graph order, and returns their errors in that order. One after
+// another, in a cluster too: each keep is a job whose tasks pin partitions
+// where the interval's jobs computed them, and a task finds its partition's
+// worker free only when no other keep's task holds that worker's slot. Run
+// at once (the fourth session did, to overlap their round trips), two
+// streams' keeps took each other's slots, so a task went to the other
+// worker and computed the partition again from its lineage: 5-20 ms an
+// interval of WordCount at 500K records instead of under 1 ms
+// (BENCHMARKS.md, fifth session).
 func (c *Engine) finishInterval(t time.Time) []error {
-	var states []Node
+	var errs []error
 	for _, n := range c.nodes {
 		if n.Checkpoints() {
-			states = append(states, n)
+			errs = append(errs, n.FinishInterval(t))
 		}
 	}
-	errs := make([]error, len(states))
-	if len(states) < 2 || !c.KeepsLineage() {
-		for i, n := range states {
-			errs[i] = n.FinishInterval(t)
-		}
-		return errs
-	}
-	var wg sync.WaitGroup
-	for i, n := range states {
-		wg.Go(func() { errs[i] = n.FinishInterval(t) })
-	}
-	wg.Wait()
 	return errs
 }
 
