@@ -49,6 +49,17 @@ func kafkaCluster(t *testing.T, env string, parts int32, opts ...kfake.Opt) (*kf
 	return c, c.ListenAddrs()
 }
 
+// brokersDir is a folder for the brokers' data, made in the test's process
+// only: a worker process runs the test function again to build the graph
+// and is killed or exits without running cleanups, so a folder made there
+// would stay behind (the workers use the brokers the test started).
+func brokersDir(t *testing.T) string {
+	if dstreamtest.InWorker() {
+		return ""
+	}
+	return t.TempDir()
+}
+
 // restartCluster stops the cluster kafkaCluster started with a data
 // folder (every broker, every connection) and starts it again from its
 // folder on the same ports: a restart of every broker.
@@ -263,7 +274,7 @@ func TestKafkaStreamSurvivesKilledWorker(t *testing.T) {
 	}
 	const n, parts = 6, 4
 	want := wantKafka(n, parts)
-	dir := t.TempDir()
+	dir := brokersDir(t)
 	kc, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts, kfake.DataDir(dir))
 	h := dstreamtest.New[kv](t, dstreamtest.Options{Master: "local-cluster[3]"})
 	out := kafkaJob(h, brokers, nil, nil)
@@ -470,7 +481,7 @@ func TestSaveToKafkaExactlyOnceWithKilledWorker(t *testing.T) {
 		t.Skip("starts worker processes")
 	}
 	const n, parts = 6, 3
-	dir := t.TempDir()
+	dir := brokersDir(t)
 	kc, brokers := kafkaCluster(t, "DSTREAM_TEST_KAFKA", parts, kfake.DataDir(dir))
 	if kc != nil {
 		if err := kc.CreateTopic("counts", 2, nil); err != nil {
