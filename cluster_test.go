@@ -19,6 +19,7 @@ import (
 	"github.com/dstream/dstream"
 	"github.com/dstream/dstream/client"
 	"github.com/dstream/dstream/dstreamtest"
+	"github.com/dstream/dstream/listener"
 	"github.com/dstream/dstream/rdd"
 	"github.com/dstream/dstream/source"
 )
@@ -601,4 +602,60 @@ func TestLocalClusterKilledReceiverLosesNothingAcknowledged(t *testing.T) {
 		t.Errorf("%d distinct records counted, want %d", len(seen), n)
 	}
 	t.Logf("receiver moved from %s; client resent %d records, acknowledged %d; %d counted twice, over %d intervals", first.Worker, res.st.Resent, res.st.Acked, dups, len(times))
+}
+
+// A state stream's datasets are kept where the interval's output computed
+// them (rdd.PinOnCompute): the workers report what they pinned with the
+// task, and the master runs no keep job of its own, while the kept
+// partitions stay on the workers and every output is the local one's.
+func TestLocalClusterKeepsStateWhereTheOutputComputedIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	const ticks = 6
+	run := func(master string) (lines []string, keeps int, h *dstreamtest.Harness[kv]) {
+		var mu sync.Mutex
+		h = dstreamtest.New[kv](t, dstreamtest.Options{Master: master})
+		out := render(dstreamtest.Collect(dstream.ReduceByKeyAndWindowInv(h.In, add, sub, 3*sec, sec, 4, func(x kv) bool { return x.Value != 0 })))
+		h.Ctx.AddListener(listener.Func(func(e listener.Event) {
+			if js, ok := e.(listener.JobStarted); ok && strings.HasPrefix(js.Name, "keep ") {
+				mu.Lock()
+				keeps++
+				mu.Unlock()
+			}
+		}))
+		for _, b := range clusterInput {
+			h.Input.Push(b...)
+		}
+		h.Start()
+		for range ticks {
+			lines = append(lines, out(h.Tick()))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return lines, keeps, h
+	}
+	want, _, _ := run("local[2]")
+	got, keeps, h := run("local-cluster[2]")
+	if dstreamtest.InWorker() {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("outputs differ\nlocal[2]:\n  %s\nlocal-cluster[2]:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
+	}
+	if keeps != 0 {
+		t.Errorf("the master ran %d keep jobs; want none (every state partition was computed by the output)", keeps)
+	}
+	m, ok := h.Ctx.Manifest(h.Clock.Now())
+	if !ok || len(m.Checkpoints) == 0 {
+		t.Fatalf("no kept state in the last manifest: %+v", m)
+	}
+	for _, c := range m.Checkpoints {
+		if !c.Kept {
+			continue
+		}
+		if len(c.Locations) != c.Partitions || slices.Contains(c.Locations, h.Ctx.ClusterAddr()) || slices.Contains(c.Locations, "") {
+			t.Errorf("kept %s at %v: want each of its %d partitions on a worker", c.Name, c.Locations, c.Partitions)
+		}
+	}
 }

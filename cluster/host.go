@@ -448,7 +448,7 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 	if err != nil {
 		return fail(err)
 	}
-	return &clusterpb.RunTaskResponse{Result: b}, nil
+	return &clusterpb.RunTaskResponse{Result: b, Pinned: pinnedToProto(tc.Pinned())}, nil
 }
 
 // learnUpTo learns every interval up to t the master remembers and this

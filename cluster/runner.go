@@ -286,7 +286,35 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 	}
 	r.learnedUpTo(worker, tt)
 	res, err := lin.DecodeResult(t.Spec, resp.GetResult())
+	if err == nil {
+		rdd.NotePinned(lin, pinnedFromProto(resp.GetPinned()), worker)
+	}
 	return res, resp, err
+}
+
+// pinnedToProto is what a task pinned (rdd.TaskContext.Pinned), for the
+// master.
+func pinnedToProto(ps []rdd.PinnedPartition) []*clusterpb.PinnedPartition {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]*clusterpb.PinnedPartition, len(ps))
+	for i, p := range ps {
+		out[i] = &clusterpb.PinnedPartition{Dataset: idToProto(p.Dataset), Partition: int32(p.Partition)}
+	}
+	return out
+}
+
+// pinnedFromProto rebuilds what a worker's task pinned on the master.
+func pinnedFromProto(ps []*clusterpb.PinnedPartition) []rdd.PinnedPartition {
+	if len(ps) == 0 {
+		return nil
+	}
+	out := make([]rdd.PinnedPartition, len(ps))
+	for i, p := range ps {
+		out[i] = rdd.PinnedPartition{Dataset: idFromProto(p.GetDataset()), Partition: int(p.GetPartition())}
+	}
+	return out
 }
 
 // figuresToProto is a task's figures for the master.

@@ -57,11 +57,28 @@ func (d *Dataset[T]) Persist() *Dataset[T] {
 	return d
 }
 
+// PinOnCompute persists d (Persist) and says it will be kept (Keep) once its
+// interval's jobs ran: a task that computes one of its partitions stores it
+// pinned (block.State) rather than evictable, and reports it
+// (TaskContext.Pinned), so Keep, told where (NotePinned), runs no task for
+// it: a state stream's datasets are kept without a job of their own after
+// the interval's outputs computed them. A partition that could not be
+// pinned (the store's pinned bound) is not reported: Keep computes and
+// pins it as it does every partition of a dataset without PinOnCompute,
+// and fails as that does when it cannot.
+func (d *Dataset[T]) PinOnCompute() *Dataset[T] {
+	d.Persist()
+	d.node.mu.Lock()
+	d.node.pinOnCompute = true
+	d.node.mu.Unlock()
+	return d
+}
+
 // Iterator returns partition p's records, from the block store when the
 // dataset is persisted and the partition is there, else by computing it.
 func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 	d.node.mu.Lock()
-	kept, compute := d.node.kept, d.compute
+	kept, compute, pin := d.node.kept, d.compute, d.node.pinOnCompute
 	d.node.mu.Unlock()
 	if kept || compute == nil || d.checkpointed.Load() {
 		return d.keptIterator(tc, p)
@@ -85,8 +102,16 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 		if cap(xs) > 2*len(xs)+64 {
 			xs = slices.Clone(xs)
 		}
-		err := blocks.Put(key, xs, block.EstimateSize(xs), block.Cache)
-		if err != nil && !errors.Is(err, block.ErrTooLarge) {
+		class := block.Cache
+		if pin {
+			class = block.State
+		}
+		switch err := blocks.Put(key, xs, block.EstimateSize(xs), class); {
+		case err == nil && pin:
+			tc.pinned = append(tc.pinned, PinnedPartition{Dataset: d.node.ID, Partition: p})
+		case err != nil && pin:
+			// Not reported: Keep pins it, or fails saying why.
+		case err != nil && !errors.Is(err, block.ErrTooLarge):
 			d.node.ctx.cfg.Logger.Warn("not caching partition", "dataset", d.node.String(), "partition", p, "err", err)
 		}
 		for _, x := range xs {

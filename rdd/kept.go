@@ -20,36 +20,74 @@ import (
 
 // Keep computes every partition of d and stores it, pinned (block.State),
 // where it is computed; d records where (Locations), and tasks read it from
-// there. Calling it again is a no-op.
+// there. A partition a task already pinned (PinOnCompute, NotePinned) is
+// where that task ran, and Keep runs no task for it: with every partition
+// pinned it runs no job. Calling it again is a no-op.
 func (d *Dataset[T]) Keep(ctx context.Context) error {
 	n := d.node
 	n.mu.Lock()
 	kept := n.kept || (n.deps == nil && d.checkpointed.Load())
+	locs := make([]string, n.NumPartitions)
+	var missing []int
+	for p := range locs {
+		if p < len(n.pinnedAt) && n.pinnedAt[p].set {
+			locs[p] = n.pinnedAt[p].addr
+		} else {
+			missing = append(missing, p)
+		}
+	}
 	n.mu.Unlock()
 	if kept {
 		return nil
 	}
 	c := n.ctx
-	// Each task stores its partition where it runs (KindCheckpoint), so the
-	// block lives with the worker that computed it, and says where that is.
-	res, err := c.RunJob(ctx, &Job{Name: "keep " + n.String(), Final: n, Partitions: allPartitions(n.NumPartitions), Kind: KindCheckpoint})
-	if err != nil {
-		return err
+	if len(missing) > 0 {
+		// Each task stores its partition where it runs (KindCheckpoint), so the
+		// block lives with the worker that computed it, and says where that is.
+		res, err := c.RunJob(ctx, &Job{Name: "keep " + n.String(), Final: n, Partitions: missing, Kind: KindCheckpoint})
+		if err != nil {
+			return err
+		}
+		for i, r := range res {
+			locs[missing[i]], _ = r.(string)
+		}
 	}
-	locs := make([]string, len(res))
-	located := false
-	for i, r := range res {
-		locs[i], _ = r.(string)
-		located = located || locs[i] != ""
-	}
+	located := slices.ContainsFunc(locs, func(l string) bool { return l != "" })
 	n.mu.Lock()
 	if located {
 		n.locate = func(p int) []string { return locs[p : p+1 : p+1] }
 	}
 	n.kept = true
+	n.pinnedAt = nil
 	n.storage.Add(1)
 	n.mu.Unlock()
 	return nil
+}
+
+// NotePinned tells the scheduler's process that the task at addr ("" for
+// this process), which succeeded, stored pinned the partitions it reported
+// (TaskContext.Pinned): Keep reads them there rather than running a task.
+// A partition already reported keeps its first holder (a copy pinned by
+// another attempt stays unused until its interval is forgotten, as every
+// block of it is); lin finds the datasets by ID, and one it does not hold,
+// or one already kept, is ignored.
+func NotePinned(lin *Lineage, pinned []PinnedPartition, addr string) {
+	for _, pp := range pinned {
+		n := lin.Find(pp.Dataset)
+		if n == nil {
+			continue
+		}
+		n.mu.Lock()
+		if n.pinOnCompute && !n.kept && pp.Partition >= 0 && pp.Partition < n.NumPartitions {
+			if n.pinnedAt == nil {
+				n.pinnedAt = make([]holder, n.NumPartitions)
+			}
+			if !n.pinnedAt[pp.Partition].set {
+				n.pinnedAt[pp.Partition] = holder{addr: addr, set: true}
+			}
+		}
+		n.mu.Unlock()
+	}
 }
 
 // MarkKept says d's partitions are stored at locs (one address per

@@ -32,9 +32,23 @@ type Node struct {
 	persisted  bool
 	computedAt []string
 
+	// A dataset to be kept at the end of its interval (PinOnCompute) is
+	// stored pinned by the task that computes it, which reports it; the
+	// process that runs the tasks notes where (NotePinned), and Keep runs
+	// no task for a partition already pinned somewhere.
+	pinOnCompute bool
+	pinnedAt     []holder // by partition: the first process that reported it pinned
+
 	// storage counts the changes to how n's partitions are read: kept,
 	// located, checkpointed, lost (StorageVersion).
 	storage atomic.Uint64
+}
+
+// holder is where a partition is pinned: addr ("" for the process itself)
+// when set.
+type holder struct {
+	addr string
+	set  bool
 }
 
 // StorageVersion changes (grows) whenever what a manifest says of n's

@@ -24,9 +24,21 @@ type TaskContext struct {
 	// in local[N]); a checkpoint task returns it as where its block is.
 	Location string
 
-	op  uint32      // the operator whose user code ran last (opID), for error reports
-	fig TaskFigures // what the task has measured so far (figures.go)
+	op     uint32            // the operator whose user code ran last (opID), for error reports
+	fig    TaskFigures       // what the task has measured so far (figures.go)
+	pinned []PinnedPartition // the partitions it stored pinned (PinOnCompute)
 }
+
+// PinnedPartition names a partition of a PinOnCompute dataset that a task
+// computed and stored pinned in its process's block store.
+type PinnedPartition struct {
+	Dataset   ID
+	Partition int
+}
+
+// Pinned returns the partitions the task stored pinned (PinOnCompute), for
+// the scheduler's process to note once the task succeeded (NotePinned).
+func (tc *TaskContext) Pinned() []PinnedPartition { return tc.pinned }
 
 // NewTaskContext returns the context of one task attempt. The task writes
 // it once per record (enter), so it has its cache lines to itself (loop.go).

@@ -71,7 +71,8 @@ type GoExecutor struct {
 }
 
 // Execute implements Executor; the figures are the task context's
-// (rdd.TaskContext.Figures).
+// (rdd.TaskContext.Figures). The partitions a task that succeeded pinned
+// (rdd.PinOnCompute) are noted as at Location (rdd.NotePinned).
 func (e GoExecutor) Execute(ctx context.Context, _ string, t Task, job *rdd.Job, lin *rdd.Lineage) (any, rdd.TaskFigures, error) {
 	tc := rdd.NewTaskContext(ctx, t.Job, t.Stage, t.Partition(), t.Attempt())
 	tc.Remote, tc.Location = e.Remote, e.Location
@@ -81,6 +82,9 @@ func (e GoExecutor) Execute(ctx context.Context, _ string, t Task, job *rdd.Job,
 		res, err = lin.Execute(tc, t.Spec)
 	} else {
 		res, err = rdd.RunTask(tc, func() (any, error) { return job.Func(tc, t.Partition()) })
+	}
+	if err == nil && lin != nil {
+		rdd.NotePinned(lin, tc.Pinned(), e.Location)
 	}
 	return res, tc.Figures(), err
 }

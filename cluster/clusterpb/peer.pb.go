@@ -342,7 +342,11 @@ type RunTaskResponse struct {
 	// What the task measured of its work, whether it succeeded or failed.
 	// Absent when the worker measured nothing (it could not run the task,
 	// or predates figures): the master then reports them as not measured.
-	Figures       *TaskFigures `protobuf:"bytes,3,opt,name=figures,proto3" json:"figures,omitempty"`
+	Figures *TaskFigures `protobuf:"bytes,3,opt,name=figures,proto3" json:"figures,omitempty"`
+	// The partitions the task stored pinned in this worker's block store
+	// (rdd.PinOnCompute), reported when it succeeded: the master keeps them
+	// there without a keep task of their own.
+	Pinned        []*PinnedPartition `protobuf:"bytes,4,rep,name=pinned,proto3" json:"pinned,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -398,6 +402,66 @@ func (x *RunTaskResponse) GetFigures() *TaskFigures {
 	return nil
 }
 
+func (x *RunTaskResponse) GetPinned() []*PinnedPartition {
+	if x != nil {
+		return x.Pinned
+	}
+	return nil
+}
+
+// PinnedPartition names a partition a task stored pinned.
+type PinnedPartition struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Dataset       *DatasetID             `protobuf:"bytes,1,opt,name=dataset,proto3" json:"dataset,omitempty"`
+	Partition     int32                  `protobuf:"varint,2,opt,name=partition,proto3" json:"partition,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PinnedPartition) Reset() {
+	*x = PinnedPartition{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PinnedPartition) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PinnedPartition) ProtoMessage() {}
+
+func (x *PinnedPartition) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PinnedPartition.ProtoReflect.Descriptor instead.
+func (*PinnedPartition) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *PinnedPartition) GetDataset() *DatasetID {
+	if x != nil {
+		return x.Dataset
+	}
+	return nil
+}
+
+func (x *PinnedPartition) GetPartition() int32 {
+	if x != nil {
+		return x.Partition
+	}
+	return 0
+}
+
 // TaskFigures mirrors rdd.TaskFigures: the records and shuffle bytes one
 // task attempt read and wrote; -1 for a figure not measured.
 type TaskFigures struct {
@@ -412,7 +476,7 @@ type TaskFigures struct {
 
 func (x *TaskFigures) Reset() {
 	*x = TaskFigures{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +488,7 @@ func (x *TaskFigures) String() string {
 func (*TaskFigures) ProtoMessage() {}
 
 func (x *TaskFigures) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[5]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +501,7 @@ func (x *TaskFigures) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskFigures.ProtoReflect.Descriptor instead.
 func (*TaskFigures) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{5}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *TaskFigures) GetRecordsRead() int64 {
@@ -479,7 +543,7 @@ type FetchBucketRequest struct {
 
 func (x *FetchBucketRequest) Reset() {
 	*x = FetchBucketRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -491,7 +555,7 @@ func (x *FetchBucketRequest) String() string {
 func (*FetchBucketRequest) ProtoMessage() {}
 
 func (x *FetchBucketRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[6]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -504,7 +568,7 @@ func (x *FetchBucketRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBucketRequest.ProtoReflect.Descriptor instead.
 func (*FetchBucketRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{6}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *FetchBucketRequest) GetShuffle() *DatasetID {
@@ -537,7 +601,7 @@ type FetchBlockRequest struct {
 
 func (x *FetchBlockRequest) Reset() {
 	*x = FetchBlockRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -549,7 +613,7 @@ func (x *FetchBlockRequest) String() string {
 func (*FetchBlockRequest) ProtoMessage() {}
 
 func (x *FetchBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[7]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -562,7 +626,7 @@ func (x *FetchBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlockRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{7}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *FetchBlockRequest) GetKey() string {
@@ -581,7 +645,7 @@ type FetchBucketResponse struct {
 
 func (x *FetchBucketResponse) Reset() {
 	*x = FetchBucketResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -593,7 +657,7 @@ func (x *FetchBucketResponse) String() string {
 func (*FetchBucketResponse) ProtoMessage() {}
 
 func (x *FetchBucketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -606,7 +670,7 @@ func (x *FetchBucketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBucketResponse.ProtoReflect.Descriptor instead.
 func (*FetchBucketResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *FetchBucketResponse) GetData() []byte {
@@ -625,7 +689,7 @@ type FetchBlockResponse struct {
 
 func (x *FetchBlockResponse) Reset() {
 	*x = FetchBlockResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -637,7 +701,7 @@ func (x *FetchBlockResponse) String() string {
 func (*FetchBlockResponse) ProtoMessage() {}
 
 func (x *FetchBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -650,7 +714,7 @@ func (x *FetchBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlockResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FetchBlockResponse) GetData() []byte {
@@ -675,7 +739,7 @@ type PutBlockRequest struct {
 
 func (x *PutBlockRequest) Reset() {
 	*x = PutBlockRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -687,7 +751,7 @@ func (x *PutBlockRequest) String() string {
 func (*PutBlockRequest) ProtoMessage() {}
 
 func (x *PutBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -700,7 +764,7 @@ func (x *PutBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlockRequest.ProtoReflect.Descriptor instead.
 func (*PutBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *PutBlockRequest) GetKey() string {
@@ -739,7 +803,7 @@ type PutBlockResponse struct {
 
 func (x *PutBlockResponse) Reset() {
 	*x = PutBlockResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +815,7 @@ func (x *PutBlockResponse) String() string {
 func (*PutBlockResponse) ProtoMessage() {}
 
 func (x *PutBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +828,7 @@ func (x *PutBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlockResponse.ProtoReflect.Descriptor instead.
 func (*PutBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 type StartReceiverRequest struct {
@@ -778,7 +842,7 @@ type StartReceiverRequest struct {
 
 func (x *StartReceiverRequest) Reset() {
 	*x = StartReceiverRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -790,7 +854,7 @@ func (x *StartReceiverRequest) String() string {
 func (*StartReceiverRequest) ProtoMessage() {}
 
 func (x *StartReceiverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -803,7 +867,7 @@ func (x *StartReceiverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReceiverRequest.ProtoReflect.Descriptor instead.
 func (*StartReceiverRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *StartReceiverRequest) GetStream() int32 {
@@ -830,7 +894,7 @@ type StartReceiverResponse struct {
 
 func (x *StartReceiverResponse) Reset() {
 	*x = StartReceiverResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -842,7 +906,7 @@ func (x *StartReceiverResponse) String() string {
 func (*StartReceiverResponse) ProtoMessage() {}
 
 func (x *StartReceiverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -855,7 +919,7 @@ func (x *StartReceiverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReceiverResponse.ProtoReflect.Descriptor instead.
 func (*StartReceiverResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *StartReceiverResponse) GetAddress() string {
@@ -877,7 +941,7 @@ type StopReceiverRequest struct {
 
 func (x *StopReceiverRequest) Reset() {
 	*x = StopReceiverRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -889,7 +953,7 @@ func (x *StopReceiverRequest) String() string {
 func (*StopReceiverRequest) ProtoMessage() {}
 
 func (x *StopReceiverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -902,7 +966,7 @@ func (x *StopReceiverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopReceiverRequest.ProtoReflect.Descriptor instead.
 func (*StopReceiverRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StopReceiverRequest) GetStream() int32 {
@@ -929,7 +993,7 @@ type StopReceiverResponse struct {
 
 func (x *StopReceiverResponse) Reset() {
 	*x = StopReceiverResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -941,7 +1005,7 @@ func (x *StopReceiverResponse) String() string {
 func (*StopReceiverResponse) ProtoMessage() {}
 
 func (x *StopReceiverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -954,7 +1018,7 @@ func (x *StopReceiverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopReceiverResponse.ProtoReflect.Descriptor instead.
 func (*StopReceiverResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StopReceiverResponse) GetRecords() int64 {
@@ -975,7 +1039,7 @@ type SetReceiverRateRequest struct {
 
 func (x *SetReceiverRateRequest) Reset() {
 	*x = SetReceiverRateRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1051,7 @@ func (x *SetReceiverRateRequest) String() string {
 func (*SetReceiverRateRequest) ProtoMessage() {}
 
 func (x *SetReceiverRateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1064,7 @@ func (x *SetReceiverRateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReceiverRateRequest.ProtoReflect.Descriptor instead.
 func (*SetReceiverRateRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SetReceiverRateRequest) GetStream() int32 {
@@ -1025,7 +1089,7 @@ type SetReceiverRateResponse struct {
 
 func (x *SetReceiverRateResponse) Reset() {
 	*x = SetReceiverRateResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1037,7 +1101,7 @@ func (x *SetReceiverRateResponse) String() string {
 func (*SetReceiverRateResponse) ProtoMessage() {}
 
 func (x *SetReceiverRateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1050,7 +1114,7 @@ func (x *SetReceiverRateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReceiverRateResponse.ProtoReflect.Descriptor instead.
 func (*SetReceiverRateResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 type PutObjectRequest struct {
@@ -1064,7 +1128,7 @@ type PutObjectRequest struct {
 
 func (x *PutObjectRequest) Reset() {
 	*x = PutObjectRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1076,7 +1140,7 @@ func (x *PutObjectRequest) String() string {
 func (*PutObjectRequest) ProtoMessage() {}
 
 func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1089,7 +1153,7 @@ func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectRequest.ProtoReflect.Descriptor instead.
 func (*PutObjectRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PutObjectRequest) GetName() string {
@@ -1114,7 +1178,7 @@ type PutObjectResponse struct {
 
 func (x *PutObjectResponse) Reset() {
 	*x = PutObjectResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1126,7 +1190,7 @@ func (x *PutObjectResponse) String() string {
 func (*PutObjectResponse) ProtoMessage() {}
 
 func (x *PutObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1139,7 +1203,7 @@ func (x *PutObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectResponse.ProtoReflect.Descriptor instead.
 func (*PutObjectResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 type GetObjectRequest struct {
@@ -1151,7 +1215,7 @@ type GetObjectRequest struct {
 
 func (x *GetObjectRequest) Reset() {
 	*x = GetObjectRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[20]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1227,7 @@ func (x *GetObjectRequest) String() string {
 func (*GetObjectRequest) ProtoMessage() {}
 
 func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[20]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1240,7 @@ func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectRequest.ProtoReflect.Descriptor instead.
 func (*GetObjectRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *GetObjectRequest) GetName() string {
@@ -1195,7 +1259,7 @@ type GetObjectResponse struct {
 
 func (x *GetObjectResponse) Reset() {
 	*x = GetObjectResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[21]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1207,7 +1271,7 @@ func (x *GetObjectResponse) String() string {
 func (*GetObjectResponse) ProtoMessage() {}
 
 func (x *GetObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[21]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1220,7 +1284,7 @@ func (x *GetObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectResponse.ProtoReflect.Descriptor instead.
 func (*GetObjectResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{21}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *GetObjectResponse) GetData() []byte {
@@ -1239,7 +1303,7 @@ type ListObjectsRequest struct {
 
 func (x *ListObjectsRequest) Reset() {
 	*x = ListObjectsRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[22]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1251,7 +1315,7 @@ func (x *ListObjectsRequest) String() string {
 func (*ListObjectsRequest) ProtoMessage() {}
 
 func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[22]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1264,7 +1328,7 @@ func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{22}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListObjectsRequest) GetPrefix() string {
@@ -1283,7 +1347,7 @@ type ListObjectsResponse struct {
 
 func (x *ListObjectsResponse) Reset() {
 	*x = ListObjectsResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[23]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1295,7 +1359,7 @@ func (x *ListObjectsResponse) String() string {
 func (*ListObjectsResponse) ProtoMessage() {}
 
 func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[23]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1308,7 +1372,7 @@ func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{23}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ListObjectsResponse) GetNames() []string {
@@ -1327,7 +1391,7 @@ type DeleteObjectRequest struct {
 
 func (x *DeleteObjectRequest) Reset() {
 	*x = DeleteObjectRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[24]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1339,7 +1403,7 @@ func (x *DeleteObjectRequest) String() string {
 func (*DeleteObjectRequest) ProtoMessage() {}
 
 func (x *DeleteObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[24]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1352,7 +1416,7 @@ func (x *DeleteObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteObjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteObjectRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{24}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DeleteObjectRequest) GetName() string {
@@ -1370,7 +1434,7 @@ type DeleteObjectResponse struct {
 
 func (x *DeleteObjectResponse) Reset() {
 	*x = DeleteObjectResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[25]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1382,7 +1446,7 @@ func (x *DeleteObjectResponse) String() string {
 func (*DeleteObjectResponse) ProtoMessage() {}
 
 func (x *DeleteObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[25]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1395,7 +1459,7 @@ func (x *DeleteObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteObjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteObjectResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{25}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{26}
 }
 
 type ReleaseRequest struct {
@@ -1413,7 +1477,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1425,7 +1489,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1438,7 +1502,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{26}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *ReleaseRequest) GetReason() string {
@@ -1463,7 +1527,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1475,7 +1539,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1488,7 +1552,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{27}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{28}
 }
 
 var File_dstream_cluster_v1_peer_proto protoreflect.FileDescriptor
@@ -1521,11 +1585,15 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\ffetch_failed\x18\x05 \x01(\bR\vfetchFailed\x12\x1d\n" +
 	"\n" +
 	"fetch_from\x18\x06 \x01(\tR\tfetchFrom\x12 \n" +
-	"\vunreachable\x18\a \x01(\bR\vunreachable\"\x9f\x01\n" +
+	"\vunreachable\x18\a \x01(\bR\vunreachable\"\xdc\x01\n" +
 	"\x0fRunTaskResponse\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\fR\x06result\x129\n" +
 	"\afailure\x18\x02 \x01(\v2\x1f.dstream.cluster.v1.TaskFailureR\afailure\x129\n" +
-	"\afigures\x18\x03 \x01(\v2\x1f.dstream.cluster.v1.TaskFiguresR\afigures\"\xb7\x01\n" +
+	"\afigures\x18\x03 \x01(\v2\x1f.dstream.cluster.v1.TaskFiguresR\afigures\x12;\n" +
+	"\x06pinned\x18\x04 \x03(\v2#.dstream.cluster.v1.PinnedPartitionR\x06pinned\"h\n" +
+	"\x0fPinnedPartition\x127\n" +
+	"\adataset\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\adataset\x12\x1c\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xb7\x01\n" +
 	"\vTaskFigures\x12!\n" +
 	"\frecords_read\x18\x01 \x01(\x03R\vrecordsRead\x12'\n" +
 	"\x0frecords_written\x18\x02 \x01(\x03R\x0erecordsWritten\x12,\n" +
@@ -1607,75 +1675,78 @@ func file_dstream_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_peer_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 28)
+var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
 var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*DatasetID)(nil),               // 0: dstream.cluster.v1.DatasetID
 	(*MapOutputs)(nil),              // 1: dstream.cluster.v1.MapOutputs
 	(*RunTaskRequest)(nil),          // 2: dstream.cluster.v1.RunTaskRequest
 	(*TaskFailure)(nil),             // 3: dstream.cluster.v1.TaskFailure
 	(*RunTaskResponse)(nil),         // 4: dstream.cluster.v1.RunTaskResponse
-	(*TaskFigures)(nil),             // 5: dstream.cluster.v1.TaskFigures
-	(*FetchBucketRequest)(nil),      // 6: dstream.cluster.v1.FetchBucketRequest
-	(*FetchBlockRequest)(nil),       // 7: dstream.cluster.v1.FetchBlockRequest
-	(*FetchBucketResponse)(nil),     // 8: dstream.cluster.v1.FetchBucketResponse
-	(*FetchBlockResponse)(nil),      // 9: dstream.cluster.v1.FetchBlockResponse
-	(*PutBlockRequest)(nil),         // 10: dstream.cluster.v1.PutBlockRequest
-	(*PutBlockResponse)(nil),        // 11: dstream.cluster.v1.PutBlockResponse
-	(*StartReceiverRequest)(nil),    // 12: dstream.cluster.v1.StartReceiverRequest
-	(*StartReceiverResponse)(nil),   // 13: dstream.cluster.v1.StartReceiverResponse
-	(*StopReceiverRequest)(nil),     // 14: dstream.cluster.v1.StopReceiverRequest
-	(*StopReceiverResponse)(nil),    // 15: dstream.cluster.v1.StopReceiverResponse
-	(*SetReceiverRateRequest)(nil),  // 16: dstream.cluster.v1.SetReceiverRateRequest
-	(*SetReceiverRateResponse)(nil), // 17: dstream.cluster.v1.SetReceiverRateResponse
-	(*PutObjectRequest)(nil),        // 18: dstream.cluster.v1.PutObjectRequest
-	(*PutObjectResponse)(nil),       // 19: dstream.cluster.v1.PutObjectResponse
-	(*GetObjectRequest)(nil),        // 20: dstream.cluster.v1.GetObjectRequest
-	(*GetObjectResponse)(nil),       // 21: dstream.cluster.v1.GetObjectResponse
-	(*ListObjectsRequest)(nil),      // 22: dstream.cluster.v1.ListObjectsRequest
-	(*ListObjectsResponse)(nil),     // 23: dstream.cluster.v1.ListObjectsResponse
-	(*DeleteObjectRequest)(nil),     // 24: dstream.cluster.v1.DeleteObjectRequest
-	(*DeleteObjectResponse)(nil),    // 25: dstream.cluster.v1.DeleteObjectResponse
-	(*ReleaseRequest)(nil),          // 26: dstream.cluster.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),         // 27: dstream.cluster.v1.ReleaseResponse
-	(*durationpb.Duration)(nil),     // 28: google.protobuf.Duration
+	(*PinnedPartition)(nil),         // 5: dstream.cluster.v1.PinnedPartition
+	(*TaskFigures)(nil),             // 6: dstream.cluster.v1.TaskFigures
+	(*FetchBucketRequest)(nil),      // 7: dstream.cluster.v1.FetchBucketRequest
+	(*FetchBlockRequest)(nil),       // 8: dstream.cluster.v1.FetchBlockRequest
+	(*FetchBucketResponse)(nil),     // 9: dstream.cluster.v1.FetchBucketResponse
+	(*FetchBlockResponse)(nil),      // 10: dstream.cluster.v1.FetchBlockResponse
+	(*PutBlockRequest)(nil),         // 11: dstream.cluster.v1.PutBlockRequest
+	(*PutBlockResponse)(nil),        // 12: dstream.cluster.v1.PutBlockResponse
+	(*StartReceiverRequest)(nil),    // 13: dstream.cluster.v1.StartReceiverRequest
+	(*StartReceiverResponse)(nil),   // 14: dstream.cluster.v1.StartReceiverResponse
+	(*StopReceiverRequest)(nil),     // 15: dstream.cluster.v1.StopReceiverRequest
+	(*StopReceiverResponse)(nil),    // 16: dstream.cluster.v1.StopReceiverResponse
+	(*SetReceiverRateRequest)(nil),  // 17: dstream.cluster.v1.SetReceiverRateRequest
+	(*SetReceiverRateResponse)(nil), // 18: dstream.cluster.v1.SetReceiverRateResponse
+	(*PutObjectRequest)(nil),        // 19: dstream.cluster.v1.PutObjectRequest
+	(*PutObjectResponse)(nil),       // 20: dstream.cluster.v1.PutObjectResponse
+	(*GetObjectRequest)(nil),        // 21: dstream.cluster.v1.GetObjectRequest
+	(*GetObjectResponse)(nil),       // 22: dstream.cluster.v1.GetObjectResponse
+	(*ListObjectsRequest)(nil),      // 23: dstream.cluster.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),     // 24: dstream.cluster.v1.ListObjectsResponse
+	(*DeleteObjectRequest)(nil),     // 25: dstream.cluster.v1.DeleteObjectRequest
+	(*DeleteObjectResponse)(nil),    // 26: dstream.cluster.v1.DeleteObjectResponse
+	(*ReleaseRequest)(nil),          // 27: dstream.cluster.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),         // 28: dstream.cluster.v1.ReleaseResponse
+	(*durationpb.Duration)(nil),     // 29: google.protobuf.Duration
 }
 var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	0,  // 0: dstream.cluster.v1.MapOutputs.shuffle:type_name -> dstream.cluster.v1.DatasetID
 	1,  // 1: dstream.cluster.v1.RunTaskRequest.map_outputs:type_name -> dstream.cluster.v1.MapOutputs
 	0,  // 2: dstream.cluster.v1.TaskFailure.shuffle:type_name -> dstream.cluster.v1.DatasetID
 	3,  // 3: dstream.cluster.v1.RunTaskResponse.failure:type_name -> dstream.cluster.v1.TaskFailure
-	5,  // 4: dstream.cluster.v1.RunTaskResponse.figures:type_name -> dstream.cluster.v1.TaskFigures
-	0,  // 5: dstream.cluster.v1.FetchBucketRequest.shuffle:type_name -> dstream.cluster.v1.DatasetID
-	28, // 6: dstream.cluster.v1.ReleaseRequest.handover:type_name -> google.protobuf.Duration
-	2,  // 7: dstream.cluster.v1.Peer.RunTask:input_type -> dstream.cluster.v1.RunTaskRequest
-	6,  // 8: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
-	7,  // 9: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
-	10, // 10: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
-	12, // 11: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
-	14, // 12: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
-	16, // 13: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
-	18, // 14: dstream.cluster.v1.Peer.PutObject:input_type -> dstream.cluster.v1.PutObjectRequest
-	20, // 15: dstream.cluster.v1.Peer.GetObject:input_type -> dstream.cluster.v1.GetObjectRequest
-	22, // 16: dstream.cluster.v1.Peer.ListObjects:input_type -> dstream.cluster.v1.ListObjectsRequest
-	24, // 17: dstream.cluster.v1.Peer.DeleteObject:input_type -> dstream.cluster.v1.DeleteObjectRequest
-	26, // 18: dstream.cluster.v1.Peer.Release:input_type -> dstream.cluster.v1.ReleaseRequest
-	4,  // 19: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
-	8,  // 20: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
-	9,  // 21: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
-	11, // 22: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
-	13, // 23: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
-	15, // 24: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
-	17, // 25: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
-	19, // 26: dstream.cluster.v1.Peer.PutObject:output_type -> dstream.cluster.v1.PutObjectResponse
-	21, // 27: dstream.cluster.v1.Peer.GetObject:output_type -> dstream.cluster.v1.GetObjectResponse
-	23, // 28: dstream.cluster.v1.Peer.ListObjects:output_type -> dstream.cluster.v1.ListObjectsResponse
-	25, // 29: dstream.cluster.v1.Peer.DeleteObject:output_type -> dstream.cluster.v1.DeleteObjectResponse
-	27, // 30: dstream.cluster.v1.Peer.Release:output_type -> dstream.cluster.v1.ReleaseResponse
-	19, // [19:31] is the sub-list for method output_type
-	7,  // [7:19] is the sub-list for method input_type
-	7,  // [7:7] is the sub-list for extension type_name
-	7,  // [7:7] is the sub-list for extension extendee
-	0,  // [0:7] is the sub-list for field type_name
+	6,  // 4: dstream.cluster.v1.RunTaskResponse.figures:type_name -> dstream.cluster.v1.TaskFigures
+	5,  // 5: dstream.cluster.v1.RunTaskResponse.pinned:type_name -> dstream.cluster.v1.PinnedPartition
+	0,  // 6: dstream.cluster.v1.PinnedPartition.dataset:type_name -> dstream.cluster.v1.DatasetID
+	0,  // 7: dstream.cluster.v1.FetchBucketRequest.shuffle:type_name -> dstream.cluster.v1.DatasetID
+	29, // 8: dstream.cluster.v1.ReleaseRequest.handover:type_name -> google.protobuf.Duration
+	2,  // 9: dstream.cluster.v1.Peer.RunTask:input_type -> dstream.cluster.v1.RunTaskRequest
+	7,  // 10: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
+	8,  // 11: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
+	11, // 12: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
+	13, // 13: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
+	15, // 14: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
+	17, // 15: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
+	19, // 16: dstream.cluster.v1.Peer.PutObject:input_type -> dstream.cluster.v1.PutObjectRequest
+	21, // 17: dstream.cluster.v1.Peer.GetObject:input_type -> dstream.cluster.v1.GetObjectRequest
+	23, // 18: dstream.cluster.v1.Peer.ListObjects:input_type -> dstream.cluster.v1.ListObjectsRequest
+	25, // 19: dstream.cluster.v1.Peer.DeleteObject:input_type -> dstream.cluster.v1.DeleteObjectRequest
+	27, // 20: dstream.cluster.v1.Peer.Release:input_type -> dstream.cluster.v1.ReleaseRequest
+	4,  // 21: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
+	9,  // 22: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
+	10, // 23: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
+	12, // 24: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
+	14, // 25: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
+	16, // 26: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
+	18, // 27: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
+	20, // 28: dstream.cluster.v1.Peer.PutObject:output_type -> dstream.cluster.v1.PutObjectResponse
+	22, // 29: dstream.cluster.v1.Peer.GetObject:output_type -> dstream.cluster.v1.GetObjectResponse
+	24, // 30: dstream.cluster.v1.Peer.ListObjects:output_type -> dstream.cluster.v1.ListObjectsResponse
+	26, // 31: dstream.cluster.v1.Peer.DeleteObject:output_type -> dstream.cluster.v1.DeleteObjectResponse
+	28, // 32: dstream.cluster.v1.Peer.Release:output_type -> dstream.cluster.v1.ReleaseResponse
+	21, // [21:33] is the sub-list for method output_type
+	9,  // [9:21] is the sub-list for method input_type
+	9,  // [9:9] is the sub-list for extension type_name
+	9,  // [9:9] is the sub-list for extension extendee
+	0,  // [0:9] is the sub-list for field type_name
 }
 
 func init() { file_dstream_cluster_v1_peer_proto_init() }
@@ -1689,7 +1760,7 @@ func file_dstream_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_peer_proto_rawDesc), len(file_dstream_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   28,
+			NumMessages:   29,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -182,7 +182,9 @@ func (s *Series[T]) At(t time.Time) (*rdd.Dataset[T], error) {
 	}
 	s.mu.Lock()
 	if ds != nil && s.isState {
-		ds.Persist()
+		// Kept at the end of the interval (FinishInterval): the tasks that
+		// compute it pin it where they run, so keeping it needs no job.
+		ds.PinOnCompute()
 		if locs, ok := s.keptAt[ms]; ok {
 			ds.MarkKept(locs)
 		}
