@@ -99,6 +99,28 @@ func (d *ShuffleDep) parent() *Node { return d.Parent }
 // ParentOf returns the parent a dependency points at.
 func ParentOf(d Dep) *Node { return d.parent() }
 
+// visited holds the sets of nodes lineage walks have seen, for reuse: a
+// state stream's lineage spans every interval since its last durable
+// checkpoint (hundreds of nodes at short intervals), and the master walks it
+// several times a job, so a set grown anew for each walk was most of the
+// walk's cost.
+var visited = sync.Pool{New: func() any { return map[*Node]struct{}{} }}
+
+// maxVisited bounds the sets kept for reuse: a larger one is left to the
+// collector.
+const maxVisited = 1 << 14
+
+func takeVisited() map[*Node]struct{} { return visited.Get().(map[*Node]struct{}) }
+
+// putVisited empties seen (it holds no node after) and keeps it for reuse.
+func putVisited(seen map[*Node]struct{}) {
+	if len(seen) > maxVisited {
+		return
+	}
+	clear(seen)
+	visited.Put(seen)
+}
+
 // NewNode returns a node with the given lineage. Typed datasets make their
 // own; schedulers' tests and remote plans build bare ones.
 func NewNode(id ID, name string, parts int, deps ...Dep) *Node {

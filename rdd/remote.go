@@ -443,13 +443,14 @@ func NoteComputed(n *Node, p int, worker string) {
 // inputs), each once.
 func InputShuffles(n *Node) []*ShuffleDep {
 	var out []*ShuffleDep
-	seen := map[*Node]bool{}
+	seen := takeVisited()
+	defer putVisited(seen)
 	var walk func(n *Node)
 	walk = func(n *Node) {
-		if seen[n] {
+		if _, ok := seen[n]; ok {
 			return
 		}
-		seen[n] = true
+		seen[n] = struct{}{}
 		for _, d := range n.Deps() {
 			switch d := d.(type) {
 			case *ShuffleDep:

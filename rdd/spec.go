@@ -233,13 +233,14 @@ func (l *Lineage) Shuffle(id ID) *ShuffleDep {
 
 // walkLineage visits root and its ancestors once each until visit returns false.
 func walkLineage(root *Node, visit func(*Node) bool) {
-	seen := map[*Node]bool{}
+	seen := takeVisited()
+	defer putVisited(seen)
 	var walk func(n *Node) bool
 	walk = func(n *Node) bool {
-		if seen[n] {
+		if _, ok := seen[n]; ok {
 			return true
 		}
-		seen[n] = true
+		seen[n] = struct{}{}
 		if !visit(n) {
 			return false
 		}

@@ -177,23 +177,11 @@ func (j *JobScheduler) newStage(n *rdd.Node, dep *rdd.ShuffleDep) *stage {
 
 // parentStages walks n's narrow lineage to the shuffle dependencies that bound its stage.
 func (j *JobScheduler) parentStages(n *rdd.Node) []*stage {
-	var parents []*stage
-	seen := map[*rdd.Node]bool{}
-	var walk func(*rdd.Node)
-	walk = func(n *rdd.Node) {
-		if seen[n] {
-			return
-		}
-		seen[n] = true
-		for _, d := range n.Deps() {
-			if sd, ok := d.(*rdd.ShuffleDep); ok {
-				parents = append(parents, j.mapStage(sd))
-				continue
-			}
-			walk(rdd.ParentOf(d))
-		}
+	deps := rdd.InputShuffles(n)
+	parents := make([]*stage, len(deps))
+	for i, sd := range deps {
+		parents[i] = j.mapStage(sd)
 	}
-	walk(n)
 	return parents
 }
 
