@@ -284,6 +284,11 @@ func (h *Host) Release(ctx context.Context, req *clusterpb.ReleaseRequest) (*clu
 		w.HandOver()
 		h.handoverFrom = w.Session()
 	}
+	if s := req.GetSession(); s != "" {
+		// The master's word: the worker's own may not be known yet (the
+		// master accepted its registration, whose answer is on its way).
+		h.handoverFrom = s
+	}
 	if h.handover == nil {
 		h.cfg.Logger.Info("cluster: the master hands the job over; waiting for the next master", "reason", reason, "wait", wait)
 		h.handover = time.AfterFunc(wait, func() {

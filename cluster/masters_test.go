@@ -400,7 +400,11 @@ func TestHostHandover(t *testing.T) {
 			const wait = 2 * time.Second
 			peers := NewPeers(testSecret, nil, nil)
 			defer peers.Close()
-			if err := peers.Release(ctx, h.addr, "handing over", wait, 5*time.Second); err != nil {
+			// Sent as soon as A accepted the worker: the worker may not
+			// know A's session yet (its registration's answer is on its
+			// way), so the release names it, and the worker joining A again
+			// while A still serves does not end the handover.
+			if err := peers.Release(ctx, h.addr, "handing over", tms[0].Session(), wait, 5*time.Second); err != nil {
 				t.Fatalf("Release: %v", err)
 			}
 			stops[0]()

@@ -97,18 +97,18 @@ func (p *PeerServer) Release(ctx context.Context, req *clusterpb.ReleaseRequest)
 	return r.Release(ctx, req)
 }
 
-// Release tells the worker at addr that its master is stopping: it exits
-// cleanly, at once, or, with a positive handover, once no master has taken
-// it within handover (another may take the job over). It waits at most
-// timeout.
+// Release tells the worker at addr that its master, of session, is
+// stopping: it exits cleanly, at once, or, with a positive handover, once
+// no master other than session has taken it within handover (another may
+// take the job over). It waits at most timeout.
 //
 // Like every peer call, it is sent once more on a new connection when the
 // pooled one turns out reset (call): a worker that rejoined this master
 // may have left a dead connection in the pool.
-func (ps *Peers) Release(ctx context.Context, addr, reason string, handover, timeout time.Duration) error {
+func (ps *Peers) Release(ctx context.Context, addr, reason, session string, handover, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req := &clusterpb.ReleaseRequest{Reason: reason}
+	req := &clusterpb.ReleaseRequest{Reason: reason, Session: session}
 	if handover > 0 {
 		req.Handover = durationpb.New(handover)
 	}

@@ -1470,7 +1470,12 @@ type ReleaseRequest struct {
 	// held the lease of its checkpoint location and gave it up): the worker
 	// waits this long for a master (of its list, or at its address) to take
 	// it, and exits as released only if none does. Zero: exit at once.
-	Handover      *durationpb.Duration `protobuf:"bytes,2,opt,name=handover,proto3" json:"handover,omitempty"`
+	Handover *durationpb.Duration `protobuf:"bytes,2,opt,name=handover,proto3" json:"handover,omitempty"`
+	// The releasing master's session: with a handover, the worker's
+	// registration with that same master (still serving while it releases)
+	// does not end the wait; only another master's does. Empty: the session
+	// the worker registered with last.
+	Session       string `protobuf:"bytes,3,opt,name=session,proto3" json:"session,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1517,6 +1522,13 @@ func (x *ReleaseRequest) GetHandover() *durationpb.Duration {
 		return x.Handover
 	}
 	return nil
+}
+
+func (x *ReleaseRequest) GetSession() string {
+	if x != nil {
+		return x.Session
+	}
+	return ""
 }
 
 type ReleaseResponse struct {
@@ -1643,10 +1655,11 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x05names\x18\x01 \x03(\tR\x05names\")\n" +
 	"\x13DeleteObjectRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x16\n" +
-	"\x14DeleteObjectResponse\"_\n" +
+	"\x14DeleteObjectResponse\"y\n" +
 	"\x0eReleaseRequest\x12\x16\n" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x125\n" +
-	"\bhandover\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bhandover\"\x11\n" +
+	"\bhandover\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bhandover\x12\x18\n" +
+	"\asession\x18\x03 \x01(\tR\asession\"\x11\n" +
 	"\x0fReleaseResponse2\xf8\b\n" +
 	"\x04Peer\x12R\n" +
 	"\aRunTask\x12\".dstream.cluster.v1.RunTaskRequest\x1a#.dstream.cluster.v1.RunTaskResponse\x12`\n" +

@@ -499,10 +499,14 @@ func (cr *clusterRole) releaseWorkers(log *slog.Logger, handover time.Duration) 
 	cr.mu.Lock()
 	alive := slices.Clone(cr.alive)
 	cr.mu.Unlock()
+	session := ""
+	if m := cr.master.Load(); m != nil {
+		session = m.Session()
+	}
 	var wg sync.WaitGroup
 	for _, addr := range alive {
 		wg.Go(func() {
-			if err := cr.peers.Release(context.Background(), addr, "the master stopped gracefully", handover, time.Second); err != nil {
+			if err := cr.peers.Release(context.Background(), addr, "the master stopped gracefully", session, handover, time.Second); err != nil {
 				log.Warn("cluster: a worker was not told the master stops (it gives up on its own)", "worker", addr, "err", err)
 			}
 		})
