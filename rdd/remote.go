@@ -367,10 +367,20 @@ func (n *Node) Locations(p int) []string {
 
 // PreferredLocations returns where partition p of n's input is stored, or
 // nil when nothing says: where a kept dataset holds it, else where a
-// persisted one was computed (NoteComputed), else the same for the parent
-// it is read from one to one.
+// persisted one was computed (NoteComputed), else the same for the parents
+// it is read from one to one, in the order of its dependencies, the first
+// that says. Every one-to-one parent is asked, not only the first: a
+// window's step reads this interval's shuffled data (which no process
+// holds yet) beside the window's previous state and the data leaving it,
+// which are kept, and its task belongs with them; placed anywhere, it
+// reads them from another process, and the state it keeps moves with it.
 func PreferredLocations(n *Node, p int) []string {
-	for range 64 {
+	budget := 64 // nodes asked at most
+	var find func(n *Node) []string
+	find = func(n *Node) []string {
+		if budget--; budget < 0 {
+			return nil
+		}
 		n.mu.Lock()
 		locate, deps := n.locate, n.deps
 		var at string
@@ -378,26 +388,22 @@ func PreferredLocations(n *Node, p int) []string {
 			at = n.computedAt[p]
 		}
 		n.mu.Unlock()
-		if locate != nil {
-			return locate(p)
-		}
-		if at != "" {
+		switch {
+		case locate != nil:
+			return locate(p) // read where it is: its parents are not
+		case at != "":
 			return []string{at}
 		}
-		var next *Node
 		for _, d := range deps {
-			nd, ok := d.(NarrowDep)
-			if ok && nd.Parent.NumPartitions == n.NumPartitions {
-				next = nd.Parent
-				break
+			if nd, ok := d.(NarrowDep); ok && nd.Parent.NumPartitions == n.NumPartitions {
+				if locs := find(nd.Parent); len(locs) > 0 {
+					return locs
+				}
 			}
 		}
-		if next == nil {
-			return nil
-		}
-		n = next
+		return nil
 	}
-	return nil
+	return find(n)
 }
 
 // NoteComputed tells n's lineage that a task at worker (as the scheduler

@@ -252,6 +252,9 @@ func TestNoteComputedPlacesCachedPartitions(t *testing.T) {
 	kept.MarkKept([]string{"h0", "h1"})
 	grouped := rdd.CogroupAll(2, kept, reduced, plain)
 	top := rdd.Map(grouped, func(p rdd.Pair[string, [][]int]) int { return len(p.Value) }).Persist()
+	// A window's step: this interval's shuffled data first, which no
+	// process holds, then the kept state.
+	step := rdd.CogroupAll(2, plain, kept)
 	rdd.NoteComputed(top.Node(), 1, "w1")
 	rdd.NoteComputed(reduced.Node(), 0, "w0")
 	cases := []struct {
@@ -266,6 +269,7 @@ func TestNoteComputedPlacesCachedPartitions(t *testing.T) {
 		{"a partition no task computed: its input decides", top.Node(), 0, []string{"h0"}},
 		{"an unpersisted dataset is computed anew anywhere", plain.Node(), 1, nil},
 		{"a kept dataset stays with its holders", kept.Node(), 1, []string{"h1"}},
+		{"a kept input after one no process holds", step.Node(), 1, []string{"h1"}},
 	}
 	for _, tc := range cases {
 		if got := rdd.PreferredLocations(tc.n, tc.p); !slices.Equal(got, tc.want) {
