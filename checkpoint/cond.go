@@ -75,7 +75,7 @@ func (d *Dir) PutIf(ctx context.Context, name string, data []byte, ver string) (
 	if err := d.check(ctx, "put", name); err != nil {
 		return "", err
 	}
-	unlock, err := lockExclusive(filepath.Join(d.root, casLockName))
+	unlock, err := lockExclusive(ctx, filepath.Join(d.root, casLockName))
 	if err != nil {
 		return "", fmt.Errorf("checkpoint: put %q: locking: %w", name, err)
 	}

@@ -3,9 +3,12 @@
 package checkpoint
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"os"
 	"syscall"
+	"time"
 )
 
 // lockShared opens the lock file at path and takes a shared flock(2) on it,
@@ -45,17 +48,35 @@ func flock(fd, how int) error {
 }
 
 // lockExclusive takes an exclusive flock(2) on the file at path (created if
-// needed), waiting for it, and returns its release. flock locks belong to
-// an open file description, so two callers in one process exclude each
-// other as two processes do.
-func lockExclusive(path string) (unlock func(), err error) {
+// needed), waiting for it until ctx is done, and returns its release. flock
+// locks belong to an open file description, so two callers in one process
+// exclude each other as two processes do. The wait polls (LOCK_NB, backing
+// off from 1 to 20 ms) rather than blocking in the kernel: a holder that is
+// stopped, not dead (a SIGSTOPped process keeps its locks), must not hold
+// its caller past ctx, such as a standby master's lease renewal.
+func lockExclusive(ctx context.Context, path string) (unlock func(), err error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	if err := flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
-		f.Close()
-		return nil, err
+	wait := time.Millisecond
+	for {
+		err := flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() { f.Close() }, nil // closing releases the lock
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			f.Close()
+			return nil, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			f.Close()
+			return nil, fmt.Errorf("another writer holds %s: %w", path, context.Cause(ctx))
+		case <-t.C:
+		}
+		wait = min(2*wait, 20*time.Millisecond)
 	}
-	return func() { f.Close() }, nil // closing releases the lock
 }

@@ -3,8 +3,10 @@
 package checkpoint
 
 import (
+	"context"
 	"os"
 	"sync"
+	"time"
 )
 
 // lockShared opens the lock file at path. Without flock(2) it cannot tell
@@ -20,8 +22,17 @@ func lockShared(path string) (alone bool, f *os.File, err error) {
 var casMu sync.Mutex
 
 // lockExclusive serializes its callers in this process only: without
-// flock(2), conditional writes are atomic within one process.
-func lockExclusive(path string) (unlock func(), err error) {
-	casMu.Lock()
+// flock(2), conditional writes are atomic within one process. It waits
+// until ctx is done at most.
+func lockExclusive(ctx context.Context, path string) (unlock func(), err error) {
+	for wait := time.Millisecond; !casMu.TryLock(); wait = min(2*wait, 20*time.Millisecond) {
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, context.Cause(ctx)
+		case <-t.C:
+		}
+	}
 	return casMu.Unlock, nil
 }
