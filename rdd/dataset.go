@@ -108,7 +108,7 @@ func (d *Dataset[T]) Iterator(tc *TaskContext, p int) iter.Seq[T] {
 		}
 		switch err := blocks.Put(key, xs, block.EstimateSize(xs), class); {
 		case err == nil && pin:
-			tc.pinned = append(tc.pinned, PinnedPartition{Dataset: d.node.ID, Partition: p})
+			tc.pinned = append(tc.pinned, PinnedPartition{Dataset: d.node.ID, Partition: p, node: d.node})
 		case err != nil && pin:
 			// Not reported: Keep pins it, or fails saying why.
 		case err != nil && !errors.Is(err, block.ErrTooLarge):

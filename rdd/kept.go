@@ -69,11 +69,15 @@ func (d *Dataset[T]) Keep(ctx context.Context) error {
 // (TaskContext.Pinned): Keep reads them there rather than running a task.
 // A partition already reported keeps its first holder (a copy pinned by
 // another attempt stays unused until its interval is forgotten, as every
-// block of it is); lin finds the datasets by ID, and one it does not hold,
-// or one already kept, is ignored.
+// block of it is); lin finds the datasets a peer's task reported by ID (a
+// task of this process names its own), and one it does not hold, or one
+// already kept, is ignored.
 func NotePinned(lin *Lineage, pinned []PinnedPartition, addr string) {
 	for _, pp := range pinned {
-		n := lin.Find(pp.Dataset)
+		n := pp.node
+		if n == nil && lin != nil {
+			n = lin.Find(pp.Dataset) // indexes the lineage once per job
+		}
 		if n == nil {
 			continue
 		}

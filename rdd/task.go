@@ -34,6 +34,8 @@ type TaskContext struct {
 type PinnedPartition struct {
 	Dataset   ID
 	Partition int
+
+	node *Node // the dataset's node, when it is this process's (not decoded from a peer)
 }
 
 // Pinned returns the partitions the task stored pinned (PinOnCompute), for

@@ -83,7 +83,7 @@ func (e GoExecutor) Execute(ctx context.Context, _ string, t Task, job *rdd.Job,
 	} else {
 		res, err = rdd.RunTask(tc, func() (any, error) { return job.Func(tc, t.Partition()) })
 	}
-	if err == nil && lin != nil {
+	if err == nil {
 		rdd.NotePinned(lin, tc.Pinned(), e.Location)
 	}
 	return res, tc.Figures(), err

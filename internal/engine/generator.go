@@ -297,9 +297,11 @@ func (c *Engine) runBatches() {
 
 // finishInterval runs every state stream's FinishInterval for interval t,
 // in graph order, and returns their errors in that order. One after
-// another, in a cluster too: each keep is a job whose tasks pin partitions
-// where the interval's jobs computed them, and a task finds its partition's
-// worker free only when no other keep's task holds that worker's slot. Run
+// another, in a cluster too. A keep mostly runs no job (the interval's
+// output pinned its partitions: rdd.PinOnCompute); when it does, its tasks
+// pin partitions where the interval's jobs computed them, and a task finds
+// its partition's worker free only when no other keep's task holds that
+// worker's slot. Run
 // at once (the fourth session did, to overlap their round trips), two
 // streams' keeps took each other's slots, so a task went to the other
 // worker and computed the partition again from its lineage: 5-20 ms an
