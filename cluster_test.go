@@ -608,6 +608,77 @@ func TestLocalClusterKilledReceiverLosesNothingAcknowledged(t *testing.T) {
 // them (rdd.PinOnCompute): the workers report what they pinned with the
 // task, and the master runs no keep job of its own, while the kept
 // partitions stay on the workers and every output is the local one's.
+// A map task pushes its buckets to the worker that ran the same reduce
+// partition last interval, where the window's state now draws that reduce
+// task, so from the second interval on the output's reduce tasks fetch no
+// bucket across processes; the output is local[2]'s. (Two partitions, one
+// slot a worker: with more reduce tasks than slots, a task takes whichever
+// slot frees first, and a guess can miss.)
+func TestLocalClusterPushesBucketsToTheirReducers(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	const ticks = 8
+	type reads struct{ remote, pushes int64 }
+	run := func(master string) (lines []string, byTick map[time.Time]*reads) {
+		var mu sync.Mutex
+		byTick = map[time.Time]*reads{}
+		output := map[int]bool{} // the output's jobs (not the state checkpoints')
+		h := dstreamtest.New[kv](t, dstreamtest.Options{Master: master})
+		out := render(dstreamtest.Collect(dstream.ReduceByKeyAndWindowInv(h.In, add, sub, 3*sec, sec, 2, func(x kv) bool { return x.Value != 0 })))
+		h.Ctx.AddListener(listener.Func(func(e listener.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			switch e := e.(type) {
+			case listener.JobStarted:
+				output[e.Job] = e.OutputOp >= 0 && !strings.Contains(e.Name, "checkpoint")
+			case listener.TaskEnded:
+				if e.Err != nil || !output[e.Job] {
+					return
+				}
+				r := byTick[e.Time]
+				if r == nil {
+					r = &reads{}
+					byTick[e.Time] = r
+				}
+				r.remote += e.ShuffleRemoteReads
+				r.pushes += e.ShufflePushes
+			}
+		}))
+		for i := range ticks {
+			h.Input.Push(clusterInput[i%len(clusterInput)]...)
+		}
+		h.Start()
+		for range ticks {
+			lines = append(lines, out(h.Tick()))
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return lines, byTick
+	}
+	want, _ := run("local[2]")
+	got, byTick := run("local-cluster[2]")
+	if dstreamtest.InWorker() {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("outputs differ\nlocal[2]:\n  %s\nlocal-cluster[2]:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
+	}
+	times := slices.SortedFunc(maps.Keys(byTick), time.Time.Compare)
+	var pushes int64
+	for i, tt := range times {
+		r := byTick[tt]
+		t.Logf("interval %d: %d buckets fetched, %d pushed", i, r.remote, r.pushes)
+		pushes += r.pushes
+		if i >= 1 && r.remote != 0 {
+			t.Errorf("interval %d: %d buckets fetched across processes; want every one pushed to its reader", i, r.remote)
+		}
+	}
+	if pushes == 0 || len(times) < ticks {
+		t.Errorf("%d pushes in %d intervals; want pushes in each of %d", pushes, len(times), ticks)
+	}
+}
+
 func TestLocalClusterKeepsStateWhereTheOutputComputedIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")

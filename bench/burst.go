@@ -129,7 +129,7 @@ func (e *intervalEvents) OnEvent(ev listener.Event) {
 		}
 	case listener.TaskEnded:
 		if debugJobs {
-			fmt.Fprintf(os.Stderr, "  task j%d s%d p%d map=%v %s start %s took %v\n", ev.Job, ev.Stage, ev.Partition, ev.Map, ev.Worker, ev.Start.Format("05.000000"), ev.End.Sub(ev.Start))
+			fmt.Fprintf(os.Stderr, "  task j%d s%d p%d map=%v %s start %s took %v remote reads %d pushes %d\n", ev.Job, ev.Stage, ev.Partition, ev.Map, ev.Worker, ev.Start.Format("05.000000"), ev.End.Sub(ev.Start), ev.ShuffleRemoteReads, ev.ShufflePushes)
 		}
 		if !ev.Time.IsZero() {
 			l := e.log(ev.Time)

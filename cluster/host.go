@@ -438,6 +438,7 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 		}
 		return ""
 	}}
+	tc.PushTo = pushTargets(req.GetPushPeers(), req.GetPushTo())
 	if d := h.cfg.TaskDelay; d > 0 {
 		select {
 		case <-time.After(d):

@@ -162,6 +162,29 @@ func (p *PeerServer) FetchBucket(req *clusterpb.FetchBucketRequest, stream grpc.
 	return sendChunks(b, func(c []byte) error { return stream.Send(&clusterpb.FetchBucketResponse{Data: c}) })
 }
 
+// bucketAdopter is the optional capability of a shuffle store that keeps a
+// bucket another process pushed (shuffle.Store.PutBucket).
+type bucketAdopter interface {
+	PutBucket(shuffle rdd.ID, mapPart, reduce int, v any) error
+}
+
+// PushBucket implements clusterpb.PeerServer: the bucket is kept encoded
+// (rdd.Encoded), as a fetched one arrives, and decoded by its reader.
+func (p *PeerServer) PushBucket(ctx context.Context, req *clusterpb.PushBucketRequest) (*clusterpb.PushBucketResponse, error) {
+	st, ok := p.stores.Shuffles.(bucketAdopter)
+	switch {
+	case !ok:
+		return nil, status.Error(codes.Unimplemented, "this process keeps no pushed buckets")
+	case len(req.GetData()) > rdd.MaxPushedBucket:
+		return nil, status.Errorf(codes.InvalidArgument, "a pushed bucket of %d bytes; at most %d", len(req.GetData()), rdd.MaxPushedBucket)
+	}
+	id := idFromProto(req.GetShuffle())
+	if err := st.PutBucket(id, int(req.GetMapPartition()), int(req.GetReducePartition()), rdd.Encoded(req.GetData())); err != nil {
+		return nil, status.Error(codes.ResourceExhausted, err.Error())
+	}
+	return &clusterpb.PushBucketResponse{}, nil
+}
+
 // FetchBlock implements clusterpb.PeerServer.
 func (p *PeerServer) FetchBlock(req *clusterpb.FetchBlockRequest, stream grpc.ServerStreamingServer[clusterpb.FetchBlockResponse]) error {
 	v, ok := p.stores.Blocks.Get(req.GetKey())
@@ -453,6 +476,37 @@ func (r *remote) Bucket(ctx context.Context, shuffle rdd.ID, m, reduce int) ([]b
 		return nil, notHeld(addr, err)
 	}
 	return b, nil
+}
+
+// PushBucket implements rdd.BucketPusher: one call, not tried again (a
+// push is a hint; its reader fetches the bucket when it is not there).
+func (r *remote) PushBucket(ctx context.Context, addr string, shuffle rdd.ID, mapPart, reduce int, data []byte) error {
+	pc, err := r.peers.Peer(addr)
+	if err != nil {
+		return err
+	}
+	_, err = pc.PushBucket(ctx, &clusterpb.PushBucketRequest{Shuffle: idToProto(shuffle), MapPartition: int32(mapPart), ReducePartition: int32(reduce), Data: data})
+	return err
+}
+
+// pushTargets decodes RunTaskRequest's push_peers and push_to: each reduce
+// partition's peer address, "" for none; nil when the master sent none or
+// sent them malformed (a push is a hint: none is always right).
+func pushTargets(peers []string, to []int32) []string {
+	if len(to) == 0 {
+		return nil
+	}
+	out := make([]string, len(to))
+	for r, i := range to {
+		switch {
+		case i == 0:
+		case i < 0 || int(i) > len(peers):
+			return nil
+		default:
+			out[r] = peers[i-1]
+		}
+	}
+	return out
 }
 
 // call calls f with addr's client, and once more when f fails with

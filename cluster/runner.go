@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"sync"
 	"time"
@@ -86,6 +87,10 @@ type Runner struct {
 	// lacks, so the hint is never trusted for correctness.
 	learnedMu sync.Mutex
 	learned   map[string]int64
+
+	// reducers is where each stream shuffle's reduce tasks last ran: map
+	// tasks push their buckets there, and reduce tasks return there.
+	reducers placements
 }
 
 // The manifests a task carries at most (attachManifests): beyond, its
@@ -137,6 +142,7 @@ func (r *Runner) LoseWorker(worker string) {
 }
 
 func (r *Runner) forget(worker string) {
+	r.reducers.forget(worker)
 	r.learnedMu.Lock()
 	defer r.learnedMu.Unlock()
 	delete(r.learned, worker)
@@ -204,6 +210,15 @@ func (r *Runner) prefer(t sched.Task, lin *rdd.Lineage) []string {
 		return nil
 	}
 	locs := rdd.PreferredLocations(n, t.Partition())
+	if len(locs) == 0 {
+		// Nothing held draws it: back where the same partition of its
+		// shuffle's reduce ran last interval, where its buckets were pushed.
+		for dep := range reducedShuffles(lin, n) {
+			if a := r.reducers.of(dep.ID, t.Partition()); a != "" {
+				return []string{a}
+			}
+		}
+	}
 	out := make([]string, 0, len(locs))
 	for _, l := range locs {
 		if l == "" {
@@ -212,6 +227,20 @@ func (r *Runner) prefer(t sched.Task, lin *rdd.Lineage) []string {
 		out = append(out, l)
 	}
 	return out
+}
+
+// reducedShuffles are the shuffles whose reduce partition p a task
+// computing partition p of n reads: n's input shuffles of as many reduce
+// partitions as n has (a union or a coalesce between them renumbers
+// partitions, and then no guess is made).
+func reducedShuffles(lin *rdd.Lineage, n *rdd.Node) iter.Seq[*rdd.ShuffleDep] {
+	return func(yield func(*rdd.ShuffleDep) bool) {
+		for _, d := range lin.InputShuffles(n) { // shared: not to be changed
+			if d.NumReduce == n.NumPartitions && !yield(d) {
+				return
+			}
+		}
+	}
 }
 
 // probeTimeout bounds how long the master waits for a new connection to a
@@ -226,7 +255,7 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 	if worker == r.cfg.Self {
 		return r.local.Execute(ctx, worker, t, job, lin)
 	}
-	res, resp, err := r.executeRemote(ctx, worker, t, lin)
+	res, resp, err := r.executeRemote(ctx, worker, t, lin, job != nil && job.Background)
 	if err == nil {
 		// The persisted datasets the task computed stay cached there: a
 		// later job's task on them goes there (a keep job's).
@@ -239,7 +268,7 @@ func (r *Runner) Execute(ctx context.Context, worker string, t sched.Task, job *
 
 // executeRemote runs t on worker by RunTask and returns its decoded result
 // and the response (nil when the call failed).
-func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task, lin *rdd.Lineage) (any, *clusterpb.RunTaskResponse, error) {
+func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task, lin *rdd.Lineage, background bool) (any, *clusterpb.RunTaskResponse, error) {
 	spec, err := json.Marshal(t.Spec)
 	if err != nil {
 		return nil, nil, err
@@ -247,10 +276,16 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 	req := &clusterpb.RunTaskRequest{Job: int32(t.Job), Stage: int32(t.Stage), Spec: spec}
 	tt := taskTime(t.Spec)
 	r.attachManifests(req, worker, tt)
-	if n := lin.Find(t.Spec.Dataset); n != nil {
+	n := lin.Find(t.Spec.Dataset)
+	if n != nil {
 		for _, dep := range lin.InputShuffles(n) {
 			req.MapOutputs = append(req.MapOutputs, &clusterpb.MapOutputs{
 				Shuffle: idToProto(dep.ID), Addresses: r.MapOutputs(dep.ID, dep.Parent.NumPartitions)})
+		}
+	}
+	if t.Spec.Shuffle != nil {
+		if dep := lin.Shuffle(*t.Spec.Shuffle); dep != nil {
+			r.reducers.pushTo(req, dep.ID, dep.NumReduce, worker)
 		}
 	}
 	// Cancelling ctx (the job ended, or the scheduler killed this attempt
@@ -285,6 +320,14 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 		return nil, resp, failureError(f)
 	}
 	r.learnedUpTo(worker, tt)
+	if n != nil && !background {
+		// A background job's task (a state checkpoint's) goes where a
+		// slot is free beside the interval's, not where the interval's
+		// reduce tasks go: it says nothing of where they will.
+		for dep := range reducedShuffles(lin, n) {
+			r.reducers.note(dep.ID, dep.NumReduce, t.Partition(), worker)
+		}
+	}
 	res, err := lin.DecodeResult(t.Spec, resp.GetResult())
 	if err == nil {
 		rdd.NotePinned(lin, pinnedFromProto(resp.GetPinned()), worker)
@@ -320,7 +363,8 @@ func pinnedFromProto(ps []*clusterpb.PinnedPartition) []rdd.PinnedPartition {
 // figuresToProto is a task's figures for the master.
 func figuresToProto(f rdd.TaskFigures) *clusterpb.TaskFigures {
 	return &clusterpb.TaskFigures{RecordsRead: f.RecordsRead, RecordsWritten: f.RecordsWritten,
-		ShuffleReadBytes: f.ShuffleReadBytes, ShuffleWriteBytes: f.ShuffleWriteBytes}
+		ShuffleReadBytes: f.ShuffleReadBytes, ShuffleWriteBytes: f.ShuffleWriteBytes,
+		ShuffleRemoteReads: f.ShuffleRemoteReads, ShufflePushes: f.ShufflePushes}
 }
 
 // figuresFromProto rebuilds a task's figures on the master; nil (the worker
@@ -330,7 +374,8 @@ func figuresFromProto(f *clusterpb.TaskFigures) rdd.TaskFigures {
 		return rdd.NotMeasured
 	}
 	return rdd.TaskFigures{RecordsRead: f.GetRecordsRead(), RecordsWritten: f.GetRecordsWritten(),
-		ShuffleReadBytes: f.GetShuffleReadBytes(), ShuffleWriteBytes: f.GetShuffleWriteBytes()}
+		ShuffleReadBytes: f.GetShuffleReadBytes(), ShuffleWriteBytes: f.GetShuffleWriteBytes(),
+		ShuffleRemoteReads: f.GetShuffleRemoteReads(), ShufflePushes: f.GetShufflePushes()}
 }
 
 // failureError rebuilds a task's failure on the master.

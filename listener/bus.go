@@ -102,7 +102,12 @@ type TaskEnded struct {
 	RecordsRead       int64
 	ShuffleReadBytes  int64
 	ShuffleWriteBytes int64
-	Err               error // nil when it succeeded
+	// ShuffleRemoteReads counts the buckets the task fetched from another
+	// process, ShufflePushes those it pushed to the process expected to
+	// read them (rdd.TaskFigures); -1 when not measured.
+	ShuffleRemoteReads int64
+	ShufflePushes      int64
+	Err                error // nil when it succeeded
 }
 
 // ReceiverError is posted when a receiver fails.

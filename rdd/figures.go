@@ -45,11 +45,17 @@ type TaskFigures struct {
 	// was spilled.
 	ShuffleReadBytes  int64
 	ShuffleWriteBytes int64
+	// ShuffleRemoteReads counts the buckets a reduce task fetched from
+	// another process (the rest it read in place: written or pushed here);
+	// ShufflePushes the buckets a map task pushed to the process expected
+	// to read them (TaskContext.PushTo). Both 0 in local[N].
+	ShuffleRemoteReads int64
+	ShufflePushes      int64
 }
 
 // NotMeasured is the figures of a task attempt that measured nothing (one
 // that never ran, or ran where figures are not reported).
-var NotMeasured = TaskFigures{RecordsRead: -1, RecordsWritten: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1}
+var NotMeasured = TaskFigures{RecordsRead: -1, RecordsWritten: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1, ShuffleRemoteReads: -1, ShufflePushes: -1}
 
 // Figures returns what the task has measured so far. Call it from the
 // task's goroutine, or after the task has ended.

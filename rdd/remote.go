@@ -36,6 +36,18 @@ type Remote interface {
 	Block(ctx context.Context, key string, locations []string) ([]byte, error)
 }
 
+// BucketPusher is the optional capability of a Remote that gives a bucket
+// to another process ahead of the task that will read it there.
+type BucketPusher interface {
+	// PushBucket stores the encoded bucket reduce of map output mapPart of
+	// shuffle in the shuffle store of the process at addr.
+	PushBucket(ctx context.Context, addr string, shuffle ID, mapPart, reduce int, data []byte) error
+}
+
+// MaxPushedBucket is the largest encoded bucket a map task pushes; a larger
+// one is fetched by its reader, in pieces.
+const MaxPushedBucket = 1 << 20
+
 // ErrNotHeld is wrapped by Remote's errors when the process asked does not
 // hold the bucket or block (evicted, or never written there).
 var ErrNotHeld = errors.New("not held there")
@@ -145,6 +157,8 @@ const maxFetchesInFlight = 4
 // prefetch fetches the remote buckets of one reduce partition in map order,
 // up to maxFetchesInFlight ahead of the reader.
 type prefetch struct {
+	dep    *ShuffleDep
+	reduce int
 	cancel context.CancelFunc
 	done   chan struct{}
 	slots  []chan fetched // per map partition; nil for one held here
@@ -159,7 +173,7 @@ type fetched struct {
 func startPrefetch(tc *TaskContext, dep *ShuffleDep, r int) *prefetch {
 	ctx, cancel := context.WithCancel(tc.Ctx)
 	n := dep.Parent.NumPartitions
-	p := &prefetch{cancel: cancel, done: make(chan struct{}), slots: make([]chan fetched, n), tokens: make(chan struct{}, maxFetchesInFlight)}
+	p := &prefetch{dep: dep, reduce: r, cancel: cancel, done: make(chan struct{}), slots: make([]chan fetched, n), tokens: make(chan struct{}, maxFetchesInFlight)}
 	store := dep.Parent.ctx.cfg.Shuffles
 	for m := range n {
 		if _, ok := store.Bucket(dep.ID, m, r); !ok {
@@ -213,12 +227,13 @@ func (p *prefetch) skip(m int) {
 }
 
 // get returns map output m's prefetched bucket. A bucket that was here when
-// the prefetch started and is gone now was evicted: that is a fetch failure
-// (it was written here, so no other process has it).
+// the prefetch started and is gone now was evicted: it is fetched from the
+// process holding the map output when that is another (the copy here was
+// pushed), and is a fetch failure when it is this one (Remote says so).
 func (p *prefetch) get(tc *TaskContext, m int) ([]byte, error) {
 	slot := p.slots[m]
 	if slot == nil {
-		return nil, fmt.Errorf("%w: evicted from this process", ErrNotHeld)
+		return tc.Remote.Bucket(tc.Ctx, p.dep.ID, m, p.reduce)
 	}
 	select {
 	case f := <-slot:

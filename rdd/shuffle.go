@@ -1,8 +1,12 @@
 package rdd
 
 import (
+	"context"
 	"fmt"
 	"iter"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/dstream/dstream/block"
 )
@@ -56,9 +60,55 @@ func newShuffleDep[T, X any](id ID, parent *Dataset[T], numReduce int, bucketize
 			}
 			tc.wrote(records)
 			tc.fig.ShuffleWriteBytes += bytes
+			pushBuckets(tc, id, mapPart, out)
 			return nil
 		},
 	}
+}
+
+// pushTimeout bounds how long a map task waits for its pushes: a push is a
+// hint, and a slow reader's process must not hold the map task back.
+const pushTimeout = time.Second
+
+// pushBuckets gives each bucket of a map output to the process expected to
+// read it (tc.PushTo), when the task runs where a Remote can push
+// (BucketPusher), and returns once every push ended. A failed or skipped
+// push costs nothing but the time: the reader fetches the bucket from this
+// process as without it.
+func pushBuckets(tc *TaskContext, shuffle ID, mapPart int, buckets []any) {
+	p, ok := tc.Remote.(BucketPusher)
+	if !ok || len(tc.PushTo) != len(buckets) {
+		return
+	}
+	ctx, cancel := context.WithTimeout(tc.Ctx, pushTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	var pushed atomic.Int64
+	tokens := make(chan struct{}, maxFetchesInFlight)
+	for r, addr := range tc.PushTo {
+		if addr == "" || addr == tc.Location {
+			continue
+		}
+		b, err := EncodeBlock(buckets[r])
+		if err != nil || len(b) > MaxPushedBucket {
+			continue
+		}
+		select {
+		case tokens <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		wg.Go(func() {
+			defer func() { <-tokens }()
+			if p.PushBucket(ctx, addr, shuffle, mapPart, r, b) == nil {
+				pushed.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	tc.fig.ShufflePushes += pushed.Load()
 }
 
 // fetch yields the buckets for reduce partition r from every map output of dep,
@@ -85,6 +135,7 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 			case !ok:
 				b, err := ahead.get(tc, m)
 				v, bytes = decodeBucket[X](tc, dep, m, r, b, err), int64(len(b))
+				tc.fig.ShuffleRemoteReads++
 			}
 			if ok {
 				bytes = bucketBytes(v)

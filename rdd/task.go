@@ -23,6 +23,13 @@ type TaskContext struct {
 	// Location is the peer address of the process running the task (""
 	// in local[N]); a checkpoint task returns it as where its block is.
 	Location string
+	// PushTo is, for a map task, the peer address of the process expected
+	// to run each reduce partition's task ("" none known; nil for all):
+	// after storing its output, the task pushes each bucket to its reader's
+	// process (Remote's BucketPusher), so the reduce task reads it in place
+	// instead of fetching it. A hint: the map output is where it was
+	// written whatever happens to a push.
+	PushTo []string
 
 	op     uint32            // the operator whose user code ran last (opID), for error reports
 	fig    TaskFigures       // what the task has measured so far (figures.go)

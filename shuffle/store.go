@@ -26,11 +26,14 @@ type Store struct {
 
 	mu      sync.Mutex
 	outputs map[rdd.ID]map[int]int // shuffle -> map partition -> number of buckets
+	// pushed holds the buckets other processes' map tasks pushed here
+	// (PutBucket), by shuffle: they are no output of this process.
+	pushed map[rdd.ID][][2]int
 }
 
 // New returns a shuffle store keeping buckets in blocks.
 func New(blocks Blocks) *Store {
-	return &Store{blocks: blocks, outputs: make(map[rdd.ID]map[int]int)}
+	return &Store{blocks: blocks, outputs: make(map[rdd.ID]map[int]int), pushed: make(map[rdd.ID][][2]int)}
 }
 
 func key(s rdd.ID, m, r int) string {
@@ -58,6 +61,22 @@ func (s *Store) PutMapOutput(shuffle rdd.ID, mapPart int, buckets []any) error {
 		s.outputs[shuffle] = m
 	}
 	m[mapPart] = len(buckets)
+	return nil
+}
+
+// PutBucket stores a copy of bucket reduce of map output mapPart, which
+// another process wrote and pushed here ahead of the reduce task that
+// reads it: Bucket returns it, Missing does not count it (this process
+// holds no such map output), and RemoveIf drops it with its shuffle. It
+// replaces a copy already here (a map task that ran twice wrote the same
+// records).
+func (s *Store) PutBucket(shuffle rdd.ID, mapPart, reduce int, v any) error {
+	if err := s.blocks.Put(key(shuffle, mapPart, reduce), v, block.EstimateSize(v), block.Shuffle); err != nil {
+		return fmt.Errorf("shuffle %s map %d bucket %d: %w", shuffle, mapPart, reduce, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pushed[shuffle] = append(s.pushed[shuffle], [2]int{mapPart, reduce})
 	return nil
 }
 
@@ -104,12 +123,26 @@ func (s *Store) RemoveIf(pred func(rdd.ID) bool) {
 			delete(s.outputs, id)
 		}
 	}
+	var pushedIDs []rdd.ID
+	var pushed [][][2]int
+	for id, bs := range s.pushed {
+		if pred(id) {
+			pushedIDs = append(pushedIDs, id)
+			pushed = append(pushed, bs)
+			delete(s.pushed, id)
+		}
+	}
 	s.mu.Unlock()
 	for i, id := range drop {
 		for m, n := range outs[i] {
 			for r := range n {
 				s.blocks.Remove(key(id, m, r))
 			}
+		}
+	}
+	for i, id := range pushedIDs {
+		for _, b := range pushed[i] {
+			s.blocks.Remove(key(id, b[0], b[1]))
 		}
 	}
 }

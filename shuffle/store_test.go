@@ -515,3 +515,58 @@ func TestStoreConcurrent(t *testing.T) {
 		t.Fatalf("Count() = %d, want %d", got, shuffles)
 	}
 }
+
+// TestStorePushedBuckets checks a bucket another process pushed here: Bucket
+// returns it (a second push replaces it), it is no map output of this
+// process (Missing still lists its map partition, Count ignores a shuffle
+// with pushed buckets only), it is an evictable shuffle block, RemoveIf
+// drops it with its shuffle, and a refused Put stores nothing.
+func TestStorePushedBuckets(t *testing.T) {
+	a := rdd.ID{Op: 1, Time: 1000}
+	b := rdd.ID{Op: 1, Time: 2000}
+	blocks := newFakeBlocks()
+	st := shuffle.New(blocks)
+	for _, c := range []struct {
+		id   rdd.ID
+		m, r int
+		v    string
+	}{{a, 0, 1, "a m0 r1"}, {a, 1, 1, "first"}, {a, 1, 1, "a m1 r1"}, {b, 0, 0, "b m0 r0"}} {
+		if err := st.PutBucket(c.id, c.m, c.r, c.v); err != nil {
+			t.Fatalf("PutBucket(%v, %d, %d): %v", c.id, c.m, c.r, err)
+		}
+	}
+	if v, ok := st.Bucket(a, 1, 1); !ok || v != "a m1 r1" {
+		t.Fatalf("Bucket(a, 1, 1) = %v, %v; want the second push", v, ok)
+	}
+	if _, ok := st.Bucket(a, 0, 0); ok {
+		t.Fatalf("Bucket(a, 0, 0) present: nothing pushed or written it")
+	}
+	checkMissing(t, st, a, 2, []int{0, 1})
+	if n := st.Count(); n != 0 {
+		t.Fatalf("Count() = %d with pushed buckets only, want 0", n)
+	}
+	for k, fb := range blocks.blocks {
+		if fb.class != block.Shuffle {
+			t.Errorf("block %s stored as %v, want an evictable shuffle block", k, fb.class)
+		}
+	}
+	put(t, st, a, 0, 2) // this process's own map output 0 of a
+	st.RemoveIf(func(id rdd.ID) bool { return id == a })
+	if got, want := blocks.values(), []string{"b m0 r0"}; !slices.Equal(got, want) {
+		t.Fatalf("blocks after removing shuffle a: %q, want %q", got, want)
+	}
+	st.RemoveIf(func(rdd.ID) bool { return true })
+	if n := blocks.len(); n != 0 {
+		t.Fatalf("%d blocks left after removing every shuffle", n)
+	}
+	full := errors.New("full")
+	blocks.failOn = func(any) error { return full }
+	if err := st.PutBucket(b, 1, 0, "refused"); !errors.Is(err, full) {
+		t.Fatalf("PutBucket into a full store: %v, want %v", err, full)
+	}
+	blocks.failOn = nil
+	st.RemoveIf(func(rdd.ID) bool { return true })
+	if _, ok := st.Bucket(b, 1, 0); ok {
+		t.Fatalf("a refused bucket is present")
+	}
+}

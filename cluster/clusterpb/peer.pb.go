@@ -154,8 +154,14 @@ type RunTaskRequest struct {
 	Manifests        [][]byte `protobuf:"bytes,5,rep,name=manifests,proto3" json:"manifests,omitempty"`
 	ManifestsAfter   int64    `protobuf:"varint,6,opt,name=manifests_after,json=manifestsAfter,proto3" json:"manifests_after,omitempty"`
 	ManifestsSession string   `protobuf:"bytes,7,opt,name=manifests_session,json=manifestsSession,proto3" json:"manifests_session,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// A map task's: where each reduce partition's task is expected to run,
+	// to which the worker pushes that bucket (PushBucket) before it reports
+	// the task done. push_to[r] is 1 + the index in push_peers of reduce
+	// partition r's peer address, 0 when none is known; empty: push nothing.
+	PushPeers     []string `protobuf:"bytes,8,rep,name=push_peers,json=pushPeers,proto3" json:"push_peers,omitempty"`
+	PushTo        []int32  `protobuf:"varint,9,rep,packed,name=push_to,json=pushTo,proto3" json:"push_to,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunTaskRequest) Reset() {
@@ -235,6 +241,20 @@ func (x *RunTaskRequest) GetManifestsSession() string {
 		return x.ManifestsSession
 	}
 	return ""
+}
+
+func (x *RunTaskRequest) GetPushPeers() []string {
+	if x != nil {
+		return x.PushPeers
+	}
+	return nil
+}
+
+func (x *RunTaskRequest) GetPushTo() []int32 {
+	if x != nil {
+		return x.PushTo
+	}
+	return nil
 }
 
 type TaskFailure struct {
@@ -470,8 +490,11 @@ type TaskFigures struct {
 	RecordsWritten    int64                  `protobuf:"varint,2,opt,name=records_written,json=recordsWritten,proto3" json:"records_written,omitempty"`
 	ShuffleReadBytes  int64                  `protobuf:"varint,3,opt,name=shuffle_read_bytes,json=shuffleReadBytes,proto3" json:"shuffle_read_bytes,omitempty"`
 	ShuffleWriteBytes int64                  `protobuf:"varint,4,opt,name=shuffle_write_bytes,json=shuffleWriteBytes,proto3" json:"shuffle_write_bytes,omitempty"`
-	unknownFields     protoimpl.UnknownFields
-	sizeCache         protoimpl.SizeCache
+	// Buckets the task fetched from other processes, and pushed to them.
+	ShuffleRemoteReads int64 `protobuf:"varint,5,opt,name=shuffle_remote_reads,json=shuffleRemoteReads,proto3" json:"shuffle_remote_reads,omitempty"`
+	ShufflePushes      int64 `protobuf:"varint,6,opt,name=shuffle_pushes,json=shufflePushes,proto3" json:"shuffle_pushes,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
 }
 
 func (x *TaskFigures) Reset() {
@@ -528,6 +551,20 @@ func (x *TaskFigures) GetShuffleReadBytes() int64 {
 func (x *TaskFigures) GetShuffleWriteBytes() int64 {
 	if x != nil {
 		return x.ShuffleWriteBytes
+	}
+	return 0
+}
+
+func (x *TaskFigures) GetShuffleRemoteReads() int64 {
+	if x != nil {
+		return x.ShuffleRemoteReads
+	}
+	return 0
+}
+
+func (x *TaskFigures) GetShufflePushes() int64 {
+	if x != nil {
+		return x.ShufflePushes
 	}
 	return 0
 }
@@ -592,6 +629,112 @@ func (x *FetchBucketRequest) GetReducePartition() int32 {
 	return 0
 }
 
+type PushBucketRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Shuffle         *DatasetID             `protobuf:"bytes,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
+	MapPartition    int32                  `protobuf:"varint,2,opt,name=map_partition,json=mapPartition,proto3" json:"map_partition,omitempty"`
+	ReducePartition int32                  `protobuf:"varint,3,opt,name=reduce_partition,json=reducePartition,proto3" json:"reduce_partition,omitempty"`
+	// The bucket, encoded as FetchBucket sends it (at most 1 MiB: a larger
+	// one is fetched by its reader).
+	Data          []byte `protobuf:"bytes,4,opt,name=data,proto3" json:"data,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushBucketRequest) Reset() {
+	*x = PushBucketRequest{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushBucketRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushBucketRequest) ProtoMessage() {}
+
+func (x *PushBucketRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushBucketRequest.ProtoReflect.Descriptor instead.
+func (*PushBucketRequest) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *PushBucketRequest) GetShuffle() *DatasetID {
+	if x != nil {
+		return x.Shuffle
+	}
+	return nil
+}
+
+func (x *PushBucketRequest) GetMapPartition() int32 {
+	if x != nil {
+		return x.MapPartition
+	}
+	return 0
+}
+
+func (x *PushBucketRequest) GetReducePartition() int32 {
+	if x != nil {
+		return x.ReducePartition
+	}
+	return 0
+}
+
+func (x *PushBucketRequest) GetData() []byte {
+	if x != nil {
+		return x.Data
+	}
+	return nil
+}
+
+type PushBucketResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PushBucketResponse) Reset() {
+	*x = PushBucketResponse{}
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PushBucketResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PushBucketResponse) ProtoMessage() {}
+
+func (x *PushBucketResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PushBucketResponse.ProtoReflect.Descriptor instead.
+func (*PushBucketResponse) Descriptor() ([]byte, []int) {
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+}
+
 type FetchBlockRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
@@ -601,7 +744,7 @@ type FetchBlockRequest struct {
 
 func (x *FetchBlockRequest) Reset() {
 	*x = FetchBlockRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -613,7 +756,7 @@ func (x *FetchBlockRequest) String() string {
 func (*FetchBlockRequest) ProtoMessage() {}
 
 func (x *FetchBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[8]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -626,7 +769,7 @@ func (x *FetchBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlockRequest.ProtoReflect.Descriptor instead.
 func (*FetchBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{8}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *FetchBlockRequest) GetKey() string {
@@ -645,7 +788,7 @@ type FetchBucketResponse struct {
 
 func (x *FetchBucketResponse) Reset() {
 	*x = FetchBucketResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -657,7 +800,7 @@ func (x *FetchBucketResponse) String() string {
 func (*FetchBucketResponse) ProtoMessage() {}
 
 func (x *FetchBucketResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[9]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -670,7 +813,7 @@ func (x *FetchBucketResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBucketResponse.ProtoReflect.Descriptor instead.
 func (*FetchBucketResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{9}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *FetchBucketResponse) GetData() []byte {
@@ -689,7 +832,7 @@ type FetchBlockResponse struct {
 
 func (x *FetchBlockResponse) Reset() {
 	*x = FetchBlockResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -701,7 +844,7 @@ func (x *FetchBlockResponse) String() string {
 func (*FetchBlockResponse) ProtoMessage() {}
 
 func (x *FetchBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[10]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -714,7 +857,7 @@ func (x *FetchBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use FetchBlockResponse.ProtoReflect.Descriptor instead.
 func (*FetchBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{10}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *FetchBlockResponse) GetData() []byte {
@@ -739,7 +882,7 @@ type PutBlockRequest struct {
 
 func (x *PutBlockRequest) Reset() {
 	*x = PutBlockRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -751,7 +894,7 @@ func (x *PutBlockRequest) String() string {
 func (*PutBlockRequest) ProtoMessage() {}
 
 func (x *PutBlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[11]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -764,7 +907,7 @@ func (x *PutBlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlockRequest.ProtoReflect.Descriptor instead.
 func (*PutBlockRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{11}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *PutBlockRequest) GetKey() string {
@@ -803,7 +946,7 @@ type PutBlockResponse struct {
 
 func (x *PutBlockResponse) Reset() {
 	*x = PutBlockResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -815,7 +958,7 @@ func (x *PutBlockResponse) String() string {
 func (*PutBlockResponse) ProtoMessage() {}
 
 func (x *PutBlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[12]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -828,7 +971,7 @@ func (x *PutBlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutBlockResponse.ProtoReflect.Descriptor instead.
 func (*PutBlockResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{12}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
 }
 
 type StartReceiverRequest struct {
@@ -842,7 +985,7 @@ type StartReceiverRequest struct {
 
 func (x *StartReceiverRequest) Reset() {
 	*x = StartReceiverRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -854,7 +997,7 @@ func (x *StartReceiverRequest) String() string {
 func (*StartReceiverRequest) ProtoMessage() {}
 
 func (x *StartReceiverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[13]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -867,7 +1010,7 @@ func (x *StartReceiverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReceiverRequest.ProtoReflect.Descriptor instead.
 func (*StartReceiverRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{13}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *StartReceiverRequest) GetStream() int32 {
@@ -894,7 +1037,7 @@ type StartReceiverResponse struct {
 
 func (x *StartReceiverResponse) Reset() {
 	*x = StartReceiverResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -906,7 +1049,7 @@ func (x *StartReceiverResponse) String() string {
 func (*StartReceiverResponse) ProtoMessage() {}
 
 func (x *StartReceiverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[14]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -919,7 +1062,7 @@ func (x *StartReceiverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StartReceiverResponse.ProtoReflect.Descriptor instead.
 func (*StartReceiverResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{14}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *StartReceiverResponse) GetAddress() string {
@@ -941,7 +1084,7 @@ type StopReceiverRequest struct {
 
 func (x *StopReceiverRequest) Reset() {
 	*x = StopReceiverRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -953,7 +1096,7 @@ func (x *StopReceiverRequest) String() string {
 func (*StopReceiverRequest) ProtoMessage() {}
 
 func (x *StopReceiverRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[15]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -966,7 +1109,7 @@ func (x *StopReceiverRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopReceiverRequest.ProtoReflect.Descriptor instead.
 func (*StopReceiverRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{15}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *StopReceiverRequest) GetStream() int32 {
@@ -993,7 +1136,7 @@ type StopReceiverResponse struct {
 
 func (x *StopReceiverResponse) Reset() {
 	*x = StopReceiverResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1005,7 +1148,7 @@ func (x *StopReceiverResponse) String() string {
 func (*StopReceiverResponse) ProtoMessage() {}
 
 func (x *StopReceiverResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[16]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1018,7 +1161,7 @@ func (x *StopReceiverResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopReceiverResponse.ProtoReflect.Descriptor instead.
 func (*StopReceiverResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{16}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *StopReceiverResponse) GetRecords() int64 {
@@ -1039,7 +1182,7 @@ type SetReceiverRateRequest struct {
 
 func (x *SetReceiverRateRequest) Reset() {
 	*x = SetReceiverRateRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1051,7 +1194,7 @@ func (x *SetReceiverRateRequest) String() string {
 func (*SetReceiverRateRequest) ProtoMessage() {}
 
 func (x *SetReceiverRateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[17]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1064,7 +1207,7 @@ func (x *SetReceiverRateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReceiverRateRequest.ProtoReflect.Descriptor instead.
 func (*SetReceiverRateRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{17}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *SetReceiverRateRequest) GetStream() int32 {
@@ -1089,7 +1232,7 @@ type SetReceiverRateResponse struct {
 
 func (x *SetReceiverRateResponse) Reset() {
 	*x = SetReceiverRateResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1101,7 +1244,7 @@ func (x *SetReceiverRateResponse) String() string {
 func (*SetReceiverRateResponse) ProtoMessage() {}
 
 func (x *SetReceiverRateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[18]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1114,7 +1257,7 @@ func (x *SetReceiverRateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SetReceiverRateResponse.ProtoReflect.Descriptor instead.
 func (*SetReceiverRateResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{18}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{20}
 }
 
 type PutObjectRequest struct {
@@ -1128,7 +1271,7 @@ type PutObjectRequest struct {
 
 func (x *PutObjectRequest) Reset() {
 	*x = PutObjectRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1140,7 +1283,7 @@ func (x *PutObjectRequest) String() string {
 func (*PutObjectRequest) ProtoMessage() {}
 
 func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[19]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1153,7 +1296,7 @@ func (x *PutObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectRequest.ProtoReflect.Descriptor instead.
 func (*PutObjectRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{19}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PutObjectRequest) GetName() string {
@@ -1178,7 +1321,7 @@ type PutObjectResponse struct {
 
 func (x *PutObjectResponse) Reset() {
 	*x = PutObjectResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[20]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1190,7 +1333,7 @@ func (x *PutObjectResponse) String() string {
 func (*PutObjectResponse) ProtoMessage() {}
 
 func (x *PutObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[20]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1203,7 +1346,7 @@ func (x *PutObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PutObjectResponse.ProtoReflect.Descriptor instead.
 func (*PutObjectResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{20}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{22}
 }
 
 type GetObjectRequest struct {
@@ -1215,7 +1358,7 @@ type GetObjectRequest struct {
 
 func (x *GetObjectRequest) Reset() {
 	*x = GetObjectRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[21]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1227,7 +1370,7 @@ func (x *GetObjectRequest) String() string {
 func (*GetObjectRequest) ProtoMessage() {}
 
 func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[21]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1240,7 +1383,7 @@ func (x *GetObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectRequest.ProtoReflect.Descriptor instead.
 func (*GetObjectRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{21}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *GetObjectRequest) GetName() string {
@@ -1259,7 +1402,7 @@ type GetObjectResponse struct {
 
 func (x *GetObjectResponse) Reset() {
 	*x = GetObjectResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[22]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1271,7 +1414,7 @@ func (x *GetObjectResponse) String() string {
 func (*GetObjectResponse) ProtoMessage() {}
 
 func (x *GetObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[22]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1284,7 +1427,7 @@ func (x *GetObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetObjectResponse.ProtoReflect.Descriptor instead.
 func (*GetObjectResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{22}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *GetObjectResponse) GetData() []byte {
@@ -1303,7 +1446,7 @@ type ListObjectsRequest struct {
 
 func (x *ListObjectsRequest) Reset() {
 	*x = ListObjectsRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[23]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1315,7 +1458,7 @@ func (x *ListObjectsRequest) String() string {
 func (*ListObjectsRequest) ProtoMessage() {}
 
 func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[23]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1328,7 +1471,7 @@ func (x *ListObjectsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsRequest.ProtoReflect.Descriptor instead.
 func (*ListObjectsRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{23}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListObjectsRequest) GetPrefix() string {
@@ -1347,7 +1490,7 @@ type ListObjectsResponse struct {
 
 func (x *ListObjectsResponse) Reset() {
 	*x = ListObjectsResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[24]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1359,7 +1502,7 @@ func (x *ListObjectsResponse) String() string {
 func (*ListObjectsResponse) ProtoMessage() {}
 
 func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[24]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1372,7 +1515,7 @@ func (x *ListObjectsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListObjectsResponse.ProtoReflect.Descriptor instead.
 func (*ListObjectsResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{24}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListObjectsResponse) GetNames() []string {
@@ -1391,7 +1534,7 @@ type DeleteObjectRequest struct {
 
 func (x *DeleteObjectRequest) Reset() {
 	*x = DeleteObjectRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[25]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1403,7 +1546,7 @@ func (x *DeleteObjectRequest) String() string {
 func (*DeleteObjectRequest) ProtoMessage() {}
 
 func (x *DeleteObjectRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[25]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1416,7 +1559,7 @@ func (x *DeleteObjectRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteObjectRequest.ProtoReflect.Descriptor instead.
 func (*DeleteObjectRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{25}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DeleteObjectRequest) GetName() string {
@@ -1434,7 +1577,7 @@ type DeleteObjectResponse struct {
 
 func (x *DeleteObjectResponse) Reset() {
 	*x = DeleteObjectResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1446,7 +1589,7 @@ func (x *DeleteObjectResponse) String() string {
 func (*DeleteObjectResponse) ProtoMessage() {}
 
 func (x *DeleteObjectResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[26]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1459,7 +1602,7 @@ func (x *DeleteObjectResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteObjectResponse.ProtoReflect.Descriptor instead.
 func (*DeleteObjectResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{26}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{28}
 }
 
 type ReleaseRequest struct {
@@ -1482,7 +1625,7 @@ type ReleaseRequest struct {
 
 func (x *ReleaseRequest) Reset() {
 	*x = ReleaseRequest{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1494,7 +1637,7 @@ func (x *ReleaseRequest) String() string {
 func (*ReleaseRequest) ProtoMessage() {}
 
 func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[27]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1507,7 +1650,7 @@ func (x *ReleaseRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseRequest) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{27}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReleaseRequest) GetReason() string {
@@ -1539,7 +1682,7 @@ type ReleaseResponse struct {
 
 func (x *ReleaseResponse) Reset() {
 	*x = ReleaseResponse{}
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[28]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1694,7 @@ func (x *ReleaseResponse) String() string {
 func (*ReleaseResponse) ProtoMessage() {}
 
 func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[28]
+	mi := &file_dstream_cluster_v1_peer_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1707,7 @@ func (x *ReleaseResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseResponse) Descriptor() ([]byte, []int) {
-	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{28}
+	return file_dstream_cluster_v1_peer_proto_rawDescGZIP(), []int{30}
 }
 
 var File_dstream_cluster_v1_peer_proto protoreflect.FileDescriptor
@@ -1579,7 +1722,7 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\n" +
 	"MapOutputs\x127\n" +
 	"\ashuffle\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\ashuffle\x12\x1c\n" +
-	"\taddresses\x18\x02 \x03(\tR\taddresses\"\x81\x02\n" +
+	"\taddresses\x18\x02 \x03(\tR\taddresses\"\xb9\x02\n" +
 	"\x0eRunTaskRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x05R\x03job\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x05R\x05stage\x12\x12\n" +
@@ -1588,7 +1731,10 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"mapOutputs\x12\x1c\n" +
 	"\tmanifests\x18\x05 \x03(\fR\tmanifests\x12'\n" +
 	"\x0fmanifests_after\x18\x06 \x01(\x03R\x0emanifestsAfter\x12+\n" +
-	"\x11manifests_session\x18\a \x01(\tR\x10manifestsSession\"\xf9\x01\n" +
+	"\x11manifests_session\x18\a \x01(\tR\x10manifestsSession\x12\x1d\n" +
+	"\n" +
+	"push_peers\x18\b \x03(\tR\tpushPeers\x12\x17\n" +
+	"\apush_to\x18\t \x03(\x05R\x06pushTo\"\xf9\x01\n" +
 	"\vTaskFailure\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\tR\x02op\x12\x18\n" +
 	"\amessage\x18\x02 \x01(\tR\amessage\x127\n" +
@@ -1605,16 +1751,24 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x06pinned\x18\x04 \x03(\v2#.dstream.cluster.v1.PinnedPartitionR\x06pinned\"h\n" +
 	"\x0fPinnedPartition\x127\n" +
 	"\adataset\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\adataset\x12\x1c\n" +
-	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\xb7\x01\n" +
+	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\x90\x02\n" +
 	"\vTaskFigures\x12!\n" +
 	"\frecords_read\x18\x01 \x01(\x03R\vrecordsRead\x12'\n" +
 	"\x0frecords_written\x18\x02 \x01(\x03R\x0erecordsWritten\x12,\n" +
 	"\x12shuffle_read_bytes\x18\x03 \x01(\x03R\x10shuffleReadBytes\x12.\n" +
-	"\x13shuffle_write_bytes\x18\x04 \x01(\x03R\x11shuffleWriteBytes\"\x9d\x01\n" +
+	"\x13shuffle_write_bytes\x18\x04 \x01(\x03R\x11shuffleWriteBytes\x120\n" +
+	"\x14shuffle_remote_reads\x18\x05 \x01(\x03R\x12shuffleRemoteReads\x12%\n" +
+	"\x0eshuffle_pushes\x18\x06 \x01(\x03R\rshufflePushes\"\x9d\x01\n" +
 	"\x12FetchBucketRequest\x127\n" +
 	"\ashuffle\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\ashuffle\x12#\n" +
 	"\rmap_partition\x18\x02 \x01(\x05R\fmapPartition\x12)\n" +
-	"\x10reduce_partition\x18\x03 \x01(\x05R\x0freducePartition\"%\n" +
+	"\x10reduce_partition\x18\x03 \x01(\x05R\x0freducePartition\"\xb0\x01\n" +
+	"\x11PushBucketRequest\x127\n" +
+	"\ashuffle\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\ashuffle\x12#\n" +
+	"\rmap_partition\x18\x02 \x01(\x05R\fmapPartition\x12)\n" +
+	"\x10reduce_partition\x18\x03 \x01(\x05R\x0freducePartition\x12\x12\n" +
+	"\x04data\x18\x04 \x01(\fR\x04data\"\x14\n" +
+	"\x12PushBucketResponse\"%\n" +
 	"\x11FetchBlockRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\")\n" +
 	"\x13FetchBucketResponse\x12\x12\n" +
@@ -1660,10 +1814,12 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\x06reason\x18\x01 \x01(\tR\x06reason\x125\n" +
 	"\bhandover\x18\x02 \x01(\v2\x19.google.protobuf.DurationR\bhandover\x12\x18\n" +
 	"\asession\x18\x03 \x01(\tR\asession\"\x11\n" +
-	"\x0fReleaseResponse2\xf8\b\n" +
+	"\x0fReleaseResponse2\xd5\t\n" +
 	"\x04Peer\x12R\n" +
 	"\aRunTask\x12\".dstream.cluster.v1.RunTaskRequest\x1a#.dstream.cluster.v1.RunTaskResponse\x12`\n" +
-	"\vFetchBucket\x12&.dstream.cluster.v1.FetchBucketRequest\x1a'.dstream.cluster.v1.FetchBucketResponse0\x01\x12]\n" +
+	"\vFetchBucket\x12&.dstream.cluster.v1.FetchBucketRequest\x1a'.dstream.cluster.v1.FetchBucketResponse0\x01\x12[\n" +
+	"\n" +
+	"PushBucket\x12%.dstream.cluster.v1.PushBucketRequest\x1a&.dstream.cluster.v1.PushBucketResponse\x12]\n" +
 	"\n" +
 	"FetchBlock\x12%.dstream.cluster.v1.FetchBlockRequest\x1a&.dstream.cluster.v1.FetchBlockResponse0\x01\x12W\n" +
 	"\bPutBlock\x12#.dstream.cluster.v1.PutBlockRequest\x1a$.dstream.cluster.v1.PutBlockResponse(\x01\x12d\n" +
@@ -1688,7 +1844,7 @@ func file_dstream_cluster_v1_peer_proto_rawDescGZIP() []byte {
 	return file_dstream_cluster_v1_peer_proto_rawDescData
 }
 
-var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 29)
+var file_dstream_cluster_v1_peer_proto_msgTypes = make([]protoimpl.MessageInfo, 31)
 var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*DatasetID)(nil),               // 0: dstream.cluster.v1.DatasetID
 	(*MapOutputs)(nil),              // 1: dstream.cluster.v1.MapOutputs
@@ -1698,28 +1854,30 @@ var file_dstream_cluster_v1_peer_proto_goTypes = []any{
 	(*PinnedPartition)(nil),         // 5: dstream.cluster.v1.PinnedPartition
 	(*TaskFigures)(nil),             // 6: dstream.cluster.v1.TaskFigures
 	(*FetchBucketRequest)(nil),      // 7: dstream.cluster.v1.FetchBucketRequest
-	(*FetchBlockRequest)(nil),       // 8: dstream.cluster.v1.FetchBlockRequest
-	(*FetchBucketResponse)(nil),     // 9: dstream.cluster.v1.FetchBucketResponse
-	(*FetchBlockResponse)(nil),      // 10: dstream.cluster.v1.FetchBlockResponse
-	(*PutBlockRequest)(nil),         // 11: dstream.cluster.v1.PutBlockRequest
-	(*PutBlockResponse)(nil),        // 12: dstream.cluster.v1.PutBlockResponse
-	(*StartReceiverRequest)(nil),    // 13: dstream.cluster.v1.StartReceiverRequest
-	(*StartReceiverResponse)(nil),   // 14: dstream.cluster.v1.StartReceiverResponse
-	(*StopReceiverRequest)(nil),     // 15: dstream.cluster.v1.StopReceiverRequest
-	(*StopReceiverResponse)(nil),    // 16: dstream.cluster.v1.StopReceiverResponse
-	(*SetReceiverRateRequest)(nil),  // 17: dstream.cluster.v1.SetReceiverRateRequest
-	(*SetReceiverRateResponse)(nil), // 18: dstream.cluster.v1.SetReceiverRateResponse
-	(*PutObjectRequest)(nil),        // 19: dstream.cluster.v1.PutObjectRequest
-	(*PutObjectResponse)(nil),       // 20: dstream.cluster.v1.PutObjectResponse
-	(*GetObjectRequest)(nil),        // 21: dstream.cluster.v1.GetObjectRequest
-	(*GetObjectResponse)(nil),       // 22: dstream.cluster.v1.GetObjectResponse
-	(*ListObjectsRequest)(nil),      // 23: dstream.cluster.v1.ListObjectsRequest
-	(*ListObjectsResponse)(nil),     // 24: dstream.cluster.v1.ListObjectsResponse
-	(*DeleteObjectRequest)(nil),     // 25: dstream.cluster.v1.DeleteObjectRequest
-	(*DeleteObjectResponse)(nil),    // 26: dstream.cluster.v1.DeleteObjectResponse
-	(*ReleaseRequest)(nil),          // 27: dstream.cluster.v1.ReleaseRequest
-	(*ReleaseResponse)(nil),         // 28: dstream.cluster.v1.ReleaseResponse
-	(*durationpb.Duration)(nil),     // 29: google.protobuf.Duration
+	(*PushBucketRequest)(nil),       // 8: dstream.cluster.v1.PushBucketRequest
+	(*PushBucketResponse)(nil),      // 9: dstream.cluster.v1.PushBucketResponse
+	(*FetchBlockRequest)(nil),       // 10: dstream.cluster.v1.FetchBlockRequest
+	(*FetchBucketResponse)(nil),     // 11: dstream.cluster.v1.FetchBucketResponse
+	(*FetchBlockResponse)(nil),      // 12: dstream.cluster.v1.FetchBlockResponse
+	(*PutBlockRequest)(nil),         // 13: dstream.cluster.v1.PutBlockRequest
+	(*PutBlockResponse)(nil),        // 14: dstream.cluster.v1.PutBlockResponse
+	(*StartReceiverRequest)(nil),    // 15: dstream.cluster.v1.StartReceiverRequest
+	(*StartReceiverResponse)(nil),   // 16: dstream.cluster.v1.StartReceiverResponse
+	(*StopReceiverRequest)(nil),     // 17: dstream.cluster.v1.StopReceiverRequest
+	(*StopReceiverResponse)(nil),    // 18: dstream.cluster.v1.StopReceiverResponse
+	(*SetReceiverRateRequest)(nil),  // 19: dstream.cluster.v1.SetReceiverRateRequest
+	(*SetReceiverRateResponse)(nil), // 20: dstream.cluster.v1.SetReceiverRateResponse
+	(*PutObjectRequest)(nil),        // 21: dstream.cluster.v1.PutObjectRequest
+	(*PutObjectResponse)(nil),       // 22: dstream.cluster.v1.PutObjectResponse
+	(*GetObjectRequest)(nil),        // 23: dstream.cluster.v1.GetObjectRequest
+	(*GetObjectResponse)(nil),       // 24: dstream.cluster.v1.GetObjectResponse
+	(*ListObjectsRequest)(nil),      // 25: dstream.cluster.v1.ListObjectsRequest
+	(*ListObjectsResponse)(nil),     // 26: dstream.cluster.v1.ListObjectsResponse
+	(*DeleteObjectRequest)(nil),     // 27: dstream.cluster.v1.DeleteObjectRequest
+	(*DeleteObjectResponse)(nil),    // 28: dstream.cluster.v1.DeleteObjectResponse
+	(*ReleaseRequest)(nil),          // 29: dstream.cluster.v1.ReleaseRequest
+	(*ReleaseResponse)(nil),         // 30: dstream.cluster.v1.ReleaseResponse
+	(*durationpb.Duration)(nil),     // 31: google.protobuf.Duration
 }
 var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	0,  // 0: dstream.cluster.v1.MapOutputs.shuffle:type_name -> dstream.cluster.v1.DatasetID
@@ -1730,36 +1888,39 @@ var file_dstream_cluster_v1_peer_proto_depIdxs = []int32{
 	5,  // 5: dstream.cluster.v1.RunTaskResponse.pinned:type_name -> dstream.cluster.v1.PinnedPartition
 	0,  // 6: dstream.cluster.v1.PinnedPartition.dataset:type_name -> dstream.cluster.v1.DatasetID
 	0,  // 7: dstream.cluster.v1.FetchBucketRequest.shuffle:type_name -> dstream.cluster.v1.DatasetID
-	29, // 8: dstream.cluster.v1.ReleaseRequest.handover:type_name -> google.protobuf.Duration
-	2,  // 9: dstream.cluster.v1.Peer.RunTask:input_type -> dstream.cluster.v1.RunTaskRequest
-	7,  // 10: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
-	8,  // 11: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
-	11, // 12: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
-	13, // 13: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
-	15, // 14: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
-	17, // 15: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
-	19, // 16: dstream.cluster.v1.Peer.PutObject:input_type -> dstream.cluster.v1.PutObjectRequest
-	21, // 17: dstream.cluster.v1.Peer.GetObject:input_type -> dstream.cluster.v1.GetObjectRequest
-	23, // 18: dstream.cluster.v1.Peer.ListObjects:input_type -> dstream.cluster.v1.ListObjectsRequest
-	25, // 19: dstream.cluster.v1.Peer.DeleteObject:input_type -> dstream.cluster.v1.DeleteObjectRequest
-	27, // 20: dstream.cluster.v1.Peer.Release:input_type -> dstream.cluster.v1.ReleaseRequest
-	4,  // 21: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
-	9,  // 22: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
-	10, // 23: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
-	12, // 24: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
-	14, // 25: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
-	16, // 26: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
-	18, // 27: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
-	20, // 28: dstream.cluster.v1.Peer.PutObject:output_type -> dstream.cluster.v1.PutObjectResponse
-	22, // 29: dstream.cluster.v1.Peer.GetObject:output_type -> dstream.cluster.v1.GetObjectResponse
-	24, // 30: dstream.cluster.v1.Peer.ListObjects:output_type -> dstream.cluster.v1.ListObjectsResponse
-	26, // 31: dstream.cluster.v1.Peer.DeleteObject:output_type -> dstream.cluster.v1.DeleteObjectResponse
-	28, // 32: dstream.cluster.v1.Peer.Release:output_type -> dstream.cluster.v1.ReleaseResponse
-	21, // [21:33] is the sub-list for method output_type
-	9,  // [9:21] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	0,  // 8: dstream.cluster.v1.PushBucketRequest.shuffle:type_name -> dstream.cluster.v1.DatasetID
+	31, // 9: dstream.cluster.v1.ReleaseRequest.handover:type_name -> google.protobuf.Duration
+	2,  // 10: dstream.cluster.v1.Peer.RunTask:input_type -> dstream.cluster.v1.RunTaskRequest
+	7,  // 11: dstream.cluster.v1.Peer.FetchBucket:input_type -> dstream.cluster.v1.FetchBucketRequest
+	8,  // 12: dstream.cluster.v1.Peer.PushBucket:input_type -> dstream.cluster.v1.PushBucketRequest
+	10, // 13: dstream.cluster.v1.Peer.FetchBlock:input_type -> dstream.cluster.v1.FetchBlockRequest
+	13, // 14: dstream.cluster.v1.Peer.PutBlock:input_type -> dstream.cluster.v1.PutBlockRequest
+	15, // 15: dstream.cluster.v1.Peer.StartReceiver:input_type -> dstream.cluster.v1.StartReceiverRequest
+	17, // 16: dstream.cluster.v1.Peer.StopReceiver:input_type -> dstream.cluster.v1.StopReceiverRequest
+	19, // 17: dstream.cluster.v1.Peer.SetReceiverRate:input_type -> dstream.cluster.v1.SetReceiverRateRequest
+	21, // 18: dstream.cluster.v1.Peer.PutObject:input_type -> dstream.cluster.v1.PutObjectRequest
+	23, // 19: dstream.cluster.v1.Peer.GetObject:input_type -> dstream.cluster.v1.GetObjectRequest
+	25, // 20: dstream.cluster.v1.Peer.ListObjects:input_type -> dstream.cluster.v1.ListObjectsRequest
+	27, // 21: dstream.cluster.v1.Peer.DeleteObject:input_type -> dstream.cluster.v1.DeleteObjectRequest
+	29, // 22: dstream.cluster.v1.Peer.Release:input_type -> dstream.cluster.v1.ReleaseRequest
+	4,  // 23: dstream.cluster.v1.Peer.RunTask:output_type -> dstream.cluster.v1.RunTaskResponse
+	11, // 24: dstream.cluster.v1.Peer.FetchBucket:output_type -> dstream.cluster.v1.FetchBucketResponse
+	9,  // 25: dstream.cluster.v1.Peer.PushBucket:output_type -> dstream.cluster.v1.PushBucketResponse
+	12, // 26: dstream.cluster.v1.Peer.FetchBlock:output_type -> dstream.cluster.v1.FetchBlockResponse
+	14, // 27: dstream.cluster.v1.Peer.PutBlock:output_type -> dstream.cluster.v1.PutBlockResponse
+	16, // 28: dstream.cluster.v1.Peer.StartReceiver:output_type -> dstream.cluster.v1.StartReceiverResponse
+	18, // 29: dstream.cluster.v1.Peer.StopReceiver:output_type -> dstream.cluster.v1.StopReceiverResponse
+	20, // 30: dstream.cluster.v1.Peer.SetReceiverRate:output_type -> dstream.cluster.v1.SetReceiverRateResponse
+	22, // 31: dstream.cluster.v1.Peer.PutObject:output_type -> dstream.cluster.v1.PutObjectResponse
+	24, // 32: dstream.cluster.v1.Peer.GetObject:output_type -> dstream.cluster.v1.GetObjectResponse
+	26, // 33: dstream.cluster.v1.Peer.ListObjects:output_type -> dstream.cluster.v1.ListObjectsResponse
+	28, // 34: dstream.cluster.v1.Peer.DeleteObject:output_type -> dstream.cluster.v1.DeleteObjectResponse
+	30, // 35: dstream.cluster.v1.Peer.Release:output_type -> dstream.cluster.v1.ReleaseResponse
+	23, // [23:36] is the sub-list for method output_type
+	10, // [10:23] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_dstream_cluster_v1_peer_proto_init() }
@@ -1773,7 +1934,7 @@ func file_dstream_cluster_v1_peer_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_dstream_cluster_v1_peer_proto_rawDesc), len(file_dstream_cluster_v1_peer_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   29,
+			NumMessages:   31,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -21,6 +21,7 @@ const _ = grpc.SupportPackageIsVersion9
 const (
 	Peer_RunTask_FullMethodName         = "/dstream.cluster.v1.Peer/RunTask"
 	Peer_FetchBucket_FullMethodName     = "/dstream.cluster.v1.Peer/FetchBucket"
+	Peer_PushBucket_FullMethodName      = "/dstream.cluster.v1.Peer/PushBucket"
 	Peer_FetchBlock_FullMethodName      = "/dstream.cluster.v1.Peer/FetchBlock"
 	Peer_PutBlock_FullMethodName        = "/dstream.cluster.v1.Peer/PutBlock"
 	Peer_StartReceiver_FullMethodName   = "/dstream.cluster.v1.Peer/StartReceiver"
@@ -50,6 +51,12 @@ type PeerClient interface {
 	// NOT_FOUND: the process does not hold that map output (evicted or never
 	// written here): the reducer reports a fetch failure.
 	FetchBucket(ctx context.Context, in *FetchBucketRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBucketResponse], error)
+	// A map task gives one of its buckets to the process expected to run the
+	// reduce task that reads it (RunTaskRequest.push_to), so that task reads
+	// it in place instead of fetching it. The copy is a cache: the map output
+	// stays where it was written, and a reduce task that finds no copy
+	// fetches it from there.
+	PushBucket(ctx context.Context, in *PushBucketRequest, opts ...grpc.CallOption) (*PushBucketResponse, error)
 	// FetchBlock streams a stored block, encoded. NOT_FOUND: not held here.
 	FetchBlock(ctx context.Context, in *FetchBlockRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlockResponse], error)
 	// PutBlock stores a replica of a block: the first message names it, the
@@ -126,6 +133,16 @@ func (c *peerClient) FetchBucket(ctx context.Context, in *FetchBucketRequest, op
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_FetchBucketClient = grpc.ServerStreamingClient[FetchBucketResponse]
+
+func (c *peerClient) PushBucket(ctx context.Context, in *PushBucketRequest, opts ...grpc.CallOption) (*PushBucketResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PushBucketResponse)
+	err := c.cc.Invoke(ctx, Peer_PushBucket_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
 
 func (c *peerClient) FetchBlock(ctx context.Context, in *FetchBlockRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[FetchBlockResponse], error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
@@ -268,6 +285,12 @@ type PeerServer interface {
 	// NOT_FOUND: the process does not hold that map output (evicted or never
 	// written here): the reducer reports a fetch failure.
 	FetchBucket(*FetchBucketRequest, grpc.ServerStreamingServer[FetchBucketResponse]) error
+	// A map task gives one of its buckets to the process expected to run the
+	// reduce task that reads it (RunTaskRequest.push_to), so that task reads
+	// it in place instead of fetching it. The copy is a cache: the map output
+	// stays where it was written, and a reduce task that finds no copy
+	// fetches it from there.
+	PushBucket(context.Context, *PushBucketRequest) (*PushBucketResponse, error)
 	// FetchBlock streams a stored block, encoded. NOT_FOUND: not held here.
 	FetchBlock(*FetchBlockRequest, grpc.ServerStreamingServer[FetchBlockResponse]) error
 	// PutBlock stores a replica of a block: the first message names it, the
@@ -321,6 +344,9 @@ func (UnimplementedPeerServer) RunTask(context.Context, *RunTaskRequest) (*RunTa
 }
 func (UnimplementedPeerServer) FetchBucket(*FetchBucketRequest, grpc.ServerStreamingServer[FetchBucketResponse]) error {
 	return status.Error(codes.Unimplemented, "method FetchBucket not implemented")
+}
+func (UnimplementedPeerServer) PushBucket(context.Context, *PushBucketRequest) (*PushBucketResponse, error) {
+	return nil, status.Error(codes.Unimplemented, "method PushBucket not implemented")
 }
 func (UnimplementedPeerServer) FetchBlock(*FetchBlockRequest, grpc.ServerStreamingServer[FetchBlockResponse]) error {
 	return status.Error(codes.Unimplemented, "method FetchBlock not implemented")
@@ -401,6 +427,24 @@ func _Peer_FetchBucket_Handler(srv interface{}, stream grpc.ServerStream) error 
 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Peer_FetchBucketServer = grpc.ServerStreamingServer[FetchBucketResponse]
+
+func _Peer_PushBucket_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PushBucketRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(PeerServer).PushBucket(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Peer_PushBucket_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(PeerServer).PushBucket(ctx, req.(*PushBucketRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
 
 func _Peer_FetchBlock_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(FetchBlockRequest)
@@ -556,6 +600,10 @@ var Peer_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RunTask",
 			Handler:    _Peer_RunTask_Handler,
+		},
+		{
+			MethodName: "PushBucket",
+			Handler:    _Peer_PushBucket_Handler,
 		},
 		{
 			MethodName: "StartReceiver",

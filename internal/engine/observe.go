@@ -24,7 +24,8 @@ func (c *Engine) observeScheduler() {
 			Partition: e.Task.Partition(), Attempt: e.Task.Attempt(), Map: e.Task.IsMap(),
 			Speculative: e.Speculative, Worker: e.Worker, Start: e.Start, End: e.End,
 			Records: e.Figures.RecordsWritten, RecordsRead: e.Figures.RecordsRead,
-			ShuffleReadBytes: e.Figures.ShuffleReadBytes, ShuffleWriteBytes: e.Figures.ShuffleWriteBytes, Err: e.Err,
+			ShuffleReadBytes: e.Figures.ShuffleReadBytes, ShuffleWriteBytes: e.Figures.ShuffleWriteBytes,
+			ShuffleRemoteReads: e.Figures.ShuffleRemoteReads, ShufflePushes: e.Figures.ShufflePushes, Err: e.Err,
 		})
 	})
 	c.shell.SetOnJob(func(e sched.JobEvent) {
