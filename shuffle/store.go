@@ -1,5 +1,7 @@
 // Package shuffle keeps the map outputs of shuffles: one bucket per (map
-// partition, reduce partition), stored as evictable blocks in the block store.
+// partition, reduce partition), stored as evictable blocks in the block store,
+// and copies of buckets other processes' map tasks pushed to this one, the
+// reader they expected (PutBucket).
 // An evicted bucket is not an error: the map output counts as missing, and the
 // scheduler recomputes it from lineage.
 package shuffle
