@@ -19,6 +19,12 @@ type BurstResult struct {
 	// (listener.BatchStarted, JobStarted, TaskEnded, JobEnded,
 	// BatchCompleted).
 	Phases Phases
+	// MasterCPU and WorkersCPU are the CPU time (user and system) an
+	// interval took, averaged over the measured intervals: the process
+	// running the job (the master; all of local[N]) and its worker
+	// processes together (none in local[N]). Zero where not measured
+	// (WorkersCPU reads /proc).
+	MasterCPU, WorkersCPU time.Duration
 }
 
 // Phases split an interval's processing time (wall clock). Tasks is the time some task
@@ -63,7 +69,17 @@ func Burst(cfg Config, n, fill, measure int) (BurstResult, error) {
 	m.ctx.AddListener(ev)
 	var r BurstResult
 	var measured []wallSpan
+	var pids []int
+	var cpu0, workers0 time.Duration
 	for range fill + measure {
+		if m.i == fill {
+			for _, w := range m.ctx.Workers() {
+				if w.ID != "master" && w.PID > 0 && w.PID != os.Getpid() {
+					pids = append(pids, w.PID)
+				}
+			}
+			cpu0, workers0 = processCPU(), processesCPU(pids)
+		}
 		start := time.Now()
 		if err := m.next(); err != nil {
 			return r, err
@@ -74,6 +90,8 @@ func Burst(cfg Config, n, fill, measure int) (BurstResult, error) {
 			measured = append(measured, wallSpan{m.ctx.StartTime().Add(time.Duration(m.i) * m.cfg.Batch), start, end})
 		}
 	}
+	r.MasterCPU = (processCPU() - cpu0) / time.Duration(measure)
+	r.WorkersCPU = (processesCPU(pids) - workers0) / time.Duration(measure)
 	slices.Sort(r.Took)
 	// The bus delivers asynchronously: the last interval's completion may
 	// still be on its way.

@@ -196,8 +196,8 @@ func runBurst(out io.Writer, name string, masters []string, n, intervals, rounds
 			med := res.Median()
 			ph := res.Phases
 			us := func(d time.Duration) string { return d.Round(10 * time.Microsecond).String() }
-			line := fmt.Sprintf("%s round %d %-18s %d records an interval: median %v, p90 %v (medians: before the first job %v, tasks running %v, between tasks %v, after the last job %v; %d jobs, %d stages, %d tasks)",
-				name, r+1, master, n, us(med), us(res.P90()), us(ph.Before), us(ph.Tasks), us(ph.Between), us(ph.After), ph.Jobs, ph.Stages, ph.TasksRun)
+			line := fmt.Sprintf("%s round %d %-18s %d records an interval: median %v, p90 %v (medians: before the first job %v, tasks running %v, between tasks %v, after the last job %v; %d jobs, %d stages, %d tasks; CPU an interval: master %v, workers %v)",
+				name, r+1, master, n, us(med), us(res.P90()), us(ph.Before), us(ph.Tasks), us(ph.Between), us(ph.After), ph.Jobs, ph.Stages, ph.TasksRun, us(res.MasterCPU), us(res.WorkersCPU))
 			if i == 0 {
 				first = med
 			} else {
