@@ -225,24 +225,33 @@ func tmpPattern(base string) string {
 var errStopped = errors.New("checkpoint: stopped")
 
 // mkdirs makes dir and its missing parents under the root and returns the
-// ones it made.
+// ones it made, outermost first. Most often only dir is missing (a new
+// checkpoint's folder in its stream's): one mkdir, parents only when it
+// fails for want of one.
 func (d *Dir) mkdirs(dir string) ([]string, error) {
 	rel, err := filepath.Rel(d.root, dir)
-	if err != nil || rel == "." {
+	if err != nil || rel == "." || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		return nil, err
 	}
-	var created []string
-	cur := d.root
-	for elem := range strings.SplitSeq(rel, string(filepath.Separator)) {
-		cur = filepath.Join(cur, elem)
-		switch err := os.Mkdir(cur, 0o755); {
-		case err == nil:
-			created = append(created, cur)
-		case errors.Is(err, fs.ErrExist):
-			// A file of that name makes the next step fail with ENOTDIR.
-		default:
-			return created, err
-		}
+	err = os.Mkdir(dir, 0o755)
+	switch {
+	case err == nil:
+		return []string{dir}, nil
+	case errors.Is(err, fs.ErrExist):
+		return nil, nil // a file of that name makes the caller's create fail with ENOTDIR
+	case !errors.Is(err, fs.ErrNotExist):
+		return nil, err
+	}
+	created, err := d.mkdirs(filepath.Dir(dir))
+	if err != nil {
+		return created, err
+	}
+	switch err := os.Mkdir(dir, 0o755); {
+	case err == nil:
+		created = append(created, dir)
+	case errors.Is(err, fs.ErrExist): // made meanwhile by a concurrent Put
+	default:
+		return created, err
 	}
 	return created, nil
 }

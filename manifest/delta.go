@@ -96,18 +96,28 @@ func sameCheckpoint(a, b Checkpoint) bool {
 // is not earlier, the zeros differ, or either lists an entry twice (a full
 // manifest must be sent then).
 func Diff(base, m *Interval) (*Delta, error) {
+	d, _, err := DiffSummed(base, base.Sum(), m)
+	return d, err
+}
+
+// DiffSummed is Diff given base's Sum, and returns m's Sum too, hashing
+// only the entries that changed (as ApplySummed does on the other side):
+// a process that diffs every interval against the one before pays for what
+// changed, not for every entry a window keeps.
+func DiffSummed(base *Interval, baseSum uint64, m *Interval) (*Delta, uint64, error) {
 	switch {
 	case base.Time >= m.Time:
-		return nil, fmt.Errorf("manifest delta of interval %d relative to interval %d, which is not earlier", m.Time, base.Time)
+		return nil, 0, fmt.Errorf("manifest delta of interval %d relative to interval %d, which is not earlier", m.Time, base.Time)
 	case base.Zero != m.Zero:
-		return nil, fmt.Errorf("manifest delta of interval %d (zero %d) relative to interval %d of zero %d", m.Time, m.Zero, base.Time, base.Zero)
+		return nil, 0, fmt.Errorf("manifest delta of interval %d (zero %d) relative to interval %d of zero %d", m.Time, m.Zero, base.Time, base.Zero)
 	}
 	from, ok1 := sortedCheckpoints(base.Checkpoints)
 	to, ok2 := sortedCheckpoints(m.Checkpoints)
 	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("manifest delta of interval %d relative to interval %d: an entry is listed twice", m.Time, base.Time)
+		return nil, 0, fmt.Errorf("manifest delta of interval %d relative to interval %d: an entry is listed twice", m.Time, base.Time)
 	}
-	d := &Delta{Version: DeltaVersion, Base: base.Time, BaseSum: base.Sum(), Zero: m.Zero, Time: m.Time, Inputs: m.Inputs, EventTimes: m.EventTimes}
+	sum := baseSum
+	d := &Delta{Version: DeltaVersion, Base: base.Time, BaseSum: baseSum, Zero: m.Zero, Time: m.Time, Inputs: m.Inputs, EventTimes: m.EventTimes}
 	i, j := 0, 0
 	for i < len(from) || j < len(to) {
 		var c int
@@ -122,19 +132,22 @@ func Diff(base, m *Interval) (*Delta, error) {
 		switch {
 		case c < 0:
 			d.Dropped = append(d.Dropped, refOf(from[i]))
+			sum -= entrySum(&from[i])
 			i++
 		case c > 0:
 			d.Checkpoints = append(d.Checkpoints, to[j])
+			sum += entrySum(&to[j])
 			j++
 		default:
 			if !sameCheckpoint(from[i], to[j]) {
 				d.Checkpoints = append(d.Checkpoints, to[j])
+				sum += entrySum(&to[j]) - entrySum(&from[i])
 			}
 			i++
 			j++
 		}
 	}
-	return d, nil
+	return d, sum, nil
 }
 
 // ErrBase is wrapped by Apply's errors when the delta does not fit the

@@ -3,6 +3,7 @@ package manifest
 import (
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"reflect"
 	"strings"
 	"testing"
@@ -91,6 +92,9 @@ func TestDelta(t *testing.T) {
 			}
 			if _, sum, _ := got.ApplySummed(base, base.Sum()); sum != want.Sum() {
 				t.Fatalf("ApplySummed's sum %x, the manifest's %x", sum, want.Sum())
+			}
+			if _, sum, _ := DiffSummed(base, base.Sum(), tt.m); sum != want.Sum() {
+				t.Fatalf("DiffSummed's sum %x, the manifest's %x", sum, want.Sum())
 			}
 			if !reflect.DeepEqual(applied, want) {
 				t.Fatalf("applied delta:\n%+v\nfull manifest:\n%+v", applied, want)
@@ -348,5 +352,62 @@ func TestLogFramesConcurrent(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// TestLogFramesLongChain: a worker that learns every interval from the
+// delta relative to the one before, over a window that slides, loses
+// holders and cuts lineages at random, always ends with the full manifest,
+// and every delta's checksum of its base (which the log sums once per
+// manifest, from the changes) is the base's own Sum.
+func TestLogFramesLongChain(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 11))
+	var l Log
+	var known *Interval
+	var knownSum uint64
+	live := map[int64]Checkpoint{}
+	for i := range 300 {
+		at := int64(1000 + 50*i)
+		live[at-50] = cp(3, at-50, nil) // the interval before's reductions
+		delete(live, at-50*21)          // a 20-interval window
+		for k, c := range live {
+			switch rng.IntN(10) {
+			case 0:
+				c.Locations = []string{"", "w2"}
+			case 1:
+				c.Kept, c.Durable = false, fmt.Sprintf("state/3/%d", k)
+			}
+			live[k] = c
+		}
+		var cps []Checkpoint
+		for _, c := range live {
+			cps = append(cps, c)
+		}
+		m := interval(at, cps...)
+		l.Add(m)
+		base := int64(0)
+		if known != nil {
+			base = known.Time
+		}
+		frames, err := l.Frames(base, m.Time, true, base)
+		if err != nil || len(frames) != 1 {
+			t.Fatalf("interval %d: %d frames, %v", i, len(frames), err)
+		}
+		full, d, _, err := Decode(frames[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d != nil {
+			if full, knownSum, err = d.ApplySummed(known, knownSum); err != nil {
+				t.Fatalf("interval %d: %v", i, err)
+			}
+		} else {
+			knownSum = full.Sum()
+		}
+		if want := roundTrip(t, m); !reflect.DeepEqual(full, want) || knownSum != want.Sum() {
+			t.Fatalf("interval %d: learned %+v (sum %x)\nwant %+v (sum %x)", i, full, knownSum, want, want.Sum())
+		}
+		known = full
+		l.Forget(m.Time - 50*5)
 	}
 }

@@ -372,6 +372,11 @@ type logEntry struct {
 	// held before m when it was made.
 	delta     []byte
 	deltaBase *Interval
+	// sum is m's Sum once summed (made by the delta that ends at m, or
+	// when m is a delta's base), so each manifest is hashed once, and by
+	// what changed.
+	sum    uint64
+	summed bool
 }
 
 // Add records m, replacing a manifest of the same interval.
@@ -502,8 +507,12 @@ func (l *Log) deltaFrame(e *logEntry, base *Interval) ([]byte, error) {
 		l.mu.Unlock()
 		return f, nil
 	}
+	baseSum, ok := l.knownSum(base)
 	l.mu.Unlock()
-	d, err := Diff(base, e.m)
+	if !ok {
+		baseSum = base.Sum()
+	}
+	d, sum, err := DiffSummed(base, baseSum, e.m)
 	if err != nil {
 		return nil, nil // a full frame instead
 	}
@@ -523,8 +532,21 @@ func (l *Log) deltaFrame(e *logEntry, base *Interval) ([]byte, error) {
 	}
 	if before != nil && before.m == base {
 		e.delta, e.deltaBase = f, base
+		before.sum, before.summed = baseSum, true
+	}
+	if l.m[e.m.Time] == e {
+		e.sum, e.summed = sum, true
 	}
 	return f, nil
+}
+
+// knownSum returns m's Sum if the log holds m and has summed it; it is
+// called with l.mu held.
+func (l *Log) knownSum(m *Interval) (uint64, bool) {
+	if e := l.m[m.Time]; e != nil && e.m == m && e.summed {
+		return e.sum, true
+	}
+	return 0, false
 }
 
 // Forget drops the manifests of intervals at or before cutoff (Unix ms).
