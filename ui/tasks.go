@@ -2,6 +2,7 @@ package ui
 
 import (
 	"cmp"
+	"math"
 	"net/http"
 	"slices"
 	"time"
@@ -104,6 +105,11 @@ type Stage struct {
 	Records           *int64 `json:"records"`
 	ShuffleReadBytes  *int64 `json:"shuffleReadBytes"`
 	ShuffleWriteBytes *int64 `json:"shuffleWriteBytes"`
+	// ShuffleRemoteReads ("shuffleRemoteReads") and ShufflePushes
+	// ("shufflePushes") sum the buckets its attempts fetched from other
+	// processes and pushed to their readers (as in Task).
+	ShuffleRemoteReads *int64 `json:"shuffleRemoteReads"`
+	ShufflePushes      *int64 `json:"shufflePushes"`
 	// Workers ("workers") are the workers that ran its attempts, sorted.
 	Workers []string `json:"workers"`
 	// Tasks ("tasks") are its attempts, by partition, then attempt.
@@ -137,6 +143,12 @@ type Task struct {
 	Records           *int64 `json:"records"`
 	ShuffleReadBytes  *int64 `json:"shuffleReadBytes"`
 	ShuffleWriteBytes *int64 `json:"shuffleWriteBytes"`
+	// ShuffleRemoteReads ("shuffleRemoteReads") is the shuffle buckets it
+	// fetched from another process (the rest it read in place),
+	// ShufflePushes ("shufflePushes") those it pushed to the process
+	// expected to read them; 0 in local[N], null when not measured.
+	ShuffleRemoteReads *int64 `json:"shuffleRemoteReads"`
+	ShufflePushes      *int64 `json:"shufflePushes"`
 	// FailureReason ("failureReason") is a failed attempt's error.
 	FailureReason *string `json:"failureReason"`
 }
@@ -149,6 +161,7 @@ type taskRecord struct {
 	start, end                     int64 // Unix ns
 	read, records                  int64 // records read and written; -1: not measured
 	shufRead, shufWrite            int64 // -1: not measured
+	remoteReads, pushes            int32 // buckets; -1: not measured
 	worker                         string
 	failure                        string
 }
@@ -204,7 +217,8 @@ func (p *Progress) onTask(e *listener.TaskEnded) {
 		p.evictTasks(b)
 	}
 	r := taskRecord{job: int32(e.Job), stage: int32(e.Stage), partition: int32(e.Partition), attempt: int32(e.Attempt),
-		start: e.Start.UnixNano(), end: e.End.UnixNano(), read: e.RecordsRead, records: e.Records, shufRead: e.ShuffleReadBytes, shufWrite: e.ShuffleWriteBytes, worker: e.Worker}
+		start: e.Start.UnixNano(), end: e.End.UnixNano(), read: e.RecordsRead, records: e.Records, shufRead: e.ShuffleReadBytes, shufWrite: e.ShuffleWriteBytes,
+		remoteReads: clamp32(e.ShuffleRemoteReads), pushes: clamp32(e.ShufflePushes), worker: e.Worker}
 	if e.Map {
 		r.flags |= taskMap
 	}
@@ -328,6 +342,9 @@ func jobView(j jobRecord) Job {
 	return v
 }
 
+// clamp32 is a bucket count as a task record keeps it.
+func clamp32(v int64) int32 { return int32(min(max(v, -1), math.MaxInt32)) }
+
 // stageView sums one stage's attempts, sorted by partition and attempt.
 func stageView(ts []taskRecord) Stage {
 	st := Stage{StageID: int(ts[0].stage), Kind: "result", NumTasks: len(ts), Tasks: make([]Task, len(ts)), Workers: []string{}}
@@ -336,7 +353,7 @@ func stageView(ts []taskRecord) Stage {
 	}
 	first, last := ts[0].start, ts[0].end
 	durs := make([]int64, len(ts))
-	var recsRead, records, read, write *int64
+	var recsRead, records, read, write, remote, pushes *int64
 	sum := func(acc **int64, v int64) {
 		if v < 0 {
 			return
@@ -358,7 +375,8 @@ func stageView(ts []taskRecord) Stage {
 		durs[i] = d
 		t := Task{Partition: int(r.partition), Attempt: int(r.attempt), Worker: r.worker, Speculative: r.flags&taskSpeculative != 0,
 			Status: "succeeded", LaunchTime: stamp(time.Unix(0, r.start)), FinishTime: stamp(time.Unix(0, r.end)), Duration: d,
-			RecordsRead: measure(r.read), Records: measure(r.records), ShuffleReadBytes: measure(r.shufRead), ShuffleWriteBytes: measure(r.shufWrite)}
+			RecordsRead: measure(r.read), Records: measure(r.records), ShuffleReadBytes: measure(r.shufRead), ShuffleWriteBytes: measure(r.shufWrite),
+			ShuffleRemoteReads: measure(int64(r.remoteReads)), ShufflePushes: measure(int64(r.pushes))}
 		if r.flags&taskFailed != 0 {
 			t.Status, t.FailureReason = "failed", ptr(r.failure)
 			st.NumFailedTasks++
@@ -370,6 +388,8 @@ func stageView(ts []taskRecord) Stage {
 		sum(&records, r.records)
 		sum(&read, r.shufRead)
 		sum(&write, r.shufWrite)
+		sum(&remote, int64(r.remoteReads))
+		sum(&pushes, int64(r.pushes))
 		if !slices.Contains(st.Workers, r.worker) {
 			st.Workers = append(st.Workers, r.worker)
 		}
@@ -381,6 +401,7 @@ func stageView(ts []taskRecord) Stage {
 	st.Duration = time.Duration(last - first).Milliseconds()
 	st.TaskDurationMin, st.TaskDurationMedian, st.TaskDurationMax = durs[0], durs[len(durs)/2], durs[len(durs)-1]
 	st.RecordsRead, st.Records, st.ShuffleReadBytes, st.ShuffleWriteBytes = recsRead, records, read, write
+	st.ShuffleRemoteReads, st.ShufflePushes = remote, pushes
 	return st
 }
 

@@ -26,7 +26,8 @@ import (
 // ms+start to ms+end (milliseconds), with nothing measured.
 func taskAt(ms int64, job, stage, part int, start, end int64) listener.TaskEnded {
 	return listener.TaskEnded{Time: time.UnixMilli(ms), Job: job, Stage: stage, Partition: part, Worker: "local",
-		Start: time.UnixMilli(ms + start), End: time.UnixMilli(ms + end), Records: -1, RecordsRead: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1}
+		Start: time.UnixMilli(ms + start), End: time.UnixMilli(ms + end), Records: -1, RecordsRead: -1, ShuffleReadBytes: -1, ShuffleWriteBytes: -1,
+		ShuffleRemoteReads: -1, ShufflePushes: -1}
 }
 
 // TestTasksEndpoint: the job and task events of a batch (posted here as the
@@ -44,19 +45,21 @@ func TestTasksEndpoint(t *testing.T) {
 
 	p := f.srv.Progress()
 	at := func(d int64) time.Time { return time.UnixMilli(t1 + d) }
-	mapTask := func(part int, worker string, start, end, records, write int64) listener.TaskEnded {
+	mapTask := func(part int, worker string, start, end, records, write, pushes int64) listener.TaskEnded {
 		e := taskAt(t1, 7, 1, part, start, end)
 		e.Map, e.Worker, e.RecordsRead, e.Records, e.ShuffleWriteBytes = true, worker, records, records, write
+		e.ShuffleRemoteReads, e.ShufflePushes = 0, pushes
 		return e
 	}
 	p.OnEvent(listener.JobStarted{Time: time.UnixMilli(t1), OutputOp: 0, Job: 7, Name: "count", Start: at(0)})
-	p.OnEvent(mapTask(1, "w2", 1, 31, 20, 2000))
-	p.OnEvent(mapTask(0, "w1", 1, 11, 10, 1000))
+	p.OnEvent(mapTask(1, "w2", 1, 31, 20, 2000, 0))
+	p.OnEvent(mapTask(0, "w1", 1, 11, 10, 1000, 1))
 	failed := taskAt(t1, 7, 0, 0, 40, 45)
 	failed.Err, failed.Worker = errors.New("fetch failed"), "w2"
 	p.OnEvent(failed)
 	retry := taskAt(t1, 7, 0, 0, 46, 50)
 	retry.Attempt, retry.Speculative, retry.RecordsRead, retry.Records, retry.ShuffleReadBytes = 1, true, 30, 30, 3000
+	retry.ShuffleRemoteReads, retry.ShufflePushes = 1, 0
 	p.OnEvent(retry)
 	p.OnEvent(listener.JobEnded{Time: time.UnixMilli(t1), OutputOp: 0, Job: 7, Name: "count", Start: at(0), End: at(52)})
 	p.OnEvent(taskAt(t1, 9, 0, 0, 60, 61)) // a job whose events were dropped
@@ -72,26 +75,32 @@ func TestTasksEndpoint(t *testing.T) {
 	       {"stageId": 0, "kind": "result", "numTasks": 2, "numFailedTasks": 1, "numSpeculativeTasks": 1,
 	        "firstLaunchTime": "2023-11-14T22:13:21.040Z", "lastFinishTime": "2023-11-14T22:13:21.050Z", "duration": 10,
 	        "taskDurationMin": 4, "taskDurationMedian": 5, "taskDurationMax": 5,
-	        "recordsRead": 30, "records": 30, "shuffleReadBytes": 3000, "shuffleWriteBytes": null, "workers": ["local", "w2"],
+	        "recordsRead": 30, "records": 30, "shuffleReadBytes": 3000, "shuffleWriteBytes": null,
+	        "shuffleRemoteReads": 1, "shufflePushes": 0, "workers": ["local", "w2"],
 	        "tasks": [
 	          {"partition": 0, "attempt": 0, "worker": "w2", "speculative": false, "status": "failed",
 	           "launchTime": "2023-11-14T22:13:21.040Z", "finishTime": "2023-11-14T22:13:21.045Z", "duration": 5,
-	           "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "failureReason": "fetch failed"},
+	           "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null,
+	           "shuffleRemoteReads": null, "shufflePushes": null, "failureReason": "fetch failed"},
 	          {"partition": 0, "attempt": 1, "worker": "local", "speculative": true, "status": "succeeded",
 	           "launchTime": "2023-11-14T22:13:21.046Z", "finishTime": "2023-11-14T22:13:21.050Z", "duration": 4,
-	           "recordsRead": 30, "records": 30, "shuffleReadBytes": 3000, "shuffleWriteBytes": null, "failureReason": null}
+	           "recordsRead": 30, "records": 30, "shuffleReadBytes": 3000, "shuffleWriteBytes": null,
+	           "shuffleRemoteReads": 1, "shufflePushes": 0, "failureReason": null}
 	        ]},
 	       {"stageId": 1, "kind": "map", "numTasks": 2, "numFailedTasks": 0, "numSpeculativeTasks": 0,
 	        "firstLaunchTime": "2023-11-14T22:13:21.001Z", "lastFinishTime": "2023-11-14T22:13:21.031Z", "duration": 30,
 	        "taskDurationMin": 10, "taskDurationMedian": 30, "taskDurationMax": 30,
-	        "recordsRead": 30, "records": 30, "shuffleReadBytes": null, "shuffleWriteBytes": 3000, "workers": ["w1", "w2"],
+	        "recordsRead": 30, "records": 30, "shuffleReadBytes": null, "shuffleWriteBytes": 3000,
+	        "shuffleRemoteReads": 0, "shufflePushes": 1, "workers": ["w1", "w2"],
 	        "tasks": [
 	          {"partition": 0, "attempt": 0, "worker": "w1", "speculative": false, "status": "succeeded",
 	           "launchTime": "2023-11-14T22:13:21.001Z", "finishTime": "2023-11-14T22:13:21.011Z", "duration": 10,
-	           "recordsRead": 10, "records": 10, "shuffleReadBytes": null, "shuffleWriteBytes": 1000, "failureReason": null},
+	           "recordsRead": 10, "records": 10, "shuffleReadBytes": null, "shuffleWriteBytes": 1000,
+	           "shuffleRemoteReads": 0, "shufflePushes": 1, "failureReason": null},
 	          {"partition": 1, "attempt": 0, "worker": "w2", "speculative": false, "status": "succeeded",
 	           "launchTime": "2023-11-14T22:13:21.001Z", "finishTime": "2023-11-14T22:13:21.031Z", "duration": 30,
-	           "recordsRead": 20, "records": 20, "shuffleReadBytes": null, "shuffleWriteBytes": 2000, "failureReason": null}
+	           "recordsRead": 20, "records": 20, "shuffleReadBytes": null, "shuffleWriteBytes": 2000,
+	           "shuffleRemoteReads": 0, "shufflePushes": 0, "failureReason": null}
 	        ]}
 	     ]},
 	    {"jobId": 8, "name": "foreachRDD", "outputOpId": 1, "status": "running",
@@ -104,11 +113,13 @@ func TestTasksEndpoint(t *testing.T) {
 	       {"stageId": 0, "kind": "result", "numTasks": 1, "numFailedTasks": 0, "numSpeculativeTasks": 0,
 	        "firstLaunchTime": "2023-11-14T22:13:21.060Z", "lastFinishTime": "2023-11-14T22:13:21.061Z", "duration": 1,
 	        "taskDurationMin": 1, "taskDurationMedian": 1, "taskDurationMax": 1,
-	        "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "workers": ["local"],
+	        "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null,
+	        "shuffleRemoteReads": null, "shufflePushes": null, "workers": ["local"],
 	        "tasks": [
 	          {"partition": 0, "attempt": 0, "worker": "local", "speculative": false, "status": "succeeded",
 	           "launchTime": "2023-11-14T22:13:21.060Z", "finishTime": "2023-11-14T22:13:21.061Z", "duration": 1,
-	           "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null, "failureReason": null}
+	           "recordsRead": null, "records": null, "shuffleReadBytes": null, "shuffleWriteBytes": null,
+	           "shuffleRemoteReads": null, "shufflePushes": null, "failureReason": null}
 	        ]}
 	     ]}
 	  ]}`)
