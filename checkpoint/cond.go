@@ -71,29 +71,48 @@ func (d *Dir) GetVersion(ctx context.Context, name string) ([]byte, string, erro
 // also written conditionally voids the guarantee). Over a network file
 // system, flock's guarantee is the file system's. Where flock(2) does not
 // exist, the lock serializes only this process's PutIfs.
+//
+// The lock is held for the compare (a read) and the rename only: the data
+// is written and synced to a temporary before, the directory synced after.
+// A process stopped while it holds the lock (SIGSTOP, a paused VM) keeps
+// it, and every other PutIf on the directory waits until it runs again or
+// its own context ends; the shorter the hold, the rarer that is (a lease's
+// standby would otherwise wait on a paused master it is to replace).
 func (d *Dir) PutIf(ctx context.Context, name string, data []byte, ver string) (string, error) {
+	return d.putIf(ctx, name, data, ver, nil)
+}
+
+// putIf is PutIf with put's stop hook (a test's).
+func (d *Dir) putIf(ctx context.Context, name string, data []byte, ver string, stop func(putStage) bool) (string, error) {
 	if err := d.check(ctx, "put", name); err != nil {
 		return "", err
 	}
-	unlock, err := lockExclusive(ctx, filepath.Join(d.root, casLockName))
-	if err != nil {
-		return "", fmt.Errorf("checkpoint: put %q: locking: %w", name, err)
-	}
-	defer unlock()
-	cur, err := d.Get(ctx, name)
-	switch {
-	case errors.Is(err, ErrNotFound):
-		if ver != "" {
-			return "", fmt.Errorf("checkpoint: put %q if at version %.12s: no object: %w", name, ver, ErrConflict)
+	guard := func() (func(), error) {
+		unlock, err := lockExclusive(ctx, filepath.Join(d.root, casLockName))
+		if err != nil {
+			return nil, fmt.Errorf("checkpoint: put %q: locking: %w", name, err)
 		}
-	case err != nil:
-		return "", err
-	case ver == "":
-		return "", fmt.Errorf("checkpoint: put %q if absent: it exists: %w", name, ErrConflict)
-	case version(cur) != ver:
-		return "", fmt.Errorf("checkpoint: put %q if at version %.12s: it is at %.12s: %w", name, ver, version(cur), ErrConflict)
+		cur, err := d.Get(ctx, name)
+		switch {
+		case errors.Is(err, ErrNotFound):
+			if ver != "" {
+				err = fmt.Errorf("checkpoint: put %q if at version %.12s: no object: %w", name, ver, ErrConflict)
+			} else {
+				err = nil
+			}
+		case err != nil:
+		case ver == "":
+			err = fmt.Errorf("checkpoint: put %q if absent: it exists: %w", name, ErrConflict)
+		case version(cur) != ver:
+			err = fmt.Errorf("checkpoint: put %q if at version %.12s: it is at %.12s: %w", name, ver, version(cur), ErrConflict)
+		}
+		if err != nil {
+			unlock()
+			return nil, err
+		}
+		return unlock, nil
 	}
-	if err := d.put(name, data, nil); err != nil {
+	if err := d.putGuarded(name, data, stop, guard); err != nil {
 		return "", err
 	}
 	return version(data), nil

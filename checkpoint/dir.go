@@ -137,7 +137,16 @@ const (
 // put does Put's work. If stop is not nil, put asks it at each stage
 // whether to stop there, as a crashed process would: at stageMidWrite it
 // writes half of data first, unsynced. A stopped put returns errStopped.
-func (d *Dir) put(name string, data []byte, stop func(putStage) bool) (err error) {
+func (d *Dir) put(name string, data []byte, stop func(putStage) bool) error {
+	return d.putGuarded(name, data, stop, nil)
+}
+
+// putGuarded is put with guard, if not nil, called once the temporary is
+// complete and synced, just before the rename: it returns an error to give
+// the write up (the temporary is removed), or a release function called
+// right after the rename, before the directories are synced. PutIf locks
+// and compares there, so its lock is held for a read and a rename only.
+func (d *Dir) putGuarded(name string, data []byte, stop func(putStage) bool, guard func() (release func(), err error)) (err error) {
 	if stop != nil && stop(stageBegin) {
 		return errStopped
 	}
@@ -188,7 +197,15 @@ func (d *Dir) put(name string, data []byte, stop func(putStage) bool) (err error
 	if stop != nil && stop(stageBeforeRename) {
 		return errStopped // leave tmp, as a crash would
 	}
-	if err := os.Rename(tmp, full); err != nil {
+	release := func() {}
+	if guard != nil {
+		if release, err = guard(); err != nil {
+			return err
+		}
+	}
+	err = os.Rename(tmp, full)
+	release()
+	if err != nil {
 		return fmt.Errorf("checkpoint: put %q: %w", name, err)
 	}
 	if stop != nil && stop(stageAfterRename) {
