@@ -179,3 +179,33 @@ func TestEvictedPushedBucketIsFetched(t *testing.T) {
 		t.Errorf("%d remote reads, want 6 (5 fetched ahead, the evicted copy after)", got)
 	}
 }
+
+// stalled is a Remote whose pushes never end on their own: the process it
+// pushes to is paused.
+type stalled struct{ peerStore }
+
+func (s *stalled) PushBucket(ctx context.Context, _ string, _ rdd.ID, _, _ int, _ []byte) error {
+	<-ctx.Done()
+	return ctx.Err()
+}
+
+// A map task whose reader's process does not answer gives its pushes up
+// (after a bounded wait) and succeeds: its output is stored all the same.
+func TestMapTaskGivesUpPushesToAStalledReader(t *testing.T) {
+	c, _ := newCtx(t, 2, 64<<20)
+	d := rdd.ReduceByKey(rdd.Parallelize(c, []rdd.Pair[string, int]{{Key: "a", Value: 1}, {Key: "b", Value: 2}}, 1), func(a, b int) int { return a + b }, 2)
+	shuffle := d.ID()
+	lin := rdd.IndexLineage(d.Node())
+	dep := lin.Shuffle(shuffle)
+	tc := rdd.NewTaskContext(bg, 1, 0, 0, 0)
+	tc.Remote, tc.Location, tc.PushTo = &stalled{peerStore{c: c}}, "mapper", []string{"paused", "paused"}
+	if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: 0, Shuffle: &shuffle}); err != nil {
+		t.Fatalf("the map task failed: %v", err)
+	}
+	if n := tc.Figures().ShufflePushes; n != 0 {
+		t.Errorf("%d pushes counted; none went through", n)
+	}
+	if missing := c.Shuffles().Missing(shuffle, 1); len(missing) != 0 {
+		t.Errorf("map output missing after the pushes were given up: %v", missing)
+	}
+}

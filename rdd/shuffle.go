@@ -67,8 +67,10 @@ func newShuffleDep[T, X any](id ID, parent *Dataset[T], numReduce int, bucketize
 }
 
 // pushTimeout bounds how long a map task waits for its pushes: a push is a
-// hint, and a slow reader's process must not hold the map task back.
-const pushTimeout = time.Second
+// hint, and a slow or paused reader's process (until the master counts it
+// lost) must not hold the map task back. A bucket of at most
+// MaxPushedBucket takes milliseconds where its reader is well.
+const pushTimeout = 250 * time.Millisecond
 
 // pushBuckets gives each bucket of a map output to the process expected to
 // read it (tc.PushTo), when the task runs where a Remote can push
