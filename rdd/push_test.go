@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,9 +27,15 @@ func (p *pusher) PushBucket(_ context.Context, addr string, s rdd.ID, m, r int, 
 	if addr != "reducer" {
 		return fmt.Errorf("no process at %s", addr)
 	}
-	return p.reducer.Shuffles().(interface {
+	return pushInto(p.reducer, s, m, r, slices.Clone(data))
+}
+
+// pushInto stores an encoded bucket in c's shuffle store as a pushed copy,
+// as a worker's PushBucket does.
+func pushInto(c *rdd.Context, s rdd.ID, m, r int, data []byte) error {
+	return c.Shuffles().(interface {
 		PutBucket(rdd.ID, int, int, any) error
-	}).PutBucket(s, m, r, rdd.Encoded(slices.Clone(data)))
+	}).PutBucket(s, m, r, rdd.Encoded(data))
 }
 
 // A map task pushes each bucket to the process its PushTo names (not to
@@ -37,13 +44,7 @@ func (p *pusher) PushBucket(_ context.Context, addr string, s rdd.ID, m, r int, 
 // in one process. A failed push costs nothing but the fetch it would have
 // saved.
 func TestMapTasksPushBucketsToTheirReaders(t *testing.T) {
-	build := func(c *rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
-		var words []rdd.Pair[string, int]
-		for i := range 3000 {
-			words = append(words, rdd.Pair[string, int]{Key: fmt.Sprintf("w%d", i%37), Value: i})
-		}
-		return rdd.ReduceByKey(rdd.Parallelize(c, words, 4), func(a, b int) int { return a + b }, 4)
-	}
+	build := wordSums(3000, 4, 4, true)
 	mapper, _ := newCtx(t, 2, 64<<20)
 	reducer, _ := newCtx(t, 2, 64<<20)
 	local, _ := newCtx(t, 2, 64<<20)
@@ -92,35 +93,19 @@ func TestMapTasksPushBucketsToTheirReaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		got, exp := res.([]rdd.Pair[string, int]), localRes[0].([]rdd.Pair[string, int])
-		slices.SortFunc(got, func(a, b rdd.Pair[string, int]) int { return cmpKey(a.Key, b.Key) })
-		slices.SortFunc(exp, func(a, b rdd.Pair[string, int]) int { return cmpKey(a.Key, b.Key) })
+		slices.SortFunc(got, func(a, b rdd.Pair[string, int]) int { return strings.Compare(a.Key, b.Key) })
+		slices.SortFunc(exp, func(a, b rdd.Pair[string, int]) int { return strings.Compare(a.Key, b.Key) })
 		if !slices.Equal(got, exp) {
 			t.Errorf("reduce partition %d: %v, in one process %v", r, got, exp)
 		}
 	}
 }
 
-func cmpKey(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
-}
-
 // A pushed bucket evicted while its reader runs (present when the task
 // started, so nothing fetched it ahead) is fetched from the process that
 // wrote it: a pushed copy's loss is no fetch failure.
 func TestEvictedPushedBucketIsFetched(t *testing.T) {
-	build := func(c *rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
-		var words []rdd.Pair[string, int]
-		for i := range 1200 {
-			words = append(words, rdd.Pair[string, int]{Key: fmt.Sprintf("w%d", i%37), Value: 1})
-		}
-		return rdd.ReduceByKey(rdd.Parallelize(c, words, 6), func(a, b int) int { return a + b }, 2)
-	}
+	build := wordSums(1200, 6, 2, false)
 	mapper, _ := newCtx(t, 2, 64<<20)
 	reducer, blocks := newCtx(t, 2, 64<<20)
 	md, rd := build(mapper), build(reducer)
@@ -132,9 +117,7 @@ func TestEvictedPushedBucketIsFetched(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := reducer.Shuffles().(interface {
-		PutBucket(rdd.ID, int, int, any) error
-	}).PutBucket(shuffle, 5, 0, rdd.Encoded(b)); err != nil {
+	if err := pushInto(reducer, shuffle, 5, 0, b); err != nil {
 		t.Fatal(err)
 	}
 	peer := &gatedPeer{peerStore: peerStore{c: mapper}, gate: make(chan struct{}), waiting: make(chan struct{})}

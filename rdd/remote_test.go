@@ -53,18 +53,28 @@ func (p *peerStore) Block(context.Context, string, []string) ([]byte, error) {
 	return nil, rdd.ErrNotHeld
 }
 
+// wordSums is a program that builds the same ReduceByKey in any context:
+// n words over 37 keys in maps partitions, summed into reduces partitions,
+// each word worth its number when numbered, else 1.
+func wordSums(n, maps, reduces int, numbered bool) func(*rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
+	return func(c *rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
+		words := make([]rdd.Pair[string, int], n)
+		for i := range words {
+			words[i] = rdd.Pair[string, int]{Key: fmt.Sprintf("w%d", i%37), Value: 1}
+			if numbered {
+				words[i].Value = i
+			}
+		}
+		return rdd.ReduceByKey(rdd.Parallelize(c, words, maps), func(a, b int) int { return a + b }, reduces)
+	}
+}
+
 // A reduce task in one context reads the map outputs another context wrote
 // (two processes of the same program): every bucket crosses encoded,
 // several fetches are in flight but never more than the bound, and the
 // result equals the one-process result.
 func TestReduceReadsAnotherProcessesMapOutputs(t *testing.T) {
-	build := func(c *rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
-		var words []rdd.Pair[string, int]
-		for i := range 3000 {
-			words = append(words, rdd.Pair[string, int]{Key: fmt.Sprintf("w%d", i%37), Value: i})
-		}
-		return rdd.ReduceByKey(rdd.Parallelize(c, words, 12), func(a, b int) int { return a + b }, 3)
-	}
+	build := wordSums(3000, 12, 3, true)
 	mapper, _ := newCtx(t, 2, 64<<20)
 	reducer, _ := newCtx(t, 2, 64<<20)
 	local, _ := newCtx(t, 2, 64<<20)
@@ -170,13 +180,7 @@ func (g *gatedPeer) Bucket(ctx context.Context, s rdd.ID, m, r int) ([]byte, err
 // for them give their turns back: the task never waits for a fetch that
 // cannot start.
 func TestPrefetchSurvivesOutputsBecomingLocal(t *testing.T) {
-	build := func(c *rdd.Context) *rdd.Dataset[rdd.Pair[string, int]] {
-		var words []rdd.Pair[string, int]
-		for i := range 1200 {
-			words = append(words, rdd.Pair[string, int]{Key: fmt.Sprintf("w%d", i%37), Value: 1})
-		}
-		return rdd.ReduceByKey(rdd.Parallelize(c, words, 12), func(a, b int) int { return a + b }, 2)
-	}
+	build := wordSums(1200, 12, 2, false)
 	mapper, _ := newCtx(t, 2, 64<<20)
 	reducer, _ := newCtx(t, 2, 64<<20)
 	md, rd := build(mapper), build(reducer)
