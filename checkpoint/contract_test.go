@@ -3,6 +3,7 @@ package checkpoint_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -117,4 +118,26 @@ func TestDirKeepsTheConditionalContract(t *testing.T) {
 		t.Cleanup(func() { d.Close() })
 		return d
 	})
+}
+
+// Spilling keeps the Store contract with everything in memory, everything
+// in its folder, and some of each (a budget of 8 bytes: the contract's
+// small objects fit until they are 8 bytes in all).
+func TestSpillingKeepsTheStoreContract(t *testing.T) {
+	for _, budget := range []int64{0, 8, 1 << 20} {
+		t.Run(fmt.Sprintf("budget=%d", budget), func(t *testing.T) {
+			storetest.Run(t, func(t *testing.T) checkpoint.Store {
+				d, err := checkpoint.OpenScratchDir(t.TempDir())
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := checkpoint.NewSpilling(t.Context(), d, budget)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { s.Close() })
+				return s
+			})
+		})
+	}
 }

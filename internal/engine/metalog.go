@@ -250,6 +250,12 @@ func (c *Engine) checkpointFolder() string {
 
 func (c *Engine) HasCheckpointStore() bool { return c.checkpointFolder() != "" }
 
+// scratchMemory is how much of a master's memory budget its temporary
+// checkpoint folder's objects may hold in memory (checkpoint.Spilling);
+// the rest are files. A quarter, out of the share the block store leaves
+// (storeFraction).
+func scratchMemory(budget int64) int64 { return budget / 4 }
+
 // isObjectStorage reports whether a checkpoint location is object storage
 // (s3://...), which every process reaches by itself, rather than a folder
 // (a path or a file:// URL), which is the master's.
@@ -291,8 +297,21 @@ func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
 		open := func(dir string) (checkpoint.Store, error) { return checkpoint.Open(context.Background(), dir) }
 		if dir == c.ckTemp {
 			// The temporary folder dies with this master: its writes
-			// need not be synced (checkpoint.OpenScratchDir).
-			open = func(dir string) (checkpoint.Store, error) { return checkpoint.OpenScratchDir(dir) }
+			// need not be synced (checkpoint.OpenScratchDir), and what
+			// fits in scratchMemory need not be a file at all
+			// (checkpoint.Spilling).
+			open = func(dir string) (checkpoint.Store, error) {
+				d, err := checkpoint.OpenScratchDir(dir)
+				if err != nil {
+					return nil, err
+				}
+				s, err := checkpoint.NewSpilling(context.Background(), d, scratchMemory(c.cfg.MemoryBytes))
+				if err != nil {
+					d.Close()
+					return nil, err
+				}
+				return s, nil
+			}
 		}
 		if c.cfg.Sim != nil && c.cfg.Sim.OpenStore != nil {
 			open = c.cfg.Sim.OpenStore
