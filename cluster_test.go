@@ -679,6 +679,67 @@ func TestLocalClusterPushesBucketsToTheirReducers(t *testing.T) {
 	}
 }
 
+// A reduce task reads no empty bucket across processes and a map task
+// pushes none: the map tasks say which of theirs are empty and the master
+// tells the readers. With eight reduce partitions and a few records an
+// interval most buckets are empty; an interval's buckets fetched or pushed
+// across processes are at most its records (each record is in one bucket).
+func TestLocalClusterSkipsEmptyBuckets(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts worker processes")
+	}
+	type moved struct{ records, remote, pushes int64 }
+	run := func(master string) (lines []string, byTick map[time.Time]*moved) {
+		var mu sync.Mutex
+		byTick = map[time.Time]*moved{}
+		h := dstreamtest.New[kv](t, dstreamtest.Options{Master: master})
+		out := render(dstreamtest.Collect(dstream.ReduceByKey(h.In, add, 8)))
+		h.Ctx.AddListener(listener.Func(func(e listener.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			if e, ok := e.(listener.TaskEnded); ok && e.Err == nil {
+				m := byTick[e.Time]
+				if m == nil {
+					m = &moved{}
+					byTick[e.Time] = m
+				}
+				m.remote += e.ShuffleRemoteReads
+				m.pushes += e.ShufflePushes
+			}
+		}))
+		for _, in := range clusterInput {
+			h.Input.Push(in...)
+		}
+		h.Start()
+		for i := range clusterInput {
+			lines = append(lines, out(h.Tick()))
+			mu.Lock()
+			if m := byTick[h.Ctx.StartTime().Add(time.Duration(i+1)*sec)]; m != nil {
+				m.records = int64(len(clusterInput[i]))
+			}
+			mu.Unlock()
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		return lines, byTick
+	}
+	want, _ := run("local[2]")
+	got, byTick := run("local-cluster[2]")
+	if dstreamtest.InWorker() {
+		return
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("outputs differ\nlocal[2]:\n  %s\nlocal-cluster[2]:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
+	}
+	for i, tt := range slices.SortedFunc(maps.Keys(byTick), time.Time.Compare) {
+		m := byTick[tt]
+		t.Logf("interval %d: %d records, %d buckets fetched, %d pushed", i, m.records, m.remote, m.pushes)
+		if m.remote+m.pushes > m.records {
+			t.Errorf("interval %d: %d buckets fetched and %d pushed across processes for %d records: empty buckets moved", i, m.remote, m.pushes, m.records)
+		}
+	}
+}
+
 func TestLocalClusterKeepsStateWhereTheOutputComputedIt(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")

@@ -373,9 +373,10 @@ func TestSimulatedMasterScale(t *testing.T) {
 			XLabel: "workers (N)", YLabel: "µs per task", Y2Label: "% of a core", Series: []plot.Series{perTask, share}})
 	}
 	for _, r := range rs {
-		// (A smoke run is too short for the profile's 10 ms samples to
-		// catch the master reliably.)
-		if r.callsMade <= 0 || r.callsReceived <= 0 || r.workersCPU+r.master+r.other <= 0 {
+		// A smoke run (no -sim.scale) is too short for the profile's 10 ms
+		// samples to catch any process reliably: it checks the counted
+		// calls only (a run of the suite once saw no sample at all).
+		if r.callsMade <= 0 || r.callsReceived <= 0 || *simScale != "" && r.workersCPU+r.master+r.other <= 0 {
 			t.Errorf("%d workers: the measurement missed the master: %+v", r.workers, r)
 		}
 	}

@@ -427,8 +427,13 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 		return fail(err)
 	}
 	outs := map[rdd.ID][]string{}
+	empties := map[rdd.ID][][]byte{}
 	for _, mo := range req.GetMapOutputs() {
-		outs[idFromProto(mo.GetShuffle())] = mo.GetAddresses()
+		id := idFromProto(mo.GetShuffle())
+		outs[id] = mo.GetAddresses()
+		if e := mo.GetEmptyBuckets(); len(e) > 0 {
+			empties[id] = e
+		}
 	}
 	tc := rdd.NewTaskContext(ctx, int(req.GetJob()), int(req.GetStage()), spec.Partition, spec.Attempt)
 	tc.Location = h.addr
@@ -437,6 +442,9 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 			return a[m]
 		}
 		return ""
+	}, empty: func(s rdd.ID, m, r int) bool {
+		e := empties[s]
+		return m >= 0 && m < len(e) && rdd.BucketEmpty(e[m], r)
 	}}
 	tc.PushTo = pushTargets(req.GetPushPeers(), req.GetPushTo())
 	if d := h.cfg.TaskDelay; d > 0 {
@@ -454,7 +462,7 @@ func (h *Host) RunTask(ctx context.Context, req *clusterpb.RunTaskRequest) (*clu
 	if err != nil {
 		return fail(err)
 	}
-	return &clusterpb.RunTaskResponse{Result: b, Pinned: pinnedToProto(tc.Pinned())}, nil
+	return &clusterpb.RunTaskResponse{Result: b, Pinned: pinnedToProto(tc.Pinned()), EmptyBuckets: tc.EmptyBuckets()}, nil
 }
 
 // learnUpTo learns every interval up to t the master remembers and this

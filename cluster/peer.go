@@ -454,6 +454,14 @@ type remote struct {
 	fallback func() string
 	// mapOutput returns the address holding map output m of shuffle.
 	mapOutput func(shuffle rdd.ID, m int) string
+	// empty reports whether bucket r of map output m of shuffle is known
+	// to be empty (nil: none is).
+	empty func(shuffle rdd.ID, m, r int) bool
+}
+
+// EmptyBucket implements rdd.EmptyBucketer.
+func (r *remote) EmptyBucket(shuffle rdd.ID, m, reduce int) bool {
+	return r.empty != nil && r.empty(shuffle, m, reduce)
 }
 
 func (r *remote) Bucket(ctx context.Context, shuffle rdd.ID, m, reduce int) ([]byte, error) {

@@ -91,6 +91,9 @@ type Runner struct {
 	// reducers is where each stream shuffle's reduce tasks last ran: map
 	// tasks push their buckets there, and reduce tasks return there.
 	reducers placements
+	// empties is which buckets of the map outputs are empty: their
+	// readers skip them.
+	empties emptyBuckets
 }
 
 // The manifests a task carries at most (attachManifests): beyond, its
@@ -280,7 +283,8 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 	if n != nil {
 		for _, dep := range lin.InputShuffles(n) {
 			req.MapOutputs = append(req.MapOutputs, &clusterpb.MapOutputs{
-				Shuffle: idToProto(dep.ID), Addresses: r.MapOutputs(dep.ID, dep.Parent.NumPartitions)})
+				Shuffle: idToProto(dep.ID), Addresses: r.MapOutputs(dep.ID, dep.Parent.NumPartitions),
+				EmptyBuckets: r.empties.of(dep.ID, dep.Parent.NumPartitions)})
 		}
 	}
 	if t.Spec.Shuffle != nil {
@@ -320,6 +324,11 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 		return nil, resp, failureError(f)
 	}
 	r.learnedUpTo(worker, tt)
+	if t.Spec.Shuffle != nil {
+		if dep := lin.Shuffle(*t.Spec.Shuffle); dep != nil {
+			r.empties.note(dep.ID, dep.Parent.NumPartitions, t.Partition(), resp.GetEmptyBuckets())
+		}
+	}
 	if n != nil && !background {
 		// A background job's task (a state checkpoint's) goes where a
 		// slot is free beside the interval's, not where the interval's
@@ -333,6 +342,14 @@ func (r *Runner) executeRemote(ctx context.Context, worker string, t sched.Task,
 		rdd.NotePinned(lin, pinnedFromProto(resp.GetPinned()), worker)
 	}
 	return res, resp, err
+}
+
+// ForgetShuffles implements rdd.ShuffleForgetter: the scheduler drops the
+// map output locations of forgotten shuffles, and the runner what it knew
+// of their empty buckets.
+func (r *Runner) ForgetShuffles(pred func(rdd.ID) bool) {
+	r.Shell.ForgetShuffles(pred)
+	r.empties.forget(pred)
 }
 
 // pinnedToProto is what a task pinned (rdd.TaskContext.Pinned), for the

@@ -192,3 +192,92 @@ func TestMapTaskGivesUpPushesToAStalledReader(t *testing.T) {
 		t.Errorf("map output missing after the pushes were given up: %v", missing)
 	}
 }
+
+// knower is a reducer's Remote that knows which buckets are empty, as the
+// map tasks said (TaskContext.EmptyBuckets, which a master passes on).
+type knower struct {
+	peerStore
+	empty map[int][]byte // map partition -> its EmptyBuckets
+}
+
+func (k *knower) EmptyBucket(_ rdd.ID, m, r int) bool { return rdd.BucketEmpty(k.empty[m], r) }
+
+// A map task says which of its buckets are empty and pushes none of them;
+// a reader told so fetches none of them either, and reads what one
+// process would.
+func TestEmptyBucketsAreNeitherPushedNorFetched(t *testing.T) {
+	// Four map partitions of three keys each, eight reduce partitions:
+	// most buckets are empty.
+	build := func(c *rdd.Context) *rdd.Dataset[rdd.Pair[int, int]] {
+		var xs []rdd.Pair[int, int]
+		for i := range 12 {
+			xs = append(xs, rdd.Pair[int, int]{Key: i % 5, Value: i})
+		}
+		return rdd.ReduceByKey(rdd.Parallelize(c, xs, 4), func(a, b int) int { return a + b }, 8)
+	}
+	mapper, _ := newCtx(t, 2, 64<<20)
+	reducer, _ := newCtx(t, 2, 64<<20)
+	local, _ := newCtx(t, 2, 64<<20)
+	md, rd := build(mapper), build(reducer)
+	shuffle := md.ID()
+	lin := rdd.IndexLineage(md.Node())
+	dep := lin.Shuffle(shuffle)
+	push := &pusher{peerStore: peerStore{c: mapper}, reducer: reducer}
+	says := map[int][]byte{}
+	var nonEmpty []string
+	for m := range dep.Parent.NumPartitions {
+		tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
+		tc.Remote, tc.Location = push, "mapper"
+		tc.PushTo = slices.Repeat([]string{"elsewhere"}, 8) // pushes fail: the reader fetches
+		if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: m, Shuffle: &shuffle}); err != nil {
+			t.Fatal(err)
+		}
+		says[m] = tc.EmptyBuckets()
+		for r := range 8 {
+			v, ok := mapper.Shuffles().Bucket(shuffle, m, r)
+			if !ok {
+				t.Fatalf("bucket %d/%d not stored", m, r)
+			}
+			empty := len(v.([]rdd.Pair[int, int])) == 0
+			if rdd.BucketEmpty(says[m], r) != empty {
+				t.Errorf("map task %d says bucket %d empty: %v; it holds nothing: %v", m, r, !empty, empty)
+			}
+			if !empty {
+				nonEmpty = append(nonEmpty, fmt.Sprintf("elsewhere m%d r%d", m, r))
+			}
+		}
+	}
+	slices.Sort(push.pushes)
+	slices.Sort(nonEmpty)
+	if !slices.Equal(push.pushes, nonEmpty) {
+		t.Errorf("pushes %q, want the non-empty buckets %q", push.pushes, nonEmpty)
+	}
+	if len(nonEmpty) >= 4*8/2 {
+		t.Fatalf("%d of 32 buckets hold records: the test needs most empty", len(nonEmpty))
+	}
+	rlin := rdd.IndexLineage(rd.Node())
+	var fetched int
+	for r := range rd.NumPartitions() {
+		from := &knower{peerStore: peerStore{c: mapper}, empty: says}
+		tc := rdd.NewTaskContext(bg, 1, 1, r, 0)
+		tc.Remote = from
+		res, err := rlin.Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: r, Result: rdd.KindCollect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fetched += int(from.fetches.Load())
+		localRes, err := local.RunJob(bg, &rdd.Job{Final: build(local).Node(), Partitions: []int{r}, Kind: rdd.KindCollect})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, exp := res.([]rdd.Pair[int, int]), localRes[0].([]rdd.Pair[int, int])
+		slices.SortFunc(got, func(a, b rdd.Pair[int, int]) int { return a.Key - b.Key })
+		slices.SortFunc(exp, func(a, b rdd.Pair[int, int]) int { return a.Key - b.Key })
+		if !slices.Equal(got, exp) {
+			t.Errorf("reduce partition %d: %v, in one process %v", r, got, exp)
+		}
+	}
+	if fetched != len(nonEmpty) {
+		t.Errorf("the readers fetched %d buckets, want the %d that hold records", fetched, len(nonEmpty))
+	}
+}

@@ -44,6 +44,14 @@ type BucketPusher interface {
 	PushBucket(ctx context.Context, addr string, shuffle ID, mapPart, reduce int, data []byte) error
 }
 
+// EmptyBucketer is the optional capability of a Remote that knows which
+// buckets of the map outputs held elsewhere are empty, as their writers
+// said (TaskContext.EmptyBuckets): a reader skips those rather than fetch
+// nothing. Not knowing is always safe: the bucket is fetched.
+type EmptyBucketer interface {
+	EmptyBucket(shuffle ID, mapPart, reduce int) bool
+}
+
 // MaxPushedBucket is the largest encoded bucket a map task pushes; a larger
 // one is fetched by its reader, in pieces.
 const MaxPushedBucket = 1 << 20
@@ -161,8 +169,15 @@ type prefetch struct {
 	reduce int
 	cancel context.CancelFunc
 	done   chan struct{}
-	slots  []chan fetched // per map partition; nil for one held here
+	slots  []chan fetched // per map partition; nil for one held here or known empty
 	tokens chan struct{}
+	known  EmptyBucketer // nil when the Remote knows of no empty bucket
+}
+
+// empty reports whether map output m's bucket for this reduce partition is
+// known to be empty (its writer said so): it is not fetched.
+func (p *prefetch) empty(m int) bool {
+	return p.known != nil && p.known.EmptyBucket(p.dep.ID, m, p.reduce)
 }
 
 type fetched struct {
@@ -175,8 +190,11 @@ func startPrefetch(tc *TaskContext, dep *ShuffleDep, r int) *prefetch {
 	n := dep.Parent.NumPartitions
 	p := &prefetch{dep: dep, reduce: r, cancel: cancel, done: make(chan struct{}), slots: make([]chan fetched, n), tokens: make(chan struct{}, maxFetchesInFlight)}
 	store := dep.Parent.ctx.cfg.Shuffles
+	if e, ok := tc.Remote.(EmptyBucketer); ok {
+		p.known = e
+	}
 	for m := range n {
-		if _, ok := store.Bucket(dep.ID, m, r); !ok {
+		if _, ok := store.Bucket(dep.ID, m, r); !ok && !p.empty(m) {
 			p.slots[m] = make(chan fetched, 1)
 		}
 	}

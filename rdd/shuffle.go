@@ -60,6 +60,7 @@ func newShuffleDep[T, X any](id ID, parent *Dataset[T], numReduce int, bucketize
 			}
 			tc.wrote(records)
 			tc.fig.ShuffleWriteBytes += bytes
+			tc.empty = emptyBits(buckets)
 			pushBuckets(tc, id, mapPart, out)
 			return nil
 		},
@@ -88,8 +89,8 @@ func pushBuckets(tc *TaskContext, shuffle ID, mapPart int, buckets []any) {
 	var pushed atomic.Int64
 	tokens := make(chan struct{}, maxFetchesInFlight)
 	for r, addr := range tc.PushTo {
-		if addr == "" || addr == tc.Location {
-			continue
+		if addr == "" || addr == tc.Location || BucketEmpty(tc.empty, r) {
+			continue // an empty bucket's reader learns it is empty (EmptyBucketer)
 		}
 		b, err := EncodeBlock(buckets[r])
 		if err != nil || len(b) > MaxPushedBucket {
@@ -130,6 +131,8 @@ func fetch[X any](tc *TaskContext, dep *ShuffleDep, r int) iter.Seq[[]X] {
 			v, ok := store.Bucket(dep.ID, m, r)
 			var bytes int64
 			switch {
+			case !ok && ahead != nil && ahead.empty(m):
+				continue // its writer said it holds nothing
 			case ok && ahead != nil:
 				ahead.skip(m)
 			case !ok && ahead == nil:

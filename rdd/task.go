@@ -34,6 +34,34 @@ type TaskContext struct {
 	op     uint32            // the operator whose user code ran last (opID), for error reports
 	fig    TaskFigures       // what the task has measured so far (figures.go)
 	pinned []PinnedPartition // the partitions it stored pinned (PinOnCompute)
+	empty  []byte            // a map task's empty buckets (EmptyBuckets)
+}
+
+// EmptyBuckets returns, for a map task that stored its output, which of its
+// buckets are empty: bit r (byte r/8, bit r%8) set when bucket r holds no
+// record; nil for any other task. The scheduler's process tells the
+// readers (Remote's EmptyBucketer), which then need not fetch them, and the
+// map task pushes none of them.
+func (tc *TaskContext) EmptyBuckets() []byte { return tc.empty }
+
+// BucketEmpty reports whether bit r of an EmptyBuckets bitmap is set.
+func BucketEmpty(bits []byte, r int) bool {
+	return r >= 0 && r/8 < len(bits) && bits[r/8]&(1<<(r%8)) != 0
+}
+
+// emptyBits returns the EmptyBuckets bitmap of buckets, nil when none is
+// empty.
+func emptyBits[X any](buckets [][]X) []byte {
+	var bits []byte
+	for r, b := range buckets {
+		if len(b) == 0 {
+			if bits == nil {
+				bits = make([]byte, (len(buckets)+7)/8)
+			}
+			bits[r/8] |= 1 << (r % 8)
+		}
+	}
+	return bits
 }
 
 // PinnedPartition names a partition of a PinOnCompute dataset that a task

@@ -86,9 +86,13 @@ func (x *DatasetID) GetSeq() int32 {
 // MapOutputs says where each map output of a shuffle lives: the peer
 // address per map partition ("" for one not yet written).
 type MapOutputs struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Shuffle       *DatasetID             `protobuf:"bytes,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
-	Addresses     []string               `protobuf:"bytes,2,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Shuffle   *DatasetID             `protobuf:"bytes,1,opt,name=shuffle,proto3" json:"shuffle,omitempty"`
+	Addresses []string               `protobuf:"bytes,2,rep,name=addresses,proto3" json:"addresses,omitempty"`
+	// Per map output, parallel to addresses when set: which of its buckets
+	// are empty, as RunTaskResponse.empty_buckets (empty: none known). The
+	// reader skips those rather than fetch nothing.
+	EmptyBuckets  [][]byte `protobuf:"bytes,3,rep,name=empty_buckets,json=emptyBuckets,proto3" json:"empty_buckets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -133,6 +137,13 @@ func (x *MapOutputs) GetShuffle() *DatasetID {
 func (x *MapOutputs) GetAddresses() []string {
 	if x != nil {
 		return x.Addresses
+	}
+	return nil
+}
+
+func (x *MapOutputs) GetEmptyBuckets() [][]byte {
+	if x != nil {
+		return x.EmptyBuckets
 	}
 	return nil
 }
@@ -366,7 +377,10 @@ type RunTaskResponse struct {
 	// The partitions the task stored pinned in this worker's block store
 	// (rdd.PinOnCompute), reported when it succeeded: the master keeps them
 	// there without a keep task of their own.
-	Pinned        []*PinnedPartition `protobuf:"bytes,4,rep,name=pinned,proto3" json:"pinned,omitempty"`
+	Pinned []*PinnedPartition `protobuf:"bytes,4,rep,name=pinned,proto3" json:"pinned,omitempty"`
+	// For a map task that succeeded: bit r (byte r/8, bit r%8) set when its
+	// bucket r is empty (rdd.TaskContext.EmptyBuckets); empty when none is.
+	EmptyBuckets  []byte `protobuf:"bytes,5,opt,name=empty_buckets,json=emptyBuckets,proto3" json:"empty_buckets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -425,6 +439,13 @@ func (x *RunTaskResponse) GetFigures() *TaskFigures {
 func (x *RunTaskResponse) GetPinned() []*PinnedPartition {
 	if x != nil {
 		return x.Pinned
+	}
+	return nil
+}
+
+func (x *RunTaskResponse) GetEmptyBuckets() []byte {
+	if x != nil {
+		return x.EmptyBuckets
 	}
 	return nil
 }
@@ -1718,11 +1739,12 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\tDatasetID\x12\x0e\n" +
 	"\x02op\x18\x01 \x01(\x05R\x02op\x12\x12\n" +
 	"\x04time\x18\x02 \x01(\x03R\x04time\x12\x10\n" +
-	"\x03seq\x18\x03 \x01(\x05R\x03seq\"c\n" +
+	"\x03seq\x18\x03 \x01(\x05R\x03seq\"\x88\x01\n" +
 	"\n" +
 	"MapOutputs\x127\n" +
 	"\ashuffle\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\ashuffle\x12\x1c\n" +
-	"\taddresses\x18\x02 \x03(\tR\taddresses\"\xb9\x02\n" +
+	"\taddresses\x18\x02 \x03(\tR\taddresses\x12#\n" +
+	"\rempty_buckets\x18\x03 \x03(\fR\femptyBuckets\"\xb9\x02\n" +
 	"\x0eRunTaskRequest\x12\x10\n" +
 	"\x03job\x18\x01 \x01(\x05R\x03job\x12\x14\n" +
 	"\x05stage\x18\x02 \x01(\x05R\x05stage\x12\x12\n" +
@@ -1743,12 +1765,13 @@ const file_dstream_cluster_v1_peer_proto_rawDesc = "" +
 	"\ffetch_failed\x18\x05 \x01(\bR\vfetchFailed\x12\x1d\n" +
 	"\n" +
 	"fetch_from\x18\x06 \x01(\tR\tfetchFrom\x12 \n" +
-	"\vunreachable\x18\a \x01(\bR\vunreachable\"\xdc\x01\n" +
+	"\vunreachable\x18\a \x01(\bR\vunreachable\"\x81\x02\n" +
 	"\x0fRunTaskResponse\x12\x16\n" +
 	"\x06result\x18\x01 \x01(\fR\x06result\x129\n" +
 	"\afailure\x18\x02 \x01(\v2\x1f.dstream.cluster.v1.TaskFailureR\afailure\x129\n" +
 	"\afigures\x18\x03 \x01(\v2\x1f.dstream.cluster.v1.TaskFiguresR\afigures\x12;\n" +
-	"\x06pinned\x18\x04 \x03(\v2#.dstream.cluster.v1.PinnedPartitionR\x06pinned\"h\n" +
+	"\x06pinned\x18\x04 \x03(\v2#.dstream.cluster.v1.PinnedPartitionR\x06pinned\x12#\n" +
+	"\rempty_buckets\x18\x05 \x01(\fR\femptyBuckets\"h\n" +
 	"\x0fPinnedPartition\x127\n" +
 	"\adataset\x18\x01 \x01(\v2\x1d.dstream.cluster.v1.DatasetIDR\adataset\x12\x1c\n" +
 	"\tpartition\x18\x02 \x01(\x05R\tpartition\"\x90\x02\n" +
