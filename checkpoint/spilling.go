@@ -40,6 +40,21 @@ type Spilling struct {
 	mem     map[string][]byte
 	used    int64           // bytes in mem
 	spilled map[string]bool // names whose object is in under
+	names   []string        // every name, in mem or spilled, sorted: List's index
+}
+
+// noteName adds name to the sorted index if it is new.
+func (s *Spilling) noteName(name string) {
+	if i, found := slices.BinarySearch(s.names, name); !found {
+		s.names = slices.Insert(s.names, i, name)
+	}
+}
+
+// dropName removes name from the sorted index.
+func (s *Spilling) dropName(name string) {
+	if i, found := slices.BinarySearch(s.names, name); found {
+		s.names = slices.Delete(s.names, i, i+1)
+	}
 }
 
 // NewSpilling returns a Spilling over under with a budget of bytes held
@@ -50,7 +65,8 @@ func NewSpilling(ctx context.Context, under Store, budget int64) (*Spilling, err
 	if err != nil {
 		return nil, fmt.Errorf("checkpoint: spilling store: %w", err)
 	}
-	s := &Spilling{under: under, budget: max(budget, 0), mem: map[string][]byte{}, spilled: make(map[string]bool, len(names))}
+	s := &Spilling{under: under, budget: max(budget, 0), mem: map[string][]byte{}, spilled: make(map[string]bool, len(names)), names: slices.Clone(names)}
+	slices.Sort(s.names)
 	for _, n := range names {
 		s.spilled[n] = true
 	}
@@ -98,12 +114,14 @@ func (s *Spilling) Put(ctx context.Context, name string, data []byte) error {
 		}
 		s.mem[name] = append(make([]byte, 0, len(data)), data...)
 		s.used += n - old
+		s.noteName(name)
 		return nil
 	}
 	if err := s.under.Put(ctx, name, data); err != nil {
 		return err
 	}
 	s.spilled[name] = true
+	s.noteName(name)
 	if _, ok := s.mem[name]; ok {
 		delete(s.mem, name)
 		s.used -= old
@@ -138,7 +156,8 @@ func (s *Spilling) Get(ctx context.Context, name string) ([]byte, error) {
 	return nil, fmt.Errorf("checkpoint: get %q: %w", name, ErrNotFound)
 }
 
-// List implements Store, from what Spilling knows: no I/O.
+// List implements Store, from what Spilling knows: no I/O, and a binary
+// search to the prefix's names.
 func (s *Spilling) List(ctx context.Context, prefix string) ([]string, error) {
 	if err := s.ready(ctx); err != nil {
 		return nil, err
@@ -147,19 +166,15 @@ func (s *Spilling) List(ctx context.Context, prefix string) ([]string, error) {
 		return nil, err
 	}
 	s.mu.Lock()
+	defer s.mu.Unlock()
+	i, _ := slices.BinarySearch(s.names, prefix)
 	var names []string
-	for n := range s.mem {
-		if strings.HasPrefix(n, prefix) {
-			names = append(names, n)
+	for _, n := range s.names[i:] {
+		if !strings.HasPrefix(n, prefix) {
+			break
 		}
+		names = append(names, n)
 	}
-	for n := range s.spilled {
-		if strings.HasPrefix(n, prefix) {
-			names = append(names, n)
-		}
-	}
-	s.mu.Unlock()
-	slices.Sort(names)
 	return names, nil
 }
 
@@ -180,6 +195,7 @@ func (s *Spilling) Delete(ctx context.Context, name string) error {
 		}
 		delete(s.spilled, name)
 	}
+	s.dropName(name)
 	return nil
 }
 
@@ -196,7 +212,7 @@ func (s *Spilling) Held() (bytes int64, spilled int) {
 func (s *Spilling) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	s.mem, s.used = map[string][]byte{}, 0
+	s.mem, s.used, s.names = map[string][]byte{}, 0, nil
 	s.mu.Unlock()
 	if c, ok := s.under.(interface{ Close() error }); ok {
 		return c.Close()
