@@ -620,6 +620,12 @@ func TestLocalClusterPushesBucketsToTheirReducers(t *testing.T) {
 	}
 	const ticks = 8
 	type reads struct{ remote, pushes int64 }
+	type scratch struct {
+		held    int64
+		spilled int
+		ok      bool
+	}
+	var folder scratch // the master's temporary checkpoint folder, after the run
 	run := func(master string) (lines []string, byTick map[time.Time]*reads) {
 		var mu sync.Mutex
 		byTick = map[time.Time]*reads{}
@@ -652,14 +658,23 @@ func TestLocalClusterPushesBucketsToTheirReducers(t *testing.T) {
 		for range ticks {
 			lines = append(lines, out(h.Tick()))
 		}
+		folder.held, folder.spilled, folder.ok = h.Ctx.ScratchCheckpoint()
 		mu.Lock()
 		defer mu.Unlock()
 		return lines, byTick
 	}
 	want, _ := run("local[2]")
+	if folder.ok {
+		t.Errorf("local[2] reports a temporary checkpoint folder: %+v", folder)
+	}
 	got, byTick := run("local-cluster[2]")
 	if dstreamtest.InWorker() {
 		return
+	}
+	// The window's reductions, written every interval, are in the master's
+	// memory, not files (checkpoint.Spilling).
+	if !folder.ok || folder.held <= 0 || folder.spilled != 0 {
+		t.Errorf("the master's temporary checkpoint folder: %+v; want bytes held in memory and no file", folder)
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("outputs differ\nlocal[2]:\n  %s\nlocal-cluster[2]:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))

@@ -166,6 +166,16 @@ func (c *Context) Ready() error { return c.e.Ready() }
 // lease.
 func (c *Context) LeaseEpoch() uint64 { return c.e.LeaseEpoch() }
 
+// ScratchCheckpoint reports what this master's temporary checkpoint folder
+// holds, for a job with state and no checkpoint location in a cluster: the
+// bytes it keeps in memory (at most a quarter of Config.MemoryBytes) and the
+// objects that did not fit, written as files. ok is false without such a
+// folder (local[N], a checkpoint location, no state, a worker) and before
+// its first write.
+func (c *Context) ScratchCheckpoint() (heldBytes int64, spilledObjects int, ok bool) {
+	return c.e.ScratchCheckpoint()
+}
+
 // HealthAddr returns the address the probes' endpoint listens on (with the
 // port chosen for port 0), or "" when there is none.
 func (c *Context) HealthAddr() string {

@@ -155,6 +155,8 @@
 //	  dstream_worker_free_slots{worker="local"}            of those, the ones not running a task
 //	  dstream_worker_excluded{worker="local"}              1 while it takes no new task (a straggler's machine)
 //	  dstream_master_lease_epoch                           the epoch of the checkpoint location's lease this master acts with (0: a standby, or no lease)
+//	  dstream_checkpoint_scratch_bytes                     bytes a cluster master's temporary checkpoint folder holds in memory
+//	  dstream_checkpoint_scratch_spilled_objects           its objects written as files (they did not fit); both only with such a folder
 //	  dstream_kafka_lag_records{stream,topic,partition}    offsets of a Kafka partition past its
 //	                                                       stream's range at the latest cut
 //

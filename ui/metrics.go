@@ -126,6 +126,7 @@ type contextCollector struct {
 	checkpointFailures, streamRecords, receiverDropped, streamDropped              *prometheus.Desc
 	leaseEpoch                                                                     *prometheus.Desc
 	kafkaLag                                                                       *prometheus.Desc
+	scratchBytes, scratchSpilled                                                   *prometheus.Desc
 }
 
 func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
@@ -147,6 +148,8 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 		freeSlots:          d("worker_free_slots", "Task slots of a worker not running a task now.", "worker"),
 		excluded:           d("worker_excluded", "1 while a worker takes no new task because a speculative copy beat one of its tasks (a straggler's machine), else 0.", "worker"),
 		dropped:            d("listener_events_dropped_total", "Events the listener bus dropped because a listener fell behind (the UI's counts then miss them)."),
+		scratchBytes:       d("checkpoint_scratch_bytes", "Bytes the master's temporary checkpoint folder (a job with state and no checkpoint location, in a cluster) holds in memory: at most a quarter of the memory budget."),
+		scratchSpilled:     d("checkpoint_scratch_spilled_objects", "Objects of the master's temporary checkpoint folder that did not fit in its memory and were written as files."),
 		leaseEpoch:         d("master_lease_epoch", "The epoch of the checkpoint location's lease this master acts with (it grows at every failover); 0 for a standby, and without a lease."),
 		checkpointFailures: d("state_checkpoint_failures_total", "Durable state checkpoints that failed (the state keeps its lineage until the next one)."),
 		streamRecords:      d("stream_received_records_total", "Records each input stream's receiver has taken in.", "stream", "receiver"),
@@ -159,7 +162,7 @@ func newContextCollector(sctx *dstream.Context, p *Progress) *contextCollector {
 // Describe implements prometheus.Collector.
 func (c *contextCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.active, c.storeBytes, c.storeCapacity, c.storeInputLimit, c.storePeak, c.storeBlocks,
-		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.excluded, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped, c.leaseEpoch, c.kafkaLag} {
+		c.evictions, c.receiverWaits, c.receiverRecords, c.slots, c.freeSlots, c.excluded, c.dropped, c.checkpointFailures, c.streamRecords, c.receiverDropped, c.streamDropped, c.leaseEpoch, c.kafkaLag, c.scratchBytes, c.scratchSpilled} {
 		ch <- d
 	}
 }
@@ -194,6 +197,10 @@ func (c *contextCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.dropped, float64(c.sctx.DroppedEvents()))
 	counter(c.checkpointFailures, float64(c.sctx.CheckpointFailures()))
 	gauge(c.leaseEpoch, float64(c.sctx.LeaseEpoch()))
+	if held, spilled, ok := c.sctx.ScratchCheckpoint(); ok {
+		gauge(c.scratchBytes, float64(held))
+		gauge(c.scratchSpilled, float64(spilled))
+	}
 	for _, r := range c.sctx.Receivers() {
 		ch <- prometheus.MustNewConstMetric(c.streamRecords, prometheus.CounterValue, float64(r.Records), strconv.Itoa(int(r.Stream)), r.Name)
 		ch <- prometheus.MustNewConstMetric(c.streamDropped, prometheus.CounterValue, float64(r.Dropped), strconv.Itoa(int(r.Stream)), r.Name)

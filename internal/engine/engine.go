@@ -281,7 +281,8 @@ type Engine struct {
 	curOutput  atomic.Pointer[runningOutput] // the output the runner runs (observe.go)
 
 	ckOnce  sync.Once
-	ckStore checkpoint.Store // opened on first use (checkpointStore)
+	ckStore checkpoint.Store                    // opened on first use (checkpointStore)
+	scratch atomic.Pointer[checkpoint.Spilling] // ckStore, when it is the temporary folder's
 	ckErr   error
 	ckTemp  string         // a local-cluster master's temporary checkpoint folder
 	ckWG    sync.WaitGroup // durable checkpoints in flight

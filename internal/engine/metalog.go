@@ -250,6 +250,19 @@ func (c *Engine) checkpointFolder() string {
 
 func (c *Engine) HasCheckpointStore() bool { return c.checkpointFolder() != "" }
 
+// ScratchCheckpoint reports what a master's temporary checkpoint folder
+// holds (a job with state and no checkpoint location): bytes in memory, and
+// objects that did not fit and were written as files. ok is false without
+// one, or before its first write.
+func (c *Engine) ScratchCheckpoint() (held int64, spilled int, ok bool) {
+	s := c.scratch.Load()
+	if s == nil {
+		return 0, 0, false
+	}
+	held, spilled = s.Held()
+	return held, spilled, true
+}
+
 // scratchMemory is how much of a master's memory budget its temporary
 // checkpoint folder's objects may hold in memory (checkpoint.Spilling);
 // the rest are files. A quarter, out of the share the block store leaves
@@ -310,6 +323,7 @@ func (c *Engine) CheckpointStore() (checkpoint.Store, error) {
 					d.Close()
 					return nil, err
 				}
+				c.scratch.Store(s)
 				return s, nil
 			}
 		}
