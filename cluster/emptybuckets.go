@@ -31,9 +31,9 @@ type emptyBuckets struct {
 const maxEmptyShuffles = 4096
 
 // note records map output m's empty buckets (rdd.TaskContext.EmptyBuckets)
-// of shuffle, which has maps map outputs.
-func (e *emptyBuckets) note(shuffle rdd.ID, maps, m int, bits []byte) {
-	if len(bits) == 0 || m < 0 || m >= maps {
+// of shuffle, which has n map outputs.
+func (e *emptyBuckets) note(shuffle rdd.ID, n, m int, bits []byte) {
+	if len(bits) == 0 || m < 0 || m >= n {
 		return
 	}
 	e.mu.Lock()
@@ -45,8 +45,8 @@ func (e *emptyBuckets) note(shuffle rdd.ID, maps, m int, bits []byte) {
 	if !ok && len(e.m) >= maxEmptyShuffles {
 		e.dropOldest()
 	}
-	if len(outs) != maps {
-		outs = make([][]byte, maps)
+	if len(outs) != n {
+		outs = make([][]byte, n)
 		e.m[shuffle] = outs
 	}
 	outs[m] = append([]byte(nil), bits...)
@@ -75,14 +75,17 @@ func (e *emptyBuckets) forget(pred func(rdd.ID) bool) {
 	maps.DeleteFunc(e.m, func(id rdd.ID, _ [][]byte) bool { return pred(id) })
 }
 
-// of returns the empty buckets of each of shuffle's maps map outputs, for
+// of returns the empty buckets of each of shuffle's n map outputs, for
 // MapOutputs.empty_buckets: nil when none is known.
-func (e *emptyBuckets) of(shuffle rdd.ID, maps int) [][]byte {
+func (e *emptyBuckets) of(shuffle rdd.ID, n int) [][]byte {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	outs := e.m[shuffle]
-	if len(outs) != maps {
+	if len(outs) != n {
 		return nil
 	}
-	return outs // never written to: note replaces a bitmap, not its bytes
+	// A copy of the list: note may replace an element while the request
+	// is sent (a map task run again). The bitmaps are shared: note
+	// replaces one, never writes into it.
+	return slices.Clone(outs)
 }

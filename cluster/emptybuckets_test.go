@@ -52,3 +52,24 @@ func TestEmptyBucketsNotedAndBounded(t *testing.T) {
 		t.Errorf("%d shuffles remembered; want between half the bound and the bound (%d)", n, maxEmptyShuffles)
 	}
 }
+
+// A request's list is its own: a map output noted again while a reader's
+// request is sent (a map task run again) does not write into it.
+func TestEmptyBucketsOfIsACopy(t *testing.T) {
+	var e emptyBuckets
+	s := rdd.ID{Op: 3, Time: 1000, Seq: 1}
+	e.note(s, 2, 0, []byte{1})
+	list := e.of(s, 2) // a request's, before the note below
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		e.note(s, 2, 1, []byte{2})
+	}()
+	for _, b := range list {
+		_ = len(b) // read as the request's encoding reads it, unlocked
+	}
+	<-done
+	if list[1] != nil {
+		t.Errorf("a later note wrote into a list already handed out: %v", list)
+	}
+}
