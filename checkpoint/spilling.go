@@ -95,7 +95,9 @@ func (s *Spilling) check(ctx context.Context, name string) error {
 
 // Put implements Store: in memory when the object fits in what is left of
 // the budget (counting the bytes of the object it replaces), else in the
-// store under it.
+// store under it. A write to that store holds s's lock, which keeps each
+// name in one place at a time; spilling is the exception (past the
+// budget), so the common Put and Get do not wait on I/O.
 func (s *Spilling) Put(ctx context.Context, name string, data []byte) error {
 	if err := s.check(ctx, name); err != nil {
 		return err
