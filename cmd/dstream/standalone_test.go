@@ -23,6 +23,16 @@ var (
 	buildErr  error
 )
 
+// TestMain removes the binary dstreamBinary built (53 MB a run, left in
+// the temporary folder otherwise).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if builtBin != "" {
+		os.RemoveAll(filepath.Dir(builtBin))
+	}
+	os.Exit(code)
+}
+
 // dstreamBinary builds the dstream command once for the tests that run it
 // as real processes, and returns its path.
 func dstreamBinary(t *testing.T) string {
