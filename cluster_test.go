@@ -604,6 +604,55 @@ func TestLocalClusterKilledReceiverLosesNothingAcknowledged(t *testing.T) {
 	t.Logf("receiver moved from %s; client resent %d records, acknowledged %d; %d counted twice, over %d intervals", first.Worker, res.st.Resent, res.st.Acked, dups, len(times))
 }
 
+// bucketMoves counts, per interval, the buckets its tasks fetched from
+// other processes and pushed to them (listener.TaskEnded's figures), over
+// the jobs count says to count.
+type bucketMoves struct {
+	mu    sync.Mutex
+	count func(listener.JobStarted) bool
+	jobs  map[int]bool
+	by    map[time.Time]*moved
+}
+
+// moved is one interval's buckets fetched from and pushed to other processes.
+type moved struct{ remote, pushes int64 }
+
+// countBucketMoves counts ctx's tasks of the jobs count says to count.
+func countBucketMoves(ctx *dstream.Context, count func(listener.JobStarted) bool) *bucketMoves {
+	b := &bucketMoves{count: count, jobs: map[int]bool{}, by: map[time.Time]*moved{}}
+	ctx.AddListener(listener.Func(func(e listener.Event) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		switch e := e.(type) {
+		case listener.JobStarted:
+			b.jobs[e.Job] = count(e)
+		case listener.TaskEnded:
+			if e.Err != nil || !b.jobs[e.Job] {
+				return
+			}
+			m := b.by[e.Time]
+			if m == nil {
+				m = &moved{}
+				b.by[e.Time] = m
+			}
+			m.remote += e.ShuffleRemoteReads
+			m.pushes += e.ShufflePushes
+		}
+	}))
+	return b
+}
+
+// byInterval returns the counts so far, by interval.
+func (b *bucketMoves) byInterval() map[time.Time]moved {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make(map[time.Time]moved, len(b.by))
+	for t, m := range b.by {
+		out[t] = *m
+	}
+	return out
+}
+
 // A state stream's datasets are kept where the interval's output computed
 // them (rdd.PinOnCompute): the workers report what they pinned with the
 // task, and the master runs no keep job of its own, while the kept
@@ -619,38 +668,17 @@ func TestLocalClusterPushesBucketsToTheirReducers(t *testing.T) {
 		t.Skip("starts worker processes")
 	}
 	const ticks = 8
-	type reads struct{ remote, pushes int64 }
 	type scratch struct {
 		held    int64
 		spilled int
 		ok      bool
 	}
 	var folder scratch // the master's temporary checkpoint folder, after the run
-	run := func(master string) (lines []string, byTick map[time.Time]*reads) {
-		var mu sync.Mutex
-		byTick = map[time.Time]*reads{}
-		output := map[int]bool{} // the output's jobs (not the state checkpoints')
+	run := func(master string) (lines []string, byTick map[time.Time]moved) {
 		h := dstreamtest.New[kv](t, dstreamtest.Options{Master: master})
 		out := render(dstreamtest.Collect(dstream.ReduceByKeyAndWindowInv(h.In, add, sub, 3*sec, sec, 2, func(x kv) bool { return x.Value != 0 })))
-		h.Ctx.AddListener(listener.Func(func(e listener.Event) {
-			mu.Lock()
-			defer mu.Unlock()
-			switch e := e.(type) {
-			case listener.JobStarted:
-				output[e.Job] = e.OutputOp >= 0 && !strings.Contains(e.Name, "checkpoint")
-			case listener.TaskEnded:
-				if e.Err != nil || !output[e.Job] {
-					return
-				}
-				r := byTick[e.Time]
-				if r == nil {
-					r = &reads{}
-					byTick[e.Time] = r
-				}
-				r.remote += e.ShuffleRemoteReads
-				r.pushes += e.ShufflePushes
-			}
-		}))
+		// The output's jobs, not the state checkpoints'.
+		moves := countBucketMoves(h.Ctx, func(e listener.JobStarted) bool { return e.OutputOp >= 0 && !strings.Contains(e.Name, "checkpoint") })
 		for i := range ticks {
 			h.Input.Push(clusterInput[i%len(clusterInput)]...)
 		}
@@ -659,9 +687,7 @@ func TestLocalClusterPushesBucketsToTheirReducers(t *testing.T) {
 			lines = append(lines, out(h.Tick()))
 		}
 		folder.held, folder.spilled, folder.ok = h.Ctx.ScratchCheckpoint()
-		mu.Lock()
-		defer mu.Unlock()
-		return lines, byTick
+		return lines, moves.byInterval()
 	}
 	want, _ := run("local[2]")
 	if folder.ok {
@@ -703,43 +729,23 @@ func TestLocalClusterSkipsEmptyBuckets(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts worker processes")
 	}
-	type moved struct{ records, remote, pushes int64 }
-	run := func(master string) (lines []string, byTick map[time.Time]*moved) {
-		var mu sync.Mutex
-		byTick = map[time.Time]*moved{}
+	run := func(master string) (lines []string, byTick map[time.Time]moved, records map[time.Time]int64) {
 		h := dstreamtest.New[kv](t, dstreamtest.Options{Master: master})
 		out := render(dstreamtest.Collect(dstream.ReduceByKey(h.In, add, 8)))
-		h.Ctx.AddListener(listener.Func(func(e listener.Event) {
-			mu.Lock()
-			defer mu.Unlock()
-			if e, ok := e.(listener.TaskEnded); ok && e.Err == nil {
-				m := byTick[e.Time]
-				if m == nil {
-					m = &moved{}
-					byTick[e.Time] = m
-				}
-				m.remote += e.ShuffleRemoteReads
-				m.pushes += e.ShufflePushes
-			}
-		}))
+		moves := countBucketMoves(h.Ctx, func(listener.JobStarted) bool { return true })
 		for _, in := range clusterInput {
 			h.Input.Push(in...)
 		}
 		h.Start()
+		records = map[time.Time]int64{}
 		for i := range clusterInput {
 			lines = append(lines, out(h.Tick()))
-			mu.Lock()
-			if m := byTick[h.Ctx.StartTime().Add(time.Duration(i+1)*sec)]; m != nil {
-				m.records = int64(len(clusterInput[i]))
-			}
-			mu.Unlock()
+			records[h.Ctx.StartTime().Add(time.Duration(i+1)*sec)] = int64(len(clusterInput[i]))
 		}
-		mu.Lock()
-		defer mu.Unlock()
-		return lines, byTick
+		return lines, moves.byInterval(), records
 	}
-	want, _ := run("local[2]")
-	got, byTick := run("local-cluster[2]")
+	want, _, _ := run("local[2]")
+	got, byTick, records := run("local-cluster[2]")
 	if dstreamtest.InWorker() {
 		return
 	}
@@ -747,10 +753,10 @@ func TestLocalClusterSkipsEmptyBuckets(t *testing.T) {
 		t.Errorf("outputs differ\nlocal[2]:\n  %s\nlocal-cluster[2]:\n  %s", strings.Join(want, "\n  "), strings.Join(got, "\n  "))
 	}
 	for i, tt := range slices.SortedFunc(maps.Keys(byTick), time.Time.Compare) {
-		m := byTick[tt]
-		t.Logf("interval %d: %d records, %d buckets fetched, %d pushed", i, m.records, m.remote, m.pushes)
-		if m.remote+m.pushes > m.records {
-			t.Errorf("interval %d: %d buckets fetched and %d pushed across processes for %d records: empty buckets moved", i, m.remote, m.pushes, m.records)
+		m, n := byTick[tt], records[tt]
+		t.Logf("interval %d: %d records, %d buckets fetched, %d pushed", i, n, m.remote, m.pushes)
+		if m.remote+m.pushes > n {
+			t.Errorf("interval %d: %d buckets fetched and %d pushed across processes for %d records: empty buckets moved", i, m.remote, m.pushes, n)
 		}
 	}
 }
