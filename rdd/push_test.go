@@ -38,65 +38,117 @@ func pushInto(c *rdd.Context, s rdd.ID, m, r int, data []byte) error {
 	}).PutBucket(s, m, r, rdd.Encoded(data))
 }
 
+// pushRig is a program run as a mapper process and a reducer process (two
+// contexts) and alone (a third), with the mapper's Remote pushing to the
+// reducer.
+type pushRig[T comparable] struct {
+	mapper, reducer, local *rdd.Context
+	build                  func(*rdd.Context) *rdd.Dataset[T]
+	md, rd                 *rdd.Dataset[T]
+	shuffle                rdd.ID
+	lin                    *rdd.Lineage // the mapper's
+	dep                    *rdd.ShuffleDep
+	push                   *pusher
+}
+
+func newPushRig[T comparable](t *testing.T, build func(*rdd.Context) *rdd.Dataset[T]) *pushRig[T] {
+	mapper, _ := newCtx(t, 2, 64<<20)
+	reducer, _ := newCtx(t, 2, 64<<20)
+	local, _ := newCtx(t, 2, 64<<20)
+	g := &pushRig[T]{mapper: mapper, reducer: reducer, local: local, build: build, md: build(mapper), rd: build(reducer)}
+	g.shuffle = g.md.ID()
+	g.lin = rdd.IndexLineage(g.md.Node())
+	g.dep = g.lin.Shuffle(g.shuffle)
+	g.push = &pusher{peerStore: peerStore{c: mapper}, reducer: reducer}
+	return g
+}
+
+// runMap runs map task m in the mapper, pushing as pushTo says.
+func (g *pushRig[T]) runMap(t *testing.T, m int, pushTo []string) *rdd.TaskContext {
+	t.Helper()
+	tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
+	tc.Remote, tc.Location, tc.PushTo = g.push, "mapper", pushTo
+	if _, err := g.lin.Execute(tc, rdd.TaskSpec{Dataset: g.dep.Parent.ID, Partition: m, Shuffle: &g.shuffle}); err != nil {
+		t.Fatal(err)
+	}
+	return tc
+}
+
+// runReduce runs reduce partition r in the reducer, reading through from,
+// and fails t unless it returns what the program alone does.
+func (g *pushRig[T]) runReduce(t *testing.T, r int, from rdd.Remote, byKey func(a, b T) int) *rdd.TaskContext {
+	t.Helper()
+	tc := rdd.NewTaskContext(bg, 1, 1, r, 0)
+	tc.Remote = from
+	res, err := rdd.IndexLineage(g.rd.Node()).Execute(tc, rdd.TaskSpec{Dataset: g.rd.ID(), Partition: r, Result: rdd.KindCollect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	alone, err := g.local.RunJob(bg, &rdd.Job{Final: g.build(g.local).Node(), Partitions: []int{r}, Kind: rdd.KindCollect})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, want := res.([]T), alone[0].([]T)
+	slices.SortFunc(got, byKey)
+	slices.SortFunc(want, byKey)
+	if !slices.Equal(got, want) {
+		t.Errorf("reduce partition %d: %v, in one process %v", r, got, want)
+	}
+	return tc
+}
+
+// sumInBackground runs reduce partition 0 of rd under tc in the background:
+// the channel gives its values' sum, or the task's error, when it ends.
+func sumInBackground(tc *rdd.TaskContext, rd *rdd.Dataset[rdd.Pair[string, int]]) <-chan sumOrErr {
+	done := make(chan sumOrErr, 1)
+	go func() {
+		res, err := rdd.IndexLineage(rd.Node()).Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: 0, Result: rdd.KindCollect})
+		var n int
+		if err == nil {
+			for _, p := range res.([]rdd.Pair[string, int]) {
+				n += p.Value
+			}
+		}
+		done <- sumOrErr{n, err}
+	}()
+	return done
+}
+
+type sumOrErr struct {
+	n   int
+	err error
+}
+
 // A map task pushes each bucket to the process its PushTo names (not to
 // itself, nowhere for ""), and a reduce task there reads the pushed buckets
 // in place: no fetch, none counted as a remote read, the same records as
 // in one process. A failed push costs nothing but the fetch it would have
 // saved.
 func TestMapTasksPushBucketsToTheirReaders(t *testing.T) {
-	build := wordSums(3000, 4, 4, true)
-	mapper, _ := newCtx(t, 2, 64<<20)
-	reducer, _ := newCtx(t, 2, 64<<20)
-	local, _ := newCtx(t, 2, 64<<20)
-	md, rd := build(mapper), build(reducer)
-	shuffle := md.ID()
-	lin := rdd.IndexLineage(md.Node())
-	dep := lin.Shuffle(shuffle)
-	push := &pusher{peerStore: peerStore{c: mapper}, reducer: reducer}
-	for m := range dep.Parent.NumPartitions {
-		tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
-		tc.Remote, tc.Location = push, "mapper"
+	g := newPushRig(t, wordSums(3000, 4, 4, true))
+	for m := range g.dep.Parent.NumPartitions {
 		// Partition 0 to the reducer, 1 to nobody, 2 to this very process,
 		// 3 to a process that is gone.
-		tc.PushTo = []string{"reducer", "", "mapper", "gone"}
-		if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: m, Shuffle: &shuffle}); err != nil {
-			t.Fatal(err)
-		}
+		tc := g.runMap(t, m, []string{"reducer", "", "mapper", "gone"})
 		if got := tc.Figures().ShufflePushes; got != 1 {
 			t.Errorf("map task %d counted %d pushes, want 1 (the failed one not counted)", m, got)
 		}
 	}
-	slices.Sort(push.pushes)
+	slices.Sort(g.push.pushes)
 	var want []string
 	for m := range 4 {
 		want = append(want, fmt.Sprintf("gone m%d r3", m), fmt.Sprintf("reducer m%d r0", m))
 	}
 	slices.Sort(want)
-	if !slices.Equal(push.pushes, want) {
-		t.Errorf("pushes %q, want %q", push.pushes, want)
+	if !slices.Equal(g.push.pushes, want) {
+		t.Errorf("pushes %q, want %q", g.push.pushes, want)
 	}
-	rlin := rdd.IndexLineage(rd.Node())
-	for r := range rd.NumPartitions() {
-		from := &peerStore{c: mapper}
-		tc := rdd.NewTaskContext(bg, 1, 1, r, 0)
-		tc.Remote = from
-		res, err := rlin.Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: r, Result: rdd.KindCollect})
-		if err != nil {
-			t.Fatal(err)
-		}
+	for r := range g.rd.NumPartitions() {
+		from := &peerStore{c: g.mapper}
+		tc := g.runReduce(t, r, from, func(a, b rdd.Pair[string, int]) int { return strings.Compare(a.Key, b.Key) })
 		fetches, remote := int64(from.fetches.Load()), tc.Figures().ShuffleRemoteReads
 		if wantFetches := map[bool]int64{true: 0, false: 4}[r == 0]; fetches != wantFetches || remote != wantFetches {
 			t.Errorf("reduce partition %d: %d fetches, %d counted remote reads; want %d", r, fetches, remote, wantFetches)
-		}
-		localRes, err := local.RunJob(bg, &rdd.Job{Final: build(local).Node(), Partitions: []int{r}, Kind: rdd.KindCollect})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, exp := res.([]rdd.Pair[string, int]), localRes[0].([]rdd.Pair[string, int])
-		slices.SortFunc(got, func(a, b rdd.Pair[string, int]) int { return strings.Compare(a.Key, b.Key) })
-		slices.SortFunc(exp, func(a, b rdd.Pair[string, int]) int { return strings.Compare(a.Key, b.Key) })
-		if !slices.Equal(got, exp) {
-			t.Errorf("reduce partition %d: %v, in one process %v", r, got, exp)
 		}
 	}
 }
@@ -125,27 +177,19 @@ func TestEvictedPushedBucketIsFetched(t *testing.T) {
 	defer cancel()
 	tc := rdd.NewTaskContext(ctx, 1, 1, 0, 0)
 	tc.Remote = peer
-	done := make(chan error, 1)
-	n := 0
-	go func() {
-		res, err := rdd.IndexLineage(rd.Node()).Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: 0, Result: rdd.KindCollect})
-		if err == nil {
-			for _, p := range res.([]rdd.Pair[string, int]) {
-				n += p.Value
-			}
-		}
-		done <- err
-	}()
+	done := sumInBackground(tc, rd)
 	<-peer.waiting // the reader waits for map output 0: evict the pushed copy
 	key := fmt.Sprintf("shuffle_%d_%d_%d_%d_%d", shuffle.Op, shuffle.Time, shuffle.Seq, 5, 0)
 	if !blocks.Remove(key) {
 		t.Fatalf("no block %s: the shuffle store names its blocks otherwise", key)
 	}
 	close(peer.gate)
-	if err := <-done; err != nil {
-		t.Fatalf("the reduce task: %v", err)
+	res := <-done
+	if res.err != nil {
+		t.Fatalf("the reduce task: %v", res.err)
 	}
-	if want := 0; n == want {
+	n := res.n
+	if n == 0 {
 		t.Fatal("the reduce task read nothing")
 	}
 	var total int
@@ -215,26 +259,14 @@ func TestEmptyBucketsAreNeitherPushedNorFetched(t *testing.T) {
 		}
 		return rdd.ReduceByKey(rdd.Parallelize(c, xs, 4), func(a, b int) int { return a + b }, 8)
 	}
-	mapper, _ := newCtx(t, 2, 64<<20)
-	reducer, _ := newCtx(t, 2, 64<<20)
-	local, _ := newCtx(t, 2, 64<<20)
-	md, rd := build(mapper), build(reducer)
-	shuffle := md.ID()
-	lin := rdd.IndexLineage(md.Node())
-	dep := lin.Shuffle(shuffle)
-	push := &pusher{peerStore: peerStore{c: mapper}, reducer: reducer}
+	g := newPushRig(t, build)
 	says := map[int][]byte{}
 	var nonEmpty []string
-	for m := range dep.Parent.NumPartitions {
-		tc := rdd.NewTaskContext(bg, 1, 0, m, 0)
-		tc.Remote, tc.Location = push, "mapper"
-		tc.PushTo = slices.Repeat([]string{"elsewhere"}, 8) // pushes fail: the reader fetches
-		if _, err := lin.Execute(tc, rdd.TaskSpec{Dataset: dep.Parent.ID, Partition: m, Shuffle: &shuffle}); err != nil {
-			t.Fatal(err)
-		}
+	for m := range g.dep.Parent.NumPartitions {
+		tc := g.runMap(t, m, slices.Repeat([]string{"elsewhere"}, 8)) // pushes fail: the reader fetches
 		says[m] = tc.EmptyBuckets()
 		for r := range 8 {
-			v, ok := mapper.Shuffles().Bucket(shuffle, m, r)
+			v, ok := g.mapper.Shuffles().Bucket(g.shuffle, m, r)
 			if !ok {
 				t.Fatalf("bucket %d/%d not stored", m, r)
 			}
@@ -247,35 +279,19 @@ func TestEmptyBucketsAreNeitherPushedNorFetched(t *testing.T) {
 			}
 		}
 	}
-	slices.Sort(push.pushes)
+	slices.Sort(g.push.pushes)
 	slices.Sort(nonEmpty)
-	if !slices.Equal(push.pushes, nonEmpty) {
-		t.Errorf("pushes %q, want the non-empty buckets %q", push.pushes, nonEmpty)
+	if !slices.Equal(g.push.pushes, nonEmpty) {
+		t.Errorf("pushes %q, want the non-empty buckets %q", g.push.pushes, nonEmpty)
 	}
 	if len(nonEmpty) >= 4*8/2 {
 		t.Fatalf("%d of 32 buckets hold records: the test needs most empty", len(nonEmpty))
 	}
-	rlin := rdd.IndexLineage(rd.Node())
 	var fetched int
-	for r := range rd.NumPartitions() {
-		from := &knower{peerStore: peerStore{c: mapper}, empty: says}
-		tc := rdd.NewTaskContext(bg, 1, 1, r, 0)
-		tc.Remote = from
-		res, err := rlin.Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: r, Result: rdd.KindCollect})
-		if err != nil {
-			t.Fatal(err)
-		}
+	for r := range g.rd.NumPartitions() {
+		from := &knower{peerStore: peerStore{c: g.mapper}, empty: says}
+		g.runReduce(t, r, from, func(a, b rdd.Pair[int, int]) int { return a.Key - b.Key })
 		fetched += int(from.fetches.Load())
-		localRes, err := local.RunJob(bg, &rdd.Job{Final: build(local).Node(), Partitions: []int{r}, Kind: rdd.KindCollect})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, exp := res.([]rdd.Pair[int, int]), localRes[0].([]rdd.Pair[int, int])
-		slices.SortFunc(got, func(a, b rdd.Pair[int, int]) int { return a.Key - b.Key })
-		slices.SortFunc(exp, func(a, b rdd.Pair[int, int]) int { return a.Key - b.Key })
-		if !slices.Equal(got, exp) {
-			t.Errorf("reduce partition %d: %v, in one process %v", r, got, exp)
-		}
 	}
 	if fetched != len(nonEmpty) {
 		t.Errorf("the readers fetched %d buckets, want the %d that hold records", fetched, len(nonEmpty))

@@ -192,17 +192,7 @@ func TestPrefetchSurvivesOutputsBecomingLocal(t *testing.T) {
 	defer cancel()
 	tc := rdd.NewTaskContext(ctx, 1, 1, 0, 0)
 	tc.Remote = peer
-	done := make(chan error, 1)
-	var n int
-	go func() {
-		res, err := rdd.IndexLineage(rd.Node()).Execute(tc, rdd.TaskSpec{Dataset: rd.ID(), Partition: 0, Result: rdd.KindCollect})
-		if err == nil {
-			for _, p := range res.([]rdd.Pair[string, int]) {
-				n += p.Value
-			}
-		}
-		done <- err
-	}()
+	done := sumInBackground(tc, rd)
 	// Once the task fetches (map output 0 is held, 1..3 fetched ahead:
 	// counted once they are served),
 	// outputs 1..4 are recomputed here; the others are still fetched.
@@ -221,10 +211,9 @@ func TestPrefetchSurvivesOutputsBecomingLocal(t *testing.T) {
 		}
 	}
 	close(peer.gate)
-	if err := <-done; err != nil {
-		t.Fatalf("the reduce task: %v", err)
-	}
-	if n == 0 {
+	if res := <-done; res.err != nil {
+		t.Fatalf("the reduce task: %v", res.err)
+	} else if res.n == 0 {
 		t.Fatal("the reduce task read nothing")
 	}
 }
