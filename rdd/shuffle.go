@@ -60,7 +60,9 @@ func newShuffleDep[T, X any](id ID, parent *Dataset[T], numReduce int, bucketize
 			}
 			tc.wrote(records)
 			tc.fig.ShuffleWriteBytes += bytes
-			tc.empty = emptyBits(buckets)
+			if tc.Remote != nil { // only readers in other processes ask
+				tc.empty = emptyBits(buckets)
+			}
 			pushBuckets(tc, id, mapPart, out)
 			return nil
 		},

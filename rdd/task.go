@@ -37,8 +37,8 @@ type TaskContext struct {
 	empty  []byte            // a map task's empty buckets (EmptyBuckets)
 }
 
-// EmptyBuckets returns, for a map task that stored its output, which of its
-// buckets are empty: bit r (byte r/8, bit r%8) set when bucket r holds no
+// EmptyBuckets returns, for a map task that stored its output in a cluster
+// (Remote set), which of its buckets are empty: bit r (byte r/8, bit r%8) set when bucket r holds no
 // record; nil for any other task. The scheduler's process tells the
 // readers (Remote's EmptyBucketer), which then need not fetch them, and the
 // map task pushes none of them.
